@@ -1,0 +1,111 @@
+// Package chain compiles a route's policies into flat slices of request and
+// response steps, and holds the registry that policy packages add themselves
+// to by name.
+//
+// A policy's life: New (from the registry) → Decode its parameters → Validate
+// (fast, no side effects) → Provision (build runtime state) → serve → Close.
+// A whole new config is provisioned before it replaces the old one; an
+// instance whose route, name and parameters did not change is carried over
+// to the new config with its state (see Reuse).
+package chain
+
+import (
+	"github.com/valyala/fasthttp"
+)
+
+// Policy is the contract every policy implements. A provisioned Policy is
+// used by many goroutines at once: its request and response methods must be
+// safe for concurrent use.
+type Policy interface {
+	// Validate checks the decoded parameters. It must be fast and have no
+	// side effects: `flexgate validate` calls it without provisioning.
+	Validate(env *Env) error
+	// Provision builds the runtime state (buckets, clients, compiled
+	// schemas). It runs once, before the config serves.
+	Provision(env *Env) error
+	// Close releases what Provision built. It runs once no request can
+	// reach the policy any more.
+	Close() error
+}
+
+// RequestHandler is implemented by policies with a request phase.
+//
+// HandleRequest returns nil to pass the request on, or a Rejection to stop
+// the chain: the gateway then answers with the rejection's status and
+// nothing reaches the upstream. A policy may set response headers on
+// ctx.Response (Retry-After, WWW-Authenticate) before it rejects; the error
+// renderer keeps them. It must not allocate on the common path.
+type RequestHandler interface {
+	HandleRequest(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection
+}
+
+// ResponseHandler is implemented by policies with a response phase. It runs
+// on every response the route sends: the upstream's and the gateway's own
+// rejections alike, after ctx.Response holds the final status and headers.
+type ResponseHandler interface {
+	HandleResponse(ctx *fasthttp.RequestCtx, ex *Exchange)
+}
+
+// RequestFunc is one compiled request step.
+type RequestFunc func(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection
+
+// ResponseFunc is one compiled response step.
+type ResponseFunc func(ctx *fasthttp.RequestCtx, ex *Exchange)
+
+// Chain is a route's compiled policies. It is immutable and safe for
+// concurrent use.
+type Chain struct {
+	// RouteID names the route in errors and metrics.
+	RouteID string
+	// Request steps in the order written.
+	Request []RequestStep
+	// Response steps in the order written.
+	Response []ResponseStep
+	// Policies are the provisioned instances, in order.
+	Policies []Instance
+}
+
+// RequestStep is a compiled request step and the position of its policy in
+// the chain.
+type RequestStep struct {
+	Fn    RequestFunc
+	Index int
+}
+
+// ResponseStep is a compiled response step and the position of its policy
+// in the chain.
+type ResponseStep struct {
+	Fn    ResponseFunc
+	Index int
+}
+
+// Instance is one provisioned policy of a chain.
+type Instance struct {
+	// Name is the registered policy name.
+	Name string
+	// Key identifies the route, name and parameters; an instance with the
+	// same key in the next config is carried over with its state.
+	Key    string
+	Policy Policy
+}
+
+// RunRequest runs the request steps in order and returns the first
+// rejection, or nil when every step passed.
+func (c *Chain) RunRequest(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
+	for _, step := range c.Request {
+		ex.cur = step.Index
+		if r := step.Fn(ctx, ex); r != nil {
+			ex.Rejected = r
+			return r
+		}
+	}
+	return nil
+}
+
+// RunResponse runs every response step in order.
+func (c *Chain) RunResponse(ctx *fasthttp.RequestCtx, ex *Exchange) {
+	for _, step := range c.Response {
+		ex.cur = step.Index
+		step.Fn(ctx, ex)
+	}
+}

@@ -1,0 +1,206 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// Env is what a policy sees of the world while it is validated and
+// provisioned. It is not used on the request path.
+type Env struct {
+	// Config is the whole config being compiled (clients, trusted proxies).
+	Config *config.Config
+	// Route is the route the policy belongs to.
+	Route *config.Route
+	// Spec is the policy's own entry.
+	Spec *config.PolicySpec
+	// Name is the policy's registered name.
+	Name string
+	// Index is the policy's position in the route's chain.
+	Index int
+	// Before lists the names of the policies that run before this one.
+	Before []string
+	// Metrics is the gateway's long-lived set. Policies register with its
+	// GetOrCreate* methods (never New*): a reload compiles them again and
+	// must find the same counters, so that series do not reset.
+	Metrics *metrics.Set
+	// Logger for events (never for secrets or tokens).
+	Logger *slog.Logger
+}
+
+// Reject builds a Rejection attributed to this policy. Call it at provision
+// time and return the result on every request.
+func (e *Env) Reject(status int, reason, message string) *Rejection {
+	return &Rejection{Status: status, Reason: reason, Message: message, Policy: e.Name}
+}
+
+// HasBefore reports whether a policy named name runs before this one.
+func (e *Env) HasBefore(name string) bool {
+	for _, n := range e.Before {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Options steer Compile.
+type Options struct {
+	// Provision builds runtime state; without it policies are only
+	// decoded and validated (what `flexgate validate` does).
+	Provision bool
+	// Reuse holds the instances of the config being replaced, by key;
+	// Compile takes the ones whose key it meets again instead of
+	// provisioning new ones, and deletes them from the map. What is left
+	// is the caller's to Close once the old config has drained.
+	Reuse   map[string]Instance
+	Metrics *metrics.Set
+	Logger  *slog.Logger
+}
+
+// Compile decodes, validates and (with opts.Provision) provisions the
+// policies of route into a Chain. Every error carries the file:line:col of
+// the offending value; all errors of the route are returned, joined. On error,
+// what it provisioned is closed again.
+func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, error) {
+	c := &Chain{RouteID: route.ID}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	var errs []error
+	var before []string
+	var fresh []Policy
+	var taken []Instance
+	seen := map[string]int{}
+	for i := range route.Policies {
+		spec := &route.Policies[i]
+		reg, ok := Lookup(spec.Name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: route %q: unknown policy %q; known policies: %s",
+				spec.Pos, route.ID, spec.Name, strings.Join(Names(), ", ")))
+			continue
+		}
+		key := instanceKey(route.ID, spec)
+		seen[key]++
+		if n := seen[key]; n > 1 {
+			key += "\x00" + strconv.Itoa(n)
+		}
+		env := &Env{Config: cfg, Route: route, Spec: spec, Name: spec.Name, Index: i,
+			Before: append([]string(nil), before...), Metrics: opts.Metrics,
+			Logger: logger.With("route", route.ID, "policy", spec.Name)}
+		before = append(before, spec.Name)
+
+		inst, reused := Instance{}, false
+		if opts.Reuse != nil {
+			inst, reused = opts.Reuse[key]
+		}
+		if reused {
+			delete(opts.Reuse, key)
+			taken = append(taken, inst)
+		} else {
+			p := reg.New()
+			if err := decodeInto(spec, p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := p.Validate(env); err != nil {
+				errs = append(errs, at(spec, err))
+				continue
+			}
+			if opts.Provision {
+				if err := p.Provision(env); err != nil {
+					errs = append(errs, at(spec, err))
+					continue
+				}
+				fresh = append(fresh, p)
+			}
+			inst = Instance{Name: spec.Name, Key: key, Policy: p}
+		}
+		c.add(inst)
+	}
+	if len(errs) > 0 {
+		for _, p := range fresh {
+			_ = p.Close()
+		}
+		for _, inst := range taken {
+			opts.Reuse[inst.Key] = inst
+		}
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func (c *Chain) add(inst Instance) {
+	idx := len(c.Policies)
+	c.Policies = append(c.Policies, inst)
+	if h, ok := inst.Policy.(RequestHandler); ok {
+		c.Request = append(c.Request, RequestStep{Fn: h.HandleRequest, Index: idx})
+	}
+	if h, ok := inst.Policy.(ResponseHandler); ok {
+		c.Response = append(c.Response, ResponseStep{Fn: h.HandleResponse, Index: idx})
+	}
+}
+
+// Close closes every policy of the chain.
+func (c *Chain) Close() error {
+	var errs []error
+	for _, inst := range c.Policies {
+		if err := inst.Policy.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("route %q: policy %s: %w", c.RouteID, inst.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decodeInto decodes spec's parameters into p when p accepts parameters.
+// A policy that takes no parameters is a struct with no yaml fields; Decode
+// then rejects any parameter given.
+func decodeInto(spec *config.PolicySpec, p Policy) error {
+	if err := Decode(spec.Params, p); err != nil {
+		return at(spec, err)
+	}
+	return nil
+}
+
+// at places err at the policy's file: a ParamError gains the file name, any
+// other error the policy's own position.
+func at(spec *config.PolicySpec, err error) error {
+	var pe *ParamError
+	if errors.As(err, &pe) && pe.Line > 0 {
+		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, pe.Msg)
+	}
+	return fmt.Errorf("%s: %s: %w", spec.Pos, spec.Name, err)
+}
+
+func instanceKey(routeID string, spec *config.PolicySpec) string {
+	params := ""
+	if spec.Params != nil {
+		b, err := yaml.Marshal(stripPositions(spec.Params))
+		if err == nil {
+			params = string(b)
+		}
+	}
+	return routeID + "\x00" + spec.Name + "\x00" + params
+}
+
+// stripPositions copies a node tree without comments, so that moving or
+// commenting a policy does not change its key.
+func stripPositions(n *yaml.Node) *yaml.Node {
+	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value}
+	for _, k := range n.Content {
+		c.Content = append(c.Content, stripPositions(k))
+	}
+	return c
+}

@@ -1,0 +1,55 @@
+package chain
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Registration describes a policy package to the registry.
+type Registration struct {
+	// Name is what users write in a route's policies list.
+	Name string
+	// New returns a zero policy, ready for Decode.
+	New func() Policy
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Registration{}
+)
+
+// Register adds a policy under its name. Policy packages call it from
+// init(); a duplicate name panics, since it is a programming error. Safe for
+// concurrent use.
+func Register(r Registration) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if r.Name == "" || r.New == nil {
+		panic("chain: Register needs a name and a constructor")
+	}
+	if _, dup := registry[r.Name]; dup {
+		panic(fmt.Sprintf("chain: policy %q registered twice", r.Name))
+	}
+	registry[r.Name] = r
+}
+
+// Lookup returns the registration for name.
+func Lookup(name string) (Registration, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	r, ok := registry[name]
+	return r, ok
+}
+
+// Names lists the registered policy names, sorted.
+func Names() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,24 @@
+package chain
+
+// Rejection is a policy's "no": the status the client gets, a
+// machine-readable reason for X-Flexgate-Error and metrics, and a
+// human-readable message for the JSON body. Policies build their rejections
+// once, at provision time, and return the same pointers on every request, so
+// a Rejection must be treated as immutable.
+type Rejection struct {
+	// Status is the HTTP status code (401, 403, 429, …).
+	Status int
+	// Reason is a short machine-readable token: "rate_limited",
+	// "invalid_token". It becomes X-Flexgate-Error.
+	Reason string
+	// Message is a sentence for the JSON body.
+	Message string
+	// Policy names the policy that said no (Env.Reject fills it in).
+	Policy string
+	// DetailKey, when set, names the field of the JSON body that carries
+	// Exchange.Details (raw JSON).
+	DetailKey string
+}
+
+// Error makes a Rejection usable as an error in logs and tests.
+func (r *Rejection) Error() string { return r.Policy + ": " + r.Reason + ": " + r.Message }

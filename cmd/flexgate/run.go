@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/proxy"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var paths stringList
+	fs.Var(&paths, "config", "config `PATH`: a file or a directory of *.yaml/*.yml; repeatable (default $FLEXGATE_CONFIG, comma-separated)")
+	listen := fs.String("listen", config.DefaultListen, "`ADDR` of the plain-HTTP listener when the config declares no listeners")
+	adminAddr := fs.String("admin-addr", ":9901", "`ADDR` of the admin server (/healthz, /readyz, /metrics, /config); empty disables it")
+	clients := fs.String("clients", "", "`FILE` with the client registry (YAML), re-read when it changes")
+	logLevel := fs.String("log-level", "info", "`LEVEL` of the JSON log on stdout: debug, info, warn or error")
+	accessLog := fs.Bool("access-log", false, "log one JSON line per request")
+	drainDelay := fs.Duration("drain-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz at 503 before closing listeners")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "after the drain delay, wait at most this long for requests in flight")
+	connected := fs.String("connected-credentials", "", "`DIR` with Anypoint connected-mode credentials (not supported yet)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "flexgate run: unexpected argument %q; give config paths with --config\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "flexgate run: --log-level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+	if *connected != "" || os.Getenv("FLEXGATE_CONNECTED_MODE") == "true" {
+		logger.Error("connected mode is not supported yet: flexgate runs in local mode only; run it with --config and a Gateway YAML (set anypointPlatform.connectedMode: false in the Helm values)")
+		return 1
+	}
+	if len(paths) == 0 {
+		if env := os.Getenv("FLEXGATE_CONFIG"); env != "" {
+			for _, p := range strings.Split(env, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					paths = append(paths, p)
+				}
+			}
+		}
+	}
+
+	opts := proxy.Options{Listen: *listen, AdminAddr: *adminAddr, Logger: logger, DrainDelay: *drainDelay, Version: version}
+	if *accessLog {
+		opts.AccessLog = stdout
+	}
+	var cfg *config.Config
+	var stopEcho func()
+	if len(paths) == 0 {
+		var err error
+		cfg, stopEcho, err = quickStart(logger)
+		if err != nil {
+			logger.Error("cannot start the built-in quick-start", "error", err.Error())
+			return 1
+		}
+		defer stopEcho()
+	} else {
+		var err error
+		cfg, err = loadConfig(paths, *clients)
+		if err != nil {
+			for _, line := range errorLines(err) {
+				logger.Error("invalid config", "error", line)
+			}
+			return 1
+		}
+	}
+	gw, err := proxy.New(cfg, opts)
+	if err != nil {
+		for _, line := range errorLines(err) {
+			logger.Error("cannot start", "error", line)
+		}
+		return 1
+	}
+	if err := gw.Start(); err != nil {
+		logger.Error("cannot start", "error", err.Error())
+		return 1
+	}
+	logger.Info("flexgate serving", "version", version, "config", cfg.Hash, "routes", len(cfg.Routes))
+
+	reload := func(why string) {
+		next, err := loadConfig(paths, *clients)
+		if err != nil {
+			for _, line := range errorLines(err) {
+				logger.Error("config reload failed; the previous config keeps serving", "trigger", why, "error", line)
+			}
+			gw.CountFailedReload()
+			return
+		}
+		if next.Hash == gw.Config().Hash && *clients == "" {
+			return
+		}
+		_ = gw.Apply(next)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if len(paths) > 0 {
+		watched := append([]string(nil), paths...)
+		if *clients != "" {
+			watched = append(watched, *clients)
+		}
+		go watch(ctx, watched, logger, func() { reload("file change") })
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if len(paths) > 0 {
+				reload("SIGHUP")
+			}
+			continue
+		}
+		logger.Info("shutting down", "signal", sig.String())
+		break
+	}
+	signal.Stop(sigs)
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), *drainDelay+*shutdownTimeout)
+	defer scancel()
+	if err := gw.Shutdown(sctx); err != nil {
+		logger.Error("shutdown incomplete", "error", err.Error())
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}

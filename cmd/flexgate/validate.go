@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
+	_ "github.com/flexgate/flexgate/policies/all"
+	"github.com/flexgate/flexgate/proxy"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clients := fs.String("clients", "", "`FILE` with the client registry (YAML), as given to run")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: flexgate validate [--clients FILE] PATH...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	paths := fs.Args()
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "flexgate validate: give at least one config file or directory")
+		return 2
+	}
+	cfg, err := loadConfig(paths, *clients)
+	if err == nil {
+		err = check(cfg)
+	}
+	if err != nil {
+		for _, line := range errorLines(err) {
+			fmt.Fprintln(stdout, line)
+		}
+		return 1
+	}
+	for _, s := range cfg.Sources {
+		fmt.Fprintln(stdout, s.Summary)
+	}
+	return 0
+}
+
+// loadConfig reads the config files and merges the client registry file.
+func loadConfig(paths []string, clientsFile string) (*config.Config, error) {
+	cfg, err := config.Load(paths)
+	if err != nil {
+		return nil, err
+	}
+	if clientsFile != "" {
+		clients, err := config.LoadClients(clientsFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Clients = append(cfg.Clients, clients...)
+	}
+	return cfg, nil
+}
+
+// check compiles cfg as run would, without provisioning anything that
+// would touch the network: routes, policies, certificates.
+func check(cfg *config.Config) error {
+	var errs []error
+	if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := proxy.Check(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// errorLines flattens joined errors into one line per error.
+func errorLines(err error) []string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// debounce gathers the burst of events one edit or one ConfigMap update
+// makes into a single reload.
+const debounce = 300 * time.Millisecond
+
+// watch calls onChange after files under paths change, until ctx ends. It
+// watches directories, not files: editors replace files and Kubernetes swaps
+// the ..data symlink of a ConfigMap volume, and both are seen only there.
+func watch(ctx context.Context, paths []string, logger *slog.Logger, onChange func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		logger.Error("cannot watch config files; reload with SIGHUP", "error", err.Error())
+		return
+	}
+	defer w.Close()
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		dir := p
+		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+			dir = filepath.Dir(p)
+		}
+		if !dirs[dir] {
+			dirs[dir] = true
+			if err := w.Add(dir); err != nil {
+				logger.Error("cannot watch config directory; reload with SIGHUP", "dir", dir, "error", err.Error())
+			}
+		}
+	}
+	var timer *time.Timer
+	fire := make(chan struct{}, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			if timer == nil {
+				timer = time.AfterFunc(debounce, func() {
+					select {
+					case fire <- struct{}{}:
+					default:
+					}
+				})
+			} else {
+				timer.Reset(debounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			logger.Warn("config watch error", "error", err.Error())
+		case <-fire:
+			onChange()
+		}
+	}
+}

@@ -1,0 +1,183 @@
+// Package config turns what users write (YAML of kind Gateway, several
+// documents and files) into one resolved, validated model that the rest of
+// flexgate compiles. The model is independent of the input format: other
+// resource kinds map into the same types.
+//
+// Values of the model are immutable once Load returns and are safe for
+// concurrent reads.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Pos is a place in a config file, for error messages.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String renders the position as file:line:col, the form editors jump to.
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Defaults used where the config is silent.
+const (
+	DefaultListen          = ":8080"
+	DefaultConnectTimeout  = 2 * time.Second
+	DefaultResponseTimeout = 30 * time.Second
+	DefaultMaxConns        = 512
+)
+
+// Config is a complete, resolved gateway configuration: every file merged,
+// every `$env.NAME` substituted, every reference checked.
+type Config struct {
+	// Name is metadata.name of the first document that has one.
+	Name string
+	// Listeners to open; empty means one plain-HTTP listener on the
+	// command line's --listen address.
+	Listeners []Listener
+	// Routes from every document, in the order they were read. The router
+	// orders them by specificity, not by this order.
+	Routes []Route
+	// TrustedProxies are peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Clients is the client registry for client-id-enforcement.
+	Clients []Client
+	// Limits protect the gateway from hostile or broken clients.
+	Limits Limits
+	// Sources are the files this config was read from.
+	Sources []Source
+	// Hash is a hex SHA-256 over the sources' contents, in order.
+	Hash string
+}
+
+// Source is one file read into a Config.
+type Source struct {
+	Path string
+	// Summary is a one-line description for `flexgate validate`.
+	Summary string
+}
+
+// Listener is one socket the gateway serves on.
+type Listener struct {
+	Name string
+	// Address is host:port to listen on (":8443" when only a port is given).
+	Address string
+	// Protocol is "HTTP" or "HTTPS".
+	Protocol string
+	// TLS is set for HTTPS listeners.
+	TLS *TLS
+	Pos Pos
+}
+
+// TLS says how a listener terminates TLS.
+type TLS struct {
+	// Mode is "TERMINATE", the only mode supported.
+	Mode         string
+	Certificates []Certificate
+	// MinVersion is "1.2" or "1.3".
+	MinVersion string
+}
+
+// Certificate is a PEM certificate chain and its private key on disk.
+type Certificate struct {
+	CertFile string
+	KeyFile  string
+	Pos      Pos
+}
+
+// Route sends matching requests through a policy chain to an upstream.
+type Route struct {
+	ID string
+	// Paths are patterns: literal segments, `*` for exactly one segment
+	// inside a path, `*` as the last segment for the rest (zero or more).
+	Paths []string
+	// Methods allowed; empty means any method.
+	Methods []string
+	// Upstream receives the requests that pass the chain.
+	Upstream Upstream
+	// Policies in the order written.
+	Policies []PolicySpec
+	// MaxRequestBodySize overrides Limits.MaxRequestBodySize when > 0.
+	MaxRequestBodySize int64
+	Pos                Pos
+}
+
+// Upstream is where a route forwards to.
+type Upstream struct {
+	// Scheme is "http" or "https".
+	Scheme string
+	// Host is host:port with the port always present.
+	Host string
+	// BasePath is prepended to the request path ("" or "/prefix", no
+	// trailing slash).
+	BasePath string
+	// HostHeader, when set, replaces the client's Host header.
+	HostHeader      string
+	ConnectTimeout  time.Duration
+	ResponseTimeout time.Duration
+	// MaxConns caps the pooled connections to this upstream.
+	MaxConns int
+	// CAFile, when set, is the PEM bundle that verifies an https upstream.
+	CAFile string
+	// InsecureSkipVerify disables certificate verification of an https
+	// upstream (development only).
+	InsecureSkipVerify bool
+	Pos                Pos
+}
+
+// URL renders the upstream as a URL, for logs and /config.
+func (u Upstream) URL() string { return u.Scheme + "://" + u.Host + u.BasePath }
+
+// PolicySpec is one entry of a route's policies list. Its parameters stay a
+// YAML node so that the policy package decodes them strictly and reports
+// errors at their own line.
+type PolicySpec struct {
+	// Name is the registered policy name ("rate-limiting").
+	Name string
+	// Params is the mapping under the name, with `$env.NAME` already
+	// substituted; nil when the policy was written without parameters.
+	Params *yaml.Node
+	Pos    Pos
+}
+
+// Client is a registered API client for client-id-enforcement.
+type Client struct {
+	ID string
+	// Secret is the plain secret; empty when SecretHash is used.
+	Secret string
+	// SecretHash is the SHA-256 of the secret (32 bytes) when configured as
+	// `secretHash: sha256:<hex>`.
+	SecretHash []byte
+	Pos        Pos
+}
+
+// Limits protect the gateway. Zero values are replaced by the defaults at load.
+type Limits struct {
+	MaxRequestBodySize int64
+	MaxHeaderBytes     int
+	ReadTimeout        time.Duration
+	WriteTimeout       time.Duration
+	IdleTimeout        time.Duration
+	MaxConns           int
+}
+
+// DefaultLimits are what Limits holds when the config says nothing.
+var DefaultLimits = Limits{
+	MaxRequestBodySize: 10 << 20,
+	MaxHeaderBytes:     64 << 10,
+	ReadTimeout:        30 * time.Second,
+	WriteTimeout:       60 * time.Second,
+	IdleTimeout:        90 * time.Second,
+	MaxConns:           10000,
+}

@@ -1,0 +1,221 @@
+package config
+
+import (
+	"math"
+	"net/netip"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// RedactedValue is what replaces a secret in the admin /config view.
+const RedactedValue = "[redacted]"
+
+// sensitiveKeys are the parts of a parameter name that mark its value as a
+// secret, compared case-insensitively.
+var sensitiveKeys = []string{"secret", "password", "token", "authorization"}
+
+// View is the config as the admin /config endpoint shows it: plain values
+// that encode to JSON, with every client secret and every policy parameter
+// whose name mentions a secret replaced by "[redacted]". A View shares
+// nothing mutable with its Config; it is safe for concurrent reads.
+type View struct {
+	Name           string         `json:"name"`
+	Hash           string         `json:"hash"`
+	Sources        []string       `json:"sources"`
+	Listeners      []ListenerView `json:"listeners"`
+	Routes         []RouteView    `json:"routes"`
+	TrustedProxies []string       `json:"trustedProxies"`
+	Clients        []ClientView   `json:"clients"`
+	Limits         LimitsView     `json:"limits"`
+}
+
+// ListenerView is a Listener in the admin view.
+type ListenerView struct {
+	Name     string   `json:"name"`
+	Address  string   `json:"address"`
+	Protocol string   `json:"protocol"`
+	TLS      *TLSView `json:"tls,omitempty"`
+}
+
+// TLSView is a listener's TLS settings in the admin view.
+type TLSView struct {
+	Mode         string            `json:"mode"`
+	MinVersion   string            `json:"minVersion"`
+	Certificates []CertificateView `json:"certificates"`
+}
+
+// CertificateView is a certificate's files in the admin view.
+type CertificateView struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+}
+
+// RouteView is a Route in the admin view.
+type RouteView struct {
+	ID                 string       `json:"id"`
+	Paths              []string     `json:"paths"`
+	Methods            []string     `json:"methods,omitempty"`
+	Upstream           UpstreamView `json:"upstream"`
+	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
+	Policies           []PolicyView `json:"policies"`
+}
+
+// UpstreamView is an Upstream in the admin view.
+type UpstreamView struct {
+	URL                string `json:"url"`
+	Host               string `json:"host,omitempty"`
+	ConnectTimeout     string `json:"connectTimeout"`
+	ResponseTimeout    string `json:"responseTimeout"`
+	MaxConnections     int    `json:"maxConnections"`
+	CAFile             string `json:"caFile,omitempty"`
+	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+}
+
+// PolicyView is a policy entry in the admin view; Params is nil for a
+// policy written without parameters.
+type PolicyView struct {
+	Name   string `json:"name"`
+	Params any    `json:"params,omitempty"`
+}
+
+// ClientView is a registered client in the admin view: its id only.
+type ClientView struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// LimitsView is Limits in the admin view.
+type LimitsView struct {
+	MaxRequestBodySize int64  `json:"maxRequestBodySize"`
+	MaxHeaderSize      int    `json:"maxHeaderSize"`
+	ReadTimeout        string `json:"readTimeout"`
+	WriteTimeout       string `json:"writeTimeout"`
+	IdleTimeout        string `json:"idleTimeout"`
+	MaxConnections     int    `json:"maxConnections"`
+}
+
+// Redacted returns the admin view of c. It builds new values and leaves c
+// untouched, so it is safe to call concurrently.
+func (c *Config) Redacted() *View {
+	v := &View{
+		Name:           c.Name,
+		Hash:           c.Hash,
+		Sources:        make([]string, 0, len(c.Sources)),
+		Listeners:      make([]ListenerView, 0, len(c.Listeners)),
+		Routes:         make([]RouteView, 0, len(c.Routes)),
+		TrustedProxies: make([]string, 0, len(c.TrustedProxies)),
+		Clients:        make([]ClientView, 0, len(c.Clients)),
+		Limits: LimitsView{
+			MaxRequestBodySize: c.Limits.MaxRequestBodySize,
+			MaxHeaderSize:      c.Limits.MaxHeaderBytes,
+			ReadTimeout:        c.Limits.ReadTimeout.String(),
+			WriteTimeout:       c.Limits.WriteTimeout.String(),
+			IdleTimeout:        c.Limits.IdleTimeout.String(),
+			MaxConnections:     c.Limits.MaxConns,
+		},
+	}
+	for _, s := range c.Sources {
+		v.Sources = append(v.Sources, s.Summary)
+	}
+	for _, l := range c.Listeners {
+		lv := ListenerView{Name: l.Name, Address: l.Address, Protocol: l.Protocol}
+		if l.TLS != nil {
+			lv.TLS = &TLSView{Mode: l.TLS.Mode, MinVersion: l.TLS.MinVersion}
+			for _, ct := range l.TLS.Certificates {
+				lv.TLS.Certificates = append(lv.TLS.Certificates, CertificateView{CertFile: ct.CertFile, KeyFile: ct.KeyFile})
+			}
+		}
+		v.Listeners = append(v.Listeners, lv)
+	}
+	for _, r := range c.Routes {
+		u := r.Upstream
+		rv := RouteView{
+			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
+			Upstream: UpstreamView{URL: u.URL(), Host: u.HostHeader,
+				ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
+				MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify},
+			Policies: make([]PolicyView, 0, len(r.Policies)),
+		}
+		for _, p := range r.Policies {
+			pv := PolicyView{Name: p.Name}
+			if p.Params != nil {
+				pv.Params = plain(p.Params, 0)
+			}
+			rv.Policies = append(rv.Policies, pv)
+		}
+		v.Routes = append(v.Routes, rv)
+	}
+	for _, p := range c.TrustedProxies {
+		v.TrustedProxies = append(v.TrustedProxies, prefixString(p))
+	}
+	for _, cl := range c.Clients {
+		v.Clients = append(v.Clients, ClientView{ID: cl.ID, Secret: RedactedValue})
+	}
+	return v
+}
+
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// maxDepth stops a self-referencing alias from recursing forever.
+const maxDepth = 64
+
+// plain turns a parameters node into maps, slices and scalars that encode
+// to JSON, redacting the values of sensitive keys at any depth.
+func plain(n *yaml.Node, depth int) any {
+	n = resolve(n)
+	if depth > maxDepth {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if isSensitive(k) {
+				m[k] = RedactedValue
+				continue
+			}
+			m[k] = plain(n.Content[i+1], depth+1)
+		}
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			s = append(s, plain(c, depth+1))
+		}
+		return s
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return n.Value
+		}
+		switch f := v.(type) {
+		case nil, bool, int, int64, uint64, string:
+			return v
+		case float64:
+			// JSON has no Inf or NaN.
+			if !math.IsInf(f, 0) && !math.IsNaN(f) {
+				return v
+			}
+		}
+		// Timestamps and binary values show as written.
+		return n.Value
+	}
+	return nil
+}
+
+func isSensitive(key string) bool {
+	k := strings.ToLower(key)
+	for _, s := range sensitiveKeys {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,268 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decoder reads the YAML nodes of one file into the model, adding every
+// problem to errs with the file's name. It is not safe for concurrent use.
+type decoder struct {
+	file string
+	// dir resolves relative file names written in the file.
+	dir  string
+	errs *errorList
+}
+
+func (d *decoder) pos(n *yaml.Node) Pos {
+	return Pos{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	d.errs.add(d.pos(n), format, args...)
+}
+
+// resolve follows an alias to the node it names, so that anchors work
+// wherever a value is expected.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// describe names what a node is, for "must be X, not Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if isNull(n) {
+			return "empty"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "an alias"
+}
+
+// field handles the value of one known key of a mapping.
+type field func(key, val *yaml.Node)
+
+// mapping calls the handler of each key of n in the order written. An
+// unknown or repeated key is an error at the key that lists the known ones;
+// what names the mapping in messages ("listener", "upstream"). It reports
+// whether n was a mapping at all.
+func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]field) bool {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "%s must be a mapping with fields %s, not %s", what, knownList(fields), describe(n))
+		return false
+	}
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		fn, ok := fields[k.Value]
+		if !ok {
+			d.errorf(k, "unknown field %q in %s; known fields: %s", k.Value, what, knownList(fields))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.errorf(k, "field %q given twice in %s (first at line %d); keep one", k.Value, what, first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		fn(k, v)
+	}
+	return true
+}
+
+func knownList(fields map[string]field) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	return strings.Join(sortedStrings(names), ", ")
+}
+
+func sortedStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}
+
+// filePath resolves a file name written in the config against the
+// directory of the file it is written in, so that a config directory can
+// be moved as a whole.
+func (d *decoder) filePath(n *yaml.Node, what string) (string, bool) {
+	s, ok := d.requiredStr(n, what)
+	if !ok {
+		return "", false
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(d.dir, s)
+	}
+	return s, true
+}
+
+// str reads a scalar as text; an empty value reads as "".
+func (d *decoder) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "%s must be a string, not %s", what, describe(n))
+		return "", false
+	}
+	if isNull(n) {
+		return "", true
+	}
+	return n.Value, true
+}
+
+// requiredStr reads a scalar that must not be empty.
+func (d *decoder) requiredStr(n *yaml.Node, what string) (string, bool) {
+	s, ok := d.str(n, what)
+	if ok && s == "" {
+		d.errorf(n, "%s must not be empty", what)
+		return "", false
+	}
+	return s, ok
+}
+
+func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		d.errorf(n, "%s must be an integer, not %s", what, describe(n))
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 10, 64)
+	if err != nil {
+		d.errorf(n, "%s must be an integer, not %q", what, n.Value)
+		return 0, false
+	}
+	return v, true
+}
+
+// positiveInt reads an integer in [1, max].
+func (d *decoder) positiveInt(n *yaml.Node, what string, max int64) (int, bool) {
+	v, ok := d.integer(n, what)
+	if !ok {
+		return 0, false
+	}
+	if v < 1 || v > max {
+		d.errorf(n, "%s must be between 1 and %d, not %d", what, max, v)
+		return 0, false
+	}
+	return int(v), true
+}
+
+func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
+	if n.Kind == yaml.ScalarNode {
+		switch strings.ToLower(n.Value) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	d.errorf(n, "%s must be true or false, not %s", what, describe(n))
+	return false, false
+}
+
+// duration reads a Go duration ("2s", "1m30s") that must be positive. A
+// bare number is refused: "30" could mean seconds or milliseconds.
+func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
+	s, ok := d.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		d.errorf(n, "%s must be a duration with a unit like 500ms, 2s or 1m, not %q", what, s)
+		return 0, false
+	}
+	if v <= 0 {
+		d.errorf(n, "%s must be positive, not %q", what, s)
+		return 0, false
+	}
+	return v, true
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	// Longest suffixes first so that "MiB" is not read as "B".
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+	{"B", 1},
+}
+
+// size reads a byte count: an integer, or a number with a unit (10MiB,
+// 512KiB, 10MB). Zero is allowed and means "the default".
+func (d *decoder) size(n *yaml.Node, what string) (int64, bool) {
+	s, ok := d.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		d.errorf(n, "%s must be a size in bytes like 1048576, 512KiB, 10MiB, 1GiB or 10MB, not %q", what, s)
+		return 0, false
+	}
+	return v * mult, true
+}
+
+// strEntry is one string of a list and the node it was written at.
+type strEntry struct {
+	val  string
+	node *yaml.Node
+}
+
+// strEntries reads a list of non-empty strings; with single, a lone string
+// reads as a list of one. Bad entries are reported and left out.
+func (d *decoder) strEntries(n *yaml.Node, what string, single bool) []strEntry {
+	if single && n.Kind == yaml.ScalarNode && !isNull(n) {
+		return []strEntry{{n.Value, n}}
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "%s must be a list of strings, not %s", what, describe(n))
+		return nil
+	}
+	out := make([]strEntry, 0, len(n.Content))
+	for _, c := range n.Content {
+		c = resolve(c)
+		if s, ok := d.requiredStr(c, what+" entry"); ok {
+			out = append(out, strEntry{s, c})
+		}
+	}
+	return out
+}
+
+// list calls fn for each entry of a sequence.
+func (d *decoder) list(n *yaml.Node, what string, fn func(*yaml.Node)) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "%s must be a list, not %s", what, describe(n))
+		return
+	}
+	for _, c := range n.Content {
+		fn(resolve(c))
+	}
+}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// accessLog writes one JSON line per request from a background goroutine.
+// The request path only formats into a pooled buffer and hands it over;
+// when the writer falls behind, lines are dropped and counted rather than
+// slowing requests down.
+type accessLog struct {
+	w       io.Writer
+	lines   chan *[]byte
+	dropped atomic.Uint64
+	done    chan struct{}
+	logger  *slog.Logger
+}
+
+var lineBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func newAccessLog(w io.Writer, logger *slog.Logger) *accessLog {
+	a := &accessLog{w: w, lines: make(chan *[]byte, 8192), done: make(chan struct{}), logger: logger}
+	go a.run()
+	return a
+}
+
+func (a *accessLog) run() {
+	defer close(a.done)
+	for b := range a.lines {
+		if _, err := a.w.Write(*b); err != nil {
+			a.dropped.Add(1)
+		}
+		*b = (*b)[:0]
+		lineBufPool.Put(b)
+	}
+}
+
+func (a *accessLog) close() {
+	close(a.lines)
+	<-a.done
+	if n := a.dropped.Load(); n > 0 {
+		a.logger.Warn("access log lines dropped because the writer fell behind", "lines", n)
+	}
+}
+
+func (a *accessLog) log(ctx *fasthttp.RequestCtx, ex *chain.Exchange, path []byte, route string, status int, start time.Time) {
+	bp := lineBufPool.Get().(*[]byte)
+	b := *bp
+	now := time.Now()
+	b = append(b, `{"time":"`...)
+	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","msg":"access","requestId":`...)
+	b = appendJSONBytes(b, ex.RequestID)
+	b = append(b, `,"remote":`...)
+	b = appendJSONBytes(b, ex.RemoteAddr)
+	b = append(b, `,"method":`...)
+	b = appendJSONBytes(b, ctx.Method())
+	b = append(b, `,"path":`...)
+	b = appendJSONBytes(b, path)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, route)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"durationMs":`...)
+	b = strconv.AppendFloat(b, float64(now.Sub(start).Microseconds())/1000, 'f', 3, 64)
+	if len(ex.ClientID) > 0 {
+		b = append(b, `,"client":`...)
+		b = appendJSONBytes(b, ex.ClientID)
+	}
+	if ex.Rejected != nil {
+		b = append(b, `,"policy":`...)
+		b = appendJSONString(b, ex.Rejected.Policy)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, ex.Rejected.Reason)
+	}
+	b = append(b, "}\n"...)
+	*bp = b
+	select {
+	case a.lines <- bp:
+	default:
+		a.dropped.Add(1)
+		*bp = b[:0]
+		lineBufPool.Put(bp)
+	}
+}

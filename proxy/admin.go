@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"encoding/json"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// newAdminServer serves the probes, the metrics and the config in force.
+func (g *Gateway) newAdminServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               g.adminHandler,
+		NoDefaultServerHeader: true,
+		ReadTimeout:           g.listeners[0].srv.ReadTimeout,
+		IdleTimeout:           g.listeners[0].srv.IdleTimeout,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{g},
+	}
+}
+
+func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case "/readyz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		switch {
+		case g.draining.Load():
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString("draining\n")
+		case !g.ready.Load() || g.plan.Load() == nil:
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString("starting\n")
+		default:
+			ctx.SetBodyString("ready\n")
+		}
+	case "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		g.metrics.WritePrometheus(ctx)
+		metrics.WriteProcessMetrics(ctx)
+	case "/config":
+		p := g.plan.Load()
+		body, err := json.MarshalIndent(map[string]any{
+			"hash":    p.cfg.Hash,
+			"sources": p.cfg.Sources,
+			"config":  p.cfg.Redacted(),
+		}, "", "  ")
+		if err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(append(body, '\n'))
+	default:
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics and /config\n")
+	}
+}

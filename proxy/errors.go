@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// Reasons of the gateway's own error responses, as sent in X-Flexgate-Error
+// and counted in flexgate_errors_total.
+const (
+	reasonNoRoute          = "no_route"
+	reasonMethodNotAllowed = "method_not_allowed"
+	reasonUnreachable      = "upstream_unreachable"
+	reasonTimeout          = "upstream_timeout"
+	reasonBodyTooLarge     = "body_too_large"
+	reasonBadRequest       = "bad_request"
+	reasonHeaderTooLarge   = "header_too_large"
+	reasonUpstreamProtocol = "upstream_protocol_error"
+	reasonOverloaded       = "overloaded"
+)
+
+// gatewayError is an error the gateway answers itself. The values below are
+// shared and immutable, so rendering one allocates nothing.
+type gatewayError struct {
+	status  int
+	reason  string
+	message string
+}
+
+var (
+	errNoRoute          = &gatewayError{fasthttp.StatusNotFound, reasonNoRoute, "no route matches the request path"}
+	errMethodNotAllowed = &gatewayError{fasthttp.StatusMethodNotAllowed, reasonMethodNotAllowed, "the route does not allow this method"}
+	errUnreachable      = &gatewayError{fasthttp.StatusBadGateway, reasonUnreachable, "the upstream could not be reached"}
+	errTimeout          = &gatewayError{fasthttp.StatusGatewayTimeout, reasonTimeout, "the upstream did not answer in time"}
+	errUpstreamProtocol = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamProtocol, "the upstream sent an invalid response"}
+	errBodyTooLarge     = &gatewayError{fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge, "the request body is larger than the route allows"}
+	errBadRequest       = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
+	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
+	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+)
+
+// HeaderError names the header that tells the gateway's own errors from the
+// upstream's.
+const HeaderError = "X-Flexgate-Error"
+
+// renderError writes the gateway's JSON error body. It is the one place
+// where errors become responses: the gateway's own and the policies'
+// rejections alike. Headers already on the response (Retry-After,
+// WWW-Authenticate, Allow) are kept.
+func renderError(ctx *fasthttp.RequestCtx, status int, reason, message, routeID, policy string, ex *chain.Exchange, detailKey string) {
+	resp := &ctx.Response
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("application/json")
+	resp.Header.Set(HeaderError, reason)
+	if policy != "" {
+		resp.Header.Set("X-Flexgate-Policy", policy)
+	}
+	sp := scratchPool.Get().(*[]byte)
+	buf := append((*sp)[:0], `{"error":`...)
+	buf = appendJSONString(buf, message)
+	buf = append(buf, `,"reason":`...)
+	buf = appendJSONString(buf, reason)
+	buf = append(buf, `,"status":`...)
+	buf = strconv.AppendInt(buf, int64(status), 10)
+	buf = append(buf, `,"route":`...)
+	buf = appendJSONString(buf, routeID)
+	if policy != "" {
+		buf = append(buf, `,"policy":`...)
+		buf = appendJSONString(buf, policy)
+	}
+	buf = append(buf, `,"requestId":`...)
+	if ex != nil {
+		buf = appendJSONBytes(buf, ex.RequestID)
+		if detailKey != "" && len(ex.Details) > 0 {
+			buf = append(buf, ',')
+			buf = appendJSONString(buf, detailKey)
+			buf = append(buf, ':')
+			buf = append(buf, ex.Details...)
+		}
+	} else {
+		buf = append(buf, `""`...)
+	}
+	buf = append(buf, '}', '\n')
+	resp.SetBody(buf)
+	*sp = buf
+	scratchPool.Put(sp)
+}
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		dst = appendJSONByte(dst, s[i])
+	}
+	return append(dst, '"')
+}
+
+func appendJSONBytes(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for _, c := range s {
+		dst = appendJSONByte(dst, c)
+	}
+	return append(dst, '"')
+}
+
+func appendJSONByte(dst []byte, c byte) []byte {
+	switch {
+	case c == '"' || c == '\\':
+		return append(dst, '\\', c)
+	case c < 0x20:
+		return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return append(dst, c)
+}

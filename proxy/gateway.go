@@ -1,0 +1,344 @@
+// Package proxy serves a compiled config: listeners with optional TLS
+// termination, the route trie, the policy chains and the pooled upstream
+// clients, plus the admin server with probes, metrics and the config in
+// force. A config change is compiled in full before it is swapped in
+// atomically; requests in flight finish on the config they started with.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// Options are the command line's settings of a Gateway.
+type Options struct {
+	// Listen is the address of the plain-HTTP listener used when the
+	// config declares none.
+	Listen string
+	// AdminAddr is the admin server's address; empty disables it.
+	AdminAddr string
+	// Logger receives the gateway's events; nil means slog.Default().
+	Logger *slog.Logger
+	// AccessLog, when set, receives one JSON line per request, written by a
+	// background goroutine so that a slow writer never blocks a request.
+	AccessLog io.Writer
+	// DrainDelay is how long listeners keep serving after Shutdown starts,
+	// with /readyz answering 503, so that load balancers stop sending.
+	DrainDelay time.Duration
+	// Version is reported in /metrics.
+	Version string
+	// ListenerAddr, when set, picks the address each configured listener
+	// binds instead of its configured one (tests bind 127.0.0.1:0).
+	ListenerAddr func(config.Listener) string
+	// CertPollInterval is how often certificate files are re-read; zero
+	// means every 2 seconds.
+	CertPollInterval time.Duration
+}
+
+// Gateway is a running flexgate. Its methods are safe for concurrent use.
+type Gateway struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics.Set
+	compiler *compiler
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	plan      atomic.Pointer[plan]
+	listeners []*listener
+	admin     *fasthttp.Server
+	adminLn   net.Listener
+	access    *accessLog
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	reloadOK, reloadFailed *metrics.Counter
+	lastReload             atomic.Int64
+	configInfo             *metrics.Gauge
+}
+
+// New compiles cfg and prepares the listeners it declares, without opening
+// them: a config that fails to compile, or a certificate that cannot be
+// read, is an error here, before anything serves.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Listen == "" {
+		opts.Listen = config.DefaultListen
+	}
+	if opts.CertPollInterval <= 0 {
+		opts.CertPollInterval = 2 * time.Second
+	}
+	set := metrics.NewSet()
+	g := &Gateway{opts: opts, log: opts.Logger, metrics: set,
+		compiler: newCompiler(set, opts.Logger), stop: make(chan struct{})}
+	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
+	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
+	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {
+		return float64(g.lastReload.Load())
+	})
+	if opts.AccessLog != nil {
+		g.access = newAccessLog(opts.AccessLog, opts.Logger)
+	}
+	p, err := g.compiler.compile(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.compiler.adopt(p)
+	specs := cfg.Listeners
+	if len(specs) == 0 {
+		specs = []config.Listener{{Name: "http", Address: opts.Listen, Protocol: "HTTP"}}
+	}
+	for i := range specs {
+		spec := specs[i]
+		if opts.ListenerAddr != nil {
+			spec.Address = opts.ListenerAddr(spec)
+		}
+		l, err := newListener(g, &spec, cfg.Limits)
+		if err != nil {
+			_ = p.chains.Retire(nil)
+			return nil, err
+		}
+		g.listeners = append(g.listeners, l)
+	}
+	g.swap(p)
+	return g, nil
+}
+
+func (g *Gateway) swap(p *plan) {
+	g.plan.Store(p)
+	g.lastReload.Store(time.Now().Unix())
+	name := fmt.Sprintf(`flexgate_config_info{hash="%s"}`, p.cfg.Hash)
+	if g.configInfo != nil {
+		g.metrics.UnregisterMetric(g.configInfoName())
+	}
+	g.configInfo = g.metrics.GetOrCreateGauge(name, func() float64 { return 1 })
+}
+
+func (g *Gateway) configInfoName() string {
+	for _, n := range g.metrics.ListMetricNames() {
+		if strings.HasPrefix(n, "flexgate_config_info{") {
+			return n
+		}
+	}
+	return ""
+}
+
+// Start opens every listener and the admin server and serves until
+// Shutdown. It returns once all sockets are bound.
+func (g *Gateway) Start() error {
+	for _, l := range g.listeners {
+		if err := l.listen(); err != nil {
+			g.closeListeners()
+			return err
+		}
+	}
+	if g.opts.AdminAddr != "" {
+		ln, err := net.Listen("tcp", g.opts.AdminAddr)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("cannot listen on admin address %s: %w", g.opts.AdminAddr, err)
+		}
+		g.adminLn = ln
+		g.admin = g.newAdminServer()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			_ = g.admin.Serve(ln)
+		}()
+		g.log.Info("listening", "listener", "admin", "addr", ln.Addr().String())
+	}
+	for _, l := range g.listeners {
+		l.serve()
+		g.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String(), "protocol", l.protocol)
+	}
+	g.ready.Store(true)
+	return nil
+}
+
+func (g *Gateway) closeListeners() {
+	for _, l := range g.listeners {
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
+	}
+}
+
+// Addrs maps each listener's name (and "admin") to its bound address.
+func (g *Gateway) Addrs() map[string]string {
+	m := map[string]string{}
+	for _, l := range g.listeners {
+		if l.ln != nil {
+			m[l.name] = l.ln.Addr().String()
+		}
+	}
+	if g.adminLn != nil {
+		m["admin"] = g.adminLn.Addr().String()
+	}
+	return m
+}
+
+// Config returns the config in force.
+func (g *Gateway) Config() *config.Config { return g.plan.Load().cfg }
+
+// Apply replaces the config in force with cfg. cfg is compiled in full
+// first; on any error the old config keeps serving and the error is
+// returned (and counted). Requests in flight finish on the old config,
+// whose retired policies and upstream clients are closed once it has
+// drained.
+func (g *Gateway) Apply(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.apply(cfg); err != nil {
+		g.reloadFailed.Inc()
+		g.log.Error("config reload failed; the previous config keeps serving", "error", err.Error())
+		return err
+	}
+	g.reloadOK.Inc()
+	g.log.Info("config reloaded", "hash", cfg.Hash, "routes", len(cfg.Routes))
+	return nil
+}
+
+func (g *Gateway) apply(cfg *config.Config) error {
+	if err := g.sameListeners(cfg); err != nil {
+		return err
+	}
+	old := g.plan.Load()
+	p, err := g.compiler.compile(cfg, old)
+	if err != nil {
+		return err
+	}
+	for _, l := range g.listeners {
+		if err := l.updateCerts(cfg); err != nil {
+			_ = p.chains.Retire(old.chains)
+			return err
+		}
+	}
+	unused := g.compiler.adopt(p)
+	g.swap(p)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.retire(old, p, unused)
+	}()
+	return nil
+}
+
+// retire waits for the requests still running on old, then closes what the
+// new plan did not take over.
+func (g *Gateway) retire(old, next *plan, unused []*upstream) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.Now().Add(5 * time.Minute)
+	for old.inflight.Load() > 0 && time.Now().Before(deadline) {
+		<-t.C
+	}
+	if err := old.chains.Retire(next.chains); err != nil {
+		g.log.Warn("closing retired policies", "error", err.Error())
+	}
+	for _, up := range unused {
+		up.close()
+	}
+}
+
+// sameListeners refuses a reload that changes the listeners themselves:
+// sockets are opened once; certificates, routes and policies reload live.
+func (g *Gateway) sameListeners(cfg *config.Config) error {
+	specs := cfg.Listeners
+	if len(specs) == 0 {
+		specs = []config.Listener{{Name: "http", Address: g.opts.Listen, Protocol: "HTTP"}}
+	}
+	var diff []string
+	if len(specs) != len(g.listeners) {
+		diff = append(diff, fmt.Sprintf("%d listeners instead of %d", len(specs), len(g.listeners)))
+	} else {
+		for i, s := range specs {
+			l := g.listeners[i]
+			if g.opts.ListenerAddr != nil {
+				s.Address = g.opts.ListenerAddr(s)
+			}
+			if s.Name != l.name || s.Address != l.address || s.Protocol != l.protocol {
+				diff = append(diff, fmt.Sprintf("listener %q (%s %s) instead of %q (%s %s)",
+					s.Name, s.Protocol, s.Address, l.name, l.protocol, l.address))
+			}
+		}
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("the new config changes the listeners (%s): listeners are opened at start, so restart flexgate to apply this change",
+			strings.Join(diff, "; "))
+	}
+	return nil
+}
+
+// Ready reports whether the gateway is serving and not draining.
+func (g *Gateway) Ready() bool { return g.ready.Load() && !g.draining.Load() }
+
+// Shutdown drains the gateway: /readyz answers 503 at once, the listeners
+// keep serving for the drain delay so that load balancers stop sending,
+// then they stop accepting and the requests in flight finish, until ctx
+// ends. The admin server stops last.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	g.log.Info("draining", "delay", g.opts.DrainDelay.String())
+	select {
+	case <-time.After(g.opts.DrainDelay):
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	var errMu sync.Mutex
+	var wg sync.WaitGroup
+	for _, l := range g.listeners {
+		if l.srv == nil || l.ln == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(l *listener) {
+			defer wg.Done()
+			if err := l.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("listener %s: %w", l.name, err))
+				errMu.Unlock()
+			}
+		}(l)
+	}
+	wg.Wait()
+	close(g.stop)
+	if g.admin != nil {
+		_ = g.admin.ShutdownWithContext(ctx)
+	}
+	if p := g.plan.Load(); p != nil {
+		if err := p.chains.Retire(nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, up := range g.compiler.upstreams {
+		up.close()
+	}
+	if g.access != nil {
+		g.access.close()
+	}
+	g.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// CountFailedReload counts a reload that failed before it reached Apply
+// (a config that did not load).
+func (g *Gateway) CountFailedReload() { g.reloadFailed.Inc() }

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are
+// never forwarded; nor is any header a Connection header names.
+var hopHeaders = []string{
+	"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Upgrade",
+}
+
+type peekDeleter interface {
+	Peek(key string) []byte
+	Del(key string)
+	DelBytes(key []byte)
+}
+
+// removeConnectionTokens deletes every header named in Connection, then
+// Connection itself.
+func removeConnectionTokens(h peekDeleter) {
+	v := h.Peek(fasthttp.HeaderConnection)
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || asciiEqualFold(tok, "close") || asciiEqualFold(tok, "keep-alive") {
+			continue
+		}
+		h.DelBytes(tok)
+	}
+	h.Del(fasthttp.HeaderConnection)
+}
+
+func removeHopHeaders(h *fasthttp.ResponseHeader) {
+	removeConnectionTokens(h)
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
+	removeConnectionTokens(h)
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	// The gateway answered any 100-continue itself; the upstream gets the
+	// body without being asked.
+	h.Del(fasthttp.HeaderExpect)
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}

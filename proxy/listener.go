@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// requestBodyPrefetch is how much of a request body fasthttp reads before
+// the handler runs; larger bodies stream to the upstream as they arrive.
+const requestBodyPrefetch = 64 << 10
+
+// listener is one socket the gateway serves on.
+type listener struct {
+	g        *Gateway
+	name     string
+	address  string
+	protocol string
+	scheme   string
+	srv      *fasthttp.Server
+	ln       net.Listener
+	certs    *certStore
+}
+
+func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*listener, error) {
+	l := &listener{g: g, name: spec.Name, address: spec.Address, protocol: spec.Protocol, scheme: "http"}
+	if spec.Protocol == "HTTPS" {
+		l.scheme = "https"
+		if spec.TLS == nil || len(spec.TLS.Certificates) == 0 {
+			return nil, fmt.Errorf("%s: listener %q is HTTPS but has no tls.certificates", spec.Pos, spec.Name)
+		}
+		cs, err := newCertStore(spec.TLS, g.log.With("listener", spec.Name))
+		if err != nil {
+			return nil, err
+		}
+		l.certs = cs
+	}
+	l.srv = &fasthttp.Server{
+		Handler:                      func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
+		ErrorHandler:                 g.serverError,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		ReadBufferSize:               limits.MaxHeaderBytes,
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  limits.ReadTimeout,
+		WriteTimeout:                 limits.WriteTimeout,
+		IdleTimeout:                  limits.IdleTimeout,
+		Concurrency:                  limits.MaxConns,
+		MaxRequestBodySize:           requestBodyPrefetch,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{g},
+	}
+	g.metrics.NewGauge(fmt.Sprintf(`flexgate_open_connections{listener="%s"}`, escapeLabel(spec.Name)), func() float64 {
+		return float64(l.srv.GetOpenConnectionsCount())
+	})
+	return l, nil
+}
+
+func (l *listener) listen() error {
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return fmt.Errorf("listener %q: cannot listen on %s: %w", l.name, l.address, err)
+	}
+	if l.certs != nil {
+		ln = tls.NewListener(ln, l.certs.tlsConfig())
+	}
+	l.ln = ln
+	return nil
+}
+
+func (l *listener) serve() {
+	l.g.wg.Add(1)
+	go func() {
+		defer l.g.wg.Done()
+		if err := l.srv.Serve(l.ln); err != nil {
+			l.g.log.Error("listener stopped", "listener", l.name, "error", err.Error())
+		}
+	}()
+	if l.certs != nil {
+		l.g.wg.Add(1)
+		go func() {
+			defer l.g.wg.Done()
+			l.certs.watch(l.g.stop, l.g.opts.CertPollInterval)
+		}()
+	}
+}
+
+// updateCerts points an HTTPS listener at the certificate files of the new
+// config, loading them now so that a bad path fails the reload.
+func (l *listener) updateCerts(cfg *config.Config) error {
+	if l.certs == nil {
+		return nil
+	}
+	for i := range cfg.Listeners {
+		if s := &cfg.Listeners[i]; s.Name == l.name && s.TLS != nil {
+			return l.certs.setFiles(s.TLS)
+		}
+	}
+	return nil
+}
+
+// serverError answers requests fasthttp could not parse: malformed or
+// ambiguous framing, headers too large, a body over the limit. The
+// connection is closed, since what follows on it cannot be trusted.
+func (g *Gateway) serverError(ctx *fasthttp.RequestCtx, err error) {
+	e := errBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		e = errHeaderTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = errBodyTooLarge
+	}
+	ctx.Response.Reset()
+	renderError(ctx, e.status, e.reason, e.message, "", "", nil, "")
+	ctx.SetConnectionClose()
+	p := g.plan.Load()
+	p.noRoute.gatewayError(e.reason)
+	p.noRoute.countStatus(e.status)
+	g.log.Debug("malformed request", "reason", e.reason, "error", err.Error(), "remote", ctx.RemoteAddr().String())
+}
+
+type fasthttpLogger struct{ g *Gateway }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.g.log.Debug("fasthttp", "message", fmt.Sprintf(format, args...))
+}
+
+// certStore serves a listener's certificates and re-reads them when their
+// files change. Safe for concurrent use.
+type certStore struct {
+	log interface {
+		Error(string, ...any)
+		Info(string, ...any)
+	}
+	files   atomic.Pointer[[]config.Certificate]
+	certs   atomic.Pointer[[]tls.Certificate]
+	mu      sync.Mutex // guards digest
+	digest  [sha256.Size]byte
+	minVers uint16
+}
+
+func newCertStore(spec *config.TLS, logger interface {
+	Error(string, ...any)
+	Info(string, ...any)
+}) (*certStore, error) {
+	cs := &certStore{log: logger, minVers: tls.VersionTLS12}
+	if spec.MinVersion == "1.3" {
+		cs.minVers = tls.VersionTLS13
+	}
+	if err := cs.setFiles(spec); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// setFiles loads the certificates of spec and serves them from now on.
+func (cs *certStore) setFiles(spec *config.TLS) error {
+	files := append([]config.Certificate(nil), spec.Certificates...)
+	certs, digest, err := loadCerts(files)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.files.Store(&files)
+	cs.certs.Store(&certs)
+	cs.digest = digest
+	return nil
+}
+
+// CheckCertificates loads every certificate of cfg's listeners, as run
+// would, and reports the first file that cannot be used.
+func CheckCertificates(cfg *config.Config) error {
+	var errs []error
+	for i := range cfg.Listeners {
+		if s := cfg.Listeners[i].TLS; s != nil {
+			if _, _, err := loadCerts(s.Certificates); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func loadCerts(files []config.Certificate) ([]tls.Certificate, [sha256.Size]byte, error) {
+	h := sha256.New()
+	var certs []tls.Certificate
+	for _, f := range files {
+		certPEM, err := os.ReadFile(f.CertFile)
+		if err != nil {
+			return nil, [32]byte{}, fmt.Errorf("%s: cannot read certificate file %s: %w (mount the TLS secret there, or fix certFile)", f.Pos, f.CertFile, errors.Unwrap(err))
+		}
+		keyPEM, err := os.ReadFile(f.KeyFile)
+		if err != nil {
+			return nil, [32]byte{}, fmt.Errorf("%s: cannot read key file %s: %w (mount the TLS secret there, or fix keyFile)", f.Pos, f.KeyFile, errors.Unwrap(err))
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, [32]byte{}, fmt.Errorf("%s: certificate %s with key %s cannot be used: %w", f.Pos, f.CertFile, f.KeyFile, err)
+		}
+		certs = append(certs, c)
+		h.Write(certPEM)
+		h.Write(keyPEM)
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return certs, d, nil
+}
+
+func (cs *certStore) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: cs.minVers,
+		NextProtos: []string{"http/1.1"},
+		// TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are
+		// not configurable and all are modern.
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+		},
+		GetCertificate: cs.getCertificate,
+	}
+}
+
+func (cs *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	certs := *cs.certs.Load()
+	if len(certs) > 1 {
+		for i := range certs {
+			if hello.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+	}
+	return &certs[0], nil
+}
+
+// watch re-reads the certificate files every interval until stop closes,
+// so that a rotated certificate (cert-manager, a renewed Secret) serves
+// within seconds without a restart. Polling the content, not watching events, also sees the symlink
+// swap of a Kubernetes Secret volume. A pair that fails to load is logged
+// and the certificates in use keep serving.
+func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		files := *cs.files.Load()
+		certs, digest, err := loadCerts(files)
+		if err != nil {
+			if err.Error() != lastErr {
+				cs.log.Error("certificate reload failed; the current certificate keeps serving", "error", err.Error())
+				lastErr = err.Error()
+			}
+			continue
+		}
+		lastErr = ""
+		cs.mu.Lock()
+		if !bytes.Equal(digest[:], cs.digest[:]) {
+			cs.certs.Store(&certs)
+			cs.digest = digest
+			cs.log.Info("certificates reloaded", "files", len(files))
+		}
+		cs.mu.Unlock()
+	}
+}
+
+// Check does what New does to a config short of opening sockets and
+// provisioning policies: it builds the route trie and loads every
+// certificate and upstream CA file, reporting each problem.
+func Check(cfg *config.Config) error {
+	var errs []error
+	if err := CheckCertificates(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := buildRouter(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	for i := range cfg.Routes {
+		if _, err := newUpstream(&cfg.Routes[i].Upstream); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/proxy/router"
+)
+
+// plan is one compiled config generation: what the request path reads.
+// It is immutable once built and safe for concurrent use.
+type plan struct {
+	cfg      *config.Config
+	router   *router.Router
+	routes   []*route
+	chains   *chain.Set
+	trusted  trustedSet
+	noRoute  *routeMetrics
+	inflight atomic.Int64
+}
+
+// route is a config route compiled for the request path.
+type route struct {
+	id          string
+	chain       *chain.Chain
+	up          *upstream
+	maxBodySize int64
+	m           *routeMetrics
+}
+
+// routeMetrics are a route's series, looked up once at compile time so the
+// request path only increments.
+type routeMetrics struct {
+	byClass        [6]*metrics.Counter // index status/100; 0 unused
+	duration       *metrics.PrometheusHistogram
+	upstreamTime   *metrics.PrometheusHistogram
+	upstreamErrors sync.Map // reason → *metrics.Counter
+	errors         sync.Map // reason → *metrics.Counter
+	rejections     sync.Map // *chain.Rejection → *metrics.Counter
+	set            *metrics.Set
+	label          string
+}
+
+func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
+	label := escapeLabel(id)
+	m := &routeMetrics{set: set, label: label}
+	for c := 1; c <= 5; c++ {
+		m.byClass[c] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_requests_total{route="%s",status="%dxx"}`, label, c))
+	}
+	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route="%s"}`, label))
+	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route="%s"}`, label))
+	return m
+}
+
+func (m *routeMetrics) countStatus(status int) {
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 5
+	}
+	m.byClass[c].Inc()
+}
+
+// counter finds or creates the counter of a labelled series; the first use
+// of a label allocates, every later one does not.
+func (m *routeMetrics) counter(cache *sync.Map, key any, format string, args ...any) *metrics.Counter {
+	if c, ok := cache.Load(key); ok {
+		return c.(*metrics.Counter)
+	}
+	c := m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
+	cache.Store(key, c)
+	return c
+}
+
+func (m *routeMetrics) gatewayError(reason string) {
+	m.counter(&m.errors, reason, `flexgate_errors_total{route="%s",reason="%s"}`, m.label, reason).Inc()
+}
+
+func (m *routeMetrics) upstreamError(reason string) {
+	m.counter(&m.upstreamErrors, reason, `flexgate_upstream_errors_total{route="%s",reason="%s"}`, m.label, reason).Inc()
+}
+
+func (m *routeMetrics) rejection(r *chain.Rejection) {
+	m.counter(&m.rejections, r, `flexgate_policy_rejections_total{route="%s",policy="%s",reason="%s"}`,
+		m.label, escapeLabel(r.Policy), escapeLabel(r.Reason)).Inc()
+}
+
+func escapeLabel(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// compiler builds plans; it keeps the upstream clients and route metrics
+// that plans share across reloads. Not safe for concurrent use: the
+// gateway serialises reloads.
+type compiler struct {
+	metrics   *metrics.Set
+	logger    *slog.Logger
+	upstreams map[string]*upstream
+	routeMets map[string]*routeMetrics
+}
+
+func newCompiler(set *metrics.Set, logger *slog.Logger) *compiler {
+	return &compiler{metrics: set, logger: logger,
+		upstreams: map[string]*upstream{}, routeMets: map[string]*routeMetrics{}}
+}
+
+func (c *compiler) routeMetrics(id string) *routeMetrics {
+	m, ok := c.routeMets[id]
+	if !ok {
+		m = newRouteMetrics(c.metrics, id)
+		c.routeMets[id] = m
+	}
+	return m
+}
+
+// compile turns cfg into a plan, carrying policy state over from old (nil
+// on first load). Nothing of old changes, whatever the outcome.
+func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
+	rt, err := buildRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var oldChains *chain.Set
+	if old != nil {
+		oldChains = old.chains
+	}
+	chains, err := chain.CompileAll(cfg, oldChains, chain.Options{Provision: true, Metrics: c.metrics, Logger: c.logger})
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
+		noRoute: c.routeMetrics("")}
+	fresh := map[string]*upstream{}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		key := upstreamKey(&r.Upstream)
+		up, ok := fresh[key]
+		if !ok {
+			if up, ok = c.upstreams[key]; !ok {
+				if up, err = newUpstream(&r.Upstream); err != nil {
+					_ = chains.Retire(oldChains)
+					return nil, err
+				}
+			}
+			fresh[key] = up
+		}
+		limit := r.MaxRequestBodySize
+		if limit <= 0 {
+			limit = cfg.Limits.MaxRequestBodySize
+		}
+		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
+			maxBodySize: limit, m: c.routeMetrics(r.ID)})
+	}
+	return p, nil
+}
+
+// adopt makes p's upstreams the compiler's own and returns the ones no
+// longer used, for the caller to close once the old plan has drained.
+func (c *compiler) adopt(p *plan) (unused []*upstream) {
+	used := map[string]*upstream{}
+	for _, r := range p.routes {
+		used[r.up.key] = r.up
+	}
+	for k, up := range c.upstreams {
+		if _, ok := used[k]; !ok {
+			unused = append(unused, up)
+		}
+	}
+	c.upstreams = used
+	return unused
+}
+
+func buildRouter(cfg *config.Config) (*router.Router, error) {
+	entries := make([]router.Entry, len(cfg.Routes))
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		entries[i] = router.Entry{Paths: r.Paths, Methods: r.Methods, Index: i}
+	}
+	return router.New(entries)
+}

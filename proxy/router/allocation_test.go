@@ -1,0 +1,46 @@
+package router
+
+import "testing"
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	for _, n := range []int{1, 100, 10000} {
+		es, reqs := benchRoutes(n)
+		rt, err := New(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range reqs {
+			method, path := []byte(q.method), []byte(q.path)
+			if a := testing.AllocsPerRun(100, func() { rt.Match(method, path) }); a != 0 {
+				t.Errorf("%d routes: Match(%s %s) allocates %v times per call", n, q.method, q.path, a)
+			}
+		}
+	}
+}
+
+func TestMatchDoesNotAllocateForManyMethods(t *testing.T) {
+	var es []Entry
+	for i, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PURGE", "BREW", "MKCOL"} {
+		es = append(es, Entry{Paths: []string{"/x/*"}, Methods: []string{m}, Index: i})
+	}
+	rt, err := New(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, path := []byte("LOCK"), []byte("/x/y")
+	// The first 405 for a method set builds its Allow value; later ones
+	// must reuse it.
+	if a := testing.AllocsPerRun(100, func() { rt.Match(method, path) }); a != 0 {
+		t.Errorf("Match allocates %v times per call", a)
+	}
+}
+
+func TestNormalizeDoesNotAllocate(t *testing.T) {
+	for _, c := range normalizeCases {
+		in := []byte(c.in)
+		dst := make([]byte, 0, 3*len(in)+1)
+		if a := testing.AllocsPerRun(100, func() { dst = Normalize(dst[:0], in) }); a != 0 {
+			t.Errorf("Normalize(%q) allocates %v times per call", c.in, a)
+		}
+	}
+}
