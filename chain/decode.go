@@ -142,7 +142,16 @@ func yamlError(node *yaml.Node, err error) error {
 	return &ParamError{Line: node.Line, Col: node.Column, Msg: first}
 }
 
+// colOfLine returns the column a type error on line is about: the value
+// of a "key: value" pair that starts there, else the first node there.
 func colOfLine(node *yaml.Node, line int) int {
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if k, v := node.Content[i], node.Content[i+1]; k.Line == line && v.Line == line {
+				return v.Column
+			}
+		}
+	}
 	if node.Line == line {
 		return node.Column
 	}

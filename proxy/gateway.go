@@ -62,10 +62,12 @@ type Gateway struct {
 	adminLn   net.Listener
 	access    *accessLog
 
-	ready    atomic.Bool
-	draining atomic.Bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	ready        atomic.Bool
+	draining     atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+	stop         chan struct{}
+	wg           sync.WaitGroup
 
 	reloadOK, reloadFailed *metrics.Counter
 	lastReload             atomic.Int64
@@ -293,7 +295,13 @@ func (g *Gateway) Ready() bool { return g.ready.Load() && !g.draining.Load() }
 // keep serving for the drain delay so that load balancers stop sending,
 // then they stop accepting and the requests in flight finish, until ctx
 // ends. The admin server stops last.
+// Calling it again waits for the first call and returns its result.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.shutdown(ctx) })
+	return g.shutdownErr
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.log.Info("draining", "delay", g.opts.DrainDelay.String())
 	select {

@@ -1,0 +1,54 @@
+# flexgate — make run serves the built-in quick-start; make test runs every test.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/flexgate
+IMAGE    ?= flexgate:$(VERSION)
+
+.PHONY: run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
+
+## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours)
+run: build
+	./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) --listen $(or $(LISTEN),:8080) --admin-addr $(or $(ADMIN),:9901)
+
+## build: a static binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flexgate
+
+## test: formatting, vet, every Go test (gateway, deployment) and the k6 scripts' syntax
+test: fmt-check vet test-go test-deploy test-loadtest
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
+
+test-go:
+	$(GO) test -count=1 -timeout 10m ./...
+
+test-deploy:
+	cd deploy && $(GO) test -count=1 -timeout 10m ./...
+
+test-loadtest:
+	./loadtest/check.sh
+
+test-race:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## bench: Go micro-benchmarks (router, chain, policies, proxy round trip), benchstat-friendly
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),1) ./...
+
+## bench-compare: flexgate side by side with nginx, HAProxy and Caddy (BENCH_TIME to change the length)
+bench-compare:
+	$(GO) run ./bench/compare
+
+## image: the container image (needs a Docker engine)
+image:
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,119 @@
+package expr
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+func newCtx(uri string, hdrs ...string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.SetRequestURI(uri)
+	req.Header.SetMethod("POST")
+	for i := 0; i+1 < len(hdrs); i += 2 {
+		req.Header.Set(hdrs[i], hdrs[i+1])
+	}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 5555}, nil)
+	return ctx
+}
+
+func TestExpand(t *testing.T) {
+	ctx := newCtx("http://gw/api/products/7?sku=PRD-1&x=%41", "X-Api-Key", "k1", "User-Agent", "curl")
+	ex := &chain.Exchange{RequestID: []byte("req-1"), ClientID: []byte("acme"),
+		Token: chain.Claims{Sub: []byte("alice"), ClientID: []byte("app"), Scope: []byte("read write")}}
+	f := func(src, want string) {
+		t.Helper()
+		tmpl, err := Compile(src, nil)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", src, err)
+		}
+		if got := string(tmpl.Append(nil, ctx, ex)); got != want {
+			t.Fatalf("%q expands to %q, want %q", src, got, want)
+		}
+	}
+	f("v1", "v1")
+	f("", "")
+	f("v1-$request.method", "v1-POST")
+	f("$request.path", "/api/products/7")
+	f("$request.header.X-Api-Key", "k1")
+	f("$request.header.x-api-key", "k1")
+	f("$request.header.Missing", "")
+	f("$request.query.sku/$request.query.x", "PRD-1/A")
+	f("$requestId", "req-1")
+	f("$client.id:$token.sub:$token.client_id:$token.scope", "acme:alice:app:read write")
+	f("${request.method}-v1", "POST-v1")
+	f("costs $5 or $$10", "costs $5 or $10")
+	f("at $request.method.", "at POST.")
+	f("$request.remoteAddress", "10.0.0.7")
+	ex.RemoteIP = netip.MustParseAddr("2001:db8::1")
+	f("$request.remoteAddress", "2001:db8::1")
+	ex.RemoteAddr = []byte("192.0.2.1")
+	f("[$request.remoteAddress]", "[192.0.2.1]")
+
+	tmpl, _ := Compile("$datetime", nil)
+	ts, err := time.Parse(time.RFC3339, string(tmpl.Append(nil, ctx, ex)))
+	if err != nil {
+		t.Fatalf("$datetime is not RFC 3339: %v", err)
+	}
+	if d := time.Since(ts); d < -time.Second || d > 2*time.Second || ts.Location() != time.UTC {
+		t.Fatalf("$datetime = %v, now is %v", ts, time.Now().UTC())
+	}
+}
+
+func TestConstant(t *testing.T) {
+	for src, want := range map[string]bool{"v1": true, "": true, "$$": true, "a$request.path": false} {
+		tmpl := MustCompile(src)
+		if tmpl.IsConstant() != want {
+			t.Errorf("%q: IsConstant = %v, want %v", src, !want, want)
+		}
+		if want && tmpl.Literal() == nil {
+			t.Errorf("%q: constant without a literal", src)
+		}
+	}
+	if !MustCompile("$request.remoteAddress").IsRemoteAddress() || MustCompile("x$request.remoteAddress").IsRemoteAddress() {
+		t.Error("IsRemoteAddress is wrong")
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	f := func(src string, env *chain.Env, want string) {
+		t.Helper()
+		_, err := Compile(src, env)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Compile(%q) = %v, want an error containing %q", src, err, want)
+		}
+	}
+	f("$request.ip", nil, "unknown expression $request.ip; known expressions: $request.remoteAddress,")
+	f("$datetimes", nil, "unknown expression $datetimes")
+	f("$request.method-v1", nil, "use ${request.method}-v1")
+	f("${request.method", nil, "not closed")
+	f("$request.header.", nil, "needs a name")
+	f("${request.header.a b}", nil, "not a valid header name")
+	f("$env.SECRET", nil, "environment variable SECRET")
+	plain := &chain.Env{Name: "request-headers-set", Before: []string{"rate-limiting"}}
+	f("$client.id", plain, "only known after client-id-enforcement: put client-id-enforcement before request-headers-set")
+	f("$token.scope", plain, "only known after token-introspection")
+	after := &chain.Env{Name: "rate-limiting", Before: []string{"client-id-enforcement", "token-introspection"}}
+	for _, src := range []string{"$client.id", "$token.sub", "$token.client_id", "$token.scope"} {
+		if _, err := Compile(src, after); err != nil {
+			t.Errorf("Compile(%q) after both policies: %v", src, err)
+		}
+	}
+}
+
+func TestAppendDoesNotAllocate(t *testing.T) {
+	ctx := newCtx("http://gw/api/x?q=1", "X-Api-Key", "k1")
+	ex := &chain.Exchange{RequestID: []byte("r")}
+	tmpl := MustCompile("$request.method $request.path $request.header.X-Api-Key $request.query.q $datetime $requestId $request.remoteAddress lit")
+	buf := tmpl.Append(nil, ctx, ex)
+	if n := testing.AllocsPerRun(1000, func() { buf = tmpl.Append(buf[:0], ctx, ex) }); n != 0 {
+		t.Fatalf("allocations per Append = %v, want 0", n)
+	}
+}

@@ -1,0 +1,134 @@
+package headers
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSeedHeaderSteps(t *testing.T) {
+	// The parameters of secured-gateway-config.yaml's steps 5 and 6.
+	c := mustChain(t, `        - request-headers-remove:
+            headers: ["X-Internal-*", "Authorization"]
+        - request-headers-set:
+            headers:
+              X-API-Version: "v1"
+              X-Gateway-Time: $datetime
+        - response-headers-set:
+            headers:
+              Strict-Transport-Security: "max-age=31536000; includeSubDomains"
+              X-Content-Type-Options: "nosniff"
+`)
+	ctx := newCtx("http://gw/api/products/1",
+		"X-Internal-Foo", "secret", "x-internal-bar", "secret", "X-INTERNAL-Baz", "s",
+		"Authorization", "Bearer abc", "X-Internals", "kept", "Accept", "application/json",
+		"X-API-Version", "v0")
+	if rej := run(c, ctx); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	h := &ctx.Request.Header
+	for _, gone := range []string{"X-Internal-Foo", "X-Internal-Bar", "X-Internal-Baz", "Authorization"} {
+		if v := h.Peek(gone); v != nil {
+			t.Errorf("upstream would see %s: %q", gone, v)
+		}
+	}
+	for name, want := range map[string]string{"X-Internals": "kept", "Accept": "application/json", "X-Api-Version": "v1"} {
+		if got := string(h.Peek(name)); got != want {
+			t.Errorf("request header %s = %q, want %q", name, got, want)
+		}
+	}
+	if n := strings.Count(h.String(), "X-Api-Version"); n != 1 {
+		t.Errorf("X-API-Version appears %d times; set must replace:\n%s", n, h.String())
+	}
+	gt, err := time.Parse(time.RFC3339, string(h.Peek("X-Gateway-Time")))
+	if err != nil {
+		t.Fatalf("X-Gateway-Time is not RFC 3339: %v", err)
+	}
+	if d := time.Since(gt); d < -time.Second || d > 3*time.Second {
+		t.Errorf("X-Gateway-Time %v is %v away from now", gt, d)
+	}
+	if got := string(ctx.Response.Header.Peek("Strict-Transport-Security")); got != "max-age=31536000; includeSubDomains" {
+		t.Errorf("Strict-Transport-Security = %q", got)
+	}
+	if got := string(ctx.Response.Header.Peek("X-Content-Type-Options")); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options = %q", got)
+	}
+}
+
+func TestRemoveWildcardKeepsFraming(t *testing.T) {
+	c := mustChain(t, `        - request-headers-remove:
+            headers: ["Content-*", "Ho*"]
+`)
+	ctx := newCtx("http://gw/api/x", "Content-Type", "text/plain", "Content-Language", "en", "Hop", "1")
+	ctx.Request.Header.SetHost("gw")
+	ctx.Request.SetBodyString("hello")
+	ctx.Request.Header.SetContentLength(5)
+	run(c, ctx)
+	h := &ctx.Request.Header
+	if h.Peek("Content-Language") != nil || len(h.ContentType()) != 0 || h.Peek("Hop") != nil {
+		t.Errorf("wildcards did not remove matching headers:\n%s", h.String())
+	}
+	if string(h.Host()) != "gw" || h.ContentLength() != 5 {
+		t.Errorf("wildcards must not remove Host or Content-Length; host %q length %d", h.Host(), h.ContentLength())
+	}
+}
+
+func TestSetExpressionsAndSanitizing(t *testing.T) {
+	c := mustChain(t, `        - request-headers-set:
+            headers:
+              X-Method: "v1-$request.method"
+              X-Echo: "q=$request.query.q h=$request.header.X-In"
+              X-Client-Ip: $request.remoteAddress
+        - response-headers-set:
+            headers:
+              X-Echo: "${request.path}!"
+`)
+	ctx := newCtx("http://gw/api/x?q=a%0d%0aInjected:%20yes%00", "X-In", "in")
+	run(c, ctx)
+	h := &ctx.Request.Header
+	if got := string(h.Peek("X-Method")); got != "v1-GET" {
+		t.Errorf("X-Method = %q, want v1-GET", got)
+	}
+	echo := string(h.Peek("X-Echo"))
+	if strings.ContainsAny(echo, "\r\n\x00") || !strings.HasPrefix(echo, "q=a  Injected: yes ") || !strings.HasSuffix(echo, "h=in") {
+		t.Errorf("X-Echo = %q: control characters must become spaces", echo)
+	}
+	if strings.Contains(h.String(), "\r\nInjected") {
+		t.Errorf("header injection reached the request:\n%s", h.String())
+	}
+	if got := string(h.Peek("X-Client-Ip")); got != "10.0.0.7" {
+		t.Errorf("X-Client-Ip = %q, want 10.0.0.7", got)
+	}
+	if got := string(ctx.Response.Header.Peek("X-Echo")); got != "/api/x!" {
+		t.Errorf("response X-Echo = %q, want /api/x!", got)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	f := func(policies, wantPos, wantMsg string) {
+		t.Helper()
+		_, path, err := compileYAML(t, gateway(policies))
+		if err == nil {
+			t.Fatalf("no error for:\n%s", policies)
+		}
+		if !strings.Contains(err.Error(), path+":"+wantPos+":") || !strings.Contains(err.Error(), wantMsg) {
+			t.Fatalf("error %q\nwant position %s and %q", err, wantPos, wantMsg)
+		}
+	}
+	// The policies list starts on line 12 of the document gateway builds.
+	f("        - request-headers-remove\n", "12:11", "headers is required")
+	f("        - request-headers-remove:\n            headers: []\n", "13:22", "headers is required")
+	f("        - request-headers-remove:\n            headers: [\"X-A\", \"*\"]\n", "13:30", "would remove every header")
+	f("        - request-headers-remove:\n            headers: [\"X-*-B\"]\n", "13:23", "is not a header name")
+	f("        - request-headers-remove:\n            headers: [\"Content-Length\"]\n", "13:23", "cannot be removed")
+	f("        - request-headers-remove:\n            header: [\"X-A\"]\n", "13:13", "unknown parameter \"header\"; known parameters: headers")
+	f("        - request-headers-set\n", "12:11", "headers is required")
+	f("        - request-headers-set:\n            headers:\n              Bad Name: x\n", "14:15", "is not a header name")
+	f("        - request-headers-set:\n            headers:\n              Transfer-Encoding: chunked\n", "14:15", "cannot be set")
+	f("        - response-headers-set:\n            headers:\n              connection: close\n", "14:15", "cannot be set")
+	f("        - request-headers-set:\n            headers:\n              X-A: \"a\\r\\nB: c\"\n", "14:20", "control character")
+	f("        - request-headers-set:\n            headers:\n              X-A: \"\"\n", "14:20", "is empty")
+	f("        - request-headers-set:\n            headers:\n              X-A: $request.nope\n", "14:20", "unknown expression $request.nope")
+	f("        - request-headers-set:\n            headers:\n              X-A: $client.id\n", "14:20", "only known after client-id-enforcement")
+	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "cannot unmarshal !!seq")
+}

@@ -1,0 +1,173 @@
+// Package headers holds the header policies: request-headers-remove,
+// request-headers-set and response-headers-set. Header names, wildcards and
+// value templates are decided when the config loads; a request only looks
+// them up.
+package headers
+
+import (
+	"strings"
+
+	"github.com/valyala/fasthttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/expr"
+)
+
+func init() {
+	chain.Register(chain.Registration{Name: "request-headers-remove", New: func() chain.Policy { return new(Remove) }})
+	chain.Register(chain.Registration{Name: "request-headers-set", New: func() chain.Policy { return new(RequestSet) }})
+	chain.Register(chain.Registration{Name: "response-headers-set", New: func() chain.Policy { return new(ResponseSet) }})
+}
+
+// framing are the headers that carry the message's framing or the
+// connection's state: the gateway owns them, so no policy may set or remove
+// them, and a wildcard never matches them.
+var framing = []string{"Host", "Content-Length", "Transfer-Encoding"}
+
+// hopByHop are, with framing, the headers that cannot be set: they describe
+// one connection, not the message (RFC 9110 section 7.6.1), and the proxy
+// rewrites them.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "TE", "Trailer", "Upgrade"}
+
+func isOneOf(name string, list []string) bool {
+	for _, n := range list {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Remove is request-headers-remove: it deletes request headers before the
+// request goes upstream. Once provisioned it is safe for concurrent use.
+type Remove struct {
+	// Headers are the names to remove, matched without regard to case. A
+	// name ending in `*` (`X-Internal-*`) removes every header that starts
+	// with the text before the `*`.
+	Headers []string `yaml:"headers"`
+
+	exact    [][]byte
+	prefixes [][]byte // lower case, without the `*`
+}
+
+// Validate checks every name and wildcard.
+func (r *Remove) Validate(env *chain.Env) error {
+	node := chain.Field(env.Spec.Params, "headers")
+	if len(r.Headers) == 0 {
+		return chain.Errorf(orParams(node, env), "headers is required: list the header names to remove, e.g. headers: [\"X-Internal-*\", \"Authorization\"]")
+	}
+	r.exact, r.prefixes = nil, nil
+	for i, h := range r.Headers {
+		at := item(node, i)
+		name, wildcard := strings.CutSuffix(h, "*")
+		switch {
+		case wildcard && name == "":
+			return chain.Errorf(at, "header %q would remove every header; name a prefix before the *, e.g. \"X-Internal-*\"", h)
+		case !expr.ValidHeaderName(name) || strings.Contains(name, "*"):
+			return chain.Errorf(at, "%q is not a header name: use letters, digits and -, with an optional * at the end only", h)
+		case !wildcard && isOneOf(name, framing):
+			return chain.Errorf(at, "%s cannot be removed: the gateway sets it for the upstream connection", name)
+		}
+		if wildcard {
+			r.prefixes = append(r.prefixes, []byte(strings.ToLower(name)))
+		} else {
+			r.exact = append(r.exact, fasthttp.AppendNormalizedHeaderKey(nil, name))
+		}
+	}
+	return nil
+}
+
+// Provision has nothing to build beyond what Validate decided.
+func (r *Remove) Provision(env *chain.Env) error { return nil }
+
+// Close releases nothing.
+func (r *Remove) Close() error { return nil }
+
+// RequestSet is request-headers-set: it sets (replaces) headers on the
+// request to the upstream. Once provisioned it is safe for concurrent use.
+type RequestSet struct {
+	Set `yaml:",inline"`
+}
+
+// ResponseSet is response-headers-set: it sets (replaces) headers on every
+// response of the route, the upstream's and the gateway's own rejections
+// alike. Once provisioned it is safe for concurrent use.
+type ResponseSet struct {
+	Set `yaml:",inline"`
+}
+
+// Set holds the parameters and compiled values that request-headers-set
+// and response-headers-set share.
+type Set struct {
+	// Headers maps a header name to its value: literal text, expressions
+	// (`$datetime`, `$request.header.NAME`, …) or both. Headers are set in
+	// the order written.
+	Headers map[string]string `yaml:"headers"`
+
+	fields []field
+}
+
+type field struct {
+	name []byte
+	tmpl *expr.Template
+	// value is the whole value when the template is constant.
+	value []byte
+}
+
+// Validate checks every name and compiles every value.
+func (s *Set) Validate(env *chain.Env) error {
+	node := chain.Field(env.Spec.Params, "headers")
+	if node == nil || node.Kind != yaml.MappingNode || len(node.Content) == 0 {
+		return chain.Errorf(orParams(node, env), "headers is required: map header names to values, e.g. headers: {X-API-Version: \"v1\"}")
+	}
+	s.fields = s.fields[:0]
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		name, value := k.Value, s.Headers[k.Value]
+		switch {
+		case !expr.ValidHeaderName(name):
+			return chain.Errorf(k, "%q is not a header name: use letters, digits and -", name)
+		case isOneOf(name, framing) || isOneOf(name, hopByHop):
+			return chain.Errorf(k, "%s cannot be set: it describes the connection, which the gateway manages", name)
+		case strings.TrimSpace(value) == "":
+			return chain.Errorf(v, "the value of %s is empty; to drop the header use request-headers-remove", name)
+		}
+		if i := strings.IndexFunc(value, isForbiddenRune); i >= 0 {
+			return chain.Errorf(v, "the value of %s contains the control character %q at byte %d; header values cannot hold CR, LF, NUL or other control characters", name, value[i], i)
+		}
+		tmpl, err := expr.Compile(value, env)
+		if err != nil {
+			return chain.Errorf(v, "the value of %s: %v", name, err)
+		}
+		f := field{name: fasthttp.AppendNormalizedHeaderKey(nil, name), tmpl: tmpl}
+		if tmpl.IsConstant() {
+			f.value = tmpl.Literal()
+		}
+		s.fields = append(s.fields, f)
+	}
+	return nil
+}
+
+// Provision has nothing to build beyond what Validate decided.
+func (s *Set) Provision(env *chain.Env) error { return nil }
+
+// Close releases nothing.
+func (s *Set) Close() error { return nil }
+
+func isForbiddenRune(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
+
+func item(list *yaml.Node, i int) *yaml.Node {
+	if list != nil && list.Kind == yaml.SequenceNode && i < len(list.Content) {
+		return list.Content[i]
+	}
+	return list
+}
+
+func orParams(node *yaml.Node, env *chain.Env) *yaml.Node {
+	if node != nil {
+		return node
+	}
+	return env.Spec.Params
+}

@@ -1,0 +1,217 @@
+package ratelimit
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
+)
+
+// seedLimit is step 1 of secured-gateway-config.yaml.
+const seedLimit = `        - rate-limiting:
+            limit: 100
+            period: 60
+            identifier: $request.remoteAddress
+`
+
+func header(ctx *fasthttp.RequestCtx, name string) string {
+	return string(ctx.Response.Header.Peek(name))
+}
+
+func TestSeedLimit429WithHeaders(t *testing.T) {
+	c := mustChain(t, seedLimit)
+	clk := newFakeClock()
+	limiter(t, c, 0, clk)
+	for i := 1; i <= 100; i++ {
+		ctx := newCtx("http://gw/api/products/1")
+		if rej := run(c, ctx); rej != nil {
+			t.Fatalf("request %d of 100 rejected: %v", i, rej)
+		}
+		if i == 1 || i == 100 {
+			want := map[string]string{"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": strconv.Itoa(100 - i), "X-RateLimit-Reset": "1"}
+			if i == 100 {
+				want["X-RateLimit-Reset"] = "60"
+			}
+			for k, v := range want {
+				if got := header(ctx, k); got != v {
+					t.Errorf("request %d: %s = %q, want %q", i, k, got, v)
+				}
+			}
+		}
+	}
+	ctx := newCtx("http://gw/api/products/1")
+	rej := run(c, ctx)
+	if rej == nil || rej.Status != 429 || rej.Reason != "rate_limited" || rej.Policy != "rate-limiting" {
+		t.Fatalf("101st request: rejection %+v, want 429 rate_limited by rate-limiting", rej)
+	}
+	for k, v := range map[string]string{"Retry-After": "1", "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"} {
+		if got := header(ctx, k); got != v {
+			t.Errorf("429: %s = %q, want %q", k, got, v)
+		}
+	}
+	// Another client has its own budget.
+	other := newCtx("http://gw/api/products/1")
+	other.Init(&other.Request, &fakeAddr{"10.0.0.8"}, nil)
+	ex := chain.AcquireExchange()
+	ex.Prepare(c)
+	ex.RemoteAddr = append(ex.RemoteAddr, "192.0.2.1"...)
+	if rej := c.RunRequest(other, ex); rej != nil {
+		t.Fatalf("a different client (ex.RemoteAddr from the proxy) was limited: %v", rej)
+	}
+	chain.ReleaseExchange(ex)
+}
+
+type fakeAddr struct{ s string }
+
+func (a *fakeAddr) Network() string { return "tcp" }
+func (a *fakeAddr) String() string  { return a.s }
+
+func TestLimitsPerIdentifierExpression(t *testing.T) {
+	c := mustChain(t, `        - rate-limiting:
+            limit: 2
+            period: 1
+            identifier: "$request.header.X-Api-Key"
+            exposeHeaders: false
+`)
+	limiter(t, c, 0, newFakeClock())
+	f := func(key string, wantPass bool) {
+		t.Helper()
+		ctx := newCtx("http://gw/api/x", "X-Api-Key", key)
+		rej := run(c, ctx)
+		if (rej == nil) != wantPass {
+			t.Fatalf("key %q: rejection %v, want pass=%v", key, rej, wantPass)
+		}
+		if got := header(ctx, "X-RateLimit-Limit"); got != "" {
+			t.Fatalf("exposeHeaders: false, yet X-RateLimit-Limit = %q", got)
+		}
+		if !wantPass && header(ctx, "Retry-After") != "1" {
+			t.Fatalf("429 without Retry-After: 1 (got %q)", header(ctx, "Retry-After"))
+		}
+	}
+	f("a", true)
+	f("a", true)
+	f("b", true)
+	f("a", false)
+	f("b", true)
+	f("b", false)
+}
+
+func TestReloadKeepsBudgets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gw.yaml")
+	load := func(text string) *config.Config {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load([]string{path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	twoRoutes := func(otherLimit string) string {
+		return gateway(seedLimit) + `    - id: other
+      path: ["/other/*"]
+      upstream:
+        url: "http://127.0.0.1:1"
+      policies:
+        - rate-limiting:
+            limit: ` + otherLimit + `
+            period: 60
+`
+	}
+	clk := newFakeClock()
+	old, err := chain.CompileAll(load(twoRoutes("5")), nil, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter(t, old.Chains[0], 0, clk)
+	for i := 0; i < 100; i++ {
+		run(old.Chains[0], newCtx("http://gw/api/x"))
+	}
+	// The other route changes; route r's budget must survive the reload.
+	next, err := chain.CompileAll(load(twoRoutes("6")), old, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Retire(next); err != nil {
+		t.Fatal(err)
+	}
+	defer next.Retire(nil)
+	if rej := run(next.Chains[0], newCtx("http://gw/api/x")); rej == nil || rej.Status != 429 {
+		t.Fatalf("after reloading an unrelated change the spent budget was reset: rejection %v", rej)
+	}
+	// A changed limit is a new policy with a new budget.
+	third, err := chain.CompileAll(load(strings.Replace(twoRoutes("6"), "limit: 100", "limit: 101", 1)), next, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Retire(nil)
+	if rej := run(third.Chains[0], newCtx("http://gw/api/x")); rej != nil {
+		t.Fatalf("a changed limit kept the old budget: %v", rej)
+	}
+}
+
+func TestBucketGauge(t *testing.T) {
+	c := mustChain(t, seedLimit)
+	limiter(t, c, 0, newFakeClock())
+	before := buckets("r")
+	run(c, newCtx("http://gw/api/x"))
+	if got := buckets("r"); got != before+1 {
+		t.Fatalf("flexgate_ratelimit_buckets{route=\"r\"} = %d after one client, want %d", got, before+1)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	f := func(params, wantPos, wantMsg string) {
+		t.Helper()
+		_, path, err := compileYAML(t, gateway("        - rate-limiting:\n"+params))
+		if err == nil {
+			t.Fatalf("no error for:\n%s", params)
+		}
+		if !strings.Contains(err.Error(), path+":"+wantPos+":") || !strings.Contains(err.Error(), wantMsg) {
+			t.Fatalf("error %q\nwant position %s and %q", err, wantPos, wantMsg)
+		}
+	}
+	// rate-limiting: is on line 12; its parameters start on line 13.
+	f("            limit: 0\n            period: 60\n", "13:20", "limit must be a whole number of requests above 0")
+	f("            limit: -5\n            period: 60\n", "13:20", "limit must be")
+	f("            limit: 10\n            period: 0\n", "14:21", "period must be a number of seconds of at least 0.001")
+	f("            limit: 10\n", "13:13", "period must be")
+	f("            period: 10\n", "13:13", "limit must be")
+	f("            limit: ten\n            period: 60\n", "13:20", "cannot unmarshal !!str `ten`")
+	f("            limit: 10\n            period: soon\n", "14:21", "cannot unmarshal")
+	f("            limit: 10\n            period: 40000000\n", "14:21", "longer than a year")
+	f("            limit: 10000000\n            period: 1\n", "13:20", "more than a million a second")
+	f("            limit: 10\n            period: 60\n            limits: [{limit: 1, period: 1}]\n", "15:21", "not both")
+	f("            identifier: $request.remoteAddress\n", "13:13", "a limit is required")
+	f("            limits:\n              - {limit: 1, period: 1}\n              - {limit: 0, period: 60}\n", "15:25", "limit must be")
+	f("            limits:\n              - {limit: 1, peroid: 1}\n", "14:28", "unknown parameter \"peroid\"; known parameters: limit, period")
+	f("            limit: 10\n            period: 60\n            identifier: $request.ip\n", "15:25", "unknown expression $request.ip")
+	f("            limit: 10\n            period: 60\n            identifier: everyone\n", "15:25", "every client would share one budget")
+	f("            limit: 10\n            period: 60\n            identifier: $token.sub\n", "15:25", "only known after token-introspection")
+	f("            limit: 10\n            period: 60\n            maxKeys: 10\n", "15:22", "maxKeys is 10")
+	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
+	f("            limit: 10\n            period: 60\n            burst: 5\n", "15:13",
+		"unknown parameter \"burst\"; known parameters: exposeHeaders, identifier, limit, limits, maxKeys, period")
+	_, _, err := compileYAML(t, gateway("        - rate-limiting\n"))
+	if err == nil || !strings.Contains(err.Error(), "12:11") || !strings.Contains(err.Error(), "a limit is required") {
+		t.Fatalf("rate-limiting without parameters: %v", err)
+	}
+}
+
+func TestSecondsRoundUp(t *testing.T) {
+	for ns, want := range map[int64]int64{0: 0, -1: 0, 1: 1, int64(time.Second): 1, int64(time.Second) + 1: 2} {
+		if got := seconds(ns); got != want {
+			t.Errorf("seconds(%d) = %d, want %d", ns, got, want)
+		}
+	}
+}

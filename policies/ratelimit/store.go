@@ -1,0 +1,239 @@
+package ratelimit
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Rule is one limit of a policy, in the form the stores use: a token bucket
+// of capacity Limit refilled continuously, one token every Interval.
+type Rule struct {
+	// Limit is the bucket's capacity and the number of requests per period.
+	Limit int64
+	// Period is the window in nanoseconds.
+	Period int64
+	// Interval is the time one token takes to come back, Period/Limit ns.
+	Interval int64
+	// Burst is Limit*Interval: how far ahead of now a bucket's theoretical
+	// arrival time may run. Using it rather than Period keeps the count
+	// exact when Period is not a multiple of Limit.
+	Burst int64
+}
+
+// NewRule returns the rule for limit requests per period.
+func NewRule(limit int64, period time.Duration) Rule {
+	iv := int64(period) / limit
+	return Rule{Limit: limit, Period: int64(period), Interval: iv, Burst: iv * limit}
+}
+
+// Decision is a store's answer for one request.
+type Decision struct {
+	// Allowed is true when the request took a token from every rule's
+	// bucket.
+	Allowed bool
+	// Full is true when the request was refused because the store could
+	// not track one more client (see MemStore).
+	Full bool
+	// Rule is the index of the rule the other fields describe: the one
+	// that refused the request, or else the one with the fewest tokens left.
+	Rule int
+	// Remaining is the tokens left in that rule's bucket.
+	Remaining int64
+	// Reset is the time in ns until that bucket is full again.
+	Reset int64
+	// RetryAfter is the time in ns until the request would pass; 0 when
+	// allowed.
+	RetryAfter int64
+}
+
+// Store holds the token buckets of one policy. The in-process MemStore is
+// the default; a shared store (Redis, for several replicas) implements the
+// same two methods. Implementations must be safe for concurrent use.
+type Store interface {
+	// Take takes one token for key from the bucket of every rule at time
+	// now (Unix ns), or none if any bucket is empty: a request refused by
+	// one rule uses up nothing of the others. key is valid only during the
+	// call. rules are the same slice on every call.
+	Take(key []byte, now int64, rules []Rule) Decision
+	// Close stops background work.
+	Close() error
+}
+
+// maxRules bounds the limits of one policy; it lets a decision be worked
+// out on the stack.
+const maxRules = 8
+
+// numShards spreads keys over independent locks, so that contention does
+// not grow with the number of cores. A power of two.
+const numShards = 256
+
+// MemStore is the in-process Store: buckets in numShards shards, each a
+// mutex and a map from key to the buckets' theoretical arrival times
+// (GCRA, which is a token bucket kept as one number per rule).
+//
+// Memory is bounded by maxKeys. A bucket that has refilled completely is
+// indistinguishable from no bucket, so idle buckets are evicted exactly: a
+// sweep runs when a shard is full and in the background. If a shard is
+// full of buckets that are still refilling, a new key is refused (Full)
+// until the first of them is full again: forgetting a refilling bucket
+// would let its client exceed its limit, and growing would let a flood of
+// identifiers exhaust memory. The clients already tracked are unaffected.
+//
+// MemStore is safe for concurrent use.
+type MemStore struct {
+	shards [numShards]shard
+	seed   maphash.Seed
+	live   atomic.Int64
+	clock  func() int64
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string][]int64
+	// max is the shard's share of maxKeys.
+	max int
+	// nextFull is the earliest time a bucket of the shard can be full
+	// again; sweeping before it frees nothing.
+	nextFull int64
+	_        [64]byte
+}
+
+// NewMemStore returns a store for at most maxKeys keys. When sweepEvery > 0
+// a goroutine evicts full buckets at that interval until Close; clock gives
+// the time in Unix ns.
+func NewMemStore(maxKeys int, sweepEvery time.Duration, clock func() int64) *MemStore {
+	s := &MemStore{seed: maphash.MakeSeed(), clock: clock, stop: make(chan struct{}), done: make(chan struct{})}
+	for i := range s.shards {
+		s.shards[i].m = map[string][]int64{}
+		s.shards[i].max = maxKeys / numShards
+		if i < maxKeys%numShards {
+			s.shards[i].max++
+		}
+	}
+	if sweepEvery > 0 {
+		go s.janitor(sweepEvery)
+	} else {
+		close(s.done)
+	}
+	return s
+}
+
+// Take implements Store.
+func (s *MemStore) Take(key []byte, now int64, rules []Rule) Decision {
+	sh := &s.shards[maphash.Bytes(s.seed, key)&(numShards-1)]
+	sh.mu.Lock()
+	tats, ok := sh.m[string(key)]
+	if !ok && len(sh.m) >= sh.max {
+		if now >= sh.nextFull {
+			s.sweep(sh, now)
+		}
+		if len(sh.m) >= sh.max {
+			wait := sh.nextFull - now
+			sh.mu.Unlock()
+			return Decision{Full: true, Reset: wait, RetryAfter: wait}
+		}
+	}
+	var next [maxRules]int64
+	d := decide(tats, now, rules, &next)
+	if d.Allowed {
+		if !ok {
+			tats = make([]int64, len(rules))
+			sh.m[string(key)] = tats
+			s.live.Add(1)
+		}
+		copy(tats, next[:len(rules)])
+	}
+	sh.mu.Unlock()
+	return d
+}
+
+// decide works out the decision for buckets at tats (nil: all full) and
+// the arrival times to store if it is allowed.
+func decide(tats []int64, now int64, rules []Rule, next *[maxRules]int64) Decision {
+	d := Decision{Allowed: true, Remaining: -1}
+	for i := range rules {
+		r := &rules[i]
+		tat := now
+		if tats != nil && tats[i] > now {
+			tat = tats[i]
+		}
+		n := tat + r.Interval
+		if n-now > r.Burst {
+			if wait := n - r.Burst - now; d.Allowed || wait > d.RetryAfter {
+				d = Decision{Rule: i, Reset: tat - now, RetryAfter: wait}
+			}
+			continue
+		}
+		next[i] = n
+		if !d.Allowed {
+			continue
+		}
+		if rem := (r.Burst - (n - now)) / r.Interval; d.Remaining < 0 || rem < d.Remaining {
+			d.Rule, d.Remaining, d.Reset = i, rem, n-now
+		}
+	}
+	return d
+}
+
+// sweep evicts the shard's full buckets and notes when the next one will
+// be full. The caller holds sh.mu.
+func (s *MemStore) sweep(sh *shard, now int64) {
+	nextFull := int64(1<<63 - 1)
+	for k, tats := range sh.m {
+		last := tats[0]
+		for _, t := range tats[1:] {
+			last = max(last, t)
+		}
+		if last <= now {
+			delete(sh.m, k)
+			s.live.Add(-1)
+			continue
+		}
+		nextFull = min(nextFull, last)
+	}
+	if len(sh.m) == 0 {
+		nextFull = now
+	}
+	sh.nextFull = nextFull
+}
+
+// Sweep evicts every full bucket now.
+func (s *MemStore) Sweep() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		s.sweep(sh, s.clock())
+		sh.mu.Unlock()
+	}
+}
+
+func (s *MemStore) janitor(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Len returns the number of buckets held in memory.
+func (s *MemStore) Len() int { return int(s.live.Load()) }
+
+// Close stops the background sweep and waits for it.
+func (s *MemStore) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+var _ Store = (*MemStore)(nil)

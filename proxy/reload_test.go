@@ -1,0 +1,163 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/proxy"
+	"github.com/flexgate/flexgate/proxy/proxytest"
+)
+
+func routeYAML(id, upstream string) string {
+	return fmt.Sprintf(`
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: t}
+spec:
+  routes:
+    - id: %s
+      path: ["/*"]
+      upstream: {url: "%s"}
+`, id, upstream)
+}
+
+// load sends requests from several connections until stop closes and
+// reports how many failed and how many came back from each upstream.
+func load(t *testing.T, url string, stop <-chan struct{}) (failed *atomic.Int64, bodies *sync.Map, wait func()) {
+	failed, bodies = new(atomic.Int64), new(sync.Map)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := proxytest.Client()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req.SetRequestURI(url + "/x")
+				if err := c.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
+					failed.Add(1)
+					continue
+				}
+				v, _ := bodies.LoadOrStore(string(resp.Body()), new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			}
+		}()
+	}
+	return failed, bodies, wg.Wait
+}
+
+func TestReloadUnderLoadDropsNothing(t *testing.T) {
+	a, b := proxytest.StartUpstream(t), proxytest.StartUpstream(t)
+	a.Handler = func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("a") }
+	b.Handler = func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("b") }
+	gw := proxytest.Start(t, routeYAML("r", a.URL))
+
+	stop := make(chan struct{})
+	failed, bodies, wait := load(t, gw.URL, stop)
+	for i := 0; i < 20; i++ {
+		target := a.URL
+		if i%2 == 0 {
+			target = b.URL
+		}
+		if err := gw.Reload(t, routeYAML("r", target)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // let traffic flow on each config
+	}
+	close(stop)
+	wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed during 20 reloads", n)
+	}
+	for _, name := range []string{"a", "b"} {
+		if v, ok := bodies.Load(name); !ok || v.(*atomic.Int64).Load() == 0 {
+			t.Errorf("no request reached upstream %s: the reloads did not take effect", name)
+		}
+	}
+}
+
+func TestBadReloadKeepsServing(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, routeYAML("r", up.URL))
+	err := gw.Reload(t, routeYAML("r", up.URL)+"      policies:\n        - no-such-policy\n")
+	if err == nil || !strings.Contains(err.Error(), `unknown policy "no-such-policy"`) {
+		t.Fatalf("reload error = %v", err)
+	}
+	resp := proxytest.Do(t, "GET", gw.URL+"/x", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("after a bad reload: status %d", resp.StatusCode())
+	}
+	m := proxytest.Do(t, "GET", gw.AdminURL+"/metrics", nil, nil)
+	defer fasthttp.ReleaseResponse(m)
+	if !strings.Contains(string(m.Body()), `flexgate_config_reloads_total{result="failed"} 1`) {
+		t.Error("the failed reload is not counted in /metrics")
+	}
+}
+
+func TestDrainFinishesInFlightRequests(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	started := make(chan struct{}, 16)
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		started <- struct{}{}
+		time.Sleep(300 * time.Millisecond)
+		ctx.SetBodyString("done")
+	}
+	gw := proxytest.Start(t, routeYAML("r", up.URL), func(o *proxy.Options) { o.DrainDelay = 200 * time.Millisecond })
+
+	const n = 8
+	results := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c := proxytest.Client()
+			code, _, err := c.GetTimeout(nil, gw.URL+"/slow", 10*time.Second)
+			if err != nil {
+				code = -1
+			}
+			results <- code
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-started
+	}
+	shutdownDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdownDone <- gw.GW.Shutdown(ctx)
+	}()
+	// /readyz turns 503 at once, while requests still flow.
+	deadline := time.Now().Add(2 * time.Second)
+	for gw.GW.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("still ready after Shutdown began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	code, _, err := proxytest.Client().GetTimeout(nil, gw.AdminURL+"/readyz", time.Second)
+	if err != nil || code != 503 {
+		t.Errorf("/readyz while draining = %d, %v; want 503", code, err)
+	}
+	for i := 0; i < n; i++ {
+		if code := <-results; code != 200 {
+			t.Errorf("in-flight request ended with %d", code)
+		}
+	}
+	if err := <-shutdownDone; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}

@@ -1,0 +1,118 @@
+package proxy_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgate/flexgate/proxy"
+	"github.com/flexgate/flexgate/proxy/proxytest"
+)
+
+func tlsConfigYAML(certFile, keyFile, upstream string) string {
+	return fmt.Sprintf(`
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  listeners:
+    - name: https-main
+      port: 8443
+      protocol: HTTPS
+      tls:
+        mode: TERMINATE
+        certificates:
+          - certFile: %s
+            keyFile: %s
+  routes:
+    - id: api-v1
+      path: ["/api/v1/*"]
+      upstream: {url: "%s"}
+`, certFile, keyFile, upstream)
+}
+
+// serverCert dials the listener and returns the certificate it presents
+// and the negotiated protocol.
+func serverCert(t *testing.T, url string) (commonName, alpn string, version uint16) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{
+		InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}, //nolint:gosec // self-signed test certificate
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := conn.ConnectionState()
+	return st.PeerCertificates[0].Subject.CommonName, st.NegotiatedProtocol, st.Version
+}
+
+func TestTLSTerminationAndRotation(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	dir := t.TempDir()
+	certFile, keyFile := proxytest.WriteCert(t, dir, "first")
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), func(o *proxy.Options) {
+		o.CertPollInterval = 50 * time.Millisecond
+	})
+	if !strings.HasPrefix(gw.URL, "https://") {
+		t.Fatalf("listener URL %s", gw.URL)
+	}
+	resp := proxytest.Do(t, "GET", gw.URL+"/api/v1/hello", nil, nil)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("status %d", resp.StatusCode())
+	}
+	if got := up.Last(t).Header["X-Forwarded-Proto"]; got != "https" {
+		t.Errorf("X-Forwarded-Proto = %q, want https", got)
+	}
+	cn, alpn, version := serverCert(t, gw.URL)
+	if cn != "first" || alpn != "http/1.1" || version < tls.VersionTLS12 {
+		t.Fatalf("got cert %q, ALPN %q, version %x", cn, alpn, version)
+	}
+	// TLS 1.1 is refused.
+	if c, err := tls.Dial("tcp", strings.TrimPrefix(gw.URL, "https://"), &tls.Config{
+		InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, //nolint:gosec // checking that old versions are refused
+	}); err == nil {
+		c.Close()
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
+
+	// Rotate: a new certificate in the same files is served without a restart.
+	proxytest.WriteCert(t, dir, "second")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cn, _, _ := serverCert(t, gw.URL); cn == "second" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated certificate was not served within 10 seconds")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMissingCertificateIsAClearError(t *testing.T) {
+	cfgText := tlsConfigYAML("/nonexistent/tls.crt", "/nonexistent/tls.key", "http://127.0.0.1:1")
+	tb := &fatalRecorder{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		proxytest.Start(tb, cfgText)
+	}()
+	if !strings.Contains(tb.msg, "cannot read certificate file /nonexistent/tls.crt") ||
+		!strings.Contains(tb.msg, "gateway.yaml:") {
+		t.Fatalf("error %q does not name the file and the config position", tb.msg)
+	}
+}
+
+// fatalRecorder captures a Fatalf instead of failing the test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic("fatal")
+}
+
+func (f *fatalRecorder) Helper() {}
