@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -31,6 +33,36 @@ type state struct {
 	uri   []byte
 	xff   []byte
 	trace []byte
+	body  limitedBody
+}
+
+// limitedBody caps a request body of unknown length (chunked) as it
+// streams to the upstream.
+type limitedBody struct {
+	r        io.Reader
+	left     int64
+	exceeded bool
+}
+
+var errBodyLimit = errors.New("request body exceeds the route's maxRequestBodySize")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body that ends exactly at the limit from
+		// one that goes on.
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n > 0 {
+			b.exceeded = true
+			return 0, errBodyLimit
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -40,6 +72,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 func releaseState(st *state) {
 	st.ex.Reset()
 	st.path, st.uri, st.xff, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.trace[:0]
+	st.body = limitedBody{}
 	statePool.Put(st)
 }
 
@@ -114,8 +147,15 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 		return
 	}
 	g.rewrite(ctx, r, st, peer, query, l)
+	if r.maxBodySize > 0 && ctx.Request.Header.ContentLength() == -1 && ctx.Request.IsBodyStream() {
+		st.body = limitedBody{r: ctx.RequestBodyStream(), left: r.maxBodySize}
+		ctx.Request.SetBodyStream(&st.body, -1)
+	}
 	upStart := time.Now()
-	if uerr := r.up.forward(ctx); uerr != nil {
+	if uerr := r.up.forward(ctx); st.body.exceeded {
+		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
+		ctx.SetConnectionClose()
+	} else if uerr != nil {
 		r.m.upstreamError(uerr.metric)
 		g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.metric,
 			"error", uerr.err.Error(), "requestId", string(ex.RequestID))

@@ -390,3 +390,45 @@ spec:
 		t.Fatalf("body under the limit: status %d", resp2.StatusCode())
 	}
 }
+
+func TestChunkedBodyLimit(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	up.Record = false
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		n, _ := io.Copy(io.Discard, ctx.RequestBodyStream())
+		ctx.SetBodyString(fmt.Sprint(n))
+	}
+	gw := proxytest.Start(t, fmt.Sprintf(`
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: t}
+spec:
+  routes:
+    - id: r
+      path: ["/*"]
+      maxRequestBodySize: 100KiB
+      upstream: {url: "%s"}
+`, up.URL))
+	send := func(size int) *fasthttp.Response {
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.Header.SetMethod("POST")
+		req.SetRequestURI(gw.URL + "/upload")
+		req.SetBodyStream(io.LimitReader(zeros{}, int64(size)), -1) // chunked
+		resp := fasthttp.AcquireResponse()
+		if err := proxytest.Client().DoTimeout(req, resp, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := send(100 << 10)
+	if resp.StatusCode() != 200 || string(resp.Body()) != fmt.Sprint(100<<10) {
+		t.Fatalf("chunked body at the limit: %d %s", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	resp = send(300 << 10)
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 413 || string(resp.Header.Peek("X-Flexgate-Error")) != "body_too_large" {
+		t.Fatalf("chunked body over the limit: %d %q", resp.StatusCode(), resp.Header.Peek("X-Flexgate-Error"))
+	}
+}

@@ -17,8 +17,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "", "`FILE` with the client registry (YAML), as given to run")
+	skipCerts := fs.Bool("skip-cert-files", false, "do not read the listeners' certificate files (for CI, where the TLS secret is not mounted)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: flexgate validate [--clients FILE] PATH...")
+		fmt.Fprintln(stderr, "Usage: flexgate validate [--clients FILE] [--skip-cert-files] PATH...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,7 +32,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(paths, *clients)
 	if err == nil {
-		err = check(cfg)
+		err = check(cfg, !*skipCerts)
 	}
 	if err != nil {
 		for _, line := range errorLines(err) {
@@ -62,13 +63,14 @@ func loadConfig(paths []string, clientsFile string) (*config.Config, error) {
 }
 
 // check compiles cfg as run would, without provisioning anything that
-// would touch the network: routes, policies, certificates.
-func check(cfg *config.Config) error {
+// would touch the network: routes, policies and, unless told not to,
+// certificates.
+func check(cfg *config.Config, certFiles bool) error {
 	var errs []error
 	if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
 		errs = append(errs, err)
 	}
-	if err := proxy.Check(cfg); err != nil {
+	if err := proxy.Check(cfg, certFiles); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
