@@ -93,6 +93,9 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 			continue
 		}
 		key := instanceKey(route.ID, spec)
+		if reg.KeyFrom != nil {
+			key += "\x00" + reg.KeyFrom(cfg)
+		}
 		seen[key]++
 		if n := seen[key]; n > 1 {
 			key += "\x00" + strconv.Itoa(n)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/flexgate/flexgate/config"
 )
 
 // Registration describes a policy package to the registry.
@@ -12,6 +14,10 @@ type Registration struct {
 	Name string
 	// New returns a zero policy, ready for Decode.
 	New func() Policy
+	// KeyFrom, when set, names what else of the config a policy's state
+	// depends on (the client registry, say): an instance is carried over a
+	// reload only when its parameters and this key are both unchanged.
+	KeyFrom func(*config.Config) string
 }
 
 var (

@@ -1,0 +1,84 @@
+package clientid
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// maxBasic bounds decoded Basic credentials kept on the stack; longer ones
+// are not credentials any registry holds.
+const maxBasic = 512
+
+var authorization = []byte(fasthttp.HeaderAuthorization)
+
+// HandleRequest authenticates the caller against the registry, records the
+// client id in ex.ClientID and removes the secret before the request goes
+// upstream. It does not allocate.
+func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	h := &ctx.Request.Header
+	id := h.PeekBytes(e.idHeader)
+	secret := h.PeekBytes(e.secretHeader)
+	fromBasic := false
+	if len(id) == 0 && len(secret) == 0 && e.BasicAuth {
+		var buf [maxBasic]byte
+		id, secret, fromBasic = parseBasic(h.PeekBytes(authorization), buf[:])
+	}
+	if len(id) == 0 || len(secret) == 0 {
+		return e.reject(ctx, e.missing)
+	}
+	c := e.clients[string(id)]
+	want := &e.decoy
+	if c != nil {
+		want = &c.hash
+	}
+	// Hash, then compare in constant time: the time taken says nothing
+	// about how much of the secret was right, or whether the id exists.
+	got := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || c == nil {
+		return e.reject(ctx, e.invalid)
+	}
+	ex.ClientID = append(ex.ClientID[:0], c.id...)
+	c.requests.Inc()
+	if fromBasic {
+		h.DelBytes(authorization)
+	} else {
+		h.DelBytes(e.secretHeader)
+	}
+	return nil
+}
+
+func (e *Enforcer) reject(ctx *fasthttp.RequestCtx, r *chain.Rejection) *chain.Rejection {
+	if e.challenge != nil {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, e.challenge)
+	}
+	return r
+}
+
+// parseBasic splits `Basic base64(id:secret)` into id and secret, decoding
+// into buf. The scheme is case-insensitive (RFC 9110 §11.1); anything
+// malformed yields ok false.
+func parseBasic(v, buf []byte) (id, secret []byte, ok bool) {
+	const prefix = "basic "
+	if len(v) < len(prefix) || !bytes.EqualFold(v[:len(prefix)], []byte(prefix)) {
+		return nil, nil, false
+	}
+	enc := v[len(prefix):]
+	if base64.StdEncoding.DecodedLen(len(enc)) > len(buf) {
+		return nil, nil, false
+	}
+	n, err := base64.StdEncoding.Decode(buf, enc)
+	if err != nil {
+		return nil, nil, false
+	}
+	i := bytes.IndexByte(buf[:n], ':')
+	if i < 0 {
+		return nil, nil, false
+	}
+	return buf[:i], buf[i+1 : n], true
+}

@@ -1,0 +1,260 @@
+package clientid
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
+)
+
+func registry() []config.Client {
+	h := sha256.Sum256([]byte("hashed-secret"))
+	return []config.Client{
+		{ID: "app-1", Secret: "s3cret"},
+		{ID: "app-2", SecretHash: h[:]},
+	}
+}
+
+// compile builds a one-route chain from the YAML of its policies list.
+func compile(t testing.TB, clients []config.Client, policies string) (*chain.Chain, *metrics.Set, error) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
+		t.Fatal(err)
+	}
+	route := config.Route{ID: "orders", Paths: []string{"/orders/*"}}
+	for _, item := range doc.Content[0].Content {
+		spec := config.PolicySpec{Name: item.Value, Pos: config.Pos{File: "gw.yaml", Line: item.Line, Col: item.Column}}
+		if item.Kind == yaml.MappingNode {
+			spec.Name, spec.Params = item.Content[0].Value, item.Content[1]
+		}
+		route.Policies = append(route.Policies, spec)
+	}
+	cfg := &config.Config{Routes: []config.Route{route}, Clients: clients}
+	set := metrics.NewSet()
+	c, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{Provision: true, Metrics: set})
+	return c, set, err
+}
+
+func mustCompile(t testing.TB, policies string) (*chain.Chain, *metrics.Set) {
+	t.Helper()
+	c, set, err := compile(t, registry(), policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, set
+}
+
+type request struct {
+	ctx *fasthttp.RequestCtx
+	ex  *chain.Exchange
+}
+
+func newRequest(c *chain.Chain, headers ...string) request {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.SetRequestURI("/orders/1")
+	for i := 0; i+1 < len(headers); i += 2 {
+		ctx.Request.Header.Set(headers[i], headers[i+1])
+	}
+	ex := chain.AcquireExchange()
+	ex.RouteID = c.RouteID
+	ex.Prepare(c)
+	return request{ctx, ex}
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+}
+
+func TestKnownClientPasses(t *testing.T) {
+	c, set := mustCompile(t, "- client-id-enforcement")
+	f := func(id, secret string) {
+		t.Helper()
+		r := newRequest(c, "client_id", id, "client_secret", secret, "X-Keep", "yes")
+		if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+			t.Fatalf("%s: rejected: %v", id, rej)
+		}
+		if got := string(r.ex.ClientID); got != id {
+			t.Errorf("ex.ClientID = %q, want %q", got, id)
+		}
+		if v := r.ctx.Request.Header.Peek("client_secret"); v != nil {
+			t.Errorf("the secret header would reach the upstream: %q", v)
+		}
+		if v := r.ctx.Request.Header.Peek("client_id"); string(v) != id {
+			t.Errorf("client_id header = %q, want it kept for the upstream", v)
+		}
+		if v := r.ctx.Request.Header.Peek("X-Keep"); string(v) != "yes" {
+			t.Errorf("unrelated header lost: %q", v)
+		}
+	}
+	f("app-1", "s3cret")
+	f("app-1", "s3cret")
+	f("app-2", "hashed-secret")
+	if n := set.GetOrCreateCounter(`flexgate_client_requests_total{route="orders",client="app-1"}`).Get(); n != 2 {
+		t.Errorf("app-1 counter = %d, want 2", n)
+	}
+	if n := set.GetOrCreateCounter(`flexgate_client_requests_total{route="orders",client="app-2"}`).Get(); n != 1 {
+		t.Errorf("app-2 counter = %d, want 1", n)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	plain, _ := mustCompile(t, "- client-id-enforcement")
+	withBasic, _ := mustCompile(t, "- client-id-enforcement: {basicAuth: true}")
+	f := func(c *chain.Chain, wantReason, wantChallenge string, headers ...string) {
+		t.Helper()
+		r := newRequest(c, headers...)
+		rej := c.RunRequest(r.ctx, r.ex)
+		if rej == nil {
+			t.Fatalf("%v: passed, want %s", headers, wantReason)
+		}
+		if rej.Status != 401 || rej.Reason != wantReason || rej.Policy != "client-id-enforcement" {
+			t.Errorf("%v: got %d %s by %s, want 401 %s", headers, rej.Status, rej.Reason, rej.Policy, wantReason)
+		}
+		if got := string(r.ctx.Response.Header.Peek("WWW-Authenticate")); got != wantChallenge {
+			t.Errorf("%v: WWW-Authenticate = %q, want %q", headers, got, wantChallenge)
+		}
+		if len(r.ex.ClientID) != 0 {
+			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.ClientID)
+		}
+		if strings.Contains(rej.Message, "s3cret") {
+			t.Errorf("message leaks a secret: %s", rej.Message)
+		}
+	}
+	f(plain, "missing_credentials", "")
+	f(plain, "missing_credentials", "", "client_id", "app-1")
+	f(plain, "missing_credentials", "", "client_secret", "s3cret")
+	f(plain, "invalid_client", "", "client_id", "nobody", "client_secret", "s3cret")
+	f(plain, "invalid_client", "", "client_id", "app-1", "client_secret", "wrong")
+	f(plain, "invalid_client", "", "client_id", "app-1", "client_secret", "s3cret ")
+	f(plain, "invalid_client", "", "client_id", "app-2", "client_secret", "s3cret")
+	// A secretHash entry is not a password: sending the hash itself fails.
+	h := sha256.Sum256([]byte("hashed-secret"))
+	f(plain, "invalid_client", "", "client_id", "app-2", "client_secret", string(h[:]))
+	f(plain, "missing_credentials", "", "Authorization", basic("app-1", "s3cret"))
+
+	const challenge = `Basic realm="flexgate"`
+	f(withBasic, "missing_credentials", challenge)
+	f(withBasic, "missing_credentials", challenge, "Authorization", "Bearer abc")
+	f(withBasic, "missing_credentials", challenge, "Authorization", "Basic !!!")
+	f(withBasic, "invalid_client", challenge, "Authorization", basic("app-1", "nope"))
+	f(withBasic, "invalid_client", challenge, "client_id", "app-1", "client_secret", "nope")
+}
+
+func TestBasicAuth(t *testing.T) {
+	c, _ := mustCompile(t, "- client-id-enforcement: {basicAuth: true}")
+	for _, auth := range []string{basic("app-1", "s3cret"), "bAsIc " + basic("app-1", "s3cret")[6:]} {
+		r := newRequest(c, "Authorization", auth)
+		if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+			t.Fatalf("%s: rejected: %v", auth, rej)
+		}
+		if string(r.ex.ClientID) != "app-1" {
+			t.Errorf("ex.ClientID = %q", r.ex.ClientID)
+		}
+		if v := r.ctx.Request.Header.Peek("Authorization"); v != nil {
+			t.Errorf("Basic credentials would reach the upstream: %q", v)
+		}
+	}
+	// The headers win over Basic, so the Authorization header is left alone.
+	r := newRequest(c, "client_id", "app-1", "client_secret", "s3cret", "Authorization", "Bearer tok")
+	if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	if v := r.ctx.Request.Header.Peek("Authorization"); string(v) != "Bearer tok" {
+		t.Errorf("Authorization = %q, want the bearer token kept for later steps", v)
+	}
+}
+
+func TestCustomHeaderNames(t *testing.T) {
+	c, _ := mustCompile(t, "- client-id-enforcement: {clientIdHeader: X-Client-Id, clientSecretHeader: X-Client-Secret}")
+	r := newRequest(c, "x-client-id", "app-1", "X-CLIENT-SECRET", "s3cret")
+	if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	if v := r.ctx.Request.Header.Peek("X-Client-Secret"); v != nil {
+		t.Errorf("secret header kept: %q", v)
+	}
+	r = newRequest(c, "client_id", "app-1", "client_secret", "s3cret")
+	if rej := c.RunRequest(r.ctx, r.ex); rej == nil || rej.Reason != "missing_credentials" {
+		t.Errorf("default headers accepted after renaming: %v", rej)
+	}
+	if !strings.Contains(r.ex.Rejected.Message, "X-Client-Id and X-Client-Secret") {
+		t.Errorf("message does not name the configured headers: %s", r.ex.Rejected.Message)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	f := func(clients []config.Client, policies string, want ...string) {
+		t.Helper()
+		_, _, err := compile(t, clients, policies)
+		if err == nil {
+			t.Fatalf("%s: no error, want %q", policies, want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	}
+	f(nil, "- client-id-enforcement",
+		`gw.yaml:1:3: client-id-enforcement: route "orders" uses client-id-enforcement but no client registry is configured`,
+		"add spec.clients", "--clients FILE")
+	f(registry(), "- client-id-enforcement:\n    clientIdHeader: \"bad header\"",
+		"gw.yaml:2:21:", `clientIdHeader "bad header" is not a valid header name`)
+	f(registry(), "- client-id-enforcement:\n    clientSecretHeader: Client_ID",
+		"gw.yaml:2:25:", "give the secret its own header")
+	f(registry(), "- client-id-enforcement:\n    basicAuht: true",
+		"gw.yaml:2:5:", `unknown parameter "basicAuht"`, "basicAuth, clientIdHeader, clientSecretHeader")
+	f([]config.Client{{ID: "x", Pos: config.Pos{File: "clients.yaml", Line: 3, Col: 5}}}, "- client-id-enforcement",
+		"clients.yaml:3:5: client \"x\" has neither secret nor secretHash")
+}
+
+func TestSuccessDoesNotAllocate(t *testing.T) {
+	for _, tc := range []struct{ policies, k1, v1, k2, v2 string }{
+		{"- client-id-enforcement", "client_id", "app-1", "client_secret", "s3cret"},
+		{"- client-id-enforcement: {basicAuth: true}", "Authorization", basic("app-2", "hashed-secret"), "X-Other", "1"},
+	} {
+		c, _ := mustCompile(t, tc.policies)
+		r := newRequest(c)
+		allocs := testing.AllocsPerRun(1000, func() {
+			r.ctx.Request.Header.Set(tc.k1, tc.v1)
+			r.ctx.Request.Header.Set(tc.k2, tc.v2)
+			if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+				t.Fatal(rej)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", tc.policies, allocs)
+		}
+	}
+}
+
+// FuzzParseBasic holds parseBasic to what net/http accepts as Basic
+// credentials.
+func FuzzParseBasic(f *testing.F) {
+	for _, s := range []string{basic("a", "b"), "Basic Og==", "basic YTpiOmM=", "Basic", "Basic  YTpi", "Bearer x", basic("", "x")} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		req := http.Request{Header: http.Header{"Authorization": {v}}}
+		wantID, wantSecret, wantOK := req.BasicAuth()
+		var buf [maxBasic]byte
+		id, secret, ok := parseBasic([]byte(v), buf[:])
+		if len(v) > 700 {
+			return // beyond maxBasic parseBasic refuses on purpose
+		}
+		if ok != wantOK || string(id) != wantID || string(secret) != wantSecret {
+			t.Errorf("parseBasic(%q) = %q, %q, %v; net/http says %q, %q, %v", v, id, secret, ok, wantID, wantSecret, wantOK)
+		}
+	})
+}

@@ -1,0 +1,274 @@
+package introspection
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/buger/jsonparser"
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// HandleRequest checks the request's bearer token, from the cache when it
+// can, and hands the token's claims to later steps in ex.Token. A cached
+// answer costs no allocation.
+func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	tok, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	if tok == nil {
+		if ok {
+			ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeNoToken)
+			return in.noToken
+		}
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
+		return in.invalidToken
+	}
+	k := sha256.Sum256(tok)
+	e := in.cache.get(&k, in.now().UnixNano())
+	if e != nil {
+		in.m.hit.Inc()
+	} else {
+		in.m.miss.Inc()
+		var err error
+		if e, err = in.lookup(tok, &k); err != nil {
+			in.logs.failure(err)
+			return in.unavailable
+		}
+	}
+	ex.Token.Active = e.active
+	if !e.active {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
+		return in.invalidToken
+	}
+	ex.Token.Sub = append(ex.Token.Sub[:0], e.sub...)
+	ex.Token.ClientID = append(ex.Token.ClientID[:0], e.clientID...)
+	ex.Token.Scope = append(ex.Token.Scope[:0], e.scope...)
+	if !e.scopeOK {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeScope)
+		return in.insufficient
+	}
+	return nil
+}
+
+// lookup asks the server about tok, sharing the call with concurrent
+// requests for the same token, and caches what the answer allows.
+func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
+	return in.flight.do(k, func() (*entry, error) {
+		// A request that missed the cache just before the previous call
+		// stored its answer finds it here instead of calling again.
+		if e := in.cache.get(k, in.now().UnixNano()); e != nil {
+			return e, nil
+		}
+		e, err := in.introspect(tok)
+		if err != nil {
+			in.m.failed.Inc()
+			return nil, err
+		}
+		now := in.now()
+		ttl := in.cacheTTL
+		if e.active {
+			in.m.active.Inc()
+		} else {
+			in.m.inactive.Inc()
+			ttl = in.deadTTL
+		}
+		expires := now.Add(ttl).UnixNano()
+		if e.expires != 0 && e.expires < expires {
+			expires = e.expires
+		}
+		if expires > now.UnixNano() {
+			e.expires = expires
+			in.cache.put(k, e, now.UnixNano())
+		}
+		return e, nil
+	})
+}
+
+// introspect makes one RFC 7662 call. Errors name the server and what went
+// wrong, never the token.
+func (in *Introspector) introspect(tok []byte) (*entry, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(in.URL)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/x-www-form-urlencoded")
+	req.Header.Set(fasthttp.HeaderAccept, "application/json")
+	req.Header.Set(fasthttp.HeaderAuthorization, in.basicAuth)
+	body := append(req.Body()[:0], "token="...)
+	body = fasthttp.AppendQuotedArg(body, tok)
+	body = append(body, "&token_type_hint=access_token"...)
+	req.SetBodyRaw(body)
+
+	start := time.Now()
+	err := in.hc.DoTimeout(req, resp, in.timeout)
+	in.m.duration.UpdateDuration(start)
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return nil, fmt.Errorf("introspection server %s did not answer within %s", in.hc.Addr, in.timeout)
+	case err != nil:
+		return nil, fmt.Errorf("cannot reach introspection server %s: %w", in.hc.Addr, err)
+	case resp.StatusCode() != fasthttp.StatusOK:
+		hint := ""
+		if s := resp.StatusCode(); s == fasthttp.StatusUnauthorized || s == fasthttp.StatusForbidden {
+			hint = ": check clientId and clientSecret"
+		}
+		return nil, fmt.Errorf("introspection server %s answered status %d%s", in.hc.Addr, resp.StatusCode(), hint)
+	}
+	e, err := parseResponse(resp.Body())
+	if err != nil {
+		return nil, fmt.Errorf("introspection server %s: %w", in.hc.Addr, err)
+	}
+	if e.active {
+		e.scopeOK = hasScopes(string(e.scope), in.Scopes)
+	}
+	return e, nil
+}
+
+// parseResponse reads an RFC 7662 answer. Only "active" is required; exp
+// becomes entry.expires, the other claims are kept for later steps.
+func parseResponse(body []byte) (*entry, error) {
+	body = bytes.TrimSpace(body)
+	// jsonparser skims rather than validates; a broken answer must not
+	// pass for an active token.
+	if len(body) == 0 || body[0] != '{' || !json.Valid(body) {
+		return nil, errors.New("the answer is not a JSON object")
+	}
+	e := new(entry)
+	sawActive := false
+	err := jsonparser.ObjectEach(body, func(k, v []byte, t jsonparser.ValueType, _ int) error {
+		var err error
+		switch string(k) {
+		case "active":
+			if t != jsonparser.Boolean {
+				return errors.New(`"active" is not a boolean`)
+			}
+			e.active, err = jsonparser.ParseBoolean(v)
+			sawActive = true
+		case "sub":
+			e.sub, err = claim(v, t)
+		case "client_id":
+			e.clientID, err = claim(v, t)
+		case "scope":
+			e.scope, err = claim(v, t)
+		case "exp":
+			if t == jsonparser.Number {
+				var f float64
+				if f, err = jsonparser.ParseFloat(v); err == nil && f > 0 && f < 1<<33 {
+					e.expires = int64(f * float64(time.Second))
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the answer is not RFC 7662 JSON: %w", err)
+	}
+	if !sawActive {
+		return nil, errors.New(`the answer has no "active" member: is url the introspection endpoint?`)
+	}
+	if !e.active {
+		return &entry{}, nil
+	}
+	return e, nil
+}
+
+// claim decodes a string claim; a claim of another type is ignored.
+func claim(v []byte, t jsonparser.ValueType) ([]byte, error) {
+	if t != jsonparser.String {
+		return nil, nil
+	}
+	s, err := jsonparser.ParseString(v)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+// hasScopes reports whether the space-separated scope list has every
+// required scope.
+func hasScopes(scope string, required []string) bool {
+	have := strings.Fields(scope)
+	for _, r := range required {
+		found := false
+		for _, h := range have {
+			if h == r {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// bearer extracts the token of an `Authorization: Bearer <token>` header
+// (RFC 6750 §2.1). It returns ok true and a nil token when there is no
+// bearer token at all (no header, or another scheme), and ok false when a
+// bearer token is malformed.
+func bearer(v []byte) (tok []byte, ok bool) {
+	if len(v) == 0 {
+		return nil, true
+	}
+	sp := bytes.IndexByte(v, ' ')
+	if sp < 0 {
+		return nil, false
+	}
+	if !bytes.EqualFold(v[:sp], []byte("bearer")) {
+		return nil, true
+	}
+	tok = bytes.Trim(v[sp+1:], " ")
+	if !isB64Token(tok) {
+		return nil, false
+	}
+	return tok, true
+}
+
+// isB64Token reports whether t matches RFC 6750's
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(t []byte) bool {
+	i := 0
+	for ; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(t); i++ {
+		if t[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// logThrottle logs introspection failures at most once every ten seconds:
+// an authorization server that is down would otherwise flood the log with
+// one line per request.
+type logThrottle struct {
+	logger *slog.Logger
+	last   atomic.Int64
+}
+
+func (l *logThrottle) failure(err error) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(10*time.Second) || !l.last.CompareAndSwap(last, now) {
+		return
+	}
+	l.logger.Error("token introspection failed; requests are refused with 503 until the server answers", "error", err)
+}

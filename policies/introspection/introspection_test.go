@@ -1,0 +1,596 @@
+package introspection
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
+)
+
+// idp is a real RFC 7662 introspection server on 127.0.0.1 that counts its
+// calls and can be held, made to fail, or stopped.
+type idp struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+
+	mu      sync.Mutex
+	answers map[string]string // token → JSON answer; others are inactive
+	status  int               // answer with this status instead, when set
+	hold    chan struct{}     // when set, calls wait until it is closed
+	form    string            // the last request's form, for assertions
+	auth    string
+}
+
+func newIdP(t testing.TB, tls bool) *idp {
+	p := &idp{answers: map[string]string{}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.calls.Add(1)
+		// RFC 6749 §2.3.1: id and secret are form-encoded inside Basic.
+		id, secret, _ := r.BasicAuth()
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+		if r.Method != http.MethodPost || id != "gateway" || secret != "gw&secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_ = r.ParseForm()
+		p.mu.Lock()
+		p.form, p.auth = r.PostForm.Encode(), r.Header.Get("Authorization")
+		hold, status, answer := p.hold, p.status, p.answers[r.PostForm.Get("token")]
+		p.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if status != 0 {
+			w.WriteHeader(status)
+			return
+		}
+		if answer == "" {
+			answer = `{"active":false}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(answer))
+	})
+	if tls {
+		p.srv = httptest.NewTLSServer(h)
+	} else {
+		p.srv = httptest.NewServer(h)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		close(release)
+		p.srv.Close()
+	})
+	return p
+}
+
+func (p *idp) set(f func(p *idp)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+// clock is an injected time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// compile builds a one-route chain from the YAML of its policies list.
+func compile(t testing.TB, policies string, opts chain.Options) (*chain.Chain, error) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
+		t.Fatal(err)
+	}
+	route := config.Route{ID: "orders", Paths: []string{"/orders/*"}}
+	for _, item := range doc.Content[0].Content {
+		spec := config.PolicySpec{Name: item.Value, Pos: config.Pos{File: "gw.yaml", Line: item.Line, Col: item.Column}}
+		if item.Kind == yaml.MappingNode {
+			spec.Name, spec.Params = item.Content[0].Value, item.Content[1]
+		}
+		route.Policies = append(route.Policies, spec)
+	}
+	cfg := &config.Config{Routes: []config.Route{route}}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	return chain.Compile(cfg, &cfg.Routes[0], opts)
+}
+
+type fixture struct {
+	c     *chain.Chain
+	in    *Introspector
+	set   *metrics.Set
+	clock *clock
+}
+
+// setup provisions a token-introspection policy against url with extra
+// parameters in YAML flow syntax.
+func setup(t testing.TB, url, extra string) *fixture {
+	t.Helper()
+	params := fmt.Sprintf("{url: %q, clientId: gateway, clientSecret: gw&secret", url)
+	if extra != "" {
+		params += ", " + extra
+	}
+	set := metrics.NewSet()
+	c, err := compile(t, "- token-introspection: "+params+"}",
+		chain.Options{Provision: true, Metrics: set, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	in := c.Policies[0].Policy.(*Introspector)
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	in.now = clk.now
+	return &fixture{c: c, in: in, set: set, clock: clk}
+}
+
+func (f *fixture) counter(name string) uint64 { return f.set.GetOrCreateCounter(name).Get() }
+
+type result struct {
+	rej       *chain.Rejection
+	challenge string
+	ex        *chain.Exchange
+}
+
+func (f *fixture) do(authorization string) result {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.SetRequestURI("/orders/1")
+	if authorization != "" {
+		ctx.Request.Header.Set("Authorization", authorization)
+	}
+	ex := chain.AcquireExchange()
+	ex.Prepare(f.c)
+	rej := f.c.RunRequest(ctx, ex)
+	return result{rej: rej, challenge: string(ctx.Response.Header.Peek("WWW-Authenticate")), ex: ex}
+}
+
+const goodAnswer = `{"active":true,"sub":"alice","client_id":"shop-app","scope":"orders:read orders:write","exp":%d}`
+
+func TestActiveTokenPasses(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL+"/introspect", "scopes: [orders:read]")
+	p.answers["tok-1"] = fmt.Sprintf(goodAnswer, 1_700_003_600)
+
+	r := f.do("Bearer tok-1")
+	if r.rej != nil {
+		t.Fatalf("rejected: %v", r.rej)
+	}
+	tok := r.ex.Token
+	if !tok.Active || string(tok.Sub) != "alice" || string(tok.ClientID) != "shop-app" || string(tok.Scope) != "orders:read orders:write" {
+		t.Errorf("claims = active %v sub %q client_id %q scope %q", tok.Active, tok.Sub, tok.ClientID, tok.Scope)
+	}
+	if p.form != "token=tok-1&token_type_hint=access_token" {
+		t.Errorf("server got form %q", p.form)
+	}
+	// RFC 6749 §2.3.1: the secret is form-encoded before Basic.
+	if p.auth != "Basic Z2F0ZXdheTpndyUyNnNlY3JldA==" {
+		t.Errorf("server got Authorization %q", p.auth)
+	}
+	if f.counter(`flexgate_introspection_requests_total{route="orders",result="active"}`) != 1 {
+		t.Error("active call not counted")
+	}
+	if r := f.do("bearer   tok-1  "); r.rej != nil {
+		t.Errorf("lower-case scheme and extra spaces rejected: %v", r.rej)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "scopes: [orders:read, admin]")
+	p.answers["reader"] = fmt.Sprintf(goodAnswer, 1_700_003_600)
+	p.answers["admin"] = `{"active":true,"scope":"admin orders:read"}`
+
+	check := func(auth string, status int, reason, challenge string) {
+		t.Helper()
+		r := f.do(auth)
+		if r.rej == nil {
+			t.Fatalf("%q passed, want %d %s", auth, status, reason)
+		}
+		if r.rej.Status != status || r.rej.Reason != reason {
+			t.Errorf("%q: got %d %s, want %d %s", auth, r.rej.Status, r.rej.Reason, status, reason)
+		}
+		if r.challenge != challenge {
+			t.Errorf("%q: WWW-Authenticate = %q, want %q", auth, r.challenge, challenge)
+		}
+	}
+	const (
+		noToken = `Bearer realm="flexgate"`
+		invalid = `Bearer realm="flexgate", error="invalid_token"`
+		scope   = `Bearer realm="flexgate", error="insufficient_scope", scope="orders:read admin"`
+	)
+	calls := p.calls.Load()
+	check("", 401, "missing_token", noToken)
+	check("Basic YTpi", 401, "missing_token", noToken)
+	check("Bearer", 401, "invalid_token", invalid)
+	check("Bearer ", 401, "invalid_token", invalid)
+	check("Bearer a b", 401, "invalid_token", invalid)
+	check("Bearer a=b", 401, "invalid_token", invalid)
+	check("tok-without-scheme", 401, "invalid_token", invalid)
+	if n := p.calls.Load() - calls; n != 0 {
+		t.Errorf("malformed or missing tokens made %d calls to the server", n)
+	}
+	check("Bearer revoked", 401, "invalid_token", invalid)
+	check("Bearer reader", 403, "insufficient_scope", scope)
+	if r := f.do("Bearer admin"); r.rej != nil {
+		t.Errorf("token with every scope rejected: %v", r.rej)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		status int
+		answer string
+	}{
+		{"5xx", 502, ""},
+		{"gateway credentials refused", 401, ""},
+		{"redirect", 302, ""},
+		{"not JSON", 0, "<html>login</html>"},
+		{"truncated JSON", 0, `{"active":true,"sub":"x"`},
+		{"no active member", 0, `{"sub":"x"}`},
+		{"active as a string", 0, `{"active":"true"}`},
+	} {
+		p.set(func(p *idp) { p.status, p.answers["t-"+tc.name[:2]] = tc.status, tc.answer })
+		r := f.do("Bearer t-" + tc.name[:2])
+		if r.rej == nil || r.rej.Status != 503 || r.rej.Reason != "introspection_unavailable" {
+			t.Errorf("%s: got %v, want 503 introspection_unavailable", tc.name, r.rej)
+		}
+	}
+}
+
+func TestServerDownOrSlowFailsClosed(t *testing.T) {
+	p := newIdP(t, false)
+	var logs bytes.Buffer
+	f := setup(t, p.srv.URL, "timeout: 0.2")
+	f.in.logs.logger = slog.New(slog.NewTextHandler(&logs, nil))
+	const secretToken = "s3cr3t-t0ken"
+	p.answers[secretToken] = `{"active":true}`
+
+	p.set(func(p *idp) { p.hold = make(chan struct{}) })
+	start := time.Now()
+	r := f.do("Bearer " + secretToken)
+	if r.rej == nil || r.rej.Status != 503 || r.rej.Reason != "introspection_unavailable" {
+		t.Fatalf("slow server: got %v, want 503", r.rej)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a 0.2s timeout took %s", d)
+	}
+	if !strings.Contains(logs.String(), "did not answer within 200ms") {
+		t.Errorf("log does not say the server was slow: %s", logs.String())
+	}
+
+	// A failure is not cached: the next request asks again and passes.
+	p.set(func(p *idp) { p.hold = nil })
+	if r := f.do("Bearer " + secretToken); r.rej != nil {
+		t.Fatalf("after recovery: %v", r.rej)
+	}
+
+	p.srv.Close()
+	f.in.logs.last.Store(0)
+	r = f.do("Bearer " + secretToken + "-2")
+	if r.rej == nil || r.rej.Status != 503 {
+		t.Fatalf("server down: got %v, want 503", r.rej)
+	}
+	if f.counter(`flexgate_introspection_requests_total{route="orders",result="error"}`) != 2 {
+		t.Error("failures not counted")
+	}
+	if !strings.Contains(logs.String(), "cannot reach introspection server") {
+		t.Errorf("log does not say the server is down: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), secretToken) {
+		t.Errorf("a token reached the log: %s", logs.String())
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "cacheTtl: 60")
+	p.answers["long"] = fmt.Sprintf(goodAnswer, 1_700_003_600)
+
+	want := func(token string, calls int64) {
+		t.Helper()
+		before := p.calls.Load()
+		if r := f.do("Bearer " + token); r.rej != nil {
+			t.Fatalf("%s: %v", token, r.rej)
+		}
+		if n := p.calls.Load() - before; n != calls {
+			t.Errorf("%s: %d calls to the server, want %d", token, n, calls)
+		}
+	}
+	want("long", 1)
+	want("long", 0)
+	f.clock.advance(59 * time.Second)
+	want("long", 0)
+	f.clock.advance(time.Second)
+	want("long", 1)
+	want("long", 0)
+
+	if f.counter(`flexgate_introspection_cache_total{route="orders",result="hit"}`) != 3 ||
+		f.counter(`flexgate_introspection_cache_total{route="orders",result="miss"}`) != 2 {
+		t.Error("cache hits and misses not counted")
+	}
+}
+
+func TestExpShortensCache(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "cacheTtl: 60")
+	p.answers["t"] = fmt.Sprintf(goodAnswer, 1_700_000_010)
+	for i, step := range []struct {
+		advance time.Duration
+		calls   int64
+	}{{0, 1}, {9 * time.Second, 1}, {time.Second, 2}, {5 * time.Second, 3}} {
+		f.clock.advance(step.advance)
+		f.do("Bearer t")
+		if n := p.calls.Load(); n != step.calls {
+			t.Errorf("step %d: %d calls, want %d", i, n, step.calls)
+		}
+	}
+}
+
+func TestInactiveCachedBriefly(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "inactiveCacheTtl: 5")
+	for i, step := range []struct {
+		advance time.Duration
+		calls   int64
+	}{{0, 1}, {4 * time.Second, 1}, {time.Second, 2}} {
+		f.clock.advance(step.advance)
+		if r := f.do("Bearer dead"); r.rej == nil || r.rej.Reason != "invalid_token" {
+			t.Fatalf("step %d: got %v, want invalid_token", i, r.rej)
+		}
+		if n := p.calls.Load(); n != step.calls {
+			t.Errorf("step %d: %d calls, want %d", i, n, step.calls)
+		}
+	}
+	// A token that has become active is believed after the inactive TTL.
+	p.set(func(p *idp) { p.answers["dead"] = `{"active":true}` })
+	f.clock.advance(5 * time.Second)
+	if r := f.do("Bearer dead"); r.rej != nil {
+		t.Errorf("not asked again after inactiveCacheTtl: %v", r.rej)
+	}
+}
+
+func TestConcurrentFirstRequestsMakeOneCall(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	hold := make(chan struct{})
+	p.set(func(p *idp) { p.answers["shared"], p.hold = `{"active":true,"sub":"bob"}`, hold })
+
+	const n = 100
+	var wg sync.WaitGroup
+	var passed atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := f.do("Bearer shared"); r.rej == nil && string(r.ex.Token.Sub) == "bob" {
+				passed.Add(1)
+			}
+		}()
+	}
+	// Release the server once every request has missed the cache.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.counter(`flexgate_introspection_cache_total{route="orders",result="miss"}`) < n {
+		if time.Now().After(deadline) {
+			t.Fatal("requests did not all reach the cache")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	wg.Wait()
+	if c := p.calls.Load(); c != 1 {
+		t.Errorf("%d concurrent first requests made %d calls, want 1", n, c)
+	}
+	if passed.Load() != n {
+		t.Errorf("%d of %d requests passed", passed.Load(), n)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "maxCacheEntries: 8")
+	for i := range 50 {
+		tok := fmt.Sprintf("tok-%d", i)
+		p.set(func(p *idp) { p.answers[tok] = `{"active":true}` })
+		if r := f.do("Bearer " + tok); r.rej != nil {
+			t.Fatal(r.rej)
+		}
+	}
+	if n := f.in.cache.len(); n == 0 || n > 8 {
+		t.Errorf("cache holds %d entries, want 1..8", n)
+	}
+}
+
+func TestHTTPSWithCAFile(t *testing.T) {
+	p := newIdP(t, true)
+	p.answers["tok"] = `{"active":true}`
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trusted := setup(t, p.srv.URL, fmt.Sprintf("caFile: %q", ca))
+	if r := trusted.do("Bearer tok"); r.rej != nil {
+		t.Errorf("with caFile: %v", r.rej)
+	}
+	untrusted := setup(t, p.srv.URL, "")
+	if r := untrusted.do("Bearer tok"); r.rej == nil || r.rej.Status != 503 {
+		t.Errorf("self-signed server without caFile: got %v, want 503", r.rej)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	f := func(policies string, want ...string) {
+		t.Helper()
+		_, err := compile(t, policies, chain.Options{})
+		if err == nil {
+			t.Fatalf("%s: no error, want %q", policies, want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	}
+	f("- token-introspection", "gw.yaml:1:3: token-introspection: url is required")
+	f("- token-introspection:\n    url: ftp://x/introspect\n    clientId: a\n    clientSecret: b",
+		`gw.yaml:2:10: token-introspection: url "ftp://x/introspect" is not an http(s) URL`)
+	f("- token-introspection:\n    url: https://x/introspect\n    clientId: a",
+		"gw.yaml:3:15: token-introspection: clientId and clientSecret are both required")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: -1",
+		"gw.yaml:5:15:", "cacheTtl must be 0 or more")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: 1m",
+		"gw.yaml:5:15:", "cannot unmarshal")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    caFile: /nonexistent.pem",
+		"gw.yaml:5:13:", "cannot read caFile")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    scopes: [ok, \"two words\"]",
+		"gw.yaml:5:18:", `scope "two words"`)
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTTL: 5",
+		`unknown parameter "cacheTTL"`, "caFile, cacheTtl, clientId, clientSecret, inactiveCacheTtl, maxCacheEntries, scopes, timeout, url")
+}
+
+// TestSeedProvisionsOffline is the seed's policy: auth-server.com is not
+// reachable from tests, and neither validate nor provisioning may dial it.
+func TestSeedProvisionsOffline(t *testing.T) {
+	const seed = `- token-introspection:
+    url: "https://auth-server.com/introspect"
+    clientId: shop-gateway
+    clientSecret: not-a-real-secret
+    cacheTtl: 60`
+	for _, provision := range []bool{false, true} {
+		c, err := compile(t, seed, chain.Options{Provision: provision})
+		if err != nil {
+			t.Fatalf("provision %v: %v", provision, err)
+		}
+		if provision {
+			in := c.Policies[0].Policy.(*Introspector)
+			if in.hc.ConnsCount() != 0 {
+				t.Error("provisioning opened a connection")
+			}
+			_ = c.Close()
+		}
+	}
+}
+
+func TestCachedHitDoesNotAllocate(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "scopes: [orders:read]")
+	p.answers["tok"] = fmt.Sprintf(goodAnswer, 1_700_003_600)
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.SetRequestURI("/orders/1")
+	ex := chain.AcquireExchange()
+	ex.Prepare(f.c)
+	allocs := testing.AllocsPerRun(1000, func() {
+		ctx.Request.Header.Set("Authorization", "Bearer tok")
+		if rej := f.c.RunRequest(ctx, ex); rej != nil {
+			t.Fatal(rej)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per cached request, want 0", allocs)
+	}
+	if p.calls.Load() != 1 {
+		t.Errorf("%d calls, want 1", p.calls.Load())
+	}
+}
+
+var b64tokenRe = regexp.MustCompile(`^(?i:bearer) +([A-Za-z0-9._~+/-]+=*) *$`)
+
+// FuzzBearer holds the hand-written header parser to RFC 6750's grammar.
+func FuzzBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer a.b-c_d~e+f/g==", "Bearer", "Bearer  x ", "Basic x", "Bearer a=b", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tok, _ := bearer([]byte(v))
+		m := b64tokenRe.FindStringSubmatch(v)
+		want := ""
+		if m != nil {
+			want = m[1]
+		}
+		if string(tok) != want {
+			t.Errorf("bearer(%q) = %q, grammar says %q", v, tok, want)
+		}
+	})
+}
+
+// FuzzParseResponse holds the jsonparser reading of an answer to
+// encoding/json's: nothing encoding/json does not read as an active token
+// may pass, and the claims must agree.
+func FuzzParseResponse(f *testing.F) {
+	for _, s := range []string{`{"active":true,"sub":"a\u00e9","scope":"x y","exp":1e9}`, `{"active":false}`,
+		`{"active":true,"active":false}`, `{"active":true,"sub":1}`, `{"active":true,}`, `[true]`, ` {"active":true} `} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		e, err := parseResponse([]byte(body))
+		var ref map[string]any
+		refErr := json.Unmarshal([]byte(body), &ref)
+		active, isBool := ref["active"].(bool)
+		if refErr != nil || !isBool {
+			if err == nil && e.active {
+				t.Fatalf("parseResponse(%q) says active; encoding/json: %v, active=%v", body, refErr, ref["active"])
+			}
+			return
+		}
+		if err != nil {
+			// Refusing an ambiguous answer (a repeated or escaped member
+			// name) fails closed, which is allowed.
+			if strings.Count(body, `"active"`) > 1 || strings.Contains(body, `\`) {
+				return
+			}
+			t.Fatalf("parseResponse(%q): %v; encoding/json read active=%v", body, err, active)
+		}
+		if e.active != active {
+			t.Fatalf("parseResponse(%q) active=%v, encoding/json %v", body, e.active, active)
+		}
+		if !e.active {
+			return
+		}
+		for _, name := range []string{"sub", "client_id", "scope"} {
+			got := map[string][]byte{"sub": e.sub, "client_id": e.clientID, "scope": e.scope}[name]
+			want, _ := ref[name].(string)
+			if utf8.ValidString(want) && utf8.Valid(got) && string(got) != want {
+				t.Errorf("parseResponse(%q) %s = %q, encoding/json %q", body, name, got, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,248 @@
+// Package introspection implements the token-introspection policy: the
+// bearer token of each request is checked with an OAuth 2.0 authorization
+// server's introspection endpoint (RFC 7662), and the answer is cached.
+package introspection
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// Defaults where the config is silent.
+const (
+	DefaultCacheTTL         = 60
+	DefaultInactiveCacheTTL = 5
+	DefaultMaxCacheEntries  = 100_000
+	DefaultTimeout          = 3 * time.Second
+)
+
+// Introspector is the token-introspection policy. Its exported fields are
+// the policy's parameters; a provisioned Introspector is safe for
+// concurrent use.
+type Introspector struct {
+	// URL of the introspection endpoint, https (verified with the system
+	// roots or CAFile) or plain http for local development. Required.
+	URL string `yaml:"url"`
+	// ClientID and ClientSecret authenticate the gateway to the
+	// introspection server with HTTP Basic, as RFC 7662 servers expect.
+	// Required; write them as $env.NAME.
+	ClientID     string `yaml:"clientId"`
+	ClientSecret string `yaml:"clientSecret"`
+	// CacheTTL is how many seconds an active token's answer is reused,
+	// never past the token's exp. 0 asks the server every time. Default 60.
+	CacheTTL *int `yaml:"cacheTtl"`
+	// InactiveCacheTTL is how many seconds an `active: false` answer is
+	// reused, so that a client retrying a dead token does not hammer the
+	// server. 0 disables it. Default 5.
+	InactiveCacheTTL *int `yaml:"inactiveCacheTtl"`
+	// MaxCacheEntries bounds the cache; when full, arbitrary entries are
+	// dropped. Default 100000.
+	MaxCacheEntries int `yaml:"maxCacheEntries"`
+	// Timeout is the seconds one introspection call may take, connect
+	// included; fractions allowed. Default 3.
+	Timeout float64 `yaml:"timeout"`
+	// CAFile is a PEM bundle that verifies an https server instead of the
+	// system roots.
+	CAFile string `yaml:"caFile"`
+	// Scopes the token must all carry; otherwise 403 insufficient_scope.
+	Scopes []string `yaml:"scopes"`
+
+	hc        *fasthttp.HostClient
+	basicAuth string
+	timeout   time.Duration
+	cacheTTL  time.Duration
+	deadTTL   time.Duration
+	now       func() time.Time
+
+	cache  *cache
+	flight group
+
+	noToken      *chain.Rejection
+	invalidToken *chain.Rejection
+	insufficient *chain.Rejection
+	unavailable  *chain.Rejection
+
+	challengeNoToken []byte
+	challengeInvalid []byte
+	challengeScope   []byte
+
+	m    *policyMetrics
+	logs logThrottle
+}
+
+func init() {
+	chain.Register(chain.Registration{Name: "token-introspection", New: func() chain.Policy { return new(Introspector) }})
+}
+
+// Validate checks the parameters without touching the network.
+func (in *Introspector) Validate(env *chain.Env) error {
+	p := env.Spec.Params
+	if in.URL == "" {
+		return fmt.Errorf("url is required: the introspection endpoint of your authorization server, " +
+			"e.g. url: https://auth.example.com/oauth2/introspect")
+	}
+	u, err := url.Parse(in.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return chain.Errorf(chain.Field(p, "url"), "url %q is not an http(s) URL: write https://host[:port]/path", in.URL)
+	}
+	if u.User != nil {
+		return chain.Errorf(chain.Field(p, "url"), "url must not carry credentials: use clientId and clientSecret")
+	}
+	if in.ClientID == "" || in.ClientSecret == "" {
+		node := chain.Field(p, "clientId")
+		if node == nil {
+			node = chain.Field(p, "clientSecret")
+		}
+		return chain.Errorf(node, "clientId and clientSecret are both required: the introspection server "+
+			"authenticates the gateway with them (write them as $env.NAME)")
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"cacheTtl", in.CacheTTL}, {"inactiveCacheTtl", in.InactiveCacheTTL}} {
+		if f.v != nil && *f.v < 0 {
+			return chain.Errorf(chain.Field(p, f.name), "%s must be 0 or more seconds, not %d", f.name, *f.v)
+		}
+	}
+	if in.MaxCacheEntries < 0 {
+		return chain.Errorf(chain.Field(p, "maxCacheEntries"), "maxCacheEntries must be positive, not %d", in.MaxCacheEntries)
+	}
+	if in.Timeout < 0 || in.Timeout > 60 {
+		return chain.Errorf(chain.Field(p, "timeout"), "timeout must be between 0 and 60 seconds, not %g", in.Timeout)
+	}
+	for i, s := range in.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			node := chain.Field(p, "scopes")
+			if node != nil && i < len(node.Content) {
+				node = node.Content[i]
+			}
+			return chain.Errorf(node, "scope %q is not a scope token: no spaces, quotes or backslashes", s)
+		}
+	}
+	if in.CAFile != "" {
+		if u.Scheme != "https" {
+			return chain.Errorf(chain.Field(p, "caFile"), "caFile is set but url is plain http: use an https url")
+		}
+		if _, err := loadCAs(in.CAFile); err != nil {
+			return chain.Errorf(chain.Field(p, "caFile"), "%v", err)
+		}
+	}
+	return nil
+}
+
+// Provision builds the HTTP client, cache and rejections. It does not dial:
+// the first connection is made by the first request that needs it.
+func (in *Introspector) Provision(env *chain.Env) error {
+	u, err := url.Parse(in.URL)
+	if err != nil {
+		return err
+	}
+	isTLS := u.Scheme == "https"
+	in.timeout = DefaultTimeout
+	if in.Timeout > 0 {
+		in.timeout = time.Duration(in.Timeout * float64(time.Second))
+	}
+	in.cacheTTL = seconds(in.CacheTTL, DefaultCacheTTL)
+	in.deadTTL = seconds(in.InactiveCacheTTL, DefaultInactiveCacheTTL)
+	maxEntries := in.MaxCacheEntries
+	if maxEntries == 0 {
+		maxEntries = DefaultMaxCacheEntries
+	}
+	in.cache = newCache(maxEntries)
+	if in.now == nil {
+		in.now = time.Now
+	}
+	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
+	in.basicAuth = "Basic " + base64.StdEncoding.EncodeToString(
+		[]byte(url.QueryEscape(in.ClientID)+":"+url.QueryEscape(in.ClientSecret)))
+
+	in.hc = &fasthttp.HostClient{
+		Addr:     fasthttp.AddMissingPort(u.Host, isTLS),
+		Name:     "flexgate",
+		IsTLS:    isTLS,
+		MaxConns: 256,
+		// Under a burst of distinct new tokens, wait for a connection
+		// rather than fail at once.
+		MaxConnWaitTimeout:  in.timeout,
+		MaxIdleConnDuration: 30 * time.Second,
+		ReadTimeout:         in.timeout,
+		WriteTimeout:        in.timeout,
+		// A body larger than this is not an introspection response.
+		MaxResponseBodySize: 64 << 10,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, in.timeout)
+		},
+	}
+	if isTLS {
+		tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		if in.CAFile != "" {
+			if tc.RootCAs, err = loadCAs(in.CAFile); err != nil {
+				return err
+			}
+		}
+		in.hc.TLSConfig = tc
+	} else if h := u.Hostname(); h != "localhost" && !isLoopback(h) {
+		env.Logger.Warn("token-introspection over plain http sends tokens and the gateway's credentials "+
+			"unencrypted: use https outside local development", "url", in.URL)
+	}
+
+	in.challengeNoToken = []byte(`Bearer realm="flexgate"`)
+	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
+	in.challengeScope = []byte(`Bearer realm="flexgate", error="insufficient_scope", scope="` + strings.Join(in.Scopes, " ") + `"`)
+	in.noToken = env.Reject(401, "missing_token", "a bearer token is required: send Authorization: Bearer <token>")
+	in.invalidToken = env.Reject(401, "invalid_token", "the bearer token is malformed, expired, revoked or unknown")
+	in.insufficient = env.Reject(403, "insufficient_scope", "the token lacks a required scope: "+strings.Join(in.Scopes, " "))
+	in.unavailable = env.Reject(503, "introspection_unavailable",
+		"the token could not be checked because the authorization server did not answer; retry later")
+	in.m = newPolicyMetrics(env.Metrics, env.Route.ID)
+	in.logs.logger = env.Logger
+	return nil
+}
+
+// Close drops the idle connections to the introspection server.
+func (in *Introspector) Close() error {
+	if in.hc != nil {
+		in.hc.CloseIdleConnections()
+	}
+	return nil
+}
+
+func seconds(v *int, def int) time.Duration {
+	if v == nil {
+		return time.Duration(def) * time.Second
+	}
+	return time.Duration(*v) * time.Second
+}
+
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read caFile: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("caFile %s holds no PEM certificate: give a bundle of -----BEGIN CERTIFICATE----- blocks", file)
+	}
+	return pool, nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var (
+	_ chain.Policy         = (*Introspector)(nil)
+	_ chain.RequestHandler = (*Introspector)(nil)
+)
