@@ -133,18 +133,33 @@ func classify(err error, connecting bool) *upstreamError {
 // connection closed by the upstream.
 func (u *upstream) forward(ctx *fasthttp.RequestCtx) *upstreamError {
 	req, resp := &ctx.Request, &ctx.Response
-	canRetry := isIdempotent(req) && req.Header.ContentLength() == 0
+	// -2 is fasthttp's "no framing header": a request without a body.
+	cl := req.Header.ContentLength()
+	canRetry := isIdempotent(req) && (cl == 0 || cl == -2)
+	connectRetried := false
 	for attempt := 0; ; attempt++ {
 		retry, err := u.roundTrip(req, resp)
 		if err == nil {
 			return nil
 		}
-		if retry && canRetry && attempt == 0 {
-			continue
+		if !retry || !canRetry || attempt >= maxStaleRetries {
+			return err
 		}
-		return err
+		// A refused connection is tried once more; a pooled connection the
+		// upstream had closed is not the upstream's fault, and the next
+		// pooled one may be just as stale after an upstream restart.
+		if err.metric == "connect" {
+			if connectRetried {
+				return err
+			}
+			connectRetried = true
+		}
 	}
 }
+
+// maxStaleRetries bounds how many dead pooled connections one request may
+// meet before it fails.
+const maxStaleRetries = 4
 
 func isIdempotent(req *fasthttp.Request) bool {
 	h := &req.Header

@@ -1,0 +1,188 @@
+package proxy_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/proxy"
+	"github.com/flexgate/flexgate/proxy/proxytest"
+)
+
+// TestStaleKeepAliveIsRetried has an upstream that closes every connection
+// right after answering, without saying so: the gateway's pooled
+// connection is dead when the next request comes, and a GET is sent again
+// on a fresh one instead of failing.
+func TestStaleKeepAliveIsRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				var req fasthttp.Request
+				if err := req.Read(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				time.Sleep(50 * time.Millisecond) // let the gateway pool the connection
+			}(c)
+		}
+	}()
+	gw := proxytest.Start(t, routeYAML("r", "http://"+ln.Addr().String()))
+	for i := 0; i < 5; i++ {
+		resp := proxytest.Do(t, "GET", gw.URL+"/x", nil, nil)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("request %d: status %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+		time.Sleep(100 * time.Millisecond) // the upstream has closed by now
+	}
+}
+
+func TestSlowClientIsCutOff(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, routeYAML("r", up.URL)+"  limits:\n    readTimeout: 300ms\n")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A slowloris client: a request line and then nothing.
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the gateway kept a half-sent request open for 5 s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("connection closed only after %v", d)
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, routeYAML("r", up.URL)+"  limits:\n    maxConnections: 2\n")
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("connection %d: %v %d", i, err, resp.StatusCode())
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 503 {
+		t.Fatalf("third connection over a cap of 2: status %d, want 503", resp.StatusCode())
+	}
+}
+
+func TestAccessLogAndConfigEndpoint(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	logs := &proxytest.LogBuffer{}
+	gw := proxytest.Start(t, fmt.Sprintf(`
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: t}
+spec:
+  clients:
+    - id: mobile
+      secret: hunter2-very-secret
+  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+      policies:
+        - client-id-enforcement
+`, up.URL), func(o *proxy.Options) { o.AccessLog = logs })
+	resp := proxytest.Do(t, "GET", gw.URL+"/orders?page=2", map[string]string{
+		"client_id": "mobile", "client_secret": "hunter2-very-secret", "X-Request-Id": "log-me-1"}, nil)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	_ = gw.GW.Shutdown(t.Context()) // flushes the access log
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatalf("access log %q: %v", logs.String(), err)
+	}
+	for k, want := range map[string]any{"requestId": "log-me-1", "method": "GET", "path": "/orders",
+		"route": "r", "status": float64(200), "client": "mobile"} {
+		if line[k] != want {
+			t.Errorf("access log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if strings.Contains(logs.String(), "hunter2") {
+		t.Error("the access log contains a secret")
+	}
+}
+
+func TestConfigEndpointRedactsSecrets(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(`
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: t}
+spec:
+  clients:
+    - id: mobile
+      secret: hunter2-very-secret
+  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+      policies:
+        - client-id-enforcement
+        - token-introspection:
+            url: http://127.0.0.1:1/introspect
+            clientId: gw
+            clientSecret: introspection-secret-value
+`, up.URL))
+	resp := proxytest.Do(t, "GET", gw.AdminURL+"/config", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	body := string(resp.Body())
+	if resp.StatusCode() != 200 || !strings.Contains(body, `"client-id-enforcement"`) || !strings.Contains(body, `"hash"`) {
+		t.Fatalf("/config: %d %s", resp.StatusCode(), body)
+	}
+	for _, secret := range []string{"hunter2", "introspection-secret-value"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/config shows the secret %q", secret)
+		}
+	}
+}
