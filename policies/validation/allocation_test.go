@@ -1,0 +1,50 @@
+package validation
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// The fast path must not allocate when a request is valid: that is the
+// common case and it runs on every request of the route.
+func TestFastPathAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	c := mustCompile(t, seedPolicy)
+	if c.Policies[0].Policy.(*Validator).fast == nil {
+		t.Fatal("the seed schema is not on the fast path")
+	}
+	f := func(name, method, uri, contentType, body string) {
+		t.Helper()
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(method)
+		ctx.Request.SetRequestURI(uri)
+		if contentType != "" {
+			ctx.Request.Header.SetContentType(contentType)
+		}
+		ctx.Request.SetBodyString(body)
+		ex := chain.AcquireExchange()
+		defer chain.ReleaseExchange(ex)
+		ex.Prepare(c)
+		if r := c.RunRequest(&ctx, ex); r != nil {
+			t.Fatalf("%s: rejected: %v %s", name, r, ex.Details)
+		}
+		allocs := testing.AllocsPerRun(200, func() {
+			// A new URI makes fasthttp parse the query again, as it
+			// does for each request of a connection.
+			ctx.Request.SetRequestURI(uri)
+			if c.RunRequest(&ctx, ex) != nil {
+				t.Fatal("rejected")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per valid request, want 0", name, allocs)
+		}
+	}
+	f("body", "POST", "/api/products/x", "application/json", `{"productId":"PRD-42","quantity":2}`)
+	f("query", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
+}

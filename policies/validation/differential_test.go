@@ -1,0 +1,171 @@
+package validation
+
+import (
+	"testing"
+
+	"github.com/buger/jsonparser"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/valyala/fasthttp"
+)
+
+// subsetSchemas are schemas inside the fast subset; the differential and
+// fuzz tests hold the fast path to the library's verdict on each.
+var subsetSchemas = []string{
+	seedSchema,
+	`{"type": "array", "items": {"type": ["integer", "null"], "minimum": -5, "exclusiveMaximum": 10}}`,
+	`{"properties": {"s": {"type": "string", "minLength": 2, "maxLength": 4, "pattern": "b"},
+	  "e": {"enum": ["a", 1, true, null, 2.5]}, "c": {"const": "x"}, "k": {"const": 0}},
+	  "required": ["s"], "additionalProperties": {"type": "number"}}`,
+	`{"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "array", "items": false}}}},
+	  "additionalProperties": true}`,
+	`{"type": ["string", "number"], "minimum": 1.5, "maxLength": 3, "$comment": "mixed"}`,
+	`true`,
+	`false`,
+}
+
+var corpus = []string{
+	`{"productId":"PRD-42","quantity":2}`,
+	`{"productId":"PRD-42","quantity":2.0}`,
+	`{"productId":"PRD-42","quantity":1e0}`,
+	`{"productId":"PRD-42","quantity":0.5e1}`,
+	`{"productId":"PRD-42","quantity":-0}`,
+	`{"productId":"PRD-","quantity":2}`,
+	`{"productId":"xPRD-4","quantity":2}`,
+	`{"productId":"PRD-4\n","quantity":2}`,
+	`{"productId":"PRD-\u0034\u0032","quantity":2}`,
+	`{"productId":"PRD-42","quantity":12345678901234567890}`,
+	`{"productId":"PRD-42","quantity":1.0000000000000000001}`,
+	`{"productId":"PRD-42","quantity":1e400}`,
+	`{"productId":"PRD-42","quantity":1e-400}`,
+	`{"productId":"PRD-42"}`,
+	`{"productId":"PRD-42","quantity":2,"x":null}`,
+	`{"product\u0049d":"PRD-42","quantity":2}`,
+	`{"s":"ab","e":"a","c":"x","k":0}`,
+	`{"s":"abcde"}`, `{"s":"a"}`, `{"s":"aa"}`, `{"s":"ébé"}`, `{"s":"b\"b"}`,
+	`{"s":"bb","e":2.50}`, `{"s":"bb","e":"b"}`, `{"s":"bb","e":1.0}`, `{"s":"bb","e":false}`,
+	`{"s":"bb","k":-0.0}`, `{"s":"bb","k":0e5}`, `{"s":"bb","c":"\u0078"}`, `{"s":"bb","z":1}`, `{"s":"bb","z":"1"}`,
+	`[1,null,-5,9.99,10]`, `[-6]`, `[1.5]`, `[]`, `["1"]`, `[9.999999999999999]`,
+	`{"a":{"b":[]}}`, `{"a":{"b":[1]}}`, `{"a":{"c":[1]}}`, `{"a":[]}`,
+	`"ab"`, `"abcd"`, `1`, `1.5`, `1.4999999999999999`, `2`, `null`, `true`, `{}`, `[[]]`, `""`,
+}
+
+// fastVerdict runs the fast path alone; decided is false when it handed
+// the instance to the library.
+func fastVerdict(n *node, doc []byte) (valid, decided bool) {
+	w := acquireWalk(nil)
+	defer releaseWalk(w)
+	val, t, _, err := jsonparser.Get(doc)
+	if err != nil {
+		return false, false
+	}
+	w.value(n, val, t)
+	return w.valid, !w.bail
+}
+
+func compileBoth(t testing.TB, schema string) (*node, *library) {
+	t.Helper()
+	doc, _, _ := stripComments([]byte(schema))
+	n, err := compileFast(doc)
+	if err != nil {
+		t.Fatalf("%s: not in the fast subset: %v", schema, err)
+	}
+	lib, err := compileLibrary(doc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, lib
+}
+
+func TestFastPathAgreesWithLibrary(t *testing.T) {
+	decided := 0
+	for _, schema := range subsetSchemas {
+		n, lib := compileBoth(t, schema)
+		for _, body := range corpus {
+			if !jsontext.Value(body).IsValid() {
+				t.Fatalf("corpus entry %s is not valid JSON", body)
+			}
+			fast, ok := fastVerdict(n, []byte(body))
+			if !ok {
+				continue
+			}
+			decided++
+			var out violations
+			if want := lib.validateJSON([]byte(body), &out); fast != want {
+				t.Errorf("schema %s\nbody %s: fast path says valid=%v, library %v", schema, body, fast, want)
+			}
+		}
+	}
+	if decided < len(subsetSchemas)*len(corpus)*3/4 {
+		t.Fatalf("the fast path decided only %d of %d cases", decided, len(subsetSchemas)*len(corpus))
+	}
+}
+
+func TestQueryFastPathAgreesWithLibrary(t *testing.T) {
+	schemas := []string{
+		seedSchema,
+		`{"properties": {"n": {"type": "number", "maximum": 10}, "f": {"type": "boolean"},
+		  "l": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "s": {"enum": ["a", "b"]},
+		  "i": {"type": ["integer", "string"], "maxLength": 2}}, "required": ["n"]}`,
+	}
+	queries := []string{
+		"productId=PRD-42&quantity=2", "productId=42&quantity=2", "productId=PRD-1&quantity=0",
+		"productId=PRD-1&quantity=1.0", "productId=PRD-1&quantity=1e2", "productId=PRD-1&quantity=%2B1",
+		"productId=PRD-1&quantity=", "productId=PRD-1", "productId=PRD-1&quantity=2&x=1",
+		"productId=PRD-1&productId=PRD-2&quantity=2", "", "quantity=2&quantity=3",
+		"n=1", "n=11", "n=x", "n=1&f=true", "n=1&f=1", "n=1&l=1&l=2", "n=1&l=1&l=-1", "n=1&l=1&l=a",
+		"n=1&l=5", "n=1&s=a", "n=1&s=c", "n=1&s=a&s=a", "n=1&i=5", "n=1&i=abc", "n=1&i=ab", "n=1&n=2",
+	}
+	for _, schema := range schemas {
+		n, lib := compileBoth(t, schema)
+		doc, _, _ := stripComments([]byte(schema))
+		qt := buildQueryTypes(doc)
+		for _, q := range queries {
+			var args fasthttp.Args
+			args.Parse(q)
+			w := acquireWalk(nil)
+			w.query(n, qt, &args)
+			fast, decided := w.valid, !w.bail
+			releaseWalk(w)
+			if !decided {
+				continue
+			}
+			var out violations
+			if want := lib.validateValue(queryValue(qt, &args), &out); fast != want {
+				t.Errorf("schema %s\nquery %s: fast path says valid=%v, library %v", schema, q, fast, want)
+			}
+		}
+	}
+}
+
+// FuzzFastPathAgreesWithLibrary feeds the fast path and the library the
+// same bodies under every subset schema; wherever the fast path decides,
+// it must decide as the library does.
+func FuzzFastPathAgreesWithLibrary(f *testing.F) {
+	for _, body := range corpus {
+		f.Add([]byte(body))
+	}
+	type pair struct {
+		n   *node
+		lib *library
+	}
+	var pairs []pair
+	for _, schema := range subsetSchemas {
+		n, lib := compileBoth(f, schema)
+		pairs = append(pairs, pair{n, lib})
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > 4096 || depth(body, DefaultMaxDepth) != depthOK || !jsontext.Value(body).IsValid() {
+			return
+		}
+		for i, p := range pairs {
+			fast, decided := fastVerdict(p.n, body)
+			if !decided {
+				continue
+			}
+			var out violations
+			if want := p.lib.validateJSON(body, &out); fast != want {
+				t.Errorf("schema %s\nbody %s: fast path says valid=%v, library %v", subsetSchemas[i], body, fast, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,269 @@
+package validation
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/buger/jsonparser"
+	"github.com/valyala/fasthttp"
+)
+
+// maxQueryArgs bounds the arguments the fast path looks at: it finds
+// repeated keys by comparing every pair, which must stay cheap. A longer
+// query goes to the library.
+const maxQueryArgs = 64
+
+// queryTypes says, per top-level property of the schema, what a query
+// value is converted to before validation: the types the property's schema
+// declares, and for an array property the types its items declare. Only the
+// root's "properties" are looked at; a property typed through $ref or
+// allOf is taken as a string.
+type queryTypes map[string]qtype
+
+type qtype struct {
+	types, items uint8
+}
+
+func buildQueryTypes(doc []byte) queryTypes {
+	var root map[string]any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if dec.Decode(&root) != nil {
+		return nil
+	}
+	props, _ := root["properties"].(map[string]any)
+	qt := queryTypes{}
+	for name, sub := range props {
+		m, _ := sub.(map[string]any)
+		t := qtype{types: declared(m)}
+		if items, ok := m["items"].(map[string]any); ok {
+			t.items = declared(items)
+		}
+		qt[name] = t
+	}
+	return qt
+}
+
+// declared is the union of the types a schema declares itself and in the
+// branches of its anyOf and oneOf.
+func declared(m map[string]any) uint8 {
+	bits := typesOf(m["type"])
+	for _, k := range []string{"anyOf", "oneOf"} {
+		list, _ := m[k].([]any)
+		for _, e := range list {
+			if sub, ok := e.(map[string]any); ok {
+				bits |= declared(sub)
+			}
+		}
+	}
+	return bits
+}
+
+func typesOf(v any) uint8 {
+	switch t := v.(type) {
+	case string:
+		return typeNames[t]
+	case []any:
+		var bits uint8
+		for _, e := range t {
+			s, _ := e.(string)
+			bits |= typeNames[s]
+		}
+		return bits
+	}
+	return 0
+}
+
+// convert says what JSON type a query value becomes under the declared
+// types: a number when a number is allowed and the text is a JSON number,
+// a boolean for "true" and "false" when a boolean is allowed, else a string.
+// A value that does not convert stays a string, so that the schema's type
+// check names the problem.
+func convert(types uint8, v []byte) jsonparser.ValueType {
+	if types&(tNumber|tInteger) != 0 && isJSONNumber(v) {
+		return jsonparser.Number
+	}
+	if types&tBoolean != 0 && (string(v) == "true" || string(v) == "false") {
+		return jsonparser.Boolean
+	}
+	return jsonparser.String
+}
+
+// isJSONNumber reports whether b is a number as JSON writes it.
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// query validates the query arguments as an object against the root node n.
+// Repeated keys make an array.
+func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
+	if args.Len() > maxQueryArgs || n.enum != nil || n.hasConst {
+		w.bail = true
+		return
+	}
+	if n.never {
+		w.fail("is not allowed", nil, false)
+		return
+	}
+	if n.types != 0 && n.types&tObject == 0 {
+		w.fail("must be ", s2b(n.typeText), false)
+		return
+	}
+	var seen uint64
+	i := 0
+	args.VisitAll(func(key, val []byte) {
+		idx := i
+		i++
+		if w.bail {
+			return
+		}
+		count, first := 0, true
+		j := 0
+		args.VisitAll(func(k, _ []byte) {
+			if string(k) == string(key) {
+				if j < idx {
+					first = false
+				}
+				count++
+			}
+			j++
+		})
+		if !first {
+			return
+		}
+		var schema *node
+		known := false
+		for pi := range n.props {
+			if n.props[pi].name == string(key) {
+				seen |= 1 << pi
+				schema, known = n.props[pi].schema, true
+				break
+			}
+		}
+		if !known {
+			schema = n.additional
+		}
+		mark := w.push(key)
+		defer w.pop(mark)
+		if schema == nil {
+			return
+		}
+		if !known && schema.never {
+			w.fail("is not an allowed parameter: ", key, true)
+			return
+		}
+		t := qt[b2s(key)]
+		if count == 1 {
+			w.value(schema, val, convert(t.types, val))
+			return
+		}
+		w.repeated(schema, t, args, key)
+	})
+	for _, pi := range n.required {
+		if seen&(1<<pi) == 0 {
+			mark := w.push(s2b(n.props[pi].name))
+			w.fail("is required", nil, false)
+			w.pop(mark)
+		}
+	}
+}
+
+// repeated validates the values of a repeated key as an array.
+func (w *walk) repeated(n *node, t qtype, args *fasthttp.Args, key []byte) {
+	if n.never {
+		w.fail("is not allowed", nil, false)
+		return
+	}
+	if n.enum != nil || n.hasConst {
+		w.bail = true
+		return
+	}
+	if n.types != 0 && n.types&tArray == 0 {
+		w.fail("must be ", s2b(n.typeText), false)
+		return
+	}
+	if n.items == nil {
+		return
+	}
+	i := 0
+	args.VisitAll(func(k, v []byte) {
+		if string(k) != string(key) {
+			return
+		}
+		mark := w.pushIndex(i)
+		w.value(n.items, v, convert(t.items, v))
+		w.pop(mark)
+		i++
+	})
+}
+
+// queryValue builds the query object for the library, converted as the
+// fast path converts it.
+func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
+	obj := make(map[string]any, args.Len())
+	args.VisitAll(func(k, v []byte) {
+		t := qt[string(k)]
+		key := string(k)
+		prev, repeated := obj[key]
+		if !repeated {
+			obj[key] = scalarOf(t.types, v)
+			return
+		}
+		list, ok := prev.([]any)
+		if !ok {
+			// The first value was converted as a single value; as an
+			// array item it converts under the items' types.
+			first := args.Peek(key)
+			list = []any{scalarOf(t.items, first)}
+		}
+		obj[key] = append(list, scalarOf(t.items, v))
+	})
+	return obj
+}
+
+func scalarOf(types uint8, v []byte) any {
+	switch convert(types, v) {
+	case jsonparser.Number:
+		return json.Number(v)
+	case jsonparser.Boolean:
+		return v[0] == 't'
+	}
+	return string(v)
+}

@@ -1,0 +1,204 @@
+package validation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// Defaults for the limits a body meets before it is parsed. 64 levels is
+// far beyond any real API payload and far below what makes a parser's
+// stack a problem.
+const (
+	DefaultMaxBodySize = 1 << 20
+	DefaultMaxDepth    = 64
+)
+
+// Validator is the request-validation policy: it checks a request's JSON
+// body, or its query parameters when it has no body, against a JSON Schema.
+// A provisioned Validator is safe for concurrent use.
+type Validator struct {
+	// Schema is a JSON Schema (draft 2020-12). `//` and `/* */` comments
+	// outside strings are allowed. Required.
+	Schema string `yaml:"schema"`
+	// MaxBodySize is the largest body, in bytes, that is read and parsed;
+	// a larger one is answered 413. Default 1 MiB.
+	MaxBodySize int64 `yaml:"maxBodySize"`
+	// MaxDepth is the deepest nesting of arrays and objects a body may
+	// have; a deeper one is answered 400 before it is parsed. Default 64.
+	MaxDepth int `yaml:"maxDepth"`
+
+	doc    []byte // the schema with comments blanked out
+	fast   *node  // nil when the schema is outside the fast subset
+	lib    *library
+	qtypes queryTypes
+	route  string
+
+	tooLarge, tooDeep, invalidJSON, unsupported, failed *chain.Rejection
+}
+
+func init() {
+	chain.Register(chain.Registration{Name: "request-validation", New: func() chain.Policy { return new(Validator) }})
+}
+
+// Validate checks the parameters and compiles the schema, so that a schema
+// that does not compile fails `flexgate validate` at its own line.
+func (v *Validator) Validate(env *chain.Env) error {
+	params := env.Spec.Params
+	if params == nil || strings.TrimSpace(v.Schema) == "" {
+		return errors.New(`needs a "schema": write the JSON Schema the requests must match under schema: |`)
+	}
+	if v.MaxBodySize < 0 {
+		return chain.Errorf(chain.Field(params, "maxBodySize"), "maxBodySize must be a positive number of bytes, not %d", v.MaxBodySize)
+	}
+	if v.MaxDepth < 0 {
+		return chain.Errorf(chain.Field(params, "maxDepth"), "maxDepth must be a positive number of levels, not %d", v.MaxDepth)
+	}
+	_, err := prepare(params, v.Schema)
+	return err
+}
+
+// prepare strips the schema's comments and compiles it both ways, turning
+// every error into one at the YAML line of the schema.
+func prepare(params *yaml.Node, schema string) ([]byte, error) {
+	key, val := keyAndValue(params, "schema")
+	src := []byte(schema)
+	doc, off, ok := stripComments(src)
+	if !ok {
+		return nil, schemaError(key, val, src, off, "a /* comment is not closed; add */")
+	}
+	var syn *json.SyntaxError
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	var probe any
+	if err := dec.Decode(&probe); err != nil {
+		if errors.As(err, &syn) {
+			return nil, schemaError(key, val, src, int(syn.Offset)-1, "is not valid JSON: "+err.Error())
+		}
+		return nil, schemaError(key, val, src, len(src), "is not valid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return nil, schemaError(key, val, src, int(dec.InputOffset()), "has text after the JSON value; a schema is one JSON value")
+	}
+	if _, err := compileFast(doc); err != nil {
+		var kw *keywordError
+		if errors.As(err, &kw) {
+			return nil, schemaError(key, val, src, keywordOffset(doc, kw.at, kw.keyword), "is wrong: "+err.Error())
+		}
+	}
+	if err := checkSchema(doc); err != nil {
+		var re *refError
+		if errors.As(err, &re) {
+			return nil, schemaError(key, val, src, keywordOffset(doc, "", "$ref"), err.Error())
+		}
+		return nil, schemaError(key, val, src, -1, "does not compile: "+err.Error())
+	}
+	return doc, nil
+}
+
+func keyAndValue(params *yaml.Node, name string) (key, val *yaml.Node) {
+	for i := 0; params != nil && i+1 < len(params.Content); i += 2 {
+		if params.Content[i].Value == name {
+			return params.Content[i], params.Content[i+1]
+		}
+	}
+	return nil, nil
+}
+
+// keywordOffset finds where "keyword" is written in doc inside the schema
+// at the JSON pointer at, by finding each name of the pointer in turn; -1
+// when it cannot tell.
+func keywordOffset(doc []byte, at, keyword string) int {
+	off := 0
+	for _, seg := range strings.Split(at, "/")[1:] {
+		i := bytes.Index(doc[off:], []byte(`"`+seg+`"`))
+		if i < 0 {
+			break
+		}
+		off += i + len(seg) + 2
+	}
+	i := bytes.Index(doc[off:], []byte(`"`+keyword+`"`))
+	if i < 0 {
+		return -1
+	}
+	return off + i
+}
+
+// schemaError places msg at the YAML line and column of byte off of the
+// schema text (off < 0: the schema's first line). Inside a block scalar
+// (`schema: |`) the text starts on the next line, indented; the indent is
+// taken to be the key's plus two, as YAML is usually written.
+func schemaError(key, val *yaml.Node, src []byte, off int, msg string) error {
+	e := &chain.ParamError{Msg: "schema " + msg}
+	if val == nil {
+		return e
+	}
+	e.Line, e.Col = val.Line, val.Column
+	if off < 0 {
+		return e
+	}
+	line, col := lineCol(src, off)
+	e.Msg = fmt.Sprintf("schema (its line %d) %s", line, msg)
+	if val.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && key != nil {
+		e.Line, e.Col = val.Line+line, key.Column+2+col-1
+	} else if line == 1 {
+		e.Col = val.Column + col
+	}
+	return e
+}
+
+// Provision compiles the schema into the fast path (when the schema stays
+// inside its subset) and the library, and builds the rejections.
+func (v *Validator) Provision(env *chain.Env) error {
+	if v.MaxBodySize == 0 {
+		v.MaxBodySize = DefaultMaxBodySize
+	}
+	if v.MaxDepth == 0 {
+		v.MaxDepth = DefaultMaxDepth
+	}
+	doc, err := prepare(env.Spec.Params, v.Schema)
+	if err != nil {
+		return err
+	}
+	v.doc = doc
+	v.route = env.Route.ID
+	fast, err := compileFast(doc)
+	var u *errUnsupported
+	switch {
+	case errors.As(err, &u):
+		env.Logger.Info("schema is validated by the library, not the fast path", "reason", u.reason)
+	case err != nil:
+		return err
+	default:
+		v.fast = fast
+	}
+	if v.lib, err = compileLibrary(doc, libraryCopies()); err != nil {
+		return err
+	}
+	v.qtypes = buildQueryTypes(doc)
+	v.tooLarge = env.Reject(413, "body_too_large",
+		fmt.Sprintf("request body is larger than %d bytes, the limit of route %q", v.MaxBodySize, env.Route.ID))
+	v.tooDeep = env.Reject(400, "json_too_deep",
+		fmt.Sprintf("request body nests arrays and objects deeper than %d levels, the limit of route %q", v.MaxDepth, env.Route.ID))
+	v.invalidJSON = env.Reject(400, "invalid_json",
+		"request body is not valid JSON (UTF-8, every object member named once)")
+	v.unsupported = env.Reject(415, "unsupported_media_type",
+		"request body must be JSON: send it with Content-Type: application/json")
+	v.failed = env.Reject(400, "validation_failed",
+		fmt.Sprintf("request does not match the schema of route %q", env.Route.ID))
+	v.failed.DetailKey = "violations"
+	return nil
+}
+
+// Close releases nothing: a Validator holds no goroutines or connections.
+func (v *Validator) Close() error { return nil }
+
+var (
+	_ chain.Policy         = (*Validator)(nil)
+	_ chain.RequestHandler = (*Validator)(nil)
+)

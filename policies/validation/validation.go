@@ -1,0 +1,179 @@
+// Package validation is the request-validation policy: requests are checked
+// against a JSON Schema (draft 2020-12) before they reach the upstream.
+//
+// A body is validated when there is one; a request without a body has its
+// query parameters validated as an object. Schemas made of the common
+// keywords are compiled into a validator that walks the body in place
+// without allocating; any other schema is validated by kaptinlin/jsonschema.
+package validation
+
+import (
+	"bytes"
+	"io"
+
+	"github.com/buger/jsonparser"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// HandleRequest validates the request and rejects it when it does not
+// match. Safe for concurrent use.
+func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	req := &ctx.Request
+	if req.Header.ContentLength() > 0 && int64(req.Header.ContentLength()) > v.MaxBodySize {
+		return v.tooLarge
+	}
+	if req.IsBodyStream() {
+		if r := v.readStream(req); r != nil {
+			return r
+		}
+	}
+	body := req.Body()
+	if len(body) == 0 {
+		return v.checkQuery(ctx, ex)
+	}
+	if int64(len(body)) > v.MaxBodySize {
+		return v.tooLarge
+	}
+	if !isJSONType(req.Header.ContentType()) {
+		return v.unsupported
+	}
+	switch depth(body, v.MaxDepth) {
+	case depthTooDeep:
+		return v.tooDeep
+	case depthBroken:
+		return v.invalidJSON
+	}
+	// The library's decoder refuses invalid UTF-8 and repeated member
+	// names; checking the same here keeps both paths' verdicts equal.
+	if !jsontext.Value(body).IsValid() {
+		return v.invalidJSON
+	}
+	if v.checkBody(body, ex) {
+		return nil
+	}
+	return v.failed
+}
+
+// checkBody validates a body known to be valid JSON; on failure the
+// violations are in ex.Details.
+func (v *Validator) checkBody(body []byte, ex *chain.Exchange) bool {
+	w := acquireWalk(ex.Details)
+	defer releaseWalk(w)
+	if v.fast != nil {
+		val, t, _, err := jsonparser.Get(body)
+		if err == nil {
+			w.value(v.fast, val, t)
+			if !w.bail {
+				if !w.valid {
+					ex.Details = w.out.finish()
+				}
+				return w.valid
+			}
+		}
+		w.out.reset(ex.Details)
+	}
+	if v.lib.validateJSON(body, &w.out) {
+		return true
+	}
+	ex.Details = w.out.finish()
+	return false
+}
+
+// checkQuery validates the query arguments of a request without a body.
+func (v *Validator) checkQuery(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	args := ctx.QueryArgs()
+	w := acquireWalk(ex.Details)
+	defer releaseWalk(w)
+	if v.fast != nil {
+		w.query(v.fast, v.qtypes, args)
+		if !w.bail {
+			if w.valid {
+				return nil
+			}
+			ex.Details = w.out.finish()
+			return v.failed
+		}
+		w.out.reset(ex.Details)
+	}
+	if v.lib.validateValue(queryValue(v.qtypes, args), &w.out) {
+		return nil
+	}
+	ex.Details = w.out.finish()
+	return v.failed
+}
+
+// readStream reads a streamed body, up to one byte past the limit, and
+// puts it back as the request's body so that the proxy forwards it.
+func (v *Validator) readStream(req *fasthttp.Request) *chain.Rejection {
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	_, err := io.Copy(buf, io.LimitReader(req.BodyStream(), v.MaxBodySize+1))
+	if err != nil {
+		return v.invalidJSON
+	}
+	if int64(len(buf.B)) > v.MaxBodySize {
+		return v.tooLarge
+	}
+	req.SetBody(buf.B)
+	return nil
+}
+
+// isJSONType reports whether a Content-Type is application/json or a
+// +json type, with any parameters.
+func isJSONType(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	if len(ct) == len("application/json") && bytes.EqualFold(ct, []byte("application/json")) {
+		return true
+	}
+	const suffix = "+json"
+	return len(ct) > len(suffix) && bytes.EqualFold(ct[len(ct)-len(suffix):], []byte(suffix)) &&
+		bytes.IndexByte(ct, '/') > 0
+}
+
+const (
+	depthOK = iota
+	depthTooDeep
+	depthBroken
+)
+
+// depth measures how deeply a body nests, without parsing it, and stops at
+// the first level past limit; brackets that do not pair up are reported as
+// broken JSON.
+func depth(b []byte, limit int) int {
+	d := 0
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			d++
+			if d > limit {
+				return depthTooDeep
+			}
+		case '}', ']':
+			d--
+			if d < 0 {
+				return depthBroken
+			}
+		}
+	}
+	return depthOK
+}
