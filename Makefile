@@ -33,7 +33,7 @@ test-deploy:
 	cd deploy && $(GO) test -count=1 -timeout 10m ./...
 
 test-loadtest:
-	./loadtest/check.sh
+	./loadtest/check-scripts.sh
 
 test-race:
 	$(GO) test -race -count=1 -timeout 15m ./...
