@@ -1,0 +1,284 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// wrkOutput is what wrk 4.1 prints with --latency and our done() hook.
+const wrkOutput = `Running 5s test @ http://127.0.0.1:40001/api/products/small
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.10ms    1.02ms  30.11ms   91.00%
+    Req/Sec    30.12k     1.10k   32.00k    80.00%
+  Latency Distribution
+     50%    1.95ms
+     75%    2.40ms
+     90%    3.01ms
+     99%    5.20ms
+  150600 requests in 5.00s, 28.40MB read
+  Non-2xx or 3xx responses: 600
+Requests/sec:  30120.00
+Transfer/sec:      5.68MB
+BENCH {"requests":150600,"duration_us":5000000,"bytes":29779558,"connect_errors":0,"read_errors":1,"write_errors":0,"status_errors":600,"timeouts":2,"p50_us":1950,"p90_us":3010,"p99_us":5200,"p999_us":9100,"max_us":30110}
+`
+
+func TestParseWrk(t *testing.T) {
+	r, err := parseWrk([]byte(wrkOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 150600 || r.P999US != 9100 || r.StatusErrors != 600 || r.Timeouts != 2 {
+		t.Errorf("parsed %+v", r)
+	}
+	if got := r.RPS(); got != 30120 {
+		t.Errorf("RPS = %v, want 30120", got)
+	}
+	if got := r.OKRatio(); got < 0.9960 || got > 0.9961 {
+		t.Errorf("OKRatio = %v, want 150000/150600", got)
+	}
+}
+
+func TestParseWrkRejectsOutputWithoutHook(t *testing.T) {
+	noHook := strings.Split(wrkOutput, "BENCH ")[0]
+	if _, err := parseWrk([]byte(noHook)); err == nil || !strings.Contains(err.Error(), "done() hook") {
+		t.Errorf("got %v, want an error naming the missing hook", err)
+	}
+	mismatch := strings.Replace(wrkOutput, "150600 requests in", "150601 requests in", 1)
+	if _, err := parseWrk([]byte(mismatch)); err == nil {
+		t.Error("a request count that disagrees with wrk's summary was accepted")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and a parenthesis, as /proc allows.
+	line := []byte("4242 (nginx: (worker) x) S 4200 4200 4200 0 -1 4194624 120 0 0 0 350 125 0 0 20 0 1 0 100 1000 200")
+	ut, st, ppid, err := parseStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ut != 350 || st != 125 || ppid != 4200 {
+		t.Errorf("utime %d stime %d ppid %d, want 350 125 4200", ut, st, ppid)
+	}
+	if _, _, _, err := parseStat([]byte("4242 (x) S 1")); err == nil {
+		t.Error("a short stat line was accepted")
+	}
+}
+
+func TestTreeUsageOfThisProcess(t *testing.T) {
+	u, err := treeUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PeakRSSKiB <= 0 || u.RSSKiB <= 0 || u.RSSKiB > u.PeakRSSKiB {
+		t.Errorf("rss %d KiB, peak %d KiB: want 0 < rss <= peak", u.RSSKiB, u.PeakRSSKiB)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0}, {[]float64{3}, 3}, {[]float64{9, 1, 5}, 5}, {[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func sample(rps, p99us int64) Sample {
+	return Sample{Result: Result{Requests: rps, DurationUS: 1e6, P50US: p99us / 4, P99US: p99us, P999US: p99us * 2}, CPUSeconds: float64(rps) / 1e5}
+}
+
+func testReport() *Report {
+	r := &Report{
+		Started: time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC), Finished: time.Date(2026, 12, 1, 4, 5, 0, 0, time.UTC),
+		Options: options{total: 5 * time.Minute, rounds: 3, idle: 10000},
+		Targets: []*Target{
+			{Name: "direct", What: "ceiling"},
+			{Name: "flexgate", What: "fg", Flexgate: true},
+			{Name: "nginx", What: "ng"},
+			{Name: "flexgate-tls", What: "fg tls", Flexgate: true, TLS: true},
+			{Name: "nginx-tls", What: "ng tls", TLS: true},
+		},
+		PeakRSS: map[string]int64{"flexgate": 20480},
+	}
+	c := Case{Body: "small", Conns: 64}
+	for _, s := range []struct {
+		name string
+		rps  []int64
+	}{
+		{"direct", []int64{40000, 10, 42000}},
+		{"flexgate", []int64{20000, 21000, 19000}},
+		{"nginx", []int64{25000, 25000, 1}},
+		{"flexgate-tls", []int64{10000, 10000, 10000}},
+		{"nginx-tls", []int64{8000, 8000, 8000}},
+	} {
+		for _, n := range s.rps {
+			r.add(c, s.name, sample(n, 4000))
+		}
+	}
+	r.Idle = []IdleResult{{Target: "flexgate", Open: 10000, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100}}
+	return r
+}
+
+func TestRowsTakeMediansAndRatios(t *testing.T) {
+	rows := testReport().Rows(Case{Body: "small", Conns: 64})
+	got := map[string]Row{}
+	for _, row := range rows {
+		got[row.Target] = row
+	}
+	if fg := got["flexgate"]; fg.RPS != 20000 || fg.VsDirect != 0.5 || fg.VsNginx != 0.8 {
+		t.Errorf("flexgate row %+v: want 20000 req/s, 0.5 of direct (median 40000), 0.8 of nginx (median 25000)", fg)
+	}
+	if tls := got["flexgate-tls"]; tls.VsNginx != 1.25 {
+		t.Errorf("flexgate-tls is compared with %v, want nginx-tls's 8000 (ratio 1.25)", tls.VsNginx)
+	}
+	if cpu := got["flexgate"].CPUPer100k; cpu < 0.99 || cpu > 1.01 {
+		t.Errorf("CPU per 100k = %v, want 1", cpu)
+	}
+	if rows[0].Target != "direct" || rows[len(rows)-1].Target != "nginx-tls" {
+		t.Errorf("rows not in target order: %v", rows)
+	}
+}
+
+func TestMarkdownAndSVG(t *testing.T) {
+	r := testReport()
+	md := r.Markdown("latest.svg")
+	for _, want := range []string{
+		"| **flexgate** | 20000 | 1.00 | 4.00 | 8.00 | 0.50 | 0.80 |",
+		"![requests per second](latest.svg)",
+		"## Connection scale: 10000 idle keep-alive connections",
+		"| flexgate | 10000 | 19.5 | 58.6 | 4.0 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	svg := r.SVG()
+	if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
+		t.Fatalf("SVG is not well-formed XML: %v\n%s", err, svg)
+	}
+	if strings.Count(svg, "<rect") != 1+len(r.Targets) || !strings.Contains(svg, "20000/s") {
+		t.Errorf("SVG should have a background and one bar per target with its figure:\n%s", svg)
+	}
+
+	dir := t.TempDir()
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"latest.md", "latest.svg", "latest.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	o, err := parseOptions([]string{"-time", "90s", "-conns", "64, 256", "-targets", "nginx,flexgate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.total != 90*time.Second || len(o.conns) != 2 || o.conns[1] != 256 || !o.targets["direct"] || !o.targets["flexgate"] {
+		t.Errorf("parsed %+v", o)
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"-time", "1s"}},
+		{[]string{"-conns", "0"}},
+		{[]string{"-bodies", "huge"}},
+		{[]string{"-targets", "envoy"}},
+	} {
+		if _, err := parseOptions(tc.args); err == nil {
+			t.Errorf("%v accepted", tc.args)
+		}
+	}
+	t.Setenv("BENCH_TIME", "2m")
+	if o, err := parseOptions(nil); err != nil || o.total != 2*time.Minute {
+		t.Errorf("BENCH_TIME=2m gave %v, %v", o.total, err)
+	}
+}
+
+// TestPlanStaysWithinBudget guards the promise that a run is bounded.
+func TestPlanStaysWithinBudget(t *testing.T) {
+	for _, total := range []time.Duration{90 * time.Second, 5 * time.Minute, 20 * time.Minute} {
+		o := options{total: total, conns: []int{64}, bodies: []string{"small", "large"}, rounds: 3, idle: 10000}
+		p := makePlan(o, 9)
+		spent := time.Duration(p.runs)*(p.run+500*time.Millisecond) + 9*p.warmup + 4*(p.idle+4*time.Second)
+		if p.run < time.Second || (total >= 5*time.Minute && spent > total+total/10) {
+			t.Errorf("budget %s: %d runs of %s, idle %s: spends about %s", total, p.runs, p.run, p.idle, spent)
+		}
+	}
+}
+
+// TestChainMatchesSeed keeps the benchmark's chain the user's chain: the
+// same policies in the same order with the same parameters, save the ones
+// the benchmark must change (rate, introspection URL).
+func TestChainMatchesSeed(t *testing.T) {
+	seedPath := filepath.Join("..", "..", "..", "shared", "seed", "secured-gateway-config.yaml")
+	seed, err := os.ReadFile(seedPath)
+	if err != nil {
+		t.Skipf("seed not beside the repository: %v", err)
+	}
+	conf, err := renderFlexgate(chainConfig(nil), flexgateParams{Upstream: "127.0.0.1:1", Rate: 5, MaxConns: 1, ClientID: "a", ClientSecret: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := func(src []byte) []map[string]any {
+		var doc struct {
+			Spec struct {
+				Routes []struct {
+					Policies []any `yaml:"policies"`
+				} `yaml:"routes"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(src, &doc); err != nil {
+			t.Fatal(err)
+		}
+		var out []map[string]any
+		for _, p := range doc.Spec.Routes[0].Policies {
+			switch p := p.(type) {
+			case string:
+				out = append(out, map[string]any{p: nil})
+			case map[string]any:
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	want, got := policies(seed), policies(conf)
+	if len(want) != len(got) {
+		t.Fatalf("seed has %d policies, benchmark %d", len(want), len(got))
+	}
+	for i := range want {
+		for name, wp := range want[i] {
+			gp, ok := got[i][name]
+			if !ok {
+				t.Errorf("policy %d: seed has %s, benchmark %v", i, name, got[i])
+				continue
+			}
+			wm, _ := wp.(map[string]any)
+			gm, _ := gp.(map[string]any)
+			for k, v := range wm {
+				if k == "limit" || k == "url" {
+					continue
+				}
+				if gs, ws := yamlString(gm[k]), yamlString(v); gs != ws {
+					t.Errorf("%s.%s: seed %s, benchmark %s", name, k, ws, gs)
+				}
+			}
+		}
+	}
+}
+
+func yamlString(v any) string {
+	b, _ := yaml.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/flexgate/flexgate/bench/peers"
+)
+
+// Benchmark credentials: the one client the chain targets admit, and the
+// bearer token the local introspection endpoint calls active.
+const (
+	benchClientID     = "bench-client"
+	benchClientSecret = "bench-secret"
+	benchToken        = "bench-token"
+	// The rate limits of the chain targets: high enough that neither
+	// rejects, so that the limiter's cost is measured, not its 429s.
+	// flexgate refuses more than a million a second; nginx counts per second.
+	benchRatePerMinute = 60000000
+	benchRatePerSecond = 1000000
+)
+
+// benchHeaders are sent by every wrk run to every target, so that all of
+// them parse the same request; only the chain targets look at them.
+var benchHeaders = []string{
+	"client_id: " + benchClientID,
+	"client_secret: " + benchClientSecret,
+	"Authorization: Bearer " + benchToken,
+	"X-Internal-Trace: 1",
+}
+
+// benchQuery makes the request valid for the seed's request-validation
+// schema.
+const benchQuery = "?productId=PRD-42&quantity=2"
+
+// env is what every target's start needs.
+type env struct {
+	procs    *Procs
+	dir      string
+	upstream string
+	flexgate string // built binary; "" when it did not build
+	certFile string
+	keyFile  string
+	nofile   int
+	// notef adds a line to the report's notes.
+	notef func(format string, args ...any)
+}
+
+// Target is one thing wrk is pointed at.
+type Target struct {
+	// Name is short and stable: it is the column of the report and what
+	// -targets selects.
+	Name string
+	// What says in words what is measured.
+	What  string
+	TLS   bool
+	Chain bool
+	// Flexgate targets are skipped when the gateway did not build.
+	Flexgate bool
+	start    func(e *env, name string) (*Proc, string, error)
+
+	proc *Proc
+	addr string
+}
+
+// URL is where wrk sends the given path.
+func (t *Target) URL(path string) string {
+	scheme := "http"
+	if t.TLS {
+		scheme = "https"
+	}
+	return scheme + "://" + t.addr + path + benchQuery
+}
+
+// allTargets in the order rounds visit them.
+func allTargets() []*Target {
+	return []*Target{
+		{Name: "direct", What: "the upstream alone (the ceiling)", start: startDirect},
+		{Name: "flexgate", What: "flexgate, one route, no policies", Flexgate: true, start: startFlexgate(flexgatePassthrough)},
+		{Name: "nginx", What: "nginx keep-alive reverse proxy", start: startPeer(peers.Nginx)},
+		{Name: "haproxy", What: "HAProxy keep-alive reverse proxy", start: startPeer(peers.HAProxy)},
+		{Name: "caddy", What: "Caddy reverse_proxy", start: startPeer(peers.Caddy)},
+		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
+		{Name: "flexgate-tls", What: "flexgate terminating TLS, no policies", TLS: true, Flexgate: true, start: startFlexgate(flexgateTLS)},
+		{Name: "nginx-tls", What: "nginx terminating TLS", TLS: true, start: startPeer(peers.NginxTLS)},
+	}
+}
+
+// startUpstream starts bench/upstream, the origin every target forwards to.
+func startUpstream(e *env, bin string) (*Proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := e.procs.Start("upstream", e.dir, bin, []string{"-listen", addr}, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addr, p.WaitReady(addr, false, 10*time.Second)
+}
+
+// startDirect measures the upstream itself: no new process.
+func startDirect(e *env, _ string) (*Proc, string, error) {
+	return nil, e.upstream, nil
+}
+
+func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
+	return func(e *env, name string) (*Proc, string, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		dir := filepath.Join(e.dir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, "", err
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		conf, err := peers.Render(tmpl, peers.Params{
+			Listen: addr, Host: host, Upstream: e.upstream, Dir: dir,
+			CertFile: e.certFile, KeyFile: e.keyFile, RatePerSecond: benchRatePerSecond, NoFile: e.nofile, WorkerConnections: e.nofile - 100,
+			ClientID: benchClientID, ClientSecret: benchClientSecret,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		confPath := filepath.Join(dir, tmpl)
+		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+			return nil, "", err
+		}
+		var bin string
+		var args, environ []string
+		switch {
+		case strings.HasPrefix(tmpl, "nginx"):
+			bin, args = "nginx", []string{"-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath}
+		case tmpl == peers.HAProxy:
+			bin, args = "haproxy", []string{"-db", "-f", confPath}
+		case tmpl == peers.Caddy:
+			bin, args = "caddy", []string{"run", "--adapter", "caddyfile", "--config", confPath}
+			environ = []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir}
+		default:
+			return nil, "", fmt.Errorf("no way to start %s", tmpl)
+		}
+		p, err := e.procs.Start(name, dir, bin, args, environ)
+		if err != nil {
+			return nil, "", err
+		}
+		tls := tmpl == peers.NginxTLS
+		return p, addr, p.WaitReady(addr, tls, 15*time.Second)
+	}
+}
+
+// flexgateParams fill the flexgate config templates.
+type flexgateParams struct {
+	Upstream, Port, CertFile, KeyFile string
+	ClientID, ClientSecret            string
+	Rate                              int
+	MaxConns                          int
+}
+
+// flexgatePassthrough is one route to the upstream with no policies.
+// maxConnections is raised above the connection-scale run's 10,000 idle
+// connections plus wrk's.
+const flexgatePassthrough = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata:
+  name: bench-passthrough
+spec:
+  limits:
+    maxConnections: {{.MaxConns}}
+  routes:
+    - id: passthrough
+      path: ["/*"]
+      upstream:
+        url: "http://{{.Upstream}}"
+`
+
+// flexgateTLS is the passthrough route behind an HTTPS listener, as the
+// seed's gateway-config.yaml declares one.
+const flexgateTLS = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata:
+  name: bench-tls
+spec:
+  limits:
+    maxConnections: {{.MaxConns}}
+  listeners:
+    - name: https-main
+      address: 127.0.0.1
+      port: {{.Port}}
+      protocol: HTTPS
+      tls:
+        mode: TERMINATE
+        certificates:
+          - certFile: {{.CertFile}}
+            keyFile: {{.KeyFile}}
+  routes:
+    - id: passthrough
+      path: ["/*"]
+      upstream:
+        url: "http://{{.Upstream}}"
+`
+
+// flexgateChain is /work/shared/seed/secured-gateway-config.yaml with its
+// addresses made local, a client registry added, and the rate limit raised
+// from 100 per minute so that the benchmark measures the limiter rather than
+// its 429s. Its policies are appended from chainPolicies; chain_test.go
+// checks they still match the seed's.
+const flexgateChain = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata:
+  name: secured-product-gateway
+spec:
+  limits:
+    maxConnections: {{.MaxConns}}
+  clients:
+    - id: {{.ClientID}}
+      secret: {{.ClientSecret}}
+  routes:
+    - id: product-catalog
+      path: ["/api/products/*"]
+      methods: ["GET"]
+      upstream:
+        url: "http://{{.Upstream}}"
+      policies:
+`
+
+// chainPolicies are the seed's six steps (seven entries), in its order.
+var chainPolicies = []struct{ name, yaml string }{
+	{"rate-limiting", `        - rate-limiting:
+            limit: {{.Rate}}
+            period: 60
+            identifier: $request.remoteAddress
+`},
+	{"request-validation", `        - request-validation:
+            schema: |
+              {
+                "type": "object",
+                "required": ["productId", "quantity"],
+                "properties": {
+                  "productId": { "type": "string", "pattern": "^PRD-[0-9]+$" },
+                  "quantity":  { "type": "integer", "minimum": 1 }
+                },
+                "additionalProperties": false // deny unlisted fields — strict allow-list
+              }
+`},
+	{"client-id-enforcement", `        - client-id-enforcement
+`},
+	{"token-introspection", `        - token-introspection:
+            url: "http://{{.Upstream}}/introspect"
+            clientId: $env.INTROSPECTION_CLIENT_ID
+            clientSecret: $env.INTROSPECTION_CLIENT_SECRET
+            cacheTtl: 60
+`},
+	{"request-headers-remove", `        - request-headers-remove:
+            headers: ["X-Internal-*", "Authorization"]
+`},
+	{"request-headers-set", `        - request-headers-set:
+            headers:
+              X-API-Version: "v1"
+              X-Gateway-Time: $datetime
+`},
+	{"response-headers-set", `        - response-headers-set:
+            headers:
+              Strict-Transport-Security: "max-age=31536000; includeSubDomains"
+              X-Content-Type-Options: "nosniff"
+`},
+}
+
+// chainConfig is flexgateChain with every policy not in skip.
+func chainConfig(skip map[string]bool) string {
+	var b strings.Builder
+	b.WriteString(flexgateChain)
+	for _, p := range chainPolicies {
+		if !skip[p.name] {
+			b.WriteString(p.yaml)
+		}
+	}
+	return b.String()
+}
+
+// unknownPolicyRE finds the policies a flexgate build does not have yet in
+// `flexgate validate` output.
+var unknownPolicyRE = regexp.MustCompile(`unknown policy "([a-z-]+)"`)
+
+// missingPolicies asks the flexgate binary which of the chain's policies
+// it lacks, so that the chain target runs with the rest (the report says
+// which were left out) rather than not at all.
+func missingPolicies(ctx context.Context, bin, dir string, p flexgateParams) ([]string, error) {
+	conf, err := renderFlexgate(chainConfig(nil), p)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "chain-probe.yaml")
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "validate", path)
+	cmd.Env = append(os.Environ(), flexgateEnv...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil, nil
+	}
+	var missing []string
+	for _, m := range unknownPolicyRE.FindAllStringSubmatch(string(out), -1) {
+		missing = append(missing, m[1])
+	}
+	if len(missing) == 0 {
+		return nil, fmt.Errorf("flexgate validate rejects the chain config: %s", strings.TrimSpace(string(out)))
+	}
+	return missing, nil
+}
+
+// flexgateEnv is the environment the seed's $env references need.
+var flexgateEnv = []string{
+	"INTROSPECTION_CLIENT_ID=bench-introspector",
+	"INTROSPECTION_CLIENT_SECRET=bench-introspector-secret",
+}
+
+// renderFlexgate fills one of the templates above.
+func renderFlexgate(src string, p flexgateParams) ([]byte, error) {
+	t, err := template.New("flexgate").Option("missingkey=error").Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, p); err != nil {
+		return nil, err
+	}
+	return []byte(b.String()), nil
+}
+
+func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) {
+	return func(e *env, name string) (*Proc, string, error) {
+		if e.flexgate == "" {
+			return nil, "", fmt.Errorf("flexgate did not build")
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		params := flexgateParams{
+			Upstream: e.upstream, Port: port, CertFile: e.certFile, KeyFile: e.keyFile,
+			ClientID: benchClientID, ClientSecret: benchClientSecret, Rate: benchRatePerMinute,
+			MaxConns: 20000,
+		}
+		dir := filepath.Join(e.dir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, "", err
+		}
+		if src == flexgateChain {
+			missing, err := missingPolicies(context.Background(), e.flexgate, dir, params)
+			if err != nil {
+				return nil, "", err
+			}
+			if len(missing) > 0 {
+				skip := map[string]bool{}
+				for _, m := range missing {
+					skip[m] = true
+				}
+				src = chainConfig(skip)
+				e.notef("%s ran without %s: this flexgate build does not register them yet", name, strings.Join(missing, ", "))
+			} else {
+				src = chainConfig(nil)
+			}
+		}
+		conf, err := renderFlexgate(src, params)
+		if err != nil {
+			return nil, "", err
+		}
+		confPath := filepath.Join(dir, "gateway.yaml")
+		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+			return nil, "", err
+		}
+		admin, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		// No drain delay: nothing routes traffic here, and stopping must be quick.
+		args := []string{"run", "--config", confPath, "--admin-addr", admin, "--log-level", "warn",
+			"--drain-delay", "0s", "--shutdown-timeout", "2s"}
+		if src != flexgateTLS {
+			args = append(args, "--listen", addr)
+		}
+		p, err := e.procs.Start(name, dir, e.flexgate, args, flexgateEnv)
+		if err != nil {
+			return nil, "", err
+		}
+		return p, addr, p.WaitReady(addr, src == flexgateTLS, 15*time.Second)
+	}
+}

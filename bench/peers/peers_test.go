@@ -1,0 +1,84 @@
+package peers
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testParams(t *testing.T) Params {
+	dir := t.TempDir()
+	return Params{
+		Listen: "127.0.0.1:18080", Host: "127.0.0.1", Upstream: "127.0.0.1:18081",
+		Dir: dir, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
+		RatePerSecond: 1000000, NoFile: 4096, WorkerConnections: 2000, ClientID: "bench-client", ClientSecret: "bench-secret",
+	}
+}
+
+func TestRenderFillsEveryField(t *testing.T) {
+	p := testParams(t)
+	for _, name := range []string{Nginx, NginxTLS, NginxChain, HAProxy, Caddy} {
+		out, err := Render(name, p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		s := string(out)
+		if strings.Contains(s, "{{") || strings.Contains(s, "<no value>") {
+			t.Errorf("%s: unfilled field left in output:\n%s", name, s)
+		}
+		if !strings.Contains(s, p.Listen) || !strings.Contains(s, p.Upstream) {
+			t.Errorf("%s: listen or upstream address missing from output", name)
+		}
+	}
+}
+
+func TestRenderUnknownNameSaysWhatExists(t *testing.T) {
+	_, err := Render("envoy.yaml", Params{})
+	if err == nil || !strings.Contains(err.Error(), Caddy) {
+		t.Fatalf("got %v, want an error listing the known templates", err)
+	}
+}
+
+// TestConfigsPassTheirOwnChecks runs each product's own config check on the
+// rendered files where the product is installed (the harness installs them).
+func TestConfigsPassTheirOwnChecks(t *testing.T) {
+	p := testParams(t)
+	if err := os.WriteFile(p.CertFile, []byte(testCert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.KeyFile, []byte(testKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(bin, name string, args func(path string) []string, env ...string) {
+		t.Run(name, func(t *testing.T) {
+			if _, err := exec.LookPath(bin); err != nil {
+				t.Skipf("%s not installed (make bench-compare installs it)", bin)
+			}
+			out, err := Render(name, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(p.Dir, name)
+			if err := os.WriteFile(path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, args(path)...)
+			cmd.Env = append(os.Environ(), env...)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s rejects %s: %v\n%s", bin, name, err, msg)
+			}
+		})
+	}
+	nginx := func(path string) []string {
+		return []string{"-t", "-q", "-p", p.Dir, "-e", p.Dir + "/error.log", "-c", path}
+	}
+	check("nginx", Nginx, nginx)
+	check("nginx", NginxTLS, nginx)
+	check("nginx", NginxChain, nginx)
+	check("haproxy", HAProxy, func(path string) []string { return []string{"-c", "-q", "-f", path} })
+	check("caddy", Caddy, func(path string) []string {
+		return []string{"validate", "--adapter", "caddyfile", "--config", path}
+	}, "XDG_DATA_HOME="+p.Dir, "XDG_CONFIG_HOME="+p.Dir, "HOME="+p.Dir)
+}
