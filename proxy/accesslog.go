@@ -18,6 +18,8 @@ import (
 // when the writer falls behind, lines are dropped and counted rather than
 // slowing requests down.
 type accessLog struct {
+	mu      sync.RWMutex // close takes it to stop senders; guards closed
+	closed  bool
 	w       io.Writer
 	lines   chan *[]byte
 	dropped atomic.Uint64
@@ -45,7 +47,10 @@ func (a *accessLog) run() {
 }
 
 func (a *accessLog) close() {
+	a.mu.Lock()
+	a.closed = true
 	close(a.lines)
+	a.mu.Unlock()
 	<-a.done
 	if n := a.dropped.Load(); n > 0 {
 		a.logger.Warn("access log lines dropped because the writer fell behind", "lines", n)
@@ -84,9 +89,17 @@ func (a *accessLog) log(ctx *fasthttp.RequestCtx, ex *chain.Exchange, path []byt
 	}
 	b = append(b, "}\n"...)
 	*bp = b
-	select {
-	case a.lines <- bp:
-	default:
+	a.mu.RLock()
+	sent := false
+	if !a.closed {
+		select {
+		case a.lines <- bp:
+			sent = true
+		default:
+		}
+	}
+	a.mu.RUnlock()
+	if !sent {
 		a.dropped.Add(1)
 		*bp = b[:0]
 		lineBufPool.Put(bp)

@@ -20,7 +20,7 @@ const (
 	reasonBadRequest       = "bad_request"
 	reasonHeaderTooLarge   = "header_too_large"
 	reasonUpstreamProtocol = "upstream_protocol_error"
-	reasonOverloaded       = "overloaded"
+	reasonClientBody       = "client_body_incomplete"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -40,7 +40,7 @@ var (
 	errBodyTooLarge     = &gatewayError{fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge, "the request body is larger than the route allows"}
 	errBadRequest       = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
 	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
-	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+	errClientBody       = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

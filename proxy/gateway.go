@@ -57,6 +57,7 @@ type Gateway struct {
 
 	mu        sync.Mutex // serialises Apply and Shutdown
 	plan      atomic.Pointer[plan]
+	retiring  chan struct{} // closed when the latest retirement is done; guarded by mu
 	listeners []*listener
 	admin     *fasthttp.Server
 	adminLn   net.Listener
@@ -218,38 +219,65 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 }
 
 func (g *Gateway) apply(cfg *config.Config) error {
+	if g.draining.Load() {
+		return errors.New("the gateway is shutting down; the new config is not applied")
+	}
 	if err := g.sameListeners(cfg); err != nil {
 		return err
+	}
+	// Certificates first, all of them, so that a failing one leaves every
+	// listener as it was.
+	var commits []func()
+	for _, l := range g.listeners {
+		commit, err := l.prepareCerts(cfg)
+		if err != nil {
+			return err
+		}
+		commits = append(commits, commit)
 	}
 	old := g.plan.Load()
 	p, err := g.compiler.compile(cfg, old)
 	if err != nil {
 		return err
 	}
-	for _, l := range g.listeners {
-		if err := l.updateCerts(cfg); err != nil {
-			_ = p.chains.Retire(old.chains)
-			return err
-		}
+	for _, commit := range commits {
+		commit()
 	}
 	unused := g.compiler.adopt(p)
 	g.swap(p)
+	// Retirements run one after another, in the order of the configs:
+	// an instance shared by two old configs is closed only after both
+	// have drained.
+	prev, done := g.retiring, make(chan struct{})
+	g.retiring = done
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-g.stop:
+				return
+			}
+		}
 		g.retire(old, p, unused)
 	}()
 	return nil
 }
 
 // retire waits for the requests still running on old, then closes what the
-// new plan did not take over.
+// new plan did not take over. At shutdown it gives up: Shutdown closes
+// everything itself.
 func (g *Gateway) retire(old, next *plan, unused []*upstream) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	deadline := time.Now().Add(5 * time.Minute)
-	for old.inflight.Load() > 0 && time.Now().Before(deadline) {
-		<-t.C
+	for old.inflight.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
 	}
 	if err := old.chains.Retire(next.chains); err != nil {
 		g.log.Warn("closing retired policies", "error", err.Error())

@@ -36,17 +36,25 @@ type state struct {
 	body  limitedBody
 }
 
-// limitedBody caps a request body of unknown length (chunked) as it
-// streams to the upstream.
+// limitedBody passes a request body through to the upstream, noting a
+// client that stops sending mid-body (so the upstream is not blamed for
+// it) and, when limited, capping a body of unknown length (chunked).
 type limitedBody struct {
-	r        io.Reader
-	left     int64
-	exceeded bool
+	r         io.Reader
+	left      int64
+	limited   bool
+	exceeded  bool
+	clientErr bool
 }
 
 var errBodyLimit = errors.New("request body exceeds the route's maxRequestBodySize")
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if !b.limited {
+		n, err := b.r.Read(p)
+		b.noteErr(err)
+		return n, err
+	}
 	if b.left <= 0 {
 		// One byte more tells a body that ends exactly at the limit from
 		// one that goes on.
@@ -62,7 +70,14 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
+	b.noteErr(err)
 	return n, err
+}
+
+func (b *limitedBody) noteErr(err error) {
+	if err != nil && err != io.EOF {
+		b.clientErr = true
+	}
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -76,12 +91,25 @@ func releaseState(st *state) {
 	statePool.Put(st)
 }
 
+// enter returns the plan in force with the request counted on it. The
+// count is taken before the plan is checked again, so that a plan being
+// retired either sees this request or is not the one it runs on.
+func (g *Gateway) enter() *plan {
+	for {
+		p := g.plan.Load()
+		p.inflight.Add(1)
+		if g.plan.Load() == p {
+			return p
+		}
+		p.inflight.Add(-1)
+	}
+}
+
 // serve is the request path: match, run the chain, forward, run the
 // response steps, count. It allocates nothing on the common path.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	start := time.Now()
-	p := g.plan.Load()
-	p.inflight.Add(1)
+	p := g.enter()
 	st := acquireState()
 	ex := &st.ex
 
@@ -134,8 +162,8 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
 	if cl := ctx.Request.Header.ContentLength(); r.maxBodySize > 0 && int64(cl) > r.maxBodySize {
+		// fasthttp drains or closes the unread body as its length warrants.
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
-		ctx.SetConnectionClose()
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
@@ -146,21 +174,29 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
+	http10 := !ctx.Request.Header.IsHTTP11()
 	g.rewrite(ctx, r, st, peer, query, l)
-	if r.maxBodySize > 0 && ctx.Request.Header.ContentLength() == -1 && ctx.Request.IsBodyStream() {
-		st.body = limitedBody{r: ctx.RequestBodyStream(), left: r.maxBodySize}
-		ctx.Request.SetBodyStream(&st.body, -1)
+	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
+		st.body = limitedBody{r: ctx.RequestBodyStream(), left: r.maxBodySize, limited: cl == -1 && r.maxBodySize > 0}
+		ctx.Request.SetBodyStream(&st.body, cl)
 	}
 	upStart := time.Now()
-	if uerr := r.up.forward(ctx); st.body.exceeded {
+	uerr := r.up.forward(ctx, http10, l.srv.WriteTimeout)
+	switch {
+	case st.body.exceeded:
+		// No Connection: close here: fasthttp drains a moderate rest of
+		// the body so the client reads this answer instead of a reset,
+		// and closes the connection itself when the rest is too long.
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
+	case st.body.clientErr:
+		g.fail(ctx, r.m, errClientBody, r.id, ex)
 		ctx.SetConnectionClose()
-	} else if uerr != nil {
+	case uerr != nil:
 		r.m.upstreamError(uerr.metric)
 		g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.metric,
 			"error", uerr.err.Error(), "requestId", string(ex.RequestID))
 		g.fail(ctx, r.m, uerr.gw, r.id, ex)
-	} else {
+	default:
 		r.m.upstreamTime.UpdateDuration(upStart)
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	}
@@ -191,14 +227,18 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, peer ne
 	h.SetBytesV(headerXFF, st.xff)
 	h.Set(headerXFProto, l.scheme)
 	h.SetBytesV(headerXFHost, h.Host())
-	if len(r.up.hostHeader) > 0 {
-		h.SetHostBytes(r.up.hostHeader)
+	switch {
+	case len(r.hostHeader) > 0:
+		h.SetHostBytes(r.hostHeader)
+	case len(h.Host()) == 0:
+		// An HTTP/1.0 client may send no Host; the upstream needs one.
+		h.SetHostBytes(r.up.host)
 	}
 	h.SetBytesV(headerRequestID, st.ex.RequestID)
 	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
 	h.SetBytesV(headerTraceparent, st.trace)
 
-	st.uri = append(st.uri[:0], r.up.basePath...)
+	st.uri = append(st.uri[:0], r.basePath...)
 	st.uri = append(st.uri, st.path...)
 	if query != nil {
 		st.uri = append(append(st.uri, '?'), query...)

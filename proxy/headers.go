@@ -14,15 +14,23 @@ var hopHeaders = []string{
 }
 
 type peekDeleter interface {
-	Peek(key string) []byte
+	PeekAll(key string) [][]byte
 	Del(key string)
 	DelBytes(key []byte)
 }
 
-// removeConnectionTokens deletes every header named in Connection, then
-// Connection itself.
+// removeConnectionTokens deletes every header named in any Connection
+// header, then Connection itself. It never deletes the headers that frame
+// the message or route it: a Connection header naming them is a trick, not
+// a hop-by-hop declaration.
 func removeConnectionTokens(h peekDeleter) {
-	v := h.Peek(fasthttp.HeaderConnection)
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
+		removeTokens(h, v)
+	}
+	h.Del(fasthttp.HeaderConnection)
+}
+
+func removeTokens(h peekDeleter, v []byte) {
 	for len(v) > 0 {
 		var tok []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -31,12 +39,13 @@ func removeConnectionTokens(h peekDeleter) {
 			tok, v = v, nil
 		}
 		tok = bytes.TrimSpace(tok)
-		if len(tok) == 0 || asciiEqualFold(tok, "close") || asciiEqualFold(tok, "keep-alive") {
+		if len(tok) == 0 || asciiEqualFold(tok, "close") || asciiEqualFold(tok, "keep-alive") ||
+			asciiEqualFold(tok, "content-length") || asciiEqualFold(tok, "transfer-encoding") ||
+			asciiEqualFold(tok, "host") {
 			continue
 		}
 		h.DelBytes(tok)
 	}
-	h.Del(fasthttp.HeaderConnection)
 }
 
 func removeHopHeaders(h *fasthttp.ResponseHeader) {

@@ -99,18 +99,24 @@ func (l *listener) serve() {
 	}
 }
 
-// updateCerts points an HTTPS listener at the certificate files of the new
-// config, loading them now so that a bad path fails the reload.
-func (l *listener) updateCerts(cfg *config.Config) error {
+// prepareCerts loads the certificates the new config names for an HTTPS
+// listener and returns the step that starts serving them, so that a reload
+// commits certificates only once all of them loaded.
+func (l *listener) prepareCerts(cfg *config.Config) (commit func(), err error) {
 	if l.certs == nil {
-		return nil
+		return func() {}, nil
 	}
 	for i := range cfg.Listeners {
 		if s := &cfg.Listeners[i]; s.Name == l.name && s.TLS != nil {
-			return l.certs.setFiles(s.TLS)
+			files := append([]config.Certificate(nil), s.TLS.Certificates...)
+			certs, digest, err := loadCerts(files)
+			if err != nil {
+				return nil, err
+			}
+			return func() { l.certs.store(files, certs, digest) }, nil
 		}
 	}
-	return nil
+	return func() {}, nil
 }
 
 // serverError answers requests fasthttp could not parse: malformed or
@@ -175,12 +181,16 @@ func (cs *certStore) setFiles(spec *config.TLS) error {
 	if err != nil {
 		return err
 	}
+	cs.store(files, certs, digest)
+	return nil
+}
+
+func (cs *certStore) store(files []config.Certificate, certs []tls.Certificate, digest [sha256.Size]byte) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.files.Store(&files)
 	cs.certs.Store(&certs)
 	cs.digest = digest
-	return nil
 }
 
 // CheckCertificates loads every certificate of cfg's listeners, as run
@@ -264,7 +274,8 @@ func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		files := *cs.files.Load()
+		filesPtr := cs.files.Load()
+		files := *filesPtr
 		certs, digest, err := loadCerts(files)
 		if err != nil {
 			if err.Error() != lastErr {
@@ -275,7 +286,8 @@ func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
 		}
 		lastErr = ""
 		cs.mu.Lock()
-		if !bytes.Equal(digest[:], cs.digest[:]) {
+		// A reload may have pointed the store at other files meanwhile.
+		if cs.files.Load() == filesPtr && !bytes.Equal(digest[:], cs.digest[:]) {
 			cs.certs.Store(&certs)
 			cs.digest = digest
 			cs.log.Info("certificates reloaded", "files", len(files))

@@ -31,6 +31,8 @@ type route struct {
 	id          string
 	chain       *chain.Chain
 	up          *upstream
+	basePath    []byte
+	hostHeader  []byte
 	maxBodySize int64
 	m           *routeMetrics
 }
@@ -41,12 +43,21 @@ type routeMetrics struct {
 	byClass        [6]*metrics.Counter // index status/100; 0 unused
 	duration       *metrics.PrometheusHistogram
 	upstreamTime   *metrics.PrometheusHistogram
-	upstreamErrors sync.Map // reason → *metrics.Counter
-	errors         sync.Map // reason → *metrics.Counter
-	rejections     sync.Map // *chain.Rejection → *metrics.Counter
+	upstreamErrors map[string]*metrics.Counter // by reason; filled at creation, read-only after
+	errors         map[string]*metrics.Counter // by reason; filled at creation, read-only after
+	rejections     sync.Map                    // *chain.Rejection → *metrics.Counter
 	set            *metrics.Set
 	label          string
 }
+
+// Every reason the gateway or an upstream failure can give, so that their
+// counters exist (at zero) before the first error and the request path
+// only looks them up.
+var (
+	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
+		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody}
+	upstreamReasons = []string{"connect", "timeout", "reset", "protocol", "saturated"}
+)
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
 	label := escapeLabel(id)
@@ -56,6 +67,14 @@ func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
 	}
 	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route="%s"}`, label))
 	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route="%s"}`, label))
+	m.errors = map[string]*metrics.Counter{}
+	for _, e := range gatewayReasons {
+		m.errors[e.reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.reason))
+	}
+	m.upstreamErrors = map[string]*metrics.Counter{}
+	for _, r := range upstreamReasons {
+		m.upstreamErrors[r] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, r))
+	}
 	return m
 }
 
@@ -67,28 +86,22 @@ func (m *routeMetrics) countStatus(status int) {
 	m.byClass[c].Inc()
 }
 
-// counter finds or creates the counter of a labelled series; the first use
-// of a label allocates, every later one does not.
-func (m *routeMetrics) counter(cache *sync.Map, key any, format string, args ...any) *metrics.Counter {
-	if c, ok := cache.Load(key); ok {
-		return c.(*metrics.Counter)
-	}
-	c := m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
-	cache.Store(key, c)
-	return c
-}
+func (m *routeMetrics) gatewayError(reason string) { m.errors[reason].Inc() }
 
-func (m *routeMetrics) gatewayError(reason string) {
-	m.counter(&m.errors, reason, `flexgate_errors_total{route="%s",reason="%s"}`, m.label, reason).Inc()
-}
+func (m *routeMetrics) upstreamError(reason string) { m.upstreamErrors[reason].Inc() }
 
-func (m *routeMetrics) upstreamError(reason string) {
-	m.counter(&m.upstreamErrors, reason, `flexgate_upstream_errors_total{route="%s",reason="%s"}`, m.label, reason).Inc()
-}
-
+// rejection counts a policy's rejection. Rejections are built once per
+// policy, so the first of each creates its series and later ones only
+// look it up by pointer.
 func (m *routeMetrics) rejection(r *chain.Rejection) {
-	m.counter(&m.rejections, r, `flexgate_policy_rejections_total{route="%s",policy="%s",reason="%s"}`,
-		m.label, escapeLabel(r.Policy), escapeLabel(r.Reason)).Inc()
+	if c, ok := m.rejections.Load(r); ok {
+		c.(*metrics.Counter).Inc()
+		return
+	}
+	c := m.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_policy_rejections_total{route="%s",policy="%s",reason="%s"}`,
+		m.label, escapeLabel(r.Policy), escapeLabel(r.Reason)))
+	m.rejections.Store(r, c)
+	c.Inc()
 }
 
 func escapeLabel(s string) string {
@@ -155,6 +168,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			limit = cfg.Limits.MaxRequestBodySize
 		}
 		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
+			basePath: []byte(r.Upstream.BasePath), hostHeader: []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: c.routeMetrics(r.ID)})
 	}
 	return p, nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,19 +25,32 @@ const smallBody = 64 << 10
 // upstream is one pooled keep-alive client to one upstream address. Plans
 // share an upstream across reloads while its settings stay the same, so
 // warm connections survive a config change. Safe for concurrent use.
+//
+// What differs between routes sharing the upstream (base path, Host
+// header) lives on the route, not here.
 type upstream struct {
 	key             string
 	hc              *fasthttp.HostClient
-	basePath        []byte
-	hostHeader      []byte
+	host            []byte
 	connectTimeout  time.Duration
 	responseTimeout time.Duration
 }
 
+// upstreamKey names the connection settings of an upstream: routes whose
+// keys are equal share one pool.
 func upstreamKey(u *config.Upstream) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t", u.Scheme, u.Host, u.HostHeader,
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t", u.Scheme, u.Host,
 		u.ConnectTimeout, u.ResponseTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify)
 }
+
+// Connection lifetimes. Idle connections are dropped before common
+// upstream keep-alive timeouts (Node.js closes after 5 s) so that a request
+// rarely meets one the upstream has closed; connections are recycled after
+// maxConnAge so that traffic spreads again over a scaled Service.
+const (
+	maxIdleConn = 4 * time.Second
+	maxConnAge  = 5 * time.Minute
+)
 
 func newUpstream(u *config.Upstream) (*upstream, error) {
 	var tlsConfig *tls.Config
@@ -69,8 +83,7 @@ func newUpstream(u *config.Upstream) (*upstream, error) {
 		DialTimeout:              dialer.DialTimeout,
 		MaxConns:                 u.MaxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
-		MaxIdleConnDuration:      60 * time.Second,
-		MaxConnDuration:          5 * time.Minute,
+		MaxIdleConnDuration:      maxIdleConn,
 		ReadBufferSize:           32 << 10,
 		WriteBufferSize:          16 << 10,
 		NoDefaultUserAgentHeader: true,
@@ -79,8 +92,7 @@ func newUpstream(u *config.Upstream) (*upstream, error) {
 	return &upstream{
 		key:             upstreamKey(u),
 		hc:              hc,
-		basePath:        []byte(u.BasePath),
-		hostHeader:      []byte(u.HostHeader),
+		host:            []byte(u.Host),
 		connectTimeout:  u.ConnectTimeout,
 		responseTimeout: u.ResponseTimeout,
 	}, nil
@@ -98,9 +110,7 @@ type upstreamError struct {
 
 func (e *upstreamError) Error() string { return e.metric + ": " + e.err.Error() }
 
-var (
-	errNoFreeConns = &gatewayError{fasthttp.StatusServiceUnavailable, "upstream_saturated", "every connection to the upstream is busy"}
-)
+var errNoFreeConns = &gatewayError{fasthttp.StatusServiceUnavailable, "upstream_saturated", "every connection to the upstream is busy"}
 
 func classify(err error, connecting bool) *upstreamError {
 	var ne net.Error
@@ -131,14 +141,18 @@ func classify(err error, connecting bool) *upstreamError {
 // A request that is idempotent and has no body is sent once more on a fresh
 // connection when the first attempt could not connect or found a pooled
 // connection closed by the upstream.
-func (u *upstream) forward(ctx *fasthttp.RequestCtx) *upstreamError {
-	req, resp := &ctx.Request, &ctx.Response
+//
+// http10 says the client speaks HTTP/1.0, which cannot take a chunked
+// answer: a body of unknown length is then read whole, up to
+// maxHTTP10Body, and sent with its length.
+func (u *upstream) forward(ctx *fasthttp.RequestCtx, http10 bool, clientWriteTimeout time.Duration) *upstreamError {
+	req := &ctx.Request
 	// -2 is fasthttp's "no framing header": a request without a body.
 	cl := req.Header.ContentLength()
 	canRetry := isIdempotent(req) && (cl == 0 || cl == -2)
 	connectRetried := false
 	for attempt := 0; ; attempt++ {
-		retry, err := u.roundTrip(req, resp)
+		retry, err := u.roundTrip(ctx, http10, clientWriteTimeout)
 		if err == nil {
 			return nil
 		}
@@ -166,7 +180,17 @@ func isIdempotent(req *fasthttp.Request) bool {
 	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()
 }
 
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (retry bool, uerr *upstreamError) {
+// maxHTTP10Body bounds what is buffered for an HTTP/1.0 client.
+const maxHTTP10Body = 16 << 20
+
+var (
+	http11                = []byte("HTTP/1.1")
+	errUpgradeUnsupported = errors.New("the upstream switched protocols, which the gateway does not proxy")
+	errTooManyInterim     = errors.New("the upstream sent too many 1xx responses")
+)
+
+func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, http10 bool, clientWriteTimeout time.Duration) (retry bool, uerr *upstreamError) {
+	req, resp := &ctx.Request, &ctx.Response
 	cc, err := u.hc.AcquireConn(u.connectTimeout, false)
 	if err != nil {
 		ue := classify(err, true)
@@ -175,6 +199,8 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 	reused := !cc.LastUseTime().Before(cc.CreatedTime())
 	conn := cc.Conn()
 	now := time.Now()
+	// fasthttp enforces MaxConnDuration only inside HostClient.Do.
+	closeAfter := now.Sub(cc.CreatedTime()) > maxConnAge
 	if err := conn.SetWriteDeadline(now.Add(u.responseTimeout)); err != nil {
 		u.hc.CloseConn(cc)
 		return reused, classify(err, false)
@@ -187,7 +213,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 	u.hc.ReleaseWriter(bw)
 	if err != nil {
 		u.hc.CloseConn(cc)
-		return reused, classify(err, false)
+		return reused && staleConn(err), classify(err, false)
 	}
 	if err := conn.SetReadDeadline(now.Add(u.responseTimeout)); err != nil {
 		u.hc.CloseConn(cc)
@@ -204,25 +230,43 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 		if err := resp.Header.Read(br); err != nil {
 			// A pooled connection the upstream had closed fails before the
 			// first byte: that is safe to send again.
-			return fail(err, reused && n == 0 && errors.Is(err, io.EOF))
+			return fail(err, reused && n == 0 && staleConn(err))
 		}
 		sc := resp.StatusCode()
-		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols || n >= 16 {
+		if sc == fasthttp.StatusSwitchingProtocols {
+			return fail(errUpgradeUnsupported, false)
+		}
+		if sc >= 200 {
 			break
 		}
+		if n >= 16 {
+			return fail(errTooManyInterim, false)
+		}
 	}
-	closeAfter := resp.ConnectionClose()
-	removeHopHeaders(&resp.Header)
-	resp.Header.ResetConnectionClose()
-
+	// Framing is read before any header is removed: a Connection header
+	// may name Content-Length, and what is left of the body on the socket
+	// must be known either way.
+	closeAfter = closeAfter || resp.ConnectionClose()
 	cl := resp.Header.ContentLength()
 	sc := resp.StatusCode()
-	noBody := req.Header.IsHead() || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified || sc < 200
-	if noBody || (cl >= 0 && cl <= smallBody) {
-		if noBody {
+	removeHopHeaders(&resp.Header)
+	resp.Header.ResetConnectionClose()
+	resp.Header.SetProtocol(http11)
+
+	noBody := req.Header.IsHead() || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified
+	if noBody || (cl >= 0 && cl <= smallBody) || (http10 && cl < 0) {
+		switch {
+		case noBody:
 			resp.SkipBody = req.Header.IsHead()
-		} else if err := resp.ReadBody(br, 0); err != nil {
-			return fail(err, false)
+		case http10 && cl < 0:
+			if err := resp.ReadBody(br, maxHTTP10Body); err != nil {
+				return fail(err, false)
+			}
+			closeAfter = closeAfter || cl == -2
+		default:
+			if err := resp.ReadBody(br, 0); err != nil {
+				return fail(err, false)
+			}
 		}
 		u.hc.ReleaseReader(br)
 		if closeAfter {
@@ -236,7 +280,8 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 	// keeps a closure that gives it back; this costs one allocation, on the
 	// streaming path only.
 	s := bodyStreamPool.Get().(*bodyStream)
-	s.u, s.conn, s.br, s.closeAfter = u, conn, br, closeAfter
+	s.u, s.conn, s.br, s.closeAfter = u, conn, br, closeAfter || cl == -2
+	s.client, s.writeTimeout = ctx.Conn(), clientWriteTimeout
 	s.done = func(closeConn bool) {
 		if closeConn {
 			u.hc.CloseConn(cc)
@@ -245,10 +290,11 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 		}
 	}
 	resp.Header.CopyTo(&s.resp.Header)
+	s.resp.Header.SetContentLength(cl)
 	s.resp.StreamBody = true
 	if err := s.resp.ReadBody(br, 0); err != nil {
 		s.resp.Reset()
-		bodyStreamPool.Put(s)
+		s.reset()
 		return fail(err, false)
 	}
 	s.body = s.resp.BodyStream()
@@ -259,17 +305,26 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (re
 	return false, nil
 }
 
+// staleConn reports whether err is what a pooled connection the upstream
+// had already closed looks like.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed)
+}
+
 // bodyStream streams an upstream response body to the client and hands the
 // connection back when the client side closes it.
 type bodyStream struct {
-	u          *upstream
-	conn       net.Conn
-	done       func(closeConn bool)
-	br         *bufio.Reader
-	resp       fasthttp.Response
-	body       io.Reader
-	eof        bool
-	closeAfter bool
+	u            *upstream
+	conn         net.Conn
+	client       net.Conn
+	writeTimeout time.Duration
+	done         func(closeConn bool)
+	br           *bufio.Reader
+	resp         fasthttp.Response
+	body         io.Reader
+	eof          bool
+	closeAfter   bool
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
@@ -278,9 +333,15 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	if s.eof {
 		return 0, io.EOF
 	}
-	// The response timeout bounds each wait for the next bytes, not the
-	// whole download: a large body may take longer than any timeout.
-	_ = s.conn.SetReadDeadline(time.Now().Add(s.u.responseTimeout))
+	// The timeouts bound each wait for the next bytes, both ways, not the
+	// whole download: a large body may take longer than any timeout. The
+	// client's write deadline is moved here because fasthttp sets it once
+	// per response.
+	now := time.Now()
+	_ = s.conn.SetReadDeadline(now.Add(s.u.responseTimeout))
+	if s.client != nil && s.writeTimeout > 0 {
+		_ = s.client.SetWriteDeadline(now.Add(s.writeTimeout))
+	}
 	n, err := s.body.Read(p)
 	if err == io.EOF {
 		s.eof = true
@@ -295,7 +356,12 @@ func (s *bodyStream) Close() error {
 	s.u.hc.ReleaseReader(s.br)
 	s.done(s.closeAfter || !s.eof)
 	s.resp.Reset()
-	s.u, s.conn, s.done, s.br, s.body, s.eof, s.closeAfter = nil, nil, nil, nil, nil, false, false
-	bodyStreamPool.Put(s)
+	s.reset()
 	return nil
+}
+
+func (s *bodyStream) reset() {
+	s.u, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil
+	s.eof, s.closeAfter, s.writeTimeout = false, false, 0
+	bodyStreamPool.Put(s)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,7 +101,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("flexgate serving", "version", version, "config", cfg.Hash, "routes", len(cfg.Routes))
 
+	// The watcher and SIGHUP may both ask at once; reloads run one at a
+	// time so that the newest files are the ones applied last.
+	var reloadMu sync.Mutex
 	reload := func(why string) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
 		next, err := loadConfig(paths, *clients)
 		if err != nil {
 			for _, line := range errorLines(err) {

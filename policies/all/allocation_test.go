@@ -67,3 +67,29 @@ func BenchmarkSeedChain(b *testing.B) {
 		}
 	})
 }
+
+// TestRejectionDoesNotAllocate floods the seed route past its rate limit:
+// a 429 storm must cost no more than passing requests do.
+func TestRejectionDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	s := startSeed(t, 1)
+	s.up.Record = false
+	r := newSeedRequest(s)
+	r.do(t) // the one request the limit allows
+	reject := func() {
+		if err := r.hc.Do(r.req, r.resp); err != nil {
+			t.Fatal(err)
+		}
+		if r.resp.StatusCode() != 429 {
+			t.Fatalf("status %d, want 429", r.resp.StatusCode())
+		}
+	}
+	for i := 0; i < 200; i++ {
+		reject()
+	}
+	if allocs := testing.AllocsPerRun(500, reject); allocs >= 0.5 {
+		t.Fatalf("a rate-limited request costs %.2f allocations, want 0", allocs)
+	}
+}
