@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/flexgate
-IMAGE    ?= flexgate:$(VERSION)
+IMAGE    ?= ghcr.io/flexgate/flexgate
 
 .PHONY: run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
 
@@ -24,13 +24,13 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
-	cd deploy && $(GO) vet ./...
 
 test-go:
 	$(GO) test -count=1 -timeout 10m ./...
 
+## test-deploy: the Helm chart, image, workflow and dashboard checks (installs yamllint and shellcheck when missing)
 test-deploy:
-	cd deploy && $(GO) test -count=1 -timeout 10m ./...
+	bash deploy/test.sh
 
 test-loadtest:
 	./loadtest/check-scripts.sh
@@ -48,7 +48,9 @@ bench-compare:
 
 ## image: the container image (needs a Docker engine)
 image:
-	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+		--build-arg SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+		-t $(IMAGE):$(VERSION) .
 
 clean:
 	rm -rf bin
