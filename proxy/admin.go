@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // newAdminServer serves the probes, the metrics and the config in force.
@@ -54,8 +56,14 @@ func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(append(body, '\n'))
 	default:
+		if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+			// Go's profiler, for finding where CPU or memory goes in a
+			// running gateway; the admin port is not exposed by the Service.
+			pprofhandler.PprofHandler(ctx)
+			return
+		}
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetContentType("text/plain; charset=utf-8")
-		ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics and /config\n")
+		ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics, /config and /debug/pprof/\n")
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"iter"
 
 	"github.com/valyala/fasthttp"
 )
@@ -50,19 +51,37 @@ func removeTokens(h peekDeleter, v []byte) {
 
 func removeHopHeaders(h *fasthttp.ResponseHeader) {
 	removeConnectionTokens(h)
-	for _, name := range hopHeaders {
-		h.Del(name)
+	if hasHopHeader(h.All()) {
+		for _, name := range hopHeaders {
+			h.Del(name)
+		}
 	}
 }
 
 func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 	removeConnectionTokens(h)
-	for _, name := range hopHeaders {
-		h.Del(name)
+	if hasHopHeader(h.All()) {
+		for _, name := range hopHeaders {
+			h.Del(name)
+		}
 	}
 	// The gateway answered any 100-continue itself; the upstream gets the
 	// body without being asked.
 	h.Del(fasthttp.HeaderExpect)
+}
+
+// hasHopHeader reports whether any header is hop-by-hop: one pass over the
+// headers, where deleting each name would take one pass per name, and most
+// messages carry none.
+func hasHopHeader(all iter.Seq2[[]byte, []byte]) bool {
+	for k := range all {
+		for _, name := range hopHeaders {
+			if asciiEqualFold(k, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func asciiEqualFold(b []byte, s string) bool {
@@ -70,13 +89,16 @@ func asciiEqualFold(b []byte, s string) bool {
 		return false
 	}
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
+		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
