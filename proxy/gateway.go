@@ -46,6 +46,11 @@ type Options struct {
 	// CertPollInterval is how often certificate files are re-read; zero
 	// means every 2 seconds.
 	CertPollInterval time.Duration
+
+	// listen and dial replace the network in this package's benchmarks,
+	// which measure the gateway over in-memory connections.
+	listen func(addr string) (net.Listener, error)
+	dial   fasthttp.DialFuncWithTimeout
 }
 
 // Gateway is a running flexgate. Its methods are safe for concurrent use.
@@ -90,7 +95,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	set := metrics.NewSet()
 	g := &Gateway{opts: opts, log: opts.Logger, metrics: set,
-		compiler: newCompiler(set, opts.Logger), stop: make(chan struct{})}
+		compiler: newCompiler(set, opts.Logger, opts.dial), stop: make(chan struct{})}
 	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
 	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
 	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {

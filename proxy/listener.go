@@ -71,7 +71,11 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 }
 
 func (l *listener) listen() error {
-	ln, err := net.Listen("tcp", l.address)
+	listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	if l.g.opts.listen != nil {
+		listen = l.g.opts.listen
+	}
+	ln, err := listen(l.address)
 	if err != nil {
 		return fmt.Errorf("listener %q: cannot listen on %s: %w", l.name, l.address, err)
 	}
@@ -311,7 +315,7 @@ func Check(cfg *config.Config, certFiles bool) error {
 		errs = append(errs, err)
 	}
 	for i := range cfg.Routes {
-		if _, err := newUpstream(&cfg.Routes[i].Upstream); err != nil {
+		if _, err := newUpstream(&cfg.Routes[i].Upstream, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
@@ -112,14 +113,15 @@ func escapeLabel(s string) string {
 // that plans share across reloads. Not safe for concurrent use: the
 // gateway serialises reloads.
 type compiler struct {
+	dial      fasthttp.DialFuncWithTimeout // nil: TCP
 	metrics   *metrics.Set
 	logger    *slog.Logger
 	upstreams map[string]*upstream
 	routeMets map[string]*routeMetrics
 }
 
-func newCompiler(set *metrics.Set, logger *slog.Logger) *compiler {
-	return &compiler{metrics: set, logger: logger,
+func newCompiler(set *metrics.Set, logger *slog.Logger, dial fasthttp.DialFuncWithTimeout) *compiler {
+	return &compiler{metrics: set, logger: logger, dial: dial,
 		upstreams: map[string]*upstream{}, routeMets: map[string]*routeMetrics{}}
 }
 
@@ -156,7 +158,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		up, ok := fresh[key]
 		if !ok {
 			if up, ok = c.upstreams[key]; !ok {
-				if up, err = newUpstream(&r.Upstream); err != nil {
+				if up, err = newUpstream(&r.Upstream, c.dial); err != nil {
 					_ = chains.Retire(oldChains)
 					return nil, err
 				}

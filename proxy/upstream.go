@@ -52,7 +52,7 @@ const (
 	maxConnAge  = 5 * time.Minute
 )
 
-func newUpstream(u *config.Upstream) (*upstream, error) {
+func newUpstream(u *config.Upstream, dial fasthttp.DialFuncWithTimeout) (*upstream, error) {
 	var tlsConfig *tls.Config
 	if u.Scheme == "https" {
 		host, _, err := net.SplitHostPort(u.Host)
@@ -75,12 +75,14 @@ func newUpstream(u *config.Upstream) (*upstream, error) {
 	}
 	// DNS answers are cached briefly, so that a Kubernetes Service or a
 	// rescheduled pod is found again without a restart.
-	dialer := &fasthttp.TCPDialer{DNSCacheDuration: 10 * time.Second}
+	if dial == nil {
+		dial = (&fasthttp.TCPDialer{DNSCacheDuration: 10 * time.Second}).DialTimeout
+	}
 	hc := &fasthttp.HostClient{
 		Addr:                     u.Host,
 		IsTLS:                    u.Scheme == "https",
 		TLSConfig:                tlsConfig,
-		DialTimeout:              dialer.DialTimeout,
+		DialTimeout:              dial,
 		MaxConns:                 u.MaxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
 		MaxIdleConnDuration:      maxIdleConn,
