@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 const seedSteps = `        - request-headers-remove:
@@ -33,8 +34,8 @@ func serve(c *chain.Chain, ctx *fasthttp.RequestCtx, ex *chain.Exchange) {
 }
 
 func TestHeaderPoliciesDoNotAllocate(t *testing.T) {
-	c := mustChain(t, seedSteps)
-	ctx := newCtx("http://gw/api/products/1?x=1", "User-Agent", "test", "Accept", "*/*")
+	c := chaintest.MustChain(t, seedSteps)
+	ctx := chaintest.Ctx("http://gw/api/products/1?x=1", "User-Agent", "test", "Accept", "*/*")
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
 	serve(c, ctx, ex)

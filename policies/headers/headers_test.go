@@ -4,11 +4,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 func TestSeedHeaderSteps(t *testing.T) {
 	// The parameters of secured-gateway-config.yaml's steps 5 and 6.
-	c := mustChain(t, `        - request-headers-remove:
+	c := chaintest.MustChain(t, `        - request-headers-remove:
             headers: ["X-Internal-*", "Authorization"]
         - request-headers-set:
             headers:
@@ -19,11 +21,11 @@ func TestSeedHeaderSteps(t *testing.T) {
               Strict-Transport-Security: "max-age=31536000; includeSubDomains"
               X-Content-Type-Options: "nosniff"
 `)
-	ctx := newCtx("http://gw/api/products/1",
+	ctx := chaintest.Ctx("http://gw/api/products/1",
 		"X-Internal-Foo", "secret", "x-internal-bar", "secret", "X-INTERNAL-Baz", "s",
 		"Authorization", "Bearer abc", "X-Internals", "kept", "Accept", "application/json",
 		"X-API-Version", "v0")
-	if rej := run(c, ctx); rej != nil {
+	if rej := chaintest.Run(c, ctx); rej != nil {
 		t.Fatalf("rejected: %v", rej)
 	}
 	h := &ctx.Request.Header
@@ -56,14 +58,14 @@ func TestSeedHeaderSteps(t *testing.T) {
 }
 
 func TestRemoveWildcardKeepsFraming(t *testing.T) {
-	c := mustChain(t, `        - request-headers-remove:
+	c := chaintest.MustChain(t, `        - request-headers-remove:
             headers: ["Content-*", "Ho*"]
 `)
-	ctx := newCtx("http://gw/api/x", "Content-Type", "text/plain", "Content-Language", "en", "Hop", "1")
+	ctx := chaintest.Ctx("http://gw/api/x", "Content-Type", "text/plain", "Content-Language", "en", "Hop", "1")
 	ctx.Request.Header.SetHost("gw")
 	ctx.Request.SetBodyString("hello")
 	ctx.Request.Header.SetContentLength(5)
-	run(c, ctx)
+	chaintest.Run(c, ctx)
 	h := &ctx.Request.Header
 	if h.Peek("Content-Language") != nil || len(h.ContentType()) != 0 || h.Peek("Hop") != nil {
 		t.Errorf("wildcards did not remove matching headers:\n%s", h.String())
@@ -74,7 +76,7 @@ func TestRemoveWildcardKeepsFraming(t *testing.T) {
 }
 
 func TestSetExpressionsAndSanitizing(t *testing.T) {
-	c := mustChain(t, `        - request-headers-set:
+	c := chaintest.MustChain(t, `        - request-headers-set:
             headers:
               X-Method: "v1-$request.method"
               X-Echo: "q=$request.query.q h=$request.header.X-In"
@@ -83,8 +85,8 @@ func TestSetExpressionsAndSanitizing(t *testing.T) {
             headers:
               X-Echo: "${request.path}!"
 `)
-	ctx := newCtx("http://gw/api/x?q=a%0d%0aInjected:%20yes%00", "X-In", "in")
-	run(c, ctx)
+	ctx := chaintest.Ctx("http://gw/api/x?q=a%0d%0aInjected:%20yes%00", "X-In", "in")
+	chaintest.Run(c, ctx)
 	h := &ctx.Request.Header
 	if got := string(h.Peek("X-Method")); got != "v1-GET" {
 		t.Errorf("X-Method = %q, want v1-GET", got)
@@ -107,7 +109,7 @@ func TestSetExpressionsAndSanitizing(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	f := func(policies, wantPos, wantMsg string) {
 		t.Helper()
-		_, path, err := compileYAML(t, gateway(policies))
+		_, path, err := chaintest.Compile(t, chaintest.Gateway(policies))
 		if err == nil {
 			t.Fatalf("no error for:\n%s", policies)
 		}

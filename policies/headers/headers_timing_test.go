@@ -4,17 +4,18 @@ import (
 	"testing"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 func benchChain(b *testing.B, policies string) {
-	set, _, err := compileYAML(b, gateway(policies))
+	set, _, err := chaintest.Compile(b, chaintest.Gateway(policies))
 	if err != nil {
 		b.Fatal(err)
 	}
 	c := set.Chains[0]
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		ctx := newCtx("http://gw/api/products/1", "User-Agent", "bench", "Accept", "*/*")
+		ctx := chaintest.Ctx("http://gw/api/products/1", "User-Agent", "bench", "Accept", "*/*")
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		for pb.Next() {

@@ -4,14 +4,15 @@ import (
 	"testing"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 func TestLimiterDoesNotAllocate(t *testing.T) {
 	f := func(name, policies string, remoteAddr bool) {
 		t.Helper()
-		c := mustChain(t, policies)
+		c := chaintest.MustChain(t, policies)
 		limiter(t, c, 0, newFakeClock())
-		ctx := newCtx("http://gw/api/x", "X-Api-Key", "key-1")
+		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", "key-1")
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		serve := func() {

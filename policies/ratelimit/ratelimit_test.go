@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
 )
 
@@ -26,12 +27,12 @@ func header(ctx *fasthttp.RequestCtx, name string) string {
 }
 
 func TestSeedLimit429WithHeaders(t *testing.T) {
-	c := mustChain(t, seedLimit)
+	c := chaintest.MustChain(t, seedLimit)
 	clk := newFakeClock()
 	limiter(t, c, 0, clk)
 	for i := 1; i <= 100; i++ {
-		ctx := newCtx("http://gw/api/products/1")
-		if rej := run(c, ctx); rej != nil {
+		ctx := chaintest.Ctx("http://gw/api/products/1")
+		if rej := chaintest.Run(c, ctx); rej != nil {
 			t.Fatalf("request %d of 100 rejected: %v", i, rej)
 		}
 		if i == 1 || i == 100 {
@@ -46,8 +47,8 @@ func TestSeedLimit429WithHeaders(t *testing.T) {
 			}
 		}
 	}
-	ctx := newCtx("http://gw/api/products/1")
-	rej := run(c, ctx)
+	ctx := chaintest.Ctx("http://gw/api/products/1")
+	rej := chaintest.Run(c, ctx)
 	if rej == nil || rej.Status != 429 || rej.Reason != "rate_limited" || rej.Policy != "rate-limiting" {
 		t.Fatalf("101st request: rejection %+v, want 429 rate_limited by rate-limiting", rej)
 	}
@@ -57,7 +58,7 @@ func TestSeedLimit429WithHeaders(t *testing.T) {
 		}
 	}
 	// Another client has its own budget.
-	other := newCtx("http://gw/api/products/1")
+	other := chaintest.Ctx("http://gw/api/products/1")
 	other.Init(&other.Request, &fakeAddr{"10.0.0.8"}, nil)
 	ex := chain.AcquireExchange()
 	ex.Prepare(c)
@@ -74,7 +75,7 @@ func (a *fakeAddr) Network() string { return "tcp" }
 func (a *fakeAddr) String() string  { return a.s }
 
 func TestLimitsPerIdentifierExpression(t *testing.T) {
-	c := mustChain(t, `        - rate-limiting:
+	c := chaintest.MustChain(t, `        - rate-limiting:
             limit: 2
             period: 1
             identifier: "$request.header.X-Api-Key"
@@ -83,8 +84,8 @@ func TestLimitsPerIdentifierExpression(t *testing.T) {
 	limiter(t, c, 0, newFakeClock())
 	f := func(key string, wantPass bool) {
 		t.Helper()
-		ctx := newCtx("http://gw/api/x", "X-Api-Key", key)
-		rej := run(c, ctx)
+		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", key)
+		rej := chaintest.Run(c, ctx)
 		if (rej == nil) != wantPass {
 			t.Fatalf("key %q: rejection %v, want pass=%v", key, rej, wantPass)
 		}
@@ -118,7 +119,7 @@ func TestReloadKeepsBudgets(t *testing.T) {
 		return cfg
 	}
 	twoRoutes := func(otherLimit string) string {
-		return gateway(seedLimit) + `    - id: other
+		return chaintest.Gateway(seedLimit) + `    - id: other
       path: ["/other/*"]
       upstream:
         url: "http://127.0.0.1:1"
@@ -135,7 +136,7 @@ func TestReloadKeepsBudgets(t *testing.T) {
 	}
 	limiter(t, old.Chains[0], 0, clk)
 	for i := 0; i < 100; i++ {
-		run(old.Chains[0], newCtx("http://gw/api/x"))
+		chaintest.Run(old.Chains[0], chaintest.Ctx("http://gw/api/x"))
 	}
 	// The other route changes; route r's budget must survive the reload.
 	next, err := chain.CompileAll(load(twoRoutes("6")), old, chain.Options{Provision: true})
@@ -146,7 +147,7 @@ func TestReloadKeepsBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Retire(nil)
-	if rej := run(next.Chains[0], newCtx("http://gw/api/x")); rej == nil || rej.Status != 429 {
+	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej == nil || rej.Status != 429 {
 		t.Fatalf("after reloading an unrelated change the spent budget was reset: rejection %v", rej)
 	}
 	// A changed limit is a new policy with a new budget.
@@ -155,16 +156,16 @@ func TestReloadKeepsBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer third.Retire(nil)
-	if rej := run(third.Chains[0], newCtx("http://gw/api/x")); rej != nil {
+	if rej := chaintest.Run(third.Chains[0], chaintest.Ctx("http://gw/api/x")); rej != nil {
 		t.Fatalf("a changed limit kept the old budget: %v", rej)
 	}
 }
 
 func TestBucketGauge(t *testing.T) {
-	c := mustChain(t, seedLimit)
+	c := chaintest.MustChain(t, seedLimit)
 	limiter(t, c, 0, newFakeClock())
 	before := buckets("r")
-	run(c, newCtx("http://gw/api/x"))
+	chaintest.Run(c, chaintest.Ctx("http://gw/api/x"))
 	if got := buckets("r"); got != before+1 {
 		t.Fatalf("flexgate_ratelimit_buckets{route=\"r\"} = %d after one client, want %d", got, before+1)
 	}
@@ -173,7 +174,7 @@ func TestBucketGauge(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	f := func(params, wantPos, wantMsg string) {
 		t.Helper()
-		_, path, err := compileYAML(t, gateway("        - rate-limiting:\n"+params))
+		_, path, err := chaintest.Compile(t, chaintest.Gateway("        - rate-limiting:\n"+params))
 		if err == nil {
 			t.Fatalf("no error for:\n%s", params)
 		}
@@ -202,7 +203,7 @@ func TestConfigErrors(t *testing.T) {
 	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
 	f("            limit: 10\n            period: 60\n            burst: 5\n", "15:13",
 		"unknown parameter \"burst\"; known parameters: exposeHeaders, identifier, limit, limits, maxKeys, period")
-	_, _, err := compileYAML(t, gateway("        - rate-limiting\n"))
+	_, _, err := chaintest.Compile(t, chaintest.Gateway("        - rate-limiting\n"))
 	if err == nil || !strings.Contains(err.Error(), "12:11") || !strings.Contains(err.Error(), "a limit is required") {
 		t.Fatalf("rate-limiting without parameters: %v", err)
 	}

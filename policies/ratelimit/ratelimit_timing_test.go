@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 // BenchmarkStoreHotKey is the worst case for sharding: every goroutine
@@ -50,7 +51,7 @@ func BenchmarkStoreManyKeys(b *testing.B) {
 // BenchmarkLimiterPolicy is the whole policy as the chain runs it:
 // request and response phase with the X-RateLimit-* headers.
 func BenchmarkLimiterPolicy(b *testing.B) {
-	set, _, err := compileYAML(b, gateway("        - rate-limiting:\n            limit: 1000000\n            period: 1\n"))
+	set, _, err := chaintest.Compile(b, chaintest.Gateway("        - rate-limiting:\n            limit: 1000000\n            period: 1\n"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func BenchmarkLimiterPolicy(b *testing.B) {
 	var n atomic.Uint64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		ctx := newCtx("http://gw/api/x")
+		ctx := chaintest.Ctx("http://gw/api/x")
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		addr := []byte("10.2.0." + strconv.Itoa(int(n.Add(1))))
