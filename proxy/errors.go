@@ -21,6 +21,7 @@ const (
 	reasonHeaderTooLarge   = "header_too_large"
 	reasonUpstreamProtocol = "upstream_protocol_error"
 	reasonClientBody       = "client_body_incomplete"
+	reasonOverloaded       = "overloaded"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -41,6 +42,7 @@ var (
 	errBadRequest       = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
 	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
 	errClientBody       = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
+	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

@@ -108,8 +108,31 @@ func TestConnectionCap(t *testing.T) {
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode() != 503 {
-		t.Fatalf("third connection over a cap of 2: status %d, want 503", resp.StatusCode())
+	if resp.StatusCode() != 503 || string(resp.Header.Peek("X-Flexgate-Error")) != "overloaded" ||
+		!strings.Contains(string(resp.Body()), `"status":503`) {
+		t.Fatalf("third connection over a cap of 2: %d %q %s, want the gateway's JSON 503 overloaded",
+			resp.StatusCode(), resp.Header.Peek("X-Flexgate-Error"), resp.Body())
+	}
+	// A place freed is a place given again.
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		var r fasthttp.Response
+		err = r.Read(bufio.NewReader(c))
+		c.Close()
+		if err == nil && r.StatusCode() == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection accepted after one closed: %v %d", err, r.StatusCode())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

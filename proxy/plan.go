@@ -56,7 +56,7 @@ type routeMetrics struct {
 // only looks them up.
 var (
 	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
-		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody}
+		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
 	upstreamReasons = []string{"connect", "timeout", "reset", "protocol", "saturated"}
 )
 
