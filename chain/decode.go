@@ -9,12 +9,24 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flexgate/flexgate/config"
 )
+
+// Expression is a parameter that holds an expression template (see
+// chain/expr). Decode leaves its `$env.NAME` references for the template
+// compiler, which reads the variable's value as literal text; in any other
+// parameter Decode substitutes them itself.
+type Expression string
+
+var expressionType = reflect.TypeOf(Expression(""))
 
 // Decode decodes a policy's parameters strictly into dst (a pointer to a
 // struct with yaml tags): an unknown parameter is an error that lists the
-// known ones, a wrong type is an error at the value's own line. A nil node
-// (the policy written without parameters) leaves dst as it is.
+// known ones, a wrong type is an error at the value's own line, an unset
+// environment variable an error at the value that names it. A nil node (the
+// policy written without parameters) leaves dst as it is. The node itself
+// is not changed.
 func Decode(node *yaml.Node, dst any) error {
 	if node == nil {
 		return nil
@@ -26,8 +38,67 @@ func Decode(node *yaml.Node, dst any) error {
 	if err := checkKnown(node, reflect.TypeOf(dst)); err != nil {
 		return err
 	}
-	if err := node.Decode(dst); err != nil {
-		return yamlError(node, err)
+	expanded := copyNode(node)
+	if err := expandEnv(expanded, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
+	if err := expanded.Decode(dst); err != nil {
+		return yamlError(expanded, err)
+	}
+	return nil
+}
+
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = copyNode(k)
+	}
+	return &c
+}
+
+// expandEnv substitutes `$env.NAME` in the scalars under n that decode into
+// anything but an Expression, walking n along t.
+func expandEnv(n *yaml.Node, t reflect.Type) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == expressionType {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if err := config.ExpandEnv(n); err != nil {
+			return &ParamError{Line: n.Line, Col: n.Column, Msg: err.Error()}
+		}
+	case yaml.SequenceNode:
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for _, c := range n.Content {
+			if err := expandEnv(c, elem); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		var elem reflect.Type
+		switch {
+		case t != nil && t.Kind() == reflect.Struct:
+			collectFields(t, fields)
+		case t != nil && t.Kind() == reflect.Map:
+			elem = t.Elem()
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			ft := elem
+			if f, ok := fields[n.Content[i].Value]; ok {
+				ft = f
+			}
+			if err := expandEnv(n.Content[i+1], ft); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -14,7 +15,11 @@ const envPrefix = "$env."
 // with the variable's value. It works on the parsed tree, not the text, so
 // a value holding quotes, colons or newlines cannot change the structure of
 // the document. Mapping keys are left alone, and so is every other `$…`
-// expression: policies compile those themselves.
+// expression: policies compile those themselves. So are a route's policies:
+// their parameters are decoded by the chain, which knows which of them are
+// expressions (where a variable's value must stay literal text) and leaves
+// `$env.NAME` in the node for the admin /config view to show instead of
+// the secret.
 func (d *decoder) substituteEnv(n *yaml.Node) {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
@@ -23,6 +28,9 @@ func (d *decoder) substituteEnv(n *yaml.Node) {
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
+			if n.Content[i-1].Value == "policies" {
+				continue
+			}
 			d.substituteEnv(n.Content[i])
 		}
 	case yaml.ScalarNode:
@@ -33,6 +41,20 @@ func (d *decoder) substituteEnv(n *yaml.Node) {
 }
 
 func (d *decoder) substituteScalar(n *yaml.Node) {
+	if err := ExpandEnv(n); err != nil {
+		d.errorf(n, "%s", err.Error())
+	}
+}
+
+// ExpandEnv replaces every `$env.NAME` in the scalar node n with the
+// variable's value, in place. An unset variable is an error that names it
+// (never an empty string); a set but empty one is accepted. A plain value
+// that is wholly one variable holding a number or a boolean is retyped, so
+// that `limit: $env.LIMIT` decodes into an integer.
+func ExpandEnv(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || !strings.Contains(n.Value, envPrefix) {
+		return nil
+	}
 	in := n.Value
 	var b strings.Builder
 	whole := false
@@ -46,13 +68,11 @@ func (d *decoder) substituteScalar(n *yaml.Node) {
 		rest := in[i+len(envPrefix):]
 		name := rest[:envNameLen(rest)]
 		if name == "" {
-			d.errorf(n, "%s must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*) in %q", envPrefix, n.Value)
-			return
+			return fmt.Errorf("%s must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*) in %q", envPrefix, n.Value)
 		}
 		val, ok := os.LookupEnv(name)
 		if !ok {
-			d.errorf(n, "environment variable %s is not set; set it in the gateway's environment (%s%s is used here)", name, envPrefix, name)
-			return
+			return fmt.Errorf("environment variable %s is not set; set it in the gateway's environment (%s%s is used here)", name, envPrefix, name)
 		}
 		whole = i == 0 && len(rest) == len(name) && b.Len() == 0
 		b.WriteString(val)
@@ -68,6 +88,7 @@ func (d *decoder) substituteScalar(n *yaml.Node) {
 	} else {
 		n.Tag = "!!str"
 	}
+	return nil
 }
 
 func envNameLen(s string) int {

@@ -280,13 +280,27 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 			}
 		},
 		"methods": func(_, v *yaml.Node) {
-			for _, e := range d.strEntries(v, "route methods", false) {
+			entries := d.strEntries(v, "route methods", false)
+			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+				// An empty allow-list reads as "nothing", yet would
+				// mean "everything".
+				d.errorf(v, "methods is empty: list the methods the route allows, or remove methods to allow every method")
+				ok = false
+			}
+			seen := map[string]bool{}
+			for _, e := range entries {
 				m := strings.ToUpper(e.val)
 				if !isKnownMethod(m) {
 					d.errorf(e.node, "unknown HTTP method %q; known methods: %s", e.val, strings.Join(knownMethods, ", "))
 					ok = false
 					continue
 				}
+				if seen[m] {
+					d.errorf(e.node, "method %s is listed twice", m)
+					ok = false
+					continue
+				}
+				seen[m] = true
 				r.Methods = append(r.Methods, m)
 			}
 		},

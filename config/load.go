@@ -61,6 +61,10 @@ func Load(paths []string) (*Config, error) {
 	if err := l.errs.err(); err != nil {
 		return nil, err
 	}
+	if len(l.cfg.Routes) == 0 {
+		l.errs.add(Pos{File: strings.Join(paths, ", ")}, "the config has no routes: a gateway without routes answers every request with 404; add spec.routes")
+		return nil, l.errs.err()
+	}
 	if !l.limitsSet {
 		l.cfg.Limits = DefaultLimits
 	}
@@ -188,17 +192,23 @@ func unwrapPath(err error) error {
 // file decodes every document of one file and records its source summary.
 func (l *loader) file(path string, data []byte) {
 	d := &decoder{file: path, errs: &l.errs, dir: filepath.Dir(path)}
+	errsBefore := l.errs.len()
 	var parts []string
 	for _, root := range d.documents(data) {
 		if s := l.document(d, root); s != "" {
 			parts = append(parts, s)
 		}
 	}
-	summary := "no documents"
-	if len(parts) > 0 {
-		summary = strings.Join(parts, "; ")
+	if len(parts) == 0 {
+		if l.errs.len() > errsBefore {
+			return
+		}
+		// An editor that truncates a file, or a template that renders
+		// nothing, must not reload into a gateway without routes.
+		l.errs.add(Pos{File: path}, "the file holds no Gateway document; write one (apiVersion: gateway.mulesoft.com/v1alpha1, kind: Gateway) or remove the file")
+		return
 	}
-	l.cfg.Sources = append(l.cfg.Sources, Source{Path: path, Summary: path + ": " + summary})
+	l.cfg.Sources = append(l.cfg.Sources, Source{Path: path, Summary: path + ": " + strings.Join(parts, "; ")})
 }
 
 // documents parses the YAML stream of a file into the root nodes of its

@@ -13,7 +13,7 @@ const RedactedValue = "[redacted]"
 
 // sensitiveKeys are the parts of a parameter name that mark its value as a
 // secret, compared case-insensitively.
-var sensitiveKeys = []string{"secret", "password", "token", "authorization"}
+var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private"}
 
 // View is the config as the admin /config endpoint shows it: plain values
 // that encode to JSON, with every client secret and every policy parameter

@@ -50,11 +50,12 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("view lacks %s:\n%s", want, out)
 		}
 	}
-	// The view is a copy: the policy still gets the real secret.
+	// The view is a copy: the policy still gets its parameters as written
+	// (the chain substitutes $env when it decodes them).
 	var p struct {
 		ClientSecret string `yaml:"clientSecret"`
 	}
-	if err := cfg.Routes[0].Policies[1].Params.Decode(&p); err != nil || p.ClientSecret != "env-secret-value" {
+	if err := cfg.Routes[0].Policies[1].Params.Decode(&p); err != nil || p.ClientSecret != "$env.FG_INTROSPECT_SECRET" {
 		t.Errorf("params changed by Redacted: %q %v", p.ClientSecret, err)
 	}
 	if cfg.Clients[0].Secret != "client-secret-value" {

@@ -7,6 +7,7 @@ package expr
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -123,6 +124,17 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 			i++
 			continue
 		}
+		if varName, ok := strings.CutPrefix(name, "env."); ok {
+			// The variable's value is literal text, read once here: a `$`
+			// inside a secret must not be read as an expression.
+			val, set := os.LookupEnv(varName)
+			if !set {
+				return nil, fmt.Errorf("environment variable %s is not set; set it in the gateway's environment ($env.%s is used here)", varName, varName)
+			}
+			lit = append(lit, val...)
+			i = next
+			continue
+		}
 		p, err := resolve(name, env)
 		if err != nil {
 			return nil, err
@@ -181,9 +193,6 @@ func resolve(name string, env *chain.Env) (part, error) {
 			}
 			return part{kind: pre.kind, lit: []byte(rest)}, nil
 		}
-	}
-	if env, ok := strings.CutPrefix(name, "env."); ok {
-		return part{}, fmt.Errorf("environment variable %s in $%s was not substituted when the config was loaded: set %s in the gateway's environment", env, name, env)
 	}
 	hint := ""
 	for k := range fixed {

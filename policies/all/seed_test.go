@@ -212,3 +212,28 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 	return s
 
 }
+
+// TestSeedNeedsItsEnvironment: the seed's secrets come from the
+// environment; without them the config does not compile, and the error
+// says which variable, where.
+func TestSeedNeedsItsEnvironment(t *testing.T) {
+	if _, err := os.Stat(seedFile); err != nil {
+		t.Skipf("SKIPPED LOUDLY: %s is missing (%v)", seedFile, err)
+	}
+	t.Setenv("INTROSPECTION_CLIENT_ID", "gateway")
+	os.Unsetenv("INTROSPECTION_CLIENT_SECRET")
+	cfg, err := config.Load([]string{seedFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Clients = []config.Client{{ID: "shop-app", Secret: "s"}}
+	_, err = chain.CompileAll(cfg, nil, chain.Options{})
+	if err == nil || !strings.Contains(err.Error(), "secured-gateway-config.yaml:36:27: token-introspection: environment variable INTROSPECTION_CLIENT_SECRET is not set") {
+		t.Fatalf("error = %v", err)
+	}
+	// /config shows the reference, not the value.
+	view, _ := json.Marshal(cfg.Redacted())
+	if !strings.Contains(string(view), "$env.INTROSPECTION_CLIENT_ID") {
+		t.Errorf("/config view lost the $env reference: %s", view)
+	}
+}

@@ -5,6 +5,7 @@
 package headers
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -104,7 +105,7 @@ type Set struct {
 	// Headers maps a header name to its value: literal text, expressions
 	// (`$datetime`, `$request.header.NAME`, …) or both. Headers are set in
 	// the order written.
-	Headers map[string]string `yaml:"headers"`
+	Headers map[string]chain.Expression `yaml:"headers"`
 
 	fields []field
 }
@@ -125,7 +126,7 @@ func (s *Set) Validate(env *chain.Env) error {
 	s.fields = s.fields[:0]
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k, v := node.Content[i], node.Content[i+1]
-		name, value := k.Value, s.Headers[k.Value]
+		name, value := k.Value, string(s.Headers[k.Value])
 		switch {
 		case !expr.ValidHeaderName(name):
 			return chain.Errorf(k, "%q is not a header name: use letters, digits and -", name)
@@ -144,6 +145,10 @@ func (s *Set) Validate(env *chain.Env) error {
 		f := field{name: fasthttp.AppendNormalizedHeaderKey(nil, name), tmpl: tmpl}
 		if tmpl.IsConstant() {
 			f.value = tmpl.Literal()
+			// An environment variable's value is part of the literal now.
+			if i := bytes.IndexFunc(f.value, isForbiddenRune); i >= 0 {
+				return chain.Errorf(v, "the value of %s (with its $env variables) contains the control character %q at byte %d; header values cannot hold CR, LF, NUL or other control characters", name, f.value[i], i)
+			}
 		}
 		s.fields = append(s.fields, f)
 	}

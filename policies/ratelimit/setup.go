@@ -40,7 +40,7 @@ type Limiter struct {
 	Limits []Window `yaml:"limits"`
 	// Identifier is an expression naming the client a budget belongs to;
 	// default $request.remoteAddress.
-	Identifier string `yaml:"identifier"`
+	Identifier chain.Expression `yaml:"identifier"`
 	// ExposeHeaders adds X-RateLimit-Limit, -Remaining and -Reset to every
 	// response of the route; default true.
 	ExposeHeaders *bool `yaml:"exposeHeaders"`
@@ -100,7 +100,7 @@ func (l *Limiter) Validate(env *chain.Env) error {
 		return chain.Errorf(limitsNode, "%d limits given; at most %d are supported", len(l.rules), maxRules)
 	}
 
-	id := l.Identifier
+	id := string(l.Identifier)
 	idNode := chain.Field(params, "identifier")
 	if idNode == nil {
 		id, idNode = DefaultIdentifier, params
