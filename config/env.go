@@ -11,6 +11,11 @@ import (
 
 const envPrefix = "$env."
 
+// LookupEnv reads an environment variable for `$env.NAME`. It is
+// os.LookupEnv; `flexgate validate --without-secrets` replaces it, before
+// loading, with one that reads an unset variable as placeholder text.
+var LookupEnv = os.LookupEnv
+
 // substituteEnv replaces every `$env.NAME` inside the scalar values under n
 // with the variable's value. It works on the parsed tree, not the text, so
 // a value holding quotes, colons or newlines cannot change the structure of
@@ -70,7 +75,7 @@ func ExpandEnv(n *yaml.Node) error {
 		if name == "" {
 			return fmt.Errorf("%s must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*) in %q", envPrefix, n.Value)
 		}
-		val, ok := os.LookupEnv(name)
+		val, ok := LookupEnv(name)
 		if !ok {
 			return fmt.Errorf("environment variable %s is not set; set it in the gateway's environment (%s%s is used here)", name, envPrefix, name)
 		}

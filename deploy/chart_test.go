@@ -508,6 +508,13 @@ func TestDefaultPodIsHardenedAndProbedOnAdminPort(t *testing.T) {
 	if pdb := r.pdbs[releaseName]; pdb == nil || pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
 		t.Errorf("PodDisruptionBudget = %+v, want minAvailable 1", r.pdbs)
 	}
+	// One pod: a budget of one out of one would block every node drain.
+	if single := render(t, valuesFrom(t, nil, "deployment.replicaCount=1")); len(single.pdbs) != 0 {
+		t.Errorf("a PodDisruptionBudget for a single replica: %+v", single.pdbs)
+	}
+	if single := render(t, valuesFrom(t, nil, "deployment.replicaCount=1", "podDisruptionBudget.maxUnavailable=1")); len(single.pdbs) != 1 {
+		t.Errorf("an explicit maxUnavailable was dropped")
+	}
 	sa := r.serviceAccounts[releaseName]
 	if sa == nil || pod.ServiceAccountName != releaseName {
 		t.Errorf("service account %v, pod uses %q", keys(r.serviceAccounts), pod.ServiceAccountName)
@@ -589,7 +596,7 @@ func TestChartRefusesUnsafeValuesWithFix(t *testing.T) {
 	f("anypointPlatform.secretName is empty", "anypointPlatform.connectedMode=true")
 	f("Raise it to at least 30", "deployment.terminationGracePeriodSeconds=10")
 	f("lower minReplicas or raise maxReplicas", "autoscaling.enabled=true", "autoscaling.minReplicas=5", "autoscaling.maxReplicas=3")
-	f("Set the other to null", "podDisruptionBudget.maxUnavailable=1")
+	f("Set the other to null", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1")
 
 	// An explicit grace period that covers the timings is kept.
 	r := render(t, valuesFrom(t, nil, "deployment.terminationGracePeriodSeconds=60"))

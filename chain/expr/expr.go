@@ -7,12 +7,12 @@ package expr
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
 )
 
 type kind uint8
@@ -127,7 +127,7 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 		if varName, ok := strings.CutPrefix(name, "env."); ok {
 			// The variable's value is literal text, read once here: a `$`
 			// inside a secret must not be read as an expression.
-			val, set := os.LookupEnv(varName)
+			val, set := config.LookupEnv(varName)
 			if !set {
 				return nil, fmt.Errorf("environment variable %s is not set; set it in the gateway's environment ($env.%s is used here)", varName, varName)
 			}
