@@ -128,8 +128,8 @@ func (l *loader) listener(d *decoder, n *yaml.Node) {
 	if portNode != nil && port > 0 {
 		for _, u := range l.listenerPorts[port] {
 			// Two binds of one port clash unless both name different
-			// addresses.
-			if u.host == "" || host == "" || u.host == host {
+			// addresses; a wildcard (0.0.0.0, ::) takes every address.
+			if isWildcard(u.host) || isWildcard(host) || u.host == host {
 				d.errorf(portNode, "port %d is already used by the listener at %s; give each listener its own port", port, u.pos)
 				ok = false
 				break
@@ -142,6 +142,10 @@ func (l *loader) listener(d *decoder, n *yaml.Node) {
 	}
 	lis.Address = net.JoinHostPort(host, strconv.Itoa(port))
 	l.cfg.Listeners = append(l.cfg.Listeners, lis)
+}
+
+func isWildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::" || host == "[::]"
 }
 
 // bindHost reads a listener address: an IP or a host name, without port.

@@ -313,6 +313,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`listener name "a"`, "already used at ", "a.yaml:7:14"}},
 		{"duplicate listener port", head + "  listeners:\n    - {name: a, port: 80}\n    - {name: b, port: 80}\n", "a.yaml:8:23",
 			[]string{"port 80", "already used", "a.yaml:7:23"}},
+		{"wildcard and a named address on one port", head + "  listeners:\n    - {name: a, port: 80, address: 0.0.0.0}\n    - {name: b, port: 80, address: 127.0.0.1}\n", "a.yaml:8:23",
+			[]string{"port 80", "already used", "a.yaml:7:23"}},
 
 		{"route without id", head + "  routes:\n    - path: /x\n      upstream: {url: http://b}\n", "a.yaml:7:7", []string{"route has no id"}},
 		{"route without path", head + "  routes:\n    - id: r\n      upstream: {url: http://b}\n", "a.yaml:7:7",
