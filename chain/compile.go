@@ -109,19 +109,22 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		if opts.Reuse != nil {
 			inst, reused = opts.Reuse[key]
 		}
+		// Every policy is decoded and validated in its new place, even one
+		// whose state is carried over: what comes before it may have
+		// changed ($client.id needs client-id-enforcement first).
+		p := reg.New()
+		if err := decodeInto(spec, p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := p.Validate(env); err != nil {
+			errs = append(errs, at(spec, err))
+			continue
+		}
 		if reused {
 			delete(opts.Reuse, key)
 			taken = append(taken, inst)
 		} else {
-			p := reg.New()
-			if err := decodeInto(spec, p); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := p.Validate(env); err != nil {
-				errs = append(errs, at(spec, err))
-				continue
-			}
 			if opts.Provision {
 				if err := p.Provision(env); err != nil {
 					errs = append(errs, at(spec, err))

@@ -43,7 +43,7 @@ func TestLoadClientsErrors(t *testing.T) {
 		{"duplicate", "- {id: a, secret: b}\n- {id: a, secret: c}\n", "c.yaml:2:8", []string{`client id "a"`, "already used", "c.yaml:1:8"}},
 		{"empty file", "# nothing yet\n", "c.yaml", []string{"clients file is empty"}},
 		{"not a list", "clients: a\n", "c.yaml:1:10", []string{"clients must be a list"}},
-		{"syntax", "- id: a\n  secret: [\n", "c.yaml:2", []string{"YAML syntax error"}},
+		{"syntax", "- id: a\n  secret: [\n", "c.yaml:2:11", []string{"YAML syntax error", "]"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

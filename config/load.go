@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	goccyyaml "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -230,7 +232,7 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 		if err != nil {
 			// The parser cannot resynchronise after a syntax error, so
 			// the rest of this file is unread.
-			d.syntaxError(err)
+			d.syntaxError(err, data)
 			break
 		}
 		if len(doc.Content) == 0 {
@@ -248,7 +250,16 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 
 var syntaxLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func (d *decoder) syntaxError(err error) {
+func (d *decoder) syntaxError(err error, data []byte) {
+	// yaml.v3 reports the line where the enclosing block starts, not where
+	// the problem is (an indentation slip on line 9 is "line 6"); a second
+	// parser, goccy/go-yaml, places it on the token at fault.
+	var se *goccyyaml.SyntaxError
+	if _, perr := goccyparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
+		pos := se.Token.Position
+		d.errs.add(Pos{File: d.file, Line: pos.Line, Col: pos.Column}, "YAML syntax error: %s", se.Message)
+		return
+	}
 	msg := err.Error()
 	if m := syntaxLineRe.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])

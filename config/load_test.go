@@ -285,7 +285,12 @@ func TestLoadErrors(t *testing.T) {
 		{"no kind", "apiVersion: gateway.mulesoft.com/v1alpha1\nspec: {}\n", "a.yaml:1:1", []string{"no kind", "kind: Gateway"}},
 		{"wrong apiVersion", "apiVersion: v1\nkind: Gateway\nspec: {}\n", "a.yaml:1:13",
 			[]string{`unsupported apiVersion "v1"`, "gateway.mulesoft.com/v1alpha1"}},
-		{"yaml syntax", head + "  routes: []\n  clients: x: y\n", "a.yaml:7", []string{"YAML syntax error", "mapping values"}},
+		{"yaml syntax", head + "  routes: []\n  clients: x: y\n", "a.yaml:7:12", []string{"YAML syntax error", "mapping value"}},
+		// yaml.v3 alone would say line 6, where the block starts.
+		{"yaml indentation", head + "  routes:\n    - id: a\n      path: [\"/a/*\"]\n     upstream: {url: \"http://b\"}\n", "a.yaml:9:6",
+			[]string{"YAML syntax error"}},
+		{"yaml unclosed flow sequence", head + "  routes:\n    - id: a\n      path: [\"/a/*\"\n      upstream: {url: \"http://b\"}\n", "a.yaml:9:7",
+			[]string{"YAML syntax error", "']'"}},
 		{"document not a mapping", "- a\n- b\n", "a.yaml:1:1", []string{"document must be a mapping", "not a list"}},
 
 		{"port out of range", head + "  listeners:\n    - name: a\n      port: 70000\n", "a.yaml:8:13",

@@ -358,12 +358,16 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("listener %s: %w", l.name, err))
 				errMu.Unlock()
 			}
+			// A Serve that had not yet registered its listener when the
+			// shutdown began would otherwise accept forever.
+			_ = l.ln.Close()
 		}(l)
 	}
 	wg.Wait()
 	close(g.stop)
 	if g.admin != nil {
 		_ = g.admin.ShutdownWithContext(ctx)
+		_ = g.adminLn.Close()
 	}
 	if p := g.plan.Load(); p != nil {
 		if err := p.chains.Retire(nil); err != nil {

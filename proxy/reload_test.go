@@ -161,3 +161,24 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestShutdownRightAfterStart: a gateway stopped before any listener
+// goroutine has begun to serve still stops.
+func TestShutdownRightAfterStart(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	for i := 0; i < 20; i++ {
+		gw := proxytest.Start(t, routeYAML("r", up.URL))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- gw.GW.Shutdown(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Shutdown right after Start did not return")
+		}
+		cancel()
+	}
+}

@@ -32,10 +32,9 @@ spec:
 ` + policies
 }
 
-// Compile loads text as the file gw.yaml, compiles and provisions its
-// chains, and returns them with the file's path (for error positions).
-// The chains are closed when the test ends.
-func Compile(t testing.TB, text string) (*chain.Set, string, error) {
+// Load loads text as the file gw.yaml and returns the config and the
+// file's path (for error positions), failing the test if it does not load.
+func Load(t testing.TB, text string) (*config.Config, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "gw.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -45,6 +44,15 @@ func Compile(t testing.TB, text string) (*chain.Set, string, error) {
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
+	return cfg, path
+}
+
+// Compile loads text as the file gw.yaml, compiles and provisions its
+// chains, and returns them with the file's path (for error positions).
+// The chains are closed when the test ends.
+func Compile(t testing.TB, text string) (*chain.Set, string, error) {
+	t.Helper()
+	cfg, path := Load(t, text)
 	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
 	if err == nil {
 		t.Cleanup(func() { _ = set.Retire(nil) })

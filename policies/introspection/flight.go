@@ -1,6 +1,11 @@
 package introspection
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
+
+var errFlightAborted = errors.New("the introspection call for this token failed in another request")
 
 // group makes concurrent requests for the same uncached token share one
 // call to the introspection server. It is safe for concurrent use.
@@ -31,7 +36,9 @@ func (g *group) do(k *key, fn func() (*entry, error)) (*entry, error) {
 	g.calls[*k] = c
 	g.mu.Unlock()
 
-	// A panic in fn must still release the waiters.
+	// A panic in fn must still release the waiters, with an error rather
+	// than a nil entry.
+	c.err = errFlightAborted
 	defer func() {
 		g.mu.Lock()
 		delete(g.calls, *k)

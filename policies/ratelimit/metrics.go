@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/flexgate/flexgate/chain"
@@ -22,7 +23,7 @@ func track(env *chain.Env, route string, s *MemStore) {
 	}
 	liveStores[route][s] = struct{}{}
 	liveMu.Unlock()
-	env.Metrics.GetOrCreateGauge(`flexgate_ratelimit_buckets{route="`+route+`"}`, func() float64 {
+	env.Metrics.GetOrCreateGauge(`flexgate_ratelimit_buckets{route=`+strconv.Quote(route)+`}`, func() float64 {
 		return float64(buckets(route))
 	})
 }

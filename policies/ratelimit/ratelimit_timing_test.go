@@ -13,28 +13,28 @@ import (
 // BenchmarkStoreHotKey is the worst case for sharding: every goroutine
 // takes from one client's bucket.
 func BenchmarkStoreHotKey(b *testing.B) {
-	s := NewMemStore(DefaultMaxKeys, 0, wallClock)
+	s := NewMemStore(DefaultMaxKeys, 0, monoClock)
 	defer s.Close()
 	rules := []Rule{NewRule(1_000_000_000, time.Second)}
 	key := []byte("203.0.113.9")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			s.Take(key, wallClock(), rules)
+			s.Take(key, monoClock(), rules)
 		}
 	})
 }
 
 // BenchmarkStoreManyKeys spreads 100,000 clients over the shards.
 func BenchmarkStoreManyKeys(b *testing.B) {
-	s := NewMemStore(DefaultMaxKeys, 0, wallClock)
+	s := NewMemStore(DefaultMaxKeys, 0, monoClock)
 	defer s.Close()
 	rules := []Rule{NewRule(1_000_000, time.Second)}
 	const clients = 100_000
 	keys := make([][]byte, clients)
 	for i := range keys {
 		keys[i] = []byte("10.1." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256))
-		s.Take(keys[i], wallClock(), rules)
+		s.Take(keys[i], monoClock(), rules)
 	}
 	var next atomic.Uint64
 	b.ResetTimer()
@@ -43,7 +43,7 @@ func BenchmarkStoreManyKeys(b *testing.B) {
 		i := next.Add(7919)
 		for pb.Next() {
 			i++
-			s.Take(keys[i%clients], wallClock(), rules)
+			s.Take(keys[i%clients], monoClock(), rules)
 		}
 	})
 }

@@ -147,7 +147,7 @@ func rule(w Window, node *yaml.Node) (Rule, error) {
 // Provision builds the bucket store and the rejections.
 func (l *Limiter) Provision(env *chain.Env) error {
 	if l.clock == nil {
-		l.clock = wallClock
+		l.clock = monoClock
 	}
 	if l.store == nil {
 		l.store = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
@@ -177,4 +177,10 @@ func (l *Limiter) Close() error {
 	return l.store.Close()
 }
 
-func wallClock() int64 { return time.Now().UnixNano() }
+// processStart anchors monoClock.
+var processStart = time.Now()
+
+// monoClock is nanoseconds on the monotonic clock: a step of the wall clock
+// (NTP, a resumed VM) must neither lock every client out nor refill every
+// budget at once.
+func monoClock() int64 { return int64(time.Since(processStart)) }

@@ -66,8 +66,19 @@ type Store interface {
 const maxRules = 8
 
 // numShards spreads keys over independent locks, so that contention does
-// not grow with the number of cores. A power of two.
-const numShards = 256
+// not grow with the number of cores. A power of two; a small store uses
+// fewer (at least keysPerShard keys each), since per-shard caps would
+// otherwise refuse clients long before the store holds maxKeys.
+const (
+	numShards    = 256
+	keysPerShard = 1024
+)
+
+// bucketKey is a 128-bit digest of an identifier: buckets are keyed by it,
+// not by the identifier, so that a long identifier (a header value, up to
+// the header limit) costs no more memory than a short one, and no API key
+// used as an identifier sits in memory.
+type bucketKey struct{ a, b uint64 }
 
 // MemStore is the in-process Store: buckets in numShards shards, each a
 // mutex and a map from key to the buckets' theoretical arrival times
@@ -84,7 +95,9 @@ const numShards = 256
 // MemStore is safe for concurrent use.
 type MemStore struct {
 	shards [numShards]shard
+	mask   uint64
 	seed   maphash.Seed
+	seed2  maphash.Seed
 	live   atomic.Int64
 	clock  func() int64
 	stop   chan struct{}
@@ -94,7 +107,7 @@ type MemStore struct {
 
 type shard struct {
 	mu sync.Mutex
-	m  map[string][]int64
+	m  map[bucketKey][]int64
 	// max is the shard's share of maxKeys.
 	max int
 	// nextFull is the earliest time a bucket of the shard can be full
@@ -107,11 +120,17 @@ type shard struct {
 // a goroutine evicts full buckets at that interval until Close; clock gives
 // the time in Unix ns.
 func NewMemStore(maxKeys int, sweepEvery time.Duration, clock func() int64) *MemStore {
-	s := &MemStore{seed: maphash.MakeSeed(), clock: clock, stop: make(chan struct{}), done: make(chan struct{})}
-	for i := range s.shards {
-		s.shards[i].m = map[string][]int64{}
-		s.shards[i].max = maxKeys / numShards
-		if i < maxKeys%numShards {
+	s := &MemStore{seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), clock: clock,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	n := 1
+	for n < numShards && n*2*keysPerShard <= maxKeys {
+		n *= 2
+	}
+	s.mask = uint64(n - 1)
+	for i := range s.shards[:n] {
+		s.shards[i].m = map[bucketKey][]int64{}
+		s.shards[i].max = maxKeys / n
+		if i < maxKeys%n {
 			s.shards[i].max++
 		}
 	}
@@ -125,9 +144,10 @@ func NewMemStore(maxKeys int, sweepEvery time.Duration, clock func() int64) *Mem
 
 // Take implements Store.
 func (s *MemStore) Take(key []byte, now int64, rules []Rule) Decision {
-	sh := &s.shards[maphash.Bytes(s.seed, key)&(numShards-1)]
+	k := bucketKey{maphash.Bytes(s.seed, key), maphash.Bytes(s.seed2, key)}
+	sh := &s.shards[k.a&s.mask]
 	sh.mu.Lock()
-	tats, ok := sh.m[string(key)]
+	tats, ok := sh.m[k]
 	if !ok && len(sh.m) >= sh.max {
 		if now >= sh.nextFull {
 			s.sweep(sh, now)
@@ -143,8 +163,14 @@ func (s *MemStore) Take(key []byte, now int64, rules []Rule) Decision {
 	if d.Allowed {
 		if !ok {
 			tats = make([]int64, len(rules))
-			sh.m[string(key)] = tats
+			sh.m[k] = tats
 			s.live.Add(1)
+			// The shard's earliest refill may now be this new bucket's.
+			last := next[0]
+			for _, t := range next[1:len(rules)] {
+				last = max(last, t)
+			}
+			sh.nextFull = min(sh.nextFull, last)
 		}
 		copy(tats, next[:len(rules)])
 	}
@@ -204,7 +230,7 @@ func (s *MemStore) sweep(sh *shard, now int64) {
 
 // Sweep evicts every full bucket now.
 func (s *MemStore) Sweep() {
-	for i := range s.shards {
+	for i := range s.shards[:s.mask+1] {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		s.sweep(sh, s.clock())

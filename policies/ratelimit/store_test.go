@@ -1,6 +1,9 @@
 package ratelimit
 
 import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -148,12 +151,54 @@ func TestKeyFloodIsBounded(t *testing.T) {
 }
 
 func TestBackgroundSweepStopsOnClose(t *testing.T) {
-	s := NewMemStore(DefaultMaxKeys, time.Millisecond, wallClock)
-	s.Take([]byte("k"), wallClock(), []Rule{NewRule(1, time.Second)})
+	s := NewMemStore(DefaultMaxKeys, time.Millisecond, monoClock)
+	s.Take([]byte("k"), monoClock(), []Rule{NewRule(1, time.Second)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal("second Close:", err)
+	}
+}
+
+// TestLongIdentifiersCostNoMore: buckets are keyed by a digest, so an
+// identifier taken from a large header does not multiply memory.
+func TestLongIdentifiersCostNoMore(t *testing.T) {
+	clk := newFakeClock()
+	s := NewMemStore(DefaultMaxKeys, 0, clk.now)
+	rules := []Rule{NewRule(10, time.Minute)}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	key := make([]byte, 60<<10)
+	for i := 0; i < 2000; i++ {
+		binary.BigEndian.PutUint32(key, uint32(i))
+		if d := s.Take(key, clk.now(), rules); !d.Allowed {
+			t.Fatalf("key %d refused", i)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if s.Len() != 2000 {
+		t.Fatalf("%d buckets, want 2000", s.Len())
+	}
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 16<<20 {
+		t.Fatalf("2000 identifiers of 60 KiB grew the heap by %d MiB", grown>>20)
+	}
+}
+
+// TestSmallStoreHoldsItsMaxKeys: a store of 1024 keys holds 1024 clients,
+// not a fraction of them through per-shard caps.
+func TestSmallStoreHoldsItsMaxKeys(t *testing.T) {
+	clk := newFakeClock()
+	s := NewMemStore(1024, 0, clk.now)
+	rules := []Rule{NewRule(10, time.Minute)}
+	for i := 0; i < 1024; i++ {
+		if d := s.Take([]byte(fmt.Sprintf("client-%d", i)), clk.now(), rules); !d.Allowed {
+			t.Fatalf("client %d of 1024 refused (full=%v)", i, d.Full)
+		}
+	}
+	if d := s.Take([]byte("one-too-many"), clk.now(), rules); d.Allowed || !d.Full {
+		t.Fatalf("the 1025th client: %+v, want refused as full", d)
 	}
 }
