@@ -18,7 +18,9 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	if c.Policies[0].Policy.(*Validator).fast == nil {
 		t.Fatal("the seed schema is not on the fast path")
 	}
-	f := func(name, method, uri, contentType, body string) {
+	// The seed's own route: GET only, so "auto" validates the query.
+	getOnly := mustRoute(t, []string{"GET"}, seedPolicy)
+	f := func(c *chain.Chain, name, method, uri, contentType, body string) {
 		t.Helper()
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(method)
@@ -45,6 +47,7 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 			t.Errorf("%s: %v allocations per valid request, want 0", name, allocs)
 		}
 	}
-	f("body", "POST", "/api/products/x", "application/json", `{"productId":"PRD-42","quantity":2}`)
-	f("query", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
+	f(c, "body", "POST", "/api/products/x", "application/json", `{"productId":"PRD-42","quantity":2}`)
+	f(c, "query", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
+	f(getOnly, "query on a GET route", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
 }

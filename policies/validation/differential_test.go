@@ -1,11 +1,14 @@
 package validation
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/buger/jsonparser"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
 )
 
 // subsetSchemas are schemas inside the fast subset; the differential and
@@ -21,6 +24,13 @@ var subsetSchemas = []string{
 	`{"type": ["string", "number"], "minimum": 1.5, "maxLength": 3, "$comment": "mixed"}`,
 	`true`,
 	`false`,
+	// Names only "required" lists are still additional properties.
+	`{"required": ["a"], "additionalProperties": false}`,
+	`{"required": ["a"], "additionalProperties": {"type": "string"}}`,
+	`{"properties": {"a": {}}, "required": ["b"], "additionalProperties": false}`,
+	`{"required": ["b", "a"], "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "integer", "minimum": 2}}`,
+	`{"properties": {"o": {"type": "object", "required": ["a"], "additionalProperties": false},
+	  "p": {"required": ["x"], "properties": {"y": {}}, "additionalProperties": {"type": "integer"}}}}`,
 }
 
 var corpus = []string{
@@ -46,6 +56,9 @@ var corpus = []string{
 	`{"s":"bb","k":-0.0}`, `{"s":"bb","k":0e5}`, `{"s":"bb","c":"\u0078"}`, `{"s":"bb","z":1}`, `{"s":"bb","z":"1"}`,
 	`[1,null,-5,9.99,10]`, `[-6]`, `[1.5]`, `[]`, `["1"]`, `[9.999999999999999]`,
 	`{"a":{"b":[]}}`, `{"a":{"b":[1]}}`, `{"a":{"c":[1]}}`, `{"a":[]}`,
+	`{"a":1}`, `{"a":"x"}`, `{"a":2,"b":2}`, `{"a":1,"b":2}`, `{"a":1,"b":"2"}`, `{"b":2}`, `{"b":1}`, `{"a":"x","b":"y"}`,
+	`{"o":{"a":1}}`, `{"o":{}}`, `{"o":{"a":1,"b":1}}`, `{"p":{"x":1}}`, `{"p":{"x":"1"}}`, `{"p":{"y":"1"}}`,
+	`{"p":{"x":1,"y":"1","z":2}}`, `{"p":{"x":1,"z":"2"}}`, `{"o":{"a":1},"p":{"x":2}}`,
 	`"ab"`, `"abcd"`, `1`, `1.5`, `1.4999999999999999`, `2`, `null`, `true`, `{}`, `[[]]`, `""`,
 }
 
@@ -106,6 +119,8 @@ func TestQueryFastPathAgreesWithLibrary(t *testing.T) {
 		`{"properties": {"n": {"type": "number", "maximum": 10}, "f": {"type": "boolean"},
 		  "l": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "s": {"enum": ["a", "b"]},
 		  "i": {"type": ["integer", "string"], "maxLength": 2}}, "required": ["n"]}`,
+		`{"required": ["n"], "additionalProperties": false}`,
+		`{"properties": {"f": {"type": "boolean"}}, "required": ["n", "f"], "additionalProperties": {"type": "string", "maxLength": 1}}`,
 	}
 	queries := []string{
 		"productId=PRD-42&quantity=2", "productId=42&quantity=2", "productId=PRD-1&quantity=0",
@@ -113,7 +128,7 @@ func TestQueryFastPathAgreesWithLibrary(t *testing.T) {
 		"productId=PRD-1&quantity=", "productId=PRD-1", "productId=PRD-1&quantity=2&x=1",
 		"productId=PRD-1&productId=PRD-2&quantity=2", "", "quantity=2&quantity=3",
 		"n=1", "n=11", "n=x", "n=1&f=true", "n=1&f=1", "n=1&l=1&l=2", "n=1&l=1&l=-1", "n=1&l=1&l=a",
-		"n=1&l=5", "n=1&s=a", "n=1&s=c", "n=1&s=a&s=a", "n=1&i=5", "n=1&i=abc", "n=1&i=ab", "n=1&n=2",
+		"n=1&l=5", "n=1&f=x", "n=a&f=true", "n=ab&f=true", "f=true", "n=a&f=true&z=b", "n=a&f=true&z=bc", "n=1&s=a", "n=1&s=c", "n=1&s=a&s=a", "n=1&i=5", "n=1&i=abc", "n=1&i=ab", "n=1&n=2",
 	}
 	for _, schema := range schemas {
 		n, lib := compileBoth(t, schema)
@@ -168,4 +183,46 @@ func FuzzFastPathAgreesWithLibrary(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A name that "required" lists but "properties" does not declare is an
+// additional property like any other (JSON Schema, additionalProperties):
+// it must be present and must also satisfy additionalProperties. The
+// patternProperties schemas are outside the fast subset and show the
+// library's verdict, which the fast path must share.
+func TestRequiredOnlyNamesAreAdditional(t *testing.T) {
+	f := func(schema, body string, want bool) {
+		t.Helper()
+		doc, _, _ := stripComments([]byte(schema))
+		v := &Validator{}
+		if n, err := compileFast(doc); err == nil {
+			v.fast = n
+		}
+		lib, err := compileLibrary(doc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.lib = lib
+		if got := v.checkBody([]byte(body), &chain.Exchange{}); got != want {
+			t.Errorf("schema %s (fast path: %v)\nbody %s: valid=%v, want %v", schema, v.fast != nil, body, got, want)
+		}
+	}
+	f(`{"required": ["a"], "additionalProperties": false}`, `{"a":1}`, false)
+	f(`{"required": ["a"], "additionalProperties": false}`, `{}`, false)
+	f(`{"required": ["a"], "additionalProperties": {"type": "string"}}`, `{"a":1}`, false)
+	f(`{"required": ["a"], "additionalProperties": {"type": "string"}}`, `{"a":"x"}`, true)
+	f(`{"properties": {"a": {}}, "required": ["b"], "additionalProperties": false}`, `{"a":1,"b":2}`, false)
+	f(`{"properties": {"a": {}}, "required": ["a"], "additionalProperties": false}`, `{"a":1}`, true)
+	f(`{"properties": {"o": {"required": ["a"], "additionalProperties": false}}}`, `{"o":{"a":1}}`, false)
+	f(`{"properties": {"o": {"required": ["a"], "additionalProperties": {"type": "integer"}}}}`, `{"o":{"a":1}}`, true)
+	f(`{"required": ["a"], "patternProperties": {"^a$": {"type": "integer"}}, "additionalProperties": false}`, `{"a":1}`, true)
+	f(`{"required": ["a"], "patternProperties": {"^a$": {"type": "integer"}}, "additionalProperties": false}`, `{"a":"1"}`, false)
+	f(`{"required": ["a", "b"], "patternProperties": {"^a$": {}}, "additionalProperties": false}`, `{"a":1,"b":1}`, false)
+
+	// The query path: a required-only parameter is still not allowed.
+	c := mustCompile(t, schemaPolicy(`{"required": ["a"], "additionalProperties": false}`, ""))
+	r, details := run(c, "GET", "/?a=1", "", "")
+	if r == nil || !strings.Contains(details, `"path":"/a"`) {
+		t.Fatalf("?a=1: got %v %s, want a violation at /a", r, details)
+	}
 }

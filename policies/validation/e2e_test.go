@@ -114,6 +114,15 @@ spec:
 	f("GET", "/api/products/list?productId=PRD-42&quantity=0", "", "", 400, "validation_failed", "/quantity")
 	f("GET", "/api/products/list?productId=PRD-42", "", "", 400, "validation_failed", "/quantity")
 	f("GET", "/api/products/list?productId=PRD-42&quantity=2&admin=1", "", "", 400, "validation_failed", "/admin")
+	// The route allows only GET, so its schema validates the query: a JSON
+	// body must not switch that off and smuggle a bad query upstream.
+	f("GET", "/api/products/1?productId=42&quantity=0&evil=1", "application/json", `{"productId":"PRD-1","quantity":1}`,
+		400, "unexpected_body", "")
+	f("GET", "/api/products/1?productId=PRD-42&quantity=2", "application/json", `{"productId":"PRD-1","quantity":1}`,
+		400, "unexpected_body", "")
+	if got := up.Last(t).URI; got != "/api/products/list?productId=PRD-42&quantity=2" {
+		t.Fatalf("the upstream last received %q, the last valid request", got)
+	}
 
 	f("POST", "/api/uploads", "application/json", `{"blob":"x"}`, 200, "", "")
 	f("POST", "/api/uploads", "application/json", `{"blob":1}`, 400, "validation_failed", "/blob")
@@ -145,6 +154,23 @@ spec:
 	if got := chunked(`{"blob":"` + strings.Repeat("c", 400000) + `"}`); got != 413 {
 		t.Fatalf("chunked body over maxBodySize: status %d, want 413", got)
 	}
+	// A chunked body on the GET route is found without reading it all.
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	req.Header.SetMethod("GET")
+	req.SetRequestURI(gw.URL + "/api/products/1?productId=PRD-42&quantity=2")
+	req.Header.SetContentType("application/json")
+	req.SetBodyStream(strings.NewReader(`{"productId":"PRD-1","quantity":1}`), -1)
+	before := up.Count.Load()
+	if err := proxytest.Client().DoTimeout(req, resp, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 400 || string(resp.Header.Peek("X-Flexgate-Error")) != "unexpected_body" || up.Count.Load() != before {
+		t.Fatalf("chunked body on the GET route: %d %s, upstream reached: %v", resp.StatusCode(), resp.Body(), up.Count.Load() != before)
+	}
+	fasthttp.ReleaseRequest(req)
+	fasthttp.ReleaseResponse(resp)
+
 	body := `{"blob":"` + strings.Repeat("c", 250000) + `"}`
 	if got := chunked(body); got != 200 {
 		t.Fatalf("chunked body under maxBodySize: status %d, want 200", got)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,8 +34,9 @@ var typeNames = map[string]uint8{
 	"number": tNumber, "integer": tInteger, "string": tString,
 }
 
-// maxProps bounds the declared properties of one object schema: the walker
-// tracks which ones it met in a 64-bit mask.
+// maxProps bounds the names one object schema knows, declared and
+// required-only together: the walker tracks which ones it met in a 64-bit
+// mask.
 const maxProps = 64
 
 // node is one compiled (sub)schema of the fast path. It is immutable after
@@ -46,8 +48,15 @@ type node struct {
 	// typeText is the "type" keyword as written, for messages.
 	typeText string
 
-	props      []prop
-	required   []int // indexes into props; required names not in props get a prop with a nil schema
+	props []prop // declared by "properties"; each has a schema
+	// reqOnly are the names "required" lists that "properties" does not
+	// declare. They are not declared properties: additionalProperties
+	// still applies to them, as JSON Schema says.
+	reqOnly []string
+	// required indexes the names that must be present: i < len(props) is
+	// props[i], otherwise reqOnly[i-len(props)]. Bit i of the walker's
+	// mask is the same name.
+	required   []int
 	additional *node // nil: anything goes
 	items      *node
 
@@ -66,7 +75,7 @@ type node struct {
 
 type prop struct {
 	name   string
-	schema *node // nil: declared only by "required"
+	schema *node
 }
 
 // scalar is an enum or const value the fast path can compare without
@@ -157,6 +166,10 @@ func (st *compileState) node(v any, at string) (*node, error) {
 				return nil, &keywordError{keyword: k, at: at, err: err}
 			}
 		}
+		n.resolveRequired()
+		if len(n.props)+len(n.reqOnly) > maxProps && st.unsupported == nil {
+			st.unsupported = &errUnsupported{reason: fmt.Sprintf("properties at %s: more than %d properties and required names", ptr(at), maxProps)}
+		}
 		return n, nil
 	}
 	return nil, fmt.Errorf("schema at %q must be an object or a boolean", ptr(at))
@@ -220,7 +233,7 @@ func (n *node) keyword(st *compileState, k string, v any, at string) error {
 			if err != nil {
 				return err
 			}
-			n.setProp(name, sub)
+			n.props = append(n.props, prop{name: name, schema: sub})
 		}
 	case "required":
 		list, ok := v.([]any)
@@ -232,13 +245,10 @@ func (n *node) keyword(st *compileState, k string, v any, at string) error {
 			if !ok {
 				return fmt.Errorf("required at %s must be a list of property names, not %v", ptr(at), e)
 			}
-			i := n.setProp(name, nil)
-			dup := false
-			for _, r := range n.required {
-				dup = dup || r == i
-			}
-			if !dup {
-				n.required = append(n.required, i)
+			// Held in reqOnly until every keyword is read; resolveRequired
+			// then keeps there only the names "properties" lacks.
+			if !slices.Contains(n.reqOnly, name) {
+				n.reqOnly = append(n.reqOnly, name)
 			}
 		}
 	case "additionalProperties":
@@ -312,9 +322,6 @@ func (n *node) keyword(st *compileState, k string, v any, at string) error {
 		}
 		return unsupported("keyword outside the fast subset")
 	}
-	if len(n.props) > maxProps {
-		return unsupported(fmt.Sprintf("more than %d properties", maxProps))
-	}
 	return nil
 }
 
@@ -335,19 +342,28 @@ func (n *node) bound(k string, f float64) {
 	}
 }
 
-// setProp returns the index of name in n.props, adding it; a non-nil
-// schema replaces a placeholder left by "required".
-func (n *node) setProp(name string, schema *node) int {
-	for i := range n.props {
-		if n.props[i].name == name {
-			if schema != nil {
-				n.props[i].schema = schema
-			}
-			return i
+// resolveRequired turns the names "required" listed (held in reqOnly while
+// the keywords are read, in any order) into indexes: into props for a
+// declared property, past them for a name only "required" knows.
+func (n *node) resolveRequired() {
+	names := n.reqOnly
+	n.reqOnly = nil
+	for _, name := range names {
+		i := slices.IndexFunc(n.props, func(p prop) bool { return p.name == name })
+		if i < 0 {
+			i = len(n.props) + len(n.reqOnly)
+			n.reqOnly = append(n.reqOnly, name)
 		}
+		n.required = append(n.required, i)
 	}
-	n.props = append(n.props, prop{name: name, schema: schema})
-	return len(n.props) - 1
+}
+
+// requiredName is the name of bit i of the walker's mask.
+func (n *node) requiredName(i int) string {
+	if i < len(n.props) {
+		return n.props[i].name
+	}
+	return n.reqOnly[i-len(n.props)]
 }
 
 func toScalar(v any) (scalar, bool) {

@@ -41,11 +41,25 @@ const seedSchema = `{
 // into the chain of a route named product-catalog.
 func compileYAML(t testing.TB, policies string) (*chain.Chain, error) {
 	t.Helper()
+	return compileRoute(t, nil, policies)
+}
+
+// compileRoute is compileYAML for a route that allows only methods (nil:
+// every method).
+func compileRoute(t testing.TB, methods []string, policies string) (*chain.Chain, error) {
+	t.Helper()
+	return compileReusing(t, methods, policies, nil)
+}
+
+// compileReusing is compileRoute as a reload runs it, carrying over the
+// instances of reuse whose keys are unchanged.
+func compileReusing(t testing.TB, methods []string, policies string, reuse map[string]chain.Instance) (*chain.Chain, error) {
+	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
 		t.Fatalf("test YAML: %v", err)
 	}
-	route := config.Route{ID: "product-catalog"}
+	route := config.Route{ID: "product-catalog", Methods: methods}
 	for _, entry := range doc.Content[0].Content {
 		k, v := entry, entry
 		if entry.Kind == yaml.MappingNode {
@@ -58,11 +72,25 @@ func compileYAML(t testing.TB, policies string) (*chain.Chain, error) {
 		route.Policies = append(route.Policies, spec)
 	}
 	cfg := &config.Config{Routes: []config.Route{route}}
-	c, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{Provision: true})
+	c, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{Provision: true, Reuse: reuse})
 	if c != nil {
 		t.Cleanup(func() { _ = c.Close() })
 	}
 	return c, err
+}
+
+func mustRoute(t testing.TB, methods []string, policies string) *chain.Chain {
+	t.Helper()
+	return mustRouteReusing(t, methods, policies, nil)
+}
+
+func mustRouteReusing(t testing.TB, methods []string, policies string, reuse map[string]chain.Instance) *chain.Chain {
+	t.Helper()
+	c, err := compileReusing(t, methods, policies, reuse)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return c
 }
 
 func mustCompile(t testing.TB, policies string) *chain.Chain {

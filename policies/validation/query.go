@@ -178,6 +178,7 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 			}
 		}
 		if !known {
+			seen |= n.markRequiredOnly(key)
 			schema = n.additional
 		}
 		mark := w.push(key)
@@ -196,13 +197,7 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 		}
 		w.repeated(schema, t, args, key)
 	})
-	for _, pi := range n.required {
-		if seen&(1<<pi) == 0 {
-			mark := w.push(s2b(n.props[pi].name))
-			w.fail("is required", nil, false)
-			w.pop(mark)
-		}
-	}
+	w.missing(n, seen)
 }
 
 // repeated validates the values of a repeated key as an array.

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
 )
 
 // Defaults for the limits a body meets before it is parsed. 64 levels is
@@ -21,7 +22,7 @@ const (
 )
 
 // Validator is the request-validation policy: it checks a request's JSON
-// body, or its query parameters when it has no body, against a JSON Schema.
+// body or its query parameters, as In decides, against a JSON Schema.
 // A provisioned Validator is safe for concurrent use.
 type Validator struct {
 	// Schema is a JSON Schema (draft 2020-12). `//` and `/* */` comments
@@ -33,7 +34,15 @@ type Validator struct {
 	// MaxDepth is the deepest nesting of arrays and objects a body may
 	// have; a deeper one is answered 400 before it is parsed. Default 64.
 	MaxDepth int `yaml:"maxDepth"`
+	// In says what the schema validates: "query" (the query parameters;
+	// a request with a body is rejected), "body" (the JSON body; a request
+	// without one is rejected) or "auto", the default: "query" when the
+	// route lists only methods without a body (GET, HEAD, DELETE,
+	// OPTIONS), otherwise the body when there is one and the query when
+	// there is none.
+	In string `yaml:"in"`
 
+	in     source // In, resolved against the route's methods
 	doc    []byte // the schema with comments blanked out
 	fast   *node  // nil when the schema is outside the fast subset
 	lib    *library
@@ -41,10 +50,57 @@ type Validator struct {
 	route  string
 
 	tooLarge, tooDeep, invalidJSON, unsupported, failed *chain.Rejection
+	unexpectedBody, missingBody                         *chain.Rejection
 }
 
+// source is what a route's requests are validated by, decided at load.
+type source uint8
+
+const (
+	// fromEither validates the body when there is one, else the query.
+	fromEither source = iota
+	fromQuery
+	fromBody
+)
+
 func init() {
-	chain.Register(chain.Registration{Name: "request-validation", New: func() chain.Policy { return new(Validator) }})
+	chain.Register(chain.Registration{Name: "request-validation", New: func() chain.Policy { return new(Validator) }, KeyFrom: methodsKey})
+}
+
+// methodsKey digests every route's methods: "in: auto" is resolved
+// against them at provision, so a reload that changes a route's methods
+// must build the policy anew rather than carry the old decision over.
+func methodsKey(cfg *config.Config) string {
+	var b strings.Builder
+	for _, r := range cfg.Routes {
+		fmt.Fprintf(&b, "%q %s\n", r.ID, strings.Join(r.Methods, ","))
+	}
+	return b.String()
+}
+
+// bodyless are the methods whose requests carry no body by convention.
+// HEAD is routed with GET, and has no body either.
+var bodyless = map[string]bool{"GET": true, "HEAD": true, "DELETE": true, "OPTIONS": true}
+
+// resolveIn decides what a route validates. "auto" means the query only
+// when the route names its methods and none of them carries a body: a body
+// on such a request must not switch the query's validation off.
+func resolveIn(in string, methods []string) source {
+	switch in {
+	case "query":
+		return fromQuery
+	case "body":
+		return fromBody
+	}
+	if len(methods) == 0 {
+		return fromEither
+	}
+	for _, m := range methods {
+		if !bodyless[m] {
+			return fromEither
+		}
+	}
+	return fromQuery
 }
 
 // Validate checks the parameters and compiles the schema, so that a schema
@@ -59,6 +115,11 @@ func (v *Validator) Validate(env *chain.Env) error {
 	}
 	if v.MaxDepth < 0 {
 		return chain.Errorf(chain.Field(params, "maxDepth"), "maxDepth must be a positive number of levels, not %d", v.MaxDepth)
+	}
+	switch v.In {
+	case "", "auto", "query", "body":
+	default:
+		return chain.Errorf(chain.Field(params, "in"), `in must be "query", "body" or "auto", not %q`, v.In)
 	}
 	_, err := prepare(params, v.Schema)
 	return err
@@ -167,6 +228,7 @@ func (v *Validator) Provision(env *chain.Env) error {
 	}
 	v.doc = doc
 	v.route = env.Route.ID
+	v.in = resolveIn(v.In, env.Route.Methods)
 	fast, err := compileFast(doc)
 	var u *errUnsupported
 	switch {
@@ -192,6 +254,10 @@ func (v *Validator) Provision(env *chain.Env) error {
 	v.failed = env.Reject(400, "validation_failed",
 		fmt.Sprintf("request does not match the schema of route %q", env.Route.ID))
 	v.failed.DetailKey = "violations"
+	v.unexpectedBody = env.Reject(400, "unexpected_body",
+		fmt.Sprintf("request has a body, but the schema of route %q validates the query parameters; send them in the query, without a body", env.Route.ID))
+	v.missingBody = env.Reject(400, "missing_body",
+		fmt.Sprintf("request has no body, but the schema of route %q validates a JSON body", env.Route.ID))
 	return nil
 }
 

@@ -165,4 +165,9 @@ func TestSeedFile(t *testing.T) {
 			t.Errorf("%s: got %v %s, want ok=%v", query, r, details, ok)
 		}
 	}
+	// The route allows only GET: a body does not replace the query.
+	r, _ := run(c, "GET", "/api/products/1?productId=42&quantity=0&evil=1", "application/json", `{"productId":"PRD-1","quantity":1}`)
+	if r == nil || r.Reason != "unexpected_body" {
+		t.Errorf("GET with a JSON body and a bad query: got %v, want unexpected_body", r)
+	}
 }

@@ -1,8 +1,11 @@
 // Package validation is the request-validation policy: requests are checked
 // against a JSON Schema (draft 2020-12) before they reach the upstream.
 //
-// A body is validated when there is one; a request without a body has its
-// query parameters validated as an object. Schemas made of the common
+// What is validated is decided per route at load time (the "in"
+// parameter): the query parameters, as an object, or the JSON body; by
+// default the query on a route whose methods carry no body, and elsewhere
+// the body when there is one and the query when there is none. Schemas
+// made of the common
 // keywords are compiled into a validator that walks the body in place
 // without allocating; any other schema is validated by kaptinlin/jsonschema.
 package validation
@@ -23,6 +26,14 @@ import (
 // match. Safe for concurrent use.
 func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	req := &ctx.Request
+	if v.in == fromQuery {
+		// Checked before anything is read: a body here is never
+		// validated, so it must not reach the upstream either.
+		if hasBody(req) {
+			return v.unexpectedBody
+		}
+		return v.checkQuery(ctx, ex)
+	}
 	if req.Header.ContentLength() > 0 && int64(req.Header.ContentLength()) > v.MaxBodySize {
 		return v.tooLarge
 	}
@@ -33,6 +44,9 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 	}
 	body := req.Body()
 	if len(body) == 0 {
+		if v.in == fromBody {
+			return v.missingBody
+		}
 		return v.checkQuery(ctx, ex)
 	}
 	if int64(len(body)) > v.MaxBodySize {
@@ -104,6 +118,25 @@ func (v *Validator) checkQuery(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *ch
 	}
 	ex.Details = w.out.finish()
 	return v.failed
+}
+
+// hasBody reports whether a request carries a non-empty body. Of a
+// streamed body (chunked, or larger than the server reads ahead) it reads
+// at most one byte; an empty one is replaced by no body, so that the
+// request still forwards.
+func hasBody(req *fasthttp.Request) bool {
+	if req.Header.ContentLength() > 0 {
+		return true
+	}
+	if !req.IsBodyStream() {
+		return len(req.Body()) > 0
+	}
+	var b [1]byte
+	if n, err := io.ReadFull(req.BodyStream(), b[:]); n > 0 || err != io.EOF {
+		return true
+	}
+	req.SetBody(nil)
+	return false
 }
 
 // readStream reads a streamed body, up to one byte past the limit, and

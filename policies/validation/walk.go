@@ -196,7 +196,7 @@ func (w *walk) number(n *node, f float64) {
 }
 
 func (w *walk) object(n *node, v []byte) {
-	if n.props == nil && n.additional == nil {
+	if n.props == nil && n.additional == nil && n.required == nil {
 		return
 	}
 	var seen uint64
@@ -214,12 +214,11 @@ func (w *walk) object(n *node, v []byte) {
 			p := &n.props[i]
 			if p.name == string(key) {
 				seen |= 1 << i
-				if p.schema != nil {
-					w.value(p.schema, val, t)
-				}
+				w.value(p.schema, val, t)
 				return nil
 			}
 		}
+		seen |= n.markRequiredOnly(key)
 		if n.additional != nil {
 			if n.additional.never {
 				w.fail("is not an allowed property: ", key, true)
@@ -229,9 +228,25 @@ func (w *walk) object(n *node, v []byte) {
 		}
 		return nil
 	})
+	w.missing(n, seen)
+}
+
+// markRequiredOnly returns the mask bit of key when it is a name only
+// "required" knows, else 0. Such a name is still an additional property.
+func (n *node) markRequiredOnly(key []byte) uint64 {
+	for j, name := range n.reqOnly {
+		if name == string(key) {
+			return 1 << (len(n.props) + j)
+		}
+	}
+	return 0
+}
+
+// missing reports every required name whose bit is not in seen.
+func (w *walk) missing(n *node, seen uint64) {
 	for _, i := range n.required {
 		if seen&(1<<i) == 0 {
-			mark := w.push(s2b(n.props[i].name))
+			mark := w.push(s2b(n.requiredName(i)))
 			w.fail("is required", nil, false)
 			w.pop(mark)
 		}
