@@ -45,12 +45,7 @@ func startPassthrough(tb testing.TB) *proxytest.Gateway {
 		ctx.SetBodyString(`{"id":"PRD-42","name":"widget","price":9.99}`)
 	}
 	up.Record = false
-	return proxytest.Start(tb, fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Gateway
-metadata: {name: t}
-spec:
-  routes:
+	return proxytest.Start(tb, fmt.Sprintf(preamble+`  routes:
     - id: products
       path: ["/api/products/*"]
       methods: [GET]

@@ -139,12 +139,7 @@ func TestConnectionCap(t *testing.T) {
 func TestAccessLogAndConfigEndpoint(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	logs := &proxytest.LogBuffer{}
-	gw := proxytest.Start(t, fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Gateway
-metadata: {name: t}
-spec:
-  clients:
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  clients:
     - id: mobile
       secret: hunter2-very-secret
   routes:
@@ -178,12 +173,7 @@ spec:
 
 func TestConfigEndpointRedactsSecrets(t *testing.T) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Gateway
-metadata: {name: t}
-spec:
-  clients:
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  clients:
     - id: mobile
       secret: hunter2-very-secret
   routes:

@@ -15,13 +15,16 @@ import (
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
-func routeYAML(id, upstream string) string {
-	return fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
+// preamble opens a Gateway document; tests append their spec fields.
+const preamble = `apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
 metadata: {name: t}
 spec:
-  routes:
+`
+
+// routeYAML is a Gateway with one route, id, sending everything to upstream.
+func routeYAML(id, upstream string) string {
+	return fmt.Sprintf(preamble+`  routes:
     - id: %s
       path: ["/*"]
       upstream: {url: "%s"}

@@ -54,12 +54,7 @@ func rawUpstream(t *testing.T, answer func(n int) string) string {
 func TestRoutesSharingAnUpstreamKeepTheirBasePaths(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	cfg := func(b string) string {
-		return fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Gateway
-metadata: {name: t}
-spec:
-  routes:
+		return fmt.Sprintf(preamble+`  routes:
     - id: a
       path: ["/a/*"]
       upstream: {url: "%s/v1"}

@@ -63,12 +63,7 @@ func TestLargeBodiesStreamWithFlatMemory(t *testing.T) {
 		}
 		ctx.SetBodyStream(io.LimitReader(zeros{}, size), int(size))
 	}
-	gw := proxytest.Start(t, fmt.Sprintf(`
-apiVersion: gateway.mulesoft.com/v1alpha1
-kind: Gateway
-metadata: {name: t}
-spec:
-  routes:
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
     - id: files
       path: ["/files/*"]
       maxRequestBodySize: 2GiB
