@@ -99,7 +99,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot start", "error", err.Error())
 		return 1
 	}
-	logger.Info("flexgate serving", "version", version, "config", cfg.Hash, "routes", len(cfg.Routes))
 
 	// The watcher and SIGHUP may both ask at once; reloads run one at a
 	// time so that the newest files are the ones applied last.
@@ -115,7 +114,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			gw.CountFailedReload()
 			return
 		}
-		if next.Hash == gw.Config().Hash && *clients == "" {
+		if next.Hash == gw.Config().Hash {
 			return
 		}
 		_ = gw.Apply(next)
@@ -127,8 +126,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if *clients != "" {
 			watched = append(watched, *clients)
 		}
-		go watch(ctx, watched, logger, func() { reload("file change") })
+		watch(ctx, watched, logger, func() { reload("file change") })
+		// A change made between the first load and the watches is caught
+		// here; an unchanged config is left alone.
+		reload("start")
 	}
+	logger.Info("flexgate serving", "version", version, "config", gw.Config().Hash, "routes", len(gw.Config().Routes))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

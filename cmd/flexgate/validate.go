@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,6 +75,14 @@ func loadConfig(paths []string, clientsFile string) (*config.Config, error) {
 			return nil, err
 		}
 		cfg.Clients = append(cfg.Clients, clients...)
+		// The hash names the registry too, so that a reload sees a
+		// rotated secret as a change.
+		h := sha256.New()
+		h.Write([]byte(cfg.Hash))
+		for _, c := range clients {
+			fmt.Fprintf(h, "\x00%q %q %x", c.ID, c.Secret, c.SecretHash)
+		}
+		cfg.Hash = hex.EncodeToString(h.Sum(nil))
 	}
 	return cfg, nil
 }

@@ -14,16 +14,17 @@ import (
 // makes into a single reload.
 const debounce = 300 * time.Millisecond
 
-// watch calls onChange after files under paths change, until ctx ends. It
-// watches directories, not files: editors replace files and Kubernetes swaps
-// the ..data symlink of a ConfigMap volume, and both are seen only there.
+// watch starts watching paths and returns once the watches are in place;
+// from then on it calls onChange after files under paths change, until ctx
+// ends. It watches directories, not files: editors replace files and
+// Kubernetes swaps the ..data symlink of a ConfigMap volume, and both are
+// seen only there.
 func watch(ctx context.Context, paths []string, logger *slog.Logger, onChange func()) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		logger.Error("cannot watch config files; reload with SIGHUP", "error", err.Error())
 		return
 	}
-	defer w.Close()
 	dirs := map[string]bool{}
 	for _, p := range paths {
 		dir := p
@@ -37,6 +38,11 @@ func watch(ctx context.Context, paths []string, logger *slog.Logger, onChange fu
 			}
 		}
 	}
+	go loop(ctx, w, logger, onChange)
+}
+
+func loop(ctx context.Context, w *fsnotify.Watcher, logger *slog.Logger, onChange func()) {
+	defer w.Close()
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {
