@@ -94,7 +94,7 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		}
 		key := instanceKey(route.ID, spec)
 		if reg.KeyFrom != nil {
-			key += "\x00" + reg.KeyFrom(cfg)
+			key += "\x00" + reg.KeyFrom(cfg, route)
 		}
 		seen[key]++
 		if n := seen[key]; n > 1 {

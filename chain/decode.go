@@ -48,7 +48,12 @@ func Decode(node *yaml.Node, dst any) error {
 	return nil
 }
 
+// copyNode deep-copies n, resolving aliases to copies of what they name,
+// so that `$env` behind an alias is substituted like any other value.
 func copyNode(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return copyNode(n.Alias)
+	}
 	c := *n
 	c.Content = make([]*yaml.Node, len(n.Content))
 	for i, k := range n.Content {

@@ -17,7 +17,7 @@ type Registration struct {
 	// KeyFrom, when set, names what else of the config a policy's state
 	// depends on (the client registry, say): an instance is carried over a
 	// reload only when its parameters and this key are both unchanged.
-	KeyFrom func(*config.Config) string
+	KeyFrom func(cfg *config.Config, route *config.Route) string
 }
 
 var (

@@ -145,8 +145,11 @@ func (u Upstream) URL() string { return u.Scheme + "://" + u.Host + u.BasePath }
 type PolicySpec struct {
 	// Name is the registered policy name ("rate-limiting").
 	Name string
-	// Params is the mapping under the name, with `$env.NAME` already
-	// substituted; nil when the policy was written without parameters.
+	// Params is the mapping under the name, as written: chain.Decode
+	// substitutes `$env.NAME` when it decodes them (and leaves it to the
+	// expression compiler in expression parameters), so the admin /config
+	// view shows the reference, not the secret. nil when the policy was
+	// written without parameters.
 	Params *yaml.Node
 	Pos    Pos
 }

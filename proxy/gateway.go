@@ -20,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
 )
 
@@ -60,9 +61,12 @@ type Gateway struct {
 	metrics  *metrics.Set
 	compiler *compiler
 
-	mu        sync.Mutex // serialises Apply and Shutdown
-	plan      atomic.Pointer[plan]
-	retiring  chan struct{} // closed when the latest retirement is done; guarded by mu
+	mu       sync.Mutex // serialises Apply and Shutdown
+	plan     atomic.Pointer[plan]
+	retiring chan struct{} // closed when the latest retirement is done; guarded by mu
+
+	pendingMu sync.Mutex
+	pending   map[*plan]struct{} // replaced plans whose policies are not closed yet
 	listeners []*listener
 	admin     *fasthttp.Server
 	adminLn   net.Listener
@@ -250,6 +254,12 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	}
 	unused := g.compiler.adopt(p)
 	g.swap(p)
+	g.pendingMu.Lock()
+	if g.pending == nil {
+		g.pending = map[*plan]struct{}{}
+	}
+	g.pending[old] = struct{}{}
+	g.pendingMu.Unlock()
 	// Retirements run one after another, in the order of the configs:
 	// an instance shared by two old configs is closed only after both
 	// have drained.
@@ -287,6 +297,9 @@ func (g *Gateway) retire(old, next *plan, unused []*upstream) {
 	if err := old.chains.Retire(next.chains); err != nil {
 		g.log.Warn("closing retired policies", "error", err.Error())
 	}
+	g.pendingMu.Lock()
+	delete(g.pending, old)
+	g.pendingMu.Unlock()
 	for _, up := range unused {
 		up.close()
 	}
@@ -369,9 +382,25 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		_ = g.admin.ShutdownWithContext(ctx)
 		_ = g.adminLn.Close()
 	}
-	if p := g.plan.Load(); p != nil {
-		if err := p.chains.Retire(nil); err != nil {
-			errs = append(errs, err)
+	// Close every policy still open: the current plan's and those of
+	// replaced plans whose retirement the shutdown cut short, each once.
+	closed := map[chain.Policy]bool{}
+	plans := []*plan{g.plan.Load()}
+	g.pendingMu.Lock()
+	for old := range g.pending {
+		plans = append(plans, old)
+	}
+	g.pendingMu.Unlock()
+	for _, p := range plans {
+		for _, c := range p.chains.Chains {
+			for _, inst := range c.Policies {
+				if !closed[inst.Policy] {
+					closed[inst.Policy] = true
+					if err := inst.Policy.Close(); err != nil {
+						errs = append(errs, fmt.Errorf("route %q: policy %s: %w", c.RouteID, inst.Name, err))
+					}
+				}
+			}
 		}
 	}
 	for _, up := range g.compiler.upstreams {

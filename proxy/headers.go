@@ -60,7 +60,9 @@ func removeHopHeaders(h *fasthttp.ResponseHeader) {
 
 func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 	removeConnectionTokens(h)
-	if hasHopHeader(h.All()) {
+	// The raw header block, not h.All(): iterating a request's headers
+	// makes fasthttp parse and rewrite its Cookie header.
+	if hasHopHeaderLine(h.RawHeaders()) {
 		for _, name := range hopHeaders {
 			h.Del(name)
 		}
@@ -78,6 +80,26 @@ func hasHopHeader(all iter.Seq2[[]byte, []byte]) bool {
 		for _, name := range hopHeaders {
 			if asciiEqualFold(k, name) {
 				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasHopHeaderLine is hasHopHeader over a raw header block.
+func hasHopHeaderLine(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if i := bytes.IndexByte(line, ':'); i > 0 {
+			for _, name := range hopHeaders {
+				if asciiEqualFold(line[:i], name) {
+					return true
+				}
 			}
 		}
 	}

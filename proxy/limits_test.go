@@ -199,3 +199,17 @@ func TestConfigEndpointRedactsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionsUnderTheCapAreServed: clients that open and close one
+// connection after another never exceed the cap and are never refused.
+func TestConnectionsUnderTheCapAreServed(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, routeYAML("r", up.URL)+"  limits:\n    maxConnections: 1\n")
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	for i := 0; i < 300; i++ {
+		status, _ := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if status != "200" {
+			t.Fatalf("connection %d, one at a time under a cap of 1: status %s", i, status)
+		}
+	}
+}

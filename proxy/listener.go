@@ -50,16 +50,20 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 		l.certs = cs
 	}
 	l.srv = &fasthttp.Server{
-		Handler:                      func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
-		ErrorHandler:                 g.serverError,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		ReadBufferSize:               limits.MaxHeaderBytes,
-		WriteBufferSize:              16 << 10,
-		ReadTimeout:                  limits.ReadTimeout,
-		WriteTimeout:                 limits.WriteTimeout,
-		IdleTimeout:                  limits.IdleTimeout,
-		Concurrency:                  limits.MaxConns,
+		Handler:               func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
+		ErrorHandler:          g.serverError,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadBufferSize:        limits.MaxHeaderBytes,
+		WriteBufferSize:       16 << 10,
+		ReadTimeout:           limits.ReadTimeout,
+		WriteTimeout:          limits.WriteTimeout,
+		IdleTimeout:           limits.IdleTimeout,
+		// capListener enforces MaxConns with the gateway's own JSON 503.
+		// fasthttp frees a worker only after the connection has closed, so
+		// its own limit, at the same number, would turn away connections
+		// the cap has just let in; this is only a backstop.
+		Concurrency:                  2 * limits.MaxConns,
 		MaxRequestBodySize:           requestBodyPrefetch,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,

@@ -389,3 +389,42 @@ func TestChunkedBodyLimit(t *testing.T) {
 		t.Fatalf("chunked body over the limit: %d %q", resp.StatusCode(), resp.Header.Peek("X-Flexgate-Error"))
 	}
 }
+
+// TestCookiesForwardedAsSent: the gateway forwards Cookie headers byte for
+// byte — quoting, order and separate lines kept.
+func TestCookiesForwardedAsSent(t *testing.T) {
+	got := make(chan string, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var head strings.Builder
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+			head.WriteString(line)
+		}
+		got <- head.String()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	}()
+	gw := proxytest.Start(t, routeYAML("r", "http://"+ln.Addr().String()))
+	status, _ := rawExchange(t, strings.TrimPrefix(gw.URL, "http://"),
+		"GET /x HTTP/1.1\r\nHost: x\r\nCookie: sid=\"abc\"; theme=dark\r\nX-Other: 1\r\nCookie: e=5\r\nConnection: close\r\n\r\n")
+	if status != "200" {
+		t.Fatalf("status %s", status)
+	}
+	head := <-got
+	if !strings.Contains(head, "Cookie: sid=\"abc\"; theme=dark\r\n") || !strings.Contains(head, "Cookie: e=5\r\n") {
+		t.Fatalf("upstream saw cookies changed:\n%s", head)
+	}
+}

@@ -117,3 +117,25 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 		t.Fatalf("allocations per Append = %v, want 0", n)
 	}
 }
+
+func TestEnvNames(t *testing.T) {
+	t.Setenv("FG_REGION", "eu")
+	t.Setenv("FG_CRLF", "a\r\nb")
+	f := func(src, want string) {
+		t.Helper()
+		tmpl, err := Compile(src, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := string(tmpl.Literal()); !tmpl.IsConstant() || got != want {
+			t.Errorf("%s = %q, want %q", src, got, want)
+		}
+	}
+	f("$env.FG_REGION-prod", "eu-prod")
+	f("$env.FG_REGION.example.com", "eu.example.com")
+	f("${env.FG_REGION}x", "eux")
+	f("$$env.FG_REGION", "$env.FG_REGION")
+	if _, err := Compile("$env.FG_CRLF", nil); err == nil || !strings.Contains(err.Error(), "control character") {
+		t.Errorf("a variable holding CR LF: %v", err)
+	}
+}

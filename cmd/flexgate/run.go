@@ -95,6 +95,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	// Signals are taken over before anything serves, so that a SIGTERM
+	// during start-up drains like any other.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := gw.Start(); err != nil {
 		logger.Error("cannot start", "error", err.Error())
 		return 1
@@ -133,8 +137,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("flexgate serving", "version", version, "config", gw.Config().Hash, "routes", len(gw.Config().Routes))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if len(paths) > 0 {

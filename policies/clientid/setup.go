@@ -68,7 +68,7 @@ func init() {
 
 // registryKey digests the client registry, so that a reload which adds,
 // removes or rotates a client builds the policy anew.
-func registryKey(cfg *config.Config) string {
+func registryKey(cfg *config.Config, _ *config.Route) string {
 	h := sha256.New()
 	for _, c := range cfg.Clients {
 		fmt.Fprintf(h, "%q %q %x\n", c.ID, c.Secret, c.SecretHash)

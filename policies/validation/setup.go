@@ -67,15 +67,11 @@ func init() {
 	chain.Register(chain.Registration{Name: "request-validation", New: func() chain.Policy { return new(Validator) }, KeyFrom: methodsKey})
 }
 
-// methodsKey digests every route's methods: "in: auto" is resolved
-// against them at provision, so a reload that changes a route's methods
-// must build the policy anew rather than carry the old decision over.
-func methodsKey(cfg *config.Config) string {
-	var b strings.Builder
-	for _, r := range cfg.Routes {
-		fmt.Fprintf(&b, "%q %s\n", r.ID, strings.Join(r.Methods, ","))
-	}
-	return b.String()
+// methodsKey names the route's methods: "in: auto" is resolved against
+// them at provision, so a reload that changes them must build the policy
+// anew rather than carry the old decision over.
+func methodsKey(_ *config.Config, route *config.Route) string {
+	return strings.Join(route.Methods, ",")
 }
 
 // bodyless are the methods whose requests carry no body by convention.
