@@ -9,6 +9,7 @@ import (
 func BenchmarkProxyRoundTrip(b *testing.B) {
 	gw := startPassthrough(b)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		rt := newRoundTrip(b, gw.URL, "/api/products/42")
 		for pb.Next() {

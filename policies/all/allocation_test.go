@@ -60,6 +60,7 @@ func BenchmarkSeedChain(b *testing.B) {
 	s := startSeed(b, 50_000_000)
 	s.up.Record = false
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		r := newSeedRequest(s)
 		for pb.Next() {
