@@ -15,8 +15,8 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flexgate
 
-## test: formatting, vet, every Go test (gateway, deployment) and the k6 scripts' syntax
-test: fmt-check vet test-go test-deploy test-loadtest
+## test: formatting, vet, every Go test (also under the race detector), the deployment checks and the k6 scripts' syntax
+test: fmt-check vet test-go test-race test-deploy test-loadtest
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -35,6 +35,7 @@ test-deploy:
 test-loadtest:
 	./loadtest/check-scripts.sh
 
+# Allocation tests skip themselves here: race instrumentation allocates.
 test-race:
 	$(GO) test -race -count=1 -timeout 15m ./...
 

@@ -58,8 +58,8 @@ func startPassthrough(tb testing.TB) *proxytest.Gateway {
 // gateway; fasthttp's client and server allocate nothing in steady state,
 // so any allocation is the gateway's.
 func TestProxyRoundTripDoesNotAllocate(t *testing.T) {
-	if testing.CoverMode() != "" {
-		t.Skip("coverage instrumentation allocates")
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
 	}
 	gw := startPassthrough(t)
 	rt := newRoundTrip(t, gw.URL, "/api/products/42?fields=name")

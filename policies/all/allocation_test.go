@@ -41,8 +41,8 @@ func (r *seedRequest) do(tb testing.TB) {
 // token introspection, header removal and setting, response headers — and
 // counts every allocation in the process.
 func TestSeedChainDoesNotAllocate(t *testing.T) {
-	if testing.CoverMode() != "" {
-		t.Skip("coverage instrumentation allocates")
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
 	}
 	s := startSeed(t, 50_000_000)
 	s.up.Record = false
@@ -72,8 +72,8 @@ func BenchmarkSeedChain(b *testing.B) {
 // TestRejectionDoesNotAllocate floods the seed route past its rate limit:
 // a 429 storm must cost no more than passing requests do.
 func TestRejectionDoesNotAllocate(t *testing.T) {
-	if testing.CoverMode() != "" {
-		t.Skip("coverage instrumentation allocates")
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
 	}
 	s := startSeed(t, 1)
 	s.up.Record = false
