@@ -18,6 +18,7 @@
 //   ERROR_RATE  share of failed requests allowed       (0.01)
 //   ACCEPT_429  "true" when the route's rate limit may refuse some of the load
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check } from 'k6';
 
 const BASE_URL = __ENV.BASE_URL || 'http://localhost:8080';
@@ -55,14 +56,6 @@ export const options = {
     dropped_iterations: [`count<${Math.max(1, Math.floor(RATE))}`],
   },
 };
-
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
-}
 
 export default function () {
   const res = http.get(`${BASE_URL}${API_PATH}`, { headers: authHeaders(), tags: { name: 'api' } });

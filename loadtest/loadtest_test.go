@@ -43,6 +43,12 @@ func TestScriptsParseAsModules(t *testing.T) {
 				t.Fatalf("%s does not parse as an ES module: %v\n%s", name, err, out)
 			}
 			s := string(src)
+			// A parse does not resolve imports: check the local ones exist.
+			for _, m := range localImport.FindAllStringSubmatch(s, -1) {
+				if _, err := os.Stat(m[1]); err != nil {
+					t.Errorf("%s imports %s, which is not in loadtest/: %v", name, m[1], err)
+				}
+			}
 			for _, want := range []string{
 				"export const options", "export default function", "scenarios:", "thresholds:",
 				"__ENV.BASE_URL", "check(", "from 'k6/http'",
@@ -54,6 +60,8 @@ func TestScriptsParseAsModules(t *testing.T) {
 		})
 	}
 }
+
+var localImport = regexp.MustCompile(`from '\./([^']+)'`)
 
 // TestScriptsAreAllDocumented keeps README.md in step with the scripts.
 func TestScriptsAreAllDocumented(t *testing.T) {

@@ -20,6 +20,7 @@
 //   EXTRA       requests sent past the limit            (10)
 //   SLACK       requests the refill may add while the burst runs (2)
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check, sleep } from 'k6';
 import { Counter, Rate } from 'k6/metrics';
 
@@ -51,14 +52,6 @@ export const options = {
     checks: ['rate==1.0'],
   },
 };
-
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
-}
 
 function int(v) {
   return v === undefined ? NaN : parseInt(v, 10);

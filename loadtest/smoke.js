@@ -16,6 +16,7 @@
 //   SECURITY_HEADERS  "false" when the route sets no response headers
 //   INSECURE        "true" to accept a self-signed certificate
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check, sleep } from 'k6';
 
 const BASE_URL = __ENV.BASE_URL || 'http://localhost:8080';
@@ -38,16 +39,6 @@ export const options = {
     http_req_duration: ['p(95)<500'],
   },
 };
-
-// authHeaders are the credentials of the seed's secured route; any that
-// is not set is simply not sent.
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
-}
 
 export default function () {
   const res = http.get(`${BASE_URL}${API_PATH}`, { headers: authHeaders(), tags: { name: 'api' } });

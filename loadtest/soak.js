@@ -15,6 +15,7 @@
 //   MAX_VUS     most concurrent virtual users          (RATE, at least 50)
 //   P95_MS, P99_MS, ERROR_RATE  as in load.js          (200, 500, 0.001)
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 
@@ -47,14 +48,6 @@ export const options = {
     checks: ['rate>0.999'],
   },
 };
-
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
-}
 
 export default function () {
   const res = http.get(`${BASE_URL}${API_PATH}`, { headers: authHeaders(), tags: { name: 'api' } });

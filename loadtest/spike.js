@@ -16,6 +16,7 @@
 //   P95_MS        recovery's p95 budget, ms           (200)
 //   ERROR_RATE    share of failed requests allowed    (0.05 during the spike, 0.01 after)
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check } from 'k6';
 
 const BASE_URL = __ENV.BASE_URL || 'http://localhost:8080';
@@ -68,14 +69,6 @@ function durationSeconds(d) {
   const m = /^(\d+)(s|m|h)$/.exec(d);
   if (!m) throw new Error(`HOLD=${d}: want a duration such as 30s, 2m or 1h`);
   return parseInt(m[1], 10) * { s: 1, m: 60, h: 3600 }[m[2]];
-}
-
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
 }
 
 export default function () {

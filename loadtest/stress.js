@@ -17,6 +17,7 @@
 //   ABORT_ERROR_RATE  stop when more fail than this    (0.05)
 //   ABORT_P99_MS      stop when p99 passes this, ms     (2000)
 import http from 'k6/http';
+import { authHeaders } from './lib.js';
 import { check } from 'k6';
 
 const BASE_URL = __ENV.BASE_URL || 'http://localhost:8080';
@@ -54,14 +55,6 @@ export const options = {
     http_req_duration: [{ threshold: `p(99)<${__ENV.ABORT_P99_MS || 2000}`, abortOnFail: true, delayAbortEval: '30s' }],
   },
 };
-
-function authHeaders() {
-  const h = {};
-  if (__ENV.CLIENT_ID) h.client_id = __ENV.CLIENT_ID;
-  if (__ENV.CLIENT_SECRET) h.client_secret = __ENV.CLIENT_SECRET;
-  if (__ENV.TOKEN) h.Authorization = `Bearer ${__ENV.TOKEN}`;
-  return h;
-}
 
 export default function () {
   const res = http.get(`${BASE_URL}${API_PATH}`, { headers: authHeaders(), tags: { name: 'api' } });

@@ -79,58 +79,39 @@ func TestConnectionCap(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	gw := proxytest.Start(t, routeYAML("r", up.URL)+"  limits:\n    maxConnections: 2\n")
 	addr := strings.TrimPrefix(gw.URL, "http://")
+	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	var held []net.Conn
-	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		var resp fasthttp.Response
-		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
-			t.Fatalf("connection %d: %v %d", i, err, resp.StatusCode())
-		}
-		held = append(held, c)
-	}
 	defer func() {
 		for _, c := range held {
 			c.Close()
 		}
 	}()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		resp, c, _ := rawRequest(t, addr, get)
+		held = append(held, c)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("connection %d: status %d", i, resp.StatusCode())
+		}
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	var resp fasthttp.Response
-	if err := resp.Read(bufio.NewReader(c)); err != nil {
-		t.Fatal(err)
-	}
+	resp, c, _ := rawRequest(t, addr, get)
+	c.Close()
 	if resp.StatusCode() != 503 || string(resp.Header.Peek("X-Flexgate-Error")) != "overloaded" ||
 		!strings.Contains(string(resp.Body()), `"status":503`) {
 		t.Fatalf("third connection over a cap of 2: %d %q %s, want the gateway's JSON 503 overloaded",
 			resp.StatusCode(), resp.Header.Peek("X-Flexgate-Error"), resp.Body())
 	}
-	// A place freed is a place given again.
+	// A place freed is a place given again, once the gateway has seen the
+	// connection close.
 	held[0].Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		var r fasthttp.Response
-		err = r.Read(bufio.NewReader(c))
+		resp, c, _ := rawRequest(t, addr, get)
 		c.Close()
-		if err == nil && r.StatusCode() == 200 {
+		if resp.StatusCode() == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no connection accepted after one closed: %v %d", err, r.StatusCode())
+			t.Fatalf("no connection accepted after one closed: status %d", resp.StatusCode())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -259,26 +259,36 @@ func TestUpstreamErrors(t *testing.T) {
 // gateway closed the connection after answering.
 func rawExchange(t *testing.T, addr, raw string) (status string, closed bool) {
 	t.Helper()
+	resp, conn, br := rawRequest(t, addr, raw)
+	defer conn.Close()
+	status = fmt.Sprint(resp.StatusCode())
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := br.ReadByte()
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	return status, err != nil && !timedOut
+}
+
+// rawRequest sends raw bytes on a new connection and reads one response;
+// the caller closes the connection, which br reads on.
+func rawRequest(t *testing.T, addr, raw string) (resp *fasthttp.Response, conn net.Conn, br *bufio.Reader) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(conn, raw); err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(conn)
-	var resp fasthttp.Response
+	br = bufio.NewReader(conn)
+	resp = new(fasthttp.Response)
 	if err := resp.Read(br); err != nil {
+		conn.Close()
 		t.Fatalf("reading answer to %q: %v", raw, err)
 	}
-	status = fmt.Sprint(resp.StatusCode())
-	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, err = br.ReadByte()
-	var ne net.Error
-	timedOut := errors.As(err, &ne) && ne.Timeout()
-	return status, err != nil && !timedOut
+	return resp, conn, br
 }
 
 func TestMalformedFraming(t *testing.T) {

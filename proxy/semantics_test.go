@@ -109,17 +109,8 @@ func TestHTTP10Upstream(t *testing.T) {
 	// An HTTP/1.0 upstream that ends its body by closing the connection.
 	upstream := rawUpstream(t, func(int) string { return "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello world" })
 	gw := proxytest.Start(t, routeYAML("r", upstream))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, conn, _ := rawRequest(t, strings.TrimPrefix(gw.URL, "http://"), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-	var resp fasthttp.Response
-	if err := resp.Read(bufio.NewReader(conn)); err != nil {
-		t.Fatal(err)
-	}
 	if string(resp.Header.Protocol()) != "HTTP/1.1" || string(resp.Body()) != "hello world" {
 		t.Fatalf("got %s %q", resp.Header.Protocol(), resp.Body())
 	}
