@@ -670,6 +670,15 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.MaxHeaderBytes = int(s)
 			good(g)
 		},
+		"maxResponseHeaderSize": func(_, v *yaml.Node) {
+			s, g := d.size(v, "limits maxResponseHeaderSize")
+			if g && (s < 1<<10 || s > 16<<20) {
+				d.errorf(v, "limits maxResponseHeaderSize must be between 1KiB and 16MiB (default 32KiB)")
+				g = false
+			}
+			lim.MaxResponseHeaderBytes = int(s)
+			good(g)
+		},
 		"readTimeout": func(_, v *yaml.Node) {
 			var g bool
 			lim.ReadTimeout, g = d.duration(v, "limits readTimeout")
@@ -714,6 +723,9 @@ func withDefaults(l Limits) Limits {
 	}
 	if l.MaxHeaderBytes == 0 {
 		l.MaxHeaderBytes = def.MaxHeaderBytes
+	}
+	if l.MaxResponseHeaderBytes == 0 {
+		l.MaxResponseHeaderBytes = def.MaxResponseHeaderBytes
 	}
 	if l.ReadTimeout == 0 {
 		l.ReadTimeout = def.ReadTimeout

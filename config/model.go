@@ -169,18 +169,22 @@ type Client struct {
 type Limits struct {
 	MaxRequestBodySize int64
 	MaxHeaderBytes     int
-	ReadTimeout        time.Duration
-	WriteTimeout       time.Duration
-	IdleTimeout        time.Duration
-	MaxConns           int
+	// MaxResponseHeaderBytes bounds an upstream answer's header block; it
+	// is also the size of each pooled upstream connection's read buffer.
+	MaxResponseHeaderBytes int
+	ReadTimeout            time.Duration
+	WriteTimeout           time.Duration
+	IdleTimeout            time.Duration
+	MaxConns               int
 }
 
 // DefaultLimits are what Limits holds when the config says nothing.
 var DefaultLimits = Limits{
-	MaxRequestBodySize: 10 << 20,
-	MaxHeaderBytes:     64 << 10,
-	ReadTimeout:        30 * time.Second,
-	WriteTimeout:       60 * time.Second,
-	IdleTimeout:        90 * time.Second,
-	MaxConns:           10000,
+	MaxRequestBodySize:     10 << 20,
+	MaxHeaderBytes:         64 << 10,
+	MaxResponseHeaderBytes: 32 << 10,
+	ReadTimeout:            30 * time.Second,
+	WriteTimeout:           60 * time.Second,
+	IdleTimeout:            90 * time.Second,
+	MaxConns:               10000,
 }

@@ -87,12 +87,13 @@ type ClientView struct {
 
 // LimitsView is Limits in the admin view.
 type LimitsView struct {
-	MaxRequestBodySize int64  `json:"maxRequestBodySize"`
-	MaxHeaderSize      int    `json:"maxHeaderSize"`
-	ReadTimeout        string `json:"readTimeout"`
-	WriteTimeout       string `json:"writeTimeout"`
-	IdleTimeout        string `json:"idleTimeout"`
-	MaxConnections     int    `json:"maxConnections"`
+	MaxRequestBodySize    int64  `json:"maxRequestBodySize"`
+	MaxHeaderSize         int    `json:"maxHeaderSize"`
+	MaxResponseHeaderSize int    `json:"maxResponseHeaderSize"`
+	ReadTimeout           string `json:"readTimeout"`
+	WriteTimeout          string `json:"writeTimeout"`
+	IdleTimeout           string `json:"idleTimeout"`
+	MaxConnections        int    `json:"maxConnections"`
 }
 
 // Redacted returns the admin view of c. It builds new values and leaves c
@@ -107,12 +108,13 @@ func (c *Config) Redacted() *View {
 		TrustedProxies: make([]string, 0, len(c.TrustedProxies)),
 		Clients:        make([]ClientView, 0, len(c.Clients)),
 		Limits: LimitsView{
-			MaxRequestBodySize: c.Limits.MaxRequestBodySize,
-			MaxHeaderSize:      c.Limits.MaxHeaderBytes,
-			ReadTimeout:        c.Limits.ReadTimeout.String(),
-			WriteTimeout:       c.Limits.WriteTimeout.String(),
-			IdleTimeout:        c.Limits.IdleTimeout.String(),
-			MaxConnections:     c.Limits.MaxConns,
+			MaxRequestBodySize:    c.Limits.MaxRequestBodySize,
+			MaxHeaderSize:         c.Limits.MaxHeaderBytes,
+			MaxResponseHeaderSize: c.Limits.MaxResponseHeaderBytes,
+			ReadTimeout:           c.Limits.ReadTimeout.String(),
+			WriteTimeout:          c.Limits.WriteTimeout.String(),
+			IdleTimeout:           c.Limits.IdleTimeout.String(),
+			MaxConnections:        c.Limits.MaxConns,
 		},
 	}
 	for _, s := range c.Sources {

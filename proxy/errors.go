@@ -20,6 +20,9 @@ const (
 	reasonBadRequest       = "bad_request"
 	reasonHeaderTooLarge   = "header_too_large"
 	reasonUpstreamProtocol = "upstream_protocol_error"
+	reasonUpstreamReset    = "upstream_reset"
+	reasonUpstreamTLS      = "upstream_tls_error"
+	reasonUpstreamHeader   = "upstream_header_too_large"
 	reasonClientBody       = "client_body_incomplete"
 	reasonOverloaded       = "overloaded"
 )
@@ -33,21 +36,27 @@ type gatewayError struct {
 }
 
 var (
-	errNoRoute          = &gatewayError{fasthttp.StatusNotFound, reasonNoRoute, "no route matches the request path"}
-	errMethodNotAllowed = &gatewayError{fasthttp.StatusMethodNotAllowed, reasonMethodNotAllowed, "the route does not allow this method"}
-	errUnreachable      = &gatewayError{fasthttp.StatusBadGateway, reasonUnreachable, "the upstream could not be reached"}
-	errTimeout          = &gatewayError{fasthttp.StatusGatewayTimeout, reasonTimeout, "the upstream did not answer in time"}
-	errUpstreamProtocol = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamProtocol, "the upstream sent an invalid response"}
-	errBodyTooLarge     = &gatewayError{fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge, "the request body is larger than the route allows"}
-	errBadRequest       = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
-	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
-	errClientBody       = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
-	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+	errNoRoute                = &gatewayError{fasthttp.StatusNotFound, reasonNoRoute, "no route matches the request path"}
+	errMethodNotAllowed       = &gatewayError{fasthttp.StatusMethodNotAllowed, reasonMethodNotAllowed, "the route does not allow this method"}
+	errUnreachable            = &gatewayError{fasthttp.StatusBadGateway, reasonUnreachable, "the upstream could not be reached"}
+	errTimeout                = &gatewayError{fasthttp.StatusGatewayTimeout, reasonTimeout, "the upstream did not answer in time"}
+	errUpstreamProtocol       = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamProtocol, "the upstream sent an invalid response"}
+	errUpstreamReset          = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamReset, "the upstream closed the connection before a complete answer"}
+	errUpstreamTLS            = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamTLS, "the upstream's TLS certificate or handshake failed verification"}
+	errUpstreamHeaderTooLarge = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamHeader, "the upstream's response headers are larger than limits.maxResponseHeaderSize"}
+	errBodyTooLarge           = &gatewayError{fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge, "the request body is larger than the route allows"}
+	errBadRequest             = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
+	errHeaderTooLarge         = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
+	errClientBody             = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
+	errOverloaded             = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the
 // upstream's.
 const HeaderError = "X-Flexgate-Error"
+
+// HeaderPolicy names the policy that rejected a request.
+const HeaderPolicy = "X-Flexgate-Policy"
 
 // renderError writes the gateway's JSON error body. It is the one place
 // where errors become responses: the gateway's own and the policies'
@@ -59,7 +68,7 @@ func renderError(ctx *fasthttp.RequestCtx, status int, reason, message, routeID,
 	resp.Header.SetContentType("application/json")
 	resp.Header.Set(HeaderError, reason)
 	if policy != "" {
-		resp.Header.Set("X-Flexgate-Policy", policy)
+		resp.Header.Set(HeaderPolicy, policy)
 	}
 	sp := scratchPool.Get().(*[]byte)
 	buf := append((*sp)[:0], `{"error":`...)

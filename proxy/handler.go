@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
@@ -34,22 +37,68 @@ type state struct {
 	xff   []byte
 	trace []byte
 	body  limitedBody
+	trip  trip
 }
 
 // limitedBody passes a request body through to the upstream, noting a
 // client that stops sending mid-body (so the upstream is not blamed for
 // it) and, when limited, capping a body of unknown length (chunked).
+//
+// The deadlines of both connections move with every read, so that a
+// slow but steady upload is not cut off by a timeout meant for a stalled
+// one.
 type limitedBody struct {
 	r         io.Reader
 	left      int64
 	limited   bool
 	exceeded  bool
 	clientErr bool
+	eof       bool
+
+	client        net.Conn
+	clientTimeout time.Duration
+	up            net.Conn // set by the round trip
+	upTimeout     time.Duration
+	// abandoned is set when the upstream answered before the body was
+	// sent: the writer sending it stops at its next step.
+	abandoned atomic.Bool
 }
 
 var errBodyLimit = errors.New("request body exceeds the route's maxRequestBodySize")
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.client != nil && b.clientTimeout > 0 {
+		_ = b.client.SetReadDeadline(time.Now().Add(b.clientTimeout))
+	}
+	if b.abandoned.Load() {
+		return 0, errAbandoned
+	}
+	n, err := b.read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	if n > 0 && b.up != nil {
+		_ = b.up.SetWriteDeadline(time.Now().Add(b.upTimeout))
+		// abandon may have run meanwhile: its deadline must win.
+		if b.abandoned.Load() {
+			_ = b.up.SetWriteDeadline(aLongTimeAgo)
+		}
+	}
+	return n, err
+}
+
+var errAbandoned = errors.New("the upstream answered before the request body was sent")
+
+// abandon stops the sending of the body: called while a writer may be
+// blocked sending it.
+func (b *limitedBody) abandon() {
+	b.abandoned.Store(true)
+	if b.up != nil {
+		_ = b.up.SetWriteDeadline(aLongTimeAgo)
+	}
+}
+
+func (b *limitedBody) read(p []byte) (int, error) {
 	if !b.limited {
 		n, err := b.r.Read(p)
 		b.noteErr(err)
@@ -74,6 +123,14 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// reset readies the body for another request; it holds an atomic, so it is
+// cleared field by field rather than copied over.
+func (b *limitedBody) reset() {
+	b.r, b.left, b.limited, b.exceeded, b.clientErr, b.eof = nil, 0, false, false, false, false
+	b.client, b.clientTimeout, b.up, b.upTimeout = nil, 0, nil, 0
+	b.abandoned.Store(false)
+}
+
 func (b *limitedBody) noteErr(err error) {
 	if err != nil && err != io.EOF {
 		b.clientErr = true
@@ -87,7 +144,8 @@ func acquireState() *state { return statePool.Get().(*state) }
 func releaseState(st *state) {
 	st.ex.Reset()
 	st.path, st.uri, st.xff, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.trace[:0]
-	st.body = limitedBody{}
+	st.body.reset()
+	st.trip = trip{}
 	statePool.Put(st)
 }
 
@@ -174,14 +232,18 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
-	http10 := !ctx.Request.Header.IsHTTP11()
+	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r}
 	g.rewrite(ctx, r, st, peer, query, l)
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
-		st.body = limitedBody{r: ctx.RequestBodyStream(), left: r.maxBodySize, limited: cl == -1 && r.maxBodySize > 0}
+		b := &st.body
+		b.r, b.left, b.limited = ctx.RequestBodyStream(), r.maxBodySize, cl == -1 && r.maxBodySize > 0
+		b.client, b.clientTimeout = ctx.Conn(), l.srv.ReadTimeout
 		ctx.Request.SetBodyStream(&st.body, cl)
+		st.trip.body = &st.body
 	}
 	upStart := time.Now()
-	uerr := r.up.forward(ctx, http10, l.srv.WriteTimeout)
+	uerr := r.up.forward(ctx, &st.trip)
+	answered := false
 	switch {
 	case st.body.exceeded:
 		// No Connection: close here: fasthttp drains a moderate rest of
@@ -192,15 +254,92 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 		g.fail(ctx, r.m, errClientBody, r.id, ex)
 		ctx.SetConnectionClose()
 	case uerr != nil:
-		r.m.upstreamError(uerr.metric)
-		g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.metric,
+		r.m.upstreamError(uerr.kind)
+		g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.kind.String(),
 			"error", uerr.err.Error(), "requestId", string(ex.RequestID))
-		g.fail(ctx, r.m, uerr.gw, r.id, ex)
+		g.fail(ctx, r.m, failures[uerr.kind].gw, r.id, ex)
 	default:
+		answered = true
 		r.m.upstreamTime.UpdateDuration(upStart)
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	}
 	r.chain.RunResponse(ctx, ex)
+	if st.body.r != nil && !st.body.eof && !st.body.clientErr {
+		// The upstream answered before the whole body was sent, or the
+		// body went over the limit.
+		lingerClose(ctx)
+	}
+	if s := st.trip.stream; s != nil && st.trip.http10 && !ctx.Response.IsBodyStream() {
+		// An answer of unknown length to an HTTP/1.0 client: it is sent
+		// on the bare connection, after this handler returns.
+		if answered {
+			streamHTTP10(ctx, s)
+		} else {
+			_ = s.Close()
+		}
+	}
+}
+
+// lingerClose ends a connection whose request body was not read to its
+// end, once the answer is out. Closing a socket with unread data makes the
+// kernel send a reset, which may destroy the answer before the client has
+// read it: the rest of the body is read and dropped first, for a bounded
+// time, as nginx's lingering close does.
+//
+// fasthttp hijacks a connection only when it would keep it open, so the
+// answer, which says Connection: close, is written here rather than by
+// fasthttp. A streamed answer (an upstream's long early answer) cannot be,
+// and its connection just closes.
+func lingerClose(ctx *fasthttp.RequestCtx) {
+	if ctx.Response.IsBodyStream() {
+		ctx.SetConnectionClose()
+		return
+	}
+	ctx.Response.Header.SetConnectionClose()
+	if ctx.IsHead() {
+		ctx.Response.SkipBody = true
+	}
+	answer := bytebufferpool.Get()
+	if _, err := ctx.Response.WriteTo(answer); err != nil {
+		bytebufferpool.Put(answer)
+		ctx.SetConnectionClose()
+		return
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		_, err := c.Write(answer.B)
+		bytebufferpool.Put(answer)
+		if err == nil {
+			linger(c)
+		}
+	})
+}
+
+// Bounds of a lingering close: the whole of it, and each wait for more.
+const (
+	lingerTime    = 10 * time.Second
+	lingerTimeout = 2 * time.Second
+)
+
+func linger(c net.Conn) {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	end := time.Now().Add(lingerTime)
+	for {
+		now := time.Now()
+		if now.After(end) {
+			return
+		}
+		next := now.Add(lingerTimeout)
+		if next.After(end) {
+			next = end
+		}
+		_ = c.SetReadDeadline(next)
+		if _, err := c.Read(*bp); err != nil {
+			return
+		}
+	}
 }
 
 // fail answers with one of the gateway's own errors.

@@ -49,6 +49,10 @@ func removeTokens(h peekDeleter, v []byte) {
 	}
 }
 
+// removeHopHeaders readies an upstream's answer for the client. Besides the
+// hop-by-hop headers it drops the gateway's own X-Flexgate-* headers: a
+// client must be able to trust that X-Flexgate-Error says the gateway
+// answered, not an upstream pretending to be it.
 func removeHopHeaders(h *fasthttp.ResponseHeader) {
 	removeConnectionTokens(h)
 	if hasHopHeader(h.All()) {
@@ -56,6 +60,8 @@ func removeHopHeaders(h *fasthttp.ResponseHeader) {
 			h.Del(name)
 		}
 	}
+	h.Del(HeaderError)
+	h.Del(HeaderPolicy)
 }
 
 func removeRequestHopHeaders(h *fasthttp.RequestHeader) {

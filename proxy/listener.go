@@ -325,7 +325,7 @@ func Check(cfg *config.Config, certFiles bool) error {
 		errs = append(errs, err)
 	}
 	for i := range cfg.Routes {
-		if _, err := newUpstream(&cfg.Routes[i].Upstream, nil); err != nil {
+		if _, err := newUpstream(&cfg.Routes[i].Upstream, upstreamOptions{}); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -44,9 +44,10 @@ type routeMetrics struct {
 	byClass        [6]*metrics.Counter // index status/100; 0 unused
 	duration       *metrics.PrometheusHistogram
 	upstreamTime   *metrics.PrometheusHistogram
-	upstreamErrors map[string]*metrics.Counter // by reason; filled at creation, read-only after
-	errors         map[string]*metrics.Counter // by reason; filled at creation, read-only after
-	rejections     sync.Map                    // *chain.Rejection → *metrics.Counter
+	upstreamErrors [numFailures]*metrics.Counter // failures before the answer began
+	bodyErrors     [numFailures]*metrics.Counter // failures while the answer's body streamed
+	errors         map[string]*metrics.Counter   // by reason; filled at creation, read-only after
+	rejections     sync.Map                      // *chain.Rejection → *metrics.Counter
 	set            *metrics.Set
 	label          string
 }
@@ -56,8 +57,8 @@ type routeMetrics struct {
 // only looks them up.
 var (
 	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
-		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
-	upstreamReasons = []string{"connect", "timeout", "reset", "protocol", "saturated"}
+		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
+		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
@@ -72,9 +73,9 @@ func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
 	for _, e := range gatewayReasons {
 		m.errors[e.reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.reason))
 	}
-	m.upstreamErrors = map[string]*metrics.Counter{}
-	for _, r := range upstreamReasons {
-		m.upstreamErrors[r] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, r))
+	for f := range numFailures {
+		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, f))
+		m.bodyErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="body_%s"}`, label, f))
 	}
 	return m
 }
@@ -89,7 +90,9 @@ func (m *routeMetrics) countStatus(status int) {
 
 func (m *routeMetrics) gatewayError(reason string) { m.errors[reason].Inc() }
 
-func (m *routeMetrics) upstreamError(reason string) { m.upstreamErrors[reason].Inc() }
+func (m *routeMetrics) upstreamError(f failure) { m.upstreamErrors[f].Inc() }
+
+func (m *routeMetrics) bodyError(f failure) { m.bodyErrors[f].Inc() }
 
 // rejection counts a policy's rejection. Rejections are built once per
 // policy, so the first of each creates its series and later ones only
@@ -151,17 +154,21 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 	}
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
 		noRoute: c.routeMetrics("")}
+	opts := upstreamOptions{dial: c.dial, metrics: c.metrics, log: c.logger,
+		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes}
 	fresh := map[string]*upstream{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		key := upstreamKey(&r.Upstream)
+		key := upstreamKey(&r.Upstream, opts)
 		up, ok := fresh[key]
 		if !ok {
-			if up, ok = c.upstreams[key]; !ok {
-				if up, err = newUpstream(&r.Upstream, c.dial); err != nil {
-					_ = chains.Retire(oldChains)
-					return nil, err
-				}
+			if up, ok = c.upstreams[key]; ok {
+				// A reload is when an operator expects files to be read
+				// again: a rotated trust bundle among them.
+				c.reloadCA(up)
+			} else if up, err = newUpstream(&r.Upstream, opts); err != nil {
+				_ = chains.Retire(oldChains)
+				return nil, err
 			}
 			fresh[key] = up
 		}
@@ -174,6 +181,35 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			maxBodySize: limit, m: c.routeMetrics(r.ID)})
 	}
 	return p, nil
+}
+
+// reloadCA re-reads the trust bundle of an https upstream. A bundle that
+// no longer loads is logged and the one in use keeps verifying.
+func (c *compiler) reloadCA(up *upstream) {
+	if up.ca == nil {
+		return
+	}
+	changed, err := up.ca.Reload()
+	switch {
+	case err != nil:
+		if msg := err.Error(); msg != up.caErr {
+			c.logger.Error("upstream trust bundle reload failed; the bundle in use keeps verifying",
+				"upstream", up.name, "error", msg)
+			up.caErr = msg
+		}
+	case changed:
+		up.caErr = ""
+		c.logger.Info("upstream trust bundle reloaded", "upstream", up.name, "caFile", up.ca.File())
+	default:
+		up.caErr = ""
+	}
+}
+
+// reloadCAs re-reads the trust bundles of every upstream in use.
+func (c *compiler) reloadCAs() {
+	for _, up := range c.upstreams {
+		c.reloadCA(up)
+	}
 }
 
 // adopt makes p's upstreams the compiler's own and returns the ones no

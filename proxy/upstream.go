@@ -7,15 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
 // smallBody is the largest response body with a known length that is read
@@ -28,19 +31,39 @@ const smallBody = 64 << 10
 //
 // What differs between routes sharing the upstream (base path, Host
 // header) lives on the route, not here.
+//
+// A connection goes back to the pool only when nothing is left unread on
+// it, and a pooled connection is looked at again, without reading, before
+// it carries a request: an upstream that sends more than the answer it
+// announced would otherwise have those bytes read as the answer to the
+// next request on the connection, another client's.
 type upstream struct {
 	key             string
+	name            string // scheme://host:port, for logs and metrics
 	hc              *fasthttp.HostClient
 	host            []byte
 	connectTimeout  time.Duration
 	responseTimeout time.Duration
+	ca              *cabundle.Bundle // nil unless a caFile verifies the upstream
+	caErr           string           // the last reload error logged; guarded by the gateway's mu
+	violations      [numViolations]*metrics.Counter
+	log             *slog.Logger
+	lastWarn        atomic.Int64 // unix nanoseconds of the last violation logged
+}
+
+// upstreamOptions are what every upstream of a gateway shares.
+type upstreamOptions struct {
+	dial              fasthttp.DialFuncWithTimeout // nil: TCP
+	metrics           *metrics.Set                 // nil: counters are not exported (validate)
+	log               *slog.Logger
+	maxResponseHeader int
 }
 
 // upstreamKey names the connection settings of an upstream: routes whose
 // keys are equal share one pool.
-func upstreamKey(u *config.Upstream) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t", u.Scheme, u.Host,
-		u.ConnectTimeout, u.ResponseTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify)
+func upstreamKey(u *config.Upstream, o upstreamOptions) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t|%d", u.Scheme, u.Host,
+		u.ConnectTimeout, u.ResponseTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, o.maxResponseHeader)
 }
 
 // Connection lifetimes. Idle connections are dropped before common
@@ -52,7 +75,18 @@ const (
 	maxConnAge  = 5 * time.Minute
 )
 
-func newUpstream(u *config.Upstream, dial fasthttp.DialFuncWithTimeout) (*upstream, error) {
+func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
+	up := &upstream{
+		key:             upstreamKey(u, o),
+		name:            u.Scheme + "://" + u.Host,
+		host:            []byte(u.Host),
+		connectTimeout:  u.ConnectTimeout,
+		responseTimeout: u.ResponseTimeout,
+		log:             o.log,
+	}
+	if up.log == nil {
+		up.log = slog.New(slog.DiscardHandler)
+	}
 	var tlsConfig *tls.Config
 	if u.Scheme == "https" {
 		host, _, err := net.SplitHostPort(u.Host)
@@ -61,250 +95,467 @@ func newUpstream(u *config.Upstream, dial fasthttp.DialFuncWithTimeout) (*upstre
 		}
 		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
 			InsecureSkipVerify: u.InsecureSkipVerify, NextProtos: []string{"http/1.1"}}
-		if u.CAFile != "" {
-			pem, err := os.ReadFile(u.CAFile)
+		if u.CAFile != "" && !u.InsecureSkipVerify {
+			ca, err := cabundle.New(u.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("%s: cannot read upstream caFile: %w", u.Pos, err)
+				return nil, fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s: upstream caFile %s holds no PEM certificate", u.Pos, u.CAFile)
-			}
-			tlsConfig.RootCAs = pool
+			up.ca = ca
+			// The trust bundle is re-read when its file changes, so the
+			// pool is looked up per handshake rather than fixed in the
+			// config; Go's own verification is replaced, not skipped.
+			tlsConfig.InsecureSkipVerify = true //nolint:gosec // verified in VerifyConnection
+			tlsConfig.VerifyConnection = ca.Verifier(host)
 		}
 	}
-	// DNS answers are cached briefly, so that a Kubernetes Service or a
-	// rescheduled pod is found again without a restart.
+	dial := o.dial
 	if dial == nil {
+		// DNS answers are cached briefly, so that a Kubernetes Service or
+		// a rescheduled pod is found again without a restart.
 		dial = (&fasthttp.TCPDialer{DNSCacheDuration: 10 * time.Second}).DialTimeout
 	}
-	hc := &fasthttp.HostClient{
+	maxHeader := o.maxResponseHeader
+	if maxHeader <= 0 {
+		maxHeader = config.DefaultLimits.MaxResponseHeaderBytes
+	}
+	up.hc = &fasthttp.HostClient{
 		Addr:                     u.Host,
 		IsTLS:                    u.Scheme == "https",
 		TLSConfig:                tlsConfig,
-		DialTimeout:              dial,
+		DialTimeout:              dialUpstream(dial),
 		MaxConns:                 u.MaxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
 		MaxIdleConnDuration:      maxIdleConn,
-		ReadBufferSize:           32 << 10,
+		ReadBufferSize:           maxHeader,
 		WriteBufferSize:          16 << 10,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 	}
-	return &upstream{
-		key:             upstreamKey(u),
-		hc:              hc,
-		host:            []byte(u.Host),
-		connectTimeout:  u.ConnectTimeout,
-		responseTimeout: u.ResponseTimeout,
-	}, nil
+	for v := range numViolations {
+		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream="%s",kind="%s"}`,
+			escapeLabel(up.name), violationLabels[v])
+		if o.metrics != nil {
+			up.violations[v] = o.metrics.GetOrCreateCounter(name)
+		} else {
+			up.violations[v] = new(metrics.Counter)
+		}
+	}
+	return up, nil
 }
 
 // close drops the idle connections of an upstream no plan uses any more.
 func (u *upstream) close() { u.hc.CloseIdleConnections() }
 
-// upstreamError classifies a failed round trip for the client and metrics.
-type upstreamError struct {
-	gw     *gatewayError
-	metric string // connect, timeout, reset, protocol
-	err    error
+// violation is a way an upstream broke HTTP/1.1 framing that would have
+// let its bytes be read as another request's answer.
+type violation uint8
+
+const (
+	// extraBytes: bytes after the end of an answer, before the next request.
+	extraBytes violation = iota
+	// idleBytes: bytes that arrived on a pooled connection while it was idle.
+	idleBytes
+	// bodyWithoutContent: a 204 or 304 answer that announced a body.
+	bodyWithoutContent
+	numViolations
+)
+
+var violationLabels = [numViolations]string{"extra_bytes", "idle_bytes", "body_without_content"}
+
+// violated counts a violation and logs it, at most once a second per
+// upstream so that a broken upstream cannot flood the log. The connection
+// it happened on is closed by the caller.
+func (u *upstream) violated(v violation) {
+	u.violations[v].Inc()
+	now := time.Now().UnixNano()
+	last := u.lastWarn.Load()
+	if now-last < int64(time.Second) || !u.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	u.log.Warn("upstream broke HTTP framing; its connection was closed so that no client reads another's answer",
+		"upstream", u.name, "violation", violationLabels[v])
 }
 
-func (e *upstreamError) Error() string { return e.metric + ": " + e.err.Error() }
+// failure is why a round trip to an upstream failed.
+type failure uint8
 
+const (
+	failConnect failure = iota
+	failTimeout
+	failReset
+	failProtocol
+	failSaturated
+	failTLS
+	failHeaderTooLarge
+	numFailures
+)
+
+// failures gives each failure its metric label and the answer the client
+// gets when it happens before the answer has begun.
 var errNoFreeConns = &gatewayError{fasthttp.StatusServiceUnavailable, "upstream_saturated", "every connection to the upstream is busy"}
 
+var failures = [numFailures]struct {
+	label string
+	gw    *gatewayError
+}{
+	failConnect:        {"connect", errUnreachable},
+	failTimeout:        {"timeout", errTimeout},
+	failReset:          {"reset", errUpstreamReset},
+	failProtocol:       {"protocol", errUpstreamProtocol},
+	failSaturated:      {"saturated", errNoFreeConns},
+	failTLS:            {"tls", errUpstreamTLS},
+	failHeaderTooLarge: {"header_too_large", errUpstreamHeaderTooLarge},
+}
+
+func (f failure) String() string { return failures[f].label }
+
+// upstreamError is a failed round trip.
+type upstreamError struct {
+	kind failure
+	err  error
+}
+
+func (e *upstreamError) Error() string { return e.kind.String() + ": " + e.err.Error() }
+
 func classify(err error, connecting bool) *upstreamError {
-	var ne net.Error
-	isTimeout := errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
-		(errors.As(err, &ne) && ne.Timeout())
+	var (
+		small   *fasthttp.ErrSmallBuffer
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+		hostErr x509.HostnameError
+		record  tls.RecordHeaderError
+		alert   tls.AlertError
+	)
+	kind := failProtocol
 	switch {
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return &upstreamError{errNoFreeConns, "saturated", err}
-	case isTimeout:
-		return &upstreamError{errTimeout, "timeout", err}
+		kind = failSaturated
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &hostErr),
+		errors.As(err, &record), errors.As(err, &alert):
+		kind = failTLS
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), isTimeout(err):
+		kind = failTimeout
+	case errors.As(err, &small):
+		kind = failHeaderTooLarge
 	case connecting:
-		return &upstreamError{errUnreachable, "connect", err}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, fasthttp.ErrConnectionClosed):
-		return &upstreamError{errUnreachable, "reset", err}
+		kind = failConnect
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, fasthttp.ErrConnectionClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		kind = failReset
+	default:
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			kind = failReset
+		}
 	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return &upstreamError{errUnreachable, "reset", err}
-	}
-	return &upstreamError{errUpstreamProtocol, "protocol", err}
+	return &upstreamError{kind, err}
+}
+
+// trip is what the round trip of one request needs from the request path.
+// It lives in the request's pooled state.
+type trip struct {
+	// http10 says the client speaks HTTP/1.0, which cannot take a chunked
+	// answer: a body of unknown length then goes out delimited by the
+	// connection's close.
+	http10 bool
+	// clientWriteTimeout bounds each write to the client while a body
+	// streams.
+	clientWriteTimeout time.Duration
+	// body is the request body when it streams from the client.
+	body *limitedBody
+	// stream is the answer's body when it streams (set by forward).
+	stream *bodyStream
+	// route the request took, for the stream's metrics and log.
+	route *route
 }
 
 // forward sends ctx.Request, already rewritten for the upstream, and reads
 // the answer into ctx.Response. A body of known small length is read whole;
-// any other streams to the client through a pooled reader that returns the
-// connection to the pool once the body has been read to its end.
+// any other streams to the client (see bodyStream).
 //
-// A request that is idempotent and has no body is sent once more on a fresh
-// connection when the first attempt could not connect or found a pooled
-// connection closed by the upstream.
-//
-// http10 says the client speaks HTTP/1.0, which cannot take a chunked
-// answer: a body of unknown length is then read whole, up to
-// maxHTTP10Body, and sent with its length.
-func (u *upstream) forward(ctx *fasthttp.RequestCtx, http10 bool, clientWriteTimeout time.Duration) *upstreamError {
-	req := &ctx.Request
-	// -2 is fasthttp's "no framing header": a request without a body.
-	cl := req.Header.ContentLength()
-	canRetry := isIdempotent(req) && (cl == 0 || cl == -2)
-	connectRetried := false
-	for attempt := 0; ; attempt++ {
-		retry, err := u.roundTrip(ctx, http10, clientWriteTimeout)
-		if err == nil {
-			return nil
-		}
-		if !retry || !canRetry || attempt >= maxStaleRetries {
-			return err
-		}
-		// A refused connection is tried once more; a pooled connection the
-		// upstream had closed is not the upstream's fault, and the next
-		// pooled one may be just as stale after an upstream restart.
-		if err.metric == "connect" {
-			if connectRetried {
-				return err
-			}
-			connectRetried = true
-		}
+// A request is sent again, once, on another connection only when it cannot
+// have been processed: no connection could be made, or a pooled connection
+// turned out closed by the upstream before the request reached it. Only an
+// idempotent request whose body is in memory is sent again.
+func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
+	uerr, unprocessed := u.roundTrip(ctx, t)
+	if uerr == nil || !unprocessed || !isIdempotent(&ctx.Request) || ctx.Request.IsBodyStream() {
+		return uerr
 	}
+	uerr, _ = u.roundTrip(ctx, t)
+	return uerr
 }
-
-// maxStaleRetries bounds how many dead pooled connections one request may
-// meet before it fails.
-const maxStaleRetries = 4
 
 func isIdempotent(req *fasthttp.Request) bool {
 	h := &req.Header
 	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()
 }
 
-// maxHTTP10Body bounds what is buffered for an HTTP/1.0 client.
-const maxHTTP10Body = 16 << 20
-
 var (
 	http11                = []byte("HTTP/1.1")
 	errUpgradeUnsupported = errors.New("the upstream switched protocols, which the gateway does not proxy")
 	errTooManyInterim     = errors.New("the upstream sent too many 1xx responses")
+	errStatusLine         = errors.New("the upstream's status line is not HTTP/1.x with a status from 100 to 599")
 )
 
-func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, http10 bool, clientWriteTimeout time.Duration) (retry bool, uerr *upstreamError) {
+// earlyAnswerGrace is how long the gateway looks for an answer once
+// sending the request failed: an upstream that refuses a body (413, 401)
+// often answers and closes before reading it, and its answer is then
+// already on the connection.
+const earlyAnswerGrace = 100 * time.Millisecond
+
+// maxProbes bounds how many pooled connections one request may find
+// closed or dirty before it dials a new one.
+const maxProbes = 64
+
+// roundTrip sends the request once. unprocessed says the upstream cannot
+// have seen the request, so that sending it again is safe.
+func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError, unprocessed bool) {
 	req, resp := &ctx.Request, &ctx.Response
 	cc, err := u.hc.AcquireConn(u.connectTimeout, false)
+	reused := false
+	for probes := 0; err == nil; probes++ {
+		reused = !cc.LastUseTime().Before(cc.CreatedTime())
+		if !reused || probes == maxProbes {
+			break
+		}
+		state := idle(cc.Conn(), nil)
+		if state == idleClean {
+			break
+		}
+		if state == idleData {
+			u.violated(idleBytes)
+		}
+		u.hc.CloseConn(cc)
+		cc, err = u.hc.AcquireConn(u.connectTimeout, false)
+	}
 	if err != nil {
 		ue := classify(err, true)
-		return ue.metric == "connect", ue
+		return ue, ue.kind == failConnect
 	}
-	reused := !cc.LastUseTime().Before(cc.CreatedTime())
 	conn := cc.Conn()
-	now := time.Now()
+	start := time.Now()
 	// fasthttp enforces MaxConnDuration only inside HostClient.Do.
-	closeAfter := now.Sub(cc.CreatedTime()) > maxConnAge
-	if err := conn.SetWriteDeadline(now.Add(u.responseTimeout)); err != nil {
-		u.hc.CloseConn(cc)
-		return reused, classify(err, false)
-	}
-	bw := u.hc.AcquireWriter(conn)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	u.hc.ReleaseWriter(bw)
-	if err != nil {
-		u.hc.CloseConn(cc)
-		return reused && staleConn(err), classify(err, false)
-	}
-	if err := conn.SetReadDeadline(now.Add(u.responseTimeout)); err != nil {
-		u.hc.CloseConn(cc)
-		return false, classify(err, false)
-	}
+	closeAfter := start.Sub(cc.CreatedTime()) > maxConnAge
 	br := u.hc.AcquireReader(conn)
-	fail := func(err error, retry bool) (bool, *upstreamError) {
+	bw := u.hc.AcquireWriter(conn)
+	// release gives the connection back after a complete answer, or closes
+	// it when it cannot carry another exchange. Bytes left on it are an
+	// upstream breaking HTTP framing, counted even when the connection
+	// closes anyway.
+	release := func(keep bool) {
+		state := idle(conn, br)
+		if state == idleData {
+			u.violated(extraBytes)
+		}
+		u.hc.ReleaseReader(br)
+		if keep && state == idleClean {
+			u.hc.ReleaseConn(cc)
+		} else {
+			u.hc.CloseConn(cc)
+		}
+	}
+	fail := func(err error, unprocessed bool) (*upstreamError, bool) {
 		u.hc.ReleaseReader(br)
 		u.hc.CloseConn(cc)
 		resp.Reset()
-		return retry, classify(err, false)
+		return classify(err, false), unprocessed
 	}
+
+	// Send the request. A body that streams from the client is sent by a
+	// writer of its own while this goroutine waits for the answer, which
+	// may come before the body is sent in full.
+	var w *requestWriter
+	var werr error
+	_ = conn.SetWriteDeadline(start.Add(u.responseTimeout))
+	if t.body != nil && req.IsBodyStream() {
+		t.body.up, t.body.upTimeout = conn, u.responseTimeout
+		_ = conn.SetReadDeadline(time.Time{})
+		w = startRequestWriter(req, bw, conn, u.responseTimeout)
+	} else {
+		if werr = req.Write(bw); werr == nil {
+			werr = bw.Flush()
+		}
+		u.hc.ReleaseWriter(bw)
+		switch {
+		case werr == nil:
+			// The response timeout counts from the end of the request.
+			_ = conn.SetReadDeadline(time.Now().Add(u.responseTimeout))
+		case reused && staleConn(werr):
+			// The upstream had closed the pooled connection: nothing of
+			// the request reached it.
+			return fail(werr, true)
+		default:
+			_ = conn.SetReadDeadline(time.Now().Add(earlyAnswerGrace))
+		}
+	}
+
+	var rerr error
 	for n := 0; ; n++ {
-		if err := resp.Header.Read(br); err != nil {
-			// A pooled connection the upstream had closed fails before the
-			// first byte: that is safe to send again.
-			return fail(err, reused && n == 0 && staleConn(err))
+		if rerr = checkStatusLine(br); rerr != nil {
+			break
+		}
+		if rerr = resp.Header.Read(br); rerr != nil {
+			break
 		}
 		sc := resp.StatusCode()
 		if sc == fasthttp.StatusSwitchingProtocols {
-			return fail(errUpgradeUnsupported, false)
+			rerr = errUpgradeUnsupported
+			break
 		}
 		if sc >= 200 {
 			break
 		}
 		if n >= 16 {
-			return fail(errTooManyInterim, false)
+			rerr = errTooManyInterim
+			break
 		}
 	}
+	early := werr != nil
+	if w != nil {
+		if !w.finished() {
+			// An answer (or a failure) before the whole body was sent: the
+			// rest is not sent.
+			t.body.abandon()
+			early = true
+		}
+		werr = w.wait()
+		u.hc.ReleaseWriter(bw)
+		early = early || werr != nil
+	}
+	if rerr != nil {
+		if werr != nil {
+			// No answer: the failure to send is what went wrong.
+			rerr = werr
+		}
+		// A reset on a pooled connection before any answer means the
+		// request met a socket the upstream had closed: it was not
+		// processed. A plain end of stream may follow a request the
+		// upstream read, so it is not sent again.
+		u2, _ := fail(rerr, false)
+		return u2, reused && !early && errors.Is(rerr, syscall.ECONNRESET)
+	}
+	if early {
+		// The upstream answered without reading all of the request: the
+		// connection cannot carry another one. (The client's connection is
+		// the handler's concern: what is left of its body is unread.)
+		closeAfter = true
+	}
+
 	// Framing is read before any header is removed: a Connection header
 	// may name Content-Length, and what is left of the body on the socket
 	// must be known either way.
 	closeAfter = closeAfter || resp.ConnectionClose()
 	cl := resp.Header.ContentLength()
 	sc := resp.StatusCode()
+	head := req.Header.IsHead()
+	noContent := sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified
+	if noContent && (cl == -1 || (sc == fasthttp.StatusNoContent && cl > 0)) {
+		// A 204 may have no Content-Length but 0; a 304's describes the
+		// representation, not this message; neither may be chunked.
+		u.violated(bodyWithoutContent)
+		closeAfter = true
+	}
+	if head && (cl > 0 || cl == -1) {
+		// An answer to HEAD carries no body, but an upstream that answers
+		// HEAD as it answers GET sends one anyway, maybe a moment later:
+		// such a connection is not trusted with another request.
+		closeAfter = true
+	}
 	removeHopHeaders(&resp.Header)
 	resp.Header.ResetConnectionClose()
 	resp.Header.SetProtocol(http11)
 
-	noBody := req.Header.IsHead() || sc == fasthttp.StatusNoContent || sc == fasthttp.StatusNotModified
-	if noBody || (cl >= 0 && cl <= smallBody) || (http10 && cl < 0) {
-		switch {
-		case noBody:
-			resp.SkipBody = req.Header.IsHead()
-		case http10 && cl < 0:
-			if err := resp.ReadBody(br, maxHTTP10Body); err != nil {
-				return fail(err, false)
-			}
-			closeAfter = closeAfter || cl == -2
-		default:
-			if err := resp.ReadBody(br, 0); err != nil {
-				return fail(err, false)
-			}
+	switch {
+	case head || noContent:
+		resp.SkipBody = head
+		release(!closeAfter)
+		return nil, false
+	case cl >= 0 && cl <= smallBody:
+		if err := resp.ReadBody(br, 0); err != nil {
+			return fail(err, false)
 		}
-		u.hc.ReleaseReader(br)
-		if closeAfter {
-			u.hc.CloseConn(cc)
-		} else {
-			u.hc.ReleaseConn(cc)
-		}
-		return false, nil
+		release(!closeAfter)
+		return nil, false
 	}
+
 	// The connection's type is fasthttp's own and unexported, so the stream
 	// keeps a closure that gives it back; this costs one allocation, on the
 	// streaming path only.
 	s := bodyStreamPool.Get().(*bodyStream)
 	s.u, s.conn, s.br, s.closeAfter = u, conn, br, closeAfter || cl == -2
-	s.client, s.writeTimeout = ctx.Conn(), clientWriteTimeout
-	s.done = func(closeConn bool) {
-		if closeConn {
-			u.hc.CloseConn(cc)
-		} else {
+	s.client, s.writeTimeout = ctx.Conn(), t.clientWriteTimeout
+	s.route = t.route
+	s.done = func(keep bool) {
+		if keep {
 			u.hc.ReleaseConn(cc)
+		} else {
+			u.hc.CloseConn(cc)
 		}
 	}
 	resp.Header.CopyTo(&s.resp.Header)
 	s.resp.Header.SetContentLength(cl)
 	s.resp.StreamBody = true
 	if err := s.resp.ReadBody(br, 0); err != nil {
-		s.resp.Reset()
-		s.reset()
+		s.recycle()
 		return fail(err, false)
 	}
 	s.body = s.resp.BodyStream()
+	// The headers go out with the first bytes of the body, so that an
+	// upstream that fails before sending any is answered 502, not with a
+	// truncated 200. An event stream's headers go out at once: its first
+	// event may be long in coming.
+	if !isEventStream(&resp.Header) {
+		if err := s.prefetch(); err != nil {
+			_ = s.resp.CloseBodyStream()
+			s.recycle()
+			return fail(err, false)
+		}
+	}
 	if cl < 0 {
 		cl = -1
 	}
+	t.stream = s
+	if t.http10 && cl < 0 {
+		// The answer is set up by streamHTTP10 once the response policies
+		// have run.
+		return nil, false
+	}
+	resp.ImmediateHeaderFlush = true
 	resp.SetBodyStream(s, cl)
-	return false, nil
+	return nil, false
+}
+
+// checkStatusLine refuses a status line that fasthttp would read leniently:
+// "000" becomes 200 there, and codes outside 100–599 are no HTTP status.
+func checkStatusLine(br *bufio.Reader) error {
+	// "HTTP/1.1 200" is twelve bytes; an answer shorter than that is not
+	// one, and Header.Read says why.
+	b, err := br.Peek(12)
+	if err != nil {
+		return nil
+	}
+	if string(b[:7]) != "HTTP/1." || b[8] != ' ' {
+		return errStatusLine
+	}
+	code := 0
+	for _, c := range b[9:12] {
+		if c < '0' || c > '9' {
+			return errStatusLine
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 || code > 599 {
+		return errStatusLine
+	}
+	return nil
+}
+
+func isEventStream(h *fasthttp.ResponseHeader) bool {
+	ct := h.ContentType()
+	const es = "text/event-stream"
+	return len(ct) >= len(es) && asciiEqualFold(ct[:len(es)], es)
 }
 
 // staleConn reports whether err is what a pooled connection the upstream
@@ -314,24 +565,110 @@ func staleConn(err error) bool {
 		errors.Is(err, fasthttp.ErrConnectionClosed)
 }
 
-// bodyStream streams an upstream response body to the client and hands the
-// connection back when the client side closes it.
+// requestWriter sends a request whose body streams from the client, on a
+// goroutine of its own, so that the upstream's answer can be read while
+// the body is still being sent.
+type requestWriter struct {
+	req     *fasthttp.Request
+	bw      *bufio.Writer
+	conn    net.Conn
+	timeout time.Duration
+	done    chan error
+	err     error
+	over    atomic.Bool
+}
+
+var requestWriterPool = sync.Pool{New: func() any { return &requestWriter{done: make(chan error, 1)} }}
+
+func startRequestWriter(req *fasthttp.Request, bw *bufio.Writer, conn net.Conn, timeout time.Duration) *requestWriter {
+	w := requestWriterPool.Get().(*requestWriter)
+	w.req, w.bw, w.conn, w.timeout = req, bw, conn, timeout
+	go w.run()
+	return w
+}
+
+func (w *requestWriter) run() {
+	err := w.req.Write(w.bw)
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	if err == nil {
+		// The response timeout counts from the end of the request.
+		_ = w.conn.SetReadDeadline(time.Now().Add(w.timeout))
+	} else {
+		// Whatever the upstream answered before this is read already or
+		// arriving; the reader waits no longer than that.
+		_ = w.conn.SetReadDeadline(time.Now().Add(earlyAnswerGrace))
+	}
+	w.over.Store(true)
+	w.done <- err
+}
+
+// finished reports whether the whole request has been sent (or failed).
+func (w *requestWriter) finished() bool { return w.over.Load() }
+
+// wait returns the writer's result once it has stopped, and recycles it.
+func (w *requestWriter) wait() error {
+	err := <-w.done
+	w.req, w.bw, w.conn = nil, nil, nil
+	w.over.Store(false)
+	requestWriterPool.Put(w)
+	return err
+}
+
+// bodyStream streams an upstream answer's body to the client and hands the
+// connection back when the client side closes it. A failure mid-body is
+// counted and logged: the client has its status already, so only the
+// connection's close can tell it.
 type bodyStream struct {
 	u            *upstream
+	route        *route
 	conn         net.Conn
 	client       net.Conn
 	writeTimeout time.Duration
-	done         func(closeConn bool)
+	done         func(keep bool)
 	br           *bufio.Reader
 	resp         fasthttp.Response
 	body         io.Reader
+	first        []byte // prefetched start of the body
+	off          int
+	sent         int64
 	eof          bool
+	failed       bool
 	closeAfter   bool
+	hdr          fasthttp.ResponseHeader // the HTTP/1.0 answer's headers
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
 
+// prefetchSize bounds the first read of a streamed body.
+const prefetchSize = 16 << 10
+
+// prefetch reads the first bytes of the body before the headers go out.
+func (s *bodyStream) prefetch() error {
+	if cap(s.first) < prefetchSize {
+		s.first = make([]byte, prefetchSize)
+	}
+	s.first = s.first[:prefetchSize]
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.u.responseTimeout))
+	n, err := s.body.Read(s.first)
+	s.first = s.first[:n]
+	switch {
+	case err == io.EOF:
+		s.eof = true
+	case err != nil && n == 0:
+		return err
+	}
+	return nil
+}
+
 func (s *bodyStream) Read(p []byte) (int, error) {
+	if s.off < len(s.first) {
+		n := copy(p, s.first[s.off:])
+		s.off += n
+		s.sent += int64(n)
+		return n, nil
+	}
 	if s.eof {
 		return 0, io.EOF
 	}
@@ -345,25 +682,95 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		_ = s.client.SetWriteDeadline(now.Add(s.writeTimeout))
 	}
 	n, err := s.body.Read(p)
-	if err == io.EOF {
+	s.sent += int64(n)
+	switch {
+	case err == io.EOF:
 		s.eof = true
+	case err != nil:
+		s.midStream(err)
 	}
 	return n, err
+}
+
+// midStream counts and logs an upstream that failed after its answer began.
+func (s *bodyStream) midStream(err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	ue := classify(err, false)
+	if s.route != nil {
+		s.route.m.bodyError(ue.kind)
+		s.u.log.Warn("upstream failed while its body streamed; the client's answer is cut short",
+			"route", s.route.id, "reason", ue.kind.String(), "sent", s.sent, "error", err.Error())
+	}
 }
 
 // Close returns the connection to the pool when the body was read to its
 // end, and closes it otherwise (the client went away mid-body).
 func (s *bodyStream) Close() error {
 	_ = s.resp.CloseBodyStream()
+	keep := !s.closeAfter && s.eof
+	if s.eof {
+		state := idle(s.conn, s.br)
+		if state == idleData {
+			s.u.violated(extraBytes)
+		}
+		keep = keep && state == idleClean
+	}
 	s.u.hc.ReleaseReader(s.br)
-	s.done(s.closeAfter || !s.eof)
-	s.resp.Reset()
-	s.reset()
+	s.done(keep)
+	s.recycle()
 	return nil
 }
 
-func (s *bodyStream) reset() {
-	s.u, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil
-	s.eof, s.closeAfter, s.writeTimeout = false, false, 0
+func (s *bodyStream) recycle() {
+	s.resp.Reset()
+	s.hdr.Reset()
+	s.u, s.route, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil, nil
+	s.first, s.off, s.sent = s.first[:0], 0, 0
+	s.eof, s.failed, s.closeAfter, s.writeTimeout = false, false, false, 0
 	bodyStreamPool.Put(s)
 }
+
+// streamHTTP10 sends an answer of unknown length to an HTTP/1.0 client,
+// which cannot take it chunked: the body goes out as it arrives and the
+// connection's close ends it, as nginx does. ctx.Response holds the final
+// headers, after the response policies.
+func streamHTTP10(ctx *fasthttp.RequestCtx, s *bodyStream) {
+	ctx.Response.Header.CopyTo(&s.hdr)
+	s.hdr.Del(fasthttp.HeaderTransferEncoding)
+	s.hdr.SetContentLength(-2) // no framing header; also sets Connection: close
+	s.hdr.SetConnectionClose()
+	ctx.Response.SkipBody = true
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(s.serveUntilClose)
+}
+
+func (s *bodyStream) serveUntilClose(c net.Conn) {
+	defer s.Close()
+	s.client = nil // the deadline is set here, per write
+	_ = c.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	if _, err := c.Write(s.hdr.Header()); err != nil {
+		return
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			if s.writeTimeout > 0 {
+				_ = c.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+			}
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// idleState is what waits unread on an upstream connection between two
+// exchanges.
+type idleState uint8
+
+const (
+	// idleClean: nothing; the connection may carry the next request.
+	idleClean idleState = iota
+	// idleData: bytes the upstream sent outside any exchange. Read as the
+	// next request's answer they would shift every later answer on the
+	// connection by one: another client's response to this one.
+	idleData
+	// idleClosed: the upstream closed or reset the connection.
+	idleClosed
+)
+
+// upstreamConn is a connection the gateway dialed to an upstream. It can
+// tell, without reading and without waiting, whether bytes or an end of
+// stream are waiting on it (see idle).
+type upstreamConn struct {
+	net.Conn
+	raw   syscall.RawConn // nil when the connection is not a socket
+	probe func(fd uintptr)
+	state idleState
+	buf   [1]byte
+}
+
+// dialUpstream wraps a dial function so that every connection it makes
+// can be probed while idle.
+func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error)) func(string, time.Duration) (net.Conn, error) {
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		uc := &upstreamConn{Conn: c}
+		if sc, ok := c.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				uc.raw = raw
+				// Bound once here, so that probing allocates nothing.
+				uc.probe = uc.peekFD
+			}
+		}
+		return uc, nil
+	}
+}
+
+// idle reports what waits on c: bytes left in br (the reader the last
+// answer was read with, or nil), in a TLS layer's buffers, or in the
+// socket. It neither blocks nor consumes anything a clean connection
+// holds.
+func idle(c net.Conn, br *bufio.Reader) idleState {
+	if br != nil && br.Buffered() > 0 {
+		return idleData
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		// A TLS connection may hold records it has read from the socket
+		// but not yet handed out. A read that may not wait tells.
+		if br != nil {
+			if s := tlsBuffered(tc); s != idleClean {
+				return s
+			}
+		}
+		c = tc.NetConn()
+	}
+	uc, ok := c.(*upstreamConn)
+	if !ok || uc.raw == nil {
+		return idleClean
+	}
+	if err := uc.raw.Control(uc.probe); err != nil {
+		return idleClosed
+	}
+	return uc.state
+}
+
+// tlsBuffered looks for data a TLS connection has buffered. It is called
+// only right after an answer was read, when the TLS layer may still hold
+// what came in the same reads; later bytes can only be in the socket.
+func tlsBuffered(tc *tls.Conn) idleState {
+	var one [1]byte
+	if err := tc.SetReadDeadline(aLongTimeAgo); err != nil {
+		return idleClosed
+	}
+	n, err := tc.Read(one[:])
+	switch {
+	case n > 0:
+		return idleData
+	case isTimeout(err):
+		return idleClean
+	default:
+		return idleClosed
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed: a read with it takes only
+// what is already buffered.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
