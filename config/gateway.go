@@ -694,6 +694,16 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.MaxConns = int(c)
 			good(g)
 		},
+		"pathParameters": func(_, v *yaml.Node) {
+			s, g := d.requiredStr(v, "limits pathParameters")
+			if g && s != string(PathParametersReject) && s != string(PathParametersStrip) {
+				d.errorf(v, "limits pathParameters %q is not supported; use reject (the default: answer 400 to a path with ';' in it) "+
+					"or strip (remove ';' and the rest of each segment before routing, as Java servlet containers do)", s)
+				g = false
+			}
+			lim.PathParameters = PathParameters(s)
+			good(g)
+		},
 	}) || !ok {
 		return
 	}
@@ -726,6 +736,9 @@ func withDefaults(l Limits) Limits {
 	}
 	if l.MaxConns == 0 {
 		l.MaxConns = def.MaxConns
+	}
+	if l.PathParameters == "" {
+		l.PathParameters = def.PathParameters
 	}
 	return l
 }

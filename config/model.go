@@ -173,7 +173,24 @@ type Limits struct {
 	WriteTimeout       time.Duration
 	IdleTimeout        time.Duration
 	MaxConns           int
+	// PathParameters says what happens to a request path with ';' path
+	// parameters ("/a;jsessionid=1/b"), which Java servlet containers
+	// strip before they route but other upstreams do not.
+	PathParameters PathParameters
 }
+
+// PathParameters is what the gateway does with ';' path parameters.
+type PathParameters string
+
+const (
+	// PathParametersReject answers 400 to a path with a ';' or %3B in
+	// it, before routing.
+	PathParametersReject PathParameters = "reject"
+	// PathParametersStrip removes a raw ';' and the rest of its segment
+	// before the path is normalised, routed and forwarded; %3B is still
+	// answered with 400.
+	PathParametersStrip PathParameters = "strip"
+)
 
 // DefaultLimits are what Limits holds when the config says nothing.
 var DefaultLimits = Limits{
@@ -183,4 +200,5 @@ var DefaultLimits = Limits{
 	WriteTimeout:       60 * time.Second,
 	IdleTimeout:        90 * time.Second,
 	MaxConns:           10000,
+	PathParameters:     PathParametersReject,
 }

@@ -93,6 +93,7 @@ type LimitsView struct {
 	WriteTimeout       string `json:"writeTimeout"`
 	IdleTimeout        string `json:"idleTimeout"`
 	MaxConnections     int    `json:"maxConnections"`
+	PathParameters     string `json:"pathParameters"`
 }
 
 // Redacted returns the admin view of c. It builds new values and leaves c
@@ -113,6 +114,7 @@ func (c *Config) Redacted() *View {
 			WriteTimeout:       c.Limits.WriteTimeout.String(),
 			IdleTimeout:        c.Limits.IdleTimeout.String(),
 			MaxConnections:     c.Limits.MaxConns,
+			PathParameters:     string(c.Limits.PathParameters),
 		},
 	}
 	for _, s := range c.Sources {

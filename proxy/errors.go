@@ -22,6 +22,7 @@ const (
 	reasonUpstreamProtocol = "upstream_protocol_error"
 	reasonClientBody       = "client_body_incomplete"
 	reasonOverloaded       = "overloaded"
+	reasonPathParameters   = "path_parameters"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -43,6 +44,7 @@ var (
 	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
 	errClientBody       = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
 	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+	errPathParameters   = &gatewayError{fasthttp.StatusBadRequest, reasonPathParameters, "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

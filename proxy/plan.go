@@ -18,13 +18,15 @@ import (
 // plan is one compiled config generation: what the request path reads.
 // It is immutable once built and safe for concurrent use.
 type plan struct {
-	cfg      *config.Config
-	router   *router.Router
-	routes   []*route
-	chains   *chain.Set
-	trusted  trustedSet
-	noRoute  *routeMetrics
-	inflight atomic.Int64
+	cfg     *config.Config
+	router  *router.Router
+	routes  []*route
+	chains  *chain.Set
+	trusted trustedSet
+	noRoute *routeMetrics
+	// stripParams: ';' path parameters are stripped, not refused.
+	stripParams bool
+	inflight    atomic.Int64
 }
 
 // route is a config route compiled for the request path.
@@ -56,7 +58,8 @@ type routeMetrics struct {
 // only looks them up.
 var (
 	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
-		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
+		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded,
+		errPathParameters}
 	upstreamReasons = []string{"connect", "timeout", "reset", "protocol", "saturated"}
 )
 
@@ -150,7 +153,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		return nil, err
 	}
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
-		noRoute: c.routeMetrics("")}
+		noRoute: c.routeMetrics(""), stripParams: cfg.Limits.PathParameters == config.PathParametersStrip}
 	fresh := map[string]*upstream{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
