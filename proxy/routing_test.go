@@ -111,6 +111,36 @@ func TestPathParametersStripped(t *testing.T) {
 	}
 }
 
+// TestMethodDoesNotFallThrough: the most specific pattern decides; a method
+// it does not allow is a 405, never a trip to a broader route without its
+// policies.
+func TestMethodDoesNotFallThrough(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, adminYAML(up.URL, ""))
+	for _, method := range []string{"DELETE", "POST", "PUT"} {
+		resp := proxytest.Do(t, method, gw.URL+"/api/admin/users/1", nil, nil)
+		if resp.StatusCode() != 405 || string(resp.Header.Peek("Allow")) != "GET, HEAD" ||
+			string(resp.Header.Peek("X-Flexgate-Error")) != "method_not_allowed" {
+			t.Errorf("%s /api/admin/users/1 = %d, Allow %q, error %q; want 405, Allow GET, HEAD", method,
+				resp.StatusCode(), resp.Header.Peek("Allow"), resp.Header.Peek("X-Flexgate-Error"))
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if n := up.Count.Load(); n != 0 {
+		t.Fatalf("the upstream received %d requests, want 0", n)
+	}
+	resp := proxytest.Do(t, "GET", gw.URL+"/api/admin/users/1", nil, nil)
+	if resp.StatusCode() != 401 {
+		t.Errorf("GET without credentials = %d, want 401", resp.StatusCode())
+	}
+	fasthttp.ReleaseResponse(resp)
+	resp = proxytest.Do(t, "DELETE", gw.URL+"/api/orders/1", nil, nil)
+	if resp.StatusCode() != 200 || up.Last(t).URI != "/api/orders/1" {
+		t.Errorf("DELETE /api/orders/1 = %d, want 200 from route api", resp.StatusCode())
+	}
+	fasthttp.ReleaseResponse(resp)
+}
+
 // TestPoliciesReadTheRoutedPath: $request.path is the path that was routed
 // and is forwarded, not the one the client sent, so that a policy keyed on
 // it (a rate-limit identifier, say) cannot be dodged by spelling the path
