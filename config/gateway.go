@@ -264,6 +264,7 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 	before := d.errs.len()
 	var idNode, pathNode, upstreamNode *yaml.Node
 	var pathPos []Pos
+	var without []strEntry
 	if !d.mapping(n, "route", map[string]field{
 		"id": func(_, v *yaml.Node) {
 			idNode = v
@@ -326,8 +327,23 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 				r.Policies = append(r.Policies, spec)
 			})
 		},
+		"withoutPolicies": func(_, v *yaml.Node) {
+			without = d.strEntries(v, "route withoutPolicies", false)
+			for _, e := range without {
+				r.WithoutPolicies = append(r.WithoutPolicies, e.val)
+			}
+		},
 	}) {
 		return 0
+	}
+	for _, e := range without {
+		for _, p := range r.Policies {
+			if p.Name == e.val {
+				d.errorf(e.node, "route %q runs policy %q and also lists it in withoutPolicies; remove one of the two", r.ID, e.val)
+				ok = false
+				break
+			}
+		}
 	}
 	if idNode == nil {
 		d.errorf(n, "route has no id; add `id: <unique name>`")

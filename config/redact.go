@@ -59,6 +59,7 @@ type RouteView struct {
 	Upstream           UpstreamView `json:"upstream"`
 	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
 	Policies           []PolicyView `json:"policies"`
+	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
 }
 
 // UpstreamView is an Upstream in the admin view.
@@ -134,6 +135,7 @@ func (c *Config) Redacted() *View {
 		u := r.Upstream
 		rv := RouteView{
 			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
+			WithoutPolicies: r.WithoutPolicies,
 			Upstream: UpstreamView{URL: u.URL(), Host: u.HostHeader,
 				ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
 				MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify},

@@ -224,7 +224,9 @@ func parsePattern(p string) ([]segment, error) {
 	return segs, nil
 }
 
-func (r *Router) insert(segs []segment, e Entry) {
+// insert adds e's pattern segs to the trie and returns the terminal that
+// holds the routes of that pattern.
+func (r *Router) insert(segs []segment, e Entry) *terminal {
 	n := &r.root
 	for _, s := range segs {
 		switch s.kind {
@@ -249,13 +251,14 @@ func (r *Router) insert(segs []segment, e Entry) {
 				n.tail = &terminal{}
 			}
 			n.tail.add(e)
-			return
+			return n.tail
 		}
 	}
 	if n.end == nil {
 		n.end = &terminal{}
 	}
 	n.end.add(e)
+	return n.end
 }
 
 func (t *terminal) add(e Entry) {
