@@ -264,6 +264,7 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 	before := d.errs.len()
 	var idNode, pathNode, upstreamNode *yaml.Node
 	var pathPos []Pos
+	var without []strEntry
 	if !d.mapping(n, "route", map[string]field{
 		"id": func(_, v *yaml.Node) {
 			idNode = v
@@ -326,8 +327,23 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 				r.Policies = append(r.Policies, spec)
 			})
 		},
+		"withoutPolicies": func(_, v *yaml.Node) {
+			without = d.strEntries(v, "route withoutPolicies", false)
+			for _, e := range without {
+				r.WithoutPolicies = append(r.WithoutPolicies, e.val)
+			}
+		},
 	}) {
 		return 0
+	}
+	for _, e := range without {
+		for _, p := range r.Policies {
+			if p.Name == e.val {
+				d.errorf(e.node, "route %q runs policy %q and also lists it in withoutPolicies; remove one of the two", r.ID, e.val)
+				ok = false
+				break
+			}
+		}
 	}
 	if idNode == nil {
 		d.errorf(n, "route has no id; add `id: <unique name>`")
@@ -703,6 +719,16 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.MaxConns = int(c)
 			good(g)
 		},
+		"pathParameters": func(_, v *yaml.Node) {
+			s, g := d.requiredStr(v, "limits pathParameters")
+			if g && s != string(PathParametersReject) && s != string(PathParametersStrip) {
+				d.errorf(v, "limits pathParameters %q is not supported; use reject (the default: answer 400 to a path with ';' in it) "+
+					"or strip (remove ';' and the rest of each segment before routing, as Java servlet containers do)", s)
+				g = false
+			}
+			lim.PathParameters = PathParameters(s)
+			good(g)
+		},
 	}) || !ok {
 		return
 	}
@@ -738,6 +764,9 @@ func withDefaults(l Limits) Limits {
 	}
 	if l.MaxConns == 0 {
 		l.MaxConns = def.MaxConns
+	}
+	if l.PathParameters == "" {
+		l.PathParameters = def.PathParameters
 	}
 	return l
 }

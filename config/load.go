@@ -70,6 +70,7 @@ func Load(paths []string) (*Config, error) {
 	if !l.limitsSet {
 		l.cfg.Limits = DefaultLimits
 	}
+	l.cfg.Warnings = shadowWarnings(l.cfg.Routes)
 	l.cfg.Hash = hex.EncodeToString(h.Sum(nil))
 	return l.cfg, nil
 }

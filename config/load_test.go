@@ -216,6 +216,7 @@ func TestLoadFullRoute(t *testing.T) {
   limits:
     maxRequestBodySize: 1MB
     readTimeout: 5s
+    pathParameters: strip
 `)
 	dir := filepath.Dir(cfg.Sources[0].Path)
 	if got := cfg.Listeners[0]; got.Address != "127.0.0.1:8080" || got.Protocol != "HTTP" || got.TLS != nil {
@@ -256,6 +257,7 @@ func TestLoadFullRoute(t *testing.T) {
 	lim := DefaultLimits
 	lim.MaxRequestBodySize = 1000 * 1000
 	lim.ReadTimeout = 5 * time.Second
+	lim.PathParameters = PathParametersStrip
 	if cfg.Limits != lim {
 		t.Errorf("limits = %+v", cfg.Limits)
 	}
@@ -390,7 +392,13 @@ func TestLoadErrors(t *testing.T) {
 		{"limits bad duration", head + "  limits:\n    idleTimeout: forever\n", "a.yaml:7:18",
 			[]string{"idleTimeout", "duration"}},
 		{"limits unknown field", head + "  limits:\n    maxBody: 1\n", "a.yaml:7:5",
-			[]string{`unknown field "maxBody"`, "maxHeaderSize", "maxRequestBodySize"}},
+			[]string{`unknown field "maxBody"`, "maxHeaderSize", "maxRequestBodySize", "pathParameters"}},
+		{"limits pathParameters", head + "  limits:\n    pathParameters: allow\n", "a.yaml:7:21",
+			[]string{`pathParameters "allow" is not supported`, "use reject", "or strip"}},
+		{"path with a parameter", head + "  routes:\n    - id: r\n      path: [/ok, \"/a;jsessionid=1/b\"]\n      upstream: {url: http://b}\n",
+			"a.yaml:8:19", []string{`route path "/a;jsessionid=1/b" is invalid`, "must not contain ';' or %3B", "pathParameters: strip"}},
+		{"path with an encoded parameter", head + "  routes:\n    - id: r\n      path: /a%3bb\n      upstream: {url: http://b}\n",
+			"a.yaml:8:13", []string{`route path "/a%3bb" is invalid`, "must not contain ';' or %3B"}},
 
 		{"unset env", route("        url: http://b\n        host: $env.FLEXGATE_TEST_UNSET\n"), "a.yaml:11:15",
 			[]string{"FLEXGATE_TEST_UNSET", "not set", "set it"}},

@@ -59,7 +59,20 @@ type Config struct {
 	Sources []Source
 	// Hash is a hex SHA-256 over the sources' contents, in order.
 	Hash string
+	// Warnings are what in this valid config is likely a mistake;
+	// `flexgate validate` prints them and the gateway logs them whenever
+	// it loads the config.
+	Warnings []Warning
 }
+
+// Warning is a likely mistake in a config that loads and serves.
+type Warning struct {
+	Pos     Pos
+	Message string
+}
+
+// String renders the warning as file:line:col: warning: message.
+func (w Warning) String() string { return w.Pos.String() + ": warning: " + w.Message }
 
 // Source is one file read into a Config.
 type Source struct {
@@ -108,6 +121,10 @@ type Route struct {
 	Upstream Upstream
 	// Policies in the order written.
 	Policies []PolicySpec
+	// WithoutPolicies names policies that broader routes run and this
+	// route, which takes some of their requests, deliberately does not; it
+	// silences the warning that says so.
+	WithoutPolicies []string
 	// MaxRequestBodySize overrides Limits.MaxRequestBodySize when > 0.
 	MaxRequestBodySize int64
 	Pos                Pos
@@ -176,7 +193,24 @@ type Limits struct {
 	WriteTimeout           time.Duration
 	IdleTimeout            time.Duration
 	MaxConns               int
+	// PathParameters says what happens to a request path with ';' path
+	// parameters ("/a;jsessionid=1/b"), which Java servlet containers
+	// strip before they route but other upstreams do not.
+	PathParameters PathParameters
 }
+
+// PathParameters is what the gateway does with ';' path parameters.
+type PathParameters string
+
+const (
+	// PathParametersReject answers 400 to a path with a ';' or %3B in
+	// it, before routing.
+	PathParametersReject PathParameters = "reject"
+	// PathParametersStrip removes a raw ';' and the rest of its segment
+	// before the path is normalised, routed and forwarded; %3B is still
+	// answered with 400.
+	PathParametersStrip PathParameters = "strip"
+)
 
 // DefaultLimits are what Limits holds when the config says nothing.
 var DefaultLimits = Limits{
@@ -187,4 +221,5 @@ var DefaultLimits = Limits{
 	WriteTimeout:           60 * time.Second,
 	IdleTimeout:            90 * time.Second,
 	MaxConns:               10000,
+	PathParameters:         PathParametersReject,
 }

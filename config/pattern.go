@@ -20,6 +20,10 @@ func checkPattern(p string) string {
 			return "it must not contain spaces or control characters; write a space as %20"
 		}
 	}
+	if strings.Contains(p, ";") || strings.Contains(strings.ToUpper(p), "%3B") {
+		return "it must not contain ';' or %3B: the gateway refuses request paths with ';' path parameters " +
+			"(or strips them with limits pathParameters: strip), so this pattern could never match"
+	}
 	segs := strings.Split(p[1:], "/")
 	for i, s := range segs {
 		last := i == len(segs)-1

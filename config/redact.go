@@ -59,6 +59,7 @@ type RouteView struct {
 	Upstream           UpstreamView `json:"upstream"`
 	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
 	Policies           []PolicyView `json:"policies"`
+	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
 }
 
 // UpstreamView is an Upstream in the admin view.
@@ -94,6 +95,7 @@ type LimitsView struct {
 	WriteTimeout          string `json:"writeTimeout"`
 	IdleTimeout           string `json:"idleTimeout"`
 	MaxConnections        int    `json:"maxConnections"`
+	PathParameters        string `json:"pathParameters"`
 }
 
 // Redacted returns the admin view of c. It builds new values and leaves c
@@ -115,6 +117,7 @@ func (c *Config) Redacted() *View {
 			WriteTimeout:          c.Limits.WriteTimeout.String(),
 			IdleTimeout:           c.Limits.IdleTimeout.String(),
 			MaxConnections:        c.Limits.MaxConns,
+			PathParameters:        string(c.Limits.PathParameters),
 		},
 	}
 	for _, s := range c.Sources {
@@ -134,6 +137,7 @@ func (c *Config) Redacted() *View {
 		u := r.Upstream
 		rv := RouteView{
 			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
+			WithoutPolicies: r.WithoutPolicies,
 			Upstream: UpstreamView{URL: u.URL(), Host: u.HostHeader,
 				ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
 				MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify},

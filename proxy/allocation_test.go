@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,19 +39,19 @@ func (rt *roundTrip) do(tb testing.TB) {
 	}
 }
 
-func startPassthrough(tb testing.TB) *proxytest.Gateway {
+func startPassthrough(tb testing.TB, limits ...string) *proxytest.Gateway {
 	up := proxytest.StartUpstream(tb)
 	up.Handler = func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"id":"PRD-42","name":"widget","price":9.99}`)
 	}
 	up.Record = false
-	return proxytest.Start(tb, fmt.Sprintf(preamble+`  routes:
+	return proxytest.Start(tb, fmt.Sprintf(preamble+`%s  routes:
     - id: products
       path: ["/api/products/*"]
       methods: [GET]
       upstream: {url: "%s"}
-`, up.URL))
+`, strings.Join(limits, ""), up.URL))
 }
 
 // TestProxyRoundTripDoesNotAllocate measures every allocation in the
@@ -72,5 +73,21 @@ func TestProxyRoundTripDoesNotAllocate(t *testing.T) {
 	// as 1 or more.
 	if allocs >= 0.5 {
 		t.Fatalf("a proxied request costs %.2f allocations, want 0", allocs)
+	}
+}
+
+// TestStrippedPathParametersDoNotAllocate: stripping ';' parameters is as
+// free as the plain round trip.
+func TestStrippedPathParametersDoNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	gw := startPassthrough(t, "  limits: {pathParameters: strip}\n")
+	rt := newRoundTrip(t, gw.URL, "/api/products;jsessionid=abc/42?fields=name")
+	for i := 0; i < 200; i++ {
+		rt.do(t)
+	}
+	if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+		t.Fatalf("a proxied request with path parameters costs %.2f allocations, want 0", allocs)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	reasonUpstreamHeader   = "upstream_header_too_large"
 	reasonClientBody       = "client_body_incomplete"
 	reasonOverloaded       = "overloaded"
+	reasonPathParameters   = "path_parameters"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -48,6 +49,7 @@ var (
 	errBadRequest             = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
 	errHeaderTooLarge         = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
 	errClientBody             = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
+	errPathParameters         = &gatewayError{fasthttp.StatusBadRequest, reasonPathParameters, "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
 )
 

@@ -130,7 +130,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.listeners = append(g.listeners, l)
 	}
 	g.swap(p)
+	g.logWarnings(cfg)
 	return g, nil
+}
+
+// logWarnings logs, one line each, what in cfg is likely a mistake.
+func (g *Gateway) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		g.log.Warn("config warning", "at", w.Pos.String(), "warning", w.Message)
+	}
 }
 
 func (g *Gateway) swap(p *plan) {
@@ -250,6 +258,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.reloadOK.Inc()
 	g.log.Info("config reloaded", "hash", cfg.Hash, "routes", len(cfg.Routes))
+	g.logWarnings(cfg)
 	return nil
 }
 

@@ -185,17 +185,36 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 		return
 	}
 	rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())
-	st.path = router.Normalize(st.path[:0], rawPath)
-	idx, res, allow := p.router.Match(ctx.Method(), st.path)
+	// A ';' starts path parameters, which servlet containers drop before
+	// they resolve the path: routed with them, "/api/admin;x/secret" would
+	// be served as /api/admin/secret without /api/admin/*'s policies. They
+	// are refused, or stripped before anything else reads the path; an
+	// encoded one is always refused, as some upstreams decode it first.
+	params, encoded := router.HasParams(rawPath)
+	refused := encoded || params && !p.stripParams
+	if params && !refused {
+		st.path = router.NormalizeStripParams(st.path[:0], rawPath)
+	} else {
+		st.path = router.Normalize(st.path[:0], rawPath)
+	}
+	idx, res, allow := -1, router.NotFound, []byte(nil)
+	if !refused {
+		idx, res, allow = p.router.Match(ctx.Method(), st.path)
+	}
 
 	m := p.noRoute
 	routeID := ""
-	switch res {
-	case router.Found:
+	switch {
+	case refused:
+		g.fail(ctx, m, errPathParameters, "", ex)
+	case res == router.Found:
 		r := p.routes[idx]
 		m, routeID = r.m, r.id
+		if !bytes.Equal(st.path, rawPath) {
+			query = setRoutedURI(ctx, st, query)
+		}
 		g.serveRoute(ctx, r, st, peer, query, l)
-	case router.MethodNotAllowed:
+	case res == router.MethodNotAllowed:
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, allow)
 		g.fail(ctx, m, errMethodNotAllowed, "", ex)
 	default:
@@ -383,6 +402,20 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, peer ne
 		st.uri = append(append(st.uri, '?'), query...)
 	}
 	ctx.Request.SetRequestURIBytes(st.uri)
+}
+
+// setRoutedURI makes the routed path, with the query, the request's URI, so
+// that policies read the path that was routed ($request.path of
+// "/a;x/../b" is "/b"), not the one the client sent. It returns the query,
+// which now lies in the new URI.
+func setRoutedURI(ctx *fasthttp.RequestCtx, st *state, query []byte) []byte {
+	st.uri = append(st.uri[:0], st.path...)
+	if query != nil {
+		st.uri = append(append(st.uri, '?'), query...)
+	}
+	ctx.Request.SetRequestURIBytes(st.uri)
+	_, query = splitRequestURI(ctx.Request.Header.RequestURI())
+	return query
 }
 
 // splitRequestURI returns the raw path and the raw query (nil when there is

@@ -18,13 +18,15 @@ import (
 // plan is one compiled config generation: what the request path reads.
 // It is immutable once built and safe for concurrent use.
 type plan struct {
-	cfg      *config.Config
-	router   *router.Router
-	routes   []*route
-	chains   *chain.Set
-	trusted  trustedSet
-	noRoute  *routeMetrics
-	inflight atomic.Int64
+	cfg     *config.Config
+	router  *router.Router
+	routes  []*route
+	chains  *chain.Set
+	trusted trustedSet
+	noRoute *routeMetrics
+	// stripParams: ';' path parameters are stripped, not refused.
+	stripParams bool
+	inflight    atomic.Int64
 }
 
 // route is a config route compiled for the request path.
@@ -58,7 +60,7 @@ type routeMetrics struct {
 var (
 	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
-		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
+		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
@@ -153,7 +155,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		return nil, err
 	}
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
-		noRoute: c.routeMetrics("")}
+		noRoute: c.routeMetrics(""), stripParams: cfg.Limits.PathParameters == config.PathParametersStrip}
 	opts := upstreamOptions{dial: c.dial, metrics: c.metrics, log: c.logger,
 		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes}
 	fresh := map[string]*upstream{}

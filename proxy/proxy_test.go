@@ -47,9 +47,9 @@ func TestRoutingPrecedence(t *testing.T) {
 	f("GET", "/api/v2/orders", 200, "b")
 	f("GET", "/api/v1/orders/7", 200, "a")
 	f("GET", "/api", 200, "a")
-	// The exact route only allows GET: POST falls back to the next most
-	// specific route that matches.
-	f("POST", "/api/v1/orders", 200, "b")
+	// The exact route only allows GET: the most specific pattern decides,
+	// so POST is a 405, not a trip to a broader route.
+	f("POST", "/api/v1/orders", 405, "")
 	f("GET", "/other", 404, "")
 	f("GET", "/api/v1/../../other", 404, "")
 	if got := c.Last(t).URI; got != "/base/api/v1/orders" {

@@ -400,3 +400,88 @@ func TestConnectedModeIsRefused(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }
+
+// shadowYAML has a broad route that requires a client id and a narrower
+// one, inside it, that does not; extra goes under the narrower route.
+func shadowYAML(extra string) string {
+	return `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: shadow}
+spec:
+  clients:
+    - {id: ops, secret: s3cret}
+  routes:
+    - id: api
+      path: ["/api/*"]
+      upstream: {url: "http://api:80"}
+      policies:
+        - client-id-enforcement
+        - rate-limiting: {limit: 10, period: 60, identifier: $request.remoteAddress}
+    - id: public
+      path: ["/api/public/*"]
+      upstream: {url: "http://public:80"}
+      policies:
+        - rate-limiting: {limit: 10, period: 60, identifier: $request.remoteAddress}
+` + extra
+}
+
+// TestValidateWarnsOfShadowedPolicies: a narrower route takes requests
+// away from a broader one and runs fewer policies; validate says so, as a
+// warning, and says how to acknowledge it.
+func TestValidateWarnsOfShadowedPolicies(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(p, []byte(shadowYAML("")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runBinary(t, nil, "validate", p)
+	want := p + `:14:7: warning: route "public" (path "/api/public/*") takes requests that route "api" at ` + p +
+		`:8:7 (path "/api/*") would serve, without its policy client-id-enforcement`
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "withoutPolicies: [client-id-enforcement]") {
+		t.Fatalf("validate: exit %d, want 0 and a line with\n%s\noutput:\n%s", code, want, out)
+	}
+	if !strings.Contains(out, `Gateway "shadow": 0 listeners, 2 routes, 3 policies`) {
+		t.Errorf("validate no longer prints the summary:\n%s", out)
+	}
+
+	// Acknowledged, the warning goes.
+	if err := os.WriteFile(p, []byte(shadowYAML("      withoutPolicies: [client-id-enforcement]\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runBinary(t, nil, "validate", p)
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Fatalf("acknowledged: exit %d\n%s", code, out)
+	}
+}
+
+// TestRunLogsConfigWarnings: run logs the warnings of the config it starts
+// with and of each config it reloads.
+func TestRunLogsConfigWarnings(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(p, []byte(shadowYAML("")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, nil, "--config", p)
+	if !strings.Contains(g.logs(), `"msg":"config warning"`) || !strings.Contains(g.logs(), `route \"public\"`) {
+		t.Fatalf("no config warning logged at start:\n%s", g.logs())
+	}
+	// The reloaded config shadows with another route.
+	text := strings.ReplaceAll(shadowYAML(""), "id: public", "id: open")
+	if err := os.WriteFile(p+".tmp", []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(g.logs(), `route \"open\"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no config warning logged on reload:\n%s", g.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -55,6 +55,14 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		for _, line := range errorLines(err) {
 			fmt.Fprintln(stdout, line)
 		}
+	}
+	if cfg != nil {
+		// Warnings do not fail validation: the config serves as written.
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stdout, w)
+		}
+	}
+	if err != nil {
 		return 1
 	}
 	for _, s := range cfg.Sources {

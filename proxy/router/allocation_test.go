@@ -36,11 +36,17 @@ func TestMatchDoesNotAllocateForManyMethods(t *testing.T) {
 }
 
 func TestNormalizeDoesNotAllocate(t *testing.T) {
-	for _, c := range normalizeCases {
+	for _, c := range append(normalizeCases, stripCases...) {
 		in := []byte(c.in)
 		dst := make([]byte, 0, 3*len(in)+1)
 		if a := testing.AllocsPerRun(100, func() { dst = Normalize(dst[:0], in) }); a != 0 {
 			t.Errorf("Normalize(%q) allocates %v times per call", c.in, a)
+		}
+		if a := testing.AllocsPerRun(100, func() { dst = NormalizeStripParams(dst[:0], in) }); a != 0 {
+			t.Errorf("NormalizeStripParams(%q) allocates %v times per call", c.in, a)
+		}
+		if a := testing.AllocsPerRun(100, func() { HasParams(in) }); a != 0 {
+			t.Errorf("HasParams(%q) allocates %v times per call", c.in, a)
 		}
 	}
 }

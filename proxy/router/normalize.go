@@ -12,6 +12,9 @@ const (
 	classSep
 	// classPct: '%', the start of a percent-encoding.
 	classPct
+	// classParam: ';', which starts a segment's path parameters
+	// ("/a;jsessionid=1/b"); kept or stripped, see NormalizeStripParams.
+	classParam
 	// classEscape: everything a path may not carry raw (controls, space,
 	// '"', '#', '<', '>', '?', '[', ']', '^', '`', '{', '|', '}', DEL and
 	// bytes >= 0x80). Percent-encoding them keeps the forwarded request line
@@ -29,6 +32,7 @@ var pathClass = func() (t [256]uint8) {
 	t['/'] = classSep
 	t['\\'] = classSep
 	t['%'] = classPct
+	t[';'] = classParam
 	return t
 }()
 
@@ -87,7 +91,42 @@ func unhex(c byte) byte {
 //
 // So "/api/v1/../admin", "/api/v1/%2e%2e/admin" and "/api/v1/..%2fadmin" all
 // become "/api/admin", and "//api///v1/./x" becomes "/api/v1/x".
+//
+// A ';' is kept as it is; see HasParams and NormalizeStripParams.
 func Normalize(dst, path []byte) []byte {
+	return normalize(dst, path, false)
+}
+
+// NormalizeStripParams is Normalize after the path parameters are removed
+// from every segment: a raw ';' and all that follows it up to the next '/'
+// or '\'. It reads a path as Java servlet containers and Spring do, before
+// dot segments are resolved, so "/a;x/b" becomes "/a/b", "/a/;/b" becomes
+// "/a/b" and "/a/b/..;/c" becomes "/a/c". An encoded ";" (%3B) is not a
+// delimiter and stays. The result has no raw ';'; the conditions on dst and
+// path are those of Normalize, and so is its safety for concurrent use.
+func NormalizeStripParams(dst, path []byte) []byte {
+	return normalize(dst, path, true)
+}
+
+// HasParams reports whether a raw request path has a ';', which starts path
+// parameters, and whether it has one encoded as %3B, which some upstreams
+// decode before they split the parameters off. It does not allocate and is
+// safe for concurrent use.
+func HasParams(path []byte) (raw, encoded bool) {
+	for i := 0; i < len(path); i++ {
+		switch path[i] {
+		case ';':
+			raw = true
+		case '%':
+			if i+2 < len(path) && path[i+1] == '3' && path[i+2]|0x20 == 'b' {
+				encoded = true
+			}
+		}
+	}
+	return raw, encoded
+}
+
+func normalize(dst, path []byte, strip bool) []byte {
 	base := len(dst)
 	dst = append(dst, '/')
 	seg := len(dst) // start of the segment being written; dst[seg-1] == '/'
@@ -102,6 +141,14 @@ func Normalize(dst, path []byte) []byte {
 			}
 			dst = append(dst, path[i:j]...)
 			i = j - 1
+		case classParam:
+			if !strip {
+				dst = append(dst, ';')
+				continue
+			}
+			for i+1 < len(path) && pathClass[path[i+1]] != classSep {
+				i++
+			}
 		case classSep:
 			dst = endSegment(dst, base, seg, true)
 			seg = len(dst)

@@ -68,6 +68,59 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// stripCases are what NormalizeStripParams makes of paths with ';'
+// parameters: what Tomcat, Jetty and Spring resolve them to.
+var stripCases = []struct{ in, want string }{
+	{"/api/admin;x/secret", "/api/admin/secret"},
+	{"/api/admin;jsessionid=abc/secret", "/api/admin/secret"},
+	{"/api/;/admin/secret", "/api/admin/secret"},
+	{"/api/public/..;/admin/secret", "/api/admin/secret"},
+	{"/api/public/..;x=1/admin", "/api/admin"},
+	{"/api/.;x/v1", "/api/v1"},
+	{"/a;x=%2F..%2F..%2Fb/c", "/a/c"}, // a parameter ends at a raw separator only
+	{`/a;x\b`, "/a/b"},
+	{"/a;b;c/d;e", "/a/d"},
+	{"/a/b;", "/a/b"},
+	{"/a/b;/", "/a/b/"},
+	{";x/a", "/a"},
+	{"/a%3Bb;c/d", "/a%3Bb/d"}, // an encoded ';' is data here
+	{"/a/b", "/a/b"},
+	{"/a/../b;x/..", "/"},
+}
+
+func TestNormalizeStripParams(t *testing.T) {
+	for _, c := range stripCases {
+		if got := NormalizeStripParams(nil, []byte(c.in)); string(got) != c.want {
+			t.Errorf("NormalizeStripParams(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Without stripping, parameters stay where they are.
+	if got := Normalize(nil, []byte("/api/admin;x/secret")); string(got) != "/api/admin;x/secret" {
+		t.Errorf("Normalize kept %q", got)
+	}
+}
+
+func TestHasParams(t *testing.T) {
+	for _, c := range []struct {
+		in           string
+		raw, encoded bool
+	}{
+		{"/api/admin/secret", false, false},
+		{"/api/admin;x/secret", true, false},
+		{"/api/;/admin", true, false},
+		{"/api/admin%3Bx/secret", false, true},
+		{"/api/admin%3bx/secret", false, true},
+		{"/a;b%3b", true, true},
+		{"/a%253B", false, false}, // an encoded "%3B" is not a ';'
+		{"/a%3", false, false},
+		{"/a%3C", false, false},
+	} {
+		if raw, enc := HasParams([]byte(c.in)); raw != c.raw || enc != c.encoded {
+			t.Errorf("HasParams(%q) = %v, %v; want %v, %v", c.in, raw, enc, c.raw, c.encoded)
+		}
+	}
+}
+
 func TestNormalizeAppends(t *testing.T) {
 	// ".." must not climb into what dst already held.
 	got := Normalize([]byte("keep"), []byte("/../../x/.."))
@@ -95,41 +148,60 @@ func TestNormalizeThenMatch(t *testing.T) {
 			t.Errorf("%s routed to %d, want the /api/admin route it resolves to", attack, idx)
 		}
 	}
+	for _, attack := range []string{"/api/admin;x", "/api/;/admin", "/api/v1/x/..;/../admin;jsessionid=1"} {
+		idx, _, _ := rt.Match([]byte("GET"), NormalizeStripParams(nil, []byte(attack)))
+		if idx != 1 {
+			t.Errorf("%s with parameters stripped routed to %d, want the /api/admin route", attack, idx)
+		}
+	}
 }
 
 func FuzzNormalize(f *testing.F) {
 	for _, c := range normalizeCases {
 		f.Add(c.in)
 	}
+	for _, c := range stripCases {
+		f.Add(c.in)
+	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out := Normalize(nil, []byte(in))
-		if len(out) == 0 || out[0] != '/' {
-			t.Fatalf("Normalize(%q) = %q: does not start with '/'", in, out)
-		}
-		if bytes.Contains(out, []byte("//")) {
-			t.Fatalf("Normalize(%q) = %q: has an empty segment", in, out)
-		}
-		for _, s := range strings.Split(string(out[1:]), "/") {
-			if s == "." || s == ".." || strings.HasPrefix(s, ".;") || strings.HasPrefix(s, "..;") {
-				t.Fatalf("Normalize(%q) = %q: has dot segment %q", in, out, s)
-			}
-		}
-		for i := 0; i < len(out); i++ {
-			c := out[i]
-			if c == '%' {
-				if i+2 >= len(out) || !isUpperHex(out[i+1]) || !isUpperHex(out[i+2]) {
-					t.Fatalf("Normalize(%q) = %q: bad escape at %d", in, out, i)
-				}
-				continue
-			}
-			if c != '/' && pathClass[c] != classKeep {
-				t.Fatalf("Normalize(%q) = %q: raw byte %q", in, out, c)
-			}
-		}
-		if again := Normalize(nil, out); !bytes.Equal(again, out) {
-			t.Fatalf("not idempotent: %q -> %q -> %q", in, out, again)
+		checkNormal(t, in, Normalize(nil, []byte(in)), Normalize)
+		stripped := NormalizeStripParams(nil, []byte(in))
+		checkNormal(t, in, stripped, NormalizeStripParams)
+		if bytes.IndexByte(stripped, ';') >= 0 {
+			t.Fatalf("NormalizeStripParams(%q) = %q: has a ';'", in, stripped)
 		}
 	})
+}
+
+// checkNormal checks that out, what norm made of in, is a normal form.
+func checkNormal(t *testing.T, in string, out []byte, norm func(dst, path []byte) []byte) {
+	t.Helper()
+	if len(out) == 0 || out[0] != '/' {
+		t.Fatalf("Normalize(%q) = %q: does not start with '/'", in, out)
+	}
+	if bytes.Contains(out, []byte("//")) {
+		t.Fatalf("Normalize(%q) = %q: has an empty segment", in, out)
+	}
+	for _, s := range strings.Split(string(out[1:]), "/") {
+		if s == "." || s == ".." || strings.HasPrefix(s, ".;") || strings.HasPrefix(s, "..;") {
+			t.Fatalf("Normalize(%q) = %q: has dot segment %q", in, out, s)
+		}
+	}
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if c == '%' {
+			if i+2 >= len(out) || !isUpperHex(out[i+1]) || !isUpperHex(out[i+2]) {
+				t.Fatalf("Normalize(%q) = %q: bad escape at %d", in, out, i)
+			}
+			continue
+		}
+		if c != '/' && pathClass[c] != classKeep && pathClass[c] != classParam {
+			t.Fatalf("Normalize(%q) = %q: raw byte %q", in, out, c)
+		}
+	}
+	if again := norm(nil, out); !bytes.Equal(again, out) {
+		t.Fatalf("not idempotent: %q -> %q -> %q", in, out, again)
+	}
 }
 
 func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }

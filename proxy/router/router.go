@@ -2,12 +2,14 @@
 // serves it: a segment trie built once per config and read, without
 // allocating, on every request.
 //
-// The most specific pattern wins whatever the config order. Segment by
-// segment from the left, a literal beats a one-segment '*', which beats a
-// tail '*'; a pattern that ends at the path's end beats a tail '*' that
-// matches nothing. When the most specific pattern does not allow the
-// request's method, the next most specific one that does serves it; only
-// when none does is the answer 405 Method Not Allowed.
+// The most specific pattern that matches the path decides, whatever the
+// config order. Segment by segment from the left, a literal beats a
+// one-segment '*', which beats a tail '*'; a pattern that ends at the path's
+// end beats a tail '*' that matches nothing. Routes that share that pattern
+// split it by method; when none of them allows the request's method the
+// answer is 405 Method Not Allowed, never a broader pattern's route: a
+// broader route would serve the path without the narrower route's
+// policies.
 package router
 
 import (
@@ -106,8 +108,8 @@ type terminal struct {
 	pick []int32
 	// other is the route that serves a method no route names, or -1.
 	other int32
-	// allowed is the set of methods the routes name; it is what the
-	// terminal adds to a 405's Allow value.
+	// allowed is the set of methods the routes name (HEAD with GET): the
+	// Allow value of a 405 on this pattern.
 	allowed uint64
 
 	routes []Entry // while building
@@ -222,7 +224,9 @@ func parsePattern(p string) ([]segment, error) {
 	return segs, nil
 }
 
-func (r *Router) insert(segs []segment, e Entry) {
+// insert adds e's pattern segs to the trie and returns the terminal that
+// holds the routes of that pattern.
+func (r *Router) insert(segs []segment, e Entry) *terminal {
 	n := &r.root
 	for _, s := range segs {
 		switch s.kind {
@@ -247,13 +251,14 @@ func (r *Router) insert(segs []segment, e Entry) {
 				n.tail = &terminal{}
 			}
 			n.tail.add(e)
-			return
+			return n.tail
 		}
 	}
 	if n.end == nil {
 		n.end = &terminal{}
 	}
 	n.end.add(e)
+	return n.end
 }
 
 func (t *terminal) add(e Entry) {
@@ -338,12 +343,14 @@ func (t *terminal) finish(r *Router) {
 // Match finds the route for a request. path is the normalised request path
 // (see Normalize); method is the request's method, compared exactly.
 //
-// It returns the route's Index and Found; or -1 and NotFound when no
-// pattern matches the path; or -1, MethodNotAllowed and the value of the
-// Allow header: the methods of every route whose pattern matches the path,
-// in a fixed order (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT,
-// TRACE, then others alphabetically), HEAD included wherever GET is. The
-// Allow value is shared: callers must not modify it.
+// The most specific pattern that matches the path decides. Match returns
+// the Index of the route of that pattern that serves the method, and
+// Found; or -1 and NotFound when no pattern matches the path; or -1,
+// MethodNotAllowed and the value of the Allow header when no route of that
+// pattern serves the method: the methods its routes allow, in a fixed order
+// (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE, then others
+// alphabetically), HEAD included wherever GET is. The Allow value is
+// shared: callers must not modify it.
 //
 // Match does not allocate and is safe for concurrent use. It keeps no
 // reference to method or path.
@@ -358,34 +365,25 @@ func (r *Router) Match(method, path []byte) (index int, res Result, allow []byte
 	if len(path) > 0 && path[0] == '/' {
 		path = path[1:]
 	}
-	idx, set, hit := r.root.walk(path, id)
-	switch {
-	case idx >= 0:
-		return int(idx), Found, nil
-	case hit:
-		return -1, MethodNotAllowed, r.allowFor(set)
+	t := r.root.walk(path)
+	if t == nil {
+		return -1, NotFound, nil
 	}
-	return -1, NotFound, nil
+	if i := t.lookup(id); i >= 0 {
+		return int(i), Found, nil
+	}
+	return -1, MethodNotAllowed, r.allowFor(t.allowed)
 }
 
 // walk searches the subtrie at n for the rest of the path, p, in order of
-// specificity. It returns the route found, or -1 with the union of the
-// method sets of the patterns that matched and whether any did.
-func (n *node) walk(p []byte, id int) (idx int32, set uint64, hit bool) {
+// specificity, and returns the routes of the first pattern that matches, or
+// nil.
+func (n *node) walk(p []byte) *terminal {
 	if len(p) == 0 {
 		if n.end != nil {
-			if i := n.end.lookup(id); i >= 0 {
-				return i, 0, true
-			}
-			set, hit = n.end.allowed, true
+			return n.end
 		}
-		if n.tail != nil {
-			if i := n.tail.lookup(id); i >= 0 {
-				return i, 0, true
-			}
-			set, hit = set|n.tail.allowed, true
-		}
-		return -1, set, hit
+		return n.tail
 	}
 	seg, rest := p, p[len(p):]
 	for i, c := range p {
@@ -395,26 +393,16 @@ func (n *node) walk(p []byte, id int) (idx int32, set uint64, hit bool) {
 		}
 	}
 	if c := n.child(seg); c != nil {
-		i, s, h := c.walk(rest, id)
-		if i >= 0 {
-			return i, 0, true
+		if t := c.walk(rest); t != nil {
+			return t
 		}
-		set, hit = s, h
 	}
 	if n.star != nil && len(seg) > 0 {
-		i, s, h := n.star.walk(rest, id)
-		if i >= 0 {
-			return i, 0, true
+		if t := n.star.walk(rest); t != nil {
+			return t
 		}
-		set, hit = set|s, hit || h
 	}
-	if n.tail != nil {
-		if i := n.tail.lookup(id); i >= 0 {
-			return i, 0, true
-		}
-		set, hit = set|n.tail.allowed, true
-	}
-	return -1, set, hit
+	return n.tail
 }
 
 func (n *node) child(seg []byte) *node {

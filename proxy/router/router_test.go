@@ -174,14 +174,19 @@ func TestMatchMethods(t *testing.T) {
 	},
 		found("GET", "/api/products/1", 0),
 		found("HEAD", "/api/products/1", 0), // HEAD goes where GET goes
-		found("POST", "/api/products/1", 1), // falls back to the less specific route
-		found("DELETE", "/api/products", 1),
-		notAllowed("PATCH", "/items/1/x", "GET, HEAD, POST, PUT, DELETE"),
-		notAllowed("PATCH", "/items/2/x", "GET, HEAD, POST, DELETE"),
+		// The most specific pattern decides: no fall-through to the
+		// broader route, which may lack the narrower one's policies.
+		notAllowed("POST", "/api/products/1", "GET, HEAD"),
+		notAllowed("DELETE", "/api/products", "GET, HEAD"),
+		found("DELETE", "/api/other", 1),
+		notAllowed("PATCH", "/items/1/x", "PUT"),
+		notAllowed("GET", "/items/1/x", "PUT"),
+		notAllowed("PATCH", "/items/2/x", "POST, DELETE"),
 		notAllowed("POST", "/items/2", "GET, HEAD"),
 		notAllowed("BREW", "/items/2", "GET, HEAD"), // a method no route names
 		found("DELETE", "/items/2/x", 3),
-		found("GET", "/items/1/x", 2),
+		found("PUT", "/items/1/x", 4),
+		found("GET", "/items/1/y", 2),
 		found("HEAD", "/head", 6), // a route naming HEAD beats one naming GET
 		found("GET", "/head", 5),
 		found("POST", "/pick", 8), // naming the method beats allowing any; then lowest index
@@ -310,8 +315,8 @@ func TestMatchAgainstModel(t *testing.T) {
 
 // modelMatch ranks every matching pattern by the kinds of its segments,
 // left to right (literal 0, one-segment * 1, tail * 2, with the end of an
-// exact pattern ranked 0), and takes the first rank with a route that
-// serves the method.
+// exact pattern ranked 0); the routes of the first rank, the most specific
+// pattern, decide alone.
 func modelMatch(routes []Entry, method, path string) (int, Result, string) {
 	ps := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
 	type hit struct {
@@ -355,28 +360,25 @@ func modelMatch(routes []Entry, method, path string) (int, Result, string) {
 		return a.e.Index - b.e.Index
 	})
 	serves := func(e Entry, m string) bool { return slices.Contains(e.Methods, m) }
-	for i := 0; i < len(hits); {
-		j := i
-		for j < len(hits) && slices.Equal(hits[j].rank, hits[i].rank) {
-			j++
-		}
-		group := hits[i:j]
-		for _, pass := range []func(Entry) bool{
-			func(e Entry) bool { return serves(e, method) },
-			func(e Entry) bool { return method == "HEAD" && serves(e, "GET") },
-			func(e Entry) bool { return len(e.Methods) == 0 },
-		} {
-			for _, h := range group {
-				if pass(h.e) {
-					return h.e.Index, Found, ""
-				}
+	j := 0
+	for j < len(hits) && slices.Equal(hits[j].rank, hits[0].rank) {
+		j++
+	}
+	group := hits[:j]
+	for _, pass := range []func(Entry) bool{
+		func(e Entry) bool { return serves(e, method) },
+		func(e Entry) bool { return method == "HEAD" && serves(e, "GET") },
+		func(e Entry) bool { return len(e.Methods) == 0 },
+	} {
+		for _, h := range group {
+			if pass(h.e) {
+				return h.e.Index, Found, ""
 			}
 		}
-		i = j
 	}
 	var allow []string
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT"} {
-		for _, h := range hits {
+		for _, h := range group {
 			if serves(h.e, m) || (m == "HEAD" && serves(h.e, "GET")) {
 				allow = append(allow, m)
 				break

@@ -92,3 +92,20 @@ func BenchmarkNormalize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkShadows is the load-time cost of the shadowing check, with a
+// catch-all that every other route shadows.
+func BenchmarkShadows(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			es, _ := benchRoutes(n)
+			es = append(es, Entry{Paths: []string{"/*"}, Index: n})
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(Shadows(es)) < n {
+					b.Fatal("every route shadows the catch-all")
+				}
+			}
+		})
+	}
+}
