@@ -16,7 +16,7 @@ import (
 
 	goccyyaml "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // APIVersion is the apiVersion every document must carry.
