@@ -238,6 +238,14 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 		if len(doc.Content) == 0 {
 			continue
 		}
+		// Nothing below may follow an alias before this bound holds:
+		// a ConfigMap of a few hundred bytes must not take the process
+		// out of memory.
+		if err := CheckAliases(&doc); err != nil {
+			ae := err.(*AliasError)
+			d.errorf(ae.Alias, "%s", ae.Msg)
+			continue
+		}
 		root := resolve(doc.Content[0])
 		if isNull(root) {
 			continue

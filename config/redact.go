@@ -139,7 +139,11 @@ func (c *Config) Redacted() *View {
 		}
 		for _, p := range r.Policies {
 			pv := PolicyView{Name: p.Name}
-			if p.Params != nil {
+			if err := CheckAliases(p.Params); err != nil {
+				// Load refuses such parameters; a Config built in code
+				// may still hold them, and the view must not expand them.
+				pv.Params = "[not shown: " + err.(*AliasError).Msg + "]"
+			} else if p.Params != nil {
 				pv.Params = plain(p.Params, 0)
 			}
 			rv.Policies = append(rv.Policies, pv)
@@ -162,7 +166,8 @@ func prefixString(p netip.Prefix) string {
 	return p.String()
 }
 
-// maxDepth stops a self-referencing alias from recursing forever.
+// maxDepth is a last guard on nesting; Redacted has refused parameters
+// whose aliases are recursive or out of bounds (CheckAliases) before plain.
 const maxDepth = 64
 
 // plain turns a parameters node into maps, slices and scalars that encode
