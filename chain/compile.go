@@ -192,7 +192,9 @@ func at(spec *config.PolicySpec, err error) error {
 
 func instanceKey(routeID string, spec *config.PolicySpec) string {
 	params := ""
-	if spec.Params != nil {
+	// Parameters whose aliases are out of bounds get no key of their
+	// own: Decode refuses them before the key is used.
+	if spec.Params != nil && config.CheckAliases(spec.Params) == nil {
 		b, err := yaml.Marshal(stripPositions(spec.Params))
 		if err == nil {
 			params = string(b)
@@ -202,8 +204,13 @@ func instanceKey(routeID string, spec *config.PolicySpec) string {
 }
 
 // stripPositions copies a node tree without comments, so that moving or
-// commenting a policy does not change its key.
+// commenting a policy does not change its key, and with its aliases
+// expanded, so that changing the value of an anchor does (the caller bounds
+// the expansion with config.CheckAliases).
 func stripPositions(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return stripPositions(n.Alias)
+	}
 	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value}
 	for _, k := range n.Content {
 		c.Content = append(c.Content, stripPositions(k))
