@@ -141,14 +141,20 @@ func Errorf(node *yaml.Node, format string, args ...any) error {
 	return e
 }
 
-// Field returns the value node of key in a mapping node, or nil.
+// Field returns the value node of key in a mapping node, or nil. A value
+// written as an alias is returned as the node the alias names, so that a
+// policy reads a reused block as if it were written out.
 func Field(node *yaml.Node, key string) *yaml.Node {
 	if node == nil || node.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		if node.Content[i].Value == key {
-			return node.Content[i+1]
+			v := node.Content[i+1]
+			if v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			return v
 		}
 	}
 	return nil
