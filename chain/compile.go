@@ -181,11 +181,15 @@ func decodeInto(spec *config.PolicySpec, p Policy) error {
 }
 
 // at places err at the policy's file: a ParamError gains the file name, any
-// other error the policy's own position.
+// other error the policy's own position. Policies quote their parameters,
+// $env values among them, so a URL's password is masked.
 func at(spec *config.PolicySpec, err error) error {
 	var pe *ParamError
 	if errors.As(err, &pe) && pe.Line > 0 {
-		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, pe.Msg)
+		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, config.RedactURLPasswords(pe.Msg))
+	}
+	if msg := err.Error(); config.RedactURLPasswords(msg) != msg {
+		return fmt.Errorf("%s: %s: %s", spec.Pos, spec.Name, config.RedactURLPasswords(msg))
 	}
 	return fmt.Errorf("%s: %s: %w", spec.Pos, spec.Name, err)
 }

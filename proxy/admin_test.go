@@ -23,6 +23,50 @@ func getConfig(t *testing.T, gw *proxytest.Gateway) string {
 	return string(resp.Body())
 }
 
+// TestConfigEndpointRedactsHeaderCredentials: the headers a policy sets are
+// shown, except the values that carry credentials, recognised by the
+// header's name or by the value; a value that only refers to $env shows as
+// written.
+func TestConfigEndpointRedactsHeaderCredentials(t *testing.T) {
+	t.Setenv("FG_ADMIN_TEST_TOKEN", "env-token-value")
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+      policies:
+        - request-headers-set:
+            headers:
+              X-Upstream-Auth: "Basic dXNlcjpzM2NyZXQ="
+              X-Other-Auth: "bearer literal-bearer-value"
+              X_Client_Key: literal-key-value
+              X-Env-Auth: "Bearer $env.FG_ADMIN_TEST_TOKEN"
+              X-Callback: "https://cb:url-pass-value@hooks.example/x"
+              X-Version: v1
+        - response-headers-set:
+            headers:
+              Set-Cookie: "sid=literal-cookie-value"
+              X-Service-Password: literal-password-value
+`, up.URL))
+	body := getConfig(t, gw)
+	for _, secret := range []string{"dXNlcjpzM2NyZXQ", "literal-", "url-pass-value", "env-token-value"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/config shows %q", secret)
+		}
+	}
+	for _, want := range []string{`"X-Upstream-Auth": "[redacted]"`, `"X-Other-Auth": "[redacted]"`, `"X_Client_Key": "[redacted]"`,
+		`"Set-Cookie": "[redacted]"`, `"X-Service-Password": "[redacted]"`,
+		`"X-Env-Auth": "Bearer $env.FG_ADMIN_TEST_TOKEN"`,
+		`"X-Callback": "https://cb:xxxxx@hooks.example/x"`, `"X-Version": "v1"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/config lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/config:\n%s", body)
+	}
+}
+
 // TestConfigEndpointKeysAreCamelCase: every key of /config is camelCase,
 // as dashboards and scripts read them; the keys inside a policy's params
 // are the user's own and are left out.

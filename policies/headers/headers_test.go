@@ -158,3 +158,24 @@ func TestHeadersThroughAliases(t *testing.T) {
 		t.Errorf("X-Internal-A was not removed: %q", got)
 	}
 }
+
+// TestSetErrorsHideCredentials: an error in the value of a header that
+// carries a credential (by its name, or a Basic or Bearer value) does not
+// quote the value.
+func TestSetErrorsHideCredentials(t *testing.T) {
+	for _, header := range []string{
+		`Authorization: "Bearer abc${secret-token-value"`,
+		`X-Upstream-Auth: "basic dXNl${secret-token-value"`,
+		`X_Client_Key: "${secret-token-value"`,
+	} {
+		_, _, err := chaintest.Compile(t, chaintest.Gateway("        - request-headers-set:\n            headers: {"+header+"}\n"))
+		if err == nil || strings.Contains(err.Error(), "secret-token") || !strings.Contains(err.Error(), "is not closed") {
+			t.Errorf("%s: error = %v", header, err)
+		}
+	}
+	// Other values are quoted, to show where the mistake is.
+	_, _, err := chaintest.Compile(t, chaintest.Gateway("        - request-headers-set:\n            headers: {X-Version: \"v1${oops\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), `"${oops"`) {
+		t.Errorf("error = %v", err)
+	}
+}
