@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
 )
@@ -181,18 +181,24 @@ func decodeInto(spec *config.PolicySpec, p Policy) error {
 }
 
 // at places err at the policy's file: a ParamError gains the file name, any
-// other error the policy's own position.
+// other error the policy's own position. Policies quote their parameters,
+// $env values among them, so a URL's password is masked.
 func at(spec *config.PolicySpec, err error) error {
 	var pe *ParamError
 	if errors.As(err, &pe) && pe.Line > 0 {
-		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, pe.Msg)
+		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, config.RedactURLPasswords(pe.Msg))
+	}
+	if msg := err.Error(); config.RedactURLPasswords(msg) != msg {
+		return fmt.Errorf("%s: %s: %s", spec.Pos, spec.Name, config.RedactURLPasswords(msg))
 	}
 	return fmt.Errorf("%s: %s: %w", spec.Pos, spec.Name, err)
 }
 
 func instanceKey(routeID string, spec *config.PolicySpec) string {
 	params := ""
-	if spec.Params != nil {
+	// Parameters whose aliases are out of bounds get no key of their
+	// own: Decode refuses them before the key is used.
+	if spec.Params != nil && config.CheckAliases(spec.Params) == nil {
 		b, err := yaml.Marshal(stripPositions(spec.Params))
 		if err == nil {
 			params = string(b)
@@ -202,8 +208,13 @@ func instanceKey(routeID string, spec *config.PolicySpec) string {
 }
 
 // stripPositions copies a node tree without comments, so that moving or
-// commenting a policy does not change its key.
+// commenting a policy does not change its key, and with its aliases
+// expanded, so that changing the value of an anchor does (the caller bounds
+// the expansion with config.CheckAliases).
 func stripPositions(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return stripPositions(n.Alias)
+	}
 	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value}
 	for _, k := range n.Content {
 		c.Content = append(c.Content, stripPositions(k))

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -8,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
 )
@@ -35,10 +36,18 @@ func Decode(node *yaml.Node, dst any) error {
 		return &ParamError{Line: node.Line, Col: node.Column,
 			Msg: fmt.Sprintf("parameters must be a mapping, not %s", kindName(node))}
 	}
-	if err := checkKnown(node, reflect.TypeOf(dst)); err != nil {
-		return err
+	// The copy expands every alias: bound it first, since nothing in
+	// yaml.v3 does once the aliases are gone.
+	var ae *config.AliasError
+	if errors.As(config.CheckAliases(node), &ae) {
+		return &ParamError{Line: ae.Alias.Line, Col: ae.Alias.Column, Msg: ae.Msg}
 	}
 	expanded := copyNode(node)
+	// Checked on the copy, so that a block reused through an alias is as
+	// strict as one written out.
+	if err := checkKnown(expanded, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
 	if err := expandEnv(expanded, reflect.TypeOf(dst)); err != nil {
 		return err
 	}
@@ -49,7 +58,8 @@ func Decode(node *yaml.Node, dst any) error {
 }
 
 // copyNode deep-copies n, resolving aliases to copies of what they name,
-// so that `$env` behind an alias is substituted like any other value.
+// so that `$env` behind an alias is substituted like any other value. The
+// caller bounds n with config.CheckAliases first.
 func copyNode(n *yaml.Node) *yaml.Node {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return copyNode(n.Alias)
@@ -131,14 +141,20 @@ func Errorf(node *yaml.Node, format string, args ...any) error {
 	return e
 }
 
-// Field returns the value node of key in a mapping node, or nil.
+// Field returns the value node of key in a mapping node, or nil. A value
+// written as an alias is returned as the node the alias names, so that a
+// policy reads a reused block as if it were written out.
 func Field(node *yaml.Node, key string) *yaml.Node {
 	if node == nil || node.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		if node.Content[i].Value == key {
-			return node.Content[i+1]
+			v := node.Content[i+1]
+			if v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			return v
 		}
 	}
 	return nil

@@ -1,10 +1,13 @@
 package chain
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/internal/memguard"
 )
 
 func TestDecodeSubstitutesEnv(t *testing.T) {
@@ -48,6 +51,52 @@ func TestDecodeUnsetEnvIsAnErrorAtTheValue(t *testing.T) {
 	}
 	err := Decode(doc.Content[0], &p)
 	if err == nil || !strings.Contains(err.Error(), "1:9: environment variable FG_DEC_UNSET_VARIABLE is not set") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+// TestDecodeBoundsAliases: Decode copies the parameters with their aliases
+// expanded; a few hundred bytes of nested aliases must not become billions
+// of values, nor an anchor that contains its own alias an endless copy.
+func TestDecodeBoundsAliases(t *testing.T) {
+	memguard.Run(t, 256<<20, func(t *testing.T) {
+		laughs := "headers:\n  X-A: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+		for c := 'b'; c <= 'i'; c++ {
+			laughs += fmt.Sprintf("  X-%c: &%c [%s]\n", c-'a'+'A', c, strings.TrimSuffix(strings.Repeat("*"+string(c-1)+", ", 9), ", "))
+		}
+		for _, c := range []struct{ src, want string }{
+			{laughs, "7:12: alias *e stands for 66430 values"},
+			{"headers: &h\n  X-A: [*h]\n", "2:9: alias *h refers to the anchor &h at line 1, which contains it"},
+		} {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(c.src), &doc); err != nil {
+				t.Fatal(err)
+			}
+			var p struct {
+				Headers map[string]any `yaml:"headers"`
+			}
+			if err := Decode(doc.Content[0], &p); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("error = %v, want %s", err, c.want)
+			}
+		}
+	})
+}
+
+// TestDecodeChecksParametersBehindAliases: strict decoding holds for a
+// block reused through an alias too; the error is where the block is written.
+func TestDecodeChecksParametersBehindAliases(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("base: &w {limit: 10, perod: 60}\nparams:\n  windows: [*w]\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Windows []struct {
+			Limit  int `yaml:"limit"`
+			Period int `yaml:"period"`
+		} `yaml:"windows"`
+	}
+	err := Decode(doc.Content[0].Content[3], &p)
+	if err == nil || !strings.HasPrefix(err.Error(), `1:22: unknown parameter "perod"; known parameters: limit, period`) {
 		t.Fatalf("error = %v", err)
 	}
 }

@@ -54,8 +54,10 @@ type errorList struct {
 	list []error
 }
 
+// add records a problem. Messages quote values of the config, some of them
+// from $env, so a URL's password is masked in every one.
 func (l *errorList) add(pos Pos, format string, args ...any) {
-	l.list = append(l.list, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	l.list = append(l.list, &Error{Pos: pos, Msg: RedactURLPasswords(fmt.Sprintf(format, args...))})
 }
 
 func (l *errorList) len() int { return len(l.list) }

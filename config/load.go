@@ -16,7 +16,7 @@ import (
 
 	goccyyaml "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // APIVersion is the apiVersion every document must carry.
@@ -237,6 +237,14 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 			break
 		}
 		if len(doc.Content) == 0 {
+			continue
+		}
+		// Nothing below may follow an alias before this bound holds:
+		// a ConfigMap of a few hundred bytes must not take the process
+		// out of memory.
+		if err := CheckAliases(&doc); err != nil {
+			ae := err.(*AliasError)
+			d.errorf(ae.Alias, "%s", ae.Msg)
 			continue
 		}
 		root := resolve(doc.Content[0])

@@ -3,9 +3,10 @@ package config
 import (
 	"math"
 	"net/netip"
+	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // RedactedValue is what replaces a secret in the admin /config view.
@@ -16,9 +17,14 @@ const RedactedValue = "[redacted]"
 var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private"}
 
 // View is the config as the admin /config endpoint shows it: plain values
-// that encode to JSON, with every client secret and every policy parameter
-// whose name mentions a secret replaced by "[redacted]". A View shares
-// nothing mutable with its Config; it is safe for concurrent reads.
+// that encode to JSON, with every client secret replaced by "[redacted]",
+// and so every policy parameter or header whose name mentions a secret
+// (secret, password, token, authorization, api key, cookie, credential,
+// private, or a header name ending in -Key, see CredentialHeader) and every
+// Basic or Bearer credential (CredentialValue); the password of any URL
+// shows as xxxxx. Values are shown as written, `$env.NAME` references
+// unexpanded. A View shares nothing mutable with its Config; it is safe
+// for concurrent reads.
 type View struct {
 	Name           string         `json:"name"`
 	Hash           string         `json:"hash"`
@@ -145,7 +151,11 @@ func (c *Config) Redacted() *View {
 		}
 		for _, p := range r.Policies {
 			pv := PolicyView{Name: p.Name}
-			if p.Params != nil {
+			if err := CheckAliases(p.Params); err != nil {
+				// Load refuses such parameters; a Config built in code
+				// may still hold them, and the view must not expand them.
+				pv.Params = "[not shown: " + err.(*AliasError).Msg + "]"
+			} else if p.Params != nil {
 				pv.Params = plain(p.Params, 0)
 			}
 			rv.Policies = append(rv.Policies, pv)
@@ -168,7 +178,8 @@ func prefixString(p netip.Prefix) string {
 	return p.String()
 }
 
-// maxDepth stops a self-referencing alias from recursing forever.
+// maxDepth is a last guard on nesting; Redacted has refused parameters
+// whose aliases are recursive or out of bounds (CheckAliases) before plain.
 const maxDepth = 64
 
 // plain turns a parameters node into maps, slices and scalars that encode
@@ -183,7 +194,7 @@ func plain(n *yaml.Node, depth int) any {
 		m := make(map[string]any, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
-			if isSensitive(k) {
+			if isSensitive(k) || CredentialHeader(k) {
 				m[k] = RedactedValue
 				continue
 			}
@@ -199,10 +210,12 @@ func plain(n *yaml.Node, depth int) any {
 	case yaml.ScalarNode:
 		var v any
 		if err := n.Decode(&v); err != nil {
-			return n.Value
+			return viewString(n.Value)
 		}
 		switch f := v.(type) {
-		case nil, bool, int, int64, uint64, string:
+		case string:
+			return viewString(f)
+		case nil, bool, int, int64, uint64:
 			return v
 		case float64:
 			// JSON has no Inf or NaN.
@@ -211,9 +224,18 @@ func plain(n *yaml.Node, depth int) any {
 			}
 		}
 		// Timestamps and binary values show as written.
-		return n.Value
+		return viewString(n.Value)
 	}
 	return nil
+}
+
+// viewString is a text value as the view shows it: hidden when it is a
+// Basic or Bearer credential, with the password of any URL in it masked.
+func viewString(s string) string {
+	if CredentialValue(s) {
+		return RedactedValue
+	}
+	return RedactURLPasswords(s)
 }
 
 func isSensitive(key string) bool {
@@ -221,6 +243,68 @@ func isSensitive(key string) bool {
 	for _, s := range sensitiveKeys {
 		if strings.Contains(k, s) {
 			return true
+		}
+	}
+	return false
+}
+
+// urlUserinfo matches the scheme, user and password of a URL with userinfo
+// in running text. The password runs to the last @ before the host, as
+// url.Parse reads it, and may hold the quotes and backslashes of a %q.
+var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:"]*):([^/?#\s]*)@`)
+
+// references matches the `$env.NAME`, `${...}` and `$request.…` references
+// of a value, which hold no secret themselves.
+var references = regexp.MustCompile(`\$env\.[A-Za-z_][A-Za-z0-9_]*|\$\{[^}]*\}|\$[a-z]+(\.[A-Za-z0-9_\-]+)*`)
+
+// RedactURLPasswords returns s with the password of every URL in it that
+// carries userinfo replaced by "xxxxx", as url.URL.Redacted does; a password
+// written as `$env.NAME` is left as written, since it is only a reference.
+// It is safe for concurrent use.
+func RedactURLPasswords(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return urlUserinfo.ReplaceAllStringFunc(s, func(m string) string {
+		sub := urlUserinfo.FindStringSubmatch(m)
+		if onlyReferences(sub[2]) {
+			return m
+		}
+		return sub[1] + ":xxxxx@"
+	})
+}
+
+// onlyReferences reports whether s holds nothing but references and spaces.
+func onlyReferences(s string) bool {
+	return strings.TrimSpace(references.ReplaceAllString(s, "")) == ""
+}
+
+// CredentialHeader reports whether a header of this name carries a
+// credential: Authorization, Proxy-Authorization, Cookie, Set-Cookie, or a
+// name ending in -Key, -Token, -Secret or -Password, in any case and with _
+// read as -. It is safe for concurrent use.
+func CredentialHeader(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, suffix := range []string{"-key", "-token", "-secret", "-password"} {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// CredentialValue reports whether v is a Basic or Bearer credential (in any
+// case) with literal text after the scheme. "Bearer $env.TOKEN" is not: it
+// only names where the credential comes from. It is safe for concurrent use.
+func CredentialValue(v string) bool {
+	v = strings.TrimSpace(v)
+	for _, scheme := range []string{"basic ", "bearer "} {
+		if len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
+			return !onlyReferences(v[len(scheme):])
 		}
 	}
 	return false

@@ -62,3 +62,56 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("client secret changed by Redacted")
 	}
 }
+
+// TestLoadErrorsHideURLPasswords: an error that quotes a value shows a URL's
+// password as xxxxx, whether it was written in the file or came from $env.
+func TestLoadErrorsHideURLPasswords(t *testing.T) {
+	t.Setenv("FG_UPSTREAM_URL", "http://svc:env-pass-value@b:bad")
+	route := func(url string) string {
+		return head + "  routes:\n    - id: r\n      path: /x\n      upstream: {url: " + url + "}\n"
+	}
+	for _, c := range []struct{ src, want string }{
+		{route(`"http://user:s3cret-value@host:bad"`), `upstream url "http://user:xxxxx@host:bad" is not a valid URL`},
+		{route(`"http://user:s3cret-value@host:80"`), `upstream url "http://user:xxxxx@host:80" must not contain user info`},
+		{route(`"https://user:s3cret-value:with@at@host/x"`), `upstream url "https://user:xxxxx@host/x" must not contain user info`},
+		{route(`$env.FG_UPSTREAM_URL`), `upstream url "http://svc:xxxxx@b:bad" is not a valid URL`},
+		{head + "  trustedProxies: [\"http://proxy:s3cret-value@10.0.0.1\"]\n", `trustedProxies entry "http://proxy:xxxxx@10.0.0.1" is not`},
+	} {
+		got := loadErrors(t, "a.yaml", c.src)
+		if len(got) != 1 || !strings.Contains(got[0], c.want) || strings.Contains(got[0], "s3cret") || strings.Contains(got[0], "env-pass") {
+			t.Errorf("errors = %q, want one with %s and no password", got, c.want)
+		}
+	}
+}
+
+func TestCredentialRecognition(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Authorization": true, "proxy-authorization": true, "COOKIE": true, "Set-Cookie": true,
+		"X-Api-Key": true, "x_client_key": true, "X-Auth-Token": true, "X-Client-Secret": true, "X_DB_PASSWORD": true,
+		"X-Version": false, "Monkey": false, "X-Key-Id": false, "Keep-Alive": false,
+	} {
+		if got := CredentialHeader(name); got != want {
+			t.Errorf("CredentialHeader(%q) = %v", name, got)
+		}
+	}
+	for v, want := range map[string]bool{
+		"Basic dXNlcjpw": true, "bearer abc": true, " BEARER abc$env.X": true, "Bearer ${abc": true,
+		"Bearer $env.TOKEN": false, "Bearer ${env.TOKEN}": false, "Bearer $request.header.X-Token": false,
+		"Bearer": false, "Bearerabc": false, "v1": false,
+	} {
+		if got := CredentialValue(v); got != want {
+			t.Errorf("CredentialValue(%q) = %v", v, got)
+		}
+	}
+	for in, want := range map[string]string{
+		`url "http://u:p@h:1/x" is bad`:            `url "http://u:xxxxx@h:1/x" is bad`,
+		`a https://u:p@x@h/ and ftp://v:q@g b`:     `a https://u:xxxxx@h/ and ftp://v:xxxxx@g b`,
+		`"http://u:pa\"ss@h"`:                      `"http://u:xxxxx@h"`,
+		`http://u:$env.PASSWORD@h`:                 `http://u:$env.PASSWORD@h`,
+		`http://token@h and http://h:80 and a@b:c`: `http://token@h and http://h:80 and a@b:c`,
+	} {
+		if got := RedactURLPasswords(in); got != want {
+			t.Errorf("RedactURLPasswords(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -44,9 +44,13 @@ func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
 		metrics.WriteProcessMetrics(ctx)
 	case "/config":
 		p := g.plan.Load()
+		sources := make([]sourceView, 0, len(p.cfg.Sources))
+		for _, s := range p.cfg.Sources {
+			sources = append(sources, sourceView{Path: s.Path, Summary: s.Summary})
+		}
 		body, err := json.MarshalIndent(map[string]any{
 			"hash":    p.cfg.Hash,
-			"sources": p.cfg.Sources,
+			"sources": sources,
 			"config":  p.cfg.Redacted(),
 		}, "", "  ")
 		if err != nil {
@@ -66,4 +70,10 @@ func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics, /config and /debug/pprof/\n")
 	}
+}
+
+// sourceView is a config file in /config, whose keys are all camelCase.
+type sourceView struct {
+	Path    string `json:"path"`
+	Summary string `json:"summary"`
 }

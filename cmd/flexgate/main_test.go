@@ -47,9 +47,16 @@ func seed(t *testing.T, name string) string {
 	return p
 }
 
+// command runs the binary with its address space capped, so that input
+// that makes it allocate without bound ends it with "out of memory" instead
+// of taking the machine's memory (and the other tests' with it).
+func command(args ...string) *exec.Cmd {
+	return exec.Command("/bin/sh", append([]string{"-c", `ulimit -v 4194304 && exec "$0" "$@"`, binary}, args...)...)
+}
+
 func runBinary(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := command(args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -205,7 +212,7 @@ type gateway struct {
 func startGateway(t *testing.T, env []string, args ...string) *gateway {
 	t.Helper()
 	args = append([]string{"run", "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
-	g := &gateway{cmd: exec.Command(binary, args...), addrs: map[string]string{}, exit: make(chan error, 1)}
+	g := &gateway{cmd: command(args...), addrs: map[string]string{}, exit: make(chan error, 1)}
 	g.cmd.Env = append(os.Environ(), env...)
 	stdout, err := g.cmd.StdoutPipe()
 	if err != nil {

@@ -28,3 +28,29 @@ func TestReloadRevalidatesCarriedOverPolicies(t *testing.T) {
 		t.Fatalf("reload with the limiter moved first: %v", err)
 	}
 }
+
+// TestReloadSeesChangesBehindAliases: a policy is carried over a reload only
+// when its parameters are unchanged, and a parameter written as an alias is
+// unchanged only when the value of its anchor is.
+func TestReloadSeesChangesBehindAliases(t *testing.T) {
+	policies := func(limit string) string {
+		return "        - response-headers-set:\n            headers: {X-Limit: &lim " + limit + "}\n" +
+			"        - rate-limiting: {limit: *lim, period: 60, identifier: $request.remoteAddress}\n"
+	}
+	first, _, err := chaintest.Compile(t, chaintest.Gateway(policies("100")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := chaintest.Load(t, chaintest.Gateway(policies("1")))
+	next, err := chain.CompileAll(cfg, first, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Retire(nil) })
+	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej != nil {
+		t.Fatalf("first request: %v", rej)
+	}
+	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej == nil || rej.Status != 429 {
+		t.Fatalf("second request after the limit went from 100 to 1: %v, want a 429", rej)
+	}
+}

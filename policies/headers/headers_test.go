@@ -134,3 +134,48 @@ func TestConfigErrors(t *testing.T) {
 	f("        - request-headers-set:\n            headers:\n              X-A: $client.id\n", "14:20", "only known after client-id-enforcement")
 	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "cannot unmarshal !!seq")
 }
+
+// TestHeadersThroughAliases: a headers block reused through an alias works
+// as if written out.
+func TestHeadersThroughAliases(t *testing.T) {
+	c := chaintest.MustChain(t, `        - response-headers-set:
+            headers: &h {X-Api-Version: "v2"}
+        - request-headers-set:
+            headers: *h
+        - request-headers-remove:
+            headers: &gone [X-Internal-*]
+        - request-headers-remove:
+            headers: *gone
+`)
+	ctx := chaintest.Ctx("http://gw/api/x", "X-Internal-A", "secret")
+	if rej := chaintest.Run(c, ctx); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	if got := string(ctx.Request.Header.Peek("X-Api-Version")); got != "v2" {
+		t.Errorf("request X-Api-Version = %q", got)
+	}
+	if got := ctx.Request.Header.Peek("X-Internal-A"); got != nil {
+		t.Errorf("X-Internal-A was not removed: %q", got)
+	}
+}
+
+// TestSetErrorsHideCredentials: an error in the value of a header that
+// carries a credential (by its name, or a Basic or Bearer value) does not
+// quote the value.
+func TestSetErrorsHideCredentials(t *testing.T) {
+	for _, header := range []string{
+		`Authorization: "Bearer abc${secret-token-value"`,
+		`X-Upstream-Auth: "basic dXNl${secret-token-value"`,
+		`X_Client_Key: "${secret-token-value"`,
+	} {
+		_, _, err := chaintest.Compile(t, chaintest.Gateway("        - request-headers-set:\n            headers: {"+header+"}\n"))
+		if err == nil || strings.Contains(err.Error(), "secret-token") || !strings.Contains(err.Error(), "is not closed") {
+			t.Errorf("%s: error = %v", header, err)
+		}
+	}
+	// Other values are quoted, to show where the mistake is.
+	_, _, err := chaintest.Compile(t, chaintest.Gateway("        - request-headers-set:\n            headers: {X-Version: \"v1${oops\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), `"${oops"`) {
+		t.Errorf("error = %v", err)
+	}
+}

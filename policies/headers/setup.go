@@ -6,14 +6,19 @@ package headers
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
+	"github.com/flexgate/flexgate/config"
 )
+
+// quoted matches a Go-quoted string in an error message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 func init() {
 	chain.Register(chain.Registration{Name: "request-headers-remove", New: func() chain.Policy { return new(Remove) }})
@@ -140,7 +145,13 @@ func (s *Set) Validate(env *chain.Env) error {
 		}
 		tmpl, err := expr.Compile(value, env)
 		if err != nil {
-			return chain.Errorf(v, "the value of %s: %v", name, err)
+			msg := err.Error()
+			if config.CredentialHeader(name) || config.CredentialValue(value) {
+				// The message quotes the part of the value at fault,
+				// which may be the credential itself.
+				msg = quoted.ReplaceAllString(msg, `"[redacted]"`)
+			}
+			return chain.Errorf(v, "the value of %s: %s", name, msg)
 		}
 		f := field{name: fasthttp.AppendNormalizedHeaderKey(nil, name), tmpl: tmpl}
 		if tmpl.IsConstant() {

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"

@@ -1,0 +1,115 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/proxy/proxytest"
+)
+
+// getConfig fetches the admin /config of gw.
+func getConfig(t *testing.T, gw *proxytest.Gateway) string {
+	t.Helper()
+	resp := proxytest.Do(t, "GET", gw.AdminURL+"/config", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("/config: %d %s", resp.StatusCode(), resp.Body())
+	}
+	return string(resp.Body())
+}
+
+// TestConfigEndpointRedactsHeaderCredentials: the headers a policy sets are
+// shown, except the values that carry credentials, recognised by the
+// header's name or by the value; a value that only refers to $env shows as
+// written.
+func TestConfigEndpointRedactsHeaderCredentials(t *testing.T) {
+	t.Setenv("FG_ADMIN_TEST_TOKEN", "env-token-value")
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+      policies:
+        - request-headers-set:
+            headers:
+              X-Upstream-Auth: "Basic dXNlcjpzM2NyZXQ="
+              X-Other-Auth: "bearer literal-bearer-value"
+              X_Client_Key: literal-key-value
+              X-Env-Auth: "Bearer $env.FG_ADMIN_TEST_TOKEN"
+              X-Callback: "https://cb:url-pass-value@hooks.example/x"
+              X-Version: v1
+        - response-headers-set:
+            headers:
+              Set-Cookie: "sid=literal-cookie-value"
+              X-Service-Password: literal-password-value
+`, up.URL))
+	body := getConfig(t, gw)
+	for _, secret := range []string{"dXNlcjpzM2NyZXQ", "literal-", "url-pass-value", "env-token-value"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/config shows %q", secret)
+		}
+	}
+	for _, want := range []string{`"X-Upstream-Auth": "[redacted]"`, `"X-Other-Auth": "[redacted]"`, `"X_Client_Key": "[redacted]"`,
+		`"Set-Cookie": "[redacted]"`, `"X-Service-Password": "[redacted]"`,
+		`"X-Env-Auth": "Bearer $env.FG_ADMIN_TEST_TOKEN"`,
+		`"X-Callback": "https://cb:xxxxx@hooks.example/x"`, `"X-Version": "v1"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/config lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/config:\n%s", body)
+	}
+}
+
+// TestConfigEndpointKeysAreCamelCase: every key of /config is camelCase,
+// as dashboards and scripts read them; the keys inside a policy's params
+// are the user's own and are left out.
+func TestConfigEndpointKeysAreCamelCase(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  listeners:
+    - {name: main, port: 1}
+  trustedProxies: [10.0.0.0/8]
+  clients: [{id: app, secret: s}]
+  routes:
+    - id: r
+      path: ["/*"]
+      methods: [GET]
+      upstream: {url: "%s", host: h}
+      policies:
+        - client-id-enforcement
+        - response-headers-set: {headers: {X-Version: v1}}
+`, up.URL))
+	var doc any
+	body := getConfig(t, gw)
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				if k == "" || !unicode.IsLower(rune(k[0])) || strings.ContainsAny(k, "_- ") {
+					t.Errorf("key %s.%s is not camelCase", path, k)
+				}
+				if k != "params" {
+					walk(c, path+"."+k)
+				}
+			}
+		case []any:
+			for i, c := range v {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(doc, "")
+	if !strings.Contains(body, `"summary": "`) || !strings.Contains(body, `"path": "`) {
+		t.Errorf("/config has no sources with path and summary:\n%s", body)
+	}
+}
