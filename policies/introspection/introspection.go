@@ -21,6 +21,10 @@ import (
 // can, and hands the token's claims to later steps in ex.Token. A cached
 // answer costs no allocation.
 func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	if r := in.creds.Check(&ctx.Request.Header); r != nil {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
+		return r
+	}
 	tok, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 	if tok == nil {
 		if ok {

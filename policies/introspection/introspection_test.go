@@ -171,11 +171,20 @@ type result struct {
 }
 
 func (f *fixture) do(authorization string) result {
+	if authorization == "" {
+		return f.doHeaders()
+	}
+	return f.doHeaders("Authorization", authorization)
+}
+
+// doHeaders sends a request with the given headers (name, value pairs; a
+// name may repeat).
+func (f *fixture) doHeaders(headers ...string) result {
 	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(&fasthttp.Request{}, nil, nil)
 	ctx.Request.SetRequestURI("/orders/1")
-	if authorization != "" {
-		ctx.Request.Header.Set("Authorization", authorization)
+	for i := 0; i+1 < len(headers); i += 2 {
+		ctx.Request.Header.Add(headers[i], headers[i+1])
 	}
 	ex := chain.AcquireExchange()
 	ex.Prepare(f.c)
@@ -272,6 +281,38 @@ func TestRejections(t *testing.T) {
 		if r.rej == nil || r.rej.Status != 503 || r.rej.Reason != "introspection_unavailable" {
 			t.Errorf("%s: got %v, want 503 introspection_unavailable", tc.name, r.rej)
 		}
+	}
+}
+
+// TestDuplicateAuthorization: the policy checks one Authorization header;
+// an upstream may read another, so a request with two is refused before
+// any token is looked up.
+func TestDuplicateAuthorization(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	p.answers["good"] = `{"active":true}`
+	for _, headers := range [][]string{
+		{"Authorization", "Bearer good", "Authorization", "Bearer forged"},
+		{"Authorization", "Bearer good", "authorization", "Bearer good"},
+		{"Authorization", "Bearer good", "Authorization", "Basic YTpi"},
+		{"Authorization", "Bearer good", "Authorization", ""},
+	} {
+		r := f.doHeaders(headers...)
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" {
+			t.Fatalf("%q: got %v, want 400 duplicate_credentials", headers, r.rej)
+		}
+		if !strings.Contains(r.rej.Message, "Authorization header more than once") {
+			t.Errorf("message does not name the header: %s", r.rej.Message)
+		}
+		if want := `Bearer realm="flexgate", error="invalid_request"`; r.challenge != want {
+			t.Errorf("%q: WWW-Authenticate = %q, want %q", headers, r.challenge, want)
+		}
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("%d calls to the server for refused requests", n)
+	}
+	if r := f.doHeaders("Authorization", "Bearer good", "X-Other", "1"); r.rej != nil {
+		t.Errorf("one Authorization header: %v", r.rej)
 	}
 }
 

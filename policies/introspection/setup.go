@@ -68,12 +68,14 @@ type Introspector struct {
 	cache  *cache
 	flight group
 
+	creds        *chain.Credentials
 	noToken      *chain.Rejection
 	invalidToken *chain.Rejection
 	insufficient *chain.Rejection
 	unavailable  *chain.Rejection
 
 	challengeNoToken []byte
+	challengeRequest []byte
 	challengeInvalid []byte
 	challengeScope   []byte
 
@@ -198,6 +200,12 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	}
 
 	in.challengeNoToken = []byte(`Bearer realm="flexgate"`)
+	// RFC 6750 §3.1: a request that repeats a parameter is an
+	// invalid_request, answered 400.
+	in.challengeRequest = []byte(`Bearer realm="flexgate", error="invalid_request"`)
+	if in.creds, err = env.Credentials(fasthttp.HeaderAuthorization); err != nil {
+		return err
+	}
 	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
 	in.challengeScope = []byte(`Bearer realm="flexgate", error="insufficient_scope", scope="` + strings.Join(in.Scopes, " ") + `"`)
 	in.noToken = env.Reject(401, "missing_token", "a bearer token is required: send Authorization: Bearer <token>")
