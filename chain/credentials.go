@@ -53,13 +53,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Credentials are the request headers a policy reads credentials from,
-// declared at provision. A request that carries one of them more than once
-// (in any of its spellings, see HeaderSpellings) is refused: the policy
-// reads one copy, the upstream may read another that nobody checked. A
-// provisioned Credentials is safe for concurrent use.
+// Credentials are the request headers and query parameters a policy reads
+// credentials (or an identity) from, declared at provision. A request that
+// carries one of them more than once is refused: the policy reads one
+// copy, the upstream may read another that nobody checked. Headers count in
+// any of their spellings (see HeaderSpellings); query parameters by their
+// decoded name. A provisioned Credentials is safe for concurrent use.
 type Credentials struct {
 	headers []credentialHeader
+	query   []credentialParam
 }
 
 type credentialHeader struct {
@@ -67,10 +69,15 @@ type credentialHeader struct {
 	dup       *Rejection
 }
 
-// Credentials declares the request headers the policy reads credentials
-// from and builds, for each, its 400 duplicate_credentials rejection. Call
-// it at provision time.
-func (e *Env) Credentials(headers ...string) (*Credentials, error) {
+type credentialParam struct {
+	name string
+	dup  *Rejection
+}
+
+// Credentials declares the request headers and query parameters the policy
+// reads credentials from and builds, for each, its 400
+// duplicate_credentials rejection. Call it at provision time.
+func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 	c := &Credentials{}
 	for _, name := range headers {
 		sp, err := HeaderSpellings(name)
@@ -81,11 +88,17 @@ func (e *Env) Credentials(headers ...string) (*Credentials, error) {
 		if len(sp) > 1 {
 			msg += " (" + otherSpelling(name) + " counts as the same header: many upstreams read '-' and '_' alike)"
 		}
-		msg += "; send it once"
-		c.headers = append(c.headers, credentialHeader{spellings: sp,
-			dup: e.Reject(fasthttp.StatusBadRequest, "duplicate_credentials", msg)})
+		c.headers = append(c.headers, credentialHeader{spellings: sp, dup: e.duplicate(msg)})
+	}
+	for _, name := range query {
+		c.query = append(c.query, credentialParam{name: name,
+			dup: e.duplicate("the request carries the " + name + " query parameter more than once")})
 	}
 	return c, nil
+}
+
+func (e *Env) duplicate(msg string) *Rejection {
+	return e.Reject(fasthttp.StatusBadRequest, "duplicate_credentials", msg+"; send it once")
 }
 
 // otherSpelling is name with its '_' written '-', or when it has none, its
@@ -97,9 +110,11 @@ func otherSpelling(name string) string {
 	return strings.ReplaceAll(name, "-", "_")
 }
 
-// Check returns the rejection of the first declared header that the
-// request carries more than once, or nil. It does not allocate.
-func (c *Credentials) Check(h *fasthttp.RequestHeader) *Rejection {
+// Check returns the rejection of the first declared header or query
+// parameter that the request carries more than once, or nil. It does not
+// allocate.
+func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
+	h := &ctx.Request.Header
 	for i := range c.headers {
 		ch := &c.headers[i]
 		n := 0
@@ -109,6 +124,22 @@ func (c *Credentials) Check(h *fasthttp.RequestHeader) *Rejection {
 		}
 		if n > 1 {
 			return ch.dup
+		}
+	}
+	if len(c.query) == 0 {
+		return nil
+	}
+	args := ctx.QueryArgs()
+	for i := range c.query {
+		cp := &c.query[i]
+		n := 0
+		for k := range args.All() {
+			if string(k) == cp.name {
+				n++
+			}
+		}
+		if n > 1 {
+			return cp.dup
 		}
 	}
 	return nil

@@ -34,65 +34,70 @@ func TestHeaderSpellings(t *testing.T) {
 	}
 }
 
+// request builds a request for uri with headers (name, value pairs; a
+// name may repeat).
+func request(uri string, headers ...string) *fasthttp.RequestCtx {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Request.SetRequestURI(uri)
+	for i := 0; i+1 < len(headers); i += 2 {
+		ctx.Request.Header.Add(headers[i], headers[i+1])
+	}
+	return ctx
+}
+
 func TestCredentialsCheck(t *testing.T) {
 	env := &Env{Name: "some-policy"}
-	c, err := env.Credentials("client_id", "Authorization")
+	c, err := env.Credentials([]string{"client_id", "Authorization"}, []string{"api_key"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := func(wantHeader string, headers ...string) {
+	f := func(want, uri string, headers ...string) {
 		t.Helper()
-		var h fasthttp.RequestHeader
-		for i := 0; i+1 < len(headers); i += 2 {
-			h.Add(headers[i], headers[i+1])
-		}
-		r := c.Check(&h)
-		if wantHeader == "" {
+		r := c.Check(request(uri, headers...))
+		if want == "" {
 			if r != nil {
-				t.Errorf("%q: refused: %v", headers, r)
+				t.Errorf("%s %q: refused: %v", uri, headers, r)
 			}
 			return
 		}
 		if r == nil {
-			t.Fatalf("%q: passed, want a duplicate %s", headers, wantHeader)
+			t.Fatalf("%s %q: passed, want a duplicate %s", uri, headers, want)
 		}
 		if r.Status != 400 || r.Reason != "duplicate_credentials" || r.Policy != "some-policy" {
-			t.Errorf("%q: got %d %s by %s", headers, r.Status, r.Reason, r.Policy)
+			t.Errorf("%s %q: got %d %s by %s", uri, headers, r.Status, r.Reason, r.Policy)
 		}
-		if !strings.Contains(r.Message, "the "+wantHeader+" header more than once") {
-			t.Errorf("%q: message %q does not name %s", headers, r.Message, wantHeader)
+		if !strings.Contains(r.Message, "the "+want+" more than once") {
+			t.Errorf("%s %q: message %q does not name the %s", uri, headers, r.Message, want)
 		}
 	}
-	f("")
-	f("", "client_id", "a", "Authorization", "Bearer x", "X-Other", "1", "X-Other", "2")
-	f("client_id", "client_id", "a", "client_id", "a")
-	f("client_id", "client_id", "a", "CLIENT_ID", "b")
-	f("client_id", "client-id", "a", "client_id", "b")
-	f("client_id", "Client-Id", "a", "client-id", "b")
-	f("client_id", "client_id", "a", "client_id", "")
-	f("Authorization", "Authorization", "Bearer a", "authorization", "Bearer b")
+	f("", "/")
+	f("", "/?api_key=a&other=1&other=2&api-key=b", "client_id", "a", "Authorization", "Bearer x", "X-Other", "1", "X-Other", "2")
+	f("client_id header", "/", "client_id", "a", "client_id", "a")
+	f("client_id header", "/", "client_id", "a", "CLIENT_ID", "b")
+	f("client_id header", "/", "client-id", "a", "client_id", "b")
+	f("client_id header", "/", "Client-Id", "a", "client-id", "b")
+	f("client_id header", "/", "client_id", "a", "client_id", "")
+	f("Authorization header", "/", "Authorization", "Bearer a", "authorization", "Bearer b")
+	f("api_key query parameter", "/?api_key=a&api_key=b")
+	f("api_key query parameter", "/?api_key=a&api%5Fkey=a")
+	f("api_key query parameter", "/?api_key&api_key=")
 
-	r := c.headers[0].dup
-	if !strings.Contains(r.Message, "client-id counts as the same header") {
+	if r := c.headers[0].dup; !strings.Contains(r.Message, "client-id counts as the same header") {
 		t.Errorf("message does not explain the other spelling: %s", r.Message)
 	}
-	if strings.Contains(c.headers[1].dup.Message, "counts as") {
-		t.Errorf("Authorization has no other spelling: %s", c.headers[1].dup.Message)
+	if r := c.headers[1].dup; strings.Contains(r.Message, "counts as") {
+		t.Errorf("Authorization has no other spelling: %s", r.Message)
 	}
 }
 
 func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
-	c, err := (&Env{Name: "p"}).Credentials("client_id", "client_secret", "Authorization")
+	c, err := (&Env{Name: "p"}).Credentials([]string{"client_id", "client_secret", "Authorization"}, []string{"api_key"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h fasthttp.RequestHeader
-	h.Set("client_id", "a")
-	h.Set("client_secret", "b")
-	h.Set("Authorization", "Basic x")
-	h.Set("X-Other", "1")
+	ctx := request("/x?api_key=k&y=1", "client_id", "a", "client_secret", "b", "Authorization", "Basic x", "X-Other", "1")
 	allocs := testing.AllocsPerRun(100, func() {
-		if c.Check(&h) != nil {
+		if c.Check(ctx) != nil {
 			t.Fatal("refused")
 		}
 	})

@@ -22,7 +22,7 @@ var authorization = []byte(fasthttp.HeaderAuthorization)
 // upstream. It does not allocate.
 func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	h := &ctx.Request.Header
-	if r := e.creds.Check(h); r != nil {
+	if r := e.creds.Check(ctx); r != nil {
 		return r
 	}
 	id := h.PeekBytes(e.idHeader)

@@ -146,7 +146,7 @@ func (e *Enforcer) Provision(env *chain.Env) error {
 		names = append(names, fasthttp.HeaderAuthorization)
 	}
 	var err error
-	if e.creds, err = env.Credentials(names...); err != nil {
+	if e.creds, err = env.Credentials(names, nil); err != nil {
 		return err
 	}
 	e.twice = env.Reject(400, "duplicate_credentials", fmt.Sprintf(

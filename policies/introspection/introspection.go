@@ -22,7 +22,7 @@ import (
 // can, and hands the token's claims to later steps in ex.Token. A cached
 // answer costs no allocation.
 func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
-	if r := in.creds.Check(&ctx.Request.Header); r != nil {
+	if r := in.creds.Check(ctx); r != nil {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
 		return r
 	}

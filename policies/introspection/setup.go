@@ -203,7 +203,7 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	// RFC 6750 §3.1: a request that repeats a parameter is an
 	// invalid_request, answered 400.
 	in.challengeRequest = []byte(`Bearer realm="flexgate", error="invalid_request"`)
-	if in.creds, err = env.Credentials(fasthttp.HeaderAuthorization); err != nil {
+	if in.creds, err = env.Credentials([]string{fasthttp.HeaderAuthorization}, nil); err != nil {
 		return err
 	}
 	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
