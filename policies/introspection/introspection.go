@@ -35,6 +35,13 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
 		return in.invalidToken
 	}
+	if ctx.QueryArgs().Has(queryToken) {
+		// RFC 6750 §2.3 lets an upstream take the token from the
+		// query too, where no one checked it (§3.1: more than one
+		// method is an invalid_request).
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
+		return in.twoTokens
+	}
 	k := sha256.Sum256(tok)
 	e := in.cache.get(&k, in.now().UnixNano())
 	if e != nil {
@@ -62,6 +69,9 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	return nil
 }
 
+// queryToken is the query parameter RFC 6750 §2.3 carries a token in.
+const queryToken = "access_token"
+
 // lookup asks the server about tok, sharing the call with concurrent
 // requests for the same token, and caches what the answer allows.
 func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
@@ -82,8 +92,9 @@ func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
 		switch {
 		case e.active && e.exp != 0 && e.exp <= now.UnixNano():
 			// RFC 7662 §2.2: exp is when the token expires; a server
-			// may still say active for it (a stale cache, a clock ahead
-			// of the server's). It is not valid any more.
+			// may still say active for it (a stale cache of its own, or
+			// the gateway's clock ahead of the server's). It is not valid
+			// any more.
 			e = &entry{}
 		case e.active && e.nbf > now.UnixNano():
 			// Not valid yet; it may become valid at nbf.

@@ -181,9 +181,14 @@ func (f *fixture) do(authorization string) result {
 // doHeaders sends a request with the given headers (name, value pairs; a
 // name may repeat).
 func (f *fixture) doHeaders(headers ...string) result {
+	return f.doURI("/orders/1", headers...)
+}
+
+// doURI sends a request for uri with the given headers.
+func (f *fixture) doURI(uri string, headers ...string) result {
 	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(&fasthttp.Request{}, nil, nil)
-	ctx.Request.SetRequestURI("/orders/1")
+	ctx.Request.SetRequestURI(uri)
 	for i := 0; i+1 < len(headers); i += 2 {
 		ctx.Request.Header.Add(headers[i], headers[i+1])
 	}
@@ -314,6 +319,36 @@ func TestDuplicateAuthorization(t *testing.T) {
 	}
 	if r := f.doHeaders("Authorization", "Bearer good", "X-Other", "1"); r.rej != nil {
 		t.Errorf("one Authorization header: %v", r.rej)
+	}
+}
+
+// TestTokenInQueryToo: an upstream may take the token from access_token
+// in the query (RFC 6750 §2.3), which nobody checked, rather than from
+// Authorization.
+func TestTokenInQueryToo(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	p.answers["good"] = `{"active":true}`
+	for _, uri := range []string{"/orders/1?access_token=forged", "/orders/1?a=1&access_token", "/orders/1?access%5Ftoken=x"} {
+		r := f.doURI(uri, "Authorization", "Bearer good")
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" ||
+			!strings.Contains(r.rej.Message, "access_token query parameter") {
+			t.Fatalf("%s: got %v, want 400 duplicate_credentials naming access_token", uri, r.rej)
+		}
+		if want := `Bearer realm="flexgate", error="invalid_request"`; r.challenge != want {
+			t.Errorf("%s: WWW-Authenticate = %q, want %q", uri, r.challenge, want)
+		}
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("%d calls to the server for refused requests", n)
+	}
+	if r := f.doURI("/orders/1?token=x", "Authorization", "Bearer good"); r.rej != nil {
+		t.Errorf("another query parameter: %v", r.rej)
+	}
+	// Without Authorization the query token is not a token the policy
+	// takes: the answer says what is missing.
+	if r := f.doURI("/orders/1?access_token=good"); r.rej == nil || r.rej.Reason != "missing_token" {
+		t.Errorf("query token only: got %v, want missing_token", r.rej)
 	}
 }
 

@@ -69,6 +69,7 @@ type Introspector struct {
 	flight group
 
 	creds        *chain.Credentials
+	twoTokens    *chain.Rejection
 	noToken      *chain.Rejection
 	invalidToken *chain.Rejection
 	insufficient *chain.Rejection
@@ -206,6 +207,8 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	if in.creds, err = env.Credentials([]string{fasthttp.HeaderAuthorization}, nil); err != nil {
 		return err
 	}
+	in.twoTokens = env.Reject(400, "duplicate_credentials",
+		"the request carries a token in Authorization and in the access_token query parameter; send it only in Authorization")
 	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
 	in.challengeScope = []byte(`Bearer realm="flexgate", error="insufficient_scope", scope="` + strings.Join(in.Scopes, " ") + `"`)
 	in.noToken = env.Reject(401, "missing_token", "a bearer token is required: send Authorization: Bearer <token>")
