@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -37,20 +38,11 @@ func HeaderSpellings(name string) ([]string, error) {
 			b[i] = "-_"[mask>>j&1]
 		}
 		s := string(fasthttp.AppendNormalizedHeaderKey(nil, string(b)))
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Credentials are the request headers and query parameters a policy reads
