@@ -315,6 +315,22 @@ func (t *Template) Append(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	return dst
 }
 
+// Reads returns the names of the request headers and query parameters the
+// template expands, in the order written, so that a policy can refuse a
+// request that sends one of them twice (the template reads the first
+// copy; an upstream may read another).
+func (t *Template) Reads() (headers, query []string) {
+	for _, p := range t.parts {
+		switch p.kind {
+		case kindHeader:
+			headers = append(headers, string(p.lit))
+		case kindQuery:
+			query = append(query, string(p.lit))
+		}
+	}
+	return headers, query
+}
+
 // IsRemoteAddress reports whether the template is exactly
 // `$request.remoteAddress`, so that callers can use the address bytes
 // without copying them.

@@ -139,3 +139,13 @@ func TestEnvNames(t *testing.T) {
 		t.Errorf("a variable holding CR LF: %v", err)
 	}
 }
+
+func TestReads(t *testing.T) {
+	h, q := MustCompile("k-$request.header.X-Api-Key/${request.query.tenant}-${request.method}:$request.header.X_B").Reads()
+	if len(h) != 2 || h[0] != "X-Api-Key" || h[1] != "X_B" || len(q) != 1 || q[0] != "tenant" {
+		t.Errorf("Reads() = %q, %q", h, q)
+	}
+	if h, q := MustCompile("$request.remoteAddress").Reads(); h != nil || q != nil {
+		t.Errorf("remoteAddress reads %q, %q", h, q)
+	}
+}

@@ -128,7 +128,7 @@ func TestSeedSecuredChain(t *testing.T) {
 	}
 	fasthttp.ReleaseResponse(resp)
 
-	// Rate limiting: 100 a minute per client address; the 101st is refused.
+	// Rate limiting: 100 per client address (a year here, see startSeed); the 101st is refused.
 	for sent < 100 {
 		r := do("?productId=PRD-42&quantity=2", good)
 		if r.StatusCode() != 200 {
@@ -151,7 +151,7 @@ type seedGateway struct {
 }
 
 // startSeed serves the seed file with the test's upstream and IdP and the
-// rate limit set to limit (the seed's own is 100).
+// rate limit set to limit a year (the seed's own is 100 a minute).
 func startSeed(t testing.TB, limit int) *seedGateway {
 	t.Helper()
 	s := &seedGateway{}
@@ -205,6 +205,10 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 	for i := range route.Policies {
 		if p := &route.Policies[i]; p.Name == "rate-limiting" {
 			chain.Field(p.Params, "limit").Value = fmt.Sprint(limit)
+			// The seed's 60 s refills a token every 0.6 s, which a
+			// loaded machine takes to run the test: over a year none
+			// comes back while it runs.
+			chain.Field(p.Params, "period").Value = "31622400"
 		}
 	}
 	s.gw = proxytest.StartConfig(t, cfg, dir)

@@ -22,12 +22,22 @@ var authorization = []byte(fasthttp.HeaderAuthorization)
 // upstream. It does not allocate.
 func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	h := &ctx.Request.Header
+	if r := e.creds.Check(ctx); r != nil {
+		return r
+	}
 	id := h.PeekBytes(e.idHeader)
 	secret := h.PeekBytes(e.secretHeader)
 	fromBasic := false
-	if len(id) == 0 && len(secret) == 0 && e.BasicAuth {
-		var buf [maxBasic]byte
-		id, secret, fromBasic = parseBasic(h.PeekBytes(authorization), buf[:])
+	var buf [maxBasic]byte
+	if e.BasicAuth {
+		auth := h.PeekBytes(authorization)
+		if len(id) == 0 && len(secret) == 0 {
+			id, secret, fromBasic = parseBasic(auth, buf[:])
+		} else if isBasic(auth) {
+			// Only one pair would be checked; an upstream may read the
+			// other.
+			return e.twice
+		}
 	}
 	if len(id) == 0 || len(secret) == 0 {
 		return e.reject(ctx, e.missing)
@@ -58,6 +68,13 @@ func (e *Enforcer) reject(ctx *fasthttp.RequestCtx, r *chain.Rejection) *chain.R
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, e.challenge)
 	}
 	return r
+}
+
+// isBasic reports whether an Authorization value uses the Basic scheme.
+func isBasic(v []byte) bool {
+	const scheme = "basic"
+	return len(v) >= len(scheme) && bytes.EqualFold(v[:len(scheme)], []byte(scheme)) &&
+		(len(v) == len(scheme) || v[len(scheme)] == ' ')
 }
 
 // parseBasic splits `Basic base64(id:secret)` into id and secret, decoding

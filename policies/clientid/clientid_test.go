@@ -64,7 +64,7 @@ func newRequest(c *chain.Chain, headers ...string) request {
 	ctx.Init(&fasthttp.Request{}, nil, nil)
 	ctx.Request.SetRequestURI("/orders/1")
 	for i := 0; i+1 < len(headers); i += 2 {
-		ctx.Request.Header.Set(headers[i], headers[i+1])
+		ctx.Request.Header.Add(headers[i], headers[i+1])
 	}
 	ex := chain.AcquireExchange()
 	ex.RouteID = c.RouteID
@@ -175,6 +175,60 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
+// TestDuplicateCredentials: the policy checks one copy of a credential
+// header and the upstream may read another (the last, or the one CGI
+// spells the same), so a request carrying two is refused.
+func TestDuplicateCredentials(t *testing.T) {
+	plain, _ := mustCompile(t, "- client-id-enforcement")
+	withBasic, _ := mustCompile(t, "- client-id-enforcement: {basicAuth: true}")
+	custom, _ := mustCompile(t, "- client-id-enforcement: {clientIdHeader: X-Client-Id, clientSecretHeader: X-Client-Secret}")
+	f := func(c *chain.Chain, wantInMessage string, headers ...string) {
+		t.Helper()
+		r := newRequest(c, headers...)
+		rej := c.RunRequest(r.ctx, r.ex)
+		if rej == nil {
+			t.Fatalf("%v: passed, want 400 duplicate_credentials", headers)
+		}
+		if rej.Status != 400 || rej.Reason != "duplicate_credentials" || rej.Policy != "client-id-enforcement" {
+			t.Errorf("%v: got %d %s by %s, want 400 duplicate_credentials", headers, rej.Status, rej.Reason, rej.Policy)
+		}
+		if !strings.Contains(rej.Message, wantInMessage) {
+			t.Errorf("%v: message %q does not contain %q", headers, rej.Message, wantInMessage)
+		}
+		if strings.Contains(rej.Message, "s3cret") {
+			t.Errorf("message leaks a secret: %s", rej.Message)
+		}
+		if len(r.ex.ClientID) != 0 {
+			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.ClientID)
+		}
+	}
+	f(plain, "client_id header more than once",
+		"client_id", "app-1", "client_secret", "s3cret", "client_id", "app-2")
+	f(plain, "client_id header more than once",
+		"client_id", "app-1", "client_secret", "s3cret", "Client_ID", "app-1")
+	f(plain, "client-id counts as the same header",
+		"client_id", "app-1", "client_secret", "s3cret", "client-id", "app-2")
+	f(plain, "client_secret header more than once",
+		"client_id", "app-1", "client_secret", "s3cret", "client_secret", "other")
+	f(plain, "client_secret header more than once",
+		"client_id", "app-1", "client-secret", "x", "client_secret", "s3cret")
+	f(custom, "X-Client-Id header more than once",
+		"X-Client-Id", "app-1", "X-Client-Secret", "s3cret", "x_client_id", "app-2")
+	f(withBasic, "Authorization header more than once",
+		"Authorization", basic("app-1", "s3cret"), "Authorization", basic("app-2", "x"))
+	f(withBasic, "as HTTP Basic credentials",
+		"client_id", "app-1", "client_secret", "s3cret", "Authorization", basic("app-2", "x"))
+	f(withBasic, "as HTTP Basic credentials",
+		"client_id", "app-1", "client_secret", "s3cret", "Authorization", "basic")
+
+	// Without basicAuth the policy does not read Authorization: two of
+	// them are for a later step to judge.
+	r := newRequest(plain, "client_id", "app-1", "client_secret", "s3cret", "Authorization", "Bearer a", "Authorization", "Bearer b")
+	if rej := plain.RunRequest(r.ctx, r.ex); rej != nil {
+		t.Errorf("two Authorization headers on a route without basicAuth: %v", rej)
+	}
+}
+
 func TestCustomHeaderNames(t *testing.T) {
 	c, _ := mustCompile(t, "- client-id-enforcement: {clientIdHeader: X-Client-Id, clientSecretHeader: X-Client-Secret}")
 	r := newRequest(c, "x-client-id", "app-1", "X-CLIENT-SECRET", "s3cret")
@@ -213,6 +267,10 @@ func TestValidate(t *testing.T) {
 		"gw.yaml:2:21:", `clientIdHeader "bad header" is not a valid header name`)
 	f(registry(), "- client-id-enforcement:\n    clientSecretHeader: Client_ID",
 		"gw.yaml:2:25:", "give the secret its own header")
+	f(registry(), "- client-id-enforcement:\n    clientSecretHeader: Client-ID",
+		"gw.yaml:2:25:", "the same header (case, '-' and '_' aside)", "give the secret its own header")
+	f(registry(), "- client-id-enforcement:\n    clientIdHeader: A-B-C-D-E-F-G-H",
+		"gw.yaml:2:21:", "clientIdHeader:", "more than 6 '-' and '_'")
 	f(registry(), "- client-id-enforcement:\n    basicAuht: true",
 		"gw.yaml:2:5:", `unknown parameter "basicAuht"`, "basicAuth, clientIdHeader, clientSecretHeader")
 	f([]config.Client{{ID: "x", Pos: config.Pos{File: "clients.yaml", Line: 3, Col: 5}}}, "- client-id-enforcement",

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
@@ -44,8 +45,13 @@ type Enforcer struct {
 	// unknown id costs the same time as a known id with a wrong secret.
 	decoy [sha256.Size]byte
 
+	// creds refuses a request that sends a credential header twice.
+	creds   *chain.Credentials
 	missing *chain.Rejection
 	invalid *chain.Rejection
+	// twice refuses Basic credentials sent beside the id and secret
+	// headers: only one pair is checked, the other must not go upstream.
+	twice *chain.Rejection
 	// challenge is the WWW-Authenticate value sent with 401s when Basic
 	// credentials are accepted; nil otherwise.
 	challenge []byte
@@ -93,9 +99,14 @@ func (e *Enforcer) Validate(env *chain.Env) error {
 		}
 	}
 	id, secret := e.headerNames()
-	if strings.EqualFold(id, secret) {
+	for _, p := range []struct{ param, name string }{{"clientIdHeader", id}, {"clientSecretHeader", secret}} {
+		if _, err := chain.HeaderSpellings(p.name); err != nil {
+			return chain.Errorf(chain.Field(env.Spec.Params, p.param), "%s: %v", p.param, err)
+		}
+	}
+	if sameHeader(id, secret) {
 		return chain.Errorf(chain.Field(env.Spec.Params, "clientSecretHeader"),
-			"clientIdHeader and clientSecretHeader are both %q: give the secret its own header", id)
+			"clientIdHeader %q and clientSecretHeader %q are the same header (case, '-' and '_' aside): give the secret its own header", id, secret)
 	}
 	for i, c := range env.Config.Clients {
 		if c.ID == "" {
@@ -130,6 +141,16 @@ func (e *Enforcer) Provision(env *chain.Env) error {
 		how += " or HTTP Basic credentials"
 		e.challenge = []byte(`Basic realm="flexgate"`)
 	}
+	names := []string{id, secret}
+	if e.BasicAuth {
+		names = append(names, fasthttp.HeaderAuthorization)
+	}
+	var err error
+	if e.creds, err = env.Credentials(names, nil); err != nil {
+		return err
+	}
+	e.twice = env.Reject(400, "duplicate_credentials", fmt.Sprintf(
+		"the request carries client credentials twice, in the %s and %s headers and as HTTP Basic credentials; send one of them", id, secret))
 	e.missing = env.Reject(401, "missing_credentials", "client credentials are missing: "+how)
 	e.invalid = env.Reject(401, "invalid_client", "unknown client id or wrong client secret")
 	return nil
@@ -147,6 +168,12 @@ func (e *Enforcer) headerNames() (id, secret string) {
 		secret = DefaultClientSecretHeader
 	}
 	return id, secret
+}
+
+// sameHeader reports whether two header names are one header to an
+// upstream that reads '-' and '_' alike.
+func sameHeader(a, b string) bool {
+	return strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
 }
 
 // isToken reports whether s is an RFC 9110 header field name.

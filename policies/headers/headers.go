@@ -12,7 +12,7 @@ import (
 func (r *Remove) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	h := &ctx.Request.Header
 	for _, name := range r.exact {
-		h.DelBytes(name)
+		h.Del(name)
 	}
 	if len(r.prefixes) == 0 {
 		return nil
@@ -45,16 +45,20 @@ func (r *Remove) matches(name []byte) bool {
 	return false
 }
 
-// hasPrefixFold reports whether s starts with the lower-case prefix,
-// ignoring the case of s.
+// hasPrefixFold reports whether s starts with the prefix, written in lower
+// case with '-' for '_', ignoring the case of s and whether it writes '-'
+// or '_'.
 func hasPrefixFold(s, lowerPrefix []byte) bool {
 	if len(s) < len(lowerPrefix) {
 		return false
 	}
 	for i, c := range lowerPrefix {
 		b := s[i]
-		if b >= 'A' && b <= 'Z' {
+		switch {
+		case b >= 'A' && b <= 'Z':
 			b += 'a' - 'A'
+		case b == '_':
+			b = '-'
 		}
 		if b != c {
 			return false
@@ -63,49 +67,61 @@ func hasPrefixFold(s, lowerPrefix []byte) bool {
 	return true
 }
 
+// isFraming reports whether name is a framing header, spelt exactly (case
+// aside): fasthttp frames by Content-Length, not by Content_Length.
 func isFraming(name []byte) bool {
 	for _, f := range framing {
-		if len(f) == len(name) && hasPrefixFold(name, lowerFraming[f]) {
+		if bytes.EqualFold(name, []byte(f)) {
 			return true
 		}
 	}
 	return false
 }
 
-var lowerFraming = func() map[string][]byte {
-	m := map[string][]byte{}
-	for _, f := range framing {
-		m[f] = bytes.ToLower([]byte(f))
-	}
-	return m
-}()
-
 // HandleRequest sets the configured headers on the request to the upstream.
 func (s *RequestSet) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
-	s.apply(ctx, ex, &ctx.Request.Header)
+	s.apply(ctx, ex, &ctx.Request.Header, true)
 	return nil
 }
 
 // HandleResponse sets the configured headers on the response to the
 // client.
 func (s *ResponseSet) HandleResponse(ctx *fasthttp.RequestCtx, ex *chain.Exchange) {
-	s.apply(ctx, ex, &ctx.Response.Header)
+	s.apply(ctx, ex, &ctx.Response.Header, false)
 }
 
-type headerSetter interface{ SetBytesKV(key, value []byte) }
+type headerSetter interface {
+	SetBytesKV(key, value []byte)
+	DelBytes(key []byte)
+	Del(key string)
+}
 
-func (s *Set) apply(ctx *fasthttp.RequestCtx, ex *chain.Exchange, h headerSetter) {
+// apply sets every field. fasthttp's Set replaces only the first copy of a
+// name, so every copy is deleted first: a second one, sent by the client
+// (or, on a response, the upstream), would otherwise reach the other side
+// beside the value set here. On a request the other spellings go too.
+// Values are expanded before anything is deleted, so that a value may
+// read the header it replaces.
+func (s *Set) apply(ctx *fasthttp.RequestCtx, ex *chain.Exchange, h headerSetter, request bool) {
 	slot := ex.Slot()
 	for i := range s.fields {
 		f := &s.fields[i]
-		if f.value != nil {
-			h.SetBytesKV(f.name, f.value)
-			continue
+		value := f.value
+		if value == nil {
+			buf := f.tmpl.Append(slot.Buf[:0], ctx, ex)
+			sanitize(buf)
+			slot.Buf = buf[:0]
+			value = buf
 		}
-		buf := f.tmpl.Append(slot.Buf[:0], ctx, ex)
-		sanitize(buf)
-		h.SetBytesKV(f.name, buf)
-		slot.Buf = buf[:0]
+		if request {
+			for _, o := range f.others {
+				h.Del(o)
+			}
+		}
+		if !f.setCookie || request {
+			h.DelBytes(f.name)
+		}
+		h.SetBytesKV(f.name, value)
 	}
 }
 

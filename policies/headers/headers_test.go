@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
@@ -54,6 +55,85 @@ func TestSeedHeaderSteps(t *testing.T) {
 	}
 	if got := string(ctx.Response.Header.Peek("X-Content-Type-Options")); got != "nosniff" {
 		t.Errorf("X-Content-Type-Options = %q", got)
+	}
+}
+
+// TestRemoveTreatsUnderscoreAsDash: CGI-style upstreams (PHP, WSGI, nginx
+// with underscores_in_headers) read X-Internal_Baz as X-Internal-Baz, so a
+// header removed by name or prefix goes in every spelling.
+func TestRemoveTreatsUnderscoreAsDash(t *testing.T) {
+	c := chaintest.MustChain(t, `        - request-headers-remove:
+            headers: ["X-Internal-*", "Authorization", "X-Api-Key", "Session_Token"]
+`)
+	ctx := chaintest.Ctx("http://gw/api/x",
+		"X-Internal_Baz", "1", "X_Internal-Foo", "2", "x_internal_bar", "3", "X-Internal-Qux", "4",
+		"X_Api_Key", "5", "x-api_key", "6", "X-Api-Key", "7", "Session-Token", "8", "session_token", "9",
+		"X-Internals", "kept", "X_Internals", "kept", "XInternal-A", "kept", "Authorization_", "kept")
+	chaintest.Run(c, ctx)
+	h := &ctx.Request.Header
+	raw := h.String()
+	for _, gone := range []string{"X-Internal_baz", "X_internal-Foo", "X_internal_bar", "X-Internal-Qux",
+		"X_api_key", "X-Api_key", "X-Api-Key", "Session-Token", "Session_token"} {
+		if strings.Contains(raw, gone+":") {
+			t.Errorf("upstream would see %s:\n%s", gone, raw)
+		}
+	}
+	for _, kept := range []string{"X-Internals", "X_internals", "Xinternal-A", "Authorization_"} {
+		if !strings.Contains(raw, kept+": kept") {
+			t.Errorf("%s was removed:\n%s", kept, raw)
+		}
+	}
+}
+
+// TestSetReplacesEveryCopy: fasthttp's Set replaces the first copy of a
+// name only, so a client that sends a header twice, or in another spelling
+// (X_User for X-User, which CGI-style upstreams read as one), would get its
+// own value to the upstream beside the one set.
+func TestSetReplacesEveryCopy(t *testing.T) {
+	c := chaintest.MustChain(t, `        - request-headers-set:
+            headers:
+              X-User: "gateway"
+              X-Echo: "was $request.header.X-Echo"
+        - response-headers-set:
+            headers:
+              Access-Control-Allow-Origin: "https://shop.example"
+              Set-Cookie: "gw=1"
+`)
+	ctx := chaintest.Ctx("http://gw/api/x",
+		"X-User", "forged-1", "X-User", "forged-2", "X_User", "forged-3", "x_user", "forged-4",
+		"X-Echo", "in", "X-Echo", "in2", "X_Userx", "kept")
+	ex := chain.AcquireExchange()
+	defer chain.ReleaseExchange(ex)
+	ex.Prepare(c)
+	if rej := c.RunRequest(ctx, ex); rej != nil {
+		t.Fatal(rej)
+	}
+	h := &ctx.Request.Header
+	if got := h.PeekAll("X-User"); len(got) != 1 || string(got[0]) != "gateway" {
+		t.Errorf("X-User = %q, want only \"gateway\":\n%s", got, h.String())
+	}
+	if got := h.PeekAll("X_User"); len(got) != 0 {
+		t.Errorf("X_User = %q, want none", got)
+	}
+	if got := h.PeekAll("X-Echo"); len(got) != 1 || string(got[0]) != "was in" {
+		t.Errorf("X-Echo = %q, want only \"was in\" (the value reads the header it replaces)", got)
+	}
+	if got := string(h.Peek("X_Userx")); got != "kept" {
+		t.Errorf("X_Userx = %q, want it kept", got)
+	}
+
+	// On a response, the upstream's copies are replaced too, but its
+	// cookies are not: Set-Cookie is set per cookie name.
+	ctx.Response.Header.Add("Access-Control-Allow-Origin", "*")
+	ctx.Response.Header.Add("Access-Control-Allow-Origin", "https://evil.example")
+	ctx.Response.Header.Add("Set-Cookie", "session=abc")
+	c.RunResponse(ctx, ex)
+	rh := &ctx.Response.Header
+	if got := rh.PeekAll("Access-Control-Allow-Origin"); len(got) != 1 || string(got[0]) != "https://shop.example" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want only the value set", got)
+	}
+	if raw := rh.String(); !strings.Contains(raw, "Set-Cookie: session=abc\r\n") || !strings.Contains(raw, "Set-Cookie: gw=1\r\n") {
+		t.Errorf("want the upstream's cookie and gw=1:\n%s", raw)
 	}
 }
 
@@ -124,6 +204,8 @@ func TestConfigErrors(t *testing.T) {
 	f("        - request-headers-remove:\n            headers: [\"X-*-B\"]\n", "13:23", "is not a header name")
 	f("        - request-headers-remove:\n            headers: [\"Content-Length\"]\n", "13:23", "cannot be removed")
 	f("        - request-headers-remove:\n            header: [\"X-A\"]\n", "13:13", "unknown parameter \"header\"; known parameters: headers")
+	f("        - request-headers-remove:\n            headers: [\"A-B-C-D-E-F-G-H\"]\n", "13:23", "more than 6 '-' and '_'")
+	f("        - request-headers-set:\n            headers:\n              A-B-C-D-E-F-G-H: x\n", "14:15", "more than 6 '-' and '_'")
 	f("        - request-headers-set\n", "12:11", "headers is required")
 	f("        - request-headers-set:\n            headers:\n              Bad Name: x\n", "14:15", "is not a header name")
 	f("        - request-headers-set:\n            headers:\n              Transfer-Encoding: chunked\n", "14:15", "cannot be set")

@@ -49,13 +49,14 @@ func isOneOf(name string, list []string) bool {
 // Remove is request-headers-remove: it deletes request headers before the
 // request goes upstream. Once provisioned it is safe for concurrent use.
 type Remove struct {
-	// Headers are the names to remove, matched without regard to case. A
-	// name ending in `*` (`X-Internal-*`) removes every header that starts
-	// with the text before the `*`.
+	// Headers are the names to remove, matched without regard to case,
+	// and with '-' and '_' alike (CGI-style upstreams read X_Internal as
+	// X-Internal). A name ending in `*` (`X-Internal-*`) removes every
+	// header that starts with the text before the `*`.
 	Headers []string `yaml:"headers"`
 
-	exact    [][]byte
-	prefixes [][]byte // lower case, without the `*`
+	exact    []string // every spelling of each name (chain.HeaderSpellings)
+	prefixes [][]byte // lower case, '_' written '-', without the `*`
 }
 
 // Validate checks every name and wildcard.
@@ -77,10 +78,14 @@ func (r *Remove) Validate(env *chain.Env) error {
 			return chain.Errorf(at, "%s cannot be removed: the gateway sets it for the upstream connection", name)
 		}
 		if wildcard {
-			r.prefixes = append(r.prefixes, []byte(strings.ToLower(name)))
-		} else {
-			r.exact = append(r.exact, fasthttp.AppendNormalizedHeaderKey(nil, name))
+			r.prefixes = append(r.prefixes, []byte(strings.ReplaceAll(strings.ToLower(name), "_", "-")))
+			continue
 		}
+		spellings, err := chain.HeaderSpellings(name)
+		if err != nil {
+			return chain.Errorf(at, "%v", err)
+		}
+		r.exact = append(r.exact, spellings...)
 	}
 	return nil
 }
@@ -117,7 +122,14 @@ type Set struct {
 
 type field struct {
 	name []byte
-	tmpl *expr.Template
+	// others are the name's other spellings ('-' and '_' exchanged),
+	// removed from a request before the name is set, so that an upstream
+	// reading X_User as X-User does not see the client's copy.
+	others []string
+	tmpl   *expr.Template
+	// setCookie: on a response, Set-Cookie is set per cookie name, beside
+	// the upstream's other cookies, rather than replacing them all.
+	setCookie bool
 	// value is the whole value when the template is constant.
 	value []byte
 }
@@ -153,7 +165,12 @@ func (s *Set) Validate(env *chain.Env) error {
 			}
 			return chain.Errorf(v, "the value of %s: %s", name, msg)
 		}
-		f := field{name: fasthttp.AppendNormalizedHeaderKey(nil, name), tmpl: tmpl}
+		spellings, err := chain.HeaderSpellings(name)
+		if err != nil {
+			return chain.Errorf(k, "%v", err)
+		}
+		f := field{name: fasthttp.AppendNormalizedHeaderKey(nil, name), others: spellings[1:], tmpl: tmpl,
+			setCookie: strings.EqualFold(name, fasthttp.HeaderSetCookie)}
 		if tmpl.IsConstant() {
 			f.value = tmpl.Literal()
 			// An environment variable's value is part of the literal now.

@@ -13,7 +13,10 @@ type key = [sha256.Size]byte
 type entry struct {
 	// expires is the UnixNano after which the entry is not used.
 	expires int64
-	active  bool
+	// exp and nbf are the token's claims in UnixNano, 0 when absent; an
+	// entry is cached only while they hold.
+	exp, nbf int64
+	active   bool
 	// scopeOK says the token carries every scope the policy requires.
 	scopeOK  bool
 	sub      []byte

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,10 @@ import (
 // can, and hands the token's claims to later steps in ex.Token. A cached
 // answer costs no allocation.
 func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	if r := in.creds.Check(ctx); r != nil {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
+		return r
+	}
 	tok, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 	if tok == nil {
 		if ok {
@@ -29,6 +34,13 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 		}
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
 		return in.invalidToken
+	}
+	if ctx.QueryArgs().Has(queryToken) {
+		// RFC 6750 §2.3 lets an upstream take the token from the
+		// query too, where no one checked it (§3.1: more than one
+		// method is an invalid_request).
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
+		return in.twoTokens
 	}
 	k := sha256.Sum256(tok)
 	e := in.cache.get(&k, in.now().UnixNano())
@@ -57,6 +69,9 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	return nil
 }
 
+// queryToken is the query parameter RFC 6750 §2.3 carries a token in.
+const queryToken = "access_token"
+
 // lookup asks the server about tok, sharing the call with concurrent
 // requests for the same token, and caches what the answer allows.
 func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
@@ -73,6 +88,21 @@ func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
 		}
 		now := in.now()
 		ttl := in.cacheTTL
+		var until int64 // when the answer stops being true, 0: not known
+		switch {
+		case e.active && e.exp != 0 && e.exp <= now.UnixNano():
+			// RFC 7662 §2.2: exp is when the token expires; a server
+			// may still say active for it (a stale cache of its own, or
+			// the gateway's clock ahead of the server's). It is not valid
+			// any more.
+			e = &entry{}
+		case e.active && e.nbf > now.UnixNano():
+			// Not valid yet; it may become valid at nbf.
+			until = e.nbf
+			e = &entry{}
+		case e.active:
+			until = e.exp
+		}
 		if e.active {
 			in.m.active.Inc()
 		} else {
@@ -80,8 +110,8 @@ func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
 			ttl = in.deadTTL
 		}
 		expires := now.Add(ttl).UnixNano()
-		if e.expires != 0 && e.expires < expires {
-			expires = e.expires
+		if until != 0 && until < expires {
+			expires = until
 		}
 		if expires > now.UnixNano() {
 			e.expires = expires
@@ -160,12 +190,9 @@ func parseResponse(body []byte) (*entry, error) {
 		case "scope":
 			e.scope, err = claim(v, t)
 		case "exp":
-			if t == jsonparser.Number {
-				var f float64
-				if f, err = jsonparser.ParseFloat(v); err == nil && f > 0 && f < 1<<33 {
-					e.expires = int64(f * float64(time.Second))
-				}
-			}
+			e.exp, err = numericDate(k, v, t)
+		case "nbf":
+			e.nbf, err = numericDate(k, v, t)
 		}
 		return err
 	})
@@ -179,6 +206,35 @@ func parseResponse(body []byte) (*entry, error) {
 		return &entry{}, nil
 	}
 	return e, nil
+}
+
+// numericDate reads an exp or nbf claim (seconds since 1970, RFC 7519
+// NumericDate) as UnixNano; null is the claim left out. One that is not a
+// number fails the answer, so that a token is never taken as valid for want
+// of reading its dates. A date at or before 1970 is the earliest instant;
+// one too far ahead to hold in nanoseconds is no limit for exp and never
+// for nbf.
+func numericDate(name, v []byte, t jsonparser.ValueType) (int64, error) {
+	if t == jsonparser.Null {
+		return 0, nil // the same as leaving it out
+	}
+	if t != jsonparser.Number {
+		return 0, fmt.Errorf("%q is not a number of seconds", name)
+	}
+	f, err := jsonparser.ParseFloat(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number of seconds: %w", name, err)
+	}
+	switch {
+	case f <= 0:
+		return 1, nil
+	case f >= 1<<33:
+		if string(name) == "nbf" {
+			return math.MaxInt64, nil
+		}
+		return 0, nil
+	}
+	return int64(f * float64(time.Second)), nil
 }
 
 // claim decodes a string claim; a claim of another type is ignored.

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -171,11 +172,25 @@ type result struct {
 }
 
 func (f *fixture) do(authorization string) result {
+	if authorization == "" {
+		return f.doHeaders()
+	}
+	return f.doHeaders("Authorization", authorization)
+}
+
+// doHeaders sends a request with the given headers (name, value pairs; a
+// name may repeat).
+func (f *fixture) doHeaders(headers ...string) result {
+	return f.doURI("/orders/1", headers...)
+}
+
+// doURI sends a request for uri with the given headers.
+func (f *fixture) doURI(uri string, headers ...string) result {
 	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(&fasthttp.Request{}, nil, nil)
-	ctx.Request.SetRequestURI("/orders/1")
-	if authorization != "" {
-		ctx.Request.Header.Set("Authorization", authorization)
+	ctx.Request.SetRequestURI(uri)
+	for i := 0; i+1 < len(headers); i += 2 {
+		ctx.Request.Header.Add(headers[i], headers[i+1])
 	}
 	ex := chain.AcquireExchange()
 	ex.Prepare(f.c)
@@ -275,6 +290,68 @@ func TestRejections(t *testing.T) {
 	}
 }
 
+// TestDuplicateAuthorization: the policy checks one Authorization header;
+// an upstream may read another, so a request with two is refused before
+// any token is looked up.
+func TestDuplicateAuthorization(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	p.answers["good"] = `{"active":true}`
+	for _, headers := range [][]string{
+		{"Authorization", "Bearer good", "Authorization", "Bearer forged"},
+		{"Authorization", "Bearer good", "authorization", "Bearer good"},
+		{"Authorization", "Bearer good", "Authorization", "Basic YTpi"},
+		{"Authorization", "Bearer good", "Authorization", ""},
+	} {
+		r := f.doHeaders(headers...)
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" {
+			t.Fatalf("%q: got %v, want 400 duplicate_credentials", headers, r.rej)
+		}
+		if !strings.Contains(r.rej.Message, "Authorization header more than once") {
+			t.Errorf("message does not name the header: %s", r.rej.Message)
+		}
+		if want := `Bearer realm="flexgate", error="invalid_request"`; r.challenge != want {
+			t.Errorf("%q: WWW-Authenticate = %q, want %q", headers, r.challenge, want)
+		}
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("%d calls to the server for refused requests", n)
+	}
+	if r := f.doHeaders("Authorization", "Bearer good", "X-Other", "1"); r.rej != nil {
+		t.Errorf("one Authorization header: %v", r.rej)
+	}
+}
+
+// TestTokenInQueryToo: an upstream may take the token from access_token
+// in the query (RFC 6750 §2.3), which nobody checked, rather than from
+// Authorization.
+func TestTokenInQueryToo(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	p.answers["good"] = `{"active":true}`
+	for _, uri := range []string{"/orders/1?access_token=forged", "/orders/1?a=1&access_token", "/orders/1?access%5Ftoken=x"} {
+		r := f.doURI(uri, "Authorization", "Bearer good")
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" ||
+			!strings.Contains(r.rej.Message, "access_token query parameter") {
+			t.Fatalf("%s: got %v, want 400 duplicate_credentials naming access_token", uri, r.rej)
+		}
+		if want := `Bearer realm="flexgate", error="invalid_request"`; r.challenge != want {
+			t.Errorf("%s: WWW-Authenticate = %q, want %q", uri, r.challenge, want)
+		}
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("%d calls to the server for refused requests", n)
+	}
+	if r := f.doURI("/orders/1?token=x", "Authorization", "Bearer good"); r.rej != nil {
+		t.Errorf("another query parameter: %v", r.rej)
+	}
+	// Without Authorization the query token is not a token the policy
+	// takes: the answer says what is missing.
+	if r := f.doURI("/orders/1?access_token=good"); r.rej == nil || r.rej.Reason != "missing_token" {
+		t.Errorf("query token only: got %v, want missing_token", r.rej)
+	}
+}
+
 func TestServerDownOrSlowFailsClosed(t *testing.T) {
 	p := newIdP(t, false)
 	var logs bytes.Buffer
@@ -361,6 +438,79 @@ func TestExpShortensCache(t *testing.T) {
 		if n := p.calls.Load(); n != step.calls {
 			t.Errorf("step %d: %d calls, want %d", i, n, step.calls)
 		}
+	}
+}
+
+// TestExpiredOrNotYetValidTokenRefused: a server may say active for a
+// token whose exp has passed (its own cache, its clock behind ours), or
+// whose nbf is ahead; the gateway refuses it as inactive.
+func TestExpiredOrNotYetValidTokenRefused(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "cacheTtl: 60, inactiveCacheTtl: 5")
+	const now = 1_700_000_000
+	p.answers["expired"] = fmt.Sprintf(goodAnswer, now-1)
+	p.answers["exp-now"] = fmt.Sprintf(goodAnswer, now)
+	p.answers["exp-zero"] = `{"active":true,"exp":0}`
+	p.answers["exp-negative"] = `{"active":true,"exp":-5}`
+	p.answers["exp-fraction"] = `{"active":true,"exp":1699999999.5}`
+	p.answers["nbf-ahead"] = fmt.Sprintf(`{"active":true,"nbf":%d,"exp":%d}`, now+1, now+3600)
+	const invalid = `Bearer realm="flexgate", error="invalid_token"`
+	for _, tok := range []string{"expired", "exp-now", "exp-zero", "exp-negative", "exp-fraction", "nbf-ahead"} {
+		r := f.do("Bearer " + tok)
+		if r.rej == nil || r.rej.Status != 401 || r.rej.Reason != "invalid_token" || r.challenge != invalid {
+			t.Errorf("%s: got %v %q, want 401 invalid_token", tok, r.rej, r.challenge)
+		}
+		if r.ex.Token.Active || len(r.ex.Token.Sub) != 0 {
+			t.Errorf("%s: claims handed on: active %v sub %q", tok, r.ex.Token.Active, r.ex.Token.Sub)
+		}
+	}
+	if n := f.counter(`flexgate_introspection_requests_total{route="orders",result="inactive"}`); n != 6 {
+		t.Errorf("%d answers counted inactive, want 6", n)
+	}
+	// Refused like an inactive token, and cached like one: no new call.
+	calls := p.calls.Load()
+	if r := f.do("Bearer expired"); r.rej == nil || p.calls.Load() != calls {
+		t.Errorf("expired token asked again within inactiveCacheTtl: %v, %d calls", r.rej, p.calls.Load()-calls)
+	}
+	// Valid from nbf on: the refusal is cached no longer than that.
+	f.clock.advance(time.Second)
+	if r := f.do("Bearer nbf-ahead"); r.rej != nil {
+		t.Errorf("at nbf: %v", r.rej)
+	}
+	// exp null is exp left out.
+	p.set(func(p *idp) { p.answers["exp-null"] = `{"active":true,"exp":null,"nbf":null}` })
+	if r := f.do("Bearer exp-null"); r.rej != nil {
+		t.Errorf("exp null: %v", r.rej)
+	}
+	// A date that is not a number is not an RFC 7662 answer.
+	for _, answer := range []string{`{"active":true,"exp":"1800000000"}`, `{"active":true,"nbf":true}`} {
+		p.set(func(p *idp) { p.answers["odd"] = answer })
+		if r := f.do("Bearer odd"); r.rej == nil || r.rej.Status != 503 {
+			t.Errorf("%s: got %v, want 503 introspection_unavailable", answer, r.rej)
+		}
+	}
+}
+
+// TestCacheNeverOutlivesExp: whatever cacheTtl says, an answer is not
+// served past its token's exp; after it the server is asked again, and
+// its saying active for the expired token does not make it pass.
+func TestCacheNeverOutlivesExp(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "cacheTtl: 3600")
+	p.answers["t"] = fmt.Sprintf(goodAnswer, 1_700_000_030)
+	if r := f.do("Bearer t"); r.rej != nil {
+		t.Fatal(r.rej)
+	}
+	f.clock.advance(29*time.Second + 999*time.Millisecond)
+	if r := f.do("Bearer t"); r.rej != nil || p.calls.Load() != 1 {
+		t.Fatalf("before exp: %v, %d calls", r.rej, p.calls.Load())
+	}
+	f.clock.advance(time.Millisecond)
+	if r := f.do("Bearer t"); r.rej == nil || r.rej.Reason != "invalid_token" {
+		t.Errorf("at exp: got %v, want invalid_token", r.rej)
+	}
+	if n := p.calls.Load(); n != 2 {
+		t.Errorf("%d calls, want the cached answer dropped at exp and the server asked again", n)
 	}
 }
 
@@ -532,6 +682,16 @@ func TestCachedHitDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// isDate reports whether an encoding/json value may be an exp or nbf
+// claim: absent, null or a number.
+func isDate(v any) bool {
+	switch v.(type) {
+	case nil, float64:
+		return true
+	}
+	return false
+}
+
 var b64tokenRe = regexp.MustCompile(`^(?i:bearer) +([A-Za-z0-9._~+/-]+=*) *$`)
 
 // FuzzBearer holds the hand-written header parser to RFC 6750's grammar.
@@ -557,7 +717,8 @@ func FuzzBearer(f *testing.F) {
 // may pass, and the claims must agree.
 func FuzzParseResponse(f *testing.F) {
 	for _, s := range []string{`{"active":true,"sub":"a\u00e9","scope":"x y","exp":1e9}`, `{"active":false}`,
-		`{"active":true,"active":false}`, `{"active":true,"sub":1}`, `{"active":true,}`, `[true]`, ` {"active":true} `} {
+		`{"active":true,"active":false}`, `{"active":true,"sub":1}`, `{"active":true,}`, `[true]`, ` {"active":true} `,
+		`{"active":true,"exp":"1"}`, `{"active":true,"exp":-1,"nbf":1e10}`, `{"active":true,"nbf":null,"exp":1.5}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -573,17 +734,39 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if err != nil {
 			// Refusing an ambiguous answer (a repeated or escaped member
-			// name) fails closed, which is allowed.
-			if strings.Count(body, `"active"`) > 1 || strings.Contains(body, `\`) {
+			// name) fails closed, which is allowed; so is refusing dates
+			// that are not numbers.
+			if strings.Count(body, `"active"`) > 1 || strings.Contains(body, `\`) || !isDate(ref["exp"]) || !isDate(ref["nbf"]) {
 				return
 			}
 			t.Fatalf("parseResponse(%q): %v; encoding/json read active=%v", body, err, active)
+		}
+		if active && (!isDate(ref["exp"]) || !isDate(ref["nbf"])) && strings.Count(body, `"exp"`)+strings.Count(body, `"nbf"`) <= 2 {
+			t.Fatalf("parseResponse(%q) accepts a date that is not a number", body)
 		}
 		if e.active != active {
 			t.Fatalf("parseResponse(%q) active=%v, encoding/json %v", body, e.active, active)
 		}
 		if !e.active {
 			return
+		}
+		for name, got := range map[string]int64{"exp": e.exp, "nbf": e.nbf} {
+			f, ok := ref[name].(float64)
+			if !ok || strings.Count(body, `"`+name+`"`) > 1 || strings.Contains(body, `\`) {
+				continue
+			}
+			want := int64(f * float64(time.Second))
+			switch {
+			case f <= 0:
+				want = 1
+			case f >= 1<<33 && name == "exp":
+				want = 0
+			case f >= 1<<33:
+				want = math.MaxInt64
+			}
+			if got != want {
+				t.Errorf("parseResponse(%q) %s = %d, encoding/json %v", body, name, got, f)
+			}
 		}
 		for _, name := range []string{"sub", "client_id", "scope"} {
 			got := map[string][]byte{"sub": e.sub, "client_id": e.clientID, "scope": e.scope}[name]

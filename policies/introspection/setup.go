@@ -68,12 +68,15 @@ type Introspector struct {
 	cache  *cache
 	flight group
 
+	creds        *chain.Credentials
+	twoTokens    *chain.Rejection
 	noToken      *chain.Rejection
 	invalidToken *chain.Rejection
 	insufficient *chain.Rejection
 	unavailable  *chain.Rejection
 
 	challengeNoToken []byte
+	challengeRequest []byte
 	challengeInvalid []byte
 	challengeScope   []byte
 
@@ -198,6 +201,14 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	}
 
 	in.challengeNoToken = []byte(`Bearer realm="flexgate"`)
+	// RFC 6750 §3.1: a request that repeats a parameter is an
+	// invalid_request, answered 400.
+	in.challengeRequest = []byte(`Bearer realm="flexgate", error="invalid_request"`)
+	if in.creds, err = env.Credentials([]string{fasthttp.HeaderAuthorization}, nil); err != nil {
+		return err
+	}
+	in.twoTokens = env.Reject(400, "duplicate_credentials",
+		"the request carries a token in Authorization and in the access_token query parameter; send it only in Authorization")
 	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
 	in.challengeScope = []byte(`Bearer realm="flexgate", error="insufficient_scope", scope="` + strings.Join(in.Scopes, " ") + `"`)
 	in.noToken = env.Reject(401, "missing_token", "a bearer token is required: send Authorization: Bearer <token>")

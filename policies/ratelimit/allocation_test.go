@@ -12,7 +12,7 @@ func TestLimiterDoesNotAllocate(t *testing.T) {
 		t.Helper()
 		c := chaintest.MustChain(t, policies)
 		limiter(t, c, 0, newFakeClock())
-		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", "key-1")
+		ctx := chaintest.Ctx("http://gw/api/x?tenant=t1", "X-Api-Key", "key-1")
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		serve := func() {
@@ -38,5 +38,10 @@ func TestLimiterDoesNotAllocate(t *testing.T) {
 	f("header identifier, two limits", `        - rate-limiting:
             limits: [{limit: 100, period: 60}, {limit: 1000, period: 3600}]
             identifier: "key-$request.header.X-Api-Key"
+`, false)
+	f("query identifier", `        - rate-limiting:
+            limit: 100
+            period: 60
+            identifier: "$request.query.tenant"
 `, false)
 }

@@ -26,6 +26,9 @@ const (
 // HandleRequest takes a token for the request's client, or rejects it with
 // 429 and Retry-After.
 func (l *Limiter) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	if r := l.idents.Check(ctx); r != nil {
+		return r
+	}
 	slot := ex.Slot()
 	var key []byte
 	if l.byAddr && len(ex.RemoteAddr) > 0 {

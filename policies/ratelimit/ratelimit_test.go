@@ -104,6 +104,43 @@ func TestLimitsPerIdentifierExpression(t *testing.T) {
 	f("b", false)
 }
 
+// TestDuplicateIdentifierRefused: the identifier reads the first copy of
+// a header or query parameter; an upstream that authenticates by another
+// copy (the last, or X_Api_Key read as X-Api-Key) would let a client spend
+// a fresh budget, named by a throw-away first copy, on every request.
+func TestDuplicateIdentifierRefused(t *testing.T) {
+	c := chaintest.MustChain(t, `        - rate-limiting:
+            limit: 1
+            period: 60
+            identifier: "$request.header.X-Api-Key/$request.query.tenant"
+`)
+	l := limiter(t, c, 0, newFakeClock())
+	f := func(uri, want string, headers ...string) {
+		t.Helper()
+		rej := chaintest.Run(c, chaintest.Ctx(uri, headers...))
+		if rej == nil || rej.Status != 400 || rej.Reason != "duplicate_credentials" || rej.Policy != "rate-limiting" {
+			t.Fatalf("%s %q: got %v, want 400 duplicate_credentials", uri, headers, rej)
+		}
+		if !strings.Contains(rej.Message, want) {
+			t.Errorf("%s %q: message %q does not contain %q", uri, headers, rej.Message, want)
+		}
+	}
+	f("http://gw/api/x?tenant=t", "the X-Api-Key header more than once", "X-Api-Key", "fresh-1", "X-Api-Key", "real")
+	f("http://gw/api/x?tenant=t", "the X-Api-Key header more than once", "X-Api-Key", "fresh-2", "X_Api_Key", "real")
+	f("http://gw/api/x?tenant=fresh&tenant=t", "the tenant query parameter more than once", "X-Api-Key", "real")
+	if n := l.store.(*MemStore).Len(); n != 0 {
+		t.Errorf("refused requests took from %d budgets", n)
+	}
+	// One copy of each passes, once.
+	ctx := chaintest.Ctx("http://gw/api/x?tenant=t&other=1&other=2", "X-Api-Key", "real", "X-Other", "1", "X-Other", "2")
+	if rej := chaintest.Run(c, ctx); rej != nil {
+		t.Fatalf("one copy of each: %v", rej)
+	}
+	if rej := chaintest.Run(c, chaintest.Ctx("http://gw/api/x?tenant=t", "X-Api-Key", "real")); rej == nil || rej.Reason != "rate_limited" {
+		t.Errorf("second request: got %v, want rate_limited", rej)
+	}
+}
+
 func TestReloadKeepsBudgets(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gw.yaml")
@@ -199,6 +236,7 @@ func TestConfigErrors(t *testing.T) {
 	f("            limit: 10\n            period: 60\n            identifier: $request.ip\n", "15:25", "unknown expression $request.ip")
 	f("            limit: 10\n            period: 60\n            identifier: everyone\n", "15:25", "every client would share one budget")
 	f("            limit: 10\n            period: 60\n            identifier: $token.sub\n", "15:25", "only known after token-introspection")
+	f("            limit: 10\n            period: 60\n            identifier: $request.header.A-B-C-D-E-F-G-H\n", "15:25", "more than 6 '-' and '_'")
 	f("            limit: 10\n            period: 60\n            maxKeys: 10\n", "15:22", "maxKeys is 10")
 	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
 	f("            limit: 10\n            period: 60\n            burst: 5\n", "15:13",

@@ -56,6 +56,11 @@ type Limiter struct {
 	route  string
 	reject *chain.Rejection
 	full   *chain.Rejection
+	// idents refuses a request that sends a header or query parameter
+	// of the identifier twice: the identifier reads the first copy, and
+	// an upstream that authenticates by another would let a client pick
+	// a fresh budget for every request.
+	idents *chain.Credentials
 }
 
 // Window is one limit: Limit requests per Period seconds.
@@ -112,6 +117,12 @@ func (l *Limiter) Validate(env *chain.Env) error {
 	if tmpl.IsConstant() {
 		return chain.Errorf(idNode, "identifier %q has no expression, so every client would share one budget; use e.g. $request.remoteAddress or $request.header.X-Api-Key", id)
 	}
+	headers, _ := tmpl.Reads()
+	for _, h := range headers {
+		if _, err := chain.HeaderSpellings(h); err != nil {
+			return chain.Errorf(idNode, "identifier: %v", err)
+		}
+	}
 	l.key, l.byAddr = tmpl, tmpl.IsRemoteAddress()
 
 	if l.MaxKeys == 0 {
@@ -159,6 +170,10 @@ func (l *Limiter) Provision(env *chain.Env) error {
 		msg = "too many requests: a rate limit for this client is used up; retry after the seconds in Retry-After"
 	}
 	l.reject = env.Reject(429, "rate_limited", msg)
+	var err error
+	if l.idents, err = env.Credentials(l.key.Reads()); err != nil {
+		return err
+	}
 	l.full = env.Reject(429, "rate_limiter_full", "too many distinct clients are being rate limited at once; retry after the seconds in Retry-After (operators: raise maxKeys)")
 	if ms, ok := l.store.(*MemStore); ok {
 		track(env, l.route, ms)

@@ -113,43 +113,102 @@ func TestFastPathAgreesWithLibrary(t *testing.T) {
 	}
 }
 
+// querySchemas are schemas inside the fast subset for the query; the
+// differential and fuzz tests hold the fast path to the library's verdict
+// on each.
+var querySchemas = []string{
+	seedSchema,
+	`{"properties": {"n": {"type": "number", "maximum": 10}, "f": {"type": "boolean"},
+	  "l": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "s": {"enum": ["a", "b"]},
+	  "i": {"type": ["integer", "string"], "maxLength": 2}}, "required": ["n"]}`,
+	`{"required": ["n"], "additionalProperties": false}`,
+	`{"properties": {"f": {"type": "boolean"}}, "required": ["n", "f"], "additionalProperties": {"type": "string", "maxLength": 1}}`,
+	// Array properties: a single value is a one-element array.
+	`{"properties": {"a": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+	  "b": {"type": ["array", "null"], "items": {"type": "boolean"}}, "c": {"type": "array"},
+	  "d": {"type": ["array", "string"], "maxLength": 1}, "e": {"type": "array", "items": {"type": "number", "maximum": 1.5}},
+	  "s": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]*$", "maxLength": 2}}},
+	  "required": ["a"], "additionalProperties": {"type": "array"}}`,
+}
+
+var queryCorpus = []string{
+	"productId=PRD-42&quantity=2", "productId=42&quantity=2", "productId=PRD-1&quantity=0",
+	"productId=PRD-1&quantity=1.0", "productId=PRD-1&quantity=1e2", "productId=PRD-1&quantity=%2B1",
+	"productId=PRD-1&quantity=", "productId=PRD-1", "productId=PRD-1&quantity=2&x=1",
+	"productId=PRD-1&productId=PRD-2&quantity=2", "", "quantity=2&quantity=3",
+	"n=1", "n=11", "n=x", "n=1&f=true", "n=1&f=1", "n=1&l=1&l=2", "n=1&l=1&l=-1", "n=1&l=1&l=a",
+	"n=1&l=5", "n=1&f=x", "n=a&f=true", "n=ab&f=true", "f=true", "n=a&f=true&z=b", "n=a&f=true&z=bc", "n=1&s=a", "n=1&s=c", "n=1&s=a&s=a", "n=1&i=5", "n=1&i=abc", "n=1&i=ab", "n=1&n=2",
+	"a=1", "a=-1", "a=x", "a=", "a", "a=1&a=2", "a=1&a=-2", "b=true", "b=1", "a=0&b=false&b=true",
+	"a=1&c=x", "a=1&c=", "a=1&d=x", "a=1&d=xy", "a=1&d=x&d=yz", "a=1&e=1.5", "a=1&e=1.6", "a=1&e=x",
+	"a=1&s=ab", "a=1&s=abc", "a=1&s=A", "a=1&s=", "a=1&s=a&s=", "a=1&z=1", "a=1&z=1&z=2", "a=1&a",
+}
+
 func TestQueryFastPathAgreesWithLibrary(t *testing.T) {
-	schemas := []string{
-		seedSchema,
-		`{"properties": {"n": {"type": "number", "maximum": 10}, "f": {"type": "boolean"},
-		  "l": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "s": {"enum": ["a", "b"]},
-		  "i": {"type": ["integer", "string"], "maxLength": 2}}, "required": ["n"]}`,
-		`{"required": ["n"], "additionalProperties": false}`,
-		`{"properties": {"f": {"type": "boolean"}}, "required": ["n", "f"], "additionalProperties": {"type": "string", "maxLength": 1}}`,
-	}
-	queries := []string{
-		"productId=PRD-42&quantity=2", "productId=42&quantity=2", "productId=PRD-1&quantity=0",
-		"productId=PRD-1&quantity=1.0", "productId=PRD-1&quantity=1e2", "productId=PRD-1&quantity=%2B1",
-		"productId=PRD-1&quantity=", "productId=PRD-1", "productId=PRD-1&quantity=2&x=1",
-		"productId=PRD-1&productId=PRD-2&quantity=2", "", "quantity=2&quantity=3",
-		"n=1", "n=11", "n=x", "n=1&f=true", "n=1&f=1", "n=1&l=1&l=2", "n=1&l=1&l=-1", "n=1&l=1&l=a",
-		"n=1&l=5", "n=1&f=x", "n=a&f=true", "n=ab&f=true", "f=true", "n=a&f=true&z=b", "n=a&f=true&z=bc", "n=1&s=a", "n=1&s=c", "n=1&s=a&s=a", "n=1&i=5", "n=1&i=abc", "n=1&i=ab", "n=1&n=2",
-	}
-	for _, schema := range schemas {
+	decided := 0
+	for _, schema := range querySchemas {
 		n, lib := compileBoth(t, schema)
 		doc, _, _ := stripComments([]byte(schema))
 		qt := buildQueryTypes(doc)
-		for _, q := range queries {
-			var args fasthttp.Args
-			args.Parse(q)
-			w := acquireWalk(nil)
-			w.query(n, qt, &args)
-			fast, decided := w.valid, !w.bail
-			releaseWalk(w)
-			if !decided {
+		for _, q := range queryCorpus {
+			fast, ok, want := queryVerdicts(n, lib, qt, q)
+			if !ok {
 				continue
 			}
-			var out violations
-			if want := lib.validateValue(queryValue(qt, &args), &out); fast != want {
+			decided++
+			if fast != want {
 				t.Errorf("schema %s\nquery %s: fast path says valid=%v, library %v", schema, q, fast, want)
 			}
 		}
 	}
+	if decided < len(querySchemas)*len(queryCorpus)/2 {
+		t.Fatalf("the fast path decided only %d of %d cases", decided, len(querySchemas)*len(queryCorpus))
+	}
+}
+
+// queryVerdicts validates the query q with the fast path and the library;
+// decided is false when the fast path handed it to the library.
+func queryVerdicts(n *node, lib *library, qt queryTypes, q string) (fast, decided, library bool) {
+	var args fasthttp.Args
+	args.Parse(q)
+	w := acquireWalk(nil)
+	w.query(n, qt, &args)
+	fast, decided = w.valid, !w.bail
+	releaseWalk(w)
+	if !decided {
+		return false, false, false
+	}
+	var out violations
+	return fast, true, lib.validateValue(queryValue(qt, &args), &out)
+}
+
+// FuzzQueryFastPathAgreesWithLibrary feeds the fast path and the library
+// the same queries under every query schema; wherever the fast path
+// decides, it must decide as the library does.
+func FuzzQueryFastPathAgreesWithLibrary(f *testing.F) {
+	for _, q := range queryCorpus {
+		f.Add(q)
+	}
+	type entry struct {
+		n   *node
+		lib *library
+		qt  queryTypes
+	}
+	var entries []entry
+	for _, schema := range querySchemas {
+		n, lib := compileBoth(f, schema)
+		doc, _, _ := stripComments([]byte(schema))
+		entries = append(entries, entry{n, lib, buildQueryTypes(doc)})
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		if len(q) > 1024 {
+			return
+		}
+		for i, e := range entries {
+			if fast, ok, want := queryVerdicts(e.n, e.lib, e.qt, q); ok && fast != want {
+				t.Errorf("schema %s\nquery %q: fast path says valid=%v, library %v", querySchemas[i], q, fast, want)
+			}
+		}
+	})
 }
 
 // FuzzFastPathAgreesWithLibrary feeds the fast path and the library the

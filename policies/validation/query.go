@@ -24,6 +24,16 @@ type qtype struct {
 	types, items uint8
 }
 
+// scalarTypes are the types a single query value converts to.
+const scalarTypes = tString | tNumber | tInteger | tBoolean
+
+// array reports whether a key's values make an array even when the key
+// comes once: its property allows an array and none of the types a single
+// value converts to (OpenAPI's form style, explode: ?tag=a is ["a"]).
+func (t qtype) array() bool {
+	return t.types&tArray != 0 && t.types&scalarTypes == 0
+}
+
 func buildQueryTypes(doc []byte) queryTypes {
 	var root map[string]any
 	dec := json.NewDecoder(bytes.NewReader(doc))
@@ -132,7 +142,7 @@ func isJSONNumber(b []byte) bool {
 }
 
 // query validates the query arguments as an object against the root node n.
-// Repeated keys make an array.
+// Repeated keys make an array, as does a key whose property is an array.
 func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 	if args.Len() > maxQueryArgs || n.enum != nil || n.hasConst {
 		w.bail = true
@@ -191,7 +201,7 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 			return
 		}
 		t := qt[b2s(key)]
-		if count == 1 {
+		if count == 1 && !t.array() {
 			w.value(schema, val, convert(t.types, val))
 			return
 		}
@@ -200,7 +210,8 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 	w.missing(n, seen)
 }
 
-// repeated validates the values of a repeated key as an array.
+// repeated validates the values of a key as an array: a repeated key, or
+// one whose property is an array.
 func (w *walk) repeated(n *node, t qtype, args *fasthttp.Args, key []byte) {
 	if n.never {
 		w.fail("is not allowed", nil, false)
@@ -238,7 +249,11 @@ func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
 		key := string(k)
 		prev, repeated := obj[key]
 		if !repeated {
-			obj[key] = scalarOf(t.types, v)
+			if t.array() {
+				obj[key] = []any{scalarOf(t.items, v)}
+			} else {
+				obj[key] = scalarOf(t.types, v)
+			}
 			return
 		}
 		list, ok := prev.([]any)
