@@ -22,7 +22,7 @@ import (
 
 // rawServer serves every connection with handle, on 127.0.0.1, until the
 // test ends.
-func rawServer(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
+func rawServer(t testing.TB, handle func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
