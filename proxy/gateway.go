@@ -188,11 +188,6 @@ func (g *Gateway) Start() error {
 		l.serve()
 		g.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String(), "protocol", l.protocol)
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		g.watchTrustBundles()
-	}()
 	g.ready.Store(true)
 	return nil
 }
@@ -201,27 +196,6 @@ func (g *Gateway) closeListeners() {
 	for _, l := range g.listeners {
 		if l.ln != nil {
 			_ = l.ln.Close()
-		}
-	}
-}
-
-// watchTrustBundles re-reads the upstreams' trust bundles every
-// CertPollInterval until shutdown, as listener certificates are: a bundle
-// rotated on disk verifies the next handshake.
-func (g *Gateway) watchTrustBundles() {
-	t := time.NewTicker(g.opts.CertPollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-t.C:
-		}
-		// Shutdown holds mu while it waits for this goroutine; a reload
-		// holding it re-reads the bundles itself.
-		if g.mu.TryLock() {
-			g.compiler.reloadCAs()
-			g.mu.Unlock()
 		}
 	}
 }

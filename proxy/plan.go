@@ -167,7 +167,9 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			if up, ok = c.upstreams[key]; ok {
 				// A reload is when an operator expects files to be read
 				// again: a rotated trust bundle among them.
-				c.reloadCA(up)
+				if up.ca != nil {
+					up.ca.Reload()
+				}
 			} else if up, err = newUpstream(&r.Upstream, opts); err != nil {
 				_ = chains.Retire(oldChains)
 				return nil, err
@@ -183,35 +185,6 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			maxBodySize: limit, m: c.routeMetrics(r.ID)})
 	}
 	return p, nil
-}
-
-// reloadCA re-reads the trust bundle of an https upstream. A bundle that
-// no longer loads is logged and the one in use keeps verifying.
-func (c *compiler) reloadCA(up *upstream) {
-	if up.ca == nil {
-		return
-	}
-	changed, err := up.ca.Reload()
-	switch {
-	case err != nil:
-		if msg := err.Error(); msg != up.caErr {
-			c.logger.Error("upstream trust bundle reload failed; the bundle in use keeps verifying",
-				"upstream", up.name, "error", msg)
-			up.caErr = msg
-		}
-	case changed:
-		up.caErr = ""
-		c.logger.Info("upstream trust bundle reloaded", "upstream", up.name, "caFile", up.ca.File())
-	default:
-		up.caErr = ""
-	}
-}
-
-// reloadCAs re-reads the trust bundles of every upstream in use.
-func (c *compiler) reloadCAs() {
-	for _, up := range c.upstreams {
-		c.reloadCA(up)
-	}
 }
 
 // adopt makes p's upstreams the compiler's own and returns the ones no

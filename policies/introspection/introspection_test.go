@@ -2,11 +2,17 @@ package introspection
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"math"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -604,6 +610,52 @@ func TestHTTPSWithCAFile(t *testing.T) {
 	if r := untrusted.do("Bearer tok"); r.rej == nil || r.rej.Status != 503 {
 		t.Errorf("self-signed server without caFile: got %v, want 503", r.rej)
 	}
+}
+
+// TestCAFileRotation: a trust bundle rotated on disk verifies the next
+// handshake with the introspection server, without a reload.
+func TestCAFileRotation(t *testing.T) {
+	p := newIdP(t, true)
+	p.answers["tok"] = `{"active":true}`
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	write := func(der []byte) {
+		t.Helper()
+		if err := os.WriteFile(ca+".tmp", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(ca+".tmp", ca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(otherCert(t)) // the bundle first holds another certificate
+	f := setup(t, p.srv.URL, fmt.Sprintf("caFile: %q", ca))
+	if r := f.do("Bearer tok"); r.rej == nil || r.rej.Status != 503 {
+		t.Fatalf("a server the bundle does not trust: got %v, want 503", r.rej)
+	}
+	write(p.srv.Certificate().Raw)
+	deadline := time.Now().Add(10 * time.Second)
+	for f.do("Bearer tok").rej != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated bundle is not used")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// otherCert is a self-signed certificate no test server uses.
+func otherCert(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "other"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func TestValidate(t *testing.T) {

@@ -5,18 +5,17 @@ package introspection
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
 // Defaults where the config is silent.
@@ -137,7 +136,7 @@ func (in *Introspector) Validate(env *chain.Env) error {
 		if u.Scheme != "https" {
 			return chain.Errorf(chain.Field(p, "caFile"), "caFile is set but url is plain http: use an https url")
 		}
-		if _, err := loadCAs(in.CAFile); err != nil {
+		if err := cabundle.Check(in.CAFile); err != nil {
 			return chain.Errorf(chain.Field(p, "caFile"), "%v", err)
 		}
 	}
@@ -190,9 +189,12 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	if isTLS {
 		tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 		if in.CAFile != "" {
-			if tc.RootCAs, err = loadCAs(in.CAFile); err != nil {
+			// A trust bundle rotated on disk verifies the next handshake.
+			ca, err := cabundle.New(in.CAFile, env.Logger.With("policy", "token-introspection"))
+			if err != nil {
 				return err
 			}
+			tc = ca.ClientConfig(u.Hostname())
 		}
 		in.hc.TLSConfig = tc
 	} else if h := u.Hostname(); h != "localhost" && !isLoopback(h) {
@@ -234,18 +236,6 @@ func seconds(v *int, def int) time.Duration {
 		return time.Duration(def) * time.Second
 	}
 	return time.Duration(*v) * time.Second
-}
-
-func loadCAs(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read caFile: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("caFile %s holds no PEM certificate: give a bundle of -----BEGIN CERTIFICATE----- blocks", file)
-	}
-	return pool, nil
 }
 
 func isLoopback(host string) bool {

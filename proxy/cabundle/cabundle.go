@@ -1,7 +1,7 @@
 // Package cabundle loads PEM trust bundles that verify the gateway's TLS
 // peers (https upstreams, an introspection server) and keeps them current:
 // a bundle rotated on disk (cert-manager's trust-manager, a renewed
-// Secret) is used from the next handshake on, without a restart.
+// Secret) verifies the next handshake, without a reload or a restart.
 package cabundle
 
 import (
@@ -11,16 +11,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
-
-// Load reads a PEM bundle of one or more certificates.
-func Load(file string) (*x509.CertPool, error) {
-	pool, _, err := load(file)
-	return pool, err
-}
 
 func load(file string) (*x509.CertPool, [sha256.Size]byte, error) {
 	pem, err := os.ReadFile(file)
@@ -34,23 +30,42 @@ func load(file string) (*x509.CertPool, [sha256.Size]byte, error) {
 	return pool, sha256.Sum256(pem), nil
 }
 
-// Bundle is a trust bundle read from a file and re-read by Reload. Safe for
-// concurrent use.
-type Bundle struct {
-	file   string
-	pool   atomic.Pointer[x509.CertPool]
-	mu     sync.Mutex // serialises Reload
-	digest [sha256.Size]byte
+// Check reports whether file holds a usable bundle, as New would.
+func Check(file string) error {
+	_, _, err := load(file)
+	return err
 }
 
-// New reads file; an unreadable or empty bundle is an error.
-func New(file string) (*Bundle, error) {
+// Bundle is a trust bundle read from a file. The file is looked at again
+// at most once a second when a handshake needs the bundle, and on Reload.
+// Safe for concurrent use.
+type Bundle struct {
+	file    string
+	log     *slog.Logger
+	pool    atomic.Pointer[x509.CertPool]
+	checked atomic.Int64 // unix nanoseconds of the last look at the file
+
+	mu      sync.Mutex // serialises Reload
+	digest  [sha256.Size]byte
+	lastErr string
+}
+
+// checkEvery bounds how often handshakes make the bundle look at its file.
+const checkEvery = time.Second
+
+// New reads file; an unreadable or empty bundle is an error. Reloads are
+// logged to log (nil: not logged).
+func New(file string, log *slog.Logger) (*Bundle, error) {
 	pool, digest, err := load(file)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bundle{file: file, digest: digest}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bundle{file: file, log: log, digest: digest}
 	b.pool.Store(pool)
+	b.checked.Store(time.Now().UnixNano())
 	return b, nil
 }
 
@@ -58,24 +73,40 @@ func New(file string) (*Bundle, error) {
 func (b *Bundle) File() string { return b.file }
 
 // Reload reads the file again and serves its certificates from now on
-// when they changed. On error the bundle in use stays.
-func (b *Bundle) Reload() (changed bool, err error) {
+// when they changed. A file that no longer loads is logged, once per
+// distinct error, and the bundle in use stays.
+func (b *Bundle) Reload() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.checked.Store(time.Now().UnixNano())
 	pool, digest, err := load(b.file)
 	if err != nil {
-		return false, err
+		if msg := err.Error(); msg != b.lastErr {
+			b.log.Error("trust bundle reload failed; the bundle in use keeps verifying", "caFile", b.file, "error", msg)
+			b.lastErr = msg
+		}
+		return
 	}
+	b.lastErr = ""
 	if bytes.Equal(digest[:], b.digest[:]) {
-		return false, nil
+		return
 	}
 	b.digest = digest
 	b.pool.Store(pool)
-	return true, nil
+	b.log.Info("trust bundle reloaded", "caFile", b.file)
+}
+
+// current is the pool for a handshake starting now.
+func (b *Bundle) current() *x509.CertPool {
+	now := time.Now().UnixNano()
+	if last := b.checked.Load(); now-last >= int64(checkEvery) && b.checked.CompareAndSwap(last, now) {
+		b.Reload()
+	}
+	return b.pool.Load()
 }
 
 // Verifier returns the check of a server's certificate chain against the
-// bundle in use at each handshake, for tls.Config.VerifyConnection with
+// bundle current at each handshake, for tls.Config.VerifyConnection with
 // InsecureSkipVerify set: Go's own verification reads RootCAs once, which
 // a rotated bundle could not change. serverName is the name the
 // certificate must be valid for (a DNS name or an IP address).
@@ -84,7 +115,7 @@ func (b *Bundle) Verifier(serverName string) func(tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return &tls.CertificateVerificationError{Err: errors.New("the server sent no certificate")}
 		}
-		opts := x509.VerifyOptions{Roots: b.pool.Load(), DNSName: serverName, Intermediates: x509.NewCertPool()}
+		opts := x509.VerifyOptions{Roots: b.current(), DNSName: serverName, Intermediates: x509.NewCertPool()}
 		for _, c := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(c)
 		}
@@ -92,5 +123,17 @@ func (b *Bundle) Verifier(serverName string) func(tls.ConnectionState) error {
 			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 		}
 		return nil
+	}
+}
+
+// ClientConfig returns a TLS client config that verifies serverName against
+// the bundle current at each handshake.
+func (b *Bundle) ClientConfig(serverName string) *tls.Config {
+	return &tls.Config{
+		ServerName: serverName,
+		MinVersion: tls.VersionTLS12,
+		// Verified in VerifyConnection, against the bundle of the moment.
+		InsecureSkipVerify: true, //nolint:gosec // see VerifyConnection
+		VerifyConnection:   b.Verifier(serverName),
 	}
 }
