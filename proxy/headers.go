@@ -67,7 +67,7 @@ func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 			h.Del(name)
 		}
 	}
-	// The gateway answered any 100-continue itself; the upstream gets the
+	// The gateway answers any 100-continue itself; the upstream gets the
 	// body without being asked.
 	h.Del(fasthttp.HeaderExpect)
 }
@@ -105,6 +105,23 @@ func hasHopHeaderLine(raw []byte) bool {
 	}
 	return false
 }
+
+// tokenChars marks the bytes of an RFC 9110 token (tchar), the only bytes a
+// header field name may have.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isTokenChar(c byte) bool { return tokenChars[c] }
 
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
