@@ -38,7 +38,9 @@ func (st *state) setForwardingHeaders(h *fasthttp.RequestHeader, l *listener) {
 
 	trusted := st.p.trusted.contains(st.peer)
 	if !trusted || !oneValue(h, headerXFProto, validProto) {
-		h.Del(headerXFProto)
+		if len(h.PeekAll(headerXFProto)) > 1 {
+			h.Del(headerXFProto)
+		}
 		h.Set(headerXFProto, l.scheme)
 	}
 	if !trusted || !oneValue(h, headerXFHost, validHost) {
@@ -65,9 +67,14 @@ func appendLines(dst []byte, lines [][]byte) []byte {
 }
 
 // replaceHeader sets the one line of a header, removing every other; an
-// empty value removes the header.
+// empty value removes the header. A header of one line is set in place:
+// fasthttp deletes by moving the last header into the gap, which can
+// reorder the lines of another header.
 func replaceHeader(h *fasthttp.RequestHeader, name string, v []byte) {
-	h.Del(name)
+	n := len(h.PeekAll(name))
+	if n > 1 || (n == 1 && len(v) == 0) {
+		h.Del(name)
+	}
 	if len(v) > 0 {
 		h.SetBytesV(name, v)
 	}

@@ -176,11 +176,17 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
 	ex.RemoteIP = p.trusted.clientAddr(ctx, st.peer)
 	ex.RemoteAddr = ex.RemoteIP.AppendTo(ex.RemoteAddr[:0])
 	ex.RequestID = tracectx.AppendRequestID(ex.RequestID[:0], h.Peek(headerRequestID))
+	// Read before any header is deleted: fasthttp's deletes reorder lines.
+	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
 
-	if !headerValid(h.RawHeaders(), h.ContentLength() == -1) {
+	valid, underscore := headerValid(h.RawHeaders(), h.ContentLength() == -1)
+	if !valid {
 		g.fail(ctx, st.m, errBadRequest, "", ex)
 		ctx.SetConnectionClose()
 		return st
+	}
+	if underscore {
+		removeUnderscoreAliases(h)
 	}
 	// Hop-by-hop headers, and those the client names in Connection, go
 	// before any policy runs, so that a client cannot remove what a policy
@@ -322,9 +328,8 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *list
 		// An HTTP/1.0 client may send no Host; the upstream needs one.
 		h.SetHostBytes(r.up.host)
 	}
-	h.SetBytesV(headerRequestID, st.ex.RequestID)
-	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
-	h.SetBytesV(headerTraceparent, st.trace)
+	replaceHeader(h, headerRequestID, st.ex.RequestID)
+	replaceHeader(h, headerTraceparent, st.trace)
 
 	st.uri = append(st.uri[:0], r.basePath...)
 	st.uri = append(st.uri, st.path...)
@@ -364,32 +369,34 @@ func splitRequestURI(uri []byte) (path, query []byte) {
 // such as "X Foo" (fasthttp takes the space as part of the name); and a
 // chunked body that also has a Content-Length. fasthttp itself refuses a
 // space before the colon, an empty name, and control characters in values.
-func headerValid(raw []byte, chunked bool) bool {
+// underscore reports a name with '_' in it.
+func headerValid(raw []byte, chunked bool) (valid, underscore bool) {
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 0 {
-			return true
+			return true, underscore
 		}
 		if i == 0 || raw[i-1] != '\r' {
-			return false
+			return false, underscore
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
 		if len(line) == 0 {
 			// The empty line that ends the block.
-			return true
+			return true, underscore
 		}
 		n := 0
 		for n < len(line) && isTokenChar(line[n]) {
 			n++
 		}
 		if n == 0 || n == len(line) || line[n] != ':' {
-			return false
+			return false, underscore
 		}
+		underscore = underscore || bytes.IndexByte(line[:n], '_') >= 0
 		const cl = "content-length"
 		if chunked && n == len(cl) && asciiEqualFold(line[:n], cl) {
-			return false
+			return false, underscore
 		}
 	}
-	return true
+	return true, underscore
 }

@@ -137,7 +137,9 @@ func TestForwardedForEveryLine(t *testing.T) {
 
 // TestForwardingHeadersAreTheGateways: what a client sends in Forwarded
 // is kept and the gateway's own element appended, as for X-Forwarded-For;
-// a client's X-Real-IP, X-Forwarded-Proto, -Host and -Port are replaced.
+// a client's X-Real-IP, X-Forwarded-Proto, -Host and -Port are replaced,
+// every line of them, and their spellings with '_' removed; X-Request-Id
+// and traceparent reach the upstream once.
 func TestForwardingHeadersAreTheGateways(t *testing.T) {
 	upstream, heads := headUpstream(t, okAnswer)
 	gw := proxytest.Start(t, routeYAML("r", upstream))
@@ -145,12 +147,26 @@ func TestForwardingHeadersAreTheGateways(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	status := rawStatus(t, addr, "GET /x HTTP/1.1\r\nHost: shop.example:8443\r\n"+
 		"Forwarded: for=192.0.2.1\r\nX-Real-IP: 192.0.2.99\r\nForwarded: for=\"[2001:db8::7]\";proto=https\r\n"+
-		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Port: 1\r\n\r\n")
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Port: 1\r\n"+
+		"X_Forwarded_For: 192.0.2.99\r\nx_real_ip: 192.0.2.99\r\nclient_id: kept\r\n"+
+		"X-Request-Id: first-id\r\nX-Request-Id: second-id\r\n"+
+		"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"+
+		"traceparent: 00-11111111111111111111111111111111-2222222222222222-01\r\n\r\n")
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
 	head := nextHead(t, heads)
+	for _, name := range []string{"X_Forwarded_For", "X_Real_Ip"} {
+		if got := headerLines(head, name); len(got) != 0 {
+			t.Errorf("upstream saw %s %q, which frameworks read as the gateway's header", name, got)
+		}
+	}
+	if got := headerLines(head, "Traceparent"); len(got) != 1 || !strings.HasPrefix(got[0], "00-0af7651916cd43dd8448eb211c80319c-") {
+		t.Errorf("upstream saw traceparent lines %q, want one continuing the client's first", got)
+	}
 	want := map[string]string{
+		"Client_id":         "kept",
+		"X-Request-Id":      "first-id",
 		"Forwarded":         `for=192.0.2.1, for="[2001:db8::7]";proto=https, for=127.0.0.1;proto=http;host="shop.example:8443"`,
 		"X-Real-Ip":         "127.0.0.1",
 		"X-Forwarded-For":   "127.0.0.1",
