@@ -39,6 +39,15 @@ type RequestHandler interface {
 	HandleRequest(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection
 }
 
+// BodyReader is implemented by policies whose request phase reads the
+// request body. A client that sends "Expect: 100-continue" waits for the
+// gateway's 100 before it sends its body: the request steps before the
+// first BodyReader run while it waits, so that a request they refuse is
+// answered before its body is sent, and the rest run once the body comes.
+type BodyReader interface {
+	ReadsRequestBody() bool
+}
+
 // ResponseHandler is implemented by policies with a response phase. It runs
 // on every response the route sends: the upstream's and the gateway's own
 // rejections alike, after ctx.Response holds the final status and headers.
@@ -59,6 +68,9 @@ type Chain struct {
 	RouteID string
 	// Request steps in the order written.
 	Request []RequestStep
+	// HeadSteps is how many of the first Request steps read no body (no
+	// BodyReader is among them or before them).
+	HeadSteps int
 	// Response steps in the order written.
 	Response []ResponseStep
 	// Policies are the provisioned instances, in order.
@@ -92,7 +104,24 @@ type Instance struct {
 // RunRequest runs the request steps in order and returns the first
 // rejection, or nil when every step passed.
 func (c *Chain) RunRequest(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
-	for _, step := range c.Request {
+	return runRequest(ctx, ex, c.Request)
+}
+
+// RunRequestHead runs the request steps that read no body,
+// Request[:HeadSteps]; RunRequestTail runs the others. One after the other
+// they do what RunRequest does.
+func (c *Chain) RunRequestHead(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
+	return runRequest(ctx, ex, c.Request[:c.HeadSteps])
+}
+
+// RunRequestTail runs the request steps after the head, the first of them
+// a BodyReader.
+func (c *Chain) RunRequestTail(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
+	return runRequest(ctx, ex, c.Request[c.HeadSteps:])
+}
+
+func runRequest(ctx *fasthttp.RequestCtx, ex *Exchange, steps []RequestStep) *Rejection {
+	for _, step := range steps {
 		ex.cur = step.Index
 		if r := step.Fn(ctx, ex); r != nil {
 			ex.Rejected = r

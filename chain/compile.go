@@ -152,6 +152,9 @@ func (c *Chain) add(inst Instance) {
 	idx := len(c.Policies)
 	c.Policies = append(c.Policies, inst)
 	if h, ok := inst.Policy.(RequestHandler); ok {
+		if br, ok := inst.Policy.(BodyReader); (!ok || !br.ReadsRequestBody()) && c.HeadSteps == len(c.Request) {
+			c.HeadSteps++
+		}
 		c.Request = append(c.Request, RequestStep{Fn: h.HandleRequest, Index: idx})
 	}
 	if h, ok := inst.Policy.(ResponseHandler); ok {

@@ -246,7 +246,9 @@ func (d *decoder) certificate(n *yaml.Node) (Certificate, bool) {
 	return c, ok
 }
 
-var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+// knownMethods are the methods a route may list. CONNECT is not among them:
+// the gateway opens no tunnels and answers it 405 on every route.
+var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 
 func isKnownMethod(m string) bool {
 	for _, k := range knownMethods {
@@ -295,6 +297,11 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 			seen := map[string]bool{}
 			for _, e := range entries {
 				m := strings.ToUpper(e.val)
+				if m == "CONNECT" {
+					d.errorf(e.node, "method CONNECT cannot be routed: the gateway opens no tunnels and answers CONNECT with 405; remove it")
+					ok = false
+					continue
+				}
 				if !isKnownMethod(m) {
 					d.errorf(e.node, "unknown HTTP method %q; known methods: %s", e.val, strings.Join(knownMethods, ", "))
 					ok = false

@@ -331,7 +331,7 @@ func TestLoadErrors(t *testing.T) {
 		{"route without upstream", head + "  routes:\n    - id: r\n      path: /x\n", "a.yaml:7:7", []string{"no upstream"}},
 		{"upstream without url", route("        host: x\n"), "a.yaml:10:9", []string{"upstream has no url"}},
 		{"unknown method", head + "  routes:\n    - id: r\n      path: /x\n      methods: [GET, FETCH]\n      upstream: {url: http://b}\n",
-			"a.yaml:9:22", []string{`unknown HTTP method "FETCH"`, "GET HEAD"[:3], "CONNECT"}},
+			"a.yaml:9:22", []string{`unknown HTTP method "FETCH"`, "GET HEAD"[:3], "TRACE"}},
 		{"methods not a list", head + "  routes:\n    - id: r\n      path: /x\n      methods: GET\n      upstream: {url: http://b}\n",
 			"a.yaml:9:16", []string{"route methods must be a list"}},
 		{"path is a mapping", head + "  routes:\n    - id: r\n      path: {a: b}\n      upstream: {url: http://b}\n",
@@ -614,6 +614,7 @@ func TestLoadMethodLists(t *testing.T) {
 	}
 	expectOne(t, loadErrors(t, "a.yaml", route("[]")), "a.yaml:9:16", "methods is empty", "remove methods")
 	expectOne(t, loadErrors(t, "a.yaml", route("[GET, get]")), "a.yaml:9:22", "listed twice")
+	expectOne(t, loadErrors(t, "a.yaml", route("[GET, CONNECT]")), "a.yaml:9:22", "CONNECT cannot be routed", "remove it")
 }
 
 func TestLoadRefusesAnEmptyConfig(t *testing.T) {

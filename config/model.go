@@ -115,7 +115,8 @@ type Route struct {
 	// Paths are patterns: literal segments, `*` for exactly one segment
 	// inside a path, `*` as the last segment for the rest (zero or more).
 	Paths []string
-	// Methods allowed; empty means any method.
+	// Methods allowed; empty means any method but TRACE (CONNECT is never
+	// allowed).
 	Methods []string
 	// Upstream receives the requests that pass the chain.
 	Upstream Upstream

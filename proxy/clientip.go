@@ -36,13 +36,28 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // peer is a trusted proxy, in which case it is the right-most address of
 // X-Forwarded-For that is not itself a trusted proxy. Walking from the right
 // means a client cannot forge its way in: whatever it puts at the left is
-// behind the first untrusted hop.
+// behind the first untrusted hop. A header sent as several lines is one
+// list, the lines in order (RFC 9110 §5.3): a proxy that adds its own line
+// (HAProxy) puts the address it saw in the last one.
 func (t trustedSet) clientAddr(ctx *fasthttp.RequestCtx, peer netip.Addr) netip.Addr {
 	if len(t) == 0 || !t.contains(peer) {
 		return peer
 	}
-	xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
+	lines := ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor)
 	client := peer
+	for i := len(lines) - 1; i >= 0; i-- {
+		var done bool
+		if client, done = t.walk(lines[i], client); done {
+			return client
+		}
+	}
+	return client
+}
+
+// walk goes through one line of X-Forwarded-For from the right. It returns
+// the last address it believed and whether the walk ends there: at an
+// address that is not a trusted proxy, or before a garbled one.
+func (t trustedSet) walk(xff []byte, client netip.Addr) (netip.Addr, bool) {
 	for len(xff) > 0 {
 		var entry []byte
 		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
@@ -58,12 +73,12 @@ func (t trustedSet) clientAddr(ctx *fasthttp.RequestCtx, peer netip.Addr) netip.
 		if err != nil {
 			// A garbled hop ends the chain of trust: the last good address
 			// is the best that can be said.
-			return client
+			return client, true
 		}
 		client = a.Unmap()
 		if !t.contains(client) {
-			return client
+			return client, true
 		}
 	}
-	return client
+	return client, false
 }

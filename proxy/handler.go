@@ -25,19 +25,30 @@ const (
 	headerXFF         = "X-Forwarded-For"
 	headerXFProto     = "X-Forwarded-Proto"
 	headerXFHost      = "X-Forwarded-Host"
+	headerXFPort      = "X-Forwarded-Port"
+	headerXRealIP     = "X-Real-Ip"
+	headerForwarded   = "Forwarded"
 )
 
-// state is the per-request scratch of the gateway: the policies' Exchange
-// and the buffers the request path writes into. Pooled; one request at a
-// time.
+// state is the per-request scratch of the gateway: the policies' Exchange,
+// what the request's head decided, and the buffers the request path writes
+// into. Pooled; one request at a time.
 type state struct {
-	ex    chain.Exchange
-	path  []byte
-	uri   []byte
-	xff   []byte
-	trace []byte
-	body  limitedBody
-	trip  trip
+	ex      chain.Exchange
+	p       *plan
+	r       *route // the route forwarding the request; nil once the gateway has answered
+	m       *routeMetrics
+	routeID string
+	start   time.Time
+	peer    netip.Addr
+	query   []byte
+	path    []byte
+	uri     []byte
+	xff     []byte
+	fwd     []byte
+	trace   []byte
+	body    limitedBody
+	trip    trip
 }
 
 // limitedBody passes a request body through to the upstream, noting a
@@ -143,10 +154,26 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.path, st.uri, st.xff, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.trace[:0]
+	st.p, st.r, st.m, st.routeID, st.query = nil, nil, nil, "", nil
+	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.body.reset()
 	st.trip = trip{}
 	statePool.Put(st)
+}
+
+// pendingKey stores, on a request whose client waits for 100 Continue, the
+// state that expect decided on its head, for serve to carry on with once
+// the body has come.
+type pendingKey struct{}
+
+// Close ends a request that was let through to send its body but never
+// reached serve: fasthttp drops a request whose body cannot be read, and
+// closes what is stored on it.
+func (st *state) Close() error {
+	p := st.p
+	releaseState(st)
+	p.inflight.Add(-1)
+	return nil
 }
 
 // enter returns the plan in force with the request counted on it. The
@@ -166,93 +193,173 @@ func (g *Gateway) enter() *plan {
 // serve is the request path: match, run the chain, forward, run the
 // response steps, count. It allocates nothing on the common path.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
-	start := time.Now()
-	p := g.enter()
-	st := acquireState()
-	ex := &st.ex
-
-	peer := peerAddr(ctx)
-	ex.RemoteIP = p.trusted.clientAddr(ctx, peer)
-	ex.RemoteAddr = ex.RemoteIP.AppendTo(ex.RemoteAddr[:0])
-	ex.RequestID = tracectx.AppendRequestID(ex.RequestID[:0], ctx.Request.Header.Peek(headerRequestID))
-
-	if !framingValid(ctx.Request.Header.RawHeaders(), ctx.Request.Header.ContentLength() == -1) {
-		g.fail(ctx, p.noRoute, errBadRequest, "", ex)
-		ctx.SetConnectionClose()
-		p.noRoute.countStatus(fasthttp.StatusBadRequest)
-		releaseState(st)
-		p.inflight.Add(-1)
-		return
+	st, _ := ctx.UserValue(pendingKey{}).(*state)
+	if st != nil {
+		ctx.RemoveUserValue(pendingKey{})
+	} else {
+		st = g.begin(ctx)
 	}
-	rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())
+	if st.r != nil {
+		g.serveRoute(ctx, st, l)
+	}
+	// The answer may come before the body was read to its end: a policy
+	// refused it, it went over the limit, or the upstream answered early.
+	// (Forwarding consumes the client's body stream; a body never forwarded
+	// still is one.)
+	unread := st.body.r != nil && !st.body.eof && !st.body.clientErr ||
+		st.body.r == nil && ctx.Request.IsBodyStream()
+	if unread && !ctx.Hijacked() && !ctx.Response.ConnectionClose() {
+		lingerClose(ctx)
+	}
+	g.finish(ctx, st)
+}
+
+// expect decides a request whose client waits for "100 Continue" before
+// it sends the body. fasthttp sends the 100 when it returns 100, and reads
+// the body and calls serve; any other status answers with the response
+// begin rendered and closes the connection, without calling serve.
+func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
+	st := g.begin(ctx)
+	if st.r == nil {
+		status := ctx.Response.StatusCode()
+		g.finish(ctx, st)
+		return status
+	}
+	ctx.SetUserValue(pendingKey{}, st)
+	return fasthttp.StatusContinue
+}
+
+// begin decides what the request's head can: framing, route, method,
+// declared body size, and the chain's steps that need no body. On success
+// st.r is the route; otherwise the answer is in ctx.Response.
+func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
+	st := acquireState()
+	st.start = time.Now()
+	st.p = g.enter()
+	p, ex, h := st.p, &st.ex, &ctx.Request.Header
+	st.m = p.noRoute
+
+	st.peer = peerAddr(ctx)
+	ex.RemoteIP = p.trusted.clientAddr(ctx, st.peer)
+	ex.RemoteAddr = ex.RemoteIP.AppendTo(ex.RemoteAddr[:0])
+	ex.RequestID = tracectx.AppendRequestID(ex.RequestID[:0], h.Peek(headerRequestID))
+	// Read before any header is deleted: fasthttp's deletes reorder lines.
+	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
+
+	valid, underscore := headerValid(h.RawHeaders(), h.ContentLength() == -1)
+	if !valid {
+		g.fail(ctx, st.m, errBadRequest, "", ex)
+		ctx.SetConnectionClose()
+		return st
+	}
+	if underscore {
+		removeUnderscoreAliases(h)
+	}
+	// Hop-by-hop headers, and those the client names in Connection, go
+	// before any policy runs, so that a client cannot remove what a policy
+	// sets. Deleting Connection forgets its "close", which fasthttp reads
+	// after an Expect decision: it is put back.
+	closeConn := h.ConnectionClose()
+	removeRequestHopHeaders(h)
+	if closeConn {
+		h.SetConnectionClose()
+	}
+	rawPath, query := splitRequestURI(h.RequestURI())
 	// A ';' starts path parameters, which servlet containers drop before
 	// they resolve the path: routed with them, "/api/admin;x/secret" would
 	// be served as /api/admin/secret without /api/admin/*'s policies. They
 	// are refused, or stripped before anything else reads the path; an
 	// encoded one is always refused, as some upstreams decode it first.
 	params, encoded := router.HasParams(rawPath)
-	refused := encoded || params && !p.stripParams
-	if params && !refused {
+	if encoded || params && !p.stripParams {
+		g.fail(ctx, st.m, errPathParameters, "", ex)
+		return st
+	}
+	if params {
 		st.path = router.NormalizeStripParams(st.path[:0], rawPath)
 	} else {
 		st.path = router.Normalize(st.path[:0], rawPath)
 	}
-	idx, res, allow := -1, router.NotFound, []byte(nil)
-	if !refused {
-		idx, res, allow = p.router.Match(ctx.Method(), st.path)
-	}
-
-	m := p.noRoute
-	routeID := ""
-	switch {
-	case refused:
-		g.fail(ctx, m, errPathParameters, "", ex)
-	case res == router.Found:
-		r := p.routes[idx]
-		m, routeID = r.m, r.id
+	idx, res, allow := p.router.Match(ctx.Method(), st.path)
+	switch res {
+	case router.Found:
 		if !bytes.Equal(st.path, rawPath) {
+			// Policies read the path that was routed, not the client's.
 			query = setRoutedURI(ctx, st, query)
 		}
-		g.serveRoute(ctx, r, st, peer, query, l)
-	case res == router.MethodNotAllowed:
+		g.admit(ctx, p.routes[idx], st, query)
+	case router.MethodNotAllowed:
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, allow)
-		g.fail(ctx, m, errMethodNotAllowed, "", ex)
+		g.fail(ctx, st.m, errMethodNotAllowed, "", ex)
 	default:
-		g.fail(ctx, m, errNoRoute, "", ex)
+		g.fail(ctx, st.m, errNoRoute, "", ex)
 	}
-	if g.draining.Load() {
-		// Clients reconnect elsewhere while Kubernetes stops routing here.
-		ctx.SetConnectionClose()
-	}
-	status := ctx.Response.StatusCode()
-	m.countStatus(status)
-	m.duration.UpdateDuration(start)
-	if g.access != nil {
-		g.access.log(ctx, ex, st.path, routeID, status, start)
-	}
-	releaseState(st)
-	p.inflight.Add(-1)
+	return st
 }
 
-func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer netip.Addr, query []byte, l *listener) {
+// admit decides whether route r takes the request on its head alone.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []byte) {
 	ex := &st.ex
+	st.m, st.routeID = r.m, r.id
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
+	if !r.forwards(ctx.Method()) {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
+		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
 	if cl := ctx.Request.Header.ContentLength(); r.maxBodySize > 0 && int64(cl) > r.maxBodySize {
-		// fasthttp drains or closes the unread body as its length warrants.
+		// The unread body is dropped in a lingering close (see serve).
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
-	if rej := r.chain.RunRequest(ctx, ex); rej != nil {
-		renderError(ctx, rej.Status, rej.Reason, rej.Message, r.id, rej.Policy, ex, rej.DetailKey)
-		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
-		r.m.rejection(rej)
-		r.chain.RunResponse(ctx, ex)
+	if rej := r.chain.RunRequestHead(ctx, ex); rej != nil {
+		g.reject(ctx, r, ex, rej)
+		return
+	}
+	st.r, st.query = r, query
+}
+
+// finish counts and logs the request and gives its state back.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
+	if g.draining.Load() {
+		// Clients reconnect elsewhere while Kubernetes stops routing here.
+		ctx.SetConnectionClose()
+	}
+	// A response without Content-Type goes out without one: a response
+	// read again after a failed attempt has lost the server's setting.
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	status := ctx.Response.StatusCode()
+	st.m.countStatus(status)
+	st.m.duration.UpdateDuration(st.start)
+	if g.access != nil {
+		g.access.log(ctx, &st.ex, st.path, st.routeID, status, st.start)
+	}
+	p := st.p
+	releaseState(st)
+	p.inflight.Add(-1)
+}
+
+// reject answers with a policy's rejection.
+func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
+	renderError(ctx, rej.Status, rej.Reason, rej.Message, r.id, rej.Policy, ex, rej.DetailKey)
+	ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+	r.m.rejection(rej)
+	r.chain.RunResponse(ctx, ex)
+}
+
+// serveRoute runs the rest of the chain on a request its route has
+// admitted, forwards it and runs the response steps.
+func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
+	r, ex := st.r, &st.ex
+	if rej := r.chain.RunRequestTail(ctx, ex); rej != nil {
+		g.reject(ctx, r, ex, rej)
 		return
 	}
 	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r}
-	g.rewrite(ctx, r, st, peer, query, l)
+	g.rewrite(ctx, r, st, l)
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
 		b := &st.body
 		b.r, b.left, b.limited = ctx.RequestBodyStream(), r.maxBodySize, cl == -1 && r.maxBodySize > 0
@@ -265,9 +372,8 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 	answered := false
 	switch {
 	case st.body.exceeded:
-		// No Connection: close here: fasthttp drains a moderate rest of
-		// the body so the client reads this answer instead of a reset,
-		// and closes the connection itself when the rest is too long.
+		// The rest of the body is read and dropped after the answer (see
+		// lingerClose), so that the client reads it instead of a reset.
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
 	case st.body.clientErr:
 		g.fail(ctx, r.m, errClientBody, r.id, ex)
@@ -283,11 +389,6 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, r *route, st *state, peer
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	}
 	r.chain.RunResponse(ctx, ex)
-	if st.body.r != nil && !st.body.eof && !st.body.clientErr {
-		// The upstream answered before the whole body was sent, or the
-		// body went over the limit.
-		lingerClose(ctx)
-	}
 	if s := st.trip.stream; s != nil && st.trip.http10 && !ctx.Response.IsBodyStream() {
 		// An answer of unknown length to an HTTP/1.0 client: it is sent
 		// on the bare connection, after this handler returns.
@@ -368,23 +469,18 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, m *routeMetrics, e *gatewayErro
 	m.gatewayError(e.reason)
 }
 
-// rewrite turns the client's request into the upstream's, in place: hop
-// headers out, forwarding headers in, path normalised under the upstream's
-// base path.
-func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, peer netip.Addr, query []byte, l *listener) {
+// rewrite turns the client's request into the upstream's, in place:
+// forwarding headers in, path normalised under the upstream's base path.
+// The hop-by-hop headers went before the chain ran.
+func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *listener) {
 	h := &ctx.Request.Header
-	removeRequestHopHeaders(h)
 	h.ResetConnectionClose()
 	h.SetProtocol("HTTP/1.1")
+	// Without this fasthttp sends a body without Content-Type as
+	// application/octet-stream.
+	h.SetNoDefaultContentType(true)
 
-	st.xff = st.xff[:0]
-	if prior := h.Peek(headerXFF); len(prior) > 0 {
-		st.xff = append(append(st.xff, prior...), ", "...)
-	}
-	st.xff = peer.AppendTo(st.xff)
-	h.SetBytesV(headerXFF, st.xff)
-	h.Set(headerXFProto, l.scheme)
-	h.SetBytesV(headerXFHost, h.Host())
+	st.setForwardingHeaders(h, l)
 	switch {
 	case len(r.hostHeader) > 0:
 		h.SetHostBytes(r.hostHeader)
@@ -392,14 +488,13 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, peer ne
 		// An HTTP/1.0 client may send no Host; the upstream needs one.
 		h.SetHostBytes(r.up.host)
 	}
-	h.SetBytesV(headerRequestID, st.ex.RequestID)
-	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
-	h.SetBytesV(headerTraceparent, st.trace)
+	replaceHeader(h, headerRequestID, st.ex.RequestID)
+	replaceHeader(h, headerTraceparent, st.trace)
 
 	st.uri = append(st.uri[:0], r.basePath...)
 	st.uri = append(st.uri, st.path...)
-	if query != nil {
-		st.uri = append(append(st.uri, '?'), query...)
+	if st.query != nil {
+		st.uri = append(append(st.uri, '?'), st.query...)
 	}
 	ctx.Request.SetRequestURIBytes(st.uri)
 }
@@ -441,25 +536,41 @@ func splitRequestURI(uri []byte) (path, query []byte) {
 	return uri, nil
 }
 
-// framingValid checks the raw header block for what a lenient parser
-// accepts but an upstream may read differently, the stuff of request
-// smuggling: a line ended by a bare LF, and a chunked body that also has a
-// Content-Length.
-func framingValid(raw []byte, chunked bool) bool {
+// headerValid checks, in one pass over the raw header block, for what
+// fasthttp accepts but an upstream may read differently, the stuff of
+// request smuggling: a line ended by a bare LF; a folded line (obs-fold,
+// which RFC 9112 lets a server refuse); a field name that is not a token,
+// such as "X Foo" (fasthttp takes the space as part of the name); and a
+// chunked body that also has a Content-Length. fasthttp itself refuses a
+// space before the colon, an empty name, and control characters in values.
+// underscore reports a name with '_' in it.
+func headerValid(raw []byte, chunked bool) (valid, underscore bool) {
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 0 {
-			return true
+			return true, underscore
 		}
 		if i == 0 || raw[i-1] != '\r' {
-			return false
+			return false, underscore
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
+		if len(line) == 0 {
+			// The empty line that ends the block.
+			return true, underscore
+		}
+		n := 0
+		for n < len(line) && isTokenChar(line[n]) {
+			n++
+		}
+		if n == 0 || n == len(line) || line[n] != ':' {
+			return false, underscore
+		}
+		underscore = underscore || bytes.IndexByte(line[:n], '_') >= 0
 		const cl = "content-length"
-		if chunked && len(line) > len(cl) && line[len(cl)] == ':' && asciiEqualFold(line[:len(cl)], cl) {
-			return false
+		if chunked && n == len(cl) && asciiEqualFold(line[:n], cl) {
+			return false, underscore
 		}
 	}
-	return true
+	return true, underscore
 }

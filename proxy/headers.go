@@ -73,9 +73,55 @@ func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 			h.Del(name)
 		}
 	}
-	// The gateway answered any 100-continue itself; the upstream gets the
+	// The gateway answers any 100-continue itself; the upstream gets the
 	// body without being asked.
 	h.Del(fasthttp.HeaderExpect)
+}
+
+// gatewaySet are the request headers the gateway sets for the upstream.
+var gatewaySet = []string{headerXFF, headerXFProto, headerXFHost, headerXFPort, headerXRealIP, headerRequestID}
+
+// removeUnderscoreAliases deletes every request header whose name is one
+// the gateway sets but with '_' for '-', such as X_Forwarded_For: CGI,
+// WSGI, Rack and PHP read both spellings as HTTP_X_FORWARDED_FOR, so a
+// client's alias could stand in for the gateway's header.
+func removeUnderscoreAliases(h *fasthttp.RequestHeader) {
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 || bytes.IndexByte(line[:i], '_') < 0 {
+			continue
+		}
+		for _, name := range gatewaySet {
+			if equalFoldDash(line[:i], name) {
+				h.DelBytes(line[:i])
+				break
+			}
+		}
+	}
+}
+
+// equalFoldDash is asciiEqualFold with '_' in b matching '-' in s.
+func equalFoldDash(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '_' {
+			c = '-'
+		}
+		if lower(c) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasHopHeader reports whether any header is hop-by-hop: one pass over the
@@ -111,6 +157,23 @@ func hasHopHeaderLine(raw []byte) bool {
 	}
 	return false
 }
+
+// tokenChars marks the bytes of an RFC 9110 token (tchar), the only bytes a
+// header field name may have.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isTokenChar(c byte) bool { return tokenChars[c] }
 
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {

@@ -29,6 +29,7 @@ type listener struct {
 	address  string
 	protocol string
 	scheme   string
+	port     []byte // the bound port, for X-Forwarded-Port
 	srv      *fasthttp.Server
 	ln       net.Listener
 	certs    *certStore
@@ -50,7 +51,10 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 		l.certs = cs
 	}
 	l.srv = &fasthttp.Server{
-		Handler:               func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
+		Handler: func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
+		// A client waiting for 100 Continue gets it only once the request
+		// may proceed; otherwise the final answer, and its body unsent.
+		ExpectHandler:         g.expect,
 		ErrorHandler:          g.serverError,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -85,6 +89,9 @@ func (l *listener) listen() error {
 	ln, err := listen(l.address)
 	if err != nil {
 		return fmt.Errorf("listener %q: cannot listen on %s: %w", l.name, l.address, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		l.port = strconv.AppendInt(nil, int64(a.Port), 10)
 	}
 	if l.maxConns > 0 {
 		ln = &capListener{Listener: ln, max: l.maxConns, http: l.certs == nil, g: l.g}

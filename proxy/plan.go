@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,48 @@ type route struct {
 	hostHeader  []byte
 	maxBodySize int64
 	m           *routeMetrics
+	// allow is the Allow header of the route's 405: its methods, or, when
+	// it lists none, every method it forwards.
+	allow []byte
+	// trace: the route lists TRACE, the one way to have TRACE forwarded.
+	trace bool
+}
+
+// forwards reports whether the route forwards a request with method m,
+// which the router has matched to it. CONNECT never: the gateway opens no
+// tunnels. TRACE only when the route lists it: it echoes the request,
+// credentials and the headers the gateway adds, back to the client.
+func (r *route) forwards(m []byte) bool {
+	switch string(m) {
+	case fasthttp.MethodConnect:
+		return false
+	case fasthttp.MethodTrace:
+		return r.trace
+	}
+	return true
+}
+
+// allowOrder is the order an Allow header lists methods in, as the router
+// does; a route without methods forwards all but TRACE (and CONNECT, which
+// no route may list).
+var allowOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+// allowValue is the Allow header of a route with the given methods.
+func allowValue(methods []string) []byte {
+	if len(methods) == 0 {
+		return []byte(strings.Join(allowOrder[:len(allowOrder)-1], ", "))
+	}
+	var b []byte
+	for _, m := range allowOrder {
+		if !slices.Contains(methods, m) && (m != "HEAD" || !slices.Contains(methods, "GET")) {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, m...)
+	}
+	return b
 }
 
 // routeMetrics are a route's series, looked up once at compile time so the
@@ -182,7 +225,8 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		}
 		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
 			basePath: []byte(r.Upstream.BasePath), hostHeader: []byte(r.Upstream.HostHeader),
-			maxBodySize: limit, m: c.routeMetrics(r.ID)})
+			maxBodySize: limit, m: c.routeMetrics(r.ID),
+			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)})
 	}
 	return p, nil
 }

@@ -490,3 +490,57 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefusedUploadsAreAnsweredNotReset: a request refused before its
+// body was read (over the size limit, declared or chunked, or by a policy)
+// gets its answer even while the client is still sending a large body:
+// the gateway reads and drops the rest before closing instead of
+// resetting the connection under the answer.
+func TestRefusedUploadsAreAnsweredNotReset(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  clients:
+    - {id: app, secret: s3cret}
+  routes:
+    - id: small
+      path: ["/small/*"]
+      maxRequestBodySize: 100KiB
+      upstream: {url: "%s"}
+    - id: secured
+      path: ["/secured/*"]
+      maxRequestBodySize: 64MiB
+      upstream: {url: "%s"}
+      policies:
+        - client-id-enforcement: {}
+`, up.URL, up.URL))
+	for _, tc := range []struct {
+		name, path string
+		chunked    bool
+		want       int
+	}{
+		{"declared length over the limit", "/small/x", false, 413},
+		{"chunked body over the limit", "/small/x", true, 413},
+		{"refused by a policy", "/secured/x", false, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const size = 16 << 20
+			before := up.Count.Load()
+			req, _ := http.NewRequest("POST", gw.URL+tc.path, struct{ io.Reader }{io.LimitReader(zeros{}, size)})
+			if !tc.chunked {
+				req.ContentLength = size
+			}
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatalf("the client did not get the gateway's answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+			// A chunked body's size is known only once it has streamed
+			// past the limit; the others never leave the gateway.
+			if !tc.chunked && up.Count.Load() != before {
+				t.Error("the upstream received a refused request")
+			}
+		})
+	}
+}

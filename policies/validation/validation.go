@@ -72,6 +72,16 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 	return v.failed
 }
 
+// ReadsRequestBody reports that the policy reads the body, so that it runs
+// only once a client waiting for 100 Continue has sent it. Also with
+// in: query: a chunked body is read to tell whether there is one.
+func (v *Validator) ReadsRequestBody() bool { return true }
+
+var (
+	_ chain.RequestHandler = (*Validator)(nil)
+	_ chain.BodyReader     = (*Validator)(nil)
+)
+
 // checkBody validates a body known to be valid JSON; on failure the
 // violations are in ex.Details.
 func (v *Validator) checkBody(body []byte, ex *chain.Exchange) bool {
