@@ -46,9 +46,19 @@ type upstream struct {
 	responseTimeout time.Duration
 	ca              *cabundle.Bundle // nil unless a caFile verifies the upstream
 	violations      [numViolations]*metrics.Counter
+	settler         settler
 	log             *slog.Logger
 	lastWarn        atomic.Int64 // unix nanoseconds of the last violation logged
+	// distrustUntil is when connections to the upstream may be reused
+	// again after it broke HTTP framing (unix nanoseconds).
+	distrustUntil atomic.Int64
 }
+
+// distrustTime is how long an upstream that broke HTTP framing gets a new
+// connection for every request: the checks see extra bytes only once they
+// have arrived, and an upstream that sent some once may send them later
+// than any check looks.
+const distrustTime = 5 * time.Minute
 
 // upstreamOptions are what every upstream of a gateway shares.
 type upstreamOptions struct {
@@ -127,6 +137,12 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 	}
+	up.settler = newSettler(up.hc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn,
+		func(s idleState) {
+			if s == idleData {
+				up.violated(extraBytes)
+			}
+		}, up.reusable)
 	for v := range numViolations {
 		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream="%s",kind="%s"}`,
 			escapeLabel(up.name), violationLabels[v])
@@ -139,8 +155,12 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 	return up, nil
 }
 
-// close drops the idle connections of an upstream no plan uses any more.
-func (u *upstream) close() { u.hc.CloseIdleConnections() }
+// close drops the idle and resting connections of an upstream no plan uses
+// any more.
+func (u *upstream) close() {
+	u.settler.stop()
+	u.hc.CloseIdleConnections()
+}
 
 // violation is a way an upstream broke HTTP/1.1 framing that would have
 // let its bytes be read as another request's answer.
@@ -158,19 +178,30 @@ const (
 
 var violationLabels = [numViolations]string{"extra_bytes", "idle_bytes", "body_without_content"}
 
-// violated counts a violation and logs it, at most once a second per
-// upstream so that a broken upstream cannot flood the log. The connection
-// it happened on is closed by the caller.
+// violated counts a violation, stops reusing the upstream's connections
+// for distrustTime, and logs it, at most once a second per upstream so
+// that a broken upstream cannot flood the log. The connection it happened
+// on is closed by the caller.
 func (u *upstream) violated(v violation) {
 	u.violations[v].Inc()
 	now := time.Now().UnixNano()
+	if u.distrustUntil.Swap(now+int64(distrustTime)) < now {
+		// Pooled connections may hold the same kind of bytes, not yet
+		// arrived.
+		u.hc.CloseIdleConnections()
+	}
 	last := u.lastWarn.Load()
 	if now-last < int64(time.Second) || !u.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	u.log.Warn("upstream broke HTTP framing; its connection was closed so that no client reads another's answer",
+	u.log.Warn("upstream broke HTTP framing: its connection was closed, and each request gets a new connection "+
+		"for the next "+distrustTime.String()+" so that no client reads another's answer",
 		"upstream", u.name, "violation", violationLabels[v])
 }
+
+// reusable reports whether connections to the upstream may carry another
+// request.
+func (u *upstream) reusable() bool { return time.Now().UnixNano() >= u.distrustUntil.Load() }
 
 // failure is why a round trip to an upstream failed.
 type failure uint8
@@ -346,8 +377,8 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 			u.violated(extraBytes)
 		}
 		u.hc.ReleaseReader(br)
-		if keep && state == idleClean {
-			u.hc.ReleaseConn(cc)
+		if keep && state == idleClean && u.reusable() {
+			u.settler.settle(cc)
 		} else {
 			u.hc.CloseConn(cc)
 		}
@@ -484,8 +515,8 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	s.client, s.writeTimeout = ctx.Conn(), t.clientWriteTimeout
 	s.route = t.route
 	s.done = func(keep bool) {
-		if keep {
-			u.hc.ReleaseConn(cc)
+		if keep && u.reusable() {
+			u.settler.settle(cc)
 		} else {
 			u.hc.CloseConn(cc)
 		}
