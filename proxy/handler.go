@@ -113,6 +113,8 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	st := acquireState()
 	ex := &st.ex
 
+	// Measured before the rewrite changes the head.
+	largeHead := len(ctx.Request.Header.RequestURI())+len(ctx.Request.Header.RawHeaders()) > keepAliveHeadBytes
 	peer := peerAddr(ctx)
 	ex.RemoteIP = p.trusted.clientAddr(ctx, peer)
 	ex.RemoteAddr = ex.RemoteIP.AppendTo(ex.RemoteAddr[:0])
@@ -143,8 +145,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	default:
 		g.fail(ctx, m, errNoRoute, "", ex)
 	}
-	if g.draining.Load() {
-		// Clients reconnect elsewhere while Kubernetes stops routing here.
+	if g.draining.Load() || largeHead {
+		// Draining: clients reconnect elsewhere while Kubernetes stops
+		// routing here. A large head: see keepAliveHeadBytes.
 		ctx.SetConnectionClose()
 	}
 	status := ctx.Response.StatusCode()

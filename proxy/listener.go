@@ -22,6 +22,15 @@ import (
 // the handler runs; larger bodies stream to the upstream as they arrive.
 const requestBodyPrefetch = 64 << 10
 
+// keepAliveHeadBytes is the largest request head (request target plus
+// header fields) after which the connection stays open. With request
+// bodies streamed, fasthttp keeps a connection's read buffer and request
+// context, whose header buffers stay grown to the largest head seen, for as
+// long as the connection lives (fasthttp PR #1844: the reader cannot be
+// released between requests); closing after a larger head returns about
+// three times its size to the pools instead of leaving it to an idle client.
+const keepAliveHeadBytes = 8 << 10
+
 // listener is one socket the gateway serves on.
 type listener struct {
 	g        *Gateway
@@ -63,9 +72,16 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 		// fasthttp frees a worker only after the connection has closed, so
 		// its own limit, at the same number, would turn away connections
 		// the cap has just let in; this is only a backstop.
-		Concurrency:                  2 * limits.MaxConns,
-		MaxRequestBodySize:           requestBodyPrefetch,
-		StreamRequestBody:            true,
+		Concurrency:        2 * limits.MaxConns,
+		MaxRequestBodySize: requestBodyPrefetch,
+		StreamRequestBody:  true,
+		// A connection that has not sent a request holds no buffers, only
+		// its goroutine: fasthttp gives the read buffer and the request
+		// context back to their pools while it waits for the first byte,
+		// and the write buffer after every response. With streamed bodies
+		// the read buffer (ReadBufferSize) stays with a connection after its
+		// first request; see keepAliveHeadBytes.
+		ReduceMemoryUsage:            true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
