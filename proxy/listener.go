@@ -69,10 +69,12 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 		WriteTimeout:          limits.WriteTimeout,
 		IdleTimeout:           limits.IdleTimeout,
 		// capListener enforces MaxConns with the gateway's own JSON 503.
-		// fasthttp frees a worker only after the connection has closed, so
-		// its own limit, at the same number, would turn away connections
-		// the cap has just let in; this is only a backstop.
-		Concurrency:        2 * limits.MaxConns,
+		// fasthttp takes a worker back only after the connection has closed
+		// and the client may have connected again, so its own limit must
+		// leave room for the workers in that gap (at twice the cap, two
+		// connections in a row could be refused when the cap is 1); this
+		// is only a backstop.
+		Concurrency:        2*limits.MaxConns + 1024,
 		MaxRequestBodySize: requestBodyPrefetch,
 		StreamRequestBody:  true,
 		// A connection that has not sent a request holds no buffers, only
