@@ -216,6 +216,7 @@ func TestLoadFullRoute(t *testing.T) {
   limits:
     maxRequestBodySize: 1MB
     readTimeout: 5s
+    maxConnectionsPerClient: 0
 `)
 	dir := filepath.Dir(cfg.Sources[0].Path)
 	if got := cfg.Listeners[0]; got.Address != "127.0.0.1:8080" || got.Protocol != "HTTP" || got.TLS != nil {
@@ -256,6 +257,7 @@ func TestLoadFullRoute(t *testing.T) {
 	lim := DefaultLimits
 	lim.MaxRequestBodySize = 1000 * 1000
 	lim.ReadTimeout = 5 * time.Second
+	lim.MaxConnsPerClient = 0 // no limit, not the default
 	if cfg.Limits != lim {
 		t.Errorf("limits = %+v", cfg.Limits)
 	}
@@ -391,6 +393,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"idleTimeout", "duration"}},
 		{"limits unknown field", head + "  limits:\n    maxBody: 1\n", "a.yaml:7:5",
 			[]string{`unknown field "maxBody"`, "maxHeaderSize", "maxRequestBodySize"}},
+		{"limits negative per-client connections", head + "  limits:\n    maxConnectionsPerClient: -1\n", "a.yaml:7:30",
+			[]string{"maxConnectionsPerClient must be between 0 (no per-client limit) and", "the default is 256"}},
 
 		{"unset env", route("        url: http://b\n        host: $env.FLEXGATE_TEST_UNSET\n"), "a.yaml:11:15",
 			[]string{"FLEXGATE_TEST_UNSET", "not set", "set it"}},

@@ -165,14 +165,18 @@ type Client struct {
 	Pos        Pos
 }
 
-// Limits protect the gateway. Zero values are replaced by the defaults at load.
+// Limits protect the gateway. Zero values are replaced by the defaults at
+// load, except MaxConnsPerClient, where zero means no per-client limit.
 type Limits struct {
 	MaxRequestBodySize int64
 	MaxHeaderBytes     int
 	ReadTimeout        time.Duration
 	WriteTimeout       time.Duration
 	IdleTimeout        time.Duration
-	MaxConns           int
+	MaxConns           int // open at once, across all listeners
+	// MaxConnsPerClient is the most of them one client address holds (one
+	// IPv6 /64); peers in TrustedProxies are exempt. 0: no limit.
+	MaxConnsPerClient int
 }
 
 // DefaultLimits are what Limits holds when the config says nothing.
@@ -183,4 +187,5 @@ var DefaultLimits = Limits{
 	WriteTimeout:       60 * time.Second,
 	IdleTimeout:        90 * time.Second,
 	MaxConns:           10000,
+	MaxConnsPerClient:  256,
 }

@@ -93,6 +93,8 @@ type LimitsView struct {
 	WriteTimeout       string `json:"writeTimeout"`
 	IdleTimeout        string `json:"idleTimeout"`
 	MaxConnections     int    `json:"maxConnections"`
+	// MaxConnectionsPerClient is 0 when there is no per-client limit.
+	MaxConnectionsPerClient int `json:"maxConnectionsPerClient"`
 }
 
 // Redacted returns the admin view of c. It builds new values and leaves c
@@ -115,6 +117,7 @@ func (c *Config) Redacted() *View {
 			MaxConnections:     c.Limits.MaxConns,
 		},
 	}
+	v.Limits.MaxConnectionsPerClient = c.Limits.MaxConnsPerClient
 	for _, s := range c.Sources {
 		v.Sources = append(v.Sources, s.Summary)
 	}

@@ -22,6 +22,7 @@ const (
 	reasonUpstreamProtocol = "upstream_protocol_error"
 	reasonClientBody       = "client_body_incomplete"
 	reasonOverloaded       = "overloaded"
+	reasonClientConnLimit  = "client_connection_limit"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -43,6 +44,7 @@ var (
 	errHeaderTooLarge   = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
 	errClientBody       = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
 	errOverloaded       = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+	errClientConnLimit  = &gatewayError{fasthttp.StatusServiceUnavailable, reasonClientConnLimit, "the client address is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

@@ -56,7 +56,8 @@ type routeMetrics struct {
 // only looks them up.
 var (
 	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
-		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded}
+		errUpstreamProtocol, errBodyTooLarge, errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded,
+		errClientConnLimit}
 	upstreamReasons = []string{"connect", "timeout", "reset", "protocol", "saturated"}
 )
 

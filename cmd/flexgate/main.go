@@ -16,6 +16,7 @@ const usage = `flexgate — an API gateway
 Usage:
   flexgate run [--config PATH]... [--listen ADDR] [--admin-addr ADDR] [--clients FILE]
                [--log-level LEVEL] [--access-log] [--drain-delay D] [--shutdown-timeout D]
+               [--max-connections N]
   flexgate validate [--clients FILE] PATH...
   flexgate version
 
