@@ -51,6 +51,8 @@ type Options struct {
 	// process's memory allows (the command line's --max-connections), and
 	// a config cannot raise it.
 	MaxConns int
+	// Pprof serves Go's profiler at /debug/pprof/ on the admin server.
+	Pprof bool
 
 	// listen and dial replace the network in this package's benchmarks,
 	// which measure the gateway over in-memory connections.

@@ -46,3 +46,35 @@ func TestMaxConnectionsFlag(t *testing.T) {
 		t.Errorf("--max-connections -1: exit %d\n%s", code, out)
 	}
 }
+
+// TestPprofFlag: the profiler is off unless run is given --pprof.
+func TestPprofFlag(t *testing.T) {
+	status := func(url string) int {
+		t.Helper()
+		code, _, _ := get(t, url)
+		return code
+	}
+	off := startGateway(t, []string{"FLEXGATE_CONFIG="})
+	if code := status(off.url("admin") + "/debug/pprof/cmdline"); code != 404 {
+		t.Errorf("without --pprof, /debug/pprof/cmdline = %d, want 404", code)
+	}
+	on := startGateway(t, []string{"FLEXGATE_CONFIG="}, "--pprof")
+	if code := status(on.url("admin") + "/debug/pprof/cmdline"); code != 200 {
+		t.Errorf("with --pprof, /debug/pprof/cmdline = %d, want 200", code)
+	}
+}
+
+// TestUsageNamesEveryFlag: the usage text lists the flags run and validate
+// take.
+func TestUsageNamesEveryFlag(t *testing.T) {
+	out, code := runBinary(t, nil, "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, flag := range []string{"--config", "--listen", "--admin-addr", "--clients", "--log-level", "--access-log",
+		"--drain-delay", "--shutdown-timeout", "--max-connections", "--pprof", "--skip-cert-files", "--without-secrets"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("usage lacks %s:\n%s", flag, out)
+		}
+	}
+}

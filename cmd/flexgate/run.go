@@ -37,6 +37,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "after the drain delay, wait at most this long for requests in flight")
 	maxConns := fs.Int("max-connections", 0, "most client connections open at once across all listeners: what the memory limit allows. "+
 		"Lowers the config's limits.maxConnections, never raises it; 0 leaves it to the config")
+	pprof := fs.Bool("pprof", false, "serve Go's profiler at /debug/pprof/ on the admin server (anyone who reaches the admin port can then profile the process)")
 	connected := fs.String("connected-credentials", "", "`DIR` with Anypoint connected-mode credentials (not supported yet)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -71,7 +72,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 
 	opts := proxy.Options{Listen: *listen, AdminAddr: *adminAddr, Logger: logger, DrainDelay: *drainDelay, Version: version,
-		MaxConns: *maxConns}
+		MaxConns: *maxConns, Pprof: *pprof}
 	if *accessLog {
 		opts.AccessLog = stdout
 	}
