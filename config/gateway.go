@@ -673,7 +673,8 @@ func (l *loader) addClient(d *decoder, c clientEntry, seen map[string]Pos) {
 }
 
 func (l *loader) limits(d *decoder, k, n *yaml.Node) {
-	lim := Limits{}
+	// -1 until set: 0 is a value (no per-client limit), not "the default".
+	lim := Limits{MaxConnsPerClient: -1}
 	ok := true
 	good := func(g bool) {
 		ok = ok && g
@@ -736,6 +737,15 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.PathParameters = PathParameters(s)
 			good(g)
 		},
+		"maxConnectionsPerClient": func(_, v *yaml.Node) {
+			c, g := d.integer(v, "limits maxConnectionsPerClient")
+			if g && (c < 0 || c > math.MaxInt32) {
+				d.errorf(v, "limits maxConnectionsPerClient must be between 0 (no per-client limit) and %d; the default is %d", math.MaxInt32, DefaultLimits.MaxConnsPerClient)
+				g = false
+			}
+			lim.MaxConnsPerClient = int(c)
+			good(g)
+		},
 	}) || !ok {
 		return
 	}
@@ -774,6 +784,9 @@ func withDefaults(l Limits) Limits {
 	}
 	if l.PathParameters == "" {
 		l.PathParameters = def.PathParameters
+	}
+	if l.MaxConnsPerClient < 0 {
+		l.MaxConnsPerClient = def.MaxConnsPerClient
 	}
 	return l
 }

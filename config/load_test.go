@@ -217,6 +217,7 @@ func TestLoadFullRoute(t *testing.T) {
     maxRequestBodySize: 1MB
     readTimeout: 5s
     pathParameters: strip
+    maxConnectionsPerClient: 0
 `)
 	dir := filepath.Dir(cfg.Sources[0].Path)
 	if got := cfg.Listeners[0]; got.Address != "127.0.0.1:8080" || got.Protocol != "HTTP" || got.TLS != nil {
@@ -258,6 +259,7 @@ func TestLoadFullRoute(t *testing.T) {
 	lim.MaxRequestBodySize = 1000 * 1000
 	lim.ReadTimeout = 5 * time.Second
 	lim.PathParameters = PathParametersStrip
+	lim.MaxConnsPerClient = 0 // no limit, not the default
 	if cfg.Limits != lim {
 		t.Errorf("limits = %+v", cfg.Limits)
 	}
@@ -399,6 +401,8 @@ func TestLoadErrors(t *testing.T) {
 			"a.yaml:8:19", []string{`route path "/a;jsessionid=1/b" is invalid`, "must not contain ';' or %3B", "pathParameters: strip"}},
 		{"path with an encoded parameter", head + "  routes:\n    - id: r\n      path: /a%3bb\n      upstream: {url: http://b}\n",
 			"a.yaml:8:13", []string{`route path "/a%3bb" is invalid`, "must not contain ';' or %3B"}},
+		{"limits negative per-client connections", head + "  limits:\n    maxConnectionsPerClient: -1\n", "a.yaml:7:30",
+			[]string{"maxConnectionsPerClient must be between 0 (no per-client limit) and", "the default is 256"}},
 
 		{"unset env", route("        url: http://b\n        host: $env.FLEXGATE_TEST_UNSET\n"), "a.yaml:11:15",
 			[]string{"FLEXGATE_TEST_UNSET", "not set", "set it"}},

@@ -183,7 +183,8 @@ type Client struct {
 	Pos        Pos
 }
 
-// Limits protect the gateway. Zero values are replaced by the defaults at load.
+// Limits protect the gateway. Zero values are replaced by the defaults at
+// load, except MaxConnsPerClient, where zero means no per-client limit.
 type Limits struct {
 	MaxRequestBodySize int64
 	MaxHeaderBytes     int
@@ -193,7 +194,10 @@ type Limits struct {
 	ReadTimeout            time.Duration
 	WriteTimeout           time.Duration
 	IdleTimeout            time.Duration
-	MaxConns               int
+	MaxConns               int // open at once, across all listeners
+	// MaxConnsPerClient is the most of them one client address holds (one
+	// IPv6 /64); peers in TrustedProxies are exempt. 0: no limit.
+	MaxConnsPerClient int
 	// PathParameters says what happens to a request path with ';' path
 	// parameters ("/a;jsessionid=1/b"), which Java servlet containers
 	// strip before they route but other upstreams do not.
@@ -223,4 +227,5 @@ var DefaultLimits = Limits{
 	IdleTimeout:            90 * time.Second,
 	MaxConns:               10000,
 	PathParameters:         PathParametersReject,
+	MaxConnsPerClient:      256,
 }

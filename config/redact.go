@@ -102,6 +102,8 @@ type LimitsView struct {
 	IdleTimeout           string `json:"idleTimeout"`
 	MaxConnections        int    `json:"maxConnections"`
 	PathParameters        string `json:"pathParameters"`
+	// MaxConnectionsPerClient is 0 when there is no per-client limit.
+	MaxConnectionsPerClient int `json:"maxConnectionsPerClient"`
 }
 
 // Redacted returns the admin view of c. It builds new values and leaves c
@@ -126,6 +128,7 @@ func (c *Config) Redacted() *View {
 			PathParameters:        string(c.Limits.PathParameters),
 		},
 	}
+	v.Limits.MaxConnectionsPerClient = c.Limits.MaxConnsPerClient
 	for _, s := range c.Sources {
 		v.Sources = append(v.Sources, s.Summary)
 	}

@@ -45,7 +45,7 @@ func TestRedacted(t *testing.T) {
 	for _, want := range []string{`"url":"https://b:8443/base"`, `"clientId":"gateway"`, `"cacheTtl":60`,
 		`"clientSecret":"[redacted]"`, `"Password":"[redacted]"`, `"accessTOKEN":"[redacted]"`,
 		`{"name":"client-id-enforcement"}`, `"headers":["Authorization"]`, `"id":"app","secret":"[redacted]"`,
-		`"address":":8443"`, `"certFile":"/tls/tls.crt"`, `"maxConnections":10000`} {
+		`"address":":8443"`, `"certFile":"/tls/tls.crt"`, `"maxConnections":10000`, `"maxConnectionsPerClient":256`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("view lacks %s:\n%s", want, out)
 		}

@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -60,6 +61,7 @@ type rendered struct {
 	serviceAccounts map[string]*corev1.ServiceAccount
 	configMaps      map[string]*corev1.ConfigMap
 	serviceMonitors map[string]*serviceMonitor
+	networkPolicies map[string]*networkingv1.NetworkPolicy
 	notes           string
 }
 
@@ -123,6 +125,7 @@ func render(t *testing.T, vals map[string]any) *rendered {
 		serviceAccounts: map[string]*corev1.ServiceAccount{},
 		configMaps:      map[string]*corev1.ConfigMap{},
 		serviceMonitors: map[string]*serviceMonitor{},
+		networkPolicies: map[string]*networkingv1.NetworkPolicy{},
 		notes:           notes,
 	}
 	for key, doc := range releaseutil.SplitManifests(manifest) {
@@ -146,6 +149,8 @@ func render(t *testing.T, vals map[string]any) *rendered {
 			obj = decode(t, doc, &corev1.ConfigMap{}, r.configMaps)
 		case "monitoring.coreos.com/v1/ServiceMonitor":
 			obj = decode(t, doc, &serviceMonitor{}, r.serviceMonitors)
+		case "networking.k8s.io/v1/NetworkPolicy":
+			obj = decode(t, doc, &networkingv1.NetworkPolicy{}, r.networkPolicies)
 		default:
 			t.Fatalf("%s: unexpected %s %s\n%s", key, tm.APIVersion, tm.Kind, doc)
 		}
@@ -670,7 +675,7 @@ func TestExtraEnvsAndArgsPassThrough(t *testing.T) {
 		"deployment.extraArgs[0]=--access-log",
 	))
 	c := gatewayContainer(t, r.deployments[releaseName])
-	if len(c.Env) != 1 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.SecretKeyRef.Name != "introspection" {
+	if e, ok := envVar(c, "INTROSPECTION_CLIENT_ID"); !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "introspection" {
 		t.Errorf("env = %+v", c.Env)
 	}
 	if c.Args[len(c.Args)-1] != "--access-log" {

@@ -60,15 +60,21 @@ func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(append(body, '\n'))
 	default:
-		if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+		if g.opts.Pprof && bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
 			// Go's profiler, for finding where CPU or memory goes in a
-			// running gateway; the admin port is not exposed by the Service.
+			// running gateway. Only when asked for: the admin port listens
+			// on every interface for the probes, and a profile reads memory
+			// and a CPU profile costs CPU.
 			pprofhandler.PprofHandler(ctx)
 			return
 		}
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetContentType("text/plain; charset=utf-8")
-		ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics, /config and /debug/pprof/\n")
+		if g.opts.Pprof {
+			ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics, /config and /debug/pprof/\n")
+		} else {
+			ctx.SetBodyString("not found: the admin server serves /healthz, /readyz, /metrics and /config (and /debug/pprof/ with flexgate run --pprof)\n")
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ const (
 	reasonClientBody       = "client_body_incomplete"
 	reasonOverloaded       = "overloaded"
 	reasonPathParameters   = "path_parameters"
+	reasonClientConnLimit  = "client_connection_limit"
 )
 
 // gatewayError is an error the gateway answers itself. The values below are
@@ -51,6 +52,7 @@ var (
 	errClientBody             = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
 	errPathParameters         = &gatewayError{fasthttp.StatusBadRequest, reasonPathParameters, "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
+	errClientConnLimit        = &gatewayError{fasthttp.StatusServiceUnavailable, reasonClientConnLimit, "the client address is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

@@ -47,6 +47,12 @@ type Options struct {
 	// CertPollInterval is how often certificate files are re-read; zero
 	// means every 2 seconds.
 	CertPollInterval time.Duration
+	// MaxConns, when positive, caps limits.maxConnections: it is what the
+	// process's memory allows (the command line's --max-connections), and
+	// a config cannot raise it.
+	MaxConns int
+	// Pprof serves Go's profiler at /debug/pprof/ on the admin server.
+	Pprof bool
 
 	// listen and dial replace the network in this package's benchmarks,
 	// which measure the gateway over in-memory connections.
@@ -68,6 +74,7 @@ type Gateway struct {
 	pendingMu sync.Mutex
 	pending   map[*plan]struct{} // replaced plans whose policies are not closed yet
 	listeners []*listener
+	conns     *connLimiter
 	admin     *fasthttp.Server
 	adminLn   net.Listener
 	access    *accessLog
@@ -113,6 +120,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.compiler.adopt(p)
+	// The cap is fixed at start, like the listeners it spans.
+	maxConns := cfg.Limits.MaxConns
+	if opts.MaxConns > 0 && opts.MaxConns < maxConns {
+		g.log.Info("connection cap lowered to what the process's memory allows",
+			"limits.maxConnections", maxConns, "maxConnections", opts.MaxConns)
+		maxConns = opts.MaxConns
+	}
+	g.conns = newConnLimiter(g, maxConns)
 	specs := cfg.Listeners
 	if len(specs) == 0 {
 		specs = []config.Listener{{Name: "http", Address: opts.Listen, Protocol: "HTTP"}}
@@ -122,7 +137,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		if opts.ListenerAddr != nil {
 			spec.Address = opts.ListenerAddr(spec)
 		}
-		l, err := newListener(g, &spec, cfg.Limits)
+		l, err := newListener(g, &spec, cfg.Limits, maxConns)
 		if err != nil {
 			_ = p.chains.Retire(nil)
 			return nil, err

@@ -49,6 +49,8 @@ type state struct {
 	trace   []byte
 	body    limitedBody
 	trip    trip
+	// largeHead: the request's head was over keepAliveHeadBytes.
+	largeHead bool
 }
 
 // limitedBody passes a request body through to the upstream, noting a
@@ -154,7 +156,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.p, st.r, st.m, st.routeID, st.query = nil, nil, nil, "", nil
+	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.body.reset()
 	st.trip = trip{}
@@ -239,6 +241,8 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
 	p, ex, h := st.p, &st.ex, &ctx.Request.Header
 	st.m = p.noRoute
 
+	// Measured before any header is removed.
+	st.largeHead = len(h.RequestURI())+len(h.RawHeaders()) > keepAliveHeadBytes
 	st.peer = peerAddr(ctx)
 	ex.RemoteIP = p.trusted.clientAddr(ctx, st.peer)
 	ex.RemoteAddr = ex.RemoteIP.AppendTo(ex.RemoteAddr[:0])
@@ -324,8 +328,9 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 
 // finish counts and logs the request and gives its state back.
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
-	if g.draining.Load() {
-		// Clients reconnect elsewhere while Kubernetes stops routing here.
+	if g.draining.Load() || st.largeHead {
+		// Draining: clients reconnect elsewhere while Kubernetes stops
+		// routing here. A large head: see keepAliveHeadBytes.
 		ctx.SetConnectionClose()
 	}
 	// A response without Content-Type goes out without one: a response

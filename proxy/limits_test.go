@@ -117,6 +117,154 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
+// TestConnectionCapSpansListeners: limits.maxConnections is what the
+// whole process holds, so that a pod's memory arithmetic holds however
+// many listeners its config declares.
+func TestConnectionCapSpansListeners(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  listeners:
+    - {name: a, port: 8081, protocol: HTTP}
+    - {name: b, port: 8082, protocol: HTTP}
+  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+  limits:
+    maxConnections: 2
+`, up.URL))
+	a, b := strings.TrimPrefix(gw.URLs["a"], "http://"), strings.TrimPrefix(gw.URLs["b"], "http://")
+	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, addr := range []string{a, b} {
+		resp, c, _ := rawRequest(t, addr, get)
+		defer c.Close()
+		if resp.StatusCode() != 200 {
+			t.Fatalf("connection to %s: status %d", addr, resp.StatusCode())
+		}
+	}
+	resp, c, _ := rawRequest(t, a, get)
+	c.Close()
+	if resp.StatusCode() != 503 || string(resp.Header.Peek(proxy.HeaderError)) != "overloaded" {
+		t.Fatalf("third connection, over a cap of 2 held across two listeners: %d %s", resp.StatusCode(), resp.Body())
+	}
+}
+
+// TestMaxConnsOptionCapsTheConfig: --max-connections (what the pod's
+// memory allows) lowers limits.maxConnections.
+func TestMaxConnsOptionCapsTheConfig(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, routeYAML("r", up.URL)+"  limits:\n    maxConnections: 100\n",
+		func(o *proxy.Options) { o.MaxConns = 1 })
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	resp, c, _ := rawRequest(t, addr, get)
+	defer c.Close()
+	if resp.StatusCode() != 200 {
+		t.Fatalf("first connection: status %d", resp.StatusCode())
+	}
+	resp, c2, _ := rawRequest(t, addr, get)
+	c2.Close()
+	if resp.StatusCode() != 503 || string(resp.Header.Peek(proxy.HeaderError)) != "overloaded" {
+		t.Fatalf("second connection over MaxConns 1: %d %s", resp.StatusCode(), resp.Body())
+	}
+	if !strings.Contains(gw.Logs.String(), `"limits.maxConnections":100,"maxConnections":1`) {
+		t.Errorf("the lowered cap is not logged:\n%s", gw.Logs.String())
+	}
+}
+
+// TestConnectionLimitPerClient: one client address cannot take the whole
+// connection cap; trusted proxies are exempt, and a reload changes both.
+func TestConnectionLimitPerClient(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	cfg := func(limit int, trusted string) string {
+		return routeYAML("r", up.URL) + fmt.Sprintf("  limits:\n    maxConnectionsPerClient: %d\n  trustedProxies: [%s]\n", limit, trusted)
+	}
+	gw := proxytest.Start(t, cfg(2, ""))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// from opens a connection from a loopback address and sends a request;
+	// accepted connections stay open.
+	from := func(local string) *fasthttp.Response {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp := new(fasthttp.Response)
+		if err := resp.Read(bufio.NewReader(c)); err != nil {
+			t.Fatalf("from %s: %v", local, err)
+		}
+		if resp.StatusCode() == 200 {
+			held = append(held, c)
+		} else {
+			c.Close()
+		}
+		return resp
+	}
+	refused := func(resp *fasthttp.Response) bool {
+		return resp.StatusCode() == 503 && string(resp.Header.Peek(proxy.HeaderError)) == "client_connection_limit" &&
+			strings.Contains(string(resp.Body()), `"reason":"client_connection_limit"`)
+	}
+	for i := 0; i < 2; i++ {
+		if resp := from("127.0.0.1"); resp.StatusCode() != 200 {
+			t.Fatalf("connection %d from 127.0.0.1: status %d", i, resp.StatusCode())
+		}
+	}
+	if resp := from("127.0.0.1"); !refused(resp) {
+		t.Fatalf("third connection from 127.0.0.1 over a limit of 2: %d %q %s, want the JSON 503 client_connection_limit",
+			resp.StatusCode(), resp.Header.Peek(proxy.HeaderError), resp.Body())
+	}
+	if resp := from("127.0.0.2"); resp.StatusCode() != 200 {
+		t.Fatalf("another client address is refused too: status %d", resp.StatusCode())
+	}
+	m := proxytest.Do(t, "GET", gw.AdminURL+"/metrics", nil, nil)
+	if !strings.Contains(string(m.Body()), `flexgate_errors_total{route="",reason="client_connection_limit"} 1`) {
+		t.Errorf("the refusal is not counted under its own reason in /metrics")
+	}
+	fasthttp.ReleaseResponse(m)
+
+	// A trusted proxy carries many clients: no per-client limit for it.
+	if err := gw.Reload(t, cfg(2, "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if resp := from("127.0.0.1"); resp.StatusCode() != 200 {
+			t.Fatalf("connection %d from the trusted proxy 127.0.0.1: status %d", i, resp.StatusCode())
+		}
+	}
+	// Untrusted again, with a limit of 3: its two counted connections
+	// leave room for one more (the two it opened while trusted are not
+	// counted).
+	if err := gw.Reload(t, cfg(3, "")); err != nil {
+		t.Fatal(err)
+	}
+	if resp := from("127.0.0.1"); resp.StatusCode() != 200 {
+		t.Fatalf("third counted connection under a reloaded limit of 3: status %d", resp.StatusCode())
+	}
+	if resp := from("127.0.0.1"); !refused(resp) {
+		t.Fatalf("fourth counted connection under a limit of 3: %d %s", resp.StatusCode(), resp.Body())
+	}
+	// A closed connection gives its place back.
+	held[0].Close()
+	held = held[1:]
+	deadline := time.Now().Add(5 * time.Second)
+	for resp := from("127.0.0.1"); resp.StatusCode() != 200; resp = from("127.0.0.1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection from 127.0.0.1 accepted after one closed: status %d", resp.StatusCode())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestAccessLogAndConfigEndpoint(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	logs := &proxytest.LogBuffer{}

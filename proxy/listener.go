@@ -22,6 +22,15 @@ import (
 // the handler runs; larger bodies stream to the upstream as they arrive.
 const requestBodyPrefetch = 64 << 10
 
+// keepAliveHeadBytes is the largest request head (request target plus
+// header fields) after which the connection stays open. With request
+// bodies streamed, fasthttp keeps a connection's read buffer and request
+// context, whose header buffers stay grown to the largest head seen, for as
+// long as the connection lives (fasthttp PR #1844: the reader cannot be
+// released between requests); closing after a larger head returns about
+// three times its size to the pools instead of leaving it to an idle client.
+const keepAliveHeadBytes = 8 << 10
+
 // listener is one socket the gateway serves on.
 type listener struct {
 	g        *Gateway
@@ -33,12 +42,12 @@ type listener struct {
 	srv      *fasthttp.Server
 	ln       net.Listener
 	certs    *certStore
-	maxConns int64
 }
 
-func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*listener, error) {
-	l := &listener{g: g, name: spec.Name, address: spec.Address, protocol: spec.Protocol, scheme: "http",
-		maxConns: int64(limits.MaxConns)}
+// newListener prepares a listener; maxConns is the gateway's connection
+// cap, which its capListener enforces.
+func newListener(g *Gateway, spec *config.Listener, limits config.Limits, maxConns int) (*listener, error) {
+	l := &listener{g: g, name: spec.Name, address: spec.Address, protocol: spec.Protocol, scheme: "http"}
 	if spec.Protocol == "HTTPS" {
 		l.scheme = "https"
 		if spec.TLS == nil || len(spec.TLS.Certificates) == 0 {
@@ -63,13 +72,22 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits) (*list
 		ReadTimeout:           limits.ReadTimeout,
 		WriteTimeout:          limits.WriteTimeout,
 		IdleTimeout:           limits.IdleTimeout,
-		// capListener enforces MaxConns with the gateway's own JSON 503.
-		// fasthttp frees a worker only after the connection has closed, so
-		// its own limit, at the same number, would turn away connections
-		// the cap has just let in; this is only a backstop.
-		Concurrency:                  2 * limits.MaxConns,
-		MaxRequestBodySize:           requestBodyPrefetch,
-		StreamRequestBody:            true,
+		// capListener enforces the cap with the gateway's own JSON 503.
+		// fasthttp takes a worker back only after the connection has closed
+		// and the client may have connected again, so its own limit must
+		// leave room for the workers in that gap (at twice the cap, two
+		// connections in a row could be refused when the cap is 1); this
+		// is only a backstop.
+		Concurrency:        2*maxConns + 1024,
+		MaxRequestBodySize: requestBodyPrefetch,
+		StreamRequestBody:  true,
+		// A connection that has not sent a request holds no buffers, only
+		// its goroutine: fasthttp gives the read buffer and the request
+		// context back to their pools while it waits for the first byte,
+		// and the write buffer after every response. With streamed bodies
+		// the read buffer (ReadBufferSize) stays with a connection after its
+		// first request; see keepAliveHeadBytes.
+		ReduceMemoryUsage:            true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
@@ -93,9 +111,7 @@ func (l *listener) listen() error {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		l.port = strconv.AppendInt(nil, int64(a.Port), 10)
 	}
-	if l.maxConns > 0 {
-		ln = &capListener{Listener: ln, max: l.maxConns, http: l.certs == nil, g: l.g}
-	}
+	ln = &capListener{Listener: ln, lim: l.g.conns, http: l.certs == nil}
 	if l.certs != nil {
 		ln = tls.NewListener(ln, l.certs.tlsConfig())
 	}
@@ -337,59 +353,4 @@ func Check(cfg *config.Config, certFiles bool) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// capListener enforces the connection cap itself, so that a client over it
-// gets the gateway's JSON 503 (on plain HTTP; a TLS client is closed, as
-// nothing can be said before a handshake) instead of fasthttp's plain text.
-type capListener struct {
-	net.Listener
-	max  int64
-	open atomic.Int64
-	http bool
-	g    *Gateway
-}
-
-// overloadedResponse is the answer over the cap, rendered once.
-var overloadedResponse = func() []byte {
-	body := `{"error":"` + errOverloaded.message + `","reason":"` + errOverloaded.reason +
-		`","status":503,"route":"","requestId":""}` + "\n"
-	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n" +
-		HeaderError + ": " + errOverloaded.reason + "\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-}()
-
-func (l *capListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.open.Add(1) <= l.max {
-			return &cappedConn{Conn: c, l: l}, nil
-		}
-		l.open.Add(-1)
-		if p := l.g.plan.Load(); p != nil {
-			p.noRoute.gatewayError(errOverloaded.reason)
-		}
-		go func() {
-			if l.http {
-				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = c.Write(overloadedResponse)
-			}
-			_ = c.Close()
-		}()
-	}
-}
-
-// cappedConn gives its place back when it closes.
-type cappedConn struct {
-	net.Conn
-	l    *capListener
-	once sync.Once
-}
-
-func (c *cappedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return c.Conn.Close()
 }

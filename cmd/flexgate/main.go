@@ -16,7 +16,8 @@ const usage = `flexgate — an API gateway
 Usage:
   flexgate run [--config PATH]... [--listen ADDR] [--admin-addr ADDR] [--clients FILE]
                [--log-level LEVEL] [--access-log] [--drain-delay D] [--shutdown-timeout D]
-  flexgate validate [--clients FILE] PATH...
+               [--max-connections N] [--pprof]
+  flexgate validate [--clients FILE] [--skip-cert-files] [--without-secrets] PATH...
   flexgate version
 
 run       serves the config at PATH (a file, or a directory of *.yaml/*.yml; repeatable;

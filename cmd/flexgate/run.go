@@ -35,12 +35,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	accessLog := fs.Bool("access-log", false, "log one JSON line per request")
 	drainDelay := fs.Duration("drain-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz at 503 before closing listeners")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "after the drain delay, wait at most this long for requests in flight")
+	maxConns := fs.Int("max-connections", 0, "most client connections open at once across all listeners: what the memory limit allows. "+
+		"Lowers the config's limits.maxConnections, never raises it; 0 leaves it to the config")
+	pprof := fs.Bool("pprof", false, "serve Go's profiler at /debug/pprof/ on the admin server (anyone who reaches the admin port can then profile the process)")
 	connected := fs.String("connected-credentials", "", "`DIR` with Anypoint connected-mode credentials (not supported yet)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "flexgate run: unexpected argument %q; give config paths with --config\n", fs.Arg(0))
+		return 2
+	}
+	if *maxConns < 0 {
+		fmt.Fprintf(stderr, "flexgate run: --max-connections %d: give a positive number, or 0 to leave the cap to the config\n", *maxConns)
 		return 2
 	}
 	var level slog.Level
@@ -64,7 +71,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	opts := proxy.Options{Listen: *listen, AdminAddr: *adminAddr, Logger: logger, DrainDelay: *drainDelay, Version: version}
+	opts := proxy.Options{Listen: *listen, AdminAddr: *adminAddr, Logger: logger, DrainDelay: *drainDelay, Version: version,
+		MaxConns: *maxConns, Pprof: *pprof}
 	if *accessLog {
 		opts.AccessLog = stdout
 	}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// connLimiter enforces the connection caps when a connection is accepted,
+// before fasthttp gives it a goroutine: limits.maxConnections across every
+// listener, and limits.maxConnectionsPerClient per client address. The
+// per-client limit and the trusted proxies it exempts are read from the
+// plan in force, so a reload changes them for the next connection. Safe for
+// concurrent use.
+type connLimiter struct {
+	g    *Gateway
+	max  int64
+	open atomic.Int64
+
+	mu sync.Mutex
+	// clients counts the open connections of each client key; a key leaves
+	// when its count drops to zero, so the map holds at most max entries.
+	clients map[netip.Addr]int32
+}
+
+func newConnLimiter(g *Gateway, max int) *connLimiter {
+	return &connLimiter{g: g, max: int64(max), clients: map[netip.Addr]int32{}}
+}
+
+// admit takes a place for a connection from remote. It returns the client
+// key the place is counted under (invalid when the peer is not counted per
+// client), or the cap the connection is over.
+func (cl *connLimiter) admit(remote net.Addr) (netip.Addr, *gatewayError) {
+	if cl.open.Add(1) > cl.max {
+		cl.open.Add(-1)
+		return netip.Addr{}, errOverloaded
+	}
+	peer, key, ok := clientKey(remote)
+	p := cl.g.plan.Load()
+	if !ok || p == nil || p.trusted.contains(peer) {
+		// A trusted proxy carries many clients; its X-Forwarded-For, not
+		// its connections, says who they are.
+		return netip.Addr{}, nil
+	}
+	limit := int32(p.cfg.Limits.MaxConnsPerClient)
+	cl.mu.Lock()
+	n := cl.clients[key]
+	if limit > 0 && n >= limit {
+		cl.mu.Unlock()
+		cl.open.Add(-1)
+		return netip.Addr{}, errClientConnLimit
+	}
+	// Counted even without a limit, so that a reload that sets one knows
+	// what is open.
+	cl.clients[key] = n + 1
+	cl.mu.Unlock()
+	return key, nil
+}
+
+// release gives back a place taken by admit.
+func (cl *connLimiter) release(key netip.Addr) {
+	if key.IsValid() {
+		cl.mu.Lock()
+		if n := cl.clients[key]; n > 1 {
+			cl.clients[key] = n - 1
+		} else {
+			delete(cl.clients, key)
+		}
+		cl.mu.Unlock()
+	}
+	cl.open.Add(-1)
+}
+
+// clientKey returns a TCP peer's address and the key the per-client limit
+// counts it under: an IPv4 address itself, an IPv6 address by its /64,
+// since one host or subscriber is given a whole /64 and picks addresses in
+// it at will. ok is false for an address that is not TCP (in-memory
+// listeners in benchmarks).
+func clientKey(a net.Addr) (peer, key netip.Addr, ok bool) {
+	ta, isTCP := a.(*net.TCPAddr)
+	if !isTCP {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	peer, ok = netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	peer = peer.Unmap()
+	key = peer
+	if peer.Is6() {
+		key = netip.PrefixFrom(peer, 64).Masked().Addr()
+	}
+	return peer, key, true
+}
+
+// capListener enforces the connection caps itself, so that a client over
+// one gets the gateway's JSON 503 (on plain HTTP; a TLS client is closed,
+// as nothing can be said before a handshake) instead of fasthttp's plain
+// text.
+type capListener struct {
+	net.Listener
+	lim  *connLimiter
+	http bool
+}
+
+// rawError is a gateway error as a complete HTTP/1.1 response that closes
+// the connection, rendered once for answers written before fasthttp has
+// the connection.
+func rawError(e *gatewayError) []byte {
+	body := `{"error":"` + e.message + `","reason":"` + e.reason +
+		`","status":` + strconv.Itoa(e.status) + `,"route":"","requestId":""}` + "\n"
+	return []byte("HTTP/1.1 " + strconv.Itoa(e.status) + " " + fasthttp.StatusMessage(e.status) + "\r\nContent-Type: application/json\r\n" +
+		HeaderError + ": " + e.reason + "\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+var (
+	overloadedResponse      = rawError(errOverloaded)
+	clientConnLimitResponse = rawError(errClientConnLimit)
+)
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key, over := l.lim.admit(c.RemoteAddr())
+		if over == nil {
+			return &cappedConn{Conn: c, lim: l.lim, key: key}, nil
+		}
+		if p := l.lim.g.plan.Load(); p != nil {
+			p.noRoute.gatewayError(over.reason)
+		}
+		resp := overloadedResponse
+		if over == errClientConnLimit {
+			resp = clientConnLimitResponse
+		}
+		go func() {
+			if l.http {
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.Write(resp)
+			}
+			_ = c.Close()
+		}()
+	}
+}
+
+// cappedConn gives its places back when it closes.
+type cappedConn struct {
+	net.Conn
+	lim  *connLimiter
+	key  netip.Addr
+	once sync.Once
+}
+
+func (c *cappedConn) Close() error {
+	c.once.Do(func() { c.lim.release(c.key) })
+	return c.Conn.Close()
+}
