@@ -544,3 +544,48 @@ func TestRefusedUploadsAreAnsweredNotReset(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSUpstreamClosingIdleIsNotAViolation: an https upstream that closes
+// an idle connection sends a close_notify first, which under TLS 1.3 looks
+// like data until read. It is a closed connection, not an upstream
+// breaking framing: nothing is counted and connections stay reused.
+func TestTLSUpstreamClosingIdleIsNotAViolation(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := proxytest.WriteCert(t, dir, "upstream")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{}, 16)
+	srv := &fasthttp.Server{
+		Handler:     func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") },
+		IdleTimeout: 50 * time.Millisecond,
+		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
+			if s == fasthttp.StateClosed {
+				closed <- struct{}{}
+			}
+		},
+	}
+	go func() { _ = srv.ServeTLS(ln, certFile, keyFile) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "https://%s", caFile: "%s"}
+`, ln.Addr(), certFile))
+	for i := 0; i < 3; i++ {
+		resp := proxytest.Do(t, "GET", gw.URL+"/x", nil, nil)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+		select {
+		case <-closed: // the upstream closed the idle connection
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upstream did not close its idle connection")
+		}
+	}
+	if v := metricValue(t, gw, "flexgate_upstream_protocol_violations_total"); v != 0 {
+		t.Errorf("an upstream closing idle TLS connections counted %v protocol violations", v)
+	}
+}

@@ -57,17 +57,18 @@ func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error
 
 // idle reports what waits on c: bytes left in br (the reader the last
 // answer was read with, or nil), in a TLS layer's buffers, or in the
-// socket. It neither blocks nor consumes anything a clean connection
-// holds.
+// socket. It does not block, and consumes nothing from a clean connection.
 func idle(c net.Conn, br *bufio.Reader) idleState {
 	if br != nil && br.Buffered() > 0 {
 		return idleData
 	}
-	if tc, ok := c.(*tls.Conn); ok {
-		// A TLS connection may hold records it has read from the socket
-		// but not yet handed out. A read that may not wait tells.
+	tc, isTLS := c.(*tls.Conn)
+	if isTLS {
+		// Right after an answer, the TLS layer may still hold records it
+		// read from the socket with it; later bytes can only be in the
+		// socket.
 		if br != nil {
-			if s := tlsBuffered(tc); s != idleClean {
+			if s := tlsRead(tc, aLongTimeAgo); s != idleClean {
 				return s
 			}
 		}
@@ -80,15 +81,21 @@ func idle(c net.Conn, br *bufio.Reader) idleState {
 	if err := uc.raw.Control(uc.probe); err != nil {
 		return idleClosed
 	}
+	if uc.state == idleData && isTLS {
+		// TLS 1.3 hides a record's type: a close_notify or a session
+		// ticket looks like data until the TLS layer reads it. They are
+		// whole in the socket already, so a short wait reads them.
+		return tlsRead(tc, time.Now().Add(time.Millisecond))
+	}
 	return uc.state
 }
 
-// tlsBuffered looks for data a TLS connection has buffered. It is called
-// only right after an answer was read, when the TLS layer may still hold
-// what came in the same reads; later bytes can only be in the socket.
-func tlsBuffered(tc *tls.Conn) idleState {
+// tlsRead reads what the TLS layer can hand out before deadline: data
+// means bytes outside any exchange; a timeout, nothing (a session ticket
+// is consumed on the way); anything else, a connection that has ended.
+func tlsRead(tc *tls.Conn, deadline time.Time) idleState {
 	var one [1]byte
-	if err := tc.SetReadDeadline(aLongTimeAgo); err != nil {
+	if err := tc.SetReadDeadline(deadline); err != nil {
 		return idleClosed
 	}
 	n, err := tc.Read(one[:])
