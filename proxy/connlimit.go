@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -162,4 +164,58 @@ type cappedConn struct {
 func (c *cappedConn) Close() error {
 	c.once.Do(func() { c.lim.release(c.key) })
 	return c.Conn.Close()
+}
+
+// ReadFrom sends a streamed body as it comes (see writePerRead).
+func (c *cappedConn) ReadFrom(r io.Reader) (int64, error) { return writePerRead(c.Conn, r) }
+
+// tlsListener terminates TLS on the connections of its listener, as
+// tls.NewListener does, with connections that send a streamed body as it
+// comes.
+type tlsListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsConn{tls.Server(c, l.config)}, nil
+}
+
+// tlsConn is a TLS connection from a client; fasthttp recognises it as TLS
+// by its methods.
+type tlsConn struct{ *tls.Conn }
+
+// ReadFrom sends a streamed body as it comes (see writePerRead).
+func (c *tlsConn) ReadFrom(r io.Reader) (int64, error) { return writePerRead(c.Conn, r) }
+
+// writePerRead copies r to w one read at a time. fasthttp writes a
+// response body through a buffered writer that would hold the bytes until
+// 16 KiB have come; a client connection that reads from the body itself
+// (io.ReaderFrom, used once the headers are flushed) sends each piece as
+// the upstream gives it, so a slow upstream's first bytes are not held.
+func writePerRead(w io.Writer, r io.Reader) (int64, error) {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }

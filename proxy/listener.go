@@ -113,7 +113,7 @@ func (l *listener) listen() error {
 	}
 	ln = &capListener{Listener: ln, lim: l.g.conns, http: l.certs == nil}
 	if l.certs != nil {
-		ln = tls.NewListener(ln, l.certs.tlsConfig())
+		ln = &tlsListener{Listener: ln, config: l.certs.tlsConfig()}
 	}
 	l.ln = ln
 	return nil

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	cryptotls "crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -587,5 +588,61 @@ func TestTLSUpstreamClosingIdleIsNotAViolation(t *testing.T) {
 	}
 	if v := metricValue(t, gw, "flexgate_upstream_protocol_violations_total"); v != 0 {
 		t.Errorf("an upstream closing idle TLS connections counted %v protocol violations", v)
+	}
+}
+
+// TestStreamedBodyGoesOutAsItComes: the first bytes of a long body reach
+// the client while the upstream is still sending the rest, over plain HTTP
+// and TLS, instead of waiting for a buffer to fill.
+func TestStreamedBodyGoesOutAsItComes(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tls], func(t *testing.T) {
+			rest := make(chan struct{})
+			upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+				var req fasthttp.Request
+				if err := req.Read(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("a", 1000))
+				select {
+				case <-rest:
+					io.WriteString(c, strings.Repeat("b", 99000))
+				case <-time.After(10 * time.Second):
+				}
+			})
+			cfg := routeYAML("r", upstream)
+			if tls {
+				certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "gw")
+				cfg = tlsConfigYAML(certFile, keyFile, upstream)
+			}
+			gw := proxytest.Start(t, cfg)
+			var conn net.Conn
+			var err error
+			if tls {
+				conn, err = cryptotls.Dial("tcp", strings.TrimPrefix(gw.URL, "https://"), &cryptotls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
+			} else {
+				conn, err = net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(conn, "GET /api/v1/x HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(conn)
+			var h fasthttp.ResponseHeader
+			if err := h.Read(br); err != nil {
+				t.Fatalf("the headers did not arrive while the upstream held the rest of the body: %v", err)
+			}
+			first := make([]byte, 1000)
+			if _, err := io.ReadFull(br, first); err != nil || string(first) != strings.Repeat("a", 1000) {
+				t.Fatalf("the body's first 1000 bytes did not arrive while the upstream held the rest: %v", err)
+			}
+			close(rest)
+			n, err := io.Copy(io.Discard, io.LimitReader(br, 99000))
+			if err != nil || n != 99000 {
+				t.Fatalf("the rest of the body: %d bytes, %v", n, err)
+			}
+		})
 	}
 }
