@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/flexgate
 IMAGE    ?= ghcr.io/flexgate/flexgate
 
-.PHONY: run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
+.PHONY: soak run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
 
 ## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours)
 run: build
@@ -38,6 +38,11 @@ test-loadtest:
 # Allocation tests skip themselves here: race instrumentation allocates.
 test-race:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## soak: mixed clients against a flapping, misbehaving upstream while the config reloads (SOAK=10m);
+## fails on an answer that reached the wrong client, on heap growth or on goroutine growth
+soak:
+	FLEXGATE_SOAK=$(or $(SOAK),10m) $(GO) test -run '^TestSoak$$' -count=1 -timeout 60m -v ./proxy
 
 ## bench: Go micro-benchmarks (router, chain, policies, proxy round trip), benchstat-friendly
 bench:

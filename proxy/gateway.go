@@ -255,6 +255,9 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	if g.draining.Load() {
 		return errors.New("the gateway is shutting down; the new config is not applied")
 	}
+	if err := g.sameServerLimits(cfg); err != nil {
+		return err
+	}
 	if err := g.sameListeners(cfg); err != nil {
 		return err
 	}
@@ -327,6 +330,30 @@ func (g *Gateway) retire(old, next *plan, unused []*upstream) {
 	for _, up := range unused {
 		up.close()
 	}
+}
+
+// sameServerLimits refuses a reload that changes the limits the listening
+// servers were built with: like the listeners, they take a restart. The
+// other limits (body sizes, the upstreams' header limit, connections per
+// client, path parameters) reload live.
+func (g *Gateway) sameServerLimits(cfg *config.Config) error {
+	was, now := g.plan.Load().cfg.Limits, cfg.Limits
+	var diff []string
+	changed := func(name string, a, b any) {
+		if a != b {
+			diff = append(diff, fmt.Sprintf("%s from %v to %v", name, a, b))
+		}
+	}
+	changed("maxHeaderSize", was.MaxHeaderBytes, now.MaxHeaderBytes)
+	changed("readTimeout", was.ReadTimeout, now.ReadTimeout)
+	changed("writeTimeout", was.WriteTimeout, now.WriteTimeout)
+	changed("idleTimeout", was.IdleTimeout, now.IdleTimeout)
+	changed("maxConnections", was.MaxConns, now.MaxConns)
+	if len(diff) > 0 {
+		return fmt.Errorf("the new config changes limits (%s) that are fixed when flexgate starts: "+
+			"restart flexgate to apply them", strings.Join(diff, "; "))
+	}
+	return nil
 }
 
 // sameListeners refuses a reload that changes the listeners themselves:
