@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"iter"
 
 	"github.com/valyala/fasthttp"
 )
@@ -53,16 +52,29 @@ func removeTokens(h peekDeleter, v []byte) {
 // hop-by-hop headers it drops the gateway's own X-Flexgate-* headers: a
 // client must be able to trust that X-Flexgate-Error says the gateway
 // answered, not an upstream pretending to be it.
+// The gateway then sets its own X-Request-Id; deleting the upstream's
+// first keeps a second line of it from going out beside the gateway's.
 func removeHopHeaders(h *fasthttp.ResponseHeader) {
 	removeConnectionTokens(h)
-	if hasHopHeader(h.All()) {
-		for _, name := range hopHeaders {
+	// One pass finds which are there; most answers carry none but
+	// X-Request-Id.
+	var found uint32
+	for k := range h.All() {
+		for i, name := range droppedResponseHeaders {
+			if asciiEqualFold(k, name) {
+				found |= 1 << i
+			}
+		}
+	}
+	for i, name := range droppedResponseHeaders {
+		if found&(1<<i) != 0 {
 			h.Del(name)
 		}
 	}
-	h.Del(HeaderError)
-	h.Del(HeaderPolicy)
 }
+
+// droppedResponseHeaders are removed from every upstream answer.
+var droppedResponseHeaders = append(hopHeaders[:len(hopHeaders):len(hopHeaders)], HeaderError, HeaderPolicy, headerRequestID)
 
 func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 	removeConnectionTokens(h)
@@ -124,21 +136,9 @@ func equalFoldDash(b []byte, s string) bool {
 	return true
 }
 
-// hasHopHeader reports whether any header is hop-by-hop: one pass over the
-// headers, where deleting each name would take one pass per name, and most
-// messages carry none.
-func hasHopHeader(all iter.Seq2[[]byte, []byte]) bool {
-	for k := range all {
-		for _, name := range hopHeaders {
-			if asciiEqualFold(k, name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// hasHopHeaderLine is hasHopHeader over a raw header block.
+// hasHopHeaderLine reports whether any line of a raw header block is a
+// hop-by-hop header: one pass, where deleting each name would take one
+// pass per name, and most messages carry none.
 func hasHopHeaderLine(raw []byte) bool {
 	for len(raw) > 0 {
 		line := raw

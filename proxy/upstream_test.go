@@ -331,8 +331,9 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		"/099":     "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok",
 		"/600":     "HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok",
 		"/garbage": "HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok",
-		"/spoof":   "HTTP/1.1 404 Not Found\r\nX-Flexgate-Error: no_route\r\nX-Flexgate-Policy: rate-limiting\r\nContent-Length: 2\r\n\r\nno",
-		"/big":     "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok",
+		"/spoof": "HTTP/1.1 404 Not Found\r\nX-Flexgate-Error: no_route\r\nX-Flexgate-Policy: rate-limiting\r\n" +
+			"X-Request-Id: upstream-1\r\nX-Request-Id: upstream-2\r\nContent-Length: 2\r\n\r\nno",
+		"/big": "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok",
 	}
 	upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		for {
@@ -367,6 +368,9 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 	resp := get("/spoof")
 	if resp.StatusCode() != 404 || len(resp.Header.Peek("X-Flexgate-Error")) > 0 || len(resp.Header.Peek("X-Flexgate-Policy")) > 0 {
 		t.Errorf("an upstream's X-Flexgate-* headers reached the client: %s", resp.Header.String())
+	}
+	if ids := resp.Header.PeekAll("X-Request-Id"); len(ids) != 1 || strings.HasPrefix(string(ids[0]), "upstream-") {
+		t.Errorf("X-Request-Id lines reaching the client: %q, want the gateway's alone", ids)
 	}
 	fasthttp.ReleaseResponse(resp)
 
