@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
 )
 
 // connLimiter enforces the connection caps when a connection is accepted,
@@ -37,7 +39,7 @@ func newConnLimiter(g *Gateway, max int) *connLimiter {
 // admit takes a place for a connection from remote. It returns the client
 // key the place is counted under (invalid when the peer is not counted per
 // client), or the cap the connection is over.
-func (cl *connLimiter) admit(remote net.Addr) (netip.Addr, *gatewayError) {
+func (cl *connLimiter) admit(remote net.Addr) (netip.Addr, *chain.Rejection) {
 	if cl.open.Add(1) > cl.max {
 		cl.open.Add(-1)
 		return netip.Addr{}, errOverloaded
@@ -113,11 +115,11 @@ type capListener struct {
 // rawError is a gateway error as a complete HTTP/1.1 response that closes
 // the connection, rendered once for answers written before fasthttp has
 // the connection.
-func rawError(e *gatewayError) []byte {
-	body := `{"error":"` + e.message + `","reason":"` + e.reason +
-		`","status":` + strconv.Itoa(e.status) + `,"route":"","requestId":""}` + "\n"
-	return []byte("HTTP/1.1 " + strconv.Itoa(e.status) + " " + fasthttp.StatusMessage(e.status) + "\r\nContent-Type: application/json\r\n" +
-		HeaderError + ": " + e.reason + "\r\nConnection: close\r\nContent-Length: " +
+func rawError(e *chain.Rejection) []byte {
+	body := `{"error":"` + e.Message + `","reason":"` + e.Reason +
+		`","status":` + strconv.Itoa(e.Status) + `,"route":"","requestId":""}` + "\n"
+	return []byte("HTTP/1.1 " + strconv.Itoa(e.Status) + " " + fasthttp.StatusMessage(e.Status) + "\r\nContent-Type: application/json\r\n" +
+		HeaderError + ": " + e.Reason + "\r\nConnection: close\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
@@ -137,7 +139,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return &cappedConn{Conn: c, lim: l.lim, key: key}, nil
 		}
 		if p := l.lim.g.plan.Load(); p != nil {
-			p.noRoute.gatewayError(over.reason)
+			p.noRoute.gatewayError(over.Reason)
 		}
 		resp := overloadedResponse
 		if over == errClientConnLimit {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
 )
 
@@ -43,7 +44,7 @@ spec:
 	t.Cleanup(func() { _ = g.Shutdown(context.Background()) })
 	lim := g.conns
 	var keys []netip.Addr
-	f := func(peer string, wantOver *gatewayError) {
+	f := func(peer string, wantOver *chain.Rejection) {
 		t.Helper()
 		key, over := lim.admit(&net.TCPAddr{IP: net.ParseIP(peer), Port: 40000})
 		if over != wantOver {

@@ -29,30 +29,24 @@ const (
 	reasonClientConnLimit  = "client_connection_limit"
 )
 
-// gatewayError is an error the gateway answers itself. The values below are
-// shared and immutable, so rendering one allocates nothing.
-type gatewayError struct {
-	status  int
-	reason  string
-	message string
-}
-
+// The gateway's own errors are Rejections, as the policies' are, without a
+// policy: shared and immutable, so rendering one allocates nothing.
 var (
-	errNoRoute                = &gatewayError{fasthttp.StatusNotFound, reasonNoRoute, "no route matches the request path"}
-	errMethodNotAllowed       = &gatewayError{fasthttp.StatusMethodNotAllowed, reasonMethodNotAllowed, "the route does not allow this method"}
-	errUnreachable            = &gatewayError{fasthttp.StatusBadGateway, reasonUnreachable, "the upstream could not be reached"}
-	errTimeout                = &gatewayError{fasthttp.StatusGatewayTimeout, reasonTimeout, "the upstream did not answer in time"}
-	errUpstreamProtocol       = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamProtocol, "the upstream sent an invalid response"}
-	errUpstreamReset          = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamReset, "the upstream closed the connection before a complete answer"}
-	errUpstreamTLS            = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamTLS, "the upstream's TLS certificate or handshake failed verification"}
-	errUpstreamHeaderTooLarge = &gatewayError{fasthttp.StatusBadGateway, reasonUpstreamHeader, "the upstream's response headers are larger than limits.maxResponseHeaderSize"}
-	errBodyTooLarge           = &gatewayError{fasthttp.StatusRequestEntityTooLarge, reasonBodyTooLarge, "the request body is larger than the route allows"}
-	errBadRequest             = &gatewayError{fasthttp.StatusBadRequest, reasonBadRequest, "the request is malformed"}
-	errHeaderTooLarge         = &gatewayError{fasthttp.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, "the request headers are too large"}
-	errClientBody             = &gatewayError{fasthttp.StatusBadRequest, reasonClientBody, "the request body ended before its announced length"}
-	errPathParameters         = &gatewayError{fasthttp.StatusBadRequest, reasonPathParameters, "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
-	errOverloaded             = &gatewayError{fasthttp.StatusServiceUnavailable, reasonOverloaded, "the gateway is at its connection limit"}
-	errClientConnLimit        = &gatewayError{fasthttp.StatusServiceUnavailable, reasonClientConnLimit, "the client address is at its connection limit"}
+	errNoRoute                = &chain.Rejection{Status: fasthttp.StatusNotFound, Reason: reasonNoRoute, Message: "no route matches the request path"}
+	errMethodNotAllowed       = &chain.Rejection{Status: fasthttp.StatusMethodNotAllowed, Reason: reasonMethodNotAllowed, Message: "the route does not allow this method"}
+	errUnreachable            = &chain.Rejection{Status: fasthttp.StatusBadGateway, Reason: reasonUnreachable, Message: "the upstream could not be reached"}
+	errTimeout                = &chain.Rejection{Status: fasthttp.StatusGatewayTimeout, Reason: reasonTimeout, Message: "the upstream did not answer in time"}
+	errUpstreamProtocol       = &chain.Rejection{Status: fasthttp.StatusBadGateway, Reason: reasonUpstreamProtocol, Message: "the upstream sent an invalid response"}
+	errUpstreamReset          = &chain.Rejection{Status: fasthttp.StatusBadGateway, Reason: reasonUpstreamReset, Message: "the upstream closed the connection before a complete answer"}
+	errUpstreamTLS            = &chain.Rejection{Status: fasthttp.StatusBadGateway, Reason: reasonUpstreamTLS, Message: "the upstream's TLS certificate or handshake failed verification"}
+	errUpstreamHeaderTooLarge = &chain.Rejection{Status: fasthttp.StatusBadGateway, Reason: reasonUpstreamHeader, Message: "the upstream's response headers are larger than limits.maxResponseHeaderSize"}
+	errBodyTooLarge           = &chain.Rejection{Status: fasthttp.StatusRequestEntityTooLarge, Reason: reasonBodyTooLarge, Message: "the request body is larger than the route allows"}
+	errBadRequest             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request is malformed"}
+	errHeaderTooLarge         = &chain.Rejection{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Reason: reasonHeaderTooLarge, Message: "the request headers are too large"}
+	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: "the request body ended before its announced length"}
+	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
+	errOverloaded             = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonOverloaded, Message: "the gateway is at its connection limit"}
+	errClientConnLimit        = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonClientConnLimit, Message: "the client address is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the
@@ -62,11 +56,13 @@ const HeaderError = "X-Flexgate-Error"
 // HeaderPolicy names the policy that rejected a request.
 const HeaderPolicy = "X-Flexgate-Policy"
 
-// renderError writes the gateway's JSON error body. It is the one place
+// renderError writes the JSON answer of a refusal. It is the one place
 // where errors become responses: the gateway's own and the policies'
 // rejections alike. Headers already on the response (Retry-After,
-// WWW-Authenticate, Allow) are kept.
-func renderError(ctx *fasthttp.RequestCtx, status int, reason, message, routeID, policy string, ex *chain.Exchange, detailKey string) {
+// WWW-Authenticate, Allow) are kept. ex may be nil before a request has an
+// Exchange (a request fasthttp could not parse).
+func renderError(ctx *fasthttp.RequestCtx, rej *chain.Rejection, routeID string, ex *chain.Exchange) {
+	status, reason, message, policy, detailKey := rej.Status, rej.Reason, rej.Message, rej.Policy, rej.DetailKey
 	resp := &ctx.Response
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType("application/json")

@@ -349,7 +349,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
 
 // reject answers with a policy's rejection.
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
-	renderError(ctx, rej.Status, rej.Reason, rej.Message, r.id, rej.Policy, ex, rej.DetailKey)
+	renderError(ctx, rej, r.id, ex)
 	ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	r.m.rejection(rej)
 	r.chain.RunResponse(ctx, ex)
@@ -468,10 +468,10 @@ func linger(c net.Conn) {
 }
 
 // fail answers with one of the gateway's own errors.
-func (g *Gateway) fail(ctx *fasthttp.RequestCtx, m *routeMetrics, e *gatewayError, routeID string, ex *chain.Exchange) {
-	renderError(ctx, e.status, e.reason, e.message, routeID, "", ex, "")
+func (g *Gateway) fail(ctx *fasthttp.RequestCtx, m *routeMetrics, e *chain.Rejection, routeID string, ex *chain.Exchange) {
+	renderError(ctx, e, routeID, ex)
 	ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
-	m.gatewayError(e.reason)
+	m.gatewayError(e.Reason)
 }
 
 // rewrite turns the client's request into the upstream's, in place:

@@ -169,12 +169,12 @@ func (g *Gateway) serverError(ctx *fasthttp.RequestCtx, err error) {
 		e = errBodyTooLarge
 	}
 	ctx.Response.Reset()
-	renderError(ctx, e.status, e.reason, e.message, "", "", nil, "")
+	renderError(ctx, e, "", nil)
 	ctx.SetConnectionClose()
 	p := g.plan.Load()
-	p.noRoute.gatewayError(e.reason)
-	p.noRoute.countStatus(e.status)
-	g.log.Debug("malformed request", "reason", e.reason, "error", err.Error(), "remote", ctx.RemoteAddr().String())
+	p.noRoute.gatewayError(e.Reason)
+	p.noRoute.countStatus(e.Status)
+	g.log.Debug("malformed request", "reason", e.Reason, "error", err.Error(), "remote", ctx.RemoteAddr().String())
 }
 
 type fasthttpLogger struct{ g *Gateway }

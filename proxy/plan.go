@@ -101,7 +101,7 @@ type routeMetrics struct {
 // counters exist (at zero) before the first error and the request path
 // only looks them up.
 var (
-	gatewayReasons = []*gatewayError{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
+	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
 		errClientConnLimit}
@@ -117,7 +117,7 @@ func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
 	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route="%s"}`, label))
 	m.errors = map[string]*metrics.Counter{}
 	for _, e := range gatewayReasons {
-		m.errors[e.reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.reason))
+		m.errors[e.Reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.Reason))
 	}
 	for f := range numFailures {
 		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, f))

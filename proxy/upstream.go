@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 )
@@ -219,11 +220,11 @@ const (
 
 // failures gives each failure its metric label and the answer the client
 // gets when it happens before the answer has begun.
-var errNoFreeConns = &gatewayError{fasthttp.StatusServiceUnavailable, "upstream_saturated", "every connection to the upstream is busy"}
+var errNoFreeConns = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: "upstream_saturated", Message: "every connection to the upstream is busy"}
 
 var failures = [numFailures]struct {
 	label string
-	gw    *gatewayError
+	gw    *chain.Rejection
 }{
 	failConnect:        {"connect", errUnreachable},
 	failTimeout:        {"timeout", errTimeout},
