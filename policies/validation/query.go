@@ -158,56 +158,61 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 	}
 	var seen uint64
 	i := 0
-	args.VisitAll(func(key, val []byte) {
-		idx := i
-		i++
+	for key, val := range args.All() {
 		if w.bail {
-			return
+			break
 		}
-		count, first := 0, true
-		j := 0
-		args.VisitAll(func(k, _ []byte) {
-			if string(k) == string(key) {
-				if j < idx {
-					first = false
-				}
-				count++
-			}
-			j++
-		})
-		if !first {
-			return
-		}
-		var schema *node
-		known := false
-		for pi := range n.props {
-			if n.props[pi].name == string(key) {
-				seen |= 1 << pi
-				schema, known = n.props[pi].schema, true
-				break
-			}
-		}
-		if !known {
-			seen |= n.markRequiredOnly(key)
-			schema = n.additional
-		}
-		mark := w.push(key)
-		defer w.pop(mark)
-		if schema == nil {
-			return
-		}
-		if !known && schema.never {
-			w.fail("is not an allowed parameter: ", key, true)
-			return
-		}
-		t := qt[b2s(key)]
-		if count == 1 && !t.array() {
-			w.value(schema, val, convert(t.types, val))
-			return
-		}
-		w.repeated(schema, t, args, key)
-	})
+		w.queryArg(n, qt, args, key, val, i, &seen)
+		i++
+	}
 	w.missing(n, seen)
+}
+
+// queryArg validates the idx-th parameter of the query, key=val, against
+// the object schema n, marking in seen the properties it meets. A repeated
+// key is validated once, at its first occurrence, as an array.
+func (w *walk) queryArg(n *node, qt queryTypes, args *fasthttp.Args, key, val []byte, idx int, seen *uint64) {
+	count, first, j := 0, true, 0
+	for k := range args.All() {
+		if string(k) == string(key) {
+			if j < idx {
+				first = false
+			}
+			count++
+		}
+		j++
+	}
+	if !first {
+		return
+	}
+	var schema *node
+	known := false
+	for pi := range n.props {
+		if n.props[pi].name == string(key) {
+			*seen |= 1 << pi
+			schema, known = n.props[pi].schema, true
+			break
+		}
+	}
+	if !known {
+		*seen |= n.markRequiredOnly(key)
+		schema = n.additional
+	}
+	mark := w.push(key)
+	defer w.pop(mark)
+	if schema == nil {
+		return
+	}
+	if !known && schema.never {
+		w.fail("is not an allowed parameter: ", key, true)
+		return
+	}
+	t := qt[b2s(key)]
+	if count == 1 && !t.array() {
+		w.value(schema, val, convert(t.types, val))
+		return
+	}
+	w.repeated(schema, t, args, key)
 }
 
 // repeated validates the values of a key as an array: a repeated key, or
@@ -229,22 +234,22 @@ func (w *walk) repeated(n *node, t qtype, args *fasthttp.Args, key []byte) {
 		return
 	}
 	i := 0
-	args.VisitAll(func(k, v []byte) {
+	for k, v := range args.All() {
 		if string(k) != string(key) {
-			return
+			continue
 		}
 		mark := w.pushIndex(i)
 		w.value(n.items, v, convert(t.items, v))
 		w.pop(mark)
 		i++
-	})
+	}
 }
 
 // queryValue builds the query object for the library, converted as the
 // fast path converts it.
 func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
 	obj := make(map[string]any, args.Len())
-	args.VisitAll(func(k, v []byte) {
+	for k, v := range args.All() {
 		t := qt[string(k)]
 		key := string(k)
 		prev, repeated := obj[key]
@@ -254,7 +259,7 @@ func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
 			} else {
 				obj[key] = scalarOf(t.types, v)
 			}
-			return
+			continue
 		}
 		list, ok := prev.([]any)
 		if !ok {
@@ -264,7 +269,7 @@ func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
 			list = []any{scalarOf(t.items, first)}
 		}
 		obj[key] = append(list, scalarOf(t.items, v))
-	})
+	}
 	return obj
 }
 
