@@ -7,9 +7,10 @@ IMAGE    ?= ghcr.io/flexgate/flexgate
 
 .PHONY: soak run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
 
-## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours)
+## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours,
+## ARGS for more flags: ARGS="--clients clients.yaml")
 run: build
-	./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) --listen $(or $(LISTEN),:8080) --admin-addr $(or $(ADMIN),:9901)
+	./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) --listen $(or $(LISTEN),:8080) --admin-addr $(or $(ADMIN),:9901) $(ARGS)
 
 ## build: a static binary in bin/
 build:
