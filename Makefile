@@ -33,7 +33,7 @@ vet:
 test-go:
 	$(GO) test -count=1 -timeout 10m ./...
 
-## test-deploy: the Helm chart, image, workflow and dashboard checks (installs yamllint and shellcheck when missing)
+## test-deploy: the Helm chart, image, workflow and dashboard checks (needs yamllint and shellcheck; .ci/run installs them)
 test-deploy:
 	bash deploy/test.sh
 
