@@ -338,7 +338,7 @@ func TestLiveReloadAndDrain(t *testing.T) {
 	}
 
 	// SIGTERM: /readyz turns 503, in-flight requests finish, exit 0.
-	slow := startEcho(t, "slow", 700*time.Millisecond)
+	slow, arrived := startSlowEcho(t, "slow", 700*time.Millisecond)
 	writeRoute(slow)
 	deadline = time.Now().Add(2 * time.Second)
 	for {
@@ -348,6 +348,9 @@ func TestLiveReloadAndDrain(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("slow upstream config not serving\n%s", g.logs())
 		}
+	}
+	for len(arrived) > 0 { // the probes above, all answered
+		<-arrived
 	}
 	inflight := make(chan string, 4)
 	for i := 0; i < 4; i++ {
@@ -362,7 +365,13 @@ func TestLiveReloadAndDrain(t *testing.T) {
 			inflight <- string(b)
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // the requests are now at the upstream
+	for i := 0; i < 4; i++ {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 4 requests reached the upstream\n%s", i, g.logs())
+		}
+	}
 	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
