@@ -5,18 +5,23 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/flexgate
 IMAGE    ?= ghcr.io/flexgate/flexgate
 
-.PHONY: soak run build test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
+.PHONY: soak run build lint test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
 
-## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours)
+## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours,
+## ARGS for more flags: ARGS="--clients clients.yaml")
 run: build
-	./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) --listen $(or $(LISTEN),:8080) --admin-addr $(or $(ADMIN),:9901)
+	./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) --listen $(or $(LISTEN),:8080) --admin-addr $(or $(ADMIN),:9901) $(ARGS)
 
 ## build: a static binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flexgate
 
-## test: formatting, vet, every Go test (also under the race detector), the deployment checks and the k6 scripts' syntax
-test: fmt-check vet test-go test-race test-deploy test-loadtest
+## test: lint, formatting, vet, every Go test (also under the race detector), the deployment checks and the k6 scripts' syntax
+test: lint fmt-check vet test-go test-race test-deploy test-loadtest
+
+## lint: no absolute path of a machine (a checkout location, a home directory) in the repository's files
+lint:
+	$(GO) test -count=1 -run '^TestNoMachinePaths$$' .
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,7 +33,7 @@ vet:
 test-go:
 	$(GO) test -count=1 -timeout 10m ./...
 
-## test-deploy: the Helm chart, image, workflow and dashboard checks (installs yamllint and shellcheck when missing)
+## test-deploy: the Helm chart, image, workflow and dashboard checks (needs yamllint and shellcheck; .ci/run installs them)
 test-deploy:
 	bash deploy/test.sh
 

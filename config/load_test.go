@@ -7,10 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// seedDir holds the user's example files, which must load as they are.
-const seedDir = "/work/shared/seed"
+	"github.com/flexgate/flexgate/examples"
+)
 
 // head is the envelope of a Gateway document; spec fields start on line 6.
 const head = "apiVersion: gateway.mulesoft.com/v1alpha1\nkind: Gateway\nmetadata:\n  name: t\nspec:\n"
@@ -85,7 +84,7 @@ func mustLoad(t *testing.T, pairs ...string) *Config {
 }
 
 func TestLoadSeedGateway(t *testing.T) {
-	cfg, err := Load([]string{seedDir + "/gateway-config.yaml"})
+	cfg, err := Load([]string{examples.Path(t, "gateway-config.yaml")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +130,7 @@ func TestLoadSeedGateway(t *testing.T) {
 func TestLoadSeedSecuredGateway(t *testing.T) {
 	t.Setenv("INTROSPECTION_CLIENT_ID", "gateway-client")
 	t.Setenv("INTROSPECTION_CLIENT_SECRET", "s3cret: with colon")
-	cfg, err := Load([]string{seedDir + "/secured-gateway-config.yaml"})
+	cfg, err := Load([]string{examples.Path(t, "secured-gateway-config.yaml")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +151,8 @@ func TestLoadSeedSecuredGateway(t *testing.T) {
 			t.Errorf("policy %s: params = %v", p.Name, p.Params)
 		}
 	}
-	if p := r.Policies[0]; p.Pos.Line != 14 || p.Pos.Col != 11 {
-		t.Errorf("rate-limiting at %s, want line 14 col 11", p.Pos)
+	if p := r.Policies[0]; p.Pos.Line != 18 || p.Pos.Col != 11 {
+		t.Errorf("rate-limiting at %s, want line 18 col 11", p.Pos)
 	}
 	var ti struct {
 		ClientID     string `yaml:"clientId"`

@@ -1,13 +1,17 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/flexgate/flexgate/examples"
+)
 
 // BenchmarkLoadSecuredSeed measures a reload of the user's six-step policy
 // example: read, parse, substitute, validate.
 func BenchmarkLoadSecuredSeed(b *testing.B) {
 	b.Setenv("INTROSPECTION_CLIENT_ID", "id")
 	b.Setenv("INTROSPECTION_CLIENT_SECRET", "secret")
-	paths := []string{seedDir + "/secured-gateway-config.yaml", seedDir + "/gateway-config.yaml"}
+	paths := []string{examples.Path(b, "secured-gateway-config.yaml"), examples.Path(b, "gateway-config.yaml")}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Load(paths); err != nil {

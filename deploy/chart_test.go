@@ -256,7 +256,7 @@ func TestChartLintsCleanWithSeedAndDefaultValues(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var files []string
 			if seed != "" {
-				files = []string{seedFile(t, seed)}
+				files = []string{exampleFile(t, seed)}
 			}
 			if msgs := lintChart(t, valuesFrom(t, files)); len(msgs) > 0 {
 				t.Fatalf("helm lint --strict %v:\n%s", files, strings.Join(msgs, "\n"))
@@ -284,7 +284,7 @@ func TestChartSchemaNamesMisspeltKey(t *testing.T) {
 }
 
 func TestLocalSeedMountsUserConfigMapAndTLS(t *testing.T) {
-	r := render(t, valuesFrom(t, []string{seedFile(t, "local-values.yaml")}))
+	r := render(t, valuesFrom(t, []string{exampleFile(t, "local-values.yaml")}))
 	d, ok := r.deployments[releaseName]
 	if !ok {
 		t.Fatalf("no deployment/%s (the seed's kubectl rollout restart needs it); got %v", releaseName, keys(r.deployments))
@@ -333,7 +333,7 @@ func TestLocalSeedMountsUserConfigMapAndTLS(t *testing.T) {
 }
 
 func TestConnectedSeedAutoscalesAndRefusesLoudly(t *testing.T) {
-	r := render(t, valuesFrom(t, []string{seedFile(t, "connected-values.yaml")}))
+	r := render(t, valuesFrom(t, []string{exampleFile(t, "connected-values.yaml")}))
 	d := r.deployments[releaseName]
 	if d == nil {
 		t.Fatalf("no deployment/%s: got %v", releaseName, keys(r.deployments))
@@ -571,7 +571,7 @@ func TestChartConfigMapChangeRollsPods(t *testing.T) {
 
 	// `--set-file config=gateway-config.yaml` keeps the user's file verbatim,
 	// comments included.
-	seedCfg, err := os.ReadFile(seedFile(t, "gateway-config.yaml"))
+	seedCfg, err := os.ReadFile(exampleFile(t, "gateway-config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

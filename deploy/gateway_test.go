@@ -17,7 +17,7 @@ import (
 // must stop with the message the chart's NOTES promise, not serve.
 func TestChartConnectedArgsAreRefusedByGateway(t *testing.T) {
 	bin := gatewayBinary(t)
-	r := render(t, valuesFrom(t, []string{seedFile(t, "connected-values.yaml")}))
+	r := render(t, valuesFrom(t, []string{exampleFile(t, "connected-values.yaml")}))
 	args := gatewayContainer(t, r.deployments[releaseName]).Args
 	for i, a := range args {
 		if a == "--connected-credentials" {

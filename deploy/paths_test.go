@@ -56,22 +56,24 @@ func chartDir(t *testing.T) string {
 	return filepath.Join(wd, "helm", "flexgate")
 }
 
-// seedDir is the user's example files, read in place. CI clones the
-// repository with shared/ beside the checkout; FLEXGATE_SEED_DIR overrides.
-func seedDir(t *testing.T) string {
+// examplesDir is the repository's examples/, the configs and values files
+// users start from. This module does not import the root module's
+// examples package, which finds the same directory for the gateway's
+// tests: a require of the root module would pull its dependency versions
+// into this module's build list, and every dependency bump there would
+// leave this go.mod untidy and these tests failing until `go mod tidy`.
+func examplesDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("FLEXGATE_SEED_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "..", "shared", "seed")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "local-values.yaml")); err != nil {
-		t.Skipf("SKIPPED: the seed examples are not at %s (%v); lay shared/ beside the checkout or set FLEXGATE_SEED_DIR", dir, err)
-	}
-	return dir
+	return filepath.Join(repoRoot(t), "examples")
 }
 
-// seedFile is one of the user's example files.
-func seedFile(t *testing.T, name string) string {
+// exampleFile is one of the example files; a missing one fails the test,
+// since the examples are part of the repository.
+func exampleFile(t *testing.T, name string) string {
 	t.Helper()
-	return filepath.Join(seedDir(t), name)
+	p := filepath.Join(examplesDir(t), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("example %s: %v", name, err)
+	}
+	return p
 }

@@ -117,14 +117,14 @@ func TestWorkflowValidatesBeforeTouchingTheCluster(t *testing.T) {
 		t.Error("no step runs on failure to roll back")
 	}
 
-	// The ConfigMap it updates must be the one the seed's local values
+	// The ConfigMap it updates must be the one the example local values
 	// mount, or the deploy changes nothing the pods read.
 	var local struct {
 		Deployment struct {
 			ConfigMapName string `json:"configMapName"`
 		} `json:"deployment"`
 	}
-	seed, err := os.ReadFile(seedFile(t, "local-values.yaml"))
+	seed, err := os.ReadFile(exampleFile(t, "local-values.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +144,11 @@ func TestWorkflowValidatesBeforeTouchingTheCluster(t *testing.T) {
 
 func TestYAMLPassesProjectYamllintRules(t *testing.T) {
 	yl := tool(t, "yamllint", "apt-get install yamllint")
-	seed := seedDir(t)
-	matches, _ := filepath.Glob(filepath.Join(seed, "*.yaml"))
-	args := append([]string{"-f", "parsable", "-s", "-c", ".yamllint"}, matches...)
-	args = append(args, "github", "helm", "prometheus", ".yamllint")
+	// A directory is linted with everything below it.
+	args := []string{"-f", "parsable", "-s", "-c", ".yamllint", examplesDir(t), "github", "helm", "prometheus", ".yamllint"}
 	out, err := exec.Command(yl, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("yamllint -c deploy/.yamllint on the seed files and deploy/: %v\n%s", err, out)
+		t.Fatalf("yamllint -c deploy/.yamllint on examples/ and deploy/: %v\n%s", err, out)
 	}
 
 	// The rules bite: trailing spaces and a tab-broken indent fail.

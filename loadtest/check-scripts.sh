@@ -3,6 +3,10 @@
 # installed where `make test` runs. node only parses: k6's own imports
 # ("k6/http") are not resolved, so they do not need to exist.
 set -eu
+if ! command -v node >/dev/null 2>&1; then
+  echo "loadtest/check-scripts.sh: node not installed; install it (apt-get install nodejs) and rerun" >&2
+  exit 1
+fi
 dir=$(dirname "$0")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

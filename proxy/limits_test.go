@@ -26,6 +26,7 @@ func TestStaleKeepAliveIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{}, 16)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -33,13 +34,13 @@ func TestStaleKeepAliveIsRetried(t *testing.T) {
 				return
 			}
 			go func(c net.Conn) {
-				defer c.Close()
 				var req fasthttp.Request
-				if err := req.Read(bufio.NewReader(c)); err != nil {
-					return
+				if err := req.Read(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					time.Sleep(50 * time.Millisecond) // the misbehaviour: a close soon after the answer, unannounced
 				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(50 * time.Millisecond) // let the gateway pool the connection
+				c.Close()
+				closed <- struct{}{}
 			}(c)
 		}
 	}()
@@ -50,7 +51,12 @@ func TestStaleKeepAliveIsRetried(t *testing.T) {
 			t.Fatalf("request %d: status %d %s", i, resp.StatusCode(), resp.Body())
 		}
 		fasthttp.ReleaseResponse(resp)
-		time.Sleep(100 * time.Millisecond) // the upstream has closed by now
+		// The next request finds the pooled connection closed by the upstream.
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d: the upstream did not close its connection", i)
+		}
 	}
 }
 

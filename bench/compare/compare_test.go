@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/examples"
 )
 
 // wrkOutput is what wrk 4.1 prints with --latency and our done() hook.
@@ -222,10 +224,9 @@ func TestPlanStaysWithinBudget(t *testing.T) {
 // same policies in the same order with the same parameters, save the ones
 // the benchmark must change (rate, introspection URL).
 func TestChainMatchesSeed(t *testing.T) {
-	seedPath := filepath.Join("..", "..", "..", "shared", "seed", "secured-gateway-config.yaml")
-	seed, err := os.ReadFile(seedPath)
+	seed, err := os.ReadFile(examples.Path(t, "secured-gateway-config.yaml"))
 	if err != nil {
-		t.Skipf("seed not beside the repository: %v", err)
+		t.Fatal(err)
 	}
 	conf, err := renderFlexgate(chainConfig(nil), flexgateParams{Upstream: "127.0.0.1:1", Rate: 5, MaxConns: 1, ClientID: "a", ClientSecret: "b"})
 	if err != nil {

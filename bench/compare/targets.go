@@ -209,11 +209,11 @@ spec:
         url: "http://{{.Upstream}}"
 `
 
-// flexgateChain is /work/shared/seed/secured-gateway-config.yaml with its
+// flexgateChain is examples/secured-gateway-config.yaml with its
 // addresses made local, a client registry added, and the rate limit raised
 // from 100 per minute so that the benchmark measures the limiter rather than
-// its 429s. Its policies are appended from chainPolicies; chain_test.go
-// checks they still match the seed's.
+// its 429s. Its policies are appended from chainPolicies; compare_test.go
+// checks they still match the example's.
 const flexgateChain = `apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
 metadata:

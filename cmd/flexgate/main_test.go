@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexgate/flexgate/examples"
 )
 
 var binary string
@@ -34,17 +36,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-const seedDir = "../../../shared/seed"
-
-func seed(t *testing.T, name string) string {
-	t.Helper()
-	p := filepath.Join(seedDir, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("SKIPPED LOUDLY: the seed file %s is not here (%v); the seed tests need ../shared beside the checkout", p, err)
-	}
-	return p
 }
 
 // command runs the binary with its address space capped, so that input
@@ -75,19 +66,19 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestValidateSeed(t *testing.T) {
-	gw := seed(t, "gateway-config.yaml")
+func TestValidateExamples(t *testing.T) {
+	gw := examples.Path(t, "gateway-config.yaml")
 	out, code := runBinary(t, nil, "validate", "--skip-cert-files", gw)
 	if code != 0 || !strings.Contains(out, `gateway-config.yaml: Gateway "edge-gateway": 1 listener, 1 route`) {
-		t.Fatalf("validate seed: exit %d\n%s", code, out)
+		t.Fatalf("validate the example: exit %d\n%s", code, out)
 	}
 	// Without the TLS secret mounted, validate says which file is missing.
 	out, code = runBinary(t, nil, "validate", gw)
-	if code != 1 || !strings.Contains(out, "gateway-config.yaml:13:13: cannot read certificate file /tls/tls.crt") {
-		t.Fatalf("validate seed without certificates: exit %d\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "gateway-config.yaml:16:13: cannot read certificate file /tls/tls.crt") {
+		t.Fatalf("validate the example without certificates: exit %d\n%s", code, out)
 	}
 
-	secured := seed(t, "secured-gateway-config.yaml")
+	secured := examples.Path(t, "secured-gateway-config.yaml")
 	clients := filepath.Join(t.TempDir(), "clients.yaml")
 	if err := os.WriteFile(clients, []byte("clients:\n  - id: mobile-app\n    secret: s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,21 +86,21 @@ func TestValidateSeed(t *testing.T) {
 	env := []string{"INTROSPECTION_CLIENT_ID=gw", "INTROSPECTION_CLIENT_SECRET=pw"}
 	out, code = runBinary(t, env, "validate", "--clients", clients, secured)
 	if code != 0 || !strings.Contains(out, `secured-gateway-config.yaml: Gateway "secured-product-gateway": 0 listeners, 1 route, 7 policies`) {
-		t.Fatalf("validate secured seed: exit %d\n%s", code, out)
+		t.Fatalf("validate the secured example: exit %d\n%s", code, out)
 	}
 }
 
 // TestValidateWithoutSecrets: CI has neither the pod's environment nor its
-// client registry; the seed's secured config still validates there.
+// client registry; the secured example still validates there.
 func TestValidateWithoutSecrets(t *testing.T) {
-	secured := seed(t, "secured-gateway-config.yaml")
+	secured := examples.Path(t, "secured-gateway-config.yaml")
 	cmd := exec.Command(binary, "validate", secured)
 	cmd.Env = filterEnv(os.Environ(), "INTROSPECTION_")
 	out, _ := cmd.CombinedOutput()
 	if !strings.Contains(string(out), "INTROSPECTION_CLIENT_ID is not set") {
 		t.Fatalf("without the flag: %s", out)
 	}
-	cmd = exec.Command(binary, "validate", "--without-secrets", secured, seed(t, "gateway-config.yaml"))
+	cmd = exec.Command(binary, "validate", "--without-secrets", secured, examples.Path(t, "gateway-config.yaml"))
 	cmd.Env = filterEnv(os.Environ(), "INTROSPECTION_")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "7 policies") {
@@ -347,7 +338,7 @@ func TestLiveReloadAndDrain(t *testing.T) {
 	}
 
 	// SIGTERM: /readyz turns 503, in-flight requests finish, exit 0.
-	slow := startEcho(t, "slow", 700*time.Millisecond)
+	slow, arrived := startSlowEcho(t, "slow", 700*time.Millisecond)
 	writeRoute(slow)
 	deadline = time.Now().Add(2 * time.Second)
 	for {
@@ -357,6 +348,9 @@ func TestLiveReloadAndDrain(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("slow upstream config not serving\n%s", g.logs())
 		}
+	}
+	for len(arrived) > 0 { // the probes above, all answered
+		<-arrived
 	}
 	inflight := make(chan string, 4)
 	for i := 0; i < 4; i++ {
@@ -371,7 +365,13 @@ func TestLiveReloadAndDrain(t *testing.T) {
 			inflight <- string(b)
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // the requests are now at the upstream
+	for i := 0; i < 4; i++ {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 4 requests reached the upstream\n%s", i, g.logs())
+		}
+	}
 	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

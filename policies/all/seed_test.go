@@ -16,12 +16,11 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/examples"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
-const seedFile = "../../../shared/seed/secured-gateway-config.yaml"
-
-// TestSeedSecuredChain runs the user's secured-gateway-config.yaml as it is
+// TestSeedSecuredChain runs examples/secured-gateway-config.yaml as it is
 // — only the two hosts it names are pointed at servers of the test, since
 // product-service and auth-server.com do not exist here — with a client
 // registry from a --clients file, and checks all six steps of its chain.
@@ -156,9 +155,7 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 	t.Helper()
 	s := &seedGateway{}
 	calls, down := &s.calls, &s.down
-	if _, err := os.Stat(seedFile); err != nil {
-		t.Skipf("SKIPPED LOUDLY: %s is missing (%v); the seed tests need ../shared beside the checkout", seedFile, err)
-	}
+	seedFile := examples.Path(t, "secured-gateway-config.yaml")
 	t.Setenv("INTROSPECTION_CLIENT_ID", "gateway")
 	t.Setenv("INTROSPECTION_CLIENT_SECRET", "idp-secret")
 
@@ -221,9 +218,7 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 // environment; without them the config does not compile, and the error
 // says which variable, where.
 func TestSeedNeedsItsEnvironment(t *testing.T) {
-	if _, err := os.Stat(seedFile); err != nil {
-		t.Skipf("SKIPPED LOUDLY: %s is missing (%v)", seedFile, err)
-	}
+	seedFile := examples.Path(t, "secured-gateway-config.yaml")
 	t.Setenv("INTROSPECTION_CLIENT_ID", "gateway")
 	os.Unsetenv("INTROSPECTION_CLIENT_SECRET")
 	cfg, err := config.Load([]string{seedFile})
@@ -232,7 +227,7 @@ func TestSeedNeedsItsEnvironment(t *testing.T) {
 	}
 	cfg.Clients = []config.Client{{ID: "shop-app", Secret: "s"}}
 	_, err = chain.CompileAll(cfg, nil, chain.Options{})
-	if err == nil || !strings.Contains(err.Error(), "secured-gateway-config.yaml:36:27: token-introspection: environment variable INTROSPECTION_CLIENT_SECRET is not set") {
+	if err == nil || !strings.Contains(err.Error(), "secured-gateway-config.yaml:40:27: token-introspection: environment variable INTROSPECTION_CLIENT_SECRET is not set") {
 		t.Fatalf("error = %v", err)
 	}
 	// /config shows the reference, not the value.

@@ -1,12 +1,12 @@
 package validation
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/examples"
 )
 
 func TestConfigErrorsPointAtTheSchemaLine(t *testing.T) {
@@ -125,10 +125,7 @@ func TestLibrarySchema(t *testing.T) {
 // request-validation entry must compile onto the fast path and judge the
 // route's GET requests as the issue promised.
 func TestSeedFile(t *testing.T) {
-	const path = "../../../shared/seed/secured-gateway-config.yaml"
-	if _, err := os.Stat(path); err != nil {
-		t.Skip("SKIPPED: the seed example is not at " + path)
-	}
+	path := examples.Path(t, "secured-gateway-config.yaml")
 	t.Setenv("INTROSPECTION_CLIENT_ID", "gateway")
 	t.Setenv("INTROSPECTION_CLIENT_SECRET", "secret")
 	cfg, err := config.Load([]string{path})
