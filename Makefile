@@ -19,8 +19,13 @@ build:
 ## test: lint, formatting, vet, every Go test (also under the race detector), the deployment checks and the k6 scripts' syntax
 test: lint fmt-check vet test-go test-race test-deploy test-loadtest
 
-## lint: no absolute path of a machine (a checkout location, a home directory) in the repository's files
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## lint: staticcheck, go.mod and go.sum tidy, and no absolute path of a machine (a checkout
+## location, a home directory) in the repository's files
 lint:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
 	$(GO) test -count=1 -run '^TestNoMachinePaths$$' .
 
 fmt-check:
