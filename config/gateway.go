@@ -57,53 +57,40 @@ func plural(n int, one, many string) string {
 
 func (l *loader) listener(d *decoder, n *yaml.Node) {
 	lis := Listener{Pos: d.pos(n)}
+	m := d.mark()
 	var nameNode, portNode, protoNode, tlsNode *yaml.Node
 	var host string
-	port, ok := 0, true
+	var port int
 	if !d.mapping(n, "listener", map[string]field{
 		"name": func(_, v *yaml.Node) {
 			nameNode = v
-			var good bool
-			lis.Name, good = d.requiredStr(v, "listener name")
-			ok = ok && good
+			lis.Name, _ = d.requiredStr(v, "listener name")
 		},
 		"port": func(_, v *yaml.Node) {
 			portNode = v
-			var good bool
-			port, good = d.positiveInt(v, "listener port", 65535)
-			ok = ok && good
+			port, _ = d.positiveInt(v, "listener port", 65535)
 		},
-		"address": func(_, v *yaml.Node) {
-			var good bool
-			host, good = d.bindHost(v)
-			ok = ok && good
-		},
+		"address": func(_, v *yaml.Node) { host, _ = d.bindHost(v) },
 		"protocol": func(_, v *yaml.Node) {
 			protoNode = v
-			p, good := d.requiredStr(v, "listener protocol")
-			ok = ok && good
+			p, ok := d.requiredStr(v, "listener protocol")
 			lis.Protocol = strings.ToUpper(p)
-			if good && lis.Protocol != "HTTP" && lis.Protocol != "HTTPS" {
+			if ok && lis.Protocol != "HTTP" && lis.Protocol != "HTTPS" {
 				d.errorf(v, "listener protocol %q is not supported; use HTTP or HTTPS", p)
-				ok = false
 			}
 		},
 		"tls": func(_, v *yaml.Node) {
 			tlsNode = v
-			var good bool
-			lis.TLS, good = d.tls(v)
-			ok = ok && good
+			lis.TLS, _ = d.tls(v)
 		},
 	}) {
 		return
 	}
 	if nameNode == nil {
 		d.errorf(n, "listener has no name; add `name: <unique name>`")
-		ok = false
 	}
 	if portNode == nil {
 		d.errorf(n, "listener has no port; add `port: <1-65535>`")
-		ok = false
 	}
 	switch {
 	case protoNode == nil && tlsNode != nil:
@@ -112,15 +99,12 @@ func (l *loader) listener(d *decoder, n *yaml.Node) {
 		lis.Protocol = "HTTP"
 	case lis.Protocol == "HTTPS" && tlsNode == nil:
 		d.errorf(protoNode, "HTTPS listener %q has no tls; add tls.certificates with certFile and keyFile", lis.Name)
-		ok = false
 	case lis.Protocol == "HTTP" && tlsNode != nil:
 		d.errorf(tlsNode, "HTTP listener %q has tls settings; set `protocol: HTTPS` or remove tls", lis.Name)
-		ok = false
 	}
 	if nameNode != nil && lis.Name != "" {
 		if first, dup := l.listenerNames[lis.Name]; dup {
 			d.errorf(nameNode, "listener name %q is already used at %s; listener names must be unique", lis.Name, first)
-			ok = false
 		} else {
 			l.listenerNames[lis.Name] = d.pos(nameNode)
 		}
@@ -131,13 +115,12 @@ func (l *loader) listener(d *decoder, n *yaml.Node) {
 			// addresses; a wildcard (0.0.0.0, ::) takes every address.
 			if isWildcard(u.host) || isWildcard(host) || u.host == host {
 				d.errorf(portNode, "port %d is already used by the listener at %s; give each listener its own port", port, u.pos)
-				ok = false
 				break
 			}
 		}
 		l.listenerPorts[port] = append(l.listenerPorts[port], portUse{host: host, pos: d.pos(portNode)})
 	}
-	if !ok {
+	if d.failed(m) {
 		return
 	}
 	lis.Address = net.JoinHostPort(host, strconv.Itoa(port))
@@ -169,81 +152,69 @@ func (d *decoder) bindHost(n *yaml.Node) (string, bool) {
 
 func (d *decoder) tls(n *yaml.Node) (*TLS, bool) {
 	t := &TLS{Mode: "TERMINATE", MinVersion: "1.2"}
-	ok := true
+	m := d.mark()
 	var certsNode *yaml.Node
 	if !d.mapping(n, "tls", map[string]field{
 		"mode": func(_, v *yaml.Node) {
-			m, good := d.requiredStr(v, "tls mode")
-			if good && !strings.EqualFold(m, "TERMINATE") {
-				d.errorf(v, "tls mode %q is not supported; only TERMINATE is supported (the gateway ends TLS and proxies plain requests)", m)
-				good = false
+			mode, ok := d.requiredStr(v, "tls mode")
+			if ok && !strings.EqualFold(mode, "TERMINATE") {
+				d.errorf(v, "tls mode %q is not supported; only TERMINATE is supported (the gateway ends TLS and proxies plain requests)", mode)
 			}
-			ok = ok && good
 		},
 		"certificates": func(_, v *yaml.Node) {
 			certsNode = v
 			d.list(v, "tls certificates", func(c *yaml.Node) {
-				cert, good := d.certificate(c)
-				if good {
+				if cert, ok := d.certificate(c); ok {
 					t.Certificates = append(t.Certificates, cert)
 				}
-				ok = ok && good
 			})
 		},
 		"minVersion": func(_, v *yaml.Node) {
-			s, good := d.requiredStr(v, "tls minVersion")
-			if good && s != "1.2" && s != "1.3" {
+			s, ok := d.requiredStr(v, "tls minVersion")
+			switch {
+			case !ok:
+			case s != "1.2" && s != "1.3":
 				d.errorf(v, "tls minVersion %q is not supported; use \"1.2\" or \"1.3\"", s)
-				good = false
-			}
-			if good {
+			default:
 				t.MinVersion = s
 			}
-			ok = ok && good
 		},
 	}) {
 		return nil, false
 	}
-	if ok && len(t.Certificates) == 0 {
+	if !d.failed(m) && len(t.Certificates) == 0 {
 		at := n
 		if certsNode != nil {
 			at = certsNode
 		}
 		d.errorf(at, "tls needs at least one certificate; add certificates: [{certFile: ..., keyFile: ...}]")
-		ok = false
 	}
-	return t, ok
+	return t, !d.failed(m)
 }
 
 func (d *decoder) certificate(n *yaml.Node) (Certificate, bool) {
 	c := Certificate{Pos: d.pos(n)}
-	ok := true
+	m := d.mark()
 	var hasCert, hasKey bool
 	if !d.mapping(n, "certificate", map[string]field{
 		"certFile": func(_, v *yaml.Node) {
 			hasCert = true
-			var good bool
-			c.CertFile, good = d.filePath(v, "certFile")
-			ok = ok && good
+			c.CertFile, _ = d.filePath(v, "certFile")
 		},
 		"keyFile": func(_, v *yaml.Node) {
 			hasKey = true
-			var good bool
-			c.KeyFile, good = d.filePath(v, "keyFile")
-			ok = ok && good
+			c.KeyFile, _ = d.filePath(v, "keyFile")
 		},
 	}) {
 		return c, false
 	}
 	if !hasCert {
 		d.errorf(n, "certificate has no certFile; add the path of the PEM certificate chain")
-		ok = false
 	}
 	if !hasKey {
 		d.errorf(n, "certificate has no keyFile; add the path of the PEM private key")
-		ok = false
 	}
-	return c, ok
+	return c, !d.failed(m)
 }
 
 // knownMethods are the methods a route may list. CONNECT is not among them:
@@ -262,24 +233,23 @@ func isKnownMethod(m string) bool {
 // route maps one route and returns the number of policies it lists.
 func (l *loader) route(d *decoder, n *yaml.Node) int {
 	r := Route{Pos: d.pos(n)}
-	ok := true
-	before := d.errs.len()
+	m := d.mark()
+	// Every problem, skipped ones too: one that left the path list empty
+	// says enough about it.
+	reported := d.errs.len()
 	var idNode, pathNode, upstreamNode *yaml.Node
 	var pathPos []Pos
 	var without []strEntry
 	if !d.mapping(n, "route", map[string]field{
 		"id": func(_, v *yaml.Node) {
 			idNode = v
-			var good bool
-			r.ID, good = d.requiredStr(v, "route id")
-			ok = ok && good
+			r.ID, _ = d.requiredStr(v, "route id")
 		},
 		"path": func(_, v *yaml.Node) {
 			pathNode = v
 			for _, e := range d.strEntries(v, "route path", true) {
 				if why := checkPattern(e.val); why != "" {
 					d.errorf(e.node, "route path %q is invalid: %s", e.val, why)
-					ok = false
 					continue
 				}
 				r.Paths = append(r.Paths, e.val)
@@ -292,24 +262,20 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 				// An empty allow-list reads as "nothing", yet would
 				// mean "everything".
 				d.errorf(v, "methods is empty: list the methods the route allows, or remove methods to allow every method")
-				ok = false
 			}
 			seen := map[string]bool{}
 			for _, e := range entries {
 				m := strings.ToUpper(e.val)
 				if m == "CONNECT" {
 					d.errorf(e.node, "method CONNECT cannot be routed: the gateway opens no tunnels and answers CONNECT with 405; remove it")
-					ok = false
 					continue
 				}
 				if !isKnownMethod(m) {
 					d.errorf(e.node, "unknown HTTP method %q; known methods: %s", e.val, strings.Join(knownMethods, ", "))
-					ok = false
 					continue
 				}
 				if seen[m] {
 					d.errorf(e.node, "method %s is listed twice", m)
-					ok = false
 					continue
 				}
 				seen[m] = true
@@ -318,19 +284,14 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 		},
 		"upstream": func(_, v *yaml.Node) {
 			upstreamNode = v
-			var good bool
-			r.Upstream, good = d.upstream(v)
-			ok = ok && good
+			r.Upstream, _ = d.upstream(v)
 		},
 		"maxRequestBodySize": func(_, v *yaml.Node) {
-			var good bool
-			r.MaxRequestBodySize, good = d.size(v, "maxRequestBodySize")
-			ok = ok && good
+			r.MaxRequestBodySize, _ = d.size(v, "maxRequestBodySize")
 		},
 		"policies": func(_, v *yaml.Node) {
 			d.list(v, "policies", func(p *yaml.Node) {
-				spec, good := d.policy(p)
-				ok = ok && good
+				spec, _ := d.policy(p)
 				r.Policies = append(r.Policies, spec)
 			})
 		},
@@ -347,34 +308,28 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 		for _, p := range r.Policies {
 			if p.Name == e.val {
 				d.errorf(e.node, "route %q runs policy %q and also lists it in withoutPolicies; remove one of the two", r.ID, e.val)
-				ok = false
 				break
 			}
 		}
 	}
 	if idNode == nil {
 		d.errorf(n, "route has no id; add `id: <unique name>`")
-		ok = false
 	} else if r.ID != "" {
 		if first, dup := l.routeIDs[r.ID]; dup {
 			d.errorf(idNode, "route id %q is already used at %s; route ids must be unique across all files", r.ID, first)
-			ok = false
 		} else {
 			l.routeIDs[r.ID] = d.pos(idNode)
 		}
 	}
 	if pathNode == nil {
 		d.errorf(n, "route %q has no path; add `path: /prefix/*`", r.ID)
-		ok = false
-	} else if len(r.Paths) == 0 && d.errs.len() == before {
+	} else if len(r.Paths) == 0 && d.errs.len() == reported {
 		d.errorf(pathNode, "route %q has an empty path list; give at least one path", r.ID)
-		ok = false
 	}
 	if upstreamNode == nil {
 		d.errorf(n, "route %q has no upstream; add `upstream: {url: http://service:port}`", r.ID)
-		ok = false
 	}
-	if !ok {
+	if d.failed(m) {
 		return len(r.Policies)
 	}
 	for i, p := range r.Paths {
@@ -383,12 +338,11 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 			if common := overlap(u.methods, r.Methods); common != "" {
 				d.errs.add(pos, "route %q: path %q for %s is ambiguous with route %q at %s; change one path or give the routes different methods",
 					r.ID, p, common, u.route, u.pos)
-				ok = false
 			}
 		}
 		l.patterns[p] = append(l.patterns[p], patternUse{route: r.ID, methods: r.Methods, pos: pos})
 	}
-	if ok {
+	if !d.failed(m) {
 		l.cfg.Routes = append(l.cfg.Routes, r)
 	}
 	return len(r.Policies)
@@ -420,47 +374,32 @@ func overlap(a, b []string) string {
 func (d *decoder) upstream(n *yaml.Node) (Upstream, bool) {
 	u := Upstream{Pos: d.pos(n), ConnectTimeout: DefaultConnectTimeout,
 		ResponseTimeout: DefaultResponseTimeout, MaxConns: DefaultMaxConns}
-	ok := true
+	m := d.mark()
 	var urlNode, caNode, insecureNode *yaml.Node
-	good := func(g bool) {
-		ok = ok && g
-	}
 	if !d.mapping(n, "upstream", map[string]field{
 		"url": func(_, v *yaml.Node) {
 			urlNode = v
-			good(d.upstreamURL(v, &u))
+			d.upstreamURL(v, &u)
 		},
 		"connectTimeout": func(_, v *yaml.Node) {
-			var g bool
-			u.ConnectTimeout, g = d.duration(v, "upstream connectTimeout")
-			good(g)
+			u.ConnectTimeout, _ = d.duration(v, "upstream connectTimeout")
 		},
 		"responseTimeout": func(_, v *yaml.Node) {
-			var g bool
-			u.ResponseTimeout, g = d.duration(v, "upstream responseTimeout")
-			good(g)
+			u.ResponseTimeout, _ = d.duration(v, "upstream responseTimeout")
 		},
 		"host": func(_, v *yaml.Node) {
-			var g bool
-			u.HostHeader, g = d.requiredStr(v, "upstream host")
-			good(g)
+			u.HostHeader, _ = d.requiredStr(v, "upstream host")
 		},
 		"maxConnections": func(_, v *yaml.Node) {
-			var g bool
-			u.MaxConns, g = d.positiveInt(v, "upstream maxConnections", math.MaxInt32)
-			good(g)
+			u.MaxConns, _ = d.positiveInt(v, "upstream maxConnections", math.MaxInt32)
 		},
 		"caFile": func(_, v *yaml.Node) {
 			caNode = v
-			var g bool
-			u.CAFile, g = d.filePath(v, "upstream caFile")
-			good(g)
+			u.CAFile, _ = d.filePath(v, "upstream caFile")
 		},
 		"insecureSkipVerify": func(_, v *yaml.Node) {
 			insecureNode = v
-			var g bool
-			u.InsecureSkipVerify, g = d.boolean(v, "upstream insecureSkipVerify")
-			good(g)
+			u.InsecureSkipVerify, _ = d.boolean(v, "upstream insecureSkipVerify")
 		},
 	}) {
 		return u, false
@@ -472,14 +411,12 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, bool) {
 	if u.Scheme == "http" {
 		if caNode != nil {
 			d.errorf(caNode, "upstream caFile applies only to https upstreams; use an https:// url or remove caFile")
-			ok = false
 		}
 		if insecureNode != nil && u.InsecureSkipVerify {
 			d.errorf(insecureNode, "upstream insecureSkipVerify applies only to https upstreams; use an https:// url or remove it")
-			ok = false
 		}
 	}
-	return u, ok
+	return u, !d.failed(m)
 }
 
 func (d *decoder) upstreamURL(n *yaml.Node, u *Upstream) bool {
@@ -609,50 +546,42 @@ func parseProxy(s string) (netip.Prefix, bool) {
 // client maps one {id, secret | secretHash} entry.
 func (d *decoder) client(n *yaml.Node) (clientEntry, bool) {
 	c := clientEntry{Client: Client{Pos: d.pos(n)}}
-	ok := true
+	m := d.mark()
 	var secretNode, hashNode *yaml.Node
 	if !d.mapping(n, "client", map[string]field{
 		"id": func(_, v *yaml.Node) {
 			c.idNode = v
-			var good bool
-			c.ID, good = d.requiredStr(v, "client id")
-			ok = ok && good
+			c.ID, _ = d.requiredStr(v, "client id")
 		},
 		"secret": func(_, v *yaml.Node) {
 			secretNode = v
-			var good bool
-			c.Secret, good = d.requiredStr(v, "client secret")
-			ok = ok && good
+			c.Secret, _ = d.requiredStr(v, "client secret")
 		},
 		"secretHash": func(_, v *yaml.Node) {
 			hashNode = v
-			s, good := d.requiredStr(v, "client secretHash")
-			if good {
-				h, err := hex.DecodeString(strings.TrimPrefix(s, "sha256:"))
-				if !strings.HasPrefix(s, "sha256:") || err != nil || len(h) != 32 {
-					d.errorf(v, "client secretHash must be \"sha256:\" followed by 64 hex digits (the SHA-256 of the secret, e.g. from `printf %%s \"$SECRET\" | sha256sum`)")
-					good = false
-				}
-				c.SecretHash = h
+			s, ok := d.requiredStr(v, "client secretHash")
+			if !ok {
+				return
 			}
-			ok = ok && good
+			h, err := hex.DecodeString(strings.TrimPrefix(s, "sha256:"))
+			if !strings.HasPrefix(s, "sha256:") || err != nil || len(h) != 32 {
+				d.errorf(v, "client secretHash must be \"sha256:\" followed by 64 hex digits (the SHA-256 of the secret, e.g. from `printf %%s \"$SECRET\" | sha256sum`)")
+			}
+			c.SecretHash = h
 		},
 	}) {
 		return c, false
 	}
 	if c.idNode == nil {
 		d.errorf(n, "client has no id; add `id: <client id>`")
-		ok = false
 	}
 	switch {
 	case secretNode != nil && hashNode != nil:
 		d.errorf(hashNode, "client %q has both secret and secretHash; keep one", c.ID)
-		ok = false
 	case secretNode == nil && hashNode == nil:
 		d.errorf(n, "client %q has no secret; add `secret: $env.NAME` or `secretHash: sha256:<hex>`", c.ID)
-		ok = false
 	}
-	return c, ok
+	return c, !d.failed(m)
 }
 
 // clientEntry is a decoded client and where its id was written.
@@ -675,78 +604,57 @@ func (l *loader) addClient(d *decoder, c clientEntry, seen map[string]Pos) {
 func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 	// -1 until set: 0 is a value (no per-client limit), not "the default".
 	lim := Limits{MaxConnsPerClient: -1}
-	ok := true
-	good := func(g bool) {
-		ok = ok && g
-	}
+	m := d.mark()
 	if !d.mapping(n, "limits", map[string]field{
 		"maxRequestBodySize": func(_, v *yaml.Node) {
-			var g bool
-			lim.MaxRequestBodySize, g = d.size(v, "limits maxRequestBodySize")
-			good(g)
+			lim.MaxRequestBodySize, _ = d.size(v, "limits maxRequestBodySize")
 		},
 		"maxHeaderSize": func(_, v *yaml.Node) {
-			s, g := d.size(v, "limits maxHeaderSize")
-			if g && s > math.MaxInt32 {
+			s, ok := d.size(v, "limits maxHeaderSize")
+			if ok && s > math.MaxInt32 {
 				d.errorf(v, "limits maxHeaderSize must be at most 2GiB")
-				g = false
 			}
 			lim.MaxHeaderBytes = int(s)
-			good(g)
 		},
 		"maxResponseHeaderSize": func(_, v *yaml.Node) {
-			s, g := d.size(v, "limits maxResponseHeaderSize")
-			if g && (s < 1<<10 || s > 16<<20) {
+			s, ok := d.size(v, "limits maxResponseHeaderSize")
+			if ok && (s < 1<<10 || s > 16<<20) {
 				d.errorf(v, "limits maxResponseHeaderSize must be between 1KiB and 16MiB (default 32KiB)")
-				g = false
 			}
 			lim.MaxResponseHeaderBytes = int(s)
-			good(g)
 		},
 		"readTimeout": func(_, v *yaml.Node) {
-			var g bool
-			lim.ReadTimeout, g = d.duration(v, "limits readTimeout")
-			good(g)
+			lim.ReadTimeout, _ = d.duration(v, "limits readTimeout")
 		},
 		"writeTimeout": func(_, v *yaml.Node) {
-			var g bool
-			lim.WriteTimeout, g = d.duration(v, "limits writeTimeout")
-			good(g)
+			lim.WriteTimeout, _ = d.duration(v, "limits writeTimeout")
 		},
 		"idleTimeout": func(_, v *yaml.Node) {
-			var g bool
-			lim.IdleTimeout, g = d.duration(v, "limits idleTimeout")
-			good(g)
+			lim.IdleTimeout, _ = d.duration(v, "limits idleTimeout")
 		},
 		"maxConnections": func(_, v *yaml.Node) {
-			c, g := d.integer(v, "limits maxConnections")
-			if g && (c < 0 || c > math.MaxInt32) {
+			c, ok := d.integer(v, "limits maxConnections")
+			if ok && (c < 0 || c > math.MaxInt32) {
 				d.errorf(v, "limits maxConnections must be between 0 (the default, %d) and %d", DefaultLimits.MaxConns, math.MaxInt32)
-				g = false
 			}
 			lim.MaxConns = int(c)
-			good(g)
 		},
 		"pathParameters": func(_, v *yaml.Node) {
-			s, g := d.requiredStr(v, "limits pathParameters")
-			if g && s != string(PathParametersReject) && s != string(PathParametersStrip) {
+			s, ok := d.requiredStr(v, "limits pathParameters")
+			if ok && s != string(PathParametersReject) && s != string(PathParametersStrip) {
 				d.errorf(v, "limits pathParameters %q is not supported; use reject (the default: answer 400 to a path with ';' in it) "+
 					"or strip (remove ';' and the rest of each segment before routing, as Java servlet containers do)", s)
-				g = false
 			}
 			lim.PathParameters = PathParameters(s)
-			good(g)
 		},
 		"maxConnectionsPerClient": func(_, v *yaml.Node) {
-			c, g := d.integer(v, "limits maxConnectionsPerClient")
-			if g && (c < 0 || c > math.MaxInt32) {
+			c, ok := d.integer(v, "limits maxConnectionsPerClient")
+			if ok && (c < 0 || c > math.MaxInt32) {
 				d.errorf(v, "limits maxConnectionsPerClient must be between 0 (no per-client limit) and %d; the default is %d", math.MaxInt32, DefaultLimits.MaxConnsPerClient)
-				g = false
 			}
 			lim.MaxConnsPerClient = int(c)
-			good(g)
 		},
-	}) || !ok {
+	}) || d.failed(m) {
 		return
 	}
 	lim = withDefaults(lim)
