@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/proxy/router"
 )
 
 // A route comes together from pieces that do not depend on how a document
@@ -15,18 +17,10 @@ import (
 // mapping; a kind that spreads a route over several fields or documents
 // calls them where it finds each part.
 
-// knownMethods are the methods a route may list. CONNECT is not among them:
-// the gateway opens no tunnels and answers it 405 on every route.
-var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
-
-func isKnownMethod(m string) bool {
-	for _, k := range knownMethods {
-		if k == m {
-			return true
-		}
-	}
-	return false
-}
+// knownMethods are the methods a route may list: the router's, but
+// CONNECT, since the gateway opens no tunnels and answers it 405 on every
+// route.
+var knownMethods = slices.DeleteFunc(slices.Clone(router.Methods), func(m string) bool { return m == "CONNECT" })
 
 // route maps one entry of a Gateway's spec.routes and returns the number
 // of policies it lists.
@@ -115,6 +109,15 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 	return len(r.Policies)
 }
 
+// checkPattern reports why p is not a route path pattern, or "" when it is
+// one; the router owns the grammar.
+func checkPattern(p string) string {
+	if err := router.CheckPattern(p); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
 // routePath checks the path pattern p, written at n; what names it in the
 // message ("route path").
 func (d *decoder) routePath(n *yaml.Node, what, p string) bool {
@@ -132,7 +135,7 @@ func (d *decoder) routeMethod(n *yaml.Node, m string, have []string) (string, bo
 	switch {
 	case up == "CONNECT":
 		d.errorf(n, "method CONNECT cannot be routed: the gateway opens no tunnels and answers CONNECT with 405; remove it")
-	case !isKnownMethod(up):
+	case !slices.Contains(knownMethods, up):
 		d.errorf(n, "unknown HTTP method %q; known methods: %s", m, strings.Join(knownMethods, ", "))
 	case slices.Contains(have, up):
 		d.errorf(n, "method %s is listed twice", up)

@@ -87,3 +87,13 @@ func valueOf(n *yaml.Node, key string) *yaml.Node {
 	}
 	return nil
 }
+
+// TestLoadRefusesPatternsTheRouterCannotMatch: a path segment that is not
+// one segment once normalised is refused where it is written, not later by
+// the router without a position.
+func TestLoadRefusesPatternsTheRouterCannotMatch(t *testing.T) {
+	for _, p := range []string{`/a%2Fb/*`, `/c/%2e%2e/d`, `/a\\b`} {
+		got := loadErrors(t, "a.yaml", head+"  routes:\n    - id: r\n      path: \""+p+"\"\n      upstream: {url: http://b}\n")
+		expectOne(t, got, "a.yaml:8:13", "route path", "is invalid", "is not a plain path segment")
+	}
+}

@@ -60,27 +60,18 @@ func (r *route) forwards(m []byte) bool {
 	return true
 }
 
-// allowOrder is the order an Allow header lists methods in, as the router
-// does; a route without methods forwards all but TRACE (and CONNECT, which
-// no route may list).
-var allowOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+// forwardedByDefault are the methods a route without methods forwards:
+// every standard one but CONNECT and TRACE (see forwards).
+var forwardedByDefault = slices.DeleteFunc(slices.Clone(router.Methods), func(m string) bool {
+	return m == fasthttp.MethodConnect || m == fasthttp.MethodTrace
+})
 
 // allowValue is the Allow header of a route with the given methods.
 func allowValue(methods []string) []byte {
 	if len(methods) == 0 {
-		return []byte(strings.Join(allowOrder[:len(allowOrder)-1], ", "))
+		return router.Allow(forwardedByDefault)
 	}
-	var b []byte
-	for _, m := range allowOrder {
-		if !slices.Contains(methods, m) && (m != "HEAD" || !slices.Contains(methods, "GET")) {
-			continue
-		}
-		if len(b) > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, m...)
-	}
-	return b
+	return router.Allow(methods)
 }
 
 // routeMetrics are a route's series, looked up once at compile time so the
