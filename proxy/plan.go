@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/router"
 )
 
@@ -99,20 +99,20 @@ var (
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
-	label := escapeLabel(id)
+	label := metriclabel.Quote(id)
 	m := &routeMetrics{set: set, label: label}
 	for c := 1; c <= 5; c++ {
-		m.byClass[c] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_requests_total{route="%s",status="%dxx"}`, label, c))
+		m.byClass[c] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_requests_total{route=%s,status="%dxx"}`, label, c))
 	}
-	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route="%s"}`, label))
-	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route="%s"}`, label))
+	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route=%s}`, label))
+	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route=%s}`, label))
 	m.errors = map[string]*metrics.Counter{}
 	for _, e := range gatewayReasons {
-		m.errors[e.reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.reason))
+		m.errors[e.reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route=%s,reason="%s"}`, label, e.reason))
 	}
 	for f := range numFailures {
-		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, f))
-		m.bodyErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="body_%s"}`, label, f))
+		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route=%s,reason="%s"}`, label, f))
+		m.bodyErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route=%s,reason="body_%s"}`, label, f))
 	}
 	return m
 }
@@ -139,14 +139,10 @@ func (m *routeMetrics) rejection(r *chain.Rejection) {
 		c.(*metrics.Counter).Inc()
 		return
 	}
-	c := m.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_policy_rejections_total{route="%s",policy="%s",reason="%s"}`,
-		m.label, escapeLabel(r.Policy), escapeLabel(r.Reason)))
+	c := m.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_policy_rejections_total{route=%s,policy=%s,reason=%s}`,
+		m.label, metriclabel.Quote(r.Policy), metriclabel.Quote(r.Reason)))
 	m.rejections.Store(r, c)
 	c.Inc()
-}
-
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
 // compiler builds plans; it keeps the upstream clients and route metrics

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
@@ -144,8 +145,8 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 			}
 		}, up.reusable)
 	for v := range numViolations {
-		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream="%s",kind="%s"}`,
-			escapeLabel(up.name), violationLabels[v])
+		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream=%s,kind="%s"}`,
+			metriclabel.Quote(up.name), violationLabels[v])
 		if o.metrics != nil {
 			up.violations[v] = o.metrics.GetOrCreateCounter(name)
 		} else {
