@@ -602,7 +602,6 @@ type requestWriter struct {
 	conn    net.Conn
 	timeout time.Duration
 	done    chan error
-	err     error
 	over    atomic.Bool
 }
 
