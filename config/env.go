@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -9,12 +10,58 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const envPrefix = "$env."
+// A reference to an environment variable is `$env.NAME`, or `${env.NAME}`,
+// whose brace ends the name before text that could continue it. NAME is
+// [A-Za-z_][A-Za-z0-9_]*; unbraced, it ends at the first other byte, so
+// "$env.REGION-prod" names REGION. This file owns that grammar and the
+// lookup: policy parameters (chain.Decode) expand through ExpandEnv, and the
+// expression compiler (chain/expr) reads names with EnvNameLen and values
+// with Getenv.
+const (
+	envPrefix       = "$env."
+	envBracedPrefix = "${env."
+	envNameSyntax   = "[A-Za-z_][A-Za-z0-9_]*"
+)
 
 // LookupEnv reads an environment variable for `$env.NAME`. It is
 // os.LookupEnv; `flexgate validate --without-secrets` replaces it, before
 // loading, with one that reads an unset variable as placeholder text.
 var LookupEnv = os.LookupEnv
+
+var errNoEnvName = errors.New(envPrefix + " must be followed by a variable name (" + envNameSyntax + ")")
+
+// EnvNameLen returns how many bytes at the start of s are a variable's name
+// as `$env.NAME` writes it (0 when s does not start with one). It is safe
+// for concurrent use.
+func EnvNameLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return i
+	}
+	return len(s)
+}
+
+// Getenv returns the value of the variable that `$env.NAME` names, read
+// with LookupEnv. An unset variable is an error that names it (never an
+// empty string), and so is a name that is not one; a set but empty variable
+// is "". It is safe for concurrent use, as long as LookupEnv is not
+// replaced meanwhile.
+func Getenv(name string) (string, error) {
+	if name == "" {
+		return "", errNoEnvName
+	}
+	if EnvNameLen(name) != len(name) {
+		return "", fmt.Errorf("%q is not an environment variable name: write ${env.NAME} with a NAME of %s", name, envNameSyntax)
+	}
+	val, ok := LookupEnv(name)
+	if !ok {
+		return "", fmt.Errorf("environment variable %s is not set; set it in the gateway's environment (%s%s is used here)", name, envPrefix, name)
+	}
+	return val, nil
+}
 
 // substituteEnv replaces every `$env.NAME` inside the scalar values under n
 // with the variable's value. It works on the parsed tree, not the text, so
@@ -39,7 +86,7 @@ func (d *decoder) substituteEnv(n *yaml.Node) {
 			d.substituteEnv(n.Content[i])
 		}
 	case yaml.ScalarNode:
-		if strings.Contains(n.Value, envPrefix) {
+		if strings.Contains(n.Value, envPrefix) || strings.Contains(n.Value, envBracedPrefix) {
 			d.substituteScalar(n)
 		}
 	}
@@ -51,37 +98,47 @@ func (d *decoder) substituteScalar(n *yaml.Node) {
 	}
 }
 
-// ExpandEnv replaces every `$env.NAME` in the scalar node n with the
-// variable's value, in place. An unset variable is an error that names it
-// (never an empty string); a set but empty one is accepted. A plain value
-// that is wholly one variable holding a number or a boolean is retyped, so
-// that `limit: $env.LIMIT` decodes into an integer.
+// ExpandEnv replaces every `$env.NAME` and `${env.NAME}` in the scalar node
+// n with the variable's value (see Getenv), in place. A plain value that is
+// wholly one variable holding a number or a boolean is retyped, so that
+// `limit: $env.LIMIT` decodes into an integer.
 func ExpandEnv(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode || !strings.Contains(n.Value, envPrefix) {
+	if n.Kind != yaml.ScalarNode || !strings.Contains(n.Value, envPrefix) && !strings.Contains(n.Value, envBracedPrefix) {
 		return nil
 	}
 	in := n.Value
 	var b strings.Builder
 	whole := false
 	for {
-		i := strings.Index(in, envPrefix)
+		i, braced := nextEnvRef(in)
 		if i < 0 {
 			b.WriteString(in)
 			break
 		}
 		b.WriteString(in[:i])
-		rest := in[i+len(envPrefix):]
-		name := rest[:envNameLen(rest)]
-		if name == "" {
-			return fmt.Errorf("%s must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*) in %q", envPrefix, n.Value)
+		var name, rest string
+		if braced {
+			body := in[i+len(envBracedPrefix):]
+			end := strings.IndexByte(body, '}')
+			if end < 0 {
+				return fmt.Errorf("%s is not closed in %q: add a `}` after the variable name", envBracedPrefix, n.Value)
+			}
+			name, rest = body[:end], body[end+1:]
+		} else {
+			body := in[i+len(envPrefix):]
+			k := EnvNameLen(body)
+			name, rest = body[:k], body[k:]
+			if name == "" {
+				return fmt.Errorf("%v in %q", errNoEnvName, n.Value)
+			}
 		}
-		val, ok := LookupEnv(name)
-		if !ok {
-			return fmt.Errorf("environment variable %s is not set; set it in the gateway's environment (%s%s is used here)", name, envPrefix, name)
+		val, err := Getenv(name)
+		if err != nil {
+			return err
 		}
-		whole = i == 0 && len(rest) == len(name) && b.Len() == 0
+		whole = i == 0 && rest == "" && b.Len() == 0
 		b.WriteString(val)
-		in = rest[len(name):]
+		in = rest
 	}
 	n.Value = b.String()
 	// A plain `port: $env.PORT` should read as the number the variable
@@ -96,15 +153,14 @@ func ExpandEnv(n *yaml.Node) error {
 	return nil
 }
 
-func envNameLen(s string) int {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9' {
-			continue
-		}
-		return i
+// nextEnvRef returns where the first reference in s starts, and whether it
+// is braced; -1 when there is none.
+func nextEnvRef(s string) (int, bool) {
+	i, j := strings.Index(s, envPrefix), strings.Index(s, envBracedPrefix)
+	if j >= 0 && (i < 0 || j < i) {
+		return j, true
 	}
-	return len(s)
+	return i, false
 }
 
 func scalarTag(v string) string {

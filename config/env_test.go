@@ -74,3 +74,39 @@ func TestLoadEnvUnsetReportsEveryValue(t *testing.T) {
 	expectOne(t, got[:1], "a.yaml:7:23", "FG_UNSET_A", "not set")
 	expectOne(t, got[1:], "a.yaml:8:23", "FG_UNSET_B", "not set")
 }
+
+// TestLoadEnvBraced: ${env.NAME}, which expressions accept, is a reference in
+// every other value too, not literal text: a client secret written so must
+// not become the text "${env.NAME}".
+func TestLoadEnvBraced(t *testing.T) {
+	t.Setenv("FG_SECRET", "s3cret")
+	t.Setenv("FG_HOST", "orders")
+	t.Setenv("FG_PORT", "9443")
+	cfg := mustLoad(t, "a.yaml", head+`  listeners:
+    - name: web
+      port: ${env.FG_PORT}
+  routes:
+    - {id: r, path: /x, upstream: {url: "http://${env.FG_HOST}-v2:8080", host: "${env.FG_HOST}$env.FG_HOST"}}
+  clients:
+    - {id: a, secret: "${env.FG_SECRET}"}
+`)
+	if cfg.Clients[0].Secret != "s3cret" {
+		t.Errorf("secret = %q", cfg.Clients[0].Secret)
+	}
+	if u := cfg.Routes[0].Upstream; u.Host != "orders-v2:8080" || u.HostHeader != "ordersorders" {
+		t.Errorf("upstream = %+v", u)
+	}
+	if cfg.Listeners[0].Address != ":9443" {
+		t.Errorf("listener address = %q", cfg.Listeners[0].Address)
+	}
+	os.Unsetenv("FG_UNSET_C")
+	for _, c := range []struct{ secret, words string }{
+		{"${env.FG_UNSET_C}", "environment variable FG_UNSET_C is not set"},
+		{"${env.FG_SECRET", "${env. is not closed"},
+		{"${env.FG-SECRET}", `"FG-SECRET" is not an environment variable name`},
+		{"${env.}", "$env. must be followed by a variable name"},
+	} {
+		got := loadErrors(t, "a.yaml", head+"  clients:\n    - {id: a, secret: \""+c.secret+"\"}\n")
+		expectOne(t, got, "a.yaml:7:23", c.words)
+	}
+}

@@ -643,3 +643,37 @@ func TestLoadErrorsInReadingOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSkippedProblemsKeepCrossChecks: a problem the decoder skips over
+// (an unknown field, a list entry of the wrong type) leaves the listener,
+// route or client usable, so checks against the others still run and one
+// run reports those problems too.
+func TestLoadSkippedProblemsKeepCrossChecks(t *testing.T) {
+	f := func(name, src string, want ...string) {
+		t.Helper()
+		got := loadErrors(t, "a.yaml", src)
+		if len(got) != len(want) {
+			t.Fatalf("%s: got %d errors, want %d:\n%s", name, len(got), len(want), strings.Join(got, "\n"))
+		}
+		for i, w := range want {
+			if !strings.HasPrefix(got[i], w) {
+				t.Errorf("%s: error %d = %q, want prefix %q", name, i, got[i], w)
+			}
+		}
+	}
+	const r1 = "  routes:\n    - {id: r1, path: /a, upstream: {url: http://b}}\n"
+	f("unknown route field", head+r1+"    - {id: r2, path: /a, upstream: {url: http://b}, bogus: 1}\n",
+		`a.yaml:8:22: route "r2": path "/a" for any method is ambiguous`, `a.yaml:8:53: unknown field "bogus" in route`)
+	f("bad withoutPolicies entry", head+r1+"    - {id: r2, path: /a, upstream: {url: http://b}, withoutPolicies: [[x]]}\n",
+		`a.yaml:8:22: route "r2": path "/a" for any method is ambiguous`, "a.yaml:8:71: route withoutPolicies entry must be a string")
+	f("policies not a list", head+r1+"    - {id: r2, path: /a, upstream: {url: http://b}, policies: x}\n",
+		`a.yaml:8:22: route "r2": path "/a" for any method is ambiguous`, "a.yaml:8:63: policies must be a list")
+	f("unknown upstream field", head+r1+"    - {id: r2, path: /a, upstream: {url: http://b, bogus: 1}}\n",
+		`a.yaml:8:22: route "r2": path "/a" for any method is ambiguous`, `a.yaml:8:52: unknown field "bogus" in upstream`)
+	f("unknown client field", head+r1+"  clients:\n    - {id: c, secret: s}\n    - {id: c, secret: t, bogus: 1}\n",
+		`a.yaml:10:12: client id "c" is already used`, `a.yaml:10:26: unknown field "bogus" in client`)
+	f("unknown tls field", head+r1+"  listeners:\n    - {name: a, port: 443, tls: {certificates: [], bogus: 1}}\n",
+		"a.yaml:9:48: tls needs at least one certificate", `a.yaml:9:52: unknown field "bogus" in tls`)
+	f("unknown limits field", head+r1+"  limits: {readTimeout: 5s, bogus: 1}\n---\n"+head+"  limits: {readTimeout: 6s}\n",
+		`a.yaml:8:29: unknown field "bogus" in limits`, "a.yaml:15:3: limits differ from the limits set at ")
+}

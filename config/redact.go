@@ -258,7 +258,7 @@ var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:"]*):
 
 // references matches the `$env.NAME`, `${...}` and `$request.…` references
 // of a value, which hold no secret themselves.
-var references = regexp.MustCompile(`\$env\.[A-Za-z_][A-Za-z0-9_]*|\$\{[^}]*\}|\$[a-z]+(\.[A-Za-z0-9_\-]+)*`)
+var references = regexp.MustCompile(regexp.QuoteMeta(envPrefix) + envNameSyntax + `|\$\{[^}]*\}|\$[a-z]+(\.[A-Za-z0-9_\-]+)*`)
 
 // RedactURLPasswords returns s with the password of every URL in it that
 // carries userinfo replaced by "xxxxx", as url.URL.Redacted does; a password

@@ -18,15 +18,40 @@ type decoder struct {
 	// dir resolves relative file names written in the file.
 	dir  string
 	errs *errorList
+	// skipped counts the problems reported so far that the decoder skipped
+	// over (see skipf).
+	skipped int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
 	return Pos{File: d.file, Line: n.Line, Col: n.Column}
 }
 
+// errorf reports a problem with the value at n: the value, and whatever
+// holds it, is unusable (see mark).
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs.add(d.pos(n), format, args...)
 }
+
+// skipf reports a problem that the decoder skips over, leaving what holds
+// it usable: an unknown or repeated key, a list of the wrong shape or a bad
+// entry in it. A listener, route or client with such a problem is still
+// checked against the others (duplicate names, ambiguous paths), so that one
+// run reports those problems too.
+func (d *decoder) skipf(n *yaml.Node, format string, args ...any) {
+	d.errorf(n, format, args...)
+	d.skipped++
+}
+
+// mark counts the problems reported so far that make a value unusable. A
+// decoder takes a mark before it reads a value and asks failed(mark) when it
+// is done: the value is usable when nothing but skipped problems was
+// reported in between.
+func (d *decoder) mark() int { return d.errs.len() - d.skipped }
+
+// failed reports whether a problem that makes a value unusable was reported
+// since mark m.
+func (d *decoder) failed(m int) bool { return d.mark() != m }
 
 // resolve follows an alias to the node it names, so that anchors work
 // wherever a value is expected.
@@ -61,9 +86,9 @@ func describe(n *yaml.Node) string {
 type field func(key, val *yaml.Node)
 
 // mapping calls the handler of each key of n in the order written. An
-// unknown or repeated key is an error at the key that lists the known ones;
-// what names the mapping in messages ("listener", "upstream"). It reports
-// whether n was a mapping at all.
+// unknown or repeated key is an error at the key that lists the known ones,
+// skipped over (see skipf); what names the mapping in messages ("listener",
+// "upstream"). It reports whether n was a mapping at all.
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]field) bool {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
@@ -75,11 +100,11 @@ func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]field) bo
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		fn, ok := fields[k.Value]
 		if !ok {
-			d.errorf(k, "unknown field %q in %s; known fields: %s", k.Value, what, knownList(fields))
+			d.skipf(k, "unknown field %q in %s; known fields: %s", k.Value, what, knownList(fields))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, "field %q given twice in %s (first at line %d); keep one", k.Value, what, first.Line)
+			d.skipf(k, "field %q given twice in %s (first at line %d); keep one", k.Value, what, first.Line)
 			continue
 		}
 		seen[k.Value] = k
@@ -234,32 +259,38 @@ type strEntry struct {
 }
 
 // strEntries reads a list of non-empty strings; with single, a lone string
-// reads as a list of one. Bad entries are reported and left out.
+// reads as a list of one. A list of another shape, and bad entries, are
+// reported and skipped over (see skipf).
 func (d *decoder) strEntries(n *yaml.Node, what string, single bool) []strEntry {
 	if single && n.Kind == yaml.ScalarNode && !isNull(n) {
 		return []strEntry{{n.Value, n}}
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s must be a list of strings, not %s", what, describe(n))
+		d.skipf(n, "%s must be a list of strings, not %s", what, describe(n))
 		return nil
 	}
 	out := make([]strEntry, 0, len(n.Content))
 	for _, c := range n.Content {
 		c = resolve(c)
-		if s, ok := d.requiredStr(c, what+" entry"); ok {
-			out = append(out, strEntry{s, c})
+		reported := d.errs.len()
+		s, ok := d.requiredStr(c, what+" entry")
+		if !ok {
+			d.skipped += d.errs.len() - reported
+			continue
 		}
+		out = append(out, strEntry{s, c})
 	}
 	return out
 }
 
-// list calls fn for each entry of a sequence.
+// list calls fn for each entry of a sequence. Another shape is reported
+// and skipped over (see skipf).
 func (d *decoder) list(n *yaml.Node, what string, fn func(*yaml.Node)) {
 	if isNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s must be a list, not %s", what, describe(n))
+		d.skipf(n, "%s must be a list, not %s", what, describe(n))
 		return
 	}
 	for _, c := range n.Content {

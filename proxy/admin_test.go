@@ -145,3 +145,16 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		t.Errorf("with --pprof, the 404 = %d %q; want it to list /debug/pprof/", code, body)
 	}
 }
+
+// TestMetricsReportTheBuildVersion: /metrics names the build that serves, as
+// flexgate_build_info{version} 1.
+func TestMetricsReportTheBuildVersion(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+"  routes:\n    - {id: r, path: /*, upstream: {url: %q}}\n", up.URL),
+		func(o *proxy.Options) { o.Version = "1.4.0-rc.1" })
+	resp := proxytest.Do(t, "GET", gw.AdminURL+"/metrics", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	if want := `flexgate_build_info{version="1.4.0-rc.1"} 1`; !strings.Contains(string(resp.Body()), want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}

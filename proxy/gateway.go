@@ -22,6 +22,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
 // Options are the command line's settings of a Gateway.
@@ -39,7 +40,8 @@ type Options struct {
 	// DrainDelay is how long listeners keep serving after Shutdown starts,
 	// with /readyz answering 503, so that load balancers stop sending.
 	DrainDelay time.Duration
-	// Version is reported in /metrics.
+	// Version is the build's version, reported in /metrics as
+	// flexgate_build_info{version="..."} 1.
 	Version string
 	// ListenerAddr, when set, picks the address each configured listener
 	// binds instead of its configured one (tests bind 127.0.0.1:0).
@@ -112,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {
 		return float64(g.lastReload.Load())
 	})
+	set.NewGauge(`flexgate_build_info{version=`+metriclabel.Quote(opts.Version)+`}`, func() float64 { return 1 })
 	if opts.AccessLog != nil {
 		g.access = newAccessLog(opts.AccessLog, opts.Logger)
 	}

@@ -4,14 +4,9 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
-)
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are
-// never forwarded; nor is any header a Connection header names.
-var hopHeaders = []string{
-	"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Upgrade",
-}
+	"github.com/flexgate/flexgate/proxy/hopbyhop"
+)
 
 type peekDeleter interface {
 	PeekAll(key string) [][]byte
@@ -74,14 +69,14 @@ func removeHopHeaders(h *fasthttp.ResponseHeader) {
 }
 
 // droppedResponseHeaders are removed from every upstream answer.
-var droppedResponseHeaders = append(hopHeaders[:len(hopHeaders):len(hopHeaders)], HeaderError, HeaderPolicy, headerRequestID)
+var droppedResponseHeaders = append(hopbyhop.Headers[:len(hopbyhop.Headers):len(hopbyhop.Headers)], HeaderError, HeaderPolicy, headerRequestID)
 
 func removeRequestHopHeaders(h *fasthttp.RequestHeader) {
 	removeConnectionTokens(h)
 	// The raw header block, not h.All(): iterating a request's headers
 	// makes fasthttp parse and rewrite its Cookie header.
 	if hasHopHeaderLine(h.RawHeaders()) {
-		for _, name := range hopHeaders {
+		for _, name := range hopbyhop.Headers {
 			h.Del(name)
 		}
 	}
@@ -148,7 +143,7 @@ func hasHopHeaderLine(raw []byte) bool {
 			raw = nil
 		}
 		if i := bytes.IndexByte(line, ':'); i > 0 {
-			for _, name := range hopHeaders {
+			for _, name := range hopbyhop.Headers {
 				if asciiEqualFold(line[:i], name) {
 					return true
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
 // requestBodyPrefetch is how much of a request body fasthttp reads before
@@ -93,7 +94,7 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits, maxCon
 		SecureErrorLogMessage:        true,
 		Logger:                       fasthttpLogger{g},
 	}
-	g.metrics.NewGauge(fmt.Sprintf(`flexgate_open_connections{listener="%s"}`, escapeLabel(spec.Name)), func() float64 {
+	g.metrics.NewGauge(`flexgate_open_connections{listener=`+metriclabel.Quote(spec.Name)+`}`, func() float64 {
 		return float64(l.srv.GetOpenConnectionsCount())
 	})
 	return l, nil

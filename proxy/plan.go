@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/router"
 )
 
@@ -60,27 +60,18 @@ func (r *route) forwards(m []byte) bool {
 	return true
 }
 
-// allowOrder is the order an Allow header lists methods in, as the router
-// does; a route without methods forwards all but TRACE (and CONNECT, which
-// no route may list).
-var allowOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+// forwardedByDefault are the methods a route without methods forwards:
+// every standard one but CONNECT and TRACE (see forwards).
+var forwardedByDefault = slices.DeleteFunc(slices.Clone(router.Methods), func(m string) bool {
+	return m == fasthttp.MethodConnect || m == fasthttp.MethodTrace
+})
 
 // allowValue is the Allow header of a route with the given methods.
 func allowValue(methods []string) []byte {
 	if len(methods) == 0 {
-		return []byte(strings.Join(allowOrder[:len(allowOrder)-1], ", "))
+		return router.Allow(forwardedByDefault)
 	}
-	var b []byte
-	for _, m := range allowOrder {
-		if !slices.Contains(methods, m) && (m != "HEAD" || !slices.Contains(methods, "GET")) {
-			continue
-		}
-		if len(b) > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, m...)
-	}
-	return b
+	return router.Allow(methods)
 }
 
 // routeMetrics are a route's series, looked up once at compile time so the
@@ -108,20 +99,20 @@ var (
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
-	label := escapeLabel(id)
+	label := metriclabel.Quote(id)
 	m := &routeMetrics{set: set, label: label}
 	for c := 1; c <= 5; c++ {
-		m.byClass[c] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_requests_total{route="%s",status="%dxx"}`, label, c))
+		m.byClass[c] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_requests_total{route=%s,status="%dxx"}`, label, c))
 	}
-	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route="%s"}`, label))
-	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route="%s"}`, label))
+	m.duration = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_request_duration_seconds{route=%s}`, label))
+	m.upstreamTime = set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`flexgate_upstream_duration_seconds{route=%s}`, label))
 	m.errors = map[string]*metrics.Counter{}
 	for _, e := range gatewayReasons {
-		m.errors[e.Reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route="%s",reason="%s"}`, label, e.Reason))
+		m.errors[e.Reason] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_errors_total{route=%s,reason="%s"}`, label, e.Reason))
 	}
 	for f := range numFailures {
-		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="%s"}`, label, f))
-		m.bodyErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route="%s",reason="body_%s"}`, label, f))
+		m.upstreamErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route=%s,reason="%s"}`, label, f))
+		m.bodyErrors[f] = set.GetOrCreateCounter(fmt.Sprintf(`flexgate_upstream_errors_total{route=%s,reason="body_%s"}`, label, f))
 	}
 	return m
 }
@@ -148,14 +139,10 @@ func (m *routeMetrics) rejection(r *chain.Rejection) {
 		c.(*metrics.Counter).Inc()
 		return
 	}
-	c := m.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_policy_rejections_total{route="%s",policy="%s",reason="%s"}`,
-		m.label, escapeLabel(r.Policy), escapeLabel(r.Reason)))
+	c := m.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_policy_rejections_total{route=%s,policy=%s,reason=%s}`,
+		m.label, metriclabel.Quote(r.Policy), metriclabel.Quote(r.Reason)))
 	m.rejections.Store(r, c)
 	c.Inc()
-}
-
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
 // compiler builds plans; it keeps the upstream clients and route metrics

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
@@ -145,8 +146,8 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 			}
 		}, up.reusable)
 	for v := range numViolations {
-		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream="%s",kind="%s"}`,
-			escapeLabel(up.name), violationLabels[v])
+		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream=%s,kind="%s"}`,
+			metriclabel.Quote(up.name), violationLabels[v])
 		if o.metrics != nil {
 			up.violations[v] = o.metrics.GetOrCreateCounter(name)
 		} else {

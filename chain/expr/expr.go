@@ -126,23 +126,16 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 		}
 		if varName, ok := strings.CutPrefix(name, "env."); ok {
 			if s[i+1] != '{' {
-				// Unbraced, a variable's name is [A-Za-z0-9_]* as in the
-				// rest of the config: "$env.REGION-prod" is REGION, then
-				// "-prod".
-				n := 0
-				for n < len(varName) && (isLetter(varName[n]) || varName[n] == '_' || n > 0 && varName[n] >= '0' && varName[n] <= '9') {
-					n++
-				}
+				// Unbraced, the name ends as config reads it:
+				// "$env.REGION-prod" is REGION, then "-prod".
+				n := config.EnvNameLen(varName)
 				varName, next = varName[:n], i+1+len("env.")+n
 			}
 			// The variable's value is literal text, read once here: a `$`
 			// inside a secret must not be read as an expression.
-			if varName == "" {
-				return nil, fmt.Errorf("$env. must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*)")
-			}
-			val, set := config.LookupEnv(varName)
-			if !set {
-				return nil, fmt.Errorf("environment variable %s is not set; set it in the gateway's environment ($env.%s is used here)", varName, varName)
+			val, err := config.Getenv(varName)
+			if err != nil {
+				return nil, err
 			}
 			if j := strings.IndexFunc(val, isControl); j >= 0 {
 				return nil, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, val[j], j)

@@ -149,3 +149,14 @@ func TestReads(t *testing.T) {
 		t.Errorf("remoteAddress reads %q, %q", h, q)
 	}
 }
+
+// TestEnvBracedName: a braced variable name follows the same grammar as an
+// unbraced one and as `$env.NAME` elsewhere in the config.
+func TestEnvBracedName(t *testing.T) {
+	t.Setenv("FG-REGION", "eu")
+	for _, s := range []string{"${env.FG-REGION}", "${env.1A}", "${env.A B}"} {
+		if _, err := Compile(s, nil); err == nil || !strings.Contains(err.Error(), "is not an environment variable name") {
+			t.Errorf("Compile(%q) = %v, want a bad name", s, err)
+		}
+	}
+}

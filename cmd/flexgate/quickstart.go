@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"sort"
 
 	"github.com/valyala/fasthttp"
 
@@ -49,11 +48,6 @@ func echo(ctx *fasthttp.RequestCtx) {
 	for k, v := range ctx.Request.Header.All() {
 		headers[string(k)] = string(v)
 	}
-	keys := make([]string, 0, len(headers))
-	for k := range headers {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	body, _ := json.MarshalIndent(map[string]any{
 		"message": "hello from the flexgate quick-start echo upstream",
 		"method":  string(ctx.Method()),

@@ -316,3 +316,14 @@ func FuzzParseBasic(f *testing.F) {
 		}
 	})
 }
+
+// TestSeriesLabel: an id with a tab or a line separator in it labels this
+// series as it labels the gateway's own (flexgate_requests_total): as
+// written, not as Go's \t or \u2028, which Prometheus reads back as other
+// text.
+func TestSeriesLabel(t *testing.T) {
+	want := "flexgate_client_requests_total{route=\"a\tb\\\"c\",client=\"app\u2028\"}"
+	if got := requestsName("a\tb\"c", "app\u2028"); got != want {
+		t.Errorf("requestsName = %q, want %q", got, want)
+	}
+}

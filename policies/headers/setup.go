@@ -15,6 +15,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/proxy/hopbyhop"
 )
 
 // quoted matches a Go-quoted string in an error message.
@@ -30,12 +31,6 @@ func init() {
 // connection's state: the gateway owns them, so no policy may set or remove
 // them, and a wildcard never matches them.
 var framing = []string{"Host", "Content-Length", "Transfer-Encoding"}
-
-// hopByHop are, with framing, the headers that cannot be set: they describe
-// one connection, not the message (RFC 9110 section 7.6.1), and the proxy
-// rewrites them.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "TE", "Trailer", "Upgrade"}
 
 func isOneOf(name string, list []string) bool {
 	for _, n := range list {
@@ -147,7 +142,9 @@ func (s *Set) Validate(env *chain.Env) error {
 		switch {
 		case !expr.ValidHeaderName(name):
 			return chain.Errorf(k, "%q is not a header name: use letters, digits and -", name)
-		case isOneOf(name, framing) || isOneOf(name, hopByHop):
+		case isOneOf(name, framing) || hopbyhop.Is(name):
+			// The hop-by-hop headers describe one connection, not the
+			// message, and the proxy rewrites them.
 			return chain.Errorf(k, "%s cannot be set: it describes the connection, which the gateway manages", name)
 		case strings.TrimSpace(value) == "":
 			return chain.Errorf(v, "the value of %s is empty; to drop the header use request-headers-remove", name)

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -828,4 +829,17 @@ func FuzzParseResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSeriesLabel: an id with a tab or a line separator in it labels this
+// series as it labels the gateway's own (flexgate_requests_total): as
+// written, not as Go's \t or \u2028, which Prometheus reads back as other
+// text.
+func TestSeriesLabel(t *testing.T) {
+	set := metrics.NewSet()
+	newPolicyMetrics(set, "a\tb\"c\u2028")
+	want := "flexgate_introspection_requests_total{route=\"a\tb\\\"c\u2028\",result=\"active\"}"
+	if !slices.Contains(set.ListMetricNames(), want) {
+		t.Errorf("series %q missing from %q", want, set.ListMetricNames())
+	}
 }

@@ -1,9 +1,9 @@
 package introspection
 
 import (
-	"strconv"
-
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
 // policyMetrics are one route's introspection series. They live in the
@@ -18,7 +18,7 @@ type policyMetrics struct {
 }
 
 func newPolicyMetrics(set *metrics.Set, route string) *policyMetrics {
-	r := `route=` + strconv.Quote(route)
+	r := `route=` + metriclabel.Quote(route)
 	return &policyMetrics{
 		active:   set.GetOrCreateCounter(`flexgate_introspection_requests_total{` + r + `,result="active"}`),
 		inactive: set.GetOrCreateCounter(`flexgate_introspection_requests_total{` + r + `,result="inactive"}`),

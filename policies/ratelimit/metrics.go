@@ -1,10 +1,10 @@
 package ratelimit
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
 // The bucket gauge outlives any one Limiter: a reload compiles the policy
@@ -23,7 +23,7 @@ func track(env *chain.Env, route string, s *MemStore) {
 	}
 	liveStores[route][s] = struct{}{}
 	liveMu.Unlock()
-	env.Metrics.GetOrCreateGauge(`flexgate_ratelimit_buckets{route=`+strconv.Quote(route)+`}`, func() float64 {
+	env.Metrics.GetOrCreateGauge(bucketsName(route), func() float64 {
 		return float64(buckets(route))
 	})
 }
@@ -32,6 +32,11 @@ func untrack(route string, s *MemStore) {
 	liveMu.Lock()
 	delete(liveStores[route], s)
 	liveMu.Unlock()
+}
+
+// bucketsName is the gauge of the token buckets a route holds.
+func bucketsName(route string) string {
+	return `flexgate_ratelimit_buckets{route=` + metriclabel.Quote(route) + `}`
 }
 
 // buckets is the number of token buckets held in memory for route.

@@ -254,3 +254,14 @@ func TestSecondsRoundUp(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesLabel: an id with a tab or a line separator in it labels this
+// series as it labels the gateway's own (flexgate_requests_total): as
+// written, not as Go's \t or \u2028, which Prometheus reads back as other
+// text.
+func TestSeriesLabel(t *testing.T) {
+	want := "flexgate_ratelimit_buckets{route=\"a\tb\\\"c\u2028\"}"
+	if got := bucketsName("a\tb\"c\u2028"); got != want {
+		t.Errorf("bucketsName = %q, want %q", got, want)
+	}
+}

@@ -115,16 +115,57 @@ type terminal struct {
 	routes []Entry // while building
 }
 
-// standardOrder is the order an Allow value lists the methods in; others
-// follow in alphabetical order.
-var standardOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+// Methods are the standard request methods (RFC 9110 section 9, and PATCH),
+// in the order an Allow value lists them; other methods follow them in
+// alphabetical order. Callers must not modify it.
+var Methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// Allow returns the value of an Allow header for a route that allows
+// methods: Methods first, in their order, then the others alphabetically,
+// with HEAD wherever GET is. Match's Allow values are built the same way.
+// It is safe for concurrent use.
+func Allow(methods []string) []byte {
+	var b []byte
+	for _, m := range allowOrder(methods) {
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, m...)
+	}
+	return b
+}
+
+// allowOrder returns methods, once each, in the order an Allow value lists
+// them, adding HEAD when GET is there.
+func allowOrder(methods []string) []string {
+	seen := map[string]bool{}
+	for _, m := range methods {
+		seen[m] = true
+		if m == "GET" {
+			seen["HEAD"] = true
+		}
+	}
+	var out []string
+	for _, m := range Methods {
+		if seen[m] {
+			out = append(out, m)
+			delete(seen, m)
+		}
+	}
+	custom := make([]string, 0, len(seen))
+	for m := range seen {
+		custom = append(custom, m)
+	}
+	sort.Strings(custom)
+	return append(out, custom...)
+}
 
 // New builds the router for a config's routes. The routes' Index values are
 // what Match returns. An error names the route's Index and the pattern.
 func New(entries []Entry) (*Router, error) {
 	r := &Router{}
 	var errs []error
-	seen := map[string]bool{}
+	var named []string
 	for _, e := range entries {
 		if len(e.Paths) == 0 {
 			errs = append(errs, fmt.Errorf("route %d: no paths: give the route at least one path pattern, such as \"/api/*\"", e.Index))
@@ -135,10 +176,7 @@ func New(entries []Entry) (*Router, error) {
 				errs = append(errs, fmt.Errorf("route %d: method %q: methods must be non-empty and upper-case, such as \"GET\"", e.Index, m))
 				continue
 			}
-			seen[m] = true
-			if m == "GET" {
-				seen["HEAD"] = true
-			}
+			named = append(named, m)
 		}
 		for _, p := range e.Paths {
 			segs, err := parsePattern(p)
@@ -152,18 +190,7 @@ func New(entries []Entry) (*Router, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for _, m := range standardOrder {
-		if seen[m] {
-			r.methods = append(r.methods, m)
-			delete(seen, m)
-		}
-	}
-	custom := make([]string, 0, len(seen))
-	for m := range seen {
-		custom = append(custom, m)
-	}
-	sort.Strings(custom)
-	r.methods = append(r.methods, custom...)
+	r.methods = allowOrder(named)
 	if len(r.methods) > 64 {
 		return nil, fmt.Errorf("the routes name %d different methods; at most 64 are supported", len(r.methods))
 	}
@@ -191,12 +218,57 @@ type segment struct {
 	lit  string
 }
 
+// CheckPattern reports why p is not a path pattern as a config may write it
+// (see Entry.Paths), or nil when it is one: it starts with '/'; every
+// segment is literal text or exactly `*`, so that matching never
+// backtracks; there is no empty, "." or ".." segment, no query, fragment,
+// space, control character or ';' path parameter; and a literal segment is
+// still one segment once normalised the way request paths are. New accepts
+// these patterns and also ones that normalise to them ("//a/./b" as
+// "/a/b"). The error says what to write instead. CheckPattern is safe for
+// concurrent use.
+func CheckPattern(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return errNoSlash
+	}
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return fmt.Errorf("it must not contain %q: routes match the path only, not the query or fragment", p[i])
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] == 0x7f {
+			return errors.New("it must not contain spaces or control characters; write a space as %20")
+		}
+	}
+	if strings.Contains(p, ";") || strings.Contains(strings.ToUpper(p), "%3B") {
+		return errors.New("it must not contain ';' or %3B: the gateway refuses request paths with ';' path parameters " +
+			"(or strips them with limits pathParameters: strip), so this pattern could never match")
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch {
+		case s == "" && last:
+			// A trailing slash (or the root pattern "/").
+		case s == "":
+			return errors.New("it has an empty segment (//); remove the extra slash")
+		case s == "." || s == "..":
+			return fmt.Errorf("it has a %q segment; write the path as clients send it after normalisation", s)
+		case s != "*" && strings.Contains(s, "*"):
+			return fmt.Errorf("segment %q mixes * with text; * must be a whole segment (/a/*/b or /a/*)", s)
+		}
+	}
+	_, err := parsePattern(p)
+	return err
+}
+
+var errNoSlash = errors.New("it must start with /")
+
 // parsePattern splits a pattern into segments, normalising literals the
 // way Normalize treats request paths so that "/café" matches a request for
 // "/caf%C3%A9".
 func parsePattern(p string) ([]segment, error) {
 	if !strings.HasPrefix(p, "/") {
-		return nil, errors.New("a path pattern must start with '/'")
+		return nil, errNoSlash
 	}
 	raw := strings.Split(p[1:], "/")
 	for len(raw) > 0 && raw[len(raw)-1] == "" {

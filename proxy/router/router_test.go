@@ -256,7 +256,7 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 	f(Entry{}, "no paths")
-	f(Entry{Paths: []string{"api/*"}}, `"api/*"`, "must start with '/'")
+	f(Entry{Paths: []string{"api/*"}}, `"api/*"`, "must start with /")
 	f(Entry{Paths: []string{"/a/../b"}}, `"/a/../b"`, `".."`)
 	f(Entry{Paths: []string{"/a/%2e/b"}}, `"/a/%2e/b"`, "not a plain path segment")
 	f(Entry{Paths: []string{"/a%2Fb"}}, "not a plain path segment")
@@ -418,5 +418,54 @@ func TestMatchConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestCheckPattern(t *testing.T) {
+	for _, p := range []string{"/", "/*", "/api/v1/*", "/api/*/orders", "/api/", "/%20x", "/café", "/caf%C3%A9/*", "/~user"} {
+		if err := CheckPattern(p); err != nil {
+			t.Errorf("CheckPattern(%q) = %v", p, err)
+		}
+	}
+	f := func(p, want string) {
+		t.Helper()
+		err := CheckPattern(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckPattern(%q) = %v, want it to say %q", p, err, want)
+		}
+	}
+	f("", "must start with /")
+	f("api/*", "must start with /")
+	f("/a?x", "query or fragment")
+	f("/a#x", "query or fragment")
+	f("/a b", "spaces or control characters")
+	f("/a;b", "';' or %3B")
+	f("/a%3bb", "';' or %3B")
+	f("/a//b", "empty segment")
+	f("/a/../b", `".."`)
+	f("/a*", "mixes * with text")
+	f("/a%2Fb/*", "not a plain path segment")
+	f("/a/%2e%2e/b", "not a plain path segment")
+	f(`/a\b`, "not a plain path segment")
+}
+
+func TestAllow(t *testing.T) {
+	f := func(methods []string, want string) {
+		t.Helper()
+		if got := string(Allow(methods)); got != want {
+			t.Errorf("Allow(%q) = %q, want %q", methods, got, want)
+		}
+	}
+	f(nil, "")
+	f([]string{"POST", "GET"}, "GET, HEAD, POST")
+	f([]string{"TRACE", "MKCOL", "DELETE", "PROPFIND", "DELETE"}, "DELETE, TRACE, MKCOL, PROPFIND")
+	f(Methods, strings.Join(Methods, ", "))
+	// A 405 from Match lists the same as Allow for the routes' methods.
+	rt, err := New([]Entry{{Paths: []string{"/x"}, Methods: []string{"PUT", "GET", "MKCOL"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, allow := rt.Match([]byte("POST"), []byte("/x")); string(allow) != string(Allow([]string{"PUT", "GET", "MKCOL"})) {
+		t.Errorf("Match's Allow = %q", allow)
 	}
 }
