@@ -372,9 +372,10 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	// release gives the connection back after a complete answer, or closes
 	// it when it cannot carry another exchange. Bytes left on it are an
 	// upstream breaking HTTP framing, counted even when the connection
-	// closes anyway.
+	// closes anyway. A connection kept is looked at in the socket by the
+	// settler, off the request path.
 	release := func(keep bool) {
-		state := idle(conn, br)
+		state := afterAnswer(conn, br, keep)
 		if state == idleData {
 			u.violated(extraBytes)
 		}
@@ -740,7 +741,7 @@ func (s *bodyStream) Close() error {
 	_ = s.resp.CloseBodyStream()
 	keep := !s.closeAfter && s.eof
 	if s.eof {
-		state := idle(s.conn, s.br)
+		state := afterAnswer(s.conn, s.br, keep)
 		if state == idleData {
 			s.u.violated(extraBytes)
 		}

@@ -55,6 +55,23 @@ func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error
 	}
 }
 
+// afterAnswer reports what is left on c once an answer has been read with
+// br: what the reader and a TLS layer hold, and, unless the connection is
+// kept (and so will be probed by the settler before it is used again),
+// what waits in the socket.
+func afterAnswer(c net.Conn, br *bufio.Reader, keep bool) idleState {
+	if !keep {
+		return idle(c, br)
+	}
+	if br.Buffered() > 0 {
+		return idleData
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return tlsRead(tc, aLongTimeAgo)
+	}
+	return idleClean
+}
+
 // idle reports what waits on c: bytes left in br (the reader the last
 // answer was read with, or nil), in a TLS layer's buffers, or in the
 // socket. It does not block, and consumes nothing from a clean connection.
