@@ -7,6 +7,16 @@
 // A whole new config is provisioned before it replaces the old one; an
 // instance whose route, name and parameters did not change is carried over
 // to the new config with its state (see Reuse).
+//
+// Policies hand values to the steps after them: the client a policy
+// authenticated, the claims of a token. A policy declares the values it
+// provides, by name, in its Registration (ValueSpec); several policies may
+// provide the same name, and RegisterAlias gives a value another name. The
+// registry gives each name a place in every Exchange and a handle, Value,
+// by which providers set it and consumers read it on the request path
+// without a lookup. Expressions ($client.id, $token.claims.email) find a
+// value through LookupValue when the config loads, and check there that a
+// policy providing it runs before them.
 package chain
 
 import (

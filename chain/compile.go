@@ -111,7 +111,8 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		}
 		// Every policy is decoded and validated in its new place, even one
 		// whose state is carried over: what comes before it may have
-		// changed ($client.id needs client-id-enforcement first).
+		// changed (an expression reads a value only a policy before it
+		// provides).
 		p := reg.New()
 		if err := decodeInto(spec, p); err != nil {
 			errs = append(errs, err)

@@ -7,7 +7,8 @@ import (
 
 // Exchange is the per-request state the gateway and the policies share. It
 // comes from a pool, is used by one request at a time and is reset before it
-// goes back; it is not safe for concurrent use.
+// goes back; it is not safe for concurrent use. Besides its fields it holds
+// the values policies provide to later steps (SetValue, Value).
 type Exchange struct {
 	// RouteID of the matched route.
 	RouteID string
@@ -18,10 +19,6 @@ type Exchange struct {
 	RemoteIP netip.Addr
 	// RemoteAddr is RemoteIP rendered as text (no port).
 	RemoteAddr []byte
-	// ClientID is the caller authenticated by client-id-enforcement.
-	ClientID []byte
-	// Token holds claims of an introspected OAuth 2.0 token.
-	Token Claims
 	// Details is raw JSON that the error renderer adds to a rejection's
 	// body under the rejection's DetailKey (validation violations).
 	Details []byte
@@ -30,14 +27,9 @@ type Exchange struct {
 
 	slots []Slot
 	cur   int
-}
-
-// Claims are the claims of an introspected token that later steps can use.
-type Claims struct {
-	Active   bool
-	Sub      []byte
-	ClientID []byte
-	Scope    []byte
+	// vals holds the registered values, indexed by Value.slot-1; it
+	// grows to the registry's size once and is reused from then on.
+	vals [][]byte
 }
 
 // Slot is per-request scratch space of one policy, for state that its
@@ -51,6 +43,33 @@ type Slot struct {
 // Slot returns the calling policy's own slot: each policy of a chain has
 // one, at its position, whichever phase it runs in.
 func (ex *Exchange) Slot() *Slot { return &ex.slots[ex.cur] }
+
+// SetValue sets the request's value v to a copy of b, replacing what an
+// earlier provider set. It does not allocate once the exchange's buffer for
+// v has grown to size.
+func (ex *Exchange) SetValue(v Value, b []byte) {
+	i := int(v.slot) - 1
+	if i < 0 {
+		return
+	}
+	if i >= len(ex.vals) {
+		n := max(int(valueCount.Load()), i+1)
+		ex.vals = append(ex.vals, make([][]byte, n-len(ex.vals))...)
+	}
+	ex.vals[i] = append(ex.vals[i][:0], b...)
+}
+
+// Value returns the request's value v, empty when no step has set it (an
+// empty value and an unset one are the same). The bytes are valid until
+// the value is set again or the exchange is reset; the caller must not
+// modify them.
+func (ex *Exchange) Value(v Value) []byte {
+	i := int(v.slot) - 1
+	if i < 0 || i >= len(ex.vals) {
+		return nil
+	}
+	return ex.vals[i]
+}
 
 // Prepare sizes the exchange's slots for a chain; call it once per request
 // before the chain runs.
@@ -71,11 +90,9 @@ func (ex *Exchange) Reset() {
 	ex.RequestID = ex.RequestID[:0]
 	ex.RemoteIP = netip.Addr{}
 	ex.RemoteAddr = ex.RemoteAddr[:0]
-	ex.ClientID = ex.ClientID[:0]
-	ex.Token.Active = false
-	ex.Token.Sub = ex.Token.Sub[:0]
-	ex.Token.ClientID = ex.Token.ClientID[:0]
-	ex.Token.Scope = ex.Token.Scope[:0]
+	for i := range ex.vals {
+		ex.vals[i] = ex.vals[i][:0]
+	}
 	ex.Details = ex.Details[:0]
 	ex.Rejected = nil
 	for i := range ex.slots {

@@ -18,6 +18,11 @@ type Registration struct {
 	// depends on (the client registry, say): an instance is carried over a
 	// reload only when its parameters and this key are both unchanged.
 	KeyFrom func(cfg *config.Config, route *config.Route) string
+	// Provides declares the values the policy sets on the Exchange for
+	// the steps after it ("client.id"); see ValueSpec. Another policy may
+	// provide the same value. Take the handles with MustValue once
+	// Register has returned.
+	Provides []ValueSpec
 }
 
 var (
@@ -25,9 +30,10 @@ var (
 	registry   = map[string]Registration{}
 )
 
-// Register adds a policy under its name. Policy packages call it from
-// init(); a duplicate name panics, since it is a programming error. Safe for
-// concurrent use.
+// Register adds a policy under its name, with the values it provides.
+// Policy packages call it from init(); a duplicate name, a malformed value
+// name or a value declared unlike another provider declares it panics,
+// since it is a programming error. Safe for concurrent use.
 func Register(r Registration) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -37,6 +43,7 @@ func Register(r Registration) {
 	if _, dup := registry[r.Name]; dup {
 		panic(fmt.Sprintf("chain: policy %q registered twice", r.Name))
 	}
+	addValues(r.Name, r.Provides)
 	registry[r.Name] = r
 }
 

@@ -25,12 +25,18 @@ type accessLog struct {
 	dropped atomic.Uint64
 	done    chan struct{}
 	logger  *slog.Logger
+	// client is $client.id, logged when a policy provided it; the zero
+	// Value when no registered policy provides one.
+	client chain.Value
 }
 
 var lineBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func newAccessLog(w io.Writer, logger *slog.Logger) *accessLog {
 	a := &accessLog{w: w, lines: make(chan *[]byte, 8192), done: make(chan struct{}), logger: logger}
+	if v, ok := chain.LookupValue("client.id"); ok {
+		a.client = v.Value
+	}
 	go a.run()
 	return a
 }
@@ -77,9 +83,9 @@ func (a *accessLog) log(ctx *fasthttp.RequestCtx, ex *chain.Exchange, path []byt
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"durationMs":`...)
 	b = strconv.AppendFloat(b, float64(now.Sub(start).Microseconds())/1000, 'f', 3, 64)
-	if len(ex.ClientID) > 0 {
+	if id := ex.Value(a.client); len(id) > 0 {
 		b = append(b, `,"client":`...)
-		b = appendJSONBytes(b, ex.ClientID)
+		b = appendJSONBytes(b, id)
 	}
 	if ex.Rejected != nil {
 		b = append(b, `,"policy":`...)

@@ -5,10 +5,14 @@
 package expr
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
+	"github.com/buger/jsonparser"
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
@@ -26,23 +30,20 @@ const (
 	kindQuery
 	kindDatetime
 	kindRequestID
-	kindClientID
-	kindTokenSub
-	kindTokenClientID
-	kindTokenScope
+	// kindValue is a value a policy provides (chain.Value), as it is.
+	kindValue
+	// kindMember is one member of a JSON object value.
+	kindMember
 )
 
-// fixed are the expressions without an argument, by the name users write.
+// fixed are the request's own expressions without an argument, by the name
+// users write. The values policies provide come from the chain's registry.
 var fixed = map[string]kind{
 	"request.remoteAddress": kindRemoteAddress,
 	"request.method":        kindMethod,
 	"request.path":          kindPath,
 	"datetime":              kindDatetime,
 	"requestId":             kindRequestID,
-	"client.id":             kindClientID,
-	"token.sub":             kindTokenSub,
-	"token.client_id":       kindTokenClientID,
-	"token.scope":           kindTokenScope,
 }
 
 const (
@@ -50,17 +51,32 @@ const (
 	queryPrefix  = "request.query."
 )
 
-// Known lists every expression, for error messages and documentation.
-var Known = []string{
-	"$request.remoteAddress", "$request.method", "$request.path",
-	"$request.header.NAME", "$request.query.NAME", "$datetime", "$requestId",
-	"$client.id", "$token.sub", "$token.client_id", "$token.scope", "$env.NAME",
+// Known lists every expression, for error messages and documentation: the
+// request's own, then the values the registered policies provide, then
+// $env.NAME. Safe for concurrent use.
+func Known() []string {
+	out := []string{"$request.remoteAddress", "$request.method", "$request.path",
+		"$request.header.NAME", "$request.query.NAME", "$datetime", "$requestId"}
+	for _, v := range chain.Values() {
+		if v.Object {
+			out = append(out, "$"+v.Name+".NAME")
+		} else {
+			out = append(out, "$"+v.Name)
+		}
+	}
+	return append(out, "$env.NAME")
 }
 
 type part struct {
 	kind kind
 	// lit is the literal text, or the header or query name.
 	lit []byte
+	// val is the value of kindValue and kindMember.
+	val chain.Value
+	// path is the member's keys, outermost first, for jsonparser.
+	path []string
+	// inObject marks a JSON object value or a member of one.
+	inObject bool
 }
 
 // Template is a compiled value: literal text and expressions in the order
@@ -75,10 +91,11 @@ type Template struct {
 
 // Compile turns s into a Template. `$name` and `${name}` both write an
 // expression; `$$` writes a literal `$`, and a `$` not followed by a letter or
-// `{` is literal text ("costs $5"). env, when not nil, is the policy's place
-// in its chain: `$client.*` needs a client-id-enforcement before it and
-// `$token.*` a token-introspection. Errors name the expression and how to fix
-// it; the caller adds the position in the config.
+// `{` is literal text ("costs $5"). A value that policies provide
+// ($client.id) is found in the chain's registry; env, when not nil, is the
+// policy's place in its chain, and a policy that provides the value must run
+// before it. Errors name the expression and how to fix it; the caller adds
+// the position in the config.
 func Compile(s string, env *chain.Env) (*Template, error) {
 	t := &Template{src: s}
 	var lit []byte
@@ -148,6 +165,11 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p.inObject && s[i+1] != '{' && next < len(s) && s[next] == '[' {
+			// Unbraced, `[` is text; whoever writes it after an object
+			// or a member more likely means a member or an element.
+			return nil, fmt.Errorf("$%s is followed by `[`: to read a member or an element write ${%s[...]}, for text write ${%s}[", name, name, name)
+		}
 		flush()
 		t.parts = append(t.parts, p)
 		i = next
@@ -173,18 +195,6 @@ func MustCompile(s string) *Template {
 
 func resolve(name string, env *chain.Env) (part, error) {
 	if k, ok := fixed[name]; ok {
-		if env != nil {
-			switch k {
-			case kindClientID:
-				if !env.HasBefore("client-id-enforcement") {
-					return part{}, fmt.Errorf("$%s is only known after client-id-enforcement: put client-id-enforcement before %s in the route's policies", name, env.Name)
-				}
-			case kindTokenSub, kindTokenClientID, kindTokenScope:
-				if !env.HasBefore("token-introspection") {
-					return part{}, fmt.Errorf("$%s is only known after token-introspection: put token-introspection before %s in the route's policies", name, env.Name)
-				}
-			}
-		}
 		return part{kind: k}, nil
 	}
 	for _, pre := range []struct {
@@ -203,15 +213,156 @@ func resolve(name string, env *chain.Env) (part, error) {
 			return part{kind: pre.kind, lit: []byte(rest)}, nil
 		}
 	}
-	hint := ""
+	if p, ok, err := resolveValue(name, env); ok || err != nil {
+		return p, err
+	}
+	hint, known := "", ""
 	for k := range fixed {
-		if strings.HasPrefix(name, k) && len(name) > len(k) {
-			hint = fmt.Sprintf(" (to write text right after $%s, use ${%s}%s)", k, k, name[len(k):])
-			break
+		known = longer(known, name, k)
+	}
+	for _, v := range chain.Values() {
+		known = longer(known, name, v.Name)
+		for _, a := range v.Aliases {
+			known = longer(known, name, a)
 		}
 	}
+	if known != "" {
+		hint = fmt.Sprintf(" (to write text right after $%s, use ${%s}%s)", known, known, name[len(known):])
+	}
 	return part{}, fmt.Errorf("unknown expression $%s%s; known expressions: %s",
-		name, hint, strings.Join(Known, ", "))
+		name, hint, strings.Join(Known(), ", "))
+}
+
+// longer returns k when name begins with it, with more after, and k is
+// longer than best; best otherwise.
+func longer(best, name, k string) string {
+	if len(k) > len(best) && len(name) > len(k) && strings.HasPrefix(name, k) {
+		return k
+	}
+	return best
+}
+
+// resolveValue finds name among the values policies provide: a value by its
+// name or an alias, or a member of a JSON object value below its name.
+// ok is false when name is none of them.
+func resolveValue(name string, env *chain.Env) (p part, ok bool, err error) {
+	info, found := chain.LookupValue(name)
+	var rest string
+	if !found {
+		// The longest registered name that ends where a member begins.
+		for i := len(name) - 1; i > 0 && !found; i-- {
+			if name[i] == '.' || name[i] == '[' {
+				if info, found = chain.LookupValue(name[:i]); found && info.Object {
+					rest = name[i:]
+				} else {
+					found = false
+				}
+			}
+		}
+		if !found {
+			return part{}, false, nil
+		}
+	}
+	if err := checkProvided(name, len(name)-len(rest), info, env); err != nil {
+		return part{}, true, err
+	}
+	if rest == "" {
+		return part{kind: kindValue, val: info.Value, inObject: info.Object}, true, nil
+	}
+	path, err := memberPath(rest)
+	if err != nil {
+		return part{}, true, fmt.Errorf("expression $%s: %v", name, err)
+	}
+	return part{kind: kindMember, val: info.Value, path: path, inObject: true}, true, nil
+}
+
+// memberPath splits what follows an object value's name into the keys of
+// a member: `.name` for a key, `["key"]` or `['key']` for a key with dots
+// or other characters in it, `[N]` for the element N of an array.
+func memberPath(rest string) ([]string, error) {
+	var path []string
+	for rest != "" {
+		var key string
+		switch {
+		case rest[0] == '.':
+			end := strings.IndexAny(rest[1:], ".[")
+			if end < 0 {
+				end = len(rest) - 1
+			}
+			key, rest = rest[1:1+end], rest[1+end:]
+			if key == "" {
+				return nil, errors.New("a member name is empty (two dots in a row?)")
+			}
+		case strings.HasPrefix(rest, `["`) || strings.HasPrefix(rest, `['`):
+			quote := rest[1:2]
+			end := strings.Index(rest[2:], quote+"]")
+			if end < 0 {
+				return nil, fmt.Errorf("%s is not closed: end it with %s]", rest, quote)
+			}
+			key, rest = rest[2:2+end], rest[2+end+2:]
+			if strings.HasPrefix(key, "[") {
+				// jsonparser reads a key that begins with `[` as an
+				// array index.
+				return nil, fmt.Errorf("a member name that begins with `[` (%q) cannot be read", key)
+			}
+		case rest[0] == '[':
+			end := strings.IndexByte(rest, ']')
+			if end < 2 || strings.Trim(rest[1:end], "0123456789") != "" || end > 10 {
+				return nil, fmt.Errorf("%s: write [N] for the element N of an array, or [\"name\"] for a member whose name has dots in it", rest)
+			}
+			key, rest = rest[:end+1], rest[end+1:]
+		default:
+			return nil, fmt.Errorf("%q: a member is written .name, [\"name\"] or [N]", rest)
+		}
+		path = append(path, key)
+	}
+	return path, nil
+}
+
+// checkProvided reports an error unless a policy that provides info runs
+// before env's policy. name is the expression as written, name[:n] the
+// value's name in it (an alias, perhaps) and the rest a member.
+func checkProvided(name string, n int, info chain.ValueInfo, env *chain.Env) error {
+	if env == nil {
+		return nil
+	}
+	for _, p := range info.Providers {
+		if env.HasBefore(p) {
+			return nil
+		}
+	}
+	what := "$" + name
+	if name[:n] != info.Name {
+		what += " (another name for $" + info.Name + name[n:] + ")"
+	}
+	var later []string
+	if env.Route != nil && env.Index < len(env.Route.Policies) {
+		for _, spec := range env.Route.Policies[env.Index+1:] {
+			if slices.Contains(info.Providers, spec.Name) && !slices.Contains(later, spec.Name) {
+				later = append(later, spec.Name)
+			}
+		}
+	}
+	providers := orList(info.Providers)
+	switch {
+	case len(later) > 0:
+		return fmt.Errorf("%s is only known after %s, but %s runs after %s on this route: move %s before %s in the route's policies",
+			what, providers, orList(later), env.Name, orList(later), env.Name)
+	case len(info.Providers) == 1:
+		return fmt.Errorf("%s is only known after %s: put %s before %s in the route's policies",
+			what, providers, providers, env.Name)
+	default:
+		return fmt.Errorf("%s is only known after %s: put one of them before %s in the route's policies",
+			what, providers, env.Name)
+	}
+}
+
+// orList writes names as "a", "a or b", "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
@@ -287,25 +438,45 @@ func (t *Template) Append(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchan
 			if ex != nil {
 				dst = append(dst, ex.RequestID...)
 			}
-		case kindClientID:
+		case kindValue:
 			if ex != nil {
-				dst = append(dst, ex.ClientID...)
+				dst = append(dst, ex.Value(p.val)...)
 			}
-		case kindTokenSub:
+		case kindMember:
 			if ex != nil {
-				dst = append(dst, ex.Token.Sub...)
-			}
-		case kindTokenClientID:
-			if ex != nil {
-				dst = append(dst, ex.Token.ClientID...)
-			}
-		case kindTokenScope:
-			if ex != nil {
-				dst = append(dst, ex.Token.Scope...)
+				dst = appendMember(dst, ex.Value(p.val), p.path)
 			}
 		}
 	}
 	return dst
+}
+
+// appendMember appends the member at path of the JSON object obj: a string
+// unescaped, a number or boolean as written, an object or array as its JSON
+// text; null or a missing member append nothing.
+func appendMember(dst, obj []byte, path []string) []byte {
+	v, t, _, err := jsonparser.Get(obj, path...)
+	if err != nil {
+		return dst
+	}
+	switch t {
+	case jsonparser.Null:
+		return dst
+	case jsonparser.String:
+		if bytes.IndexByte(v, '\\') < 0 {
+			return append(dst, v...)
+		}
+		// Unescaped text is never longer than escaped: unescape in place
+		// after what dst holds.
+		n := len(dst)
+		dst = slices.Grow(dst, len(v))
+		u, err := jsonparser.Unescape(v, dst[n:n+len(v)])
+		if err != nil {
+			return dst
+		}
+		return dst[:n+len(u)]
+	}
+	return append(dst, v...)
 }
 
 // Reads returns the names of the request headers and query parameters the

@@ -26,8 +26,9 @@ func newCtx(uri string, hdrs ...string) *fasthttp.RequestCtx {
 
 func TestExpand(t *testing.T) {
 	ctx := newCtx("http://gw/api/products/7?sku=PRD-1&x=%41", "X-Api-Key", "k1", "User-Agent", "curl")
-	ex := &chain.Exchange{RequestID: []byte("req-1"), ClientID: []byte("acme"),
-		Token: chain.Claims{Sub: []byte("alice"), ClientID: []byte("app"), Scope: []byte("read write")}}
+	ex := &chain.Exchange{RequestID: []byte("req-1")}
+	ex.SetValue(testUser, []byte("acme"))
+	ex.SetValue(testClaims, []byte(`{"sub":"alice","scope":"read write"}`))
 	f := func(src, want string) {
 		t.Helper()
 		tmpl, err := Compile(src, nil)
@@ -47,7 +48,7 @@ func TestExpand(t *testing.T) {
 	f("$request.header.Missing", "")
 	f("$request.query.sku/$request.query.x", "PRD-1/A")
 	f("$requestId", "req-1")
-	f("$client.id:$token.sub:$token.client_id:$token.scope", "acme:alice:app:read write")
+	f("$test.user:$test.claims.sub:$test.claims.scope", "acme:alice:read write")
 	f("${request.method}-v1", "POST-v1")
 	f("costs $5 or $$10", "costs $5 or $10")
 	f("at $request.method.", "at POST.")
@@ -98,13 +99,18 @@ func TestCompileErrors(t *testing.T) {
 	f("${request.header.a b}", nil, "not a valid header name")
 	f("$env.SECRET", nil, "environment variable SECRET")
 	plain := &chain.Env{Name: "request-headers-set", Before: []string{"rate-limiting"}}
-	f("$client.id", plain, "only known after client-id-enforcement: put client-id-enforcement before request-headers-set")
-	f("$token.scope", plain, "only known after token-introspection")
-	after := &chain.Env{Name: "rate-limiting", Before: []string{"client-id-enforcement", "token-introspection"}}
-	for _, src := range []string{"$client.id", "$token.sub", "$token.client_id", "$token.scope"} {
-		if _, err := Compile(src, after); err != nil {
-			t.Errorf("Compile(%q) after both policies: %v", src, err)
+	f("$test.claims.sub", plain, "$test.claims.sub is only known after test-provider: put test-provider before request-headers-set")
+	f("$test.user", plain, "only known after test-other or test-provider: put one of them before request-headers-set")
+	for _, before := range [][]string{{"test-provider"}, {"rate-limiting", "test-other"}} {
+		after := &chain.Env{Name: "rate-limiting", Before: before}
+		for _, src := range []string{"$test.user", "$test.principal"} {
+			if _, err := Compile(src, after); err != nil {
+				t.Errorf("Compile(%q) after %q: %v", src, before, err)
+			}
 		}
+	}
+	if _, err := Compile("$test.claims.sub", &chain.Env{Name: "x", Before: []string{"test-other"}}); err == nil {
+		t.Error("$test.claims.sub after test-other, which does not provide it: no error")
 	}
 }
 

@@ -18,3 +18,18 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkAppendValues(b *testing.B) {
+	tmpl := MustCompile(`$test.user/$test.claims.email/${test.claims.roles[1]}/$test.claims.address.country`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := newCtx("http://gw/api/x")
+		ex := &chain.Exchange{}
+		ex.SetValue(testUser, []byte("ann"))
+		ex.SetValue(testClaims, []byte(testClaimsJSON))
+		buf := make([]byte, 0, 128)
+		for pb.Next() {
+			buf = tmpl.Append(buf[:0], ctx, ex)
+		}
+	})
+}

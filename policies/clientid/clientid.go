@@ -18,7 +18,7 @@ const maxBasic = 512
 var authorization = []byte(fasthttp.HeaderAuthorization)
 
 // HandleRequest authenticates the caller against the registry, records the
-// client id in ex.ClientID and removes the secret before the request goes
+// client id as $client.id and removes the secret before the request goes
 // upstream. It does not allocate.
 func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	h := &ctx.Request.Header
@@ -53,7 +53,7 @@ func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || c == nil {
 		return e.reject(ctx, e.invalid)
 	}
-	ex.ClientID = append(ex.ClientID[:0], c.id...)
+	ex.SetValue(clientIDValue, c.id)
 	c.requests.Inc()
 	if fromBasic {
 		h.DelBytes(authorization)

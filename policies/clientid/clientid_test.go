@@ -84,7 +84,7 @@ func TestKnownClientPasses(t *testing.T) {
 		if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
 			t.Fatalf("%s: rejected: %v", id, rej)
 		}
-		if got := string(r.ex.ClientID); got != id {
+		if got := string(r.ex.Value(clientIDValue)); got != id {
 			t.Errorf("ex.ClientID = %q, want %q", got, id)
 		}
 		if v := r.ctx.Request.Header.Peek("client_secret"); v != nil {
@@ -124,8 +124,8 @@ func TestRejections(t *testing.T) {
 		if got := string(r.ctx.Response.Header.Peek("WWW-Authenticate")); got != wantChallenge {
 			t.Errorf("%v: WWW-Authenticate = %q, want %q", headers, got, wantChallenge)
 		}
-		if len(r.ex.ClientID) != 0 {
-			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.ClientID)
+		if len(r.ex.Value(clientIDValue)) != 0 {
+			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.Value(clientIDValue))
 		}
 		if strings.Contains(rej.Message, "s3cret") {
 			t.Errorf("message leaks a secret: %s", rej.Message)
@@ -158,8 +158,8 @@ func TestBasicAuth(t *testing.T) {
 		if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
 			t.Fatalf("%s: rejected: %v", auth, rej)
 		}
-		if string(r.ex.ClientID) != "app-1" {
-			t.Errorf("ex.ClientID = %q", r.ex.ClientID)
+		if string(r.ex.Value(clientIDValue)) != "app-1" {
+			t.Errorf("ex.ClientID = %q", r.ex.Value(clientIDValue))
 		}
 		if v := r.ctx.Request.Header.Peek("Authorization"); v != nil {
 			t.Errorf("Basic credentials would reach the upstream: %q", v)
@@ -198,8 +198,8 @@ func TestDuplicateCredentials(t *testing.T) {
 		if strings.Contains(rej.Message, "s3cret") {
 			t.Errorf("message leaks a secret: %s", rej.Message)
 		}
-		if len(r.ex.ClientID) != 0 {
-			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.ClientID)
+		if len(r.ex.Value(clientIDValue)) != 0 {
+			t.Errorf("%v: ex.ClientID = %q after a rejection", headers, r.ex.Value(clientIDValue))
 		}
 	}
 	f(plain, "client_id header more than once",

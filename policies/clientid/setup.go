@@ -64,12 +64,18 @@ type client struct {
 	requests *metrics.Counter
 }
 
+// clientIDValue is $client.id: the id of the client the policy
+// authenticated, for the steps after it and the access log.
+var clientIDValue chain.Value
+
 func init() {
 	chain.Register(chain.Registration{
-		Name:    "client-id-enforcement",
-		New:     func() chain.Policy { return new(Enforcer) },
-		KeyFrom: registryKey,
+		Name:     "client-id-enforcement",
+		New:      func() chain.Policy { return new(Enforcer) },
+		KeyFrom:  registryKey,
+		Provides: []chain.ValueSpec{{Name: "client.id"}},
 	})
+	clientIDValue = chain.MustValue("client.id")
 }
 
 // registryKey digests the client registry, so that a reload which adds,

@@ -213,7 +213,6 @@ func TestConfigErrors(t *testing.T) {
 	f("        - request-headers-set:\n            headers:\n              X-A: \"a\\r\\nB: c\"\n", "14:20", "control character")
 	f("        - request-headers-set:\n            headers:\n              X-A: \"\"\n", "14:20", "is empty")
 	f("        - request-headers-set:\n            headers:\n              X-A: $request.nope\n", "14:20", "unknown expression $request.nope")
-	f("        - request-headers-set:\n            headers:\n              X-A: $client.id\n", "14:20", "only known after client-id-enforcement")
 	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "cannot unmarshal !!seq")
 }
 

@@ -22,6 +22,8 @@ type entry struct {
 	sub      []byte
 	clientID []byte
 	scope    []byte
+	// claims is the whole answer, a JSON object, for $token.claims.
+	claims []byte
 }
 
 // cache is a bounded map of answers, sharded so that concurrent requests

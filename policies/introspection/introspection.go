@@ -19,8 +19,8 @@ import (
 )
 
 // HandleRequest checks the request's bearer token, from the cache when it
-// can, and hands the token's claims to later steps in ex.Token. A cached
-// answer costs no allocation.
+// can, and hands the token's claims to later steps ($token.sub, …). A
+// cached answer costs no allocation.
 func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	if r := in.creds.Check(ctx); r != nil {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeRequest)
@@ -54,14 +54,14 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 			return in.unavailable
 		}
 	}
-	ex.Token.Active = e.active
 	if !e.active {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
 		return in.invalidToken
 	}
-	ex.Token.Sub = append(ex.Token.Sub[:0], e.sub...)
-	ex.Token.ClientID = append(ex.Token.ClientID[:0], e.clientID...)
-	ex.Token.Scope = append(ex.Token.Scope[:0], e.scope...)
+	ex.SetValue(subValue, e.sub)
+	ex.SetValue(clientIDValue, e.clientID)
+	ex.SetValue(scopeValue, e.scope)
+	ex.SetValue(claimsValue, e.claims)
 	if !e.scopeOK {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeScope)
 		return in.insufficient
@@ -164,7 +164,8 @@ func (in *Introspector) introspect(tok []byte) (*entry, error) {
 }
 
 // parseResponse reads an RFC 7662 answer. Only "active" is required; exp
-// becomes entry.expires, the other claims are kept for later steps.
+// becomes entry.expires, the other claims are kept for later steps, and an
+// active answer is kept whole for $token.claims.
 func parseResponse(body []byte) (*entry, error) {
 	body = bytes.TrimSpace(body)
 	// jsonparser skims rather than validates; a broken answer must not
@@ -205,6 +206,7 @@ func parseResponse(body []byte) (*entry, error) {
 	if !e.active {
 		return &entry{}, nil
 	}
+	e.claims = bytes.Clone(body)
 	return e, nil
 }
 

@@ -216,9 +216,12 @@ func TestActiveTokenPasses(t *testing.T) {
 	if r.rej != nil {
 		t.Fatalf("rejected: %v", r.rej)
 	}
-	tok := r.ex.Token
-	if !tok.Active || string(tok.Sub) != "alice" || string(tok.ClientID) != "shop-app" || string(tok.Scope) != "orders:read orders:write" {
-		t.Errorf("claims = active %v sub %q client_id %q scope %q", tok.Active, tok.Sub, tok.ClientID, tok.Scope)
+	sub, clientID, scope := r.ex.Value(subValue), r.ex.Value(clientIDValue), r.ex.Value(scopeValue)
+	if string(sub) != "alice" || string(clientID) != "shop-app" || string(scope) != "orders:read orders:write" {
+		t.Errorf("claims = sub %q client_id %q scope %q", sub, clientID, scope)
+	}
+	if got, want := string(r.ex.Value(claimsValue)), fmt.Sprintf(goodAnswer, 1_700_003_600); got != want {
+		t.Errorf("$token.claims = %s, want the answer %s", got, want)
 	}
 	if p.form != "token=tok-1&token_type_hint=access_token" {
 		t.Errorf("server got form %q", p.form)
@@ -467,8 +470,8 @@ func TestExpiredOrNotYetValidTokenRefused(t *testing.T) {
 		if r.rej == nil || r.rej.Status != 401 || r.rej.Reason != "invalid_token" || r.challenge != invalid {
 			t.Errorf("%s: got %v %q, want 401 invalid_token", tok, r.rej, r.challenge)
 		}
-		if r.ex.Token.Active || len(r.ex.Token.Sub) != 0 {
-			t.Errorf("%s: claims handed on: active %v sub %q", tok, r.ex.Token.Active, r.ex.Token.Sub)
+		if len(r.ex.Value(subValue)) != 0 || len(r.ex.Value(claimsValue)) != 0 {
+			t.Errorf("%s: claims handed on: sub %q claims %s", tok, r.ex.Value(subValue), r.ex.Value(claimsValue))
 		}
 	}
 	if n := f.counter(`flexgate_introspection_requests_total{route="orders",result="inactive"}`); n != 6 {
@@ -557,7 +560,7 @@ func TestConcurrentFirstRequestsMakeOneCall(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := f.do("Bearer shared"); r.rej == nil && string(r.ex.Token.Sub) == "bob" {
+			if r := f.do("Bearer shared"); r.rej == nil && string(r.ex.Value(subValue)) == "bob" {
 				passed.Add(1)
 			}
 		}()

@@ -83,8 +83,29 @@ type Introspector struct {
 	logs logThrottle
 }
 
+// The values the policy hands to the steps after it, from an active
+// token's answer: $token.sub, $token.client_id, $token.scope, and the whole
+// answer as $token.claims.NAME.
+var (
+	subValue      chain.Value
+	clientIDValue chain.Value
+	scopeValue    chain.Value
+	claimsValue   chain.Value
+)
+
 func init() {
-	chain.Register(chain.Registration{Name: "token-introspection", New: func() chain.Policy { return new(Introspector) }})
+	chain.Register(chain.Registration{
+		Name: "token-introspection",
+		New:  func() chain.Policy { return new(Introspector) },
+		Provides: []chain.ValueSpec{
+			{Name: "token.sub"}, {Name: "token.client_id"}, {Name: "token.scope"},
+			{Name: "token.claims", Object: true},
+		},
+	})
+	subValue = chain.MustValue("token.sub")
+	clientIDValue = chain.MustValue("token.client_id")
+	scopeValue = chain.MustValue("token.scope")
+	claimsValue = chain.MustValue("token.claims")
 }
 
 // Validate checks the parameters without touching the network.

@@ -235,7 +235,6 @@ func TestConfigErrors(t *testing.T) {
 	f("            limits:\n              - {limit: 1, peroid: 1}\n", "14:28", "unknown parameter \"peroid\"; known parameters: limit, period")
 	f("            limit: 10\n            period: 60\n            identifier: $request.ip\n", "15:25", "unknown expression $request.ip")
 	f("            limit: 10\n            period: 60\n            identifier: everyone\n", "15:25", "every client would share one budget")
-	f("            limit: 10\n            period: 60\n            identifier: $token.sub\n", "15:25", "only known after token-introspection")
 	f("            limit: 10\n            period: 60\n            identifier: $request.header.A-B-C-D-E-F-G-H\n", "15:25", "more than 6 '-' and '_'")
 	f("            limit: 10\n            period: 60\n            maxKeys: 10\n", "15:22", "maxKeys is 10")
 	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
