@@ -208,14 +208,19 @@ func keyPair(certPEM, keyPEM, passphrase string) (tls.Certificate, error) {
 		}
 		der, err := x509.DecryptPEMBlock(b, []byte(passphrase)) //nolint:staticcheck // as above
 		if err != nil {
-			return tls.Certificate{}, errors.New("key cannot be decrypted with keyPassphrase")
+			return tls.Certificate{}, errors.New("key cannot be decrypted with keyPassphrase, or is not the key of crt")
 		}
 		key = pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: der})
 	case passphrase != "":
 		return tls.Certificate{}, errors.New("keyPassphrase is given but the key is not encrypted; remove keyPassphrase")
 	}
 	cert, err := tls.X509KeyPair([]byte(certPEM), key)
-	if err != nil {
+	switch {
+	case err != nil && passphrase != "":
+		// A wrong passphrase can decrypt to garbage that passes the
+		// padding check: the pair then fails to match.
+		return tls.Certificate{}, errors.New("key cannot be decrypted with keyPassphrase, or is not the key of crt")
+	case err != nil:
 		return tls.Certificate{}, fmt.Errorf("crt and key are not a PEM certificate chain and its private key: %v", err)
 	}
 	return cert, nil

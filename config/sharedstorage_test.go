@@ -193,3 +193,25 @@ func TestSharedStorageOncePerGateway(t *testing.T) {
 		t.Errorf("the error shows a password: %s", got[0])
 	}
 }
+
+// TestSharedStorageEncryptedKey: keyPassphrase decrypts a legacy encrypted
+// PEM key, as Flex Gateway's field does.
+func TestSharedStorageEncryptedKey(t *testing.T) {
+	crt, key := testPEM(t, "client")
+	b, _ := pem.Decode([]byte(key))
+	enc, err := x509.EncryptPEMBlock(rand.Reader, "PRIVATE KEY", b.Bytes, []byte("open sesame"), x509.PEMCipherAES256) //nolint:staticcheck // the legacy format keyPassphrase reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FG_CRT", crt)
+	t.Setenv("FG_ENC_KEY", string(pem.EncodeToMemory(enc)))
+	doc := func(passphrase string) string {
+		return head + routed + "  sharedStorage:\n    redis:\n      address: r:1\n      tls:\n        certificate: {crt: $env.FG_CRT, key: $env.FG_ENC_KEY" + passphrase + "}\n"
+	}
+	cfg := mustLoad(t, "a.yaml", doc(", keyPassphrase: open sesame"))
+	if tc, err := cfg.SharedStorage.Redis.TLS.Config(); err != nil || len(tc.Certificates) != 1 {
+		t.Fatalf("decrypted key: %v, %+v", err, tc)
+	}
+	expectOne(t, loadErrors(t, "a.yaml", doc("")), "a.yaml:11:22", "key is encrypted; give its keyPassphrase")
+	expectOne(t, loadErrors(t, "a.yaml", doc(", keyPassphrase: wrong")), "a.yaml:11:22", "cannot be decrypted with keyPassphrase")
+}

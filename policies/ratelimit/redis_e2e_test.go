@@ -293,3 +293,27 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 		t.Errorf("admitted %d, want %.1f ±1 %%", ok.Load(), want)
 	}
 }
+
+// TestEndToEndPerReplicaWarningLogged: a clusterizable limit on a gateway
+// without shared storage serves per replica, and the log says so at every
+// load.
+func TestEndToEndPerReplicaWarningLogged(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	cfg := gatewayYAML(up.URL, "", "5\n            clusterizable: true")
+	gw := proxytest.Start(t, cfg)
+	warnings := func() int {
+		return strings.Count(gw.Logs.String(), "clusterizable: true, but spec.sharedStorage is not configured, so this limit is per replica")
+	}
+	if n := warnings(); n != 1 {
+		t.Fatalf("%d per-replica warnings at start, want 1:\n%s", n, gw.Logs.String())
+	}
+	if status, _ := get(t, gw.URL+"/api/products/1", nil); status != 200 {
+		t.Errorf("status %d", status)
+	}
+	if err := gw.Reload(t, strings.Replace(cfg, `path: ["/other/*"]`, `path: ["/elsewhere/*"]`, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := warnings(); n != 2 {
+		t.Errorf("%d per-replica warnings after a reload, want 2", n)
+	}
+}
