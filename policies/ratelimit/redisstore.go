@@ -74,7 +74,7 @@ type redisRule struct{ limit, interval, burst int64 }
 type refusedShard struct {
 	mu sync.Mutex
 	m  map[bucketKey]refusal
-	_  [40]byte
+	_  [48]byte // a cache line per shard
 }
 
 // refusal is what a store knows of a client without asking Redis: it is
