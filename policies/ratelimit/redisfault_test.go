@@ -70,9 +70,16 @@ func TestRedisStoreFaults(t *testing.T) {
 				srv := redistest.Start(t)
 				s := newTestStore(t, srv.Addr, rules, storeOpts{timeout: timeout, fallback: mode, localDiv: 2})
 				key := []byte("203.0.113.5")
-				for i := range 3 {
-					if d := s.Take(key, monoClock(), rules); !d.Allowed || d.Unknown || d.Remaining != int64(9-i) {
-						t.Fatalf("before the fault, request %d: %+v", i, d)
+				// Three requests decided by Redis. A loaded machine can
+				// make a call miss its 10ms; it falls back, and may still
+				// count once Redis runs it.
+				for decided, deadline := 0, time.Now().Add(10*time.Second); decided < 3; {
+					d := s.Take(key, monoClock(), rules)
+					if !d.Unavailable && !d.Unknown && d.Limit == 10 {
+						decided++
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("before the fault, Redis decided %d requests in 10 s; last %+v", decided, d)
 					}
 				}
 
@@ -141,12 +148,11 @@ func TestRedisStoreFaults(t *testing.T) {
 				for {
 					d := s.Take(key, monoClock(), rules)
 					if !d.Unavailable && !d.Unknown && d.Limit == 10 {
-						want := int64(6)
-						if f.fresh {
-							want = 9
-						}
-						if d.Remaining != want {
-							t.Errorf("after recovery: %+v, want %d remaining", d, want)
+						// 6 left (or fewer, if a call that timed out
+						// counted) when the budget survived the fault; 9
+						// when Redis came back empty.
+						if kept := d.Remaining <= 6; kept == f.fresh {
+							t.Errorf("after recovery: %+v; budget kept %v, want %v", d, kept, !f.fresh)
 						}
 						break
 					}
