@@ -288,8 +288,16 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 	elapsed := time.Since(start)
 	want := limit + float64(elapsed)/float64(period/limit)
 	dev := (float64(ok.Load()) - want) / want
-	t.Logf("3 gateways, %d windows of %s, limit %d: admitted %d, expected %.1f (%+.2f %%), refused %d",
-		windows, period, limit, ok.Load(), want, 100*dev, limited.Load())
+	calls := 0
+	for _, gw := range gws {
+		_, metrics := fetch(t, gw.AdminURL+"/metrics")
+		if m := regexp.MustCompile(`(?m)^flexgate_ratelimit_store_call_duration_seconds_count (\d+)$`).FindStringSubmatch(metrics); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			calls += n
+		}
+	}
+	t.Logf("3 gateways, %d windows of %s, limit %d: admitted %d, expected %.1f (%+.2f %%), refused %d; %d Redis calls, %.2f per admitted request",
+		windows, period, limit, ok.Load(), want, 100*dev, limited.Load(), calls, float64(calls)/float64(ok.Load()))
 	if dev < -0.01 || dev > 0.01 {
 		t.Errorf("admitted %d, want %.1f ±1 %%", ok.Load(), want)
 	}
