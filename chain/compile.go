@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,6 +41,22 @@ type Env struct {
 // time and return the result on every request.
 func (e *Env) Reject(status int, reason, message string) *Rejection {
 	return &Rejection{Status: status, Reason: reason, Message: message, Policy: e.Name}
+}
+
+// Warn records a likely mistake at node (one of the policy's parameters;
+// nil: the policy's entry) among the config's warnings, which `flexgate
+// validate` prints and the gateway logs whenever it loads the config. It
+// does not fail the config. A warning is recorded once, however often the
+// config is compiled; Compile runs on one goroutine, so this is safe.
+func (e *Env) Warn(node *yaml.Node, format string, args ...any) {
+	pos := e.Spec.Pos
+	if node != nil && node.Line > 0 {
+		pos.Line, pos.Col = node.Line, node.Column
+	}
+	w := config.Warning{Pos: pos, Message: e.Name + ": " + fmt.Sprintf(format, args...)}
+	if !slices.Contains(e.Config.Warnings, w) {
+		e.Config.Warnings = append(e.Config.Warnings, w)
+	}
 }
 
 // HasBefore reports whether a policy named name runs before this one.

@@ -32,6 +32,8 @@ func (l *loader) gateway(d *decoder, meta metadata, spec *yaml.Node) string {
 			})
 		},
 		"limits": func(k, v *yaml.Node) { l.limits(d, k, v) },
+
+		"sharedStorage": func(k, v *yaml.Node) { l.sharedStorage(d, k, v) },
 	})
 	name := "(unnamed)"
 	if meta.name != "" {

@@ -55,6 +55,9 @@ type Config struct {
 	Clients []Client
 	// Limits protect the gateway from hostile or broken clients.
 	Limits Limits
+	// SharedStorage is where replicas share state (clusterizable rate
+	// limits); nil when not configured.
+	SharedStorage *SharedStorage
 	// Sources are the files this config was read from.
 	Sources []Source
 	// Hash is a hex SHA-256 over the sources' contents, in order.

@@ -34,6 +34,8 @@ type View struct {
 	TrustedProxies []string       `json:"trustedProxies"`
 	Clients        []ClientView   `json:"clients"`
 	Limits         LimitsView     `json:"limits"`
+	// SharedStorage is nil when none is configured.
+	SharedStorage *SharedStorageView `json:"sharedStorage,omitempty"`
 }
 
 // ListenerView is a Listener in the admin view.
@@ -129,6 +131,7 @@ func (c *Config) Redacted() *View {
 		},
 	}
 	v.Limits.MaxConnectionsPerClient = c.Limits.MaxConnsPerClient
+	v.SharedStorage = c.SharedStorage.view()
 	for _, s := range c.Sources {
 		v.Sources = append(v.Sources, s.Summary)
 	}

@@ -242,6 +242,7 @@ func TestDashboardMetricsExistInGatewayOutput(t *testing.T) {
 	}
 	deadAddr := closed.Addr().String()
 	closed.Close()
+	redisAddr := startRedis(t, tool(t, "redis-server", "apt-get install redis-server"))
 
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "gateway.yaml")
@@ -252,6 +253,8 @@ metadata:
 spec:
   clients:
     - {id: app, secret: s3cret}
+  sharedStorage:
+    redis: {address: "%[4]s"}
   routes:
     - id: ok
       path: ["/ok/*"]
@@ -270,7 +273,12 @@ spec:
       policies:
         - client-id-enforcement
         - token-introspection: {url: "%[3]s/introspect", clientId: gw, clientSecret: gw-secret, cacheTtl: 60}
-`, upstream.URL, deadAddr, introspect.URL)
+    - id: shared
+      path: ["/shared/*"]
+      upstream: {url: "%[1]s"}
+      policies:
+        - rate-limiting: {limit: 1, period: 60, clusterizable: true}
+`, upstream.URL, deadAddr, introspect.URL, redisAddr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +313,7 @@ spec:
 	expect("/down/a", nil, 502)
 	expect("/limited/a", nil, 200)
 	expect("/limited/a", nil, 429)
+	expect("/shared/a", nil, 200)
 	secured := map[string]string{"client_id": "app", "client_secret": "s3cret", "Authorization": "Bearer good"}
 	expect("/secured/a", secured, 200)
 	expect("/secured/a", secured, 200) // from the introspection cache

@@ -1,6 +1,10 @@
 package ratelimit
 
 import (
+	"flag"
+	"io"
+	"log/slog"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,4 +36,14 @@ func limiter(t testing.TB, c *chain.Chain, i int, clk *fakeClock) *Limiter {
 		ms.clock = clk.now
 	}
 	return l
+}
+
+// TestMain quiets the shared-storage connection's log lines (it logs to
+// the default logger) unless the tests run with -v.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Verbose() {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	os.Exit(m.Run())
 }

@@ -14,6 +14,7 @@ var (
 	headerRemaining  = []byte("X-RateLimit-Remaining")
 	headerReset      = []byte("X-RateLimit-Reset")
 	headerRetryAfter = []byte("Retry-After")
+	one              = []byte("1")
 )
 
 // Slot layout: what the request phase hands to the response phase.
@@ -38,7 +39,18 @@ func (l *Limiter) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *c
 		key = slot.Buf
 	}
 	d := l.store.Take(key, l.clock(), l.rules)
-	slot.N[slotLimit] = l.rules[d.Rule].Limit
+	switch {
+	case d.Unavailable:
+		ctx.Response.Header.SetBytesKV(headerRetryAfter, one)
+		return l.unavailable
+	case d.Unknown:
+		// Passed uncounted (onStoreError: allow): no budget to tell.
+		return nil
+	}
+	if d.Limit == 0 {
+		d.Limit = l.rules[d.Rule].Limit
+	}
+	slot.N[slotLimit] = d.Limit
 	slot.N[slotRemaining] = d.Remaining
 	slot.N[slotReset] = seconds(d.Reset)
 	slot.Set = true

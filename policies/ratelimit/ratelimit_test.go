@@ -239,7 +239,7 @@ func TestConfigErrors(t *testing.T) {
 	f("            limit: 10\n            period: 60\n            maxKeys: 10\n", "15:22", "maxKeys is 10")
 	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
 	f("            limit: 10\n            period: 60\n            burst: 5\n", "15:13",
-		"unknown parameter \"burst\"; known parameters: exposeHeaders, identifier, limit, limits, maxKeys, period")
+		"unknown parameter \"burst\"; known parameters: clusterizable, exposeHeaders, identifier, limit, limits, maxKeys, onStoreError, period, storeTimeout")
 	_, _, err := chaintest.Compile(t, chaintest.Gateway("        - rate-limiting\n"))
 	if err == nil || !strings.Contains(err.Error(), "12:11") || !strings.Contains(err.Error(), "a limit is required") {
 		t.Fatalf("rate-limiting without parameters: %v", err)

@@ -5,16 +5,29 @@ package ratelimit
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
+	"github.com/flexgate/flexgate/config"
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "rate-limiting", New: func() chain.Policy { return new(Limiter) }})
+	chain.Register(chain.Registration{Name: "rate-limiting", New: func() chain.Policy { return new(Limiter) },
+		// A clusterizable limit holds a connection made from
+		// spec.sharedStorage: a change there provisions it again (its
+		// budget, in Redis, stays).
+		KeyFrom: func(cfg *config.Config, _ *config.Route) string {
+			if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
+				return ""
+			}
+			return settingsKey(cfg.SharedStorage.Redis)
+		}})
 }
 
 // Defaults where the config is silent.
@@ -24,6 +37,11 @@ const (
 	// minMaxKeys keeps every shard able to hold a few clients.
 	minMaxKeys = 1024
 	sweepEvery = 10 * time.Second
+	// DefaultStoreTimeout bounds a call to the shared storage.
+	DefaultStoreTimeout = 10 * time.Millisecond
+	// MaxReplicasEnv names the most replicas of the gateway that can run
+	// at once, for onStoreError: local.
+	MaxReplicasEnv = "FLEXGATE_MAX_REPLICAS"
 )
 
 // Limiter is the rate-limiting policy. Once provisioned it is safe for
@@ -46,16 +64,34 @@ type Limiter struct {
 	ExposeHeaders *bool `yaml:"exposeHeaders"`
 	// MaxKeys caps the clients tracked at once (memory); default 1,000,000.
 	MaxKeys int `yaml:"maxKeys"`
+	// Clusterizable keeps the buckets in the gateway's shared storage
+	// (spec.sharedStorage), so that the limit holds across all replicas
+	// together; default false: each replica counts on its own.
+	Clusterizable bool `yaml:"clusterizable"`
+	// OnStoreError is what a clusterizable limit does when the shared
+	// storage does not answer within StoreTimeout: deny (the default,
+	// 503), allow, or local (limit ÷ FLEXGATE_MAX_REPLICAS per replica).
+	OnStoreError Fallback `yaml:"onStoreError"`
+	// StoreTimeout bounds each call to the shared storage, as a duration
+	// ("10ms", the default).
+	StoreTimeout string `yaml:"storeTimeout"`
 
-	rules  []Rule
-	key    *expr.Template
-	byAddr bool
-	expose bool
-	store  Store
-	clock  func() int64
-	route  string
-	reject *chain.Rejection
-	full   *chain.Rejection
+	rules []Rule
+	key   *expr.Template
+	// shared is set when the buckets live in the shared storage; id
+	// names the policy there, timeout bounds a call.
+	shared       bool
+	id           string
+	timeout      time.Duration
+	fallbackNode *yaml.Node
+	unavailable  *chain.Rejection
+	byAddr       bool
+	expose       bool
+	store        Store
+	clock        func() int64
+	route        string
+	reject       *chain.Rejection
+	full         *chain.Rejection
 	// idents refuses a request that sends a header or query parameter
 	// of the identifier twice: the identifier reads the first copy, and
 	// an upstream that authenticates by another would let a client pick
@@ -131,6 +167,69 @@ func (l *Limiter) Validate(env *chain.Env) error {
 		return chain.Errorf(chain.Field(params, "maxKeys"), "maxKeys is %d; it must be at least %d (each client costs about 100 bytes, so 1,000,000 is about 100 MB)", l.MaxKeys, minMaxKeys)
 	}
 	l.expose = l.ExposeHeaders == nil || *l.ExposeHeaders
+	if err := l.validateShared(env, id); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validateShared checks clusterizable, onStoreError and storeTimeout, and
+// warns of a limit that is counted per replica where that may surprise.
+func (l *Limiter) validateShared(env *chain.Env, identifier string) error {
+	params := env.Spec.Params
+	clusterNode := chain.Field(params, "clusterizable")
+	l.fallbackNode = chain.Field(params, "onStoreError")
+	timeoutNode := chain.Field(params, "storeTimeout")
+	if !l.Clusterizable {
+		for _, n := range []*yaml.Node{l.fallbackNode, timeoutNode} {
+			if n != nil {
+				return chain.Errorf(n, "this applies only to a clusterizable limit; add clusterizable: true or remove it")
+			}
+		}
+	}
+	switch l.OnStoreError {
+	case "":
+		l.OnStoreError = FallbackDeny
+	case FallbackDeny, FallbackAllow, FallbackLocal:
+	default:
+		return chain.Errorf(l.fallbackNode, "onStoreError %q is not supported; use deny (answer 503, the default), allow (let requests through uncounted) "+
+			"or local (count in each replica against limit ÷ %s)", l.OnStoreError, MaxReplicasEnv)
+	}
+	l.timeout = DefaultStoreTimeout
+	if timeoutNode != nil {
+		d, err := time.ParseDuration(l.StoreTimeout)
+		switch {
+		case err != nil:
+			return chain.Errorf(timeoutNode, "storeTimeout must be a duration with a unit like 10ms or 50ms, not %q", l.StoreTimeout)
+		case d < time.Millisecond || d > time.Second:
+			return chain.Errorf(timeoutNode, "storeTimeout %s is out of range; use 1ms to 1s (a request waits this long at most for the shared storage)", d)
+		}
+		l.timeout = d
+	}
+	shared := env.Config.SharedStorage != nil && env.Config.SharedStorage.Redis != nil
+	switch {
+	case l.Clusterizable && !shared:
+		env.Warn(clusterNode, "clusterizable: true, but spec.sharedStorage is not configured, so this limit is per replica: "+
+			"each gateway process counts on its own, and N replicas let through up to N × the limit; configure spec.sharedStorage.redis to share it")
+	case !l.Clusterizable && shared && clusterNode == nil:
+		env.Warn(nil, "this limit is per replica (each gateway process counts on its own, so N replicas let through up to N × the limit) "+
+			"although spec.sharedStorage is configured; add clusterizable: true to share it, or clusterizable: false to keep it per replica")
+	}
+	l.shared = l.Clusterizable && shared
+	// What names the policy's budget in Redis, so that a restarted or
+	// other replica finds it and a changed policy starts afresh.
+	ordinal := 0
+	for _, n := range env.Before {
+		if n == env.Name {
+			ordinal++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%d\x00%s", env.Route.ID, ordinal, identifier)
+	for _, r := range l.rules {
+		fmt.Fprintf(&b, "\x00%d/%d", r.Limit, r.Period)
+	}
+	l.id = b.String()
 	return nil
 }
 
@@ -160,9 +259,6 @@ func (l *Limiter) Provision(env *chain.Env) error {
 	if l.clock == nil {
 		l.clock = monoClock
 	}
-	if l.store == nil {
-		l.store = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
-	}
 	l.route = env.Route.ID
 	r := &l.rules[0]
 	msg := fmt.Sprintf("too many requests: the limit of %d per %g s for this client is used up; retry after the seconds in Retry-After", r.Limit, time.Duration(r.Period).Seconds())
@@ -174,11 +270,66 @@ func (l *Limiter) Provision(env *chain.Env) error {
 	if l.idents, err = env.Credentials(l.key.Reads()); err != nil {
 		return err
 	}
+	l.unavailable = env.Reject(503, "rate_limit_store_unavailable", "the rate limit cannot be checked: its shared storage does not answer; retry shortly")
 	l.full = env.Reject(429, "rate_limiter_full", "too many distinct clients are being rate limited at once; retry after the seconds in Retry-After (operators: raise maxKeys)")
+	// The store last: nothing after it can fail and leave it running.
+	if l.store == nil && l.shared {
+		if err := l.provisionShared(env); err != nil {
+			return err
+		}
+	}
+	if l.store == nil {
+		l.store = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
+	}
 	if ms, ok := l.store.(*MemStore); ok {
 		track(env, l.route, ms)
 	}
 	return nil
+}
+
+// provisionShared connects to the shared storage and, for onStoreError:
+// local, builds the local buckets of limit ÷ FLEXGATE_MAX_REPLICAS.
+func (l *Limiter) provisionShared(env *chain.Env) error {
+	o := redisStoreOptions{id: l.id, rules: l.rules, timeout: l.timeout, fallback: l.OnStoreError,
+		set: env.Metrics, route: l.route}
+	if l.OnStoreError == FallbackLocal {
+		n, err := maxReplicas()
+		if err != nil {
+			return chain.Errorf(l.fallbackNode, "onStoreError: local %v", err)
+		}
+		for _, r := range l.rules {
+			per := r.Limit / n
+			if per < 1 {
+				return chain.Errorf(l.fallbackNode, "onStoreError: local gives each of %s=%d replicas less than one request of the limit of %d per %g s; "+
+					"use onStoreError: deny", MaxReplicasEnv, n, r.Limit, time.Duration(r.Period).Seconds())
+			}
+			o.localRules = append(o.localRules, NewRule(per, time.Duration(r.Period)))
+		}
+		o.local = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
+	}
+	conn, err := acquireConn(env.Metrics, env.Config.SharedStorage, l.timeout)
+	if err != nil {
+		if o.local != nil {
+			_ = o.local.Close()
+		}
+		return err
+	}
+	o.conn = conn
+	l.store = newRedisStore(o)
+	return nil
+}
+
+// maxReplicas reads FLEXGATE_MAX_REPLICAS.
+func maxReplicas() (int64, error) {
+	v, ok := os.LookupEnv(MaxReplicasEnv)
+	if !ok || v == "" {
+		return 0, fmt.Errorf("needs %s, the most replicas of the gateway that can run at once (the chart sets it from the HPA's maxReplicas plus the rollout surge); it is not set", MaxReplicasEnv)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("needs %s to be a whole number of replicas of at least 1, not %q", MaxReplicasEnv, v)
+	}
+	return n, nil
 }
 
 // Close stops the store's background work.

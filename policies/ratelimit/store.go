@@ -36,9 +36,19 @@ type Decision struct {
 	// Full is true when the request was refused because the store could
 	// not track one more client (see MemStore).
 	Full bool
+	// Unavailable is true when a shared store could not decide (Redis
+	// down, slow or its breaker open) and the policy's onStoreError is
+	// deny.
+	Unavailable bool
+	// Unknown is true when a shared store could not decide and the
+	// policy's onStoreError is allow: the request passes uncounted, and
+	// nothing is known of its budget.
+	Unknown bool
 	// Rule is the index of the rule the other fields describe: the one
 	// that refused the request, or else the one with the fewest tokens left.
 	Rule int
+	// Limit is that rule's limit; 0 with Full.
+	Limit int64
 	// Remaining is the tokens left in that rule's bucket.
 	Remaining int64
 	// Reset is the time in ns until that bucket is full again.
@@ -49,8 +59,8 @@ type Decision struct {
 }
 
 // Store holds the token buckets of one policy. The in-process MemStore is
-// the default; a shared store (Redis, for several replicas) implements the
-// same two methods. Implementations must be safe for concurrent use.
+// the default; RedisStore shares them between replicas. Implementations
+// must be safe for concurrent use.
 type Store interface {
 	// Take takes one token for key from the bucket of every rule at time
 	// now (Unix ns), or none if any bucket is empty: a request refused by
@@ -191,7 +201,7 @@ func decide(tats []int64, now int64, rules []Rule, next *[maxRules]int64) Decisi
 		n := tat + r.Interval
 		if n-now > r.Burst {
 			if wait := n - r.Burst - now; d.Allowed || wait > d.RetryAfter {
-				d = Decision{Rule: i, Reset: tat - now, RetryAfter: wait}
+				d = Decision{Rule: i, Limit: r.Limit, Reset: tat - now, RetryAfter: wait}
 			}
 			continue
 		}
@@ -200,7 +210,7 @@ func decide(tats []int64, now int64, rules []Rule, next *[maxRules]int64) Decisi
 			continue
 		}
 		if rem := (r.Burst - (n - now)) / r.Interval; d.Remaining < 0 || rem < d.Remaining {
-			d.Rule, d.Remaining, d.Reset = i, rem, n-now
+			d.Rule, d.Limit, d.Remaining, d.Reset = i, r.Limit, rem, n-now
 		}
 	}
 	return d

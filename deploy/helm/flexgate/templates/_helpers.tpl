@@ -143,3 +143,91 @@ a memory limit: the config's limits.maxConnections decides.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+FLEXGATE_MAX_REPLICAS: the most pods that serve at once, which a
+clusterizable rate limit with onStoreError: local divides its limit by. The
+HPA's maxReplicas (replicaCount without one) plus the rolling update's
+maxSurge (a percentage rounds up, as the Deployment controller rounds it).
+*/}}
+{{- define "flexgate.maxReplicas" -}}
+{{- $as := include "flexgate.autoscaling" . | fromYaml -}}
+{{- $n := int .Values.deployment.replicaCount -}}
+{{- if $as.enabled }}{{ $n = int $as.maxReplicas }}{{ end -}}
+{{- $surge := 0 -}}
+{{- $st := default dict .Values.deployment.strategy -}}
+{{- if eq (toString (default "RollingUpdate" $st.type)) "RollingUpdate" -}}
+{{- $ms := dig "rollingUpdate" "maxSurge" "25%" $st -}}
+{{- if and (kindIs "string" $ms) (hasSuffix "%" $ms) -}}
+{{- $surge = div (add (mul $n (trimSuffix "%" $ms | atoi)) 99) 100 -}}
+{{- else -}}
+{{- $surge = int $ms -}}
+{{- end -}}
+{{- end -}}
+{{- add $n $surge -}}
+{{- end -}}
+
+{{/*
+"true" when sharedStorage names a Redis; fails when it names more than one.
+*/}}
+{{- define "flexgate.sharedStorage" -}}
+{{- $r := .Values.sharedStorage.redis -}}
+{{- $modes := 0 -}}
+{{- if $r.address }}{{ $modes = add1 $modes }}{{ end -}}
+{{- if $r.sentinel.addresses }}{{ $modes = add1 $modes }}{{ end -}}
+{{- if $r.cluster.addresses }}{{ $modes = add1 $modes }}{{ end -}}
+{{- if gt (int $modes) 1 -}}
+{{- fail "sharedStorage.redis: set one of address (one server), sentinel.addresses (a Sentinel set) and cluster.addresses (a Redis Cluster), not several." -}}
+{{- end -}}
+{{- if gt (int $modes) 0 }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The Gateway document that gives the gateway its shared storage. Secrets
+reach it as environment variables (see flexgate.sharedStorageEnv), named
+with $env so that neither the ConfigMap nor /config holds them.
+*/}}
+{{- define "flexgate.sharedStorageDocument" -}}
+{{- $r := .Values.sharedStorage.redis -}}
+{{- $redis := dict -}}
+{{- with $r.address }}{{ $_ := set $redis "address" . }}{{ end -}}
+{{- if $r.sentinel.addresses -}}
+{{- $s := dict "addresses" $r.sentinel.addresses "masterName" $r.sentinel.masterName -}}
+{{- if $r.sentinel.passwordSecret.name }}{{ $_ := set $s "password" "$env.FLEXGATE_REDIS_SENTINEL_PASSWORD" }}{{ end -}}
+{{- $_ := set $redis "sentinel" $s -}}
+{{- end -}}
+{{- with $r.cluster.addresses }}{{ $_ := set $redis "cluster" (dict "addresses" .) }}{{ end -}}
+{{- with $r.username }}{{ $_ := set $redis "username" . }}{{ end -}}
+{{- if $r.db }}{{ $_ := set $redis "db" (int $r.db) }}{{ end -}}
+{{- if $r.passwordSecret.name }}{{ $_ := set $redis "password" "$env.FLEXGATE_REDIS_PASSWORD" }}{{ end -}}
+{{- if $r.tls.enabled -}}
+{{- $t := dict "minVersion" (toString $r.tls.minVersion) -}}
+{{- if $r.tls.caSecret.name }}{{ $_ := set $t "trustedCA" "$env.FLEXGATE_REDIS_CA" }}{{ end -}}
+{{- if $r.tls.clientCertSecret }}{{ $_ := set $t "certificate" (dict "crt" "$env.FLEXGATE_REDIS_TLS_CRT" "key" "$env.FLEXGATE_REDIS_TLS_KEY") }}{{ end -}}
+{{- if $r.tls.skipValidation }}{{ $_ := set $t "skipValidation" true }}{{ end -}}
+{{- $_ := set $redis "tls" $t -}}
+{{- end -}}
+{{- toYaml (dict "apiVersion" "gateway.mulesoft.com/v1alpha1" "kind" "Gateway" "metadata" (dict "name" "shared-storage") "spec" (dict "sharedStorage" (dict "redis" $redis))) -}}
+{{- end -}}
+
+{{/*
+The environment variables the shared-storage document reads, from the
+Secrets named in the values.
+*/}}
+{{- define "flexgate.sharedStorageEnv" -}}
+{{- $r := .Values.sharedStorage.redis -}}
+{{- $vars := list -}}
+{{- if $r.passwordSecret.name }}{{ $vars = append $vars (list "FLEXGATE_REDIS_PASSWORD" $r.passwordSecret.name $r.passwordSecret.key) }}{{ end -}}
+{{- if and $r.sentinel.addresses $r.sentinel.passwordSecret.name }}{{ $vars = append $vars (list "FLEXGATE_REDIS_SENTINEL_PASSWORD" $r.sentinel.passwordSecret.name $r.sentinel.passwordSecret.key) }}{{ end -}}
+{{- if $r.tls.enabled -}}
+{{- if $r.tls.caSecret.name }}{{ $vars = append $vars (list "FLEXGATE_REDIS_CA" $r.tls.caSecret.name $r.tls.caSecret.key) }}{{ end -}}
+{{- with $r.tls.clientCertSecret }}{{ $vars = append $vars (list "FLEXGATE_REDIS_TLS_CRT" . "tls.crt") }}{{ $vars = append $vars (list "FLEXGATE_REDIS_TLS_KEY" . "tls.key") }}{{ end -}}
+{{- end -}}
+{{- range $vars }}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ index . 1 | quote }}
+      key: {{ index . 2 | quote }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,233 @@
+package ratelimit
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
+	"github.com/flexgate/flexgate/policies/ratelimit/redistest"
+)
+
+// sharedGateway is chaintest.Gateway(policies) with spec.sharedStorage
+// pointing at the Redis at addr.
+func sharedGateway(addr, policies string) string {
+	return chaintest.Gateway(policies) + "  sharedStorage:\n    redis: {address: \"" + addr + "\"}\n"
+}
+
+// sharedChain compiles policies against the Redis at addr.
+func sharedChain(t testing.TB, addr, policies string) *chain.Chain {
+	t.Helper()
+	set, _, err := chaintest.Compile(t, sharedGateway(addr, policies))
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return set.Chains[0]
+}
+
+// TestClusterizableSeedLimit is TestSeedLimit429WithHeaders with the
+// buckets in Redis: the same statuses and the same X-RateLimit-* and
+// Retry-After headers.
+func TestClusterizableSeedLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	// A generous storeTimeout: this test is about answers, not outages.
+	c := sharedChain(t, srv.Addr, seedLimit+"            clusterizable: true\n            storeTimeout: 1s\n")
+	if _, ok := c.Policies[0].Policy.(*Limiter).store.(*RedisStore); !ok {
+		t.Fatalf("store is %T, want *RedisStore", c.Policies[0].Policy.(*Limiter).store)
+	}
+	for i := 1; i <= 100; i++ {
+		ctx := chaintest.Ctx("http://gw/api/products/1")
+		if rej := chaintest.Run(c, ctx); rej != nil {
+			t.Fatalf("request %d of 100 rejected: %v", i, rej)
+		}
+		if i == 1 || i == 100 {
+			want := map[string]string{"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": strconv.Itoa(100 - i), "X-RateLimit-Reset": "1"}
+			if i == 100 {
+				want["X-RateLimit-Reset"] = "60"
+			}
+			for k, v := range want {
+				if got := header(ctx, k); got != v {
+					t.Errorf("request %d: %s = %q, want %q", i, k, got, v)
+				}
+			}
+		}
+	}
+	for n := range 2 { // from Redis, then from memory
+		ctx := chaintest.Ctx("http://gw/api/products/1")
+		rej := chaintest.Run(c, ctx)
+		if rej == nil || rej.Status != 429 || rej.Reason != "rate_limited" {
+			t.Fatalf("request %d over the limit: %+v, want 429 rate_limited", n+1, rej)
+		}
+		for k, v := range map[string]string{"Retry-After": "1", "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"} {
+			if got := header(ctx, k); got != v {
+				t.Errorf("429 number %d: %s = %q, want %q", n+1, k, got, v)
+			}
+		}
+	}
+}
+
+// TestClusterizableAllocations: a client refused from memory costs no
+// allocation and no Redis call; a request that asks Redis costs at most
+// redisAllocs.
+func TestClusterizableAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	// The key of the client (1), context.WithTimeout's deadline (4) and,
+	// when calls run concurrently, the context's Done channel (1).
+	const redisAllocs = 6
+	srv := redistest.Start(t)
+	serve := func(c *chain.Chain) func() {
+		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", "key-1")
+		ex := chain.AcquireExchange()
+		t.Cleanup(func() { chain.ReleaseExchange(ex) })
+		return func() {
+			ex.Prepare(c)
+			c.RunRequest(ctx, ex)
+			c.RunResponse(ctx, ex)
+			ex.Reset()
+		}
+	}
+
+	refused := sharedChain(t, srv.Addr, "        - rate-limiting: {limit: 1, period: 60, clusterizable: true, storeTimeout: 1s, identifier: $request.header.X-Api-Key}\n")
+	store := refused.Policies[0].Policy.(*Limiter).store.(*RedisStore)
+	run := serve(refused)
+	run() // allowed
+	run() // refused by Redis, remembered
+	calls := store.conn.calls.Load()
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Errorf("a client refused from memory: %v allocations per request, want 0", n)
+	}
+	if n := store.conn.calls.Load() - calls; n != 0 {
+		t.Errorf("a client refused from memory: %d Redis calls", n)
+	}
+
+	allowed := sharedChain(t, srv.Addr, "        - rate-limiting: {limit: 1000000, period: 1, clusterizable: true, storeTimeout: 1s}\n")
+	run = serve(allowed)
+	// The client opens its pipelined connections (four) as calls come.
+	for range 200 {
+		run()
+	}
+	if n := testing.AllocsPerRun(1000, run); n > redisAllocs {
+		t.Errorf("a request decided in Redis: %v allocations, want at most %d", n, redisAllocs)
+	} else {
+		t.Logf("a request decided in Redis: %v allocations", n)
+	}
+}
+
+// TestClusterizableFallbacks: with Redis gone, deny answers 503
+// rate_limit_store_unavailable, allow passes the request without
+// X-RateLimit-* headers, and local counts limit ÷ FLEXGATE_MAX_REPLICAS.
+func TestClusterizableFallbacks(t *testing.T) {
+	srv := redistest.Start(t)
+	t.Setenv(MaxReplicasEnv, "4")
+	policy := func(mode string) string {
+		return "        - rate-limiting: {limit: 8, period: 60, clusterizable: true, onStoreError: " + mode + ", storeTimeout: 200ms}\n"
+	}
+	deny := sharedChain(t, srv.Addr, policy("deny"))
+	allow := sharedChain(t, srv.Addr, policy("allow"))
+	local := sharedChain(t, srv.Addr, policy("local"))
+	if rej := chaintest.Run(deny, chaintest.Ctx("http://gw/api/x")); rej != nil {
+		t.Fatalf("Redis up: %v", rej)
+	}
+	srv.Kill()
+
+	ctx := chaintest.Ctx("http://gw/api/x")
+	start := time.Now()
+	rej := chaintest.Run(deny, ctx)
+	if took := time.Since(start); took > 200*time.Millisecond+scheduling {
+		t.Errorf("deny took %s with Redis down", took)
+	}
+	if rej == nil || rej.Status != 503 || rej.Reason != "rate_limit_store_unavailable" || header(ctx, "Retry-After") != "1" ||
+		header(ctx, "X-RateLimit-Limit") != "" {
+		t.Errorf("deny, Redis down: %+v, Retry-After %q, X-RateLimit-Limit %q", rej, header(ctx, "Retry-After"), header(ctx, "X-RateLimit-Limit"))
+	}
+
+	for i := range 20 {
+		ctx := chaintest.Ctx("http://gw/api/x")
+		if rej := chaintest.Run(allow, ctx); rej != nil || header(ctx, "X-RateLimit-Limit") != "" {
+			t.Fatalf("allow, Redis down, request %d: %v, X-RateLimit-Limit %q", i, rej, header(ctx, "X-RateLimit-Limit"))
+		}
+	}
+
+	// 8 ÷ 4 replicas: 2 per replica.
+	for i := 1; i <= 3; i++ {
+		ctx := chaintest.Ctx("http://gw/api/x")
+		rej := chaintest.Run(local, ctx)
+		if pass := rej == nil; pass != (i <= 2) {
+			t.Fatalf("local, Redis down, request %d: %v", i, rej)
+		}
+		if got := header(ctx, "X-RateLimit-Limit"); got != "2" {
+			t.Errorf("local, request %d: X-RateLimit-Limit %q, want 2 (8 ÷ 4 replicas)", i, got)
+		}
+	}
+}
+
+func TestClusterizableConfig(t *testing.T) {
+	srv := redistest.Start(t)
+	f := func(params, wantPos, wantMsg string) {
+		t.Helper()
+		_, path, err := chaintest.Compile(t, sharedGateway(srv.Addr, "        - rate-limiting:\n"+params))
+		if err == nil {
+			t.Fatalf("no error for:\n%s", params)
+		}
+		if !strings.Contains(err.Error(), path+":"+wantPos+":") || !strings.Contains(err.Error(), wantMsg) {
+			t.Fatalf("error %q\nwant position %s and %q", err, wantPos, wantMsg)
+		}
+	}
+	base := "            limit: 10\n            period: 60\n"
+	f(base+"            onStoreError: allow\n", "15:27", "applies only to a clusterizable limit")
+	f(base+"            clusterizable: false\n            storeTimeout: 5ms\n", "16:27", "applies only to a clusterizable limit")
+	f(base+"            clusterizable: true\n            onStoreError: open\n", "16:27", `onStoreError "open" is not supported; use deny`)
+	f(base+"            clusterizable: true\n            storeTimeout: 10\n", "16:27", "storeTimeout must be a duration with a unit")
+	f(base+"            clusterizable: true\n            storeTimeout: 5s\n", "16:27", "storeTimeout 5s is out of range")
+	f(base+"            clusterizable: yes please\n", "15:28", "cannot unmarshal")
+
+	t.Setenv(MaxReplicasEnv, "")
+	f(base+"            clusterizable: true\n            onStoreError: local\n", "16:27", "onStoreError: local needs FLEXGATE_MAX_REPLICAS")
+	t.Setenv(MaxReplicasEnv, "ten")
+	f(base+"            clusterizable: true\n            onStoreError: local\n", "16:27", `FLEXGATE_MAX_REPLICAS to be a whole number of replicas of at least 1, not "ten"`)
+	t.Setenv(MaxReplicasEnv, "20")
+	f(base+"            clusterizable: true\n            onStoreError: local\n", "16:27", "less than one request of the limit of 10 per 60 s")
+}
+
+// TestPerReplicaWarnings: a clusterizable limit without shared storage,
+// and a limit that does not say while shared storage is configured, are
+// warned of at their place: each replica counts on its own.
+func TestPerReplicaWarnings(t *testing.T) {
+	warnings := func(text string) []string {
+		t.Helper()
+		cfg, path := chaintest.Load(t, text)
+		if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range cfg.Warnings {
+			out = append(out, strings.TrimPrefix(w.String(), path+":"))
+		}
+		// Compiled again (a reload), the config warns once.
+		if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil || len(cfg.Warnings) != len(out) {
+			t.Errorf("compiled twice: %d warnings, want %d", len(cfg.Warnings), len(out))
+		}
+		return out
+	}
+	got := warnings(chaintest.Gateway("        - rate-limiting: {limit: 10, period: 60, clusterizable: true}\n"))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "12:65: warning: rate-limiting: clusterizable: true, but spec.sharedStorage is not configured, so this limit is per replica") {
+		t.Errorf("clusterizable without shared storage: %q", got)
+	}
+	got = warnings(sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 10, period: 60}\n"))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "12:11: warning: rate-limiting: this limit is per replica") || !strings.Contains(got[0], "add clusterizable: true") {
+		t.Errorf("shared storage, limit without clusterizable: %q", got)
+	}
+	for _, quiet := range []string{
+		chaintest.Gateway("        - rate-limiting: {limit: 10, period: 60}\n"),
+		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 10, period: 60, clusterizable: false}\n"),
+		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 10, period: 60, clusterizable: true}\n"),
+	} {
+		if got := warnings(quiet); len(got) != 0 {
+			t.Errorf("unexpected warnings %q for\n%s", got, quiet)
+		}
+	}
+}

@@ -1,0 +1,435 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/rueidis"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// The circuit breaker of a connection to Redis.
+const (
+	breakerClosed int32 = iota
+	// breakerHalfOpen: a probe went through; calls are made again and the
+	// first that fails opens the breaker, the first that succeeds closes it.
+	breakerHalfOpen
+	// breakerOpen: no call is made; the policies answer by their
+	// onStoreError and a background probe asks Redis until it answers.
+	breakerOpen
+)
+
+var breakerStates = [...]string{"closed", "half_open", "open"}
+
+const (
+	// openAfter consecutive failed calls open the breaker.
+	openAfter = 3
+	// probeEvery is how often an open breaker, or a client that could not
+	// connect, asks Redis again.
+	probeEvery = 250 * time.Millisecond
+	// dialTimeout bounds a connection attempt. The first is made while the
+	// config is provisioned, so that a gateway starts with its store up.
+	dialTimeout = 2 * time.Second
+)
+
+// gcraScript takes one token from every rule's bucket of KEYS[1], or none,
+// atomically, on Redis's own clock: replicas whose clocks differ agree.
+// The key holds the rules' theoretical arrival times in µs (GCRA), and
+// expires when every bucket is full again.
+//
+// ARGV[1] is the time in µs, or "" for Redis's TIME (tests pass their
+// clock); then an interval and a burst in µs per rule. The answer is one
+// integer, (t*8 + rule)*2 + allowed: t is, allowed, the time until the
+// bucket of the rule with the fewest tokens left is full, or, refused,
+// the time until the refusing bucket is full (its arrival time), and rule
+// is that rule's index. Lua's numbers are doubles: t < 2^45 µs (a year is
+// 2^45 µs) keeps the integer exact. With no rules it answers 1 without
+// touching anything: the breaker's probe, which a CLIENT PAUSE holds like
+// any call.
+const gcraScript = `
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local n = (#ARGV - 1) / 2
+if n < 1 then return 1 end
+local tats = {}
+local v = redis.call('GET', KEYS[1])
+if v then
+  for s in string.gmatch(v, '%d+') do tats[#tats + 1] = tonumber(s) end
+end
+local allowed, rule, t, rem, wait = true, 0, 0, -1, 0
+local nexts = {}
+for i = 1, n do
+  local iv, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local tat = tats[i]
+  if not tat or tat < now then tat = now end
+  local nx = tat + iv
+  if nx - now > burst then
+    local w = nx - burst - now
+    if allowed or w > wait then
+      allowed, rule, t, wait = false, i - 1, tat - now, w
+    end
+  else
+    nexts[i] = nx
+    if allowed then
+      local r = math.floor((burst - (nx - now)) / iv)
+      if rem < 0 or r < rem then rule, t, rem = i - 1, nx - now, r end
+    end
+  end
+end
+if not allowed then return (t * 8 + rule) * 2 end
+local last, parts = 0, {}
+for i = 1, n do
+  parts[i] = string.format('%d', nexts[i])
+  if nexts[i] > last then last = nexts[i] end
+end
+redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil((last - now) / 1000))
+return (t * 8 + rule) * 2 + 1
+`
+
+var script = rueidis.NewLuaScript(gcraScript)
+
+// probeArgs call the script with no rules.
+var probeArgs = []string{""}
+
+// redisConn is one gateway's client of its shared storage, shared by
+// every clusterizable rate limit of the gateway and kept across reloads
+// that leave spec.sharedStorage as it is. It counts its users; the last to
+// release it closes it. Safe for concurrent use.
+type redisConn struct {
+	key    connKey
+	redis  *config.Redis
+	opt    rueidis.ClientOption
+	log    *slog.Logger
+	client atomic.Pointer[rueidis.Client]
+	// state is the breaker; fails counts consecutive failed calls.
+	state atomic.Int32
+	fails atomic.Int32
+	// probeTimeout is the longest storeTimeout of the users, in ns.
+	probeTimeout atomic.Int64
+	// calls counts calls made to Redis, probes excluded.
+	calls atomic.Int64
+	// wasUp is set once Redis has answered a probe.
+	wasUp atomic.Bool
+	refs  int // under connsMu
+
+	duration *metrics.PrometheusHistogram
+	errTimeout,
+	errConn,
+	errServer *metrics.Counter
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// connKey names a connection: one per gateway (its metrics set) and
+// shared-storage settings.
+type connKey struct {
+	set *metrics.Set
+	cfg string
+}
+
+var (
+	connsMu sync.Mutex
+	conns   = map[connKey]*redisConn{}
+	// current is each gateway's newest connection, which its gauges
+	// describe: a gauge keeps the callback it was created with.
+	current = map[*metrics.Set]*redisConn{}
+)
+
+// settingsKey is a digest of everything that makes a connection, the
+// password included (it never leaves the digest).
+func settingsKey(r *config.Redis) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%#v\x00", *r)
+	if r.Sentinel != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.Sentinel)
+	}
+	if r.Cluster != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.Cluster)
+	}
+	if r.TLS != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.TLS)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// acquireConn returns the gateway's connection for s, made and connected
+// if it is the first user. A Redis that cannot be reached now is no error:
+// the connection starts down, with its breaker open, and keeps trying.
+func acquireConn(set *metrics.Set, s *config.SharedStorage, timeout time.Duration) (*redisConn, error) {
+	key := connKey{set: set, cfg: settingsKey(s.Redis)}
+	connsMu.Lock()
+	defer connsMu.Unlock()
+	c := conns[key]
+	if c == nil {
+		var err error
+		if c, err = newRedisConn(key, s.Redis); err != nil {
+			return nil, err
+		}
+		conns[key] = c
+	}
+	c.refs++
+	if int64(timeout) > c.probeTimeout.Load() {
+		c.probeTimeout.Store(int64(timeout))
+	}
+	current[set] = c
+	c.register(set)
+	return c, nil
+}
+
+// release drops one user; the last closes the client.
+func (c *redisConn) release() {
+	connsMu.Lock()
+	c.refs--
+	last := c.refs == 0
+	if last {
+		delete(conns, c.key)
+		if current[c.key.set] == c {
+			delete(current, c.key.set)
+			for k, o := range conns {
+				if k.set == c.key.set {
+					current[k.set] = o
+				}
+			}
+		}
+	}
+	connsMu.Unlock()
+	if !last {
+		return
+	}
+	close(c.stop)
+	<-c.done
+	if cl := c.client.Load(); cl != nil {
+		(*cl).Close()
+	}
+}
+
+// newRedisConn makes a connection. It logs to the default logger: it serves
+// every route of the gateway, not the one whose policy made it.
+func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
+	opt := rueidis.ClientOption{
+		InitAddress: r.Addresses(),
+		Username:    r.Username,
+		Password:    r.Password,
+		SelectDB:    r.DB,
+		ClientName:  "flexgate",
+		// A write that timed out may have counted; sending it again
+		// could count it twice.
+		DisableRetry: true,
+		// No client-side caching: every decision is Redis's.
+		DisableCache:        true,
+		Dialer:              netDialer(),
+		ReadBufferEachConn:  64 << 10,
+		WriteBufferEachConn: 64 << 10,
+		// An unanswered connection is given up after this, whatever the
+		// callers' deadlines: a paused or hung Redis must not hold
+		// connections for the kernel's keepalive (minutes).
+		ConnWriteTimeout: 5 * time.Second,
+	}
+	switch r.Mode() {
+	case "standalone":
+		opt.ForceSingleClient = true
+	case "sentinel":
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: r.Sentinel.MasterName, Password: r.Sentinel.Password,
+			Dialer: netDialer(), ClientName: "flexgate", TopologyRefreshInterval: 5 * time.Second}
+	case "cluster":
+		opt.ShuffleInit = true
+	}
+	if r.TLS != nil {
+		tc, err := r.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("sharedStorage redis tls: %w", err)
+		}
+		opt.TLSConfig = tc
+		opt.Sentinel.TLSConfig = tc
+	}
+	c := &redisConn{key: key, redis: r, opt: opt, log: slog.Default().With("sharedStorage", "redis", "mode", r.Mode(), "addresses", r.Addresses()),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c.state.Store(breakerOpen)
+	if err := c.connect(); err != nil {
+		c.log.Warn("shared storage unreachable; clusterizable rate limits answer by their onStoreError until it is back", "error", err.Error())
+	}
+	go c.run()
+	return c, nil
+}
+
+func netDialer() net.Dialer {
+	return net.Dialer{Timeout: dialTimeout, KeepAlive: time.Second}
+}
+
+// connect makes the client if there is none yet and probes Redis.
+func (c *redisConn) connect() error {
+	if c.client.Load() == nil {
+		cl, err := rueidis.NewClient(c.opt)
+		if err != nil {
+			return err
+		}
+		c.client.Store(&cl)
+	}
+	return c.probe()
+}
+
+// probe runs the script with no rules; on success the breaker lets calls
+// through again.
+func (c *redisConn) probe() error {
+	timeout := max(time.Duration(c.probeTimeout.Load()), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := script.Exec(ctx, *c.client.Load(), []string{"flexgate:probe"}, probeArgs).Error()
+	if err != nil {
+		return err
+	}
+	if c.state.CompareAndSwap(breakerOpen, breakerHalfOpen) {
+		c.fails.Store(0)
+		if c.wasUp.Swap(true) {
+			c.log.Info("shared storage answers again; clusterizable rate limits use it")
+		} else {
+			c.log.Info("shared storage connected")
+		}
+	}
+	return nil
+}
+
+// run probes while the breaker is open, until the connection is released.
+func (c *redisConn) run() {
+	defer close(c.done)
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.wake:
+		}
+		if c.state.Load() == breakerOpen {
+			_ = c.connect()
+		}
+	}
+}
+
+// usable reports whether calls may be made.
+func (c *redisConn) usable() bool { return c.state.Load() != breakerOpen }
+
+// succeeded records a call that Redis answered.
+func (c *redisConn) succeeded() {
+	if c.fails.Load() != 0 {
+		c.fails.Store(0)
+	}
+	if c.state.Load() == breakerHalfOpen {
+		c.state.CompareAndSwap(breakerHalfOpen, breakerClosed)
+	}
+}
+
+// failed records a failed call, counts it by reason and opens the breaker
+// after openAfter in a row (at once when half open).
+func (c *redisConn) failed(err error) {
+	var reason string
+	switch _, isRedis := rueidis.IsRedisErr(err); {
+	case errors.Is(err, context.DeadlineExceeded):
+		c.errTimeout.Inc()
+		reason = "timeout"
+	case isRedis:
+		c.errServer.Inc()
+		reason = "server"
+	default:
+		c.errConn.Inc()
+		reason = "connection"
+	}
+	n := c.fails.Add(1)
+	st := c.state.Load()
+	if (st == breakerHalfOpen || n >= openAfter) && st != breakerOpen && c.state.CompareAndSwap(st, breakerOpen) {
+		c.log.Warn("shared storage failing; breaker open: clusterizable rate limits answer by their onStoreError until a probe succeeds",
+			"reason", reason, "error", err.Error())
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take runs the script for key within timeout.
+func (c *redisConn) take(key string, args []string, timeout time.Duration) (int64, error) {
+	cl := c.client.Load()
+	if cl == nil {
+		return 0, rueidis.ErrClosing
+	}
+	c.calls.Add(1)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	v, err := script.Exec(ctx, *cl, []string{key}, args).AsInt64()
+	cancel()
+	c.duration.UpdateDuration(start)
+	return v, err
+}
+
+// register creates the connection's series in the gateway's set.
+func (c *redisConn) register(set *metrics.Set) {
+	if c.duration != nil {
+		return
+	}
+	c.duration = set.GetOrCreatePrometheusHistogramExt(`flexgate_ratelimit_store_call_duration_seconds`,
+		[]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1})
+	c.errTimeout = set.GetOrCreateCounter(`flexgate_ratelimit_store_errors_total{reason="timeout"}`)
+	c.errConn = set.GetOrCreateCounter(`flexgate_ratelimit_store_errors_total{reason="connection"}`)
+	c.errServer = set.GetOrCreateCounter(`flexgate_ratelimit_store_errors_total{reason="server"}`)
+	set.GetOrCreateGauge(`flexgate_ratelimit_store_up`, func() float64 {
+		if c := currentConn(set); c != nil && c.usable() {
+			return 1
+		}
+		return 0
+	})
+	for i, name := range breakerStates {
+		state := int32(i)
+		set.GetOrCreateGauge(`flexgate_ratelimit_store_breaker{state="`+name+`"}`, func() float64 {
+			if c := currentConn(set); c != nil && c.state.Load() == state {
+				return 1
+			}
+			return 0
+		})
+	}
+}
+
+func currentConn(set *metrics.Set) *redisConn {
+	connsMu.Lock()
+	defer connsMu.Unlock()
+	return current[set]
+}
+
+// connState is what /config shows of a connection.
+type connState struct {
+	// Connected: a clusterizable limit uses the storage, so the gateway
+	// holds a connection to it.
+	Connected bool   `json:"connected"`
+	Up        bool   `json:"up"`
+	Breaker   string `json:"breaker,omitempty"`
+	Calls     int64  `json:"calls"`
+}
+
+func init() {
+	config.SharedStorageState = func(s *config.SharedStorage) any {
+		key := settingsKey(s.Redis)
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		for k, c := range conns {
+			if k.cfg == key {
+				return connState{Connected: true, Up: c.usable(), Breaker: breakerStates[c.state.Load()], Calls: c.calls.Load()}
+			}
+		}
+		return connState{}
+	}
+}

@@ -1,0 +1,191 @@
+package ratelimit
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flexgate/flexgate/policies/ratelimit/redistest"
+)
+
+// scheduling is what a request may wait beyond storeTimeout: this machine
+// has two shared cores, and the race detector slows everything.
+const scheduling = 250 * time.Millisecond
+
+// fault is one way Redis fails, and how it comes back.
+type fault struct {
+	name  string
+	start func(t *testing.T, srv *redistest.Server)
+	// end undoes it; nil when it ends by itself.
+	end func(t *testing.T, srv *redistest.Server)
+	// fresh: Redis comes back empty.
+	fresh bool
+}
+
+var faults = []fault{
+	{name: "killed", start: func(t *testing.T, srv *redistest.Server) { srv.Kill() },
+		end: func(t *testing.T, srv *redistest.Server) { srv.Restart() }, fresh: true},
+	{name: "DEBUG SLEEP", start: func(t *testing.T, srv *redistest.Server) {
+		// redis-cli waits for the sleep to end.
+		go func() { _, _ = srv.Do("DEBUG", "SLEEP", "1.5") }()
+		waitBlocked(t, srv)
+	}},
+	{name: "CLIENT PAUSE", start: func(t *testing.T, srv *redistest.Server) {
+		srv.MustDo("CLIENT", "PAUSE", "1500", "WRITE")
+	}},
+	{name: "restarted empty", start: func(t *testing.T, srv *redistest.Server) { srv.Restart() }, fresh: true},
+}
+
+// waitBlocked returns once srv stops answering (DEBUG SLEEP has begun).
+func waitBlocked(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		done := make(chan struct{})
+		go func() {
+			_, _ = srv.Do("PING")
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(200 * time.Millisecond):
+			return
+		}
+	}
+	t.Fatal("Redis still answers PING 5 s after DEBUG SLEEP was sent")
+}
+
+// TestRedisStoreFaults kills, pauses and empties Redis under each
+// onStoreError: every request is answered within storeTimeout (plus
+// scheduling) by the fallback the policy names, the breaker stops calling
+// Redis after a few failures, and the store recovers by itself.
+func TestRedisStoreFaults(t *testing.T) {
+	rules := []Rule{NewRule(10, time.Minute)}
+	const timeout = 10 * time.Millisecond
+	for _, f := range faults {
+		for _, mode := range []Fallback{FallbackDeny, FallbackAllow, FallbackLocal} {
+			t.Run(f.name+"/"+string(mode), func(t *testing.T) {
+				t.Parallel()
+				srv := redistest.Start(t)
+				s := newTestStore(t, srv.Addr, rules, storeOpts{timeout: timeout, fallback: mode, localDiv: 2})
+				key := []byte("203.0.113.5")
+				// Three requests decided by Redis. A loaded machine can
+				// make a call miss its 10ms; it falls back, and may still
+				// count once Redis runs it.
+				for decided, deadline := 0, time.Now().Add(10*time.Second); decided < 3; {
+					d := s.Take(key, monoClock(), rules)
+					if !d.Unavailable && !d.Unknown && d.Limit == 10 {
+						decided++
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("before the fault, Redis decided %d requests in 10 s; last %+v", decided, d)
+					}
+				}
+
+				f.start(t, srv)
+				// Concurrent requests during the fault: each answered in
+				// time, by the fallback.
+				var slowest time.Duration
+				var mu sync.Mutex
+				var decisions []Decision
+				var wg sync.WaitGroup
+				for w := range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := range 10 {
+							// Other clients: a call that timed out may still
+							// count once Redis runs it, and key's budget is
+							// checked after the recovery.
+							k := []byte("198.51.100." + strconv.Itoa(w*10+i))
+							start := time.Now()
+							d := s.Take(k, monoClock(), rules)
+							took := time.Since(start)
+							mu.Lock()
+							slowest = max(slowest, took)
+							decisions = append(decisions, d)
+							mu.Unlock()
+						}
+					}()
+				}
+				wg.Wait()
+				if slowest > timeout+scheduling {
+					t.Errorf("a request waited %s for a failing Redis; storeTimeout is %s", slowest, timeout)
+				}
+				fallbacks := 0
+				for _, d := range decisions {
+					switch {
+					case mode == FallbackDeny && d.Unavailable,
+						mode == FallbackAllow && d.Allowed && d.Unknown,
+						mode == FallbackLocal && d.Allowed && d.Limit == 5:
+						fallbacks++
+					case d.Unavailable || d.Unknown || d.Limit == 5:
+						t.Fatalf("onStoreError %s answered %+v", mode, d)
+					}
+				}
+				if fallbacks == 0 && !f.fresh {
+					t.Errorf("no request fell back during %s", f.name)
+				}
+				t.Logf("%s, %s: 80 requests, %d by the fallback, slowest %s, breaker %s",
+					f.name, mode, fallbacks, slowest.Round(time.Millisecond), breakerStates[s.conn.state.Load()])
+
+				if !f.fresh && s.conn.state.Load() == breakerOpen {
+					// The breaker is open: no request reaches Redis.
+					calls := s.conn.calls.Load()
+					for range 100 {
+						s.Take(key, monoClock(), rules)
+					}
+					if n := s.conn.calls.Load() - calls; n != 0 {
+						t.Errorf("breaker open, yet %d calls reached Redis", n)
+					}
+				}
+				if f.end != nil {
+					f.end(t, srv)
+				}
+				// Recovery is automatic: wait for Redis to decide again.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					d := s.Take(key, monoClock(), rules)
+					if !d.Unavailable && !d.Unknown && d.Limit == 10 {
+						// 6 left (or fewer, if a call that timed out
+						// counted) when the budget survived the fault; 9
+						// when Redis came back empty.
+						if kept := d.Remaining <= 6; kept == f.fresh {
+							t.Errorf("after recovery: %+v; budget kept %v, want %v", d, kept, !f.fresh)
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("Redis back, yet the store still falls back after 10 s: %+v, breaker %s", d, breakerStates[s.conn.state.Load()])
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+		}
+	}
+}
+
+// TestRedisStoreStartsWithRedisDown: a gateway whose Redis is unreachable
+// starts (the store is down, the policy falls back) and uses Redis once it
+// comes up.
+func TestRedisStoreStartsWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill()
+	rules := []Rule{NewRule(10, time.Minute)}
+	s := newTestStore(t, srv.Addr, rules, storeOpts{timeout: 10 * time.Millisecond})
+	if d := s.Take([]byte("a"), monoClock(), rules); !d.Unavailable {
+		t.Fatalf("Redis down: %+v, want unavailable (onStoreError: deny)", d)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if d := s.Take([]byte("a"), monoClock(), rules); d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis up, store still unavailable after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

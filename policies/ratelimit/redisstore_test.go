@@ -1,0 +1,352 @@
+package ratelimit
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/policies/ratelimit/redistest"
+)
+
+// storeOpts adjust a test RedisStore.
+type storeOpts struct {
+	id       string
+	timeout  time.Duration
+	fallback Fallback
+	// localDiv builds the local fallback with limit ÷ localDiv.
+	localDiv int64
+	redis    *config.Redis
+}
+
+// newTestStore connects a RedisStore for rules to the Redis at addr,
+// with a connection of its own (as a gateway of its own would have).
+func newTestStore(t testing.TB, addr string, rules []Rule, o storeOpts) *RedisStore {
+	t.Helper()
+	if o.id == "" {
+		o.id = t.Name()
+	}
+	if o.timeout == 0 {
+		o.timeout = time.Second
+	}
+	if o.fallback == "" {
+		o.fallback = FallbackDeny
+	}
+	if o.redis == nil {
+		o.redis = &config.Redis{Address: addr}
+	}
+	set := metrics.NewSet()
+	conn, err := acquireConn(set, &config.SharedStorage{Redis: o.redis}, o.timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := redisStoreOptions{conn: conn, id: o.id, rules: rules, timeout: o.timeout, fallback: o.fallback, set: set, route: "r"}
+	if o.fallback == FallbackLocal {
+		for _, r := range rules {
+			so.localRules = append(so.localRules, NewRule(r.Limit/o.localDiv, time.Duration(r.Period)))
+		}
+		so.local = NewMemStore(minMaxKeys, 0, monoClock)
+	}
+	s := newRedisStore(so)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestRedisStoreMatchesMemStore: on one clock, the Redis store decides
+// every request as the in-memory store does, with the same Remaining,
+// Reset and Retry-After, so the X-RateLimit-* headers cannot tell them
+// apart.
+func TestRedisStoreMatchesMemStore(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, rules := range [][]Rule{
+		{NewRule(100, time.Minute)},
+		{NewRule(5, 500*time.Millisecond)},
+		{NewRule(10, time.Second), NewRule(50, 10*time.Second), NewRule(200, time.Hour)},
+	} {
+		rs := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.Itoa(len(rules)) + strconv.FormatInt(rules[0].Limit, 10)})
+		rs.callerClock = true
+		ms := NewMemStore(minMaxKeys, 0, monoClock)
+		defer ms.Close()
+		rng := mrand.New(mrand.NewPCG(1, uint64(len(rules))))
+		now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+		keys := [][]byte{[]byte("192.0.2.1"), []byte("api-key-2"), []byte("")}
+		calls := rs.conn.calls.Load()
+		refusedCalls := int64(0)
+		for i := range 3000 {
+			// Whole µs, as Redis counts; each of the three clients asks
+			// twice as often as the first rule allows on average, so that
+			// clients run out and refill.
+			now += rng.Int64N(rules[0].Interval/3000) * 1000
+			key := keys[rng.IntN(len(keys))]
+			before := rs.conn.calls.Load()
+			got, want := rs.Take(key, now, rules), ms.Take(key, now, rules)
+			if got != want {
+				t.Fatalf("%d rules, request %d: redis %+v, memory %+v", len(rules), i, got, want)
+			}
+			if !got.Allowed && rs.conn.calls.Load() == before {
+				refusedCalls++
+			}
+		}
+		if refusedCalls == 0 {
+			t.Errorf("%d rules: no refusal was answered from memory", len(rules))
+		}
+		t.Logf("%d rules: 3000 requests, %d Redis calls, %d refusals answered without one", len(rules), rs.conn.calls.Load()-calls, refusedCalls)
+	}
+}
+
+// TestRedisStoreKeys: a key names the policy and a digest of the client,
+// never the identifier; it expires when the bucket is full again; a changed
+// policy starts afresh and an unchanged one, made again (a restart), keeps
+// its budget.
+func TestRedisStoreKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	rules := []Rule{NewRule(2, 2*time.Second)}
+	s := newTestStore(t, srv.Addr, rules, storeOpts{id: "route-a\x000\x00$request.header.X-Api-Key\x002/2000000000"})
+	secret := []byte("sk_live_very_secret_api_key")
+	for range 2 {
+		if d := s.Take(secret, monoClock(), rules); !d.Allowed {
+			t.Fatalf("first requests refused: %+v", d)
+		}
+	}
+	keys := srv.MustDo("KEYS", "*")
+	if strings.Contains(keys, "secret") || strings.Count(keys, "\n") != 0 {
+		t.Fatalf("keys in Redis: %q, want one, without the identifier", keys)
+	}
+	if !strings.HasPrefix(keys, "flexgate:rl:") || !strings.Contains(keys, ":{") || !strings.HasSuffix(keys, "}") || len(keys) != len("flexgate:rl:")+16+2+32+1 {
+		t.Errorf("key %q is not flexgate:rl:<policy>:{<digest>}", keys)
+	}
+	if v := srv.MustDo("GET", keys); strings.Contains(v, "secret") {
+		t.Errorf("value %q holds the identifier", v)
+	}
+	ttl, _ := strconv.Atoi(srv.MustDo("PTTL", keys))
+	if ttl <= 0 || ttl > 2000 {
+		t.Errorf("PTTL %d ms, want the time until the bucket is full again (at most 2000)", ttl)
+	}
+	if d := s.Take(secret, monoClock(), rules); d.Allowed {
+		t.Fatalf("third request in 2 s allowed: %+v", d)
+	}
+
+	// Made again with the same id (a restart, another replica): the budget
+	// is still spent.
+	again := newTestStore(t, srv.Addr, rules, storeOpts{id: "route-a\x000\x00$request.header.X-Api-Key\x002/2000000000"})
+	if d := again.Take(secret, monoClock(), rules); d.Allowed {
+		t.Fatalf("the same policy made again found a fresh budget: %+v", d)
+	}
+	// Another policy (here: another limit) starts afresh.
+	changed := newTestStore(t, srv.Addr, rules, storeOpts{id: "route-a\x000\x00$request.header.X-Api-Key\x003/2000000000"})
+	if d := changed.Take(secret, monoClock(), rules); !d.Allowed {
+		t.Fatalf("a changed policy inherited the old budget: %+v", d)
+	}
+}
+
+// hammer sends requests for keys through stores from workers goroutines
+// each until stop is closed, and returns how many were allowed.
+func hammer(stores []*RedisStore, keys [][]byte, workers int, rules []Rule, stop <-chan struct{}) (allowed, refused int64) {
+	var a, r atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[w%len(stores)]
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if d := s.Take(keys[i%len(keys)], monoClock(), rules); d.Allowed {
+					a.Add(1)
+				} else if d.Unavailable {
+					panic("store unavailable during a correctness run")
+				} else {
+					r.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return a.Load(), r.Load()
+}
+
+// checkTotal runs three stores (three gateways' connections) sharing one
+// Redis or Cluster under concurrent load for windows periods and checks
+// that they admit, together, the limit ±1 %.
+func checkTotal(t *testing.T, redis *config.Redis, nkeys int) {
+	const (
+		limit   = 100
+		period  = 250 * time.Millisecond
+		windows = 12
+	)
+	rules := []Rule{NewRule(limit, period)}
+	var stores []*RedisStore
+	for range 3 {
+		stores = append(stores, newTestStore(t, "", rules, storeOpts{redis: redis}))
+	}
+	keys := make([][]byte, nkeys)
+	for i := range keys {
+		keys[i] = []byte("198.51.100." + strconv.Itoa(i))
+	}
+	stop := make(chan struct{})
+	start := time.Now()
+	time.AfterFunc(windows*period, func() { close(stop) })
+	allowed, refused := hammer(stores, keys, 12, rules, stop)
+	elapsed := time.Since(start)
+	var calls int64
+	for _, s := range stores {
+		calls += s.conn.calls.Load()
+	}
+	// A fresh bucket holds limit; then one token every period/limit.
+	want := float64(nkeys) * (limit + float64(elapsed)/float64(rules[0].Interval))
+	dev := (float64(allowed) - want) / want
+	t.Logf("%d clients, 3 gateways, %d windows of %s: admitted %d, expected %.0f (%+.2f %%); refused %d; "+
+		"%d Redis calls: %.2f per admitted request, %.5f per request",
+		nkeys, windows, period, allowed, want, 100*dev, refused, calls, float64(calls)/float64(allowed), float64(calls)/float64(allowed+refused))
+	if dev < -0.01 || dev > 0.01 {
+		t.Errorf("admitted %d, want %.0f ±1 %% (%+.2f %%)", allowed, want, 100*dev)
+	}
+	if refused == 0 {
+		t.Error("no request was refused: the load did not exceed the limit")
+	}
+}
+
+func TestRedisStoreLimitHoldsAcrossGateways(t *testing.T) {
+	srv := redistest.Start(t)
+	checkTotal(t, &config.Redis{Address: srv.Addr}, 1)
+}
+
+func TestRedisStoreLimitHoldsOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	checkTotal(t, &config.Redis{Cluster: &config.RedisCluster{Addresses: c.Addrs()}}, 6)
+	// The clients' keys spread over the masters.
+	spread := 0
+	for _, n := range c.Nodes {
+		if keys, _ := n.Do("DBSIZE"); keys != "0" {
+			spread++
+		}
+	}
+	if spread < 2 {
+		t.Errorf("keys of 6 clients sit on %d of 3 masters", spread)
+	}
+}
+
+// testPKI writes a CA and a server certificate for 127.0.0.1 (usable as a
+// client certificate too) into dir, and returns the CA, a client
+// certificate and its key as PEM text, with the files' paths.
+func testPKI(t *testing.T, dir string) (caPEM, clientCrt, clientKey string, files [3]string) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test redis CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(serial int64, cn string) (string, string) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", kder)
+	}
+	caPEM = pemOf("CERTIFICATE", caDER)
+	srvCrt, srvKey := leaf(2, "redis")
+	clientCrt, clientKey = leaf(3, "gateway")
+	for i, f := range []struct{ name, text string }{{"redis.crt", srvCrt}, {"redis.key", srvKey}, {"ca.crt", caPEM}} {
+		files[i] = filepath.Join(dir, f.name)
+		if err := os.WriteFile(files[i], []byte(f.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caPEM, clientCrt, clientKey, files
+}
+
+// TestRedisStoreTLS: a Redis that speaks only TLS and wants a client
+// certificate is reached with trustedCA and certificate; without the
+// certificate, or trusting another CA, the store stays down.
+func TestRedisStoreTLS(t *testing.T) {
+	ca, crt, key, files := testPKI(t, t.TempDir())
+	srv := redistest.StartTLS(t, files[0], files[1], files[2])
+	otherCA, _, _, _ := testPKI(t, t.TempDir())
+	rules := []Rule{NewRule(10, time.Minute)}
+	f := func(tls *config.RedisTLS, wantUp bool) {
+		t.Helper()
+		s := newTestStore(t, "", rules, storeOpts{redis: &config.Redis{Address: srv.Addr, TLS: tls}, timeout: time.Second})
+		d := s.Take([]byte("a"), monoClock(), rules)
+		if up := d.Allowed && !d.Unavailable; up != wantUp {
+			t.Errorf("TLS %+v: %+v, want up=%v", tls, d, wantUp)
+		}
+	}
+	f(&config.RedisTLS{TrustedCA: ca, Certificate: crt, Key: key, MinVersion: "1.3"}, true)
+	f(&config.RedisTLS{TrustedCA: ca}, false)
+	f(&config.RedisTLS{TrustedCA: otherCA, Certificate: crt, Key: key}, false)
+	f(&config.RedisTLS{SkipValidation: true, Certificate: crt, Key: key}, true)
+	if keys := srv.MustDo("DBSIZE"); keys != "1" {
+		t.Errorf("DBSIZE over TLS = %q, want 1", keys)
+	}
+}
+
+// TestRedisStoreSentinel: the store finds the master through a sentinel.
+func TestRedisStoreSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "flexgate-master")
+	rules := []Rule{NewRule(10, time.Minute)}
+	s := newTestStore(t, "", rules, storeOpts{redis: &config.Redis{
+		Sentinel: &config.RedisSentinel{Addresses: []string{sentinel.Addr}, MasterName: "flexgate-master"}}})
+	if d := s.Take([]byte("a"), monoClock(), rules); !d.Allowed || d.Remaining != 9 {
+		t.Fatalf("through a sentinel: %+v", d)
+	}
+	if keys := master.MustDo("DBSIZE"); keys != "1" {
+		t.Errorf("master DBSIZE = %q, want 1", keys)
+	}
+}
+
+// TestRedisStoreLeastPrivilege: an ACL user limited to the flexgate:
+// keys and the commands the README lists is enough.
+func TestRedisStoreLeastPrivilege(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.MustDo("ACL", "SETUSER", "gateway", "on", ">gateway-pw", "~flexgate:*", "+@connection", "+evalsha", "+eval", "+get", "+set", "+time")
+	rules := []Rule{NewRule(10, time.Minute)}
+	s := newTestStore(t, "", rules, storeOpts{redis: &config.Redis{Address: srv.Addr, Username: "gateway", Password: "gateway-pw"}})
+	for i := range 2 {
+		if d := s.Take([]byte("a"), monoClock(), rules); !d.Allowed || d.Remaining != int64(9-i) {
+			t.Fatalf("request %d as a least-privilege user: %+v (ACL LOG: %s)", i, d, srv.MustDo("ACL", "LOG"))
+		}
+	}
+}
