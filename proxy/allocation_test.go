@@ -91,3 +91,24 @@ func TestStrippedPathParametersDoNotAllocate(t *testing.T) {
 		t.Fatalf("a proxied request with path parameters costs %.2f allocations, want 0", allocs)
 	}
 }
+
+// TestSparseRoundTripsDoNotAllocate: requests far enough apart that every
+// upstream connection has rested and gone back to the pool before the next
+// one: the gateway's background work per request allocates nothing either.
+func TestSparseRoundTripsDoNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	gw := startPassthrough(t)
+	rt := newRoundTrip(t, gw.URL, "/api/products/42")
+	for i := 0; i < 20; i++ {
+		rt.do(t)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		rt.do(t)
+		time.Sleep(3 * time.Millisecond) // sparse traffic: longer than a connection rests
+	})
+	if allocs >= 0.5 {
+		t.Fatalf("a request on a quiet gateway costs %.2f allocations, want 0", allocs)
+	}
+}

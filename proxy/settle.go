@@ -55,8 +55,9 @@ type hostSettler[C connHandle] struct {
 
 	mu      sync.Mutex
 	queue   []resting[C] // in the order they rest, so the first is due first
-	running bool
+	started bool
 	stopped bool
+	wake    chan struct{} // a connection was queued while the queue was empty
 	done    chan struct{}
 }
 
@@ -67,7 +68,7 @@ func newSettler[C connHandle](hc *fasthttp.HostClient, release, closeConn func(*
 		max = fasthttp.DefaultMaxConnsPerHost
 	}
 	return &hostSettler[C]{hc: hc, release: release, close: closeConn, max: max, onDirty: onDirty,
-		reusable: reusable, done: make(chan struct{})}
+		reusable: reusable, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (s *hostSettler[C]) settle(cc any) {
@@ -84,14 +85,23 @@ func (s *hostSettler[C]) settle(cc any) {
 		s.close(s.hc, c)
 		return
 	}
+	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, resting[C]{cc: c, at: time.Now().Add(settleTime)})
-	start := !s.running
-	s.running = true
+	start := !s.started
+	s.started = true
 	s.mu.Unlock()
-	if start {
-		// Connections rest for the same time, so a later one is never due
-		// before those queued: the running goroutine needs no waking.
+	switch {
+	case start:
+		// One goroutine per upstream for its life: starting one per burst
+		// would cost an allocation on the request path.
 		go s.run()
+	case wasEmpty:
+		// Connections rest for the same time, so a later one is never due
+		// before those queued: only an idle settler needs waking.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -116,12 +126,6 @@ func (s *hostSettler[C]) run() {
 			s.mu.Unlock()
 			return
 		}
-		if len(s.queue) == 0 {
-			// Idle: the goroutine ends and the next settle starts another.
-			s.running = false
-			s.mu.Unlock()
-			return
-		}
 		now := time.Now()
 		n := 0
 		for n < len(s.queue) && !s.queue[n].at.After(now) {
@@ -139,10 +143,18 @@ func (s *hostSettler[C]) run() {
 			s.putBack(due[i].cc)
 		}
 		clear(due)
-		if wait > 0 {
+		switch {
+		case wait > 0:
 			t.Reset(wait)
 			select {
 			case <-t.C:
+			case <-s.done:
+				return
+			}
+		case n == 0:
+			// Nothing queued: wait for the next connection.
+			select {
+			case <-s.wake:
 			case <-s.done:
 				return
 			}
