@@ -444,7 +444,7 @@ func TestUpstreamTrustBundleRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("secure") }}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("secure") }, Logger: quiet{}}
 	go func() { _ = srv.ServeTLS(ln, certFile, keyFile) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 
@@ -563,6 +563,7 @@ func TestTLSUpstreamClosingIdleIsNotAViolation(t *testing.T) {
 	}
 	closed := make(chan struct{}, 16)
 	srv := &fasthttp.Server{
+		Logger:      quiet{},
 		Handler:     func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") },
 		IdleTimeout: 50 * time.Millisecond,
 		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
@@ -650,3 +651,8 @@ func TestStreamedBodyGoesOutAsItComes(t *testing.T) {
 		})
 	}
 }
+
+// quiet drops a test server's log lines (the handshakes refused on purpose).
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
