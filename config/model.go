@@ -131,7 +131,49 @@ type Route struct {
 	WithoutPolicies []string
 	// MaxRequestBodySize overrides Limits.MaxRequestBodySize when > 0.
 	MaxRequestBodySize int64
-	Pos                Pos
+	// Listeners names the listeners the route serves on; empty means
+	// every listener. (A Flex ApiInstance serves on its own port.)
+	Listeners []string
+	// Hosts the request's Host (without its port) must be one of: a name,
+	// or "*.example.com" for any name under example.com. Empty means any.
+	Hosts []string
+	// Headers the request must carry, every one of them.
+	Headers []HeaderMatch
+	// StripPrefix is removed from the start of the path before Rules are
+	// matched and before the path is forwarded (a Flex ApiInstance's base
+	// path); Paths include it.
+	StripPrefix string
+	// Rules narrow what Paths admit: a request must match one of them.
+	// Empty means every request Paths admit. (Flex route rules.)
+	Rules []MatchRule
+	Pos   Pos
+}
+
+// HeaderMatch is a request header a route or rule requires.
+type HeaderMatch struct {
+	// Name is the header's name, in any case.
+	Name string
+	// Value is what the header must equal, or with Regex an RE2
+	// expression its whole value must match.
+	Value string
+	Regex bool
+}
+
+// MatchRule is one Flex rule: every field set must match (AND); a route's
+// or a policy binding's rules combine with OR. Patterns are RE2 and match
+// the whole value, as Flex's do.
+type MatchRule struct {
+	// Path matches the path after the route's StripPrefix. Its capture
+	// groups, when it has any, are concatenated to form the path sent
+	// upstream ("/api(/.*)" sends /api/orders as /orders). Empty: any.
+	Path string
+	// Host matches the Host header without its port. Empty: any.
+	Host string
+	// Methods matches the method ("GET|POST"). Empty: any.
+	Methods string
+	// Headers must all be present and match (Regex set).
+	Headers []HeaderMatch
+	Pos     Pos
 }
 
 // Upstream is where a route forwards to.
@@ -172,7 +214,10 @@ type PolicySpec struct {
 	// view shows the reference, not the secret. nil when the policy was
 	// written without parameters.
 	Params *yaml.Node
-	Pos    Pos
+	// When limits the policy to the requests that match one of its rules
+	// (a Flex PolicyBinding's rules); empty means every request.
+	When []MatchRule
+	Pos  Pos
 }
 
 // Client is a registered API client for client-id-enforcement.
