@@ -103,13 +103,27 @@ type TLS struct {
 	Certificates []Certificate
 	// MinVersion is "1.2" or "1.3".
 	MinVersion string
+	// MaxVersion is "1.2" or "1.3"; empty means 1.3.
+	MaxVersion string
+	// ALPN lists the protocols offered, in order; empty means http/1.1.
+	ALPN []string
+	// Ciphers are the TLS 1.2 suites allowed, by IANA name; empty means
+	// the gateway's forward-secret AEAD set.
+	Ciphers []string
+	// ClientCAPEM verifies client certificates (mutual TLS); with
+	// RequireClientCert a client without a valid one is refused.
+	ClientCAPEM       []byte
+	RequireClientCert bool
 }
 
 // Certificate is a PEM certificate chain and its private key on disk.
 type Certificate struct {
 	CertFile string
 	KeyFile  string
-	Pos      Pos
+	// CertPEM and KeyPEM hold a certificate written inline (a Flex tls
+	// policy) instead of in files.
+	CertPEM, KeyPEM []byte
+	Pos             Pos
 }
 
 // Route sends matching requests through a policy chain to an upstream.
