@@ -202,11 +202,13 @@ func keyPair(certPEM, keyPEM, passphrase string) (tls.Certificate, error) {
 	case b.Type == "ENCRYPTED PRIVATE KEY":
 		return tls.Certificate{}, errors.New("key is an encrypted PKCS#8 key, which is not supported; " +
 			"decrypt it (openssl pkcs8 -in key.pem -out plain.pem) and keep it in a Secret instead")
-	case x509.IsEncryptedPEMBlock(b): //nolint:staticcheck // Flex's keyPassphrase decrypts exactly these legacy keys
+	//lint:ignore SA1019 Flex's keyPassphrase decrypts exactly these legacy keys
+	case x509.IsEncryptedPEMBlock(b):
 		if passphrase == "" {
 			return tls.Certificate{}, errors.New("key is encrypted; give its keyPassphrase")
 		}
-		der, err := x509.DecryptPEMBlock(b, []byte(passphrase)) //nolint:staticcheck // as above
+		//lint:ignore SA1019 as above: the legacy format keyPassphrase is for
+		der, err := x509.DecryptPEMBlock(b, []byte(passphrase))
 		if err != nil {
 			return tls.Certificate{}, errors.New("key cannot be decrypted with keyPassphrase, or is not the key of crt")
 		}
