@@ -91,3 +91,34 @@ func TestStrippedPathParametersDoNotAllocate(t *testing.T) {
 		t.Fatalf("a proxied request with path parameters costs %.2f allocations, want 0", allocs)
 	}
 }
+
+// TestLoadBalancedRoundTripDoesNotAllocate: picking one of several
+// targets, with retries and a circuit breaker configured, costs nothing
+// either.
+func TestLoadBalancedRoundTripDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	for _, lb := range []string{"round-robin", "random", "least-request"} {
+		t.Run(lb, func(t *testing.T) {
+			var targets []string
+			for range 3 {
+				up := proxytest.StartUpstream(t)
+				up.Record = false
+				targets = append(targets, fmt.Sprintf("{url: %q, weight: 2}", up.URL+"/base"))
+			}
+			gw := proxytest.Start(t, lbYAML(`        loadBalancing: `+lb+`
+        slowStart: 1s
+        retries: {attempts: 3, on: [5xx]}
+        circuitBreaker: {maxRequests: 1000, maxRetries: 10}
+`, targets...))
+			rt := newRoundTrip(t, gw.URL, "/api/products/42?fields=name")
+			for i := 0; i < 200; i++ {
+				rt.do(t)
+			}
+			if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+				t.Fatalf("a load-balanced request costs %.2f allocations, want 0", allocs)
+			}
+		})
+	}
+}
