@@ -122,3 +122,24 @@ func TestLoadBalancedRoundTripDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseRequestsDoNotAllocate: requests further apart than a
+// connection's rest after an answer (settleTime) find the settler idle
+// each time; waking it costs nothing either.
+func TestSparseRequestsDoNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	gw := startPassthrough(t)
+	rt := newRoundTrip(t, gw.URL, "/api/products/42")
+	for i := 0; i < 20; i++ {
+		rt.do(t)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		rt.do(t)
+		time.Sleep(5 * time.Millisecond) // the request rate under test: slower than the settler's rest
+	})
+	if allocs >= 0.5 {
+		t.Fatalf("a request after a pause costs %.2f allocations, want 0", allocs)
+	}
+}

@@ -55,9 +55,15 @@ type hostSettler[C connHandle] struct {
 
 	mu      sync.Mutex
 	queue   []resting[C] // in the order they rest, so the first is due first
-	running bool
+	running bool         // the runner goroutine has started
 	stopped bool
 	done    chan struct{}
+	// wake tells a runner waiting for work that the queue has some.
+	wake chan struct{}
+
+	// The runner's own: made once, so that waking it allocates nothing.
+	timer *time.Timer
+	due   []resting[C]
 }
 
 func newSettler[C connHandle](hc *fasthttp.HostClient, release, closeConn func(*fasthttp.HostClient, C),
@@ -66,8 +72,10 @@ func newSettler[C connHandle](hc *fasthttp.HostClient, release, closeConn func(*
 	if max <= 0 {
 		max = fasthttp.DefaultMaxConnsPerHost
 	}
+	timer := time.NewTimer(settleTime)
+	timer.Stop()
 	return &hostSettler[C]{hc: hc, release: release, close: closeConn, max: max, onDirty: onDirty,
-		reusable: reusable, done: make(chan struct{})}
+		reusable: reusable, done: make(chan struct{}), wake: make(chan struct{}, 1), timer: timer}
 }
 
 func (s *hostSettler[C]) settle(cc any) {
@@ -85,13 +93,23 @@ func (s *hostSettler[C]) settle(cc any) {
 		return
 	}
 	s.queue = append(s.queue, resting[C]{cc: c, at: time.Now().Add(settleTime)})
+	first := len(s.queue) == 1
 	start := !s.running
 	s.running = true
 	s.mu.Unlock()
-	if start {
-		// Connections rest for the same time, so a later one is never due
-		// before those queued: the running goroutine needs no waking.
+	switch {
+	case start:
+		// One runner per pool, started with its first answer and ended
+		// by stop: starting one per burst would allocate.
 		go s.run()
+	case first:
+		// Connections rest for the same time, so a later one is never due
+		// before those queued: the runner needs waking only when it has
+		// run out of work.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -107,9 +125,8 @@ func (s *hostSettler[C]) putBack(c C) {
 }
 
 func (s *hostSettler[C]) run() {
-	t := time.NewTimer(settleTime)
+	t := s.timer
 	defer t.Stop()
-	var due []resting[C]
 	for {
 		s.mu.Lock()
 		if s.stopped {
@@ -117,17 +134,21 @@ func (s *hostSettler[C]) run() {
 			return
 		}
 		if len(s.queue) == 0 {
-			// Idle: the goroutine ends and the next settle starts another.
-			s.running = false
 			s.mu.Unlock()
-			return
+			select {
+			case <-s.wake:
+				continue
+			case <-s.done:
+				return
+			}
 		}
 		now := time.Now()
 		n := 0
 		for n < len(s.queue) && !s.queue[n].at.After(now) {
 			n++
 		}
-		due = append(due[:0], s.queue[:n]...)
+		due := append(s.due[:0], s.queue[:n]...)
+		s.due = due
 		clear(s.queue[:n])
 		s.queue = append(s.queue[:0], s.queue[n:]...)
 		var wait time.Duration
