@@ -113,7 +113,7 @@ func TestLoadBalancedRoundTripDoesNotAllocate(t *testing.T) {
         circuitBreaker: {maxRequests: 1000, maxRetries: 10}
 `, targets...))
 			rt := newRoundTrip(t, gw.URL, "/api/products/42?fields=name")
-			for i := 0; i < 200; i++ {
+			for i := 0; i < 3000; i++ {
 				rt.do(t)
 			}
 			if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {

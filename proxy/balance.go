@@ -49,8 +49,9 @@ type upstream struct {
 	// share of the targets.
 	healthMu sync.Mutex
 
-	mu      sync.Mutex // serialises changes of the set, and close
-	started bool       // the first set is in: targets that join later start slowly
+	mu      sync.Mutex               // serialises changes of the set, and close
+	started bool                     // the first set is in: targets that join later start slowly
+	prior   func(url string) *target // while the first set is built; see newUpstream
 	closed  bool
 	dnsErr  string // the last DNS failure, "" after a success
 	stop    chan struct{}
@@ -148,13 +149,17 @@ func checkUpstream(u *config.Upstream) error {
 }
 
 // newUpstream builds u's upstream and starts what keeps it current: DNS
-// discovery and health checks. close stops them.
-func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
+// discovery and health checks. close stops them. prior, when not nil,
+// finds the target with a URL (address and base path) among the upstreams
+// in force: a reload that changes an upstream's settings hands each
+// target's health on to the new upstream, so that a target out of service
+// stays out.
+func newUpstream(u *config.Upstream, o upstreamOptions, prior func(url string) *target) (*upstream, error) {
 	if err := checkUpstream(u); err != nil {
 		return nil, err
 	}
 	up := &upstream{key: upstreamKey(u, o), name: upstreamName(u), cfg: *u, opts: o, log: o.log,
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), prior: prior}
 	up.label = metriclabel.Quote(up.name)
 	if up.log == nil {
 		up.log = slog.New(slog.DiscardHandler)
@@ -189,7 +194,7 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 		}
 	}
 	up.mu.Lock()
-	up.started = true
+	up.started, up.prior = true, nil
 	up.mu.Unlock()
 	return up, nil
 }
@@ -272,8 +277,15 @@ func (u *upstream) update(eps []endpoint) error {
 	}
 	u.set.Store(s)
 	for _, t := range added {
+		if u.prior != nil {
+			if from := u.prior(t.url); from != nil {
+				u.inherit(t, from)
+			}
+		}
 		if u.started {
 			u.log.Info("upstream target added", "upstream", u.name, "target", t.url)
+		}
+		if u.started || t.late {
 			t.startSlow()
 		}
 		if u.cfg.HealthCheck != nil {
@@ -297,6 +309,31 @@ func sameWeights(a, b *targetSet) bool {
 		}
 	}
 	return true
+}
+
+// inherit gives t, new in u, the health and slow start of from, the same
+// address in an upstream a reload replaces, as far as u's settings keep
+// them: out of service while its health check failed (when u checks
+// health too), ejected for what is left of its ejection (when u ejects).
+func (u *upstream) inherit(t, from *target) {
+	down := from.down.Load()
+	if down&downUnhealthy != 0 && u.cfg.HealthCheck != nil {
+		t.setDown(downUnhealthy)
+	}
+	now := time.Now().UnixNano()
+	if until := from.ejectedUntil.Load(); down&downEjected != 0 && until > now && u.cfg.Outlier.ConsecutiveFailures > 0 {
+		u.healthMu.Lock()
+		t.ejections.Store(from.ejections.Load())
+		t.ejectedUntil.Store(until)
+		t.setDown(downEjected)
+		u.ejected.Add(1)
+		u.healthMu.Unlock()
+		time.AfterFunc(time.Duration(until-now), func() { u.readmit(t, downEjected) })
+	}
+	if u.cfg.SlowStart > 0 {
+		t.slowFrom.Store(from.slowFrom.Load())
+	}
+	t.consecutive.Store(from.consecutive.Load())
 }
 
 // close stops discovery and health checks and lets every target go once
@@ -351,11 +388,11 @@ func smoothSequence(weights []int64) []uint32 {
 		w[i] = x / g
 		sum += w[i]
 	}
-	if limit := max(int64(maxSlots), int64(len(w))); sum > limit {
+	if slots := max(int64(maxSlots), int64(len(w))); sum > slots {
 		scaled := sum
 		sum = 0
 		for i := range w {
-			w[i] = max(1, w[i]*limit/scaled)
+			w[i] = max(1, w[i]*slots/scaled)
 			sum += w[i]
 		}
 	}
@@ -401,6 +438,9 @@ type target struct {
 	// 0: it has its full weight.
 	slowFrom atomic.Int64
 
+	// late: the target joined a gateway that was serving already (a
+	// reload added it): it starts slowly, as one DNS finds does.
+	late     bool
 	removed  atomic.Bool
 	release  sync.Once
 	stopOnce sync.Once
@@ -432,12 +472,14 @@ func (u *upstream) newTarget(e endpoint) (*target, error) {
 	if u.gate != nil {
 		spec.private = u.key
 	}
-	p, err := u.opts.pools.acquire(spec, u.gate, u.opts)
+	p, fresh, err := u.opts.pools.acquire(spec, u.gate, u.opts)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{up: u, pool: p, parent: e.parent, url: ct.Scheme + "://" + e.addr + ct.BasePath,
 		basePath: []byte(ct.BasePath), stop: make(chan struct{})}
+	// New to a gateway that serves already: a target a reload adds.
+	t.late = fresh && u.opts.serving
 	series := u.opts.series
 	label := fmt.Sprintf(`upstream=%s,target=%s`, u.label, metriclabel.Quote(t.url))
 	name := func(metric, extra string) string {

@@ -24,7 +24,7 @@ func testUpstream(tb testing.TB, lb config.LoadBalancing, weights []int, change 
 	if change != nil {
 		change(&u)
 	}
-	up, err := newUpstream(&u, upstreamOptions{series: newSeriesRefs(nil), pools: newPoolRegistry()})
+	up, err := newUpstream(&u, upstreamOptions{series: newSeriesRefs(nil), pools: newPoolRegistry()}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -553,3 +553,71 @@ func TestEachTargetItsBasePath(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowStartForTargetsThatJoin: a target a reload adds starts slowly;
+// those the gateway started with, and those a reload keeps, do not.
+func TestSlowStartForTargetsThatJoin(t *testing.T) {
+	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
+	target := func(be *backend) string { return fmt.Sprintf("{url: %q}", be.url) }
+	gw := proxytest.Start(t, lbYAML("        slowStart: 1h\n", target(a), target(b)))
+	if got := slowTargets(t, gw); got != "" {
+		t.Errorf("targets the gateway starts with start slowly: %s", got)
+	}
+	if err := gw.Reload(t, lbYAML("        slowStart: 1h\n", target(a), target(b), target(c))); err != nil {
+		t.Fatal(err)
+	}
+	if got := slowTargets(t, gw); got != c.url {
+		t.Errorf("after a reload that adds %s, starting slowly: %q", c.url, got)
+	}
+}
+
+// slowTargets lists the targets of the first upstream that start slowly,
+// as /config shows them.
+func slowTargets(t *testing.T, gw *proxytest.Gateway) string {
+	t.Helper()
+	resp := proxytest.Do(t, "GET", gw.AdminURL+"/config", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	var doc struct {
+		Upstreams []struct {
+			Targets []struct {
+				URL       string
+				SlowStart bool
+			}
+		}
+	}
+	if err := json.Unmarshal(resp.Body(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tg := range doc.Upstreams[0].Targets {
+		if tg.SlowStart {
+			out = append(out, tg.URL)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestReloadKeepsTargetHealth: a reload that changes an upstream (adds a
+// target) keeps a dead target out of service, so that no request, POSTs
+// included, is sent to it again before its checks fail anew.
+func TestReloadKeepsTargetHealth(t *testing.T) {
+	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
+	target := func(be *backend) string { return fmt.Sprintf("{url: %q}", be.url) }
+	settings := "        healthCheck: {path: /healthz, interval: 50ms, timeout: 50ms, unhealthyThreshold: 1, healthyThreshold: 3}\n"
+	gw := proxytest.Start(t, lbYAML(settings, target(a), target(b)))
+	b.kill()
+	waitFor(t, "the dead target is unhealthy", func() bool { return targetStates(t, gw)[b.url] == "unhealthy" })
+	if err := gw.Reload(t, lbYAML(settings, target(a), target(b), target(c))); err != nil {
+		t.Fatal(err)
+	}
+	if got := targetStates(t, gw)[b.url]; got != "unhealthy" {
+		t.Fatalf("right after the reload the dead target is %q, want it still unhealthy", got)
+	}
+	for i := range 50 {
+		resp := proxytest.Do(t, "POST", gw.URL+"/x", nil, []byte("order"))
+		if resp.StatusCode() != 200 {
+			t.Fatalf("POST %d after the reload: %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}

@@ -88,6 +88,7 @@ func TestDNSDiscovery(t *testing.T) {
         url: http://backend.shop.svc:8080
         discovery: dns
         dnsRefresh: 1s
+        slowStart: 1h
 `, func(o *proxy.Options) { proxy.WithNetwork(o, dns.resolve, dns.dial) })
 
 	states := func() string {
@@ -99,6 +100,9 @@ func TestDNSDiscovery(t *testing.T) {
 	}
 	if got := states(); got != "http://10.0.0.1:8080 http://10.0.0.2:8080" {
 		t.Fatalf("targets %q, want the name's two addresses", got)
+	}
+	if got := slowTargets(t, gw); got != "" {
+		t.Errorf("addresses found at start start slowly: %s", got)
 	}
 	stop := make(chan struct{})
 	res, wait := runLoad(gw.URL, 4, 0, stop)
@@ -134,6 +138,9 @@ func TestDNSDiscovery(t *testing.T) {
 	waitFor(t, "the new address is a target and the old one is gone", func() bool {
 		return states() == "http://10.0.0.2:8080 http://10.0.0.3:8080"
 	})
+	if got := slowTargets(t, gw); got != "http://10.0.0.3:8080" {
+		t.Errorf("starting slowly after 10.0.0.3 appeared: %q, want it", got)
+	}
 	served := b3.served.Load()
 	waitFor(t, "the new address serves", func() bool { return b3.served.Load() > served+20 })
 	b1Served := b1.served.Load()

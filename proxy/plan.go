@@ -191,8 +191,24 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
 		noRoute: c.routeMetrics(""), stripParams: cfg.Limits.PathParameters == config.PathParametersStrip}
 	opts := upstreamOptions{dial: c.dial, resolve: c.resolve, metrics: c.metrics, log: c.logger,
-		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes, series: c.series, pools: c.pools}
+		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes, series: c.series, pools: c.pools, serving: old != nil}
 	fresh := map[string]*upstream{}
+	// The targets in force by URL, for a changed upstream to take their
+	// health over.
+	var inForce map[string]*target
+	prior := func(url string) *target {
+		if inForce == nil {
+			inForce = map[string]*target{}
+			for _, up := range c.upstreams {
+				if s := up.set.Load(); s != nil {
+					for _, t := range s.targets {
+						inForce[t.url] = t
+					}
+				}
+			}
+		}
+		return inForce[url]
+	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		key := upstreamKey(&r.Upstream, opts)
@@ -202,7 +218,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 				// A reload is when an operator expects files to be read
 				// again: a rotated trust bundle among them.
 				up.reloadCA()
-			} else if up, err = newUpstream(&r.Upstream, opts); err != nil {
+			} else if up, err = newUpstream(&r.Upstream, opts, prior); err != nil {
 				// The upstreams built for this plan go with it.
 				for k, f := range fresh {
 					if _, kept := c.upstreams[k]; !kept {

@@ -73,22 +73,21 @@ type poolRegistry struct {
 
 func newPoolRegistry() *poolRegistry { return &poolRegistry{pools: map[string]*pool{}} }
 
-// acquire returns the pool of spec, built when there is none yet, with
-// one more owner.
-func (r *poolRegistry) acquire(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
+// acquire returns the pool of spec, with one more owner; fresh says it
+// was built now, as no target had its address and settings.
+func (r *poolRegistry) acquire(spec poolSpec, gate *connGate, o upstreamOptions) (p *pool, fresh bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p, ok := r.pools[spec.key(o.maxHeader())]; ok {
 		p.refs++
-		return p, nil
+		return p, false, nil
 	}
-	p, err := newPool(spec, gate, o)
-	if err != nil {
-		return nil, err
+	if p, err = newPool(spec, gate, o); err != nil {
+		return nil, false, err
 	}
 	p.refs = 1
 	r.pools[p.key] = p
-	return p, nil
+	return p, true, nil
 }
 
 // release drops one owner of p and closes it when it has none left.

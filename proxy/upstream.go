@@ -85,6 +85,9 @@ type upstreamOptions struct {
 	series *seriesRefs
 	// pools are the connection pools, shared by key.
 	pools *poolRegistry
+	// serving: the gateway serves already (a reload): targets with no
+	// pool yet are new to it.
+	serving bool
 }
 
 // maxHeader is the read buffer of the pools' connections: the largest
