@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,22 @@ func (rt *roundTrip) do(tb testing.TB) {
 	}
 }
 
+// steadyAllocs is what a round trip allocates once the gateway's pools are
+// warm: the least of three measures. A pooled connection rests 2 ms after
+// an answer, so a faster burst than any before (a busy machine's CPU
+// coming back) still dials a connection or two; an allocation per request
+// shows in every measure.
+func steadyAllocs(rt *roundTrip, tb testing.TB) float64 {
+	least := math.Inf(1)
+	for range 3 {
+		least = min(least, testing.AllocsPerRun(500, func() { rt.do(tb) }))
+		if least < 0.5 {
+			break
+		}
+	}
+	return least
+}
+
 func startPassthrough(tb testing.TB, limits ...string) *proxytest.Gateway {
 	up := proxytest.StartUpstream(tb)
 	up.Handler = func(ctx *fasthttp.RequestCtx) {
@@ -67,7 +84,7 @@ func TestProxyRoundTripDoesNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		rt.do(t)
 	}
-	allocs := testing.AllocsPerRun(500, func() { rt.do(t) })
+	allocs := steadyAllocs(rt, t)
 	// Background goroutines (timers, the metrics of the test binary) may
 	// allocate now and then: a gateway that allocates per request shows
 	// as 1 or more.
@@ -87,7 +104,7 @@ func TestStrippedPathParametersDoNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		rt.do(t)
 	}
-	if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+	if allocs := steadyAllocs(rt, t); allocs >= 0.5 {
 		t.Fatalf("a proxied request with path parameters costs %.2f allocations, want 0", allocs)
 	}
 }
@@ -113,10 +130,10 @@ func TestLoadBalancedRoundTripDoesNotAllocate(t *testing.T) {
         circuitBreaker: {maxRequests: 1000, maxRetries: 10}
 `, targets...))
 			rt := newRoundTrip(t, gw.URL, "/api/products/42?fields=name")
-			for i := 0; i < 3000; i++ {
+			for i := 0; i < 500; i++ {
 				rt.do(t)
 			}
-			if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+			if allocs := steadyAllocs(rt, t); allocs >= 0.5 {
 				t.Fatalf("a load-balanced request costs %.2f allocations, want 0", allocs)
 			}
 		})

@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,6 +216,9 @@ func targetStates(t *testing.T, gw *proxytest.Gateway) map[string]string {
 
 // TestWeightsHold: over 10,000 requests each target's share is its weight's
 // within 3 points, with each balancing policy; round robin's is exact.
+// least-request follows the weights while requests do not overlap; when
+// they do, it sends to the targets with fewer in flight for their weight
+// (TestSlowTargetGetsLessTraffic), so its clients send one at a time.
 func TestWeightsHold(t *testing.T) {
 	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
 	want := map[string]float64{"a": 0.5, "b": 0.3, "c": 0.2}
@@ -223,7 +228,11 @@ func TestWeightsHold(t *testing.T) {
 				fmt.Sprintf("{url: %q, weight: 5}", a.url), fmt.Sprintf("{url: %q, weight: 3}", b.url),
 				fmt.Sprintf("{url: %q, weight: 2}", c.url)))
 			const n = 10000
-			res, wait := runLoad(gw.URL, 4, n, nil)
+			clients := 4
+			if lb == "least-request" {
+				clients = 1
+			}
+			res, wait := runLoad(gw.URL, clients, n, nil)
 			wait()
 			if res.failed.Load() != 0 {
 				t.Fatalf("requests failed: %s", res)
@@ -620,4 +629,42 @@ func TestReloadKeepsTargetHealth(t *testing.T) {
 		}
 		fasthttp.ReleaseResponse(resp)
 	}
+}
+
+// TestShutdownEndsHealthChecks: at shutdown every upstream's health
+// checks end, also those of an upstream a reload replaced while a request
+// still ran on it.
+func TestShutdownEndsHealthChecks(t *testing.T) {
+	be := startBackend(t, "a")
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	be.setHandler(func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/held" {
+			entered <- struct{}{}
+			<-release
+		}
+		ctx.SetBodyString("a")
+	})
+	gw := proxytest.Start(t, lbYAML("        healthCheck: {path: /healthz, interval: 50ms, timeout: 50ms}\n",
+		fmt.Sprintf("{url: %q}", be.url)))
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		_, _, _ = proxytest.Client().GetTimeout(nil, gw.URL+"/held", 10*time.Second)
+	}()
+	<-entered
+	// A new upstream; the old one waits for the held request to retire.
+	if err := gw.Reload(t, lbYAML("        healthCheck: {path: /healthz, interval: 60ms, timeout: 50ms}\n",
+		fmt.Sprintf("{url: %q}", be.url))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_ = gw.GW.Shutdown(ctx) // gives up on the held request
+	close(release)
+	<-held
+	waitFor(t, "no health check runs", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "proxy.(*upstream).check")
+	})
 }

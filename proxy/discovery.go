@@ -30,6 +30,8 @@ func (u *upstream) discover() {
 		select {
 		case <-u.stop:
 			return
+		case <-u.opts.done:
+			return
 		case <-t.C:
 			u.resolve()
 		}

@@ -111,6 +111,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	set := metrics.NewSet()
 	g := &Gateway{opts: opts, log: opts.Logger, metrics: set,
 		compiler: newCompiler(set, opts.Logger, opts.dial, opts.resolve), stop: make(chan struct{})}
+	g.compiler.done = g.stop
 	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
 	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
 	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {

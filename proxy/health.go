@@ -170,6 +170,8 @@ func (u *upstream) check(tg *target) {
 			return
 		case <-u.stop:
 			return
+		case <-u.opts.done:
+			return
 		case <-timer.C:
 		}
 		err := client.DoTimeout(req, resp, hc.Timeout)

@@ -154,6 +154,7 @@ type compiler struct {
 	logger    *slog.Logger
 	series    *seriesRefs
 	pools     *poolRegistry
+	done      <-chan struct{} // the gateway's shutdown
 	upstreams map[string]*upstream
 	routeMets map[string]*routeMetrics
 }
@@ -191,7 +192,8 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
 		noRoute: c.routeMetrics(""), stripParams: cfg.Limits.PathParameters == config.PathParametersStrip}
 	opts := upstreamOptions{dial: c.dial, resolve: c.resolve, metrics: c.metrics, log: c.logger,
-		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes, series: c.series, pools: c.pools, serving: old != nil}
+		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes, series: c.series, pools: c.pools, serving: old != nil,
+		done: c.done}
 	fresh := map[string]*upstream{}
 	// The targets in force by URL, for a changed upstream to take their
 	// health over.

@@ -88,6 +88,10 @@ type upstreamOptions struct {
 	// serving: the gateway serves already (a reload): targets with no
 	// pool yet are new to it.
 	serving bool
+	// done closes when the gateway shuts down: health checks and DNS
+	// lookups end, also those of upstreams whose retirement the shutdown
+	// cut short.
+	done <-chan struct{}
 }
 
 // maxHeader is the read buffer of the pools' connections: the largest
