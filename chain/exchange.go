@@ -3,6 +3,7 @@ package chain
 import (
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Exchange is the per-request state the gateway and the policies share. It
@@ -24,6 +25,14 @@ type Exchange struct {
 	Details []byte
 	// Rejected is the rejection that stopped the chain, if any.
 	Rejected *Rejection
+	// ResponseTimeout and StreamIdleTimeout, when positive, replace the
+	// route's upstream responseTimeout for this request: the first bounds
+	// each wait while the request is sent and for the answer's head, the
+	// second each wait for the next bytes of the answer's body. Request
+	// policies set them (response-timeout, stream-idle-timeout); the
+	// gateway reads them when it forwards.
+	ResponseTimeout   time.Duration
+	StreamIdleTimeout time.Duration
 
 	slots []Slot
 	cur   int
@@ -95,6 +104,7 @@ func (ex *Exchange) Reset() {
 	}
 	ex.Details = ex.Details[:0]
 	ex.Rejected = nil
+	ex.ResponseTimeout, ex.StreamIdleTimeout = 0, 0
 	for i := range ex.slots {
 		s := &ex.slots[i]
 		s.N = [4]int64{}

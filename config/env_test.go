@@ -32,7 +32,7 @@ func TestLoadEnvSubstitution(t *testing.T) {
 	if cfg.Listeners[0].Address != ":9443" {
 		t.Errorf("listener address = %q", cfg.Listeners[0].Address)
 	}
-	if h := cfg.Routes[0].Upstream.Host; h != "orders.internal:8080" {
+	if h := cfg.Routes[0].Upstream.Targets[0].Host; h != "orders.internal:8080" {
 		t.Errorf("upstream host = %q", h)
 	}
 	// Policy parameters are left as written for the chain to decode; each
@@ -93,7 +93,7 @@ func TestLoadEnvBraced(t *testing.T) {
 	if cfg.Clients[0].Secret != "s3cret" {
 		t.Errorf("secret = %q", cfg.Clients[0].Secret)
 	}
-	if u := cfg.Routes[0].Upstream; u.Host != "orders-v2:8080" || u.HostHeader != "ordersorders" {
+	if u := cfg.Routes[0].Upstream; u.Targets[0].Host != "orders-v2:8080" || u.HostHeader != "ordersorders" {
 		t.Errorf("upstream = %+v", u)
 	}
 	if cfg.Listeners[0].Address != ":9443" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,9 @@ func TestLoadSeedGateway(t *testing.T) {
 		t.Errorf("route = %+v", r)
 	}
 	u := r.Upstream
-	if u.Scheme != "http" || u.Host != "backend-service:8080" || u.BasePath != "" ||
+	if len(u.Targets) != 1 || u.Targets[0] != (Target{Scheme: "http", Host: "backend-service:8080", Weight: 1, Pos: u.Targets[0].Pos}) ||
+		u.LoadBalancing != LeastRequest || u.Discovery != DiscoveryStatic || u.HealthCheck != nil || u.Retries != nil ||
+		u.Outlier.ConsecutiveFailures != DefaultConsecutiveFailures || u.CircuitBreaker != (CircuitBreaker{}) ||
 		u.ConnectTimeout != DefaultConnectTimeout || u.ResponseTimeout != DefaultResponseTimeout ||
 		u.MaxConns != DefaultMaxConns {
 		t.Errorf("upstream = %+v", u)
@@ -135,7 +138,7 @@ func TestLoadSeedSecuredGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := cfg.Routes[0]
-	if r.ID != "product-catalog" || r.Methods[0] != "GET" || r.Upstream.Host != "product-service:3000" {
+	if r.ID != "product-catalog" || r.Methods[0] != "GET" || r.Upstream.Targets[0].Host != "product-service:3000" {
 		t.Errorf("route = %+v", r)
 	}
 	want := []string{"rate-limiting", "request-validation", "client-id-enforcement", "token-introspection",
@@ -234,10 +237,11 @@ func TestLoadFullRoute(t *testing.T) {
 		t.Errorf("route = %+v", r)
 	}
 	u := r.Upstream
-	want := Upstream{Scheme: "https", Host: "orders.internal:443", BasePath: "/base", HostHeader: "orders.example.com",
-		ConnectTimeout: 500 * time.Millisecond, ResponseTimeout: time.Minute, MaxConns: 64,
-		CAFile: filepath.Join(dir, "ca.pem"), Pos: u.Pos}
-	if u != want {
+	want := newUpstream(u.Pos)
+	want.Targets = []Target{{Scheme: "https", Host: "orders.internal:443", BasePath: "/base", Weight: 1, Pos: u.Targets[0].Pos}}
+	want.HostHeader, want.ConnectTimeout, want.ResponseTimeout = "orders.example.com", 500*time.Millisecond, time.Minute
+	want.MaxConns, want.CAFile = 64, filepath.Join(dir, "ca.pem")
+	if !reflect.DeepEqual(u, want) {
 		t.Errorf("upstream = %+v\nwant %+v", u, want)
 	}
 	if u.URL() != "https://orders.internal:443/base" {

@@ -10,6 +10,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -36,6 +37,25 @@ const (
 	DefaultConnectTimeout  = 2 * time.Second
 	DefaultResponseTimeout = 30 * time.Second
 	DefaultMaxConns        = 512
+)
+
+// Defaults of the upstream settings that balance and protect targets.
+const (
+	DefaultDNSRefresh          = 5 * time.Second
+	MinDNSRefresh              = time.Second
+	DefaultHealthInterval      = 10 * time.Second
+	DefaultHealthTimeout       = 2 * time.Second
+	DefaultHealthyThreshold    = 2
+	DefaultUnhealthyThreshold  = 3
+	DefaultConsecutiveFailures = 5
+	DefaultBaseEjectionTime    = 30 * time.Second
+	DefaultMaxEjectionTime     = 5 * time.Minute
+	DefaultMaxEjectionPercent  = 10
+	DefaultRetryAttempts       = 2
+	DefaultBackoffBase         = 25 * time.Millisecond
+	DefaultBackoffMax          = 250 * time.Millisecond
+	DefaultRetryBudgetPercent  = 20
+	DefaultRetryMinConcurrency = 3
 )
 
 // Config is a complete, resolved gateway configuration: every file merged,
@@ -190,8 +210,49 @@ type MatchRule struct {
 	Pos     Pos
 }
 
-// Upstream is where a route forwards to.
+// Upstream is where a route forwards to: one or more targets, balanced,
+// health-checked and protected as the fields below say.
 type Upstream struct {
+	// Targets receive the requests; the `url` form is one target of
+	// weight 1. Never empty in a loaded config.
+	Targets []Target
+	// Discovery says whether each target's host name stands for itself
+	// (DiscoveryStatic) or for every address it resolves to (DiscoveryDNS).
+	Discovery Discovery
+	// DNSRefresh is how often names are resolved again with DiscoveryDNS.
+	DNSRefresh time.Duration
+	// HostHeader, when set, replaces the client's Host header.
+	HostHeader      string
+	ConnectTimeout  time.Duration
+	ResponseTimeout time.Duration
+	// MaxConns caps the pooled connections to each target address.
+	MaxConns int
+	// CAFile, when set, is the PEM bundle that verifies https targets.
+	CAFile string
+	// InsecureSkipVerify disables certificate verification of https
+	// targets (development only).
+	InsecureSkipVerify bool
+	// LoadBalancing picks the target of each request.
+	LoadBalancing LoadBalancing
+	// SlowStart, when positive, ramps the share of a target that joins (or
+	// returns to) an upstream already serving, from 10 % to its weight's.
+	SlowStart time.Duration
+	// HealthCheck, when set, probes every target actively.
+	HealthCheck *HealthCheck
+	// Outlier ejects targets that fail requests (passive health).
+	Outlier Outlier
+	// CircuitBreaker bounds what the upstream is sent at once.
+	CircuitBreaker CircuitBreaker
+	// Retries, when set, sends failed idempotent requests again.
+	Retries *Retries
+	// Name labels the upstream in metrics and /config; empty: its URL. A
+	// kind whose upstreams have names (Flex's Service) sets it.
+	Name string
+	Pos  Pos
+}
+
+// Target is one destination of an upstream.
+type Target struct {
 	// Scheme is "http" or "https".
 	Scheme string
 	// Host is host:port with the port always present.
@@ -199,22 +260,138 @@ type Upstream struct {
 	// BasePath is prepended to the request path ("" or "/prefix", no
 	// trailing slash).
 	BasePath string
-	// HostHeader, when set, replaces the client's Host header.
-	HostHeader      string
-	ConnectTimeout  time.Duration
-	ResponseTimeout time.Duration
-	// MaxConns caps the pooled connections to this upstream.
-	MaxConns int
-	// CAFile, when set, is the PEM bundle that verifies an https upstream.
-	CAFile string
-	// InsecureSkipVerify disables certificate verification of an https
-	// upstream (development only).
-	InsecureSkipVerify bool
-	Pos                Pos
+	// Weight is the target's share of the requests relative to the other
+	// targets' (1 to MaxWeight). With DiscoveryDNS the addresses a name
+	// resolves to share its weight.
+	Weight int
+	Pos    Pos
 }
 
-// URL renders the upstream as a URL, for logs and /config.
-func (u Upstream) URL() string { return u.Scheme + "://" + u.Host + u.BasePath }
+// MaxWeight is the largest weight of a target.
+const MaxWeight = 1000
+
+// URL renders the target as a URL, for logs, metrics and /config.
+func (t Target) URL() string { return t.Scheme + "://" + t.Host + t.BasePath }
+
+// URL renders the upstream for logs and /config: its one target's URL, or
+// the targets' URLs separated by ", ".
+func (u Upstream) URL() string {
+	urls := make([]string, len(u.Targets))
+	for i, t := range u.Targets {
+		urls[i] = t.URL()
+	}
+	return strings.Join(urls, ", ")
+}
+
+// Discovery is how an upstream finds the addresses of its targets.
+type Discovery string
+
+const (
+	// DiscoveryStatic: a target is one address; its name is resolved when
+	// a connection is made (answers cached for 10 s), so connections
+	// spread over the addresses but health and balancing see one target.
+	DiscoveryStatic Discovery = "static"
+	// DiscoveryDNS: every A/AAAA record of a target's name is a target of
+	// its own (a Kubernetes headless Service), found again every
+	// DNSRefresh while serving.
+	DiscoveryDNS Discovery = "dns"
+)
+
+// LoadBalancing is how an upstream picks a target for a request.
+type LoadBalancing string
+
+const (
+	// LeastRequest picks two targets at random by weight and sends to the
+	// one with fewer requests in flight for its weight (the default).
+	LeastRequest LoadBalancing = "least-request"
+	// RoundRobin takes the targets in turn, interleaved by weight (smooth
+	// weighted round robin).
+	RoundRobin LoadBalancing = "round-robin"
+	// Random picks a target at random by weight.
+	Random LoadBalancing = "random"
+)
+
+// HealthCheck is an upstream's active health check: every Interval each
+// target is sent `GET Path`; UnhealthyThreshold failures in a row take it
+// out of service, HealthyThreshold passes in a row bring it back.
+type HealthCheck struct {
+	Path               string
+	Interval           time.Duration
+	Timeout            time.Duration
+	HealthyThreshold   int
+	UnhealthyThreshold int
+	// ExpectStatus are the status ranges of a pass, each inclusive.
+	ExpectStatus []StatusRange
+	Pos          Pos
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ From, To int }
+
+// Outlier is an upstream's passive health check: a target whose requests
+// fail ConsecutiveFailures times in a row (no connection, a reset, a
+// timeout, or a 5xx answer) is ejected for BaseEjectionTime times the
+// number of its recent ejections, at most MaxEjectionTime; at most
+// MaxEjectionPercent of the targets (but always one) are ejected at once,
+// and never the last one in service.
+type Outlier struct {
+	// ConsecutiveFailures is 0 when outlier detection is off.
+	ConsecutiveFailures int
+	BaseEjectionTime    time.Duration
+	MaxEjectionTime     time.Duration
+	MaxEjectionPercent  int
+}
+
+// CircuitBreaker holds an upstream's thresholds, each 0 when unset: over
+// one, a request is answered 503 upstream_overloaded at once instead of
+// waiting.
+type CircuitBreaker struct {
+	// MaxConnections bounds the connections open to the targets together.
+	MaxConnections int
+	// MaxPendingRequests bounds the requests waiting for a connection.
+	MaxPendingRequests int
+	// MaxRequests bounds the requests in flight to the targets together.
+	MaxRequests int
+	// MaxRetries bounds the retries in flight to the targets together.
+	MaxRetries int
+}
+
+// Retries says when a failed request is sent again: only idempotent ones
+// whose body is in memory, to another target when there is one.
+type Retries struct {
+	// Attempts is how many times a request may be sent in all (2 to 10).
+	Attempts int
+	// On are the failures that are retried.
+	On []RetryOn
+	// PerTryTimeout bounds each attempt's wait for the answer's head; 0:
+	// the upstream's responseTimeout.
+	PerTryTimeout time.Duration
+	// BackoffBase and BackoffMax bound the pause before each retry: a
+	// random time up to BackoffBase × 2^(retry-1), at most BackoffMax.
+	BackoffBase, BackoffMax time.Duration
+	// BudgetPercent of the requests in flight to the upstream may be
+	// retries at once, or BudgetMinConcurrency when that is more.
+	BudgetPercent        int
+	BudgetMinConcurrency int
+	Pos                  Pos
+}
+
+// RetryOn is a kind of failure that may be retried.
+type RetryOn string
+
+const (
+	// RetryConnectFailure: no connection could be made (or its TLS
+	// handshake failed).
+	RetryConnectFailure RetryOn = "connect-failure"
+	// RetryReset: the connection was closed or reset, or the answer did
+	// not come in time, before a complete answer head.
+	RetryReset RetryOn = "reset"
+	// RetryGatewayError: connect-failure, reset, and answers 502, 503 and
+	// 504.
+	RetryGatewayError RetryOn = "gateway-error"
+	// Retry5xx: gateway-error and every 5xx answer.
+	Retry5xx RetryOn = "5xx"
+)
 
 // PolicySpec is one entry of a route's policies list. Its parameters stay a
 // YAML node so that the policy package decodes them strictly and reports

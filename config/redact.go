@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -70,15 +71,123 @@ type RouteView struct {
 	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
 }
 
-// UpstreamView is an Upstream in the admin view.
+// UpstreamView is an Upstream in the admin view. URL is the one target's
+// URL, or the targets' separated by ", ".
 type UpstreamView struct {
-	URL                string `json:"url"`
-	Host               string `json:"host,omitempty"`
-	ConnectTimeout     string `json:"connectTimeout"`
-	ResponseTimeout    string `json:"responseTimeout"`
-	MaxConnections     int    `json:"maxConnections"`
-	CAFile             string `json:"caFile,omitempty"`
-	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+	URL                string              `json:"url"`
+	Targets            []TargetView        `json:"targets,omitempty"`
+	Discovery          string              `json:"discovery"`
+	DNSRefresh         string              `json:"dnsRefresh,omitempty"`
+	Host               string              `json:"host,omitempty"`
+	ConnectTimeout     string              `json:"connectTimeout"`
+	ResponseTimeout    string              `json:"responseTimeout"`
+	MaxConnections     int                 `json:"maxConnections"`
+	CAFile             string              `json:"caFile,omitempty"`
+	InsecureSkipVerify bool                `json:"insecureSkipVerify,omitempty"`
+	LoadBalancing      string              `json:"loadBalancing"`
+	SlowStart          string              `json:"slowStart,omitempty"`
+	HealthCheck        *HealthCheckView    `json:"healthCheck,omitempty"`
+	OutlierDetection   OutlierView         `json:"outlierDetection"`
+	CircuitBreaker     *CircuitBreakerView `json:"circuitBreaker,omitempty"`
+	Retries            *RetriesView        `json:"retries,omitempty"`
+}
+
+// TargetView is one of several targets in the admin view.
+type TargetView struct {
+	URL    string `json:"url"`
+	Weight int    `json:"weight"`
+}
+
+// HealthCheckView is an upstream's healthCheck in the admin view.
+type HealthCheckView struct {
+	Path               string   `json:"path"`
+	Interval           string   `json:"interval"`
+	Timeout            string   `json:"timeout"`
+	HealthyThreshold   int      `json:"healthyThreshold"`
+	UnhealthyThreshold int      `json:"unhealthyThreshold"`
+	ExpectStatus       []string `json:"expectStatus"`
+}
+
+// OutlierView is an upstream's outlierDetection in the admin view;
+// consecutiveFailures 0 is off.
+type OutlierView struct {
+	ConsecutiveFailures int    `json:"consecutiveFailures"`
+	BaseEjectionTime    string `json:"baseEjectionTime"`
+	MaxEjectionTime     string `json:"maxEjectionTime"`
+	MaxEjectionPercent  int    `json:"maxEjectionPercent"`
+}
+
+// CircuitBreakerView is an upstream's circuitBreaker in the admin view;
+// 0 is no limit.
+type CircuitBreakerView struct {
+	MaxConnections     int `json:"maxConnections"`
+	MaxPendingRequests int `json:"maxPendingRequests"`
+	MaxRequests        int `json:"maxRequests"`
+	MaxRetries         int `json:"maxRetries"`
+}
+
+// RetriesView is an upstream's retries in the admin view.
+type RetriesView struct {
+	Attempts      int               `json:"attempts"`
+	On            []string          `json:"on"`
+	PerTryTimeout string            `json:"perTryTimeout,omitempty"`
+	Backoff       map[string]string `json:"backoff"`
+	Budget        map[string]int    `json:"budget"`
+}
+
+// View returns the upstream as the admin view shows it.
+func (u Upstream) View() UpstreamView {
+	v := UpstreamView{URL: u.URL(), Discovery: string(u.Discovery), Host: u.HostHeader,
+		ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
+		MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify,
+		LoadBalancing: string(u.LoadBalancing),
+		OutlierDetection: OutlierView{ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
+			BaseEjectionTime: u.Outlier.BaseEjectionTime.String(), MaxEjectionTime: u.Outlier.MaxEjectionTime.String(),
+			MaxEjectionPercent: u.Outlier.MaxEjectionPercent}}
+	if len(u.Targets) > 1 {
+		for _, t := range u.Targets {
+			v.Targets = append(v.Targets, TargetView{URL: t.URL(), Weight: t.Weight})
+		}
+	}
+	if u.Discovery == DiscoveryDNS {
+		v.DNSRefresh = u.DNSRefresh.String()
+	}
+	if u.SlowStart > 0 {
+		v.SlowStart = u.SlowStart.String()
+	}
+	if hc := u.HealthCheck; hc != nil {
+		hv := &HealthCheckView{Path: hc.Path, Interval: hc.Interval.String(), Timeout: hc.Timeout.String(),
+			HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold}
+		for _, r := range hc.ExpectStatus {
+			hv.ExpectStatus = append(hv.ExpectStatus, r.String())
+		}
+		v.HealthCheck = hv
+	}
+	if cb := u.CircuitBreaker; cb != (CircuitBreaker{}) {
+		v.CircuitBreaker = &CircuitBreakerView{MaxConnections: cb.MaxConnections, MaxPendingRequests: cb.MaxPendingRequests,
+			MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries}
+	}
+	if r := u.Retries; r != nil {
+		rv := &RetriesView{Attempts: r.Attempts,
+			Backoff: map[string]string{"base": r.BackoffBase.String(), "max": r.BackoffMax.String()},
+			Budget:  map[string]int{"percent": r.BudgetPercent, "minConcurrency": r.BudgetMinConcurrency}}
+		for _, o := range r.On {
+			rv.On = append(rv.On, string(o))
+		}
+		if r.PerTryTimeout > 0 {
+			rv.PerTryTimeout = r.PerTryTimeout.String()
+		}
+		v.Retries = rv
+	}
+	return v
+}
+
+// String renders the range as "200-299", or "200" for one status.
+func (r StatusRange) String() string {
+	if r.From == r.To {
+		return strconv.Itoa(r.From)
+	}
+	return strconv.Itoa(r.From) + "-" + strconv.Itoa(r.To)
 }
 
 // PolicyView is a policy entry in the admin view; Params is nil for a
@@ -150,10 +259,8 @@ func (c *Config) Redacted() *View {
 		rv := RouteView{
 			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
 			WithoutPolicies: r.WithoutPolicies,
-			Upstream: UpstreamView{URL: u.URL(), Host: u.HostHeader,
-				ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
-				MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify},
-			Policies: make([]PolicyView, 0, len(r.Policies)),
+			Upstream:        u.View(),
+			Policies:        make([]PolicyView, 0, len(r.Policies)),
 		}
 		for _, p := range r.Policies {
 			pv := PolicyView{Name: p.Name}

@@ -27,10 +27,12 @@ rules:
 	d := &decoder{file: "svc.yaml", errs: &l.errs}
 
 	up := newUpstream(d.pos(root))
-	if !d.upstreamURL(valueOf(root, "address"), "Service address", &up) {
+	target := Target{Weight: 1}
+	if !d.upstreamURL(valueOf(root, "address"), "Service address", &target) {
 		t.Fatalf("address refused: %v", l.errs.err())
 	}
-	if up.Scheme != "https" || up.Host != "orders.internal:8443" || up.BasePath != "/v1" ||
+	up.Targets = []Target{target}
+	if target.Scheme != "https" || target.Host != "orders.internal:8443" || target.BasePath != "/v1" ||
 		up.ConnectTimeout != DefaultConnectTimeout || up.MaxConns != DefaultMaxConns {
 		t.Errorf("upstream = %+v", up)
 	}

@@ -49,9 +49,10 @@ func (g *Gateway) adminHandler(ctx *fasthttp.RequestCtx) {
 			sources = append(sources, sourceView{Path: s.Path, Summary: s.Summary})
 		}
 		body, err := json.MarshalIndent(map[string]any{
-			"hash":    p.cfg.Hash,
-			"sources": sources,
-			"config":  p.cfg.Redacted(),
+			"hash":      p.cfg.Hash,
+			"sources":   sources,
+			"config":    p.cfg.Redacted(),
+			"upstreams": p.upstreamStates(),
 		}, "", "  ")
 		if err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusInternalServerError)

@@ -81,7 +81,13 @@ func TestConfigEndpointKeysAreCamelCase(t *testing.T) {
     - id: r
       path: ["/*"]
       methods: [GET]
-      upstream: {url: "%s", host: h}
+      upstream:
+        targets: [{url: "%s", weight: 2}, {url: "http://127.0.0.1:1"}]
+        host: h
+        slowStart: 5s
+        healthCheck: {path: /healthz}
+        circuitBreaker: {maxRequests: 10}
+        retries: {perTryTimeout: 1s}
       policies:
         - client-id-enforcement
         - response-headers-set: {headers: {X-Version: v1}}
@@ -112,6 +118,11 @@ func TestConfigEndpointKeysAreCamelCase(t *testing.T) {
 	walk(doc, "")
 	if !strings.Contains(body, `"summary": "`) || !strings.Contains(body, `"path": "`) {
 		t.Errorf("/config has no sources with path and summary:\n%s", body)
+	}
+	for _, want := range []string{`"minConcurrency": 3`, `"share": 66.7`, `"state": "healthy"`, `"activeRequests": 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/config lacks %s:\n%s", want, body)
+		}
 	}
 }
 

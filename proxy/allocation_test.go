@@ -67,7 +67,7 @@ func TestProxyRoundTripDoesNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		rt.do(t)
 	}
-	allocs := testing.AllocsPerRun(500, func() { rt.do(t) })
+	allocs := proxytest.SteadyAllocs(500, func() { rt.do(t) })
 	// Background goroutines (timers, the metrics of the test binary) may
 	// allocate now and then: a gateway that allocates per request shows
 	// as 1 or more.
@@ -87,15 +87,46 @@ func TestStrippedPathParametersDoNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		rt.do(t)
 	}
-	if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+	if allocs := proxytest.SteadyAllocs(500, func() { rt.do(t) }); allocs >= 0.5 {
 		t.Fatalf("a proxied request with path parameters costs %.2f allocations, want 0", allocs)
 	}
 }
 
-// TestSparseRoundTripsDoNotAllocate: requests far enough apart that every
-// upstream connection has rested and gone back to the pool before the next
-// one: the gateway's background work per request allocates nothing either.
-func TestSparseRoundTripsDoNotAllocate(t *testing.T) {
+// TestLoadBalancedRoundTripDoesNotAllocate: picking one of several
+// targets, with retries and a circuit breaker configured, costs nothing
+// either.
+func TestLoadBalancedRoundTripDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	for _, lb := range []string{"round-robin", "random", "least-request"} {
+		t.Run(lb, func(t *testing.T) {
+			var targets []string
+			for range 3 {
+				up := proxytest.StartUpstream(t)
+				up.Record = false
+				targets = append(targets, fmt.Sprintf("{url: %q, weight: 2}", up.URL+"/base"))
+			}
+			gw := proxytest.Start(t, lbYAML(`        loadBalancing: `+lb+`
+        slowStart: 1s
+        retries: {attempts: 3, on: [5xx]}
+        circuitBreaker: {maxRequests: 1000, maxRetries: 10}
+`, targets...))
+			rt := newRoundTrip(t, gw.URL, "/api/products/42?fields=name")
+			for i := 0; i < 500; i++ {
+				rt.do(t)
+			}
+			if allocs := proxytest.SteadyAllocs(500, func() { rt.do(t) }); allocs >= 0.5 {
+				t.Fatalf("a load-balanced request costs %.2f allocations, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestSparseRequestsDoNotAllocate: requests further apart than a
+// connection's rest after an answer (settleTime) find the settler idle
+// each time; waking it costs nothing either.
+func TestSparseRequestsDoNotAllocate(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("coverage and race instrumentation allocate")
 	}
@@ -104,11 +135,11 @@ func TestSparseRoundTripsDoNotAllocate(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		rt.do(t)
 	}
-	allocs := testing.AllocsPerRun(100, func() {
+	allocs := proxytest.SteadyAllocs(100, func() {
 		rt.do(t)
-		time.Sleep(3 * time.Millisecond) // sparse traffic: longer than a connection rests
+		time.Sleep(5 * time.Millisecond) // the request rate under test: slower than the settler's rest
 	})
 	if allocs >= 0.5 {
-		t.Fatalf("a request on a quiet gateway costs %.2f allocations, want 0", allocs)
+		t.Fatalf("a request after a pause costs %.2f allocations, want 0", allocs)
 	}
 }

@@ -27,6 +27,7 @@ const (
 	reasonOverloaded       = "overloaded"
 	reasonPathParameters   = "path_parameters"
 	reasonClientConnLimit  = "client_connection_limit"
+	reasonUpstreamBusy     = "upstream_overloaded"
 )
 
 // The gateway's own errors are Rejections, as the policies' are, without a
@@ -46,6 +47,7 @@ var (
 	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: "the request body ended before its announced length"}
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonOverloaded, Message: "the gateway is at its connection limit"}
+	errUpstreamOverloaded     = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonUpstreamBusy, Message: "the upstream is at a threshold of its circuit breaker"}
 	errClientConnLimit        = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonClientConnLimit, Message: "the client address is at its connection limit"}
 )
 

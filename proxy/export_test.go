@@ -1,4 +1,18 @@
 package proxy
 
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+)
+
 // InFlight is how many requests the plan in force counts as running.
 func (g *Gateway) InFlight() int64 { return g.plan.Load().inflight.Load() }
+
+// WithNetwork makes the gateway of o resolve names with resolve and dial
+// with dial, for tests that play DNS.
+func WithNetwork(o *Options, resolve func(ctx context.Context, host string) ([]netip.Addr, error),
+	dial func(addr string, timeout time.Duration) (net.Conn, error)) {
+	o.resolve, o.dial = resolve, dial
+}

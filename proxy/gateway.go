@@ -57,9 +57,11 @@ type Options struct {
 	Pprof bool
 
 	// listen and dial replace the network in this package's benchmarks,
-	// which measure the gateway over in-memory connections.
-	listen func(addr string) (net.Listener, error)
-	dial   fasthttp.DialFuncWithTimeout
+	// which measure the gateway over in-memory connections; resolve
+	// replaces DNS in the tests of discovery.
+	listen  func(addr string) (net.Listener, error)
+	dial    fasthttp.DialFuncWithTimeout
+	resolve resolveFunc
 }
 
 // Gateway is a running flexgate. Its methods are safe for concurrent use.
@@ -108,7 +110,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	set := metrics.NewSet()
 	g := &Gateway{opts: opts, log: opts.Logger, metrics: set,
-		compiler: newCompiler(set, opts.Logger, opts.dial), stop: make(chan struct{})}
+		compiler: newCompiler(set, opts.Logger, opts.dial, opts.resolve), stop: make(chan struct{})}
+	g.compiler.done = g.stop
 	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
 	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
 	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {
@@ -460,6 +463,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	for _, up := range g.compiler.upstreams {
 		up.close()
 	}
+	// Pools whose targets still had requests in flight, and those of
+	// upstreams whose retirement the shutdown cut short.
+	g.compiler.pools.closeAll(g.compiler.series)
 	if g.access != nil {
 		g.access.close()
 	}

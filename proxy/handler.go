@@ -44,6 +44,7 @@ type state struct {
 	query   []byte
 	path    []byte
 	uri     []byte
+	q       []byte // the query, copied for the tries to build the URI from
 	xff     []byte
 	fwd     []byte
 	trace   []byte
@@ -158,6 +159,7 @@ func releaseState(st *state) {
 	st.ex.Reset()
 	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
+	st.q = st.q[:0]
 	st.body.reset()
 	st.trip = trip{}
 	statePool.Put(st)
@@ -363,7 +365,8 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		g.reject(ctx, r, ex, rej)
 		return
 	}
-	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r}
+	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r,
+		responseTimeout: ex.ResponseTimeout, streamIdleTimeout: ex.StreamIdleTimeout}
 	g.rewrite(ctx, r, st, l)
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
 		b := &st.body
@@ -385,8 +388,12 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		ctx.SetConnectionClose()
 	case uerr != nil:
 		r.m.upstreamError(uerr.kind)
-		g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.kind.String(),
-			"error", uerr.err.Error(), "requestId", string(ex.RequestID))
+		if uerr.kind != failOverloaded {
+			// A circuit breaker's answers come in floods, by design: the
+			// metrics count them.
+			g.log.Warn("upstream request failed", "route", r.id, "reason", uerr.kind.String(),
+				"error", uerr.err.Error(), "requestId", string(ex.RequestID))
+		}
 		g.fail(ctx, r.m, failures[uerr.kind].gw, r.id, ex)
 	default:
 		answered = true
@@ -475,8 +482,9 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, m *routeMetrics, e *chain.Rejec
 }
 
 // rewrite turns the client's request into the upstream's, in place:
-// forwarding headers in, path normalised under the upstream's base path.
-// The hop-by-hop headers went before the chain ran.
+// forwarding headers in, Host; the path goes under the base path of each
+// target tried (see upstream.prepare). The hop-by-hop headers went before
+// the chain ran.
 func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *listener) {
 	h := &ctx.Request.Header
 	h.ResetConnectionClose()
@@ -490,18 +498,24 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *list
 	case len(r.hostHeader) > 0:
 		h.SetHostBytes(r.hostHeader)
 	case len(h.Host()) == 0:
-		// An HTTP/1.0 client may send no Host; the upstream needs one.
-		h.SetHostBytes(r.up.host)
+		// An HTTP/1.0 client may send no Host; the upstream needs one:
+		// the target's, set for each try.
+		st.trip.setHost = true
 	}
 	replaceHeader(h, headerRequestID, st.ex.RequestID)
 	replaceHeader(h, headerTraceparent, st.trace)
 
-	st.uri = append(st.uri[:0], r.basePath...)
-	st.uri = append(st.uri, st.path...)
+	// The request-target is built for each try, under the base path of
+	// the target it goes to. The query is copied: it lies in the URI
+	// that each try replaces.
+	st.trip.path, st.trip.uri = st.path, &st.uri
 	if st.query != nil {
-		st.uri = append(append(st.uri, '?'), st.query...)
+		st.q = append(st.q[:0], st.query...)
+		st.trip.query = st.q
+		if st.trip.query == nil {
+			st.trip.query = []byte{}
+		}
 	}
-	ctx.Request.SetRequestURIBytes(st.uri)
 }
 
 // setRoutedURI makes the routed path, with the query, the request's URI, so

@@ -349,7 +349,7 @@ func Check(cfg *config.Config, certFiles bool) error {
 		errs = append(errs, err)
 	}
 	for i := range cfg.Routes {
-		if _, err := newUpstream(&cfg.Routes[i].Upstream, upstreamOptions{}); err != nil {
+		if err := checkUpstream(&cfg.Routes[i].Upstream); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -35,7 +35,6 @@ type route struct {
 	id          string
 	chain       *chain.Chain
 	up          *upstream
-	basePath    []byte
 	hostHeader  []byte
 	maxBodySize int64
 	m           *routeMetrics
@@ -95,7 +94,7 @@ var (
 	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
-		errClientConnLimit}
+		errClientConnLimit, errUpstreamOverloaded}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
@@ -150,14 +149,19 @@ func (m *routeMetrics) rejection(r *chain.Rejection) {
 // gateway serialises reloads.
 type compiler struct {
 	dial      fasthttp.DialFuncWithTimeout // nil: TCP
+	resolve   resolveFunc                  // nil: the system's resolver
 	metrics   *metrics.Set
 	logger    *slog.Logger
+	series    *seriesRefs
+	pools     *poolRegistry
+	done      <-chan struct{} // the gateway's shutdown
 	upstreams map[string]*upstream
 	routeMets map[string]*routeMetrics
 }
 
-func newCompiler(set *metrics.Set, logger *slog.Logger, dial fasthttp.DialFuncWithTimeout) *compiler {
-	return &compiler{metrics: set, logger: logger, dial: dial,
+func newCompiler(set *metrics.Set, logger *slog.Logger, dial fasthttp.DialFuncWithTimeout, resolve resolveFunc) *compiler {
+	return &compiler{metrics: set, logger: logger, dial: dial, resolve: resolve,
+		series: newSeriesRefs(set), pools: newPoolRegistry(),
 		upstreams: map[string]*upstream{}, routeMets: map[string]*routeMetrics{}}
 }
 
@@ -187,9 +191,26 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 	}
 	p := &plan{cfg: cfg, router: rt, chains: chains, trusted: newTrustedSet(cfg.TrustedProxies),
 		noRoute: c.routeMetrics(""), stripParams: cfg.Limits.PathParameters == config.PathParametersStrip}
-	opts := upstreamOptions{dial: c.dial, metrics: c.metrics, log: c.logger,
-		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes}
+	opts := upstreamOptions{dial: c.dial, resolve: c.resolve, metrics: c.metrics, log: c.logger,
+		maxResponseHeader: cfg.Limits.MaxResponseHeaderBytes, series: c.series, pools: c.pools, serving: old != nil,
+		done: c.done}
 	fresh := map[string]*upstream{}
+	// The targets in force by URL, for a changed upstream to take their
+	// health over.
+	var inForce map[string]*target
+	prior := func(url string) *target {
+		if inForce == nil {
+			inForce = map[string]*target{}
+			for _, up := range c.upstreams {
+				if s := up.set.Load(); s != nil {
+					for _, t := range s.targets {
+						inForce[t.url] = t
+					}
+				}
+			}
+		}
+		return inForce[url]
+	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		key := upstreamKey(&r.Upstream, opts)
@@ -198,10 +219,14 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			if up, ok = c.upstreams[key]; ok {
 				// A reload is when an operator expects files to be read
 				// again: a rotated trust bundle among them.
-				if up.ca != nil {
-					up.ca.Reload()
+				up.reloadCA()
+			} else if up, err = newUpstream(&r.Upstream, opts, prior); err != nil {
+				// The upstreams built for this plan go with it.
+				for k, f := range fresh {
+					if _, kept := c.upstreams[k]; !kept {
+						f.close()
+					}
 				}
-			} else if up, err = newUpstream(&r.Upstream, opts); err != nil {
 				_ = chains.Retire(oldChains)
 				return nil, err
 			}
@@ -212,7 +237,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			limit = cfg.Limits.MaxRequestBodySize
 		}
 		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
-			basePath: []byte(r.Upstream.BasePath), hostHeader: []byte(r.Upstream.HostHeader),
+			hostHeader:  []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: c.routeMetrics(r.ID),
 			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)})
 	}

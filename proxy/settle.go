@@ -55,10 +55,15 @@ type hostSettler[C connHandle] struct {
 
 	mu      sync.Mutex
 	queue   []resting[C] // in the order they rest, so the first is due first
-	started bool
+	running bool         // the runner goroutine has started
 	stopped bool
-	wake    chan struct{} // a connection was queued while the queue was empty
 	done    chan struct{}
+	// wake tells a runner waiting for work that the queue has some.
+	wake chan struct{}
+
+	// The runner's own: made once, so that waking it allocates nothing.
+	timer *time.Timer
+	due   []resting[C]
 }
 
 func newSettler[C connHandle](hc *fasthttp.HostClient, release, closeConn func(*fasthttp.HostClient, C),
@@ -67,8 +72,10 @@ func newSettler[C connHandle](hc *fasthttp.HostClient, release, closeConn func(*
 	if max <= 0 {
 		max = fasthttp.DefaultMaxConnsPerHost
 	}
+	timer := time.NewTimer(settleTime)
+	timer.Stop()
 	return &hostSettler[C]{hc: hc, release: release, close: closeConn, max: max, onDirty: onDirty,
-		reusable: reusable, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		reusable: reusable, done: make(chan struct{}), wake: make(chan struct{}, 1), timer: timer}
 }
 
 func (s *hostSettler[C]) settle(cc any) {
@@ -85,19 +92,20 @@ func (s *hostSettler[C]) settle(cc any) {
 		s.close(s.hc, c)
 		return
 	}
-	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, resting[C]{cc: c, at: time.Now().Add(settleTime)})
-	start := !s.started
-	s.started = true
+	first := len(s.queue) == 1
+	start := !s.running
+	s.running = true
 	s.mu.Unlock()
 	switch {
 	case start:
-		// One goroutine per upstream for its life: starting one per burst
-		// would cost an allocation on the request path.
+		// One runner per pool, started with its first answer and ended
+		// by stop: starting one per burst would allocate.
 		go s.run()
-	case wasEmpty:
+	case first:
 		// Connections rest for the same time, so a later one is never due
-		// before those queued: only an idle settler needs waking.
+		// before those queued: the runner needs waking only when it has
+		// run out of work.
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -117,21 +125,30 @@ func (s *hostSettler[C]) putBack(c C) {
 }
 
 func (s *hostSettler[C]) run() {
-	t := time.NewTimer(settleTime)
+	t := s.timer
 	defer t.Stop()
-	var due []resting[C]
 	for {
 		s.mu.Lock()
 		if s.stopped {
 			s.mu.Unlock()
 			return
 		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+				continue
+			case <-s.done:
+				return
+			}
+		}
 		now := time.Now()
 		n := 0
 		for n < len(s.queue) && !s.queue[n].at.After(now) {
 			n++
 		}
-		due = append(due[:0], s.queue[:n]...)
+		due := append(s.due[:0], s.queue[:n]...)
+		s.due = due
 		clear(s.queue[:n])
 		s.queue = append(s.queue[:0], s.queue[n:]...)
 		var wait time.Duration
@@ -143,18 +160,10 @@ func (s *hostSettler[C]) run() {
 			s.putBack(due[i].cc)
 		}
 		clear(due)
-		switch {
-		case wait > 0:
+		if wait > 0 {
 			t.Reset(wait)
 			select {
 			case <-t.C:
-			case <-s.done:
-				return
-			}
-		case n == 0:
-			// Nothing queued: wait for the next connection.
-			select {
-			case <-s.wake:
 			case <-s.done:
 				return
 			}

@@ -27,33 +27,44 @@ import (
 // whole into the response; longer and chunked bodies stream through.
 const smallBody = 64 << 10
 
-// upstream is one pooled keep-alive client to one upstream address. Plans
-// share an upstream across reloads while its settings stay the same, so
-// warm connections survive a config change. Safe for concurrent use.
+// pool is one pooled keep-alive client to one target address. Plans share
+// a pool across reloads while its connection settings stay the same, so
+// warm connections survive a config change, and so do the upstreams of a
+// plan whose targets share an address and settings. Safe for concurrent
+// use.
 //
-// What differs between routes sharing the upstream (base path, Host
-// header) lives on the route, not here.
+// What differs between routes sharing the pool (base path, Host header)
+// lives on the route or the target, not here.
 //
 // A connection goes back to the pool only when nothing is left unread on
 // it, and a pooled connection is looked at again, without reading, before
 // it carries a request: an upstream that sends more than the answer it
 // announced would otherwise have those bytes read as the answer to the
 // next request on the connection, another client's.
-type upstream struct {
-	key             string
-	name            string // scheme://host:port, for logs and metrics
-	hc              *fasthttp.HostClient
-	host            []byte
-	connectTimeout  time.Duration
-	responseTimeout time.Duration
-	ca              *cabundle.Bundle // nil unless a caFile verifies the upstream
-	violations      [numViolations]*metrics.Counter
-	settler         settler
-	log             *slog.Logger
-	lastWarn        atomic.Int64 // unix nanoseconds of the last violation logged
+type pool struct {
+	key  string
+	name string // scheme://address, for logs and metrics
+	addr string // the address dialed: host:port, or ip:port of a discovered target
+	hc   *fasthttp.HostClient
+	// host is the Host header of a request whose client sent none.
+	host           []byte
+	connectTimeout time.Duration
+	maxConns       int
+	ca             *cabundle.Bundle // nil unless a caFile verifies the upstream
+	tlsConfig      *tls.Config      // nil for http
+	dial           fasthttp.DialFuncWithTimeout
+	violations     [numViolations]*metrics.Counter
+	series         []string // the names of the violation counters, released with the pool
+	settler        settler
+	log            *slog.Logger
+	lastWarn       atomic.Int64 // unix nanoseconds of the last violation logged
 	// distrustUntil is when connections to the upstream may be reused
 	// again after it broke HTTP framing (unix nanoseconds).
 	distrustUntil atomic.Int64
+	// gate bounds the connections of the upstream owning the pool
+	// (circuitBreaker.maxConnections); nil: no bound.
+	gate *connGate
+	refs int // owners; guarded by the registry's lock
 }
 
 // distrustTime is how long an upstream that broke HTTP framing gets a new
@@ -65,16 +76,51 @@ const distrustTime = 5 * time.Minute
 // upstreamOptions are what every upstream of a gateway shares.
 type upstreamOptions struct {
 	dial              fasthttp.DialFuncWithTimeout // nil: TCP
+	resolve           resolveFunc                  // nil: the system's resolver
 	metrics           *metrics.Set                 // nil: counters are not exported (validate)
 	log               *slog.Logger
 	maxResponseHeader int
+	// series counts the owners of the metric series that upstreams and
+	// pools create and drop as their targets come and go.
+	series *seriesRefs
+	// pools are the connection pools, shared by key.
+	pools *poolRegistry
+	// serving: the gateway serves already (a reload): targets with no
+	// pool yet are new to it.
+	serving bool
+	// done closes when the gateway shuts down: health checks and DNS
+	// lookups end, also those of upstreams whose retirement the shutdown
+	// cut short.
+	done <-chan struct{}
 }
 
-// upstreamKey names the connection settings of an upstream: routes whose
-// keys are equal share one pool.
-func upstreamKey(u *config.Upstream, o upstreamOptions) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t|%d", u.Scheme, u.Host,
-		u.ConnectTimeout, u.ResponseTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, o.maxResponseHeader)
+// maxHeader is the read buffer of the pools' connections: the largest
+// answer head an upstream may send.
+func (o upstreamOptions) maxHeader() int {
+	if o.maxResponseHeader <= 0 {
+		return config.DefaultLimits.MaxResponseHeaderBytes
+	}
+	return o.maxResponseHeader
+}
+
+// poolSpec is what a pool is built from: the connection settings of an
+// upstream and one address of one of its targets.
+type poolSpec struct {
+	scheme string
+	addr   string // dialed
+	host   string // host:port as configured: the Host header and TLS server name
+	u      *config.Upstream
+	// private, when not empty, keeps the pool to the upstream with this
+	// key: its connections count against that upstream's breaker.
+	private string
+}
+
+// key names the connection settings of a pool: targets whose keys are
+// equal share one.
+func (s poolSpec) key(maxHeader int) string {
+	u := s.u
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, maxHeader, s.private)
 }
 
 // Connection lifetimes. Idle connections are dropped before common
@@ -86,52 +132,56 @@ const (
 	maxConnAge  = 5 * time.Minute
 )
 
-func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
-	up := &upstream{
-		key:             upstreamKey(u, o),
-		name:            u.Scheme + "://" + u.Host,
-		host:            []byte(u.Host),
-		connectTimeout:  u.ConnectTimeout,
-		responseTimeout: u.ResponseTimeout,
-		log:             o.log,
+// newPool builds the pool of spec. gate bounds its connections (nil: no
+// bound).
+func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
+	u := spec.u
+	maxHeader := o.maxHeader()
+	p := &pool{
+		key:            spec.key(maxHeader),
+		name:           spec.scheme + "://" + spec.addr,
+		addr:           spec.addr,
+		host:           []byte(spec.host),
+		connectTimeout: u.ConnectTimeout,
+		maxConns:       u.MaxConns,
+		log:            o.log,
+		gate:           gate,
 	}
-	if up.log == nil {
-		up.log = slog.New(slog.DiscardHandler)
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
 	}
-	var tlsConfig *tls.Config
-	if u.Scheme == "https" {
-		host, _, err := net.SplitHostPort(u.Host)
+	if p.maxConns <= 0 {
+		p.maxConns = fasthttp.DefaultMaxConnsPerHost
+	}
+	if spec.scheme == "https" {
+		host, _, err := net.SplitHostPort(spec.host)
 		if err != nil {
-			host = u.Host
+			host = spec.host
 		}
-		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
+		p.tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
 			InsecureSkipVerify: u.InsecureSkipVerify} //nolint:gosec // an operator's explicit choice
 		if u.CAFile != "" && !u.InsecureSkipVerify {
-			ca, err := cabundle.New(u.CAFile, up.log.With("upstream", up.name))
+			ca, err := cabundle.New(u.CAFile, p.log.With("upstream", p.name))
 			if err != nil {
 				return nil, fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
 			}
-			up.ca = ca
-			tlsConfig = ca.ClientConfig(host)
+			p.ca = ca
+			p.tlsConfig = ca.ClientConfig(host)
 		}
-		tlsConfig.NextProtos = []string{"http/1.1"}
+		p.tlsConfig.NextProtos = []string{"http/1.1"}
 	}
-	dial := o.dial
-	if dial == nil {
+	p.dial = o.dial
+	if p.dial == nil {
 		// DNS answers are cached briefly, so that a Kubernetes Service or
 		// a rescheduled pod is found again without a restart.
-		dial = (&fasthttp.TCPDialer{DNSCacheDuration: 10 * time.Second}).DialTimeout
+		p.dial = (&fasthttp.TCPDialer{DNSCacheDuration: 10 * time.Second}).DialTimeout
 	}
-	maxHeader := o.maxResponseHeader
-	if maxHeader <= 0 {
-		maxHeader = config.DefaultLimits.MaxResponseHeaderBytes
-	}
-	up.hc = &fasthttp.HostClient{
-		Addr:                     u.Host,
-		IsTLS:                    u.Scheme == "https",
-		TLSConfig:                tlsConfig,
-		DialTimeout:              dialUpstream(dial),
-		MaxConns:                 u.MaxConns,
+	p.hc = &fasthttp.HostClient{
+		Addr:                     spec.addr,
+		IsTLS:                    spec.scheme == "https",
+		TLSConfig:                p.tlsConfig,
+		DialTimeout:              dialUpstream(p.dial, gate),
+		MaxConns:                 p.maxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
 		MaxIdleConnDuration:      maxIdleConn,
 		ReadBufferSize:           maxHeader,
@@ -139,29 +189,27 @@ func newUpstream(u *config.Upstream, o upstreamOptions) (*upstream, error) {
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 	}
-	up.settler = newSettler(up.hc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn,
+	p.settler = newSettler(p.hc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn,
 		func(s idleState) {
 			if s == idleData {
-				up.violated(extraBytes)
+				p.violated(extraBytes)
 			}
-		}, up.reusable)
+		}, p.reusable)
 	for v := range numViolations {
 		name := fmt.Sprintf(`flexgate_upstream_protocol_violations_total{upstream=%s,kind="%s"}`,
-			metriclabel.Quote(up.name), violationLabels[v])
-		if o.metrics != nil {
-			up.violations[v] = o.metrics.GetOrCreateCounter(name)
-		} else {
-			up.violations[v] = new(metrics.Counter)
-		}
+			metriclabel.Quote(p.name), violationLabels[v])
+		p.violations[v] = o.series.counter(name)
+		p.series = append(p.series, name)
 	}
-	return up, nil
+	return p, nil
 }
 
-// close drops the idle and resting connections of an upstream no plan uses
-// any more.
-func (u *upstream) close() {
-	u.settler.stop()
-	u.hc.CloseIdleConnections()
+// close drops the idle and resting connections of a pool no upstream uses
+// any more, and its series.
+func (p *pool) close(series *seriesRefs) {
+	p.settler.stop()
+	p.hc.CloseIdleConnections()
+	series.release(p.series...)
 }
 
 // violation is a way an upstream broke HTTP/1.1 framing that would have
@@ -184,26 +232,26 @@ var violationLabels = [numViolations]string{"extra_bytes", "idle_bytes", "body_w
 // for distrustTime, and logs it, at most once a second per upstream so
 // that a broken upstream cannot flood the log. The connection it happened
 // on is closed by the caller.
-func (u *upstream) violated(v violation) {
-	u.violations[v].Inc()
+func (p *pool) violated(v violation) {
+	p.violations[v].Inc()
 	now := time.Now().UnixNano()
-	if u.distrustUntil.Swap(now+int64(distrustTime)) < now {
+	if p.distrustUntil.Swap(now+int64(distrustTime)) < now {
 		// Pooled connections may hold the same kind of bytes, not yet
 		// arrived.
-		u.hc.CloseIdleConnections()
+		p.hc.CloseIdleConnections()
 	}
-	last := u.lastWarn.Load()
-	if now-last < int64(time.Second) || !u.lastWarn.CompareAndSwap(last, now) {
+	last := p.lastWarn.Load()
+	if now-last < int64(time.Second) || !p.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	u.log.Warn("upstream broke HTTP framing: its connection was closed, and each request gets a new connection "+
+	p.log.Warn("upstream broke HTTP framing: its connection was closed, and each request gets a new connection "+
 		"for the next "+distrustTime.String()+" so that no client reads another's answer",
-		"upstream", u.name, "violation", violationLabels[v])
+		"upstream", p.name, "violation", violationLabels[v])
 }
 
 // reusable reports whether connections to the upstream may carry another
 // request.
-func (u *upstream) reusable() bool { return time.Now().UnixNano() >= u.distrustUntil.Load() }
+func (p *pool) reusable() bool { return time.Now().UnixNano() >= p.distrustUntil.Load() }
 
 // failure is why a round trip to an upstream failed.
 type failure uint8
@@ -216,6 +264,9 @@ const (
 	failSaturated
 	failTLS
 	failHeaderTooLarge
+	// failOverloaded: a circuit breaker threshold of the upstream, not
+	// the target's doing.
+	failOverloaded
 	numFailures
 )
 
@@ -234,6 +285,7 @@ var failures = [numFailures]struct {
 	failSaturated:      {"saturated", errNoFreeConns},
 	failTLS:            {"tls", errUpstreamTLS},
 	failHeaderTooLarge: {"header_too_large", errUpstreamHeaderTooLarge},
+	failOverloaded:     {"overloaded", errUpstreamOverloaded},
 }
 
 func (f failure) String() string { return failures[f].label }
@@ -258,6 +310,8 @@ func classify(err error, connecting bool) *upstreamError {
 	)
 	kind := failProtocol
 	switch {
+	case errors.Is(err, errConnLimit):
+		kind = failOverloaded
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		kind = failSaturated
 	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &hostErr),
@@ -297,23 +351,26 @@ type trip struct {
 	stream *bodyStream
 	// route the request took, for the stream's metrics and log.
 	route *route
-}
 
-// forward sends ctx.Request, already rewritten for the upstream, and reads
-// the answer into ctx.Response. A body of known small length is read whole;
-// any other streams to the client (see bodyStream).
-//
-// A request is sent again, once, on another connection only when it cannot
-// have been processed: no connection could be made, or a pooled connection
-// turned out closed by the upstream before the request reached it. Only an
-// idempotent request whose body is in memory is sent again.
-func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
-	uerr, unprocessed := u.roundTrip(ctx, t)
-	if uerr == nil || !unprocessed || !isIdempotent(&ctx.Request) || ctx.Request.IsBodyStream() {
-		return uerr
-	}
-	uerr, _ = u.roundTrip(ctx, t)
-	return uerr
+	// responseTimeout and streamIdleTimeout, when positive, replace the
+	// upstream's responseTimeout for this request: the first bounds each
+	// wait while the request is sent and for the answer's head, the second
+	// each wait for the next bytes of the answer's body. The handler sets
+	// them from the Exchange, where policies may have set them.
+	responseTimeout   time.Duration
+	streamIdleTimeout time.Duration
+
+	// path and query (nil: none) make the request-target under each
+	// target's base path; uri is the buffer it is built in.
+	path, query []byte
+	uri         *[]byte
+	// setHost: the client sent no Host, so each target's goes out.
+	setHost bool
+
+	// Set by forward for each attempt.
+	target                                *target
+	sendTimeout, headTimeout, bodyTimeout time.Duration
+	tried                                 tried
 }
 
 func isIdempotent(req *fasthttp.Request) bool {
@@ -340,9 +397,23 @@ const maxProbes = 64
 
 // roundTrip sends the request once. unprocessed says the upstream cannot
 // have seen the request, so that sending it again is safe.
-func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError, unprocessed bool) {
+func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError, unprocessed bool) {
 	req, resp := &ctx.Request, &ctx.Response
-	cc, err := u.hc.AcquireConn(u.connectTimeout, false)
+	// A request that would wait for a connection is pending: the circuit
+	// breaker answers it at once when too many already are.
+	u := t.target.up
+	pending := u.maxPending > 0 && p.hc.IdleConnsCount() == 0 && p.hc.ConnsCount() >= p.maxConns
+	if pending {
+		if u.pending.Add(1) > u.maxPending {
+			u.pending.Add(-1)
+			u.m.overloaded[limitPending].Inc()
+			return overloadedError, false
+		}
+	}
+	cc, err := p.hc.AcquireConn(p.connectTimeout, false)
+	if pending {
+		u.pending.Add(-1)
+	}
 	reused := false
 	for probes := 0; err == nil; probes++ {
 		reused = !cc.LastUseTime().Before(cc.CreatedTime())
@@ -354,10 +425,10 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 			break
 		}
 		if state == idleData {
-			u.violated(idleBytes)
+			p.violated(idleBytes)
 		}
-		u.hc.CloseConn(cc)
-		cc, err = u.hc.AcquireConn(u.connectTimeout, false)
+		p.hc.CloseConn(cc)
+		cc, err = p.hc.AcquireConn(p.connectTimeout, false)
 	}
 	if err != nil {
 		ue := classify(err, true)
@@ -367,8 +438,8 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	start := time.Now()
 	// fasthttp enforces MaxConnDuration only inside HostClient.Do.
 	closeAfter := start.Sub(cc.CreatedTime()) > maxConnAge
-	br := u.hc.AcquireReader(conn)
-	bw := u.hc.AcquireWriter(conn)
+	br := p.hc.AcquireReader(conn)
+	bw := p.hc.AcquireWriter(conn)
 	// release gives the connection back after a complete answer, or closes
 	// it when it cannot carry another exchange. Bytes left on it are an
 	// upstream breaking HTTP framing, counted even when the connection
@@ -377,18 +448,18 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	release := func(keep bool) {
 		state := afterAnswer(conn, br, keep)
 		if state == idleData {
-			u.violated(extraBytes)
+			p.violated(extraBytes)
 		}
-		u.hc.ReleaseReader(br)
-		if keep && state == idleClean && u.reusable() {
-			u.settler.settle(cc)
+		p.hc.ReleaseReader(br)
+		if keep && state == idleClean && p.reusable() {
+			p.settler.settle(cc)
 		} else {
-			u.hc.CloseConn(cc)
+			p.hc.CloseConn(cc)
 		}
 	}
 	fail := func(err error, unprocessed bool) (*upstreamError, bool) {
-		u.hc.ReleaseReader(br)
-		u.hc.CloseConn(cc)
+		p.hc.ReleaseReader(br)
+		p.hc.CloseConn(cc)
 		resp.Reset()
 		return classify(err, false), unprocessed
 	}
@@ -398,20 +469,20 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	// may come before the body is sent in full.
 	var w *requestWriter
 	var werr error
-	_ = conn.SetWriteDeadline(start.Add(u.responseTimeout))
+	_ = conn.SetWriteDeadline(start.Add(t.sendTimeout))
 	if t.body != nil && req.IsBodyStream() {
-		t.body.up, t.body.upTimeout = conn, u.responseTimeout
+		t.body.up, t.body.upTimeout = conn, t.sendTimeout
 		_ = conn.SetReadDeadline(time.Time{})
-		w = startRequestWriter(req, bw, conn, u.responseTimeout)
+		w = startRequestWriter(req, bw, conn, t.headTimeout)
 	} else {
 		if werr = req.Write(bw); werr == nil {
 			werr = bw.Flush()
 		}
-		u.hc.ReleaseWriter(bw)
+		p.hc.ReleaseWriter(bw)
 		switch {
 		case werr == nil:
 			// The response timeout counts from the end of the request.
-			_ = conn.SetReadDeadline(time.Now().Add(u.responseTimeout))
+			_ = conn.SetReadDeadline(time.Now().Add(t.headTimeout))
 		case reused && staleConn(werr):
 			// The upstream had closed the pooled connection: nothing of
 			// the request reached it.
@@ -451,7 +522,7 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 			early = true
 		}
 		werr = w.wait()
-		u.hc.ReleaseWriter(bw)
+		p.hc.ReleaseWriter(bw)
 		early = early || werr != nil
 	}
 	if rerr != nil {
@@ -484,7 +555,7 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	if noContent && (cl == -1 || (sc == fasthttp.StatusNoContent && cl > 0)) {
 		// A 204 may have no Content-Length but 0; a 304's describes the
 		// representation, not this message; neither may be chunked.
-		u.violated(bodyWithoutContent)
+		p.violated(bodyWithoutContent)
 		closeAfter = true
 	}
 	if head && (cl > 0 || cl == -1) {
@@ -514,14 +585,15 @@ func (u *upstream) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamE
 	// keeps a closure that gives it back; this costs one allocation, on the
 	// streaming path only.
 	s := bodyStreamPool.Get().(*bodyStream)
-	s.u, s.conn, s.br, s.closeAfter = u, conn, br, closeAfter || cl == -2
+	s.pool, s.conn, s.br, s.closeAfter = p, conn, br, closeAfter || cl == -2
+	s.timeout, s.target = t.bodyTimeout, t.target
 	s.client, s.writeTimeout = ctx.Conn(), t.clientWriteTimeout
 	s.route = t.route
 	s.done = func(keep bool) {
-		if keep && u.reusable() {
-			u.settler.settle(cc)
+		if keep && p.reusable() {
+			p.settler.settle(cc)
 		} else {
-			u.hc.CloseConn(cc)
+			p.hc.CloseConn(cc)
 		}
 	}
 	resp.Header.CopyTo(&s.resp.Header)
@@ -650,8 +722,11 @@ func (w *requestWriter) wait() error {
 // counted and logged: the client has its status already, so only the
 // connection's close can tell it.
 type bodyStream struct {
-	u            *upstream
+	pool         *pool
+	target       *target   // its requests in flight count this one until Close
+	up           *upstream // set when the upstream's requests in flight count this one until Close
 	route        *route
+	timeout      time.Duration // each wait for the upstream's next bytes
 	conn         net.Conn
 	client       net.Conn
 	writeTimeout time.Duration
@@ -679,7 +754,7 @@ func (s *bodyStream) prefetch() error {
 		s.first = make([]byte, prefetchSize)
 	}
 	s.first = s.first[:prefetchSize]
-	_ = s.conn.SetReadDeadline(time.Now().Add(s.u.responseTimeout))
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	n, err := s.body.Read(s.first)
 	s.first = s.first[:n]
 	switch {
@@ -706,7 +781,7 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	// client's write deadline is moved here because fasthttp sets it once
 	// per response.
 	now := time.Now()
-	_ = s.conn.SetReadDeadline(now.Add(s.u.responseTimeout))
+	_ = s.conn.SetReadDeadline(now.Add(s.timeout))
 	if s.client != nil && s.writeTimeout > 0 {
 		_ = s.client.SetWriteDeadline(now.Add(s.writeTimeout))
 	}
@@ -730,7 +805,7 @@ func (s *bodyStream) midStream(err error) {
 	ue := classify(err, false)
 	if s.route != nil {
 		s.route.m.bodyError(ue.kind)
-		s.u.log.Warn("upstream failed while its body streamed; the client's answer is cut short",
+		s.pool.log.Warn("upstream failed while its body streamed; the client's answer is cut short",
 			"route", s.route.id, "reason", ue.kind.String(), "sent", s.sent, "error", err.Error())
 	}
 }
@@ -743,12 +818,16 @@ func (s *bodyStream) Close() error {
 	if s.eof {
 		state := afterAnswer(s.conn, s.br, keep)
 		if state == idleData {
-			s.u.violated(extraBytes)
+			s.pool.violated(extraBytes)
 		}
 		keep = keep && state == idleClean
 	}
-	s.u.hc.ReleaseReader(s.br)
+	s.pool.hc.ReleaseReader(s.br)
 	s.done(keep)
+	s.target.finish()
+	if s.up != nil {
+		s.up.active.Add(-1)
+	}
 	s.recycle()
 	return nil
 }
@@ -756,7 +835,8 @@ func (s *bodyStream) Close() error {
 func (s *bodyStream) recycle() {
 	s.resp.Reset()
 	s.hdr.Reset()
-	s.u, s.route, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil, nil
+	s.pool, s.target, s.up, s.route, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	s.timeout = 0
 	s.first, s.off, s.sent = s.first[:0], 0, 0
 	s.eof, s.failed, s.closeAfter, s.writeTimeout = false, false, false, 0
 	bodyStreamPool.Put(s)

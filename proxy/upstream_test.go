@@ -281,8 +281,8 @@ func TestEarlyUpstreamAnswersAreForwarded(t *testing.T) {
 }
 
 // TestSlowSteadyUploadIsNotCutOff: timeouts bound waits for progress, not
-// a whole upload: 200 kB sent at about 40 kB/s gets through a gateway whose
-// read and response timeouts are far shorter than the upload.
+// a whole upload: 200 kB sent at about 100 kB/s, over 2 s, gets through a
+// gateway whose read and response timeouts are far shorter than the upload.
 func TestSlowSteadyUploadIsNotCutOff(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	up.Record = false
@@ -294,11 +294,11 @@ func TestSlowSteadyUploadIsNotCutOff(t *testing.T) {
 		}
 		ctx.SetBodyString(strconv.FormatInt(n, 10))
 	}
-	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  limits: {readTimeout: 400ms}
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  limits: {readTimeout: 700ms}
   routes:
     - id: r
       path: ["/*"]
-      upstream: {url: "%s", responseTimeout: 400ms}
+      upstream: {url: "%s", responseTimeout: 700ms}
 `, up.URL))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
@@ -309,7 +309,7 @@ func TestSlowSteadyUploadIsNotCutOff(t *testing.T) {
 	const size, chunk = 200_000, 10_000
 	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
 	for sent := 0; sent < size; sent += chunk {
-		time.Sleep(250 * time.Millisecond) // the client under test: slow, but never stalled
+		time.Sleep(100 * time.Millisecond) // the client under test: slow, but never stalled
 		if _, err := conn.Write(make([]byte, chunk)); err != nil {
 			t.Fatalf("the gateway stopped reading after %d bytes: %v", sent, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,17 +34,40 @@ type upstreamConn struct {
 	probe func(fd uintptr)
 	state idleState
 	buf   [1]byte
+	// gate counts the connection until it closes; nil: none does.
+	gate   *connGate
+	closed atomic.Bool
 }
 
+// connGate bounds the connections open to an upstream's targets together
+// (circuitBreaker.maxConnections). Safe for concurrent use.
+type connGate struct {
+	max  int64
+	open atomic.Int64
+}
+
+// errConnLimit is a dial refused because the upstream has as many
+// connections open as its circuit breaker allows.
+var errConnLimit = errors.New("the upstream has circuitBreaker.maxConnections connections open")
+
 // dialUpstream wraps a dial function so that every connection it makes
-// can be probed while idle.
-func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error)) func(string, time.Duration) (net.Conn, error) {
+// can be probed while idle, and counts against gate (nil: no bound).
+func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error), gate *connGate) func(string, time.Duration) (net.Conn, error) {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		if gate != nil {
+			if gate.open.Add(1) > gate.max {
+				gate.open.Add(-1)
+				return nil, errConnLimit
+			}
+		}
 		c, err := dial(addr, timeout)
 		if err != nil {
+			if gate != nil {
+				gate.open.Add(-1)
+			}
 			return nil, err
 		}
-		uc := &upstreamConn{Conn: c}
+		uc := &upstreamConn{Conn: c, gate: gate}
 		if sc, ok := c.(syscall.Conn); ok {
 			if raw, err := sc.SyscallConn(); err == nil {
 				uc.raw = raw
@@ -70,6 +94,14 @@ func afterAnswer(c net.Conn, br *bufio.Reader, keep bool) idleState {
 		return tlsRead(tc, aLongTimeAgo)
 	}
 	return idleClean
+}
+
+// Close closes the connection and gives its place back to the gate.
+func (c *upstreamConn) Close() error {
+	if c.gate != nil && c.closed.CompareAndSwap(false, true) {
+		c.gate.open.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 // idle reports what waits on c: bytes left in br (the reader the last

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/examples"
 )
 
@@ -212,8 +213,9 @@ func TestParseOptions(t *testing.T) {
 func TestPlanStaysWithinBudget(t *testing.T) {
 	for _, total := range []time.Duration{90 * time.Second, 5 * time.Minute, 20 * time.Minute} {
 		o := options{total: total, conns: []int{64}, bodies: []string{"small", "large"}, rounds: 3, idle: 10000}
-		p := makePlan(o, 9)
-		spent := time.Duration(p.runs)*(p.run+500*time.Millisecond) + 9*p.warmup + 4*(p.idle+4*time.Second)
+		n := len(allTargets())
+		p := makePlan(o, n)
+		spent := time.Duration(p.runs)*(p.run+500*time.Millisecond) + time.Duration(n)*p.warmup + 4*(p.idle+4*time.Second)
 		if p.run < time.Second || (total >= 5*time.Minute && spent > total+total/10) {
 			t.Errorf("budget %s: %d runs of %s, idle %s: spends about %s", total, p.runs, p.run, p.idle, spent)
 		}
@@ -282,4 +284,26 @@ func TestChainMatchesSeed(t *testing.T) {
 func yamlString(v any) string {
 	b, _ := yaml.Marshal(v)
 	return string(b)
+}
+
+// TestBalancedConfigLoads: the balancing target's config is valid and
+// lists the three origins.
+func TestBalancedConfigLoads(t *testing.T) {
+	origins := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	conf, err := renderFlexgate(flexgateLB, flexgateParams{Upstream: origins[0], Upstreams: origins, MaxConns: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load([]string{path})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, conf)
+	}
+	u := cfg.Routes[0].Upstream
+	if len(u.Targets) != 3 || u.Targets[2].Host != origins[2] || u.LoadBalancing != config.LeastRequest {
+		t.Errorf("upstream %+v", u)
+	}
 }

@@ -205,11 +205,25 @@ func run(ctx context.Context, o options) error {
 	if e.certFile, e.keyFile, err = writeSelfSigned(dir); err != nil {
 		return err
 	}
-	upProc, upAddr, err := startUpstream(e, upBin)
+	upProc, upAddr, err := startUpstream(e, upBin, "upstream")
 	if err != nil {
 		return err
 	}
 	e.upstream = upAddr
+	for _, t := range allTargets() {
+		if t.LB && (o.targets == nil || o.targets[t.Name]) {
+			// Two more origins for the targets that balance.
+			e.upstreams = []string{upAddr}
+			for i := 2; i <= 3; i++ {
+				_, addr, err := startUpstream(e, upBin, fmt.Sprintf("upstream-%d", i))
+				if err != nil {
+					return err
+				}
+				e.upstreams = append(e.upstreams, addr)
+			}
+			break
+		}
+	}
 
 	var targets []*Target
 	for _, t := range allTargets() {
@@ -263,7 +277,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.idle > 0 && ctx.Err() == nil {
 		for _, t := range targets {
-			if t.TLS || t.Chain || ctx.Err() != nil {
+			if t.TLS || t.Chain || t.LB || ctx.Err() != nil {
 				continue
 			}
 			ir, err := idleRun(ctx, t, o.idle, script, plan.idle)

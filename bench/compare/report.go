@@ -94,6 +94,8 @@ func nginxPeer(t *Target) string {
 		return "nginx-tls"
 	case t.Chain:
 		return "nginx-chain"
+	case t.LB:
+		return "nginx-lb3"
 	}
 	return "nginx"
 }

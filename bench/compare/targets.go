@@ -46,10 +46,13 @@ type env struct {
 	procs    *Procs
 	dir      string
 	upstream string
-	flexgate string // built binary; "" when it did not build
-	certFile string
-	keyFile  string
-	nofile   int
+	// upstreams are three origins, upstream first, for the targets that
+	// balance; nil when none is measured.
+	upstreams []string
+	flexgate  string // built binary; "" when it did not build
+	certFile  string
+	keyFile   string
+	nofile    int
 	// notef adds a line to the report's notes.
 	notef func(format string, args ...any)
 }
@@ -63,6 +66,8 @@ type Target struct {
 	What  string
 	TLS   bool
 	Chain bool
+	// LB targets balance over three origins.
+	LB bool
 	// Flexgate targets are skipped when the gateway did not build.
 	Flexgate bool
 	start    func(e *env, name string) (*Proc, string, error)
@@ -92,16 +97,20 @@ func allTargets() []*Target {
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
 		{Name: "flexgate-tls", What: "flexgate terminating TLS, no policies", TLS: true, Flexgate: true, start: startFlexgate(flexgateTLS)},
 		{Name: "nginx-tls", What: "nginx terminating TLS", TLS: true, start: startPeer(peers.NginxTLS)},
+		{Name: "flexgate-lb3", What: "flexgate balancing three origins (least-request)", LB: true, Flexgate: true, start: startFlexgate(flexgateLB)},
+		{Name: "nginx-lb3", What: "nginx balancing three origins (least_conn)", LB: true, start: startPeer(peers.NginxLB)},
+		{Name: "haproxy-lb3", What: "HAProxy balancing three origins (leastconn)", LB: true, start: startPeer(peers.HAProxyLB)},
 	}
 }
 
-// startUpstream starts bench/upstream, the origin every target forwards to.
-func startUpstream(e *env, bin string) (*Proc, string, error) {
+// startUpstream starts bench/upstream, the origin every target forwards
+// to, as process name.
+func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := e.procs.Start("upstream", e.dir, bin, []string{"-listen", addr}, nil)
+	p, err := e.procs.Start(name, e.dir, bin, []string{"-listen", addr}, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -125,7 +134,7 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 		}
 		host, _, _ := net.SplitHostPort(addr)
 		conf, err := peers.Render(tmpl, peers.Params{
-			Listen: addr, Host: host, Upstream: e.upstream, Dir: dir,
+			Listen: addr, Host: host, Upstream: e.upstream, Upstreams: e.upstreams, Dir: dir,
 			CertFile: e.certFile, KeyFile: e.keyFile, RatePerSecond: benchRatePerSecond, NoFile: e.nofile, WorkerConnections: e.nofile - 100,
 			ClientID: benchClientID, ClientSecret: benchClientSecret,
 		})
@@ -141,7 +150,7 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 		switch {
 		case strings.HasPrefix(tmpl, "nginx"):
 			bin, args = "nginx", []string{"-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath}
-		case tmpl == peers.HAProxy:
+		case tmpl == peers.HAProxy || tmpl == peers.HAProxyLB:
 			bin, args = "haproxy", []string{"-db", "-f", confPath}
 		case tmpl == peers.Caddy:
 			bin, args = "caddy", []string{"run", "--adapter", "caddyfile", "--config", confPath}
@@ -161,6 +170,7 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 // flexgateParams fill the flexgate config templates.
 type flexgateParams struct {
 	Upstream, Port, CertFile, KeyFile string
+	Upstreams                         []string
 	ClientID, ClientSecret            string
 	Rate                              int
 	MaxConns                          int
@@ -181,6 +191,26 @@ spec:
       path: ["/*"]
       upstream:
         url: "http://{{.Upstream}}"
+`
+
+// flexgateLB is one route balancing over three origins, with the default
+// policy spelled out.
+const flexgateLB = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata:
+  name: bench-balanced
+spec:
+  limits:
+    maxConnections: {{.MaxConns}}
+  routes:
+    - id: balanced
+      path: ["/*"]
+      upstream:
+        loadBalancing: least-request
+        targets:
+{{- range .Upstreams}}
+          - url: "http://{{.}}"
+{{- end}}
 `
 
 // flexgateTLS is the passthrough route behind an HTTPS listener, as the
@@ -349,7 +379,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		params := flexgateParams{
-			Upstream: e.upstream, Port: port, CertFile: e.certFile, KeyFile: e.keyFile,
+			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, CertFile: e.certFile, KeyFile: e.keyFile,
 			ClientID: benchClientID, ClientSecret: benchClientSecret, Rate: benchRatePerMinute,
 			MaxConns: 20000,
 		}

@@ -11,7 +11,7 @@ import (
 	"text/template"
 )
 
-//go:embed nginx.conf nginx-tls.conf nginx-chain.conf haproxy.cfg Caddyfile
+//go:embed nginx.conf nginx-tls.conf nginx-chain.conf nginx-lb.conf haproxy.cfg haproxy-lb.cfg Caddyfile
 var files embed.FS
 
 // Names of the templates, for Render.
@@ -19,7 +19,9 @@ const (
 	Nginx      = "nginx.conf"
 	NginxTLS   = "nginx-tls.conf"
 	NginxChain = "nginx-chain.conf"
+	NginxLB    = "nginx-lb.conf"
 	HAProxy    = "haproxy.cfg"
+	HAProxyLB  = "haproxy-lb.cfg"
 	Caddy      = "Caddyfile"
 )
 
@@ -31,6 +33,9 @@ type Params struct {
 	Host string
 	// Upstream is host:port of the origin server.
 	Upstream string
+	// Upstreams are host:port of the three origins the balancing variants
+	// spread over.
+	Upstreams []string
 	// Dir is a private temp directory for pid files, logs and buffers.
 	Dir string
 	// CertFile and KeyFile are PEM files for the TLS variants.
@@ -49,8 +54,8 @@ type Params struct {
 func Render(name string, p Params) ([]byte, error) {
 	src, err := files.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("peers: no config template %q (have %s, %s, %s, %s, %s)",
-			name, Nginx, NginxTLS, NginxChain, HAProxy, Caddy)
+		return nil, fmt.Errorf("peers: no config template %q (have %s, %s, %s, %s, %s, %s, %s)",
+			name, Nginx, NginxTLS, NginxChain, NginxLB, HAProxy, HAProxyLB, Caddy)
 	}
 	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
 	if err != nil {

@@ -12,14 +12,15 @@ func testParams(t *testing.T) Params {
 	dir := t.TempDir()
 	return Params{
 		Listen: "127.0.0.1:18080", Host: "127.0.0.1", Upstream: "127.0.0.1:18081",
-		Dir: dir, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
+		Upstreams: []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"},
+		Dir:       dir, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
 		RatePerSecond: 1000000, NoFile: 4096, WorkerConnections: 2000, ClientID: "bench-client", ClientSecret: "bench-secret",
 	}
 }
 
 func TestRenderFillsEveryField(t *testing.T) {
 	p := testParams(t)
-	for _, name := range []string{Nginx, NginxTLS, NginxChain, HAProxy, Caddy} {
+	for _, name := range []string{Nginx, NginxTLS, NginxChain, NginxLB, HAProxy, HAProxyLB, Caddy} {
 		out, err := Render(name, p)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -30,6 +31,13 @@ func TestRenderFillsEveryField(t *testing.T) {
 		}
 		if !strings.Contains(s, p.Listen) || !strings.Contains(s, p.Upstream) {
 			t.Errorf("%s: listen or upstream address missing from output", name)
+		}
+		if name == NginxLB || name == HAProxyLB {
+			for _, u := range p.Upstreams {
+				if !strings.Contains(s, u) {
+					t.Errorf("%s: origin %s missing from output", name, u)
+				}
+			}
 		}
 	}
 }
@@ -77,7 +85,10 @@ func TestConfigsPassTheirOwnChecks(t *testing.T) {
 	check("nginx", Nginx, nginx)
 	check("nginx", NginxTLS, nginx)
 	check("nginx", NginxChain, nginx)
-	check("haproxy", HAProxy, func(path string) []string { return []string{"-c", "-q", "-f", path} })
+	check("nginx", NginxLB, nginx)
+	haproxy := func(path string) []string { return []string{"-c", "-q", "-f", path} }
+	check("haproxy", HAProxy, haproxy)
+	check("haproxy", HAProxyLB, haproxy)
 	check("caddy", Caddy, func(path string) []string {
 		return []string{"validate", "--adapter", "caddyfile", "--config", path}
 	}, "XDG_DATA_HOME="+p.Dir, "XDG_CONFIG_HOME="+p.Dir, "HOME="+p.Dir)

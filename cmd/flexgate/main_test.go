@@ -179,7 +179,7 @@ spec:
 	f(bad, out,
 		bad+`:8:23: upstream url "ftp://files:21" must start with http:// or https://`,
 		bad+`:11:17: unknown HTTP method "FETCH"; known methods: GET,`,
-		bad+`:12:38: unknown field "timeout" in upstream; known fields: caFile, connectTimeout,`,
+		bad+`:12:38: unknown field "timeout" in upstream; known fields: caFile, circuitBreaker, connectTimeout,`,
 		bad+`:15:23: environment variable FLEXGATE_TEST_UNSET_UPSTREAM is not set; set it`)
 
 	out, code = runBinary(t, nil, "validate", badPolicies)

@@ -29,7 +29,7 @@ func quickStart(logger *slog.Logger) (*config.Config, func(), error) {
 			ID:    "quick-start",
 			Paths: []string{"/api/*"},
 			Upstream: config.Upstream{
-				Scheme: "http", Host: addr,
+				Targets:        []config.Target{{Scheme: "http", Host: addr, Weight: 1}},
 				ConnectTimeout: config.DefaultConnectTimeout, ResponseTimeout: config.DefaultResponseTimeout,
 				MaxConns: config.DefaultMaxConns,
 			},

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
 // seedRequest is a keep-alive client sending the seed route a request that
@@ -50,7 +52,7 @@ func TestSeedChainDoesNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		r.do(t)
 	}
-	if allocs := testing.AllocsPerRun(500, func() { r.do(t) }); allocs >= 0.5 {
+	if allocs := proxytest.SteadyAllocs(500, func() { r.do(t) }); allocs >= 0.5 {
 		t.Fatalf("a request through the seed chain costs %.2f allocations, want 0", allocs)
 	}
 }
@@ -90,7 +92,7 @@ func TestRejectionDoesNotAllocate(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		reject()
 	}
-	if allocs := testing.AllocsPerRun(500, reject); allocs >= 0.5 {
+	if allocs := proxytest.SteadyAllocs(500, reject); allocs >= 0.5 {
 		t.Fatalf("a rate-limited request costs %.2f allocations, want 0", allocs)
 	}
 }

@@ -193,7 +193,7 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 	}
 	cfg.Clients = append(cfg.Clients, clients...)
 	route := &cfg.Routes[0]
-	route.Upstream.Host = up.Addr
+	route.Upstream.Targets[0].Host = up.Addr
 	for i := range route.Policies {
 		if p := &route.Policies[i]; p.Name == "token-introspection" {
 			chain.Field(p.Params, "url").Value = idp.URL + "/introspect"
