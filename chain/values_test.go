@@ -2,6 +2,7 @@ package chain
 
 import (
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -12,6 +13,10 @@ func (nopPolicy) Provision(*Env) error { return nil }
 func (nopPolicy) Close() error         { return nil }
 
 func newNop() Policy { return nopPolicy{} }
+
+// The registry is global and refuses a name twice, while a test may run
+// more than once (go test -count): each test registers its policies once.
+var registerVT, registerVTEx sync.Once
 
 // TestValueRegistration: names that an expression could not write, or
 // that would shadow another value, are refused when a policy registers.
@@ -30,9 +35,11 @@ func TestValueRegistration(t *testing.T) {
 	reg := func(name string, specs ...ValueSpec) func() {
 		return func() { Register(Registration{Name: name, New: newNop, Provides: specs}) }
 	}
-	Register(Registration{Name: "vt-a", New: newNop, Provides: []ValueSpec{{Name: "vt.id"}, {Name: "vt.claims", Object: true}}})
-	Register(Registration{Name: "vt-b", New: newNop, Provides: []ValueSpec{{Name: "vt.id"}}})
-	RegisterAlias("vt.alias", "vt.id")
+	registerVT.Do(func() {
+		Register(Registration{Name: "vt-a", New: newNop, Provides: []ValueSpec{{Name: "vt.id"}, {Name: "vt.claims", Object: true}}})
+		Register(Registration{Name: "vt-b", New: newNop, Provides: []ValueSpec{{Name: "vt.id"}}})
+		RegisterAlias("vt.alias", "vt.id")
+	})
 
 	panics("bad name", reg("vt-bad", ValueSpec{Name: "vt..x"}), "is not a value name")
 	panics("dash", reg("vt-dash", ValueSpec{Name: "vt.a-b"}), "is not a value name")
@@ -60,11 +67,13 @@ func TestValueRegistration(t *testing.T) {
 // TestExchangeValues: values are per request, cleared by Reset, and the
 // zero Value reads as empty.
 func TestExchangeValues(t *testing.T) {
-	Register(Registration{Name: "vt-ex", New: newNop, Provides: []ValueSpec{{Name: "vtex.one"}, {Name: "vtex.two"}}})
+	registerVTEx.Do(func() {
+		Register(Registration{Name: "vt-ex", New: newNop, Provides: []ValueSpec{{Name: "vtex.one"}, {Name: "vtex.two"}}})
+	})
 	one, two := MustValue("vtex.one"), MustValue("vtex.two")
 	ex := AcquireExchange()
 	defer ReleaseExchange(ex)
-	if ex.Value(one) != nil || ex.Value(Value{}) != nil {
+	if len(ex.Value(one)) != 0 || len(ex.Value(Value{})) != 0 {
 		t.Fatal("a fresh exchange holds values")
 	}
 	src := []byte("alice")

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
@@ -22,8 +21,7 @@ func TestReloadRevalidatesCarriedOverPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := chaintest.Load(t, withRegistry(limiter+clientID))
-	_, err = chain.CompileAll(cfg, first, chain.Options{Provision: true})
+	_, _, err = chaintest.CompileWith(t, withRegistry(limiter+clientID), chaintest.Options{Old: first})
 	if err == nil || !strings.Contains(err.Error(), "only known after client-id-enforcement") {
 		t.Fatalf("reload with the limiter moved first: %v", err)
 	}
@@ -41,12 +39,10 @@ func TestReloadSeesChangesBehindAliases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := chaintest.Load(t, chaintest.Gateway(policies("1")))
-	next, err := chain.CompileAll(cfg, first, chain.Options{Provision: true})
+	next, _, err := chaintest.CompileWith(t, chaintest.Gateway(policies("1")), chaintest.Options{Old: first})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = next.Retire(nil) })
 	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej != nil {
 		t.Fatalf("first request: %v", rej)
 	}

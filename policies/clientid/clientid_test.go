@@ -3,44 +3,37 @@ package clientid
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
 )
 
-func registry() []config.Client {
-	h := sha256.Sum256([]byte("hashed-secret"))
-	return []config.Client{
-		{ID: "app-1", Secret: "s3cret"},
-		{ID: "app-2", SecretHash: h[:]},
+// registry is the client registry of the tests, as spec.clients entries:
+// one client with its secret, one with the SHA-256 of its secret.
+func registry() []string {
+	return []string{
+		"{id: app-1, secret: s3cret}",
+		fmt.Sprintf("{id: app-2, secretHash: \"sha256:%x\"}", sha256.Sum256([]byte("hashed-secret"))),
 	}
 }
 
-// compile builds a one-route chain from the YAML of its policies list.
-func compile(t testing.TB, clients []config.Client, policies string) (*chain.Chain, *metrics.Set, error) {
+// compile builds the chain of a route "orders" on /orders/* from the YAML
+// of its policies list, with clients as the client registry. The list
+// begins on line chaintest.PoliciesLine (12) of the file, indented by 8
+// columns: its line 1, column 3 is the file's 12:11.
+func compile(t testing.TB, clients []string, policies string) (*chain.Chain, *metrics.Set, error) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
-		t.Fatal(err)
-	}
-	route := config.Route{ID: "orders", Paths: []string{"/orders/*"}}
-	for _, item := range doc.Content[0].Content {
-		spec := config.PolicySpec{Name: item.Value, Pos: config.Pos{File: "gw.yaml", Line: item.Line, Col: item.Column}}
-		if item.Kind == yaml.MappingNode {
-			spec.Name, spec.Params = item.Content[0].Value, item.Content[1]
-		}
-		route.Policies = append(route.Policies, spec)
-	}
-	cfg := &config.Config{Routes: []config.Route{route}, Clients: clients}
+	doc := chaintest.Doc{RouteID: "orders", Path: "/orders/*", Clients: clients, Policies: policies}
 	set := metrics.NewSet()
-	c, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{Provision: true, Metrics: set})
+	c, _, err := chaintest.CompileRoute(t, doc, chaintest.Options{Metrics: set})
 	return c, set, err
 }
 
@@ -50,7 +43,6 @@ func mustCompile(t testing.TB, policies string) (*chain.Chain, *metrics.Set) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	return c, set
 }
 
@@ -248,7 +240,7 @@ func TestCustomHeaderNames(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	f := func(clients []config.Client, policies string, want ...string) {
+	f := func(clients []string, policies string, want ...string) {
 		t.Helper()
 		_, _, err := compile(t, clients, policies)
 		if err == nil {
@@ -261,20 +253,31 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	f(nil, "- client-id-enforcement",
-		`gw.yaml:1:3: client-id-enforcement: route "orders" uses client-id-enforcement but no client registry is configured`,
+		`gw.yaml:12:11: client-id-enforcement: route "orders" uses client-id-enforcement but no client registry is configured`,
 		"add spec.clients", "--clients FILE")
 	f(registry(), "- client-id-enforcement:\n    clientIdHeader: \"bad header\"",
-		"gw.yaml:2:21:", `clientIdHeader "bad header" is not a valid header name`)
+		"gw.yaml:13:29:", `clientIdHeader "bad header" is not a valid header name`)
 	f(registry(), "- client-id-enforcement:\n    clientSecretHeader: Client_ID",
-		"gw.yaml:2:25:", "give the secret its own header")
+		"gw.yaml:13:33:", "give the secret its own header")
 	f(registry(), "- client-id-enforcement:\n    clientSecretHeader: Client-ID",
-		"gw.yaml:2:25:", "the same header (case, '-' and '_' aside)", "give the secret its own header")
+		"gw.yaml:13:33:", "the same header (case, '-' and '_' aside)", "give the secret its own header")
 	f(registry(), "- client-id-enforcement:\n    clientIdHeader: A-B-C-D-E-F-G-H",
-		"gw.yaml:2:21:", "clientIdHeader:", "more than 6 '-' and '_'")
+		"gw.yaml:13:29:", "clientIdHeader:", "more than 6 '-' and '_'")
 	f(registry(), "- client-id-enforcement:\n    basicAuht: true",
-		"gw.yaml:2:5:", `unknown parameter "basicAuht"`, "basicAuth, clientIdHeader, clientSecretHeader")
-	f([]config.Client{{ID: "x", Pos: config.Pos{File: "clients.yaml", Line: 3, Col: 5}}}, "- client-id-enforcement",
-		"clients.yaml:3:5: client \"x\" has neither secret nor secretHash")
+		"gw.yaml:13:13:", `unknown parameter "basicAuht"`, "basicAuth, clientIdHeader, clientSecretHeader")
+}
+
+// TestValidateRegistryBuiltInCode: a client registry the loader did not
+// build (the loader refuses a client without a secret) is checked as well.
+func TestValidateRegistryBuiltInCode(t *testing.T) {
+	cfg := &config.Config{
+		Clients: []config.Client{{ID: "x", Pos: config.Pos{File: "clients.yaml", Line: 3, Col: 5}}},
+		Routes:  []config.Route{{ID: "orders", Policies: []config.PolicySpec{{Name: "client-id-enforcement"}}}},
+	}
+	_, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{})
+	if want := "clients.yaml:3:5: client \"x\" has neither secret nor secretHash"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want one containing %q", err, want)
+	}
 }
 
 func TestSuccessDoesNotAllocate(t *testing.T) {

@@ -29,10 +29,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
-	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 // idp is a real RFC 7662 introspection server on 127.0.0.1 that counts its
@@ -120,26 +119,14 @@ func (c *clock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// compile builds a one-route chain from the YAML of its policies list.
-func compile(t testing.TB, policies string, opts chain.Options) (*chain.Chain, error) {
+// compile builds the chain of a route "orders" on /orders/* from the YAML
+// of its policies list. The list begins on line chaintest.PoliciesLine (12)
+// of the file, indented by 8 columns: its line 1, column 3 is the file's
+// 12:11.
+func compile(t testing.TB, policies string, opts chaintest.Options) (*chain.Chain, error) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
-		t.Fatal(err)
-	}
-	route := config.Route{ID: "orders", Paths: []string{"/orders/*"}}
-	for _, item := range doc.Content[0].Content {
-		spec := config.PolicySpec{Name: item.Value, Pos: config.Pos{File: "gw.yaml", Line: item.Line, Col: item.Column}}
-		if item.Kind == yaml.MappingNode {
-			spec.Name, spec.Params = item.Content[0].Value, item.Content[1]
-		}
-		route.Policies = append(route.Policies, spec)
-	}
-	cfg := &config.Config{Routes: []config.Route{route}}
-	if opts.Metrics == nil {
-		opts.Metrics = metrics.NewSet()
-	}
-	return chain.Compile(cfg, &cfg.Routes[0], opts)
+	c, _, err := chaintest.CompileRoute(t, chaintest.Doc{RouteID: "orders", Path: "/orders/*", Policies: policies}, opts)
+	return c, err
 }
 
 type fixture struct {
@@ -159,11 +146,10 @@ func setup(t testing.TB, url, extra string) *fixture {
 	}
 	set := metrics.NewSet()
 	c, err := compile(t, "- token-introspection: "+params+"}",
-		chain.Options{Provision: true, Metrics: set, Logger: slog.New(slog.DiscardHandler)})
+		chaintest.Options{Metrics: set, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	in := c.Policies[0].Policy.(*Introspector)
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	in.now = clk.now
@@ -665,7 +651,7 @@ func otherCert(t *testing.T) []byte {
 func TestValidate(t *testing.T) {
 	f := func(policies string, want ...string) {
 		t.Helper()
-		_, err := compile(t, policies, chain.Options{})
+		_, err := compile(t, policies, chaintest.Options{ValidateOnly: true})
 		if err == nil {
 			t.Fatalf("%s: no error, want %q", policies, want)
 		}
@@ -675,19 +661,19 @@ func TestValidate(t *testing.T) {
 			}
 		}
 	}
-	f("- token-introspection", "gw.yaml:1:3: token-introspection: url is required")
+	f("- token-introspection", "gw.yaml:12:11: token-introspection: url is required")
 	f("- token-introspection:\n    url: ftp://x/introspect\n    clientId: a\n    clientSecret: b",
-		`gw.yaml:2:10: token-introspection: url "ftp://x/introspect" is not an http(s) URL`)
+		`gw.yaml:13:18: token-introspection: url "ftp://x/introspect" is not an http(s) URL`)
 	f("- token-introspection:\n    url: https://x/introspect\n    clientId: a",
-		"gw.yaml:3:15: token-introspection: clientId and clientSecret are both required")
+		"gw.yaml:14:23: token-introspection: clientId and clientSecret are both required")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: -1",
-		"gw.yaml:5:15:", "cacheTtl must be 0 or more")
+		"gw.yaml:16:23:", "cacheTtl must be 0 or more")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: 1m",
-		"gw.yaml:5:15:", "cannot unmarshal")
+		"gw.yaml:16:23:", "cannot unmarshal")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    caFile: /nonexistent.pem",
-		"gw.yaml:5:13:", "cannot read caFile")
+		"gw.yaml:16:21:", "cannot read caFile")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    scopes: [ok, \"two words\"]",
-		"gw.yaml:5:18:", `scope "two words"`)
+		"gw.yaml:16:26:", `scope "two words"`)
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTTL: 5",
 		`unknown parameter "cacheTTL"`, "caFile, cacheTtl, clientId, clientSecret, inactiveCacheTtl, maxCacheEntries, scopes, timeout, url")
 }
@@ -701,7 +687,7 @@ func TestSeedProvisionsOffline(t *testing.T) {
     clientSecret: not-a-real-secret
     cacheTtl: 60`
 	for _, provision := range []bool{false, true} {
-		c, err := compile(t, seed, chain.Options{Provision: provision})
+		c, err := compile(t, seed, chaintest.Options{ValidateOnly: !provision})
 		if err != nil {
 			t.Fatalf("provision %v: %v", provision, err)
 		}
@@ -710,7 +696,6 @@ func TestSeedProvisionsOffline(t *testing.T) {
 			if in.hc.ConnsCount() != 0 {
 				t.Error("provisioning opened a connection")
 			}
-			_ = c.Close()
 		}
 	}
 }

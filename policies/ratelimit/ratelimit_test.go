@@ -1,8 +1,6 @@
 package ratelimit
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
-	"github.com/flexgate/flexgate/config"
 )
 
 // seedLimit is step 1 of secured-gateway-config.yaml.
@@ -142,19 +139,6 @@ func TestDuplicateIdentifierRefused(t *testing.T) {
 }
 
 func TestReloadKeepsBudgets(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "gw.yaml")
-	load := func(text string) *config.Config {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load([]string{path})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
 	twoRoutes := func(otherLimit string) string {
 		return chaintest.Gateway(seedLimit) + `    - id: other
       path: ["/other/*"]
@@ -166,33 +150,27 @@ func TestReloadKeepsBudgets(t *testing.T) {
             period: 60
 `
 	}
-	clk := newFakeClock()
-	old, err := chain.CompileAll(load(twoRoutes("5")), nil, chain.Options{Provision: true})
-	if err != nil {
-		t.Fatal(err)
+	reload := func(old *chain.Set, text string) *chain.Set {
+		t.Helper()
+		set, _, err := chaintest.CompileWith(t, text, chaintest.Options{Old: old})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
 	}
+	clk := newFakeClock()
+	old := reload(nil, twoRoutes("5"))
 	limiter(t, old.Chains[0], 0, clk)
 	for i := 0; i < 100; i++ {
 		chaintest.Run(old.Chains[0], chaintest.Ctx("http://gw/api/x"))
 	}
 	// The other route changes; route r's budget must survive the reload.
-	next, err := chain.CompileAll(load(twoRoutes("6")), old, chain.Options{Provision: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Retire(next); err != nil {
-		t.Fatal(err)
-	}
-	defer next.Retire(nil)
+	next := reload(old, twoRoutes("6"))
 	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej == nil || rej.Status != 429 {
 		t.Fatalf("after reloading an unrelated change the spent budget was reset: rejection %v", rej)
 	}
 	// A changed limit is a new policy with a new budget.
-	third, err := chain.CompileAll(load(strings.Replace(twoRoutes("6"), "limit: 100", "limit: 101", 1)), next, chain.Options{Provision: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer third.Retire(nil)
+	third := reload(next, strings.Replace(twoRoutes("6"), "limit: 100", "limit: 101", 1))
 	if rej := chaintest.Run(third.Chains[0], chaintest.Ctx("http://gw/api/x")); rej != nil {
 		t.Fatalf("a changed limit kept the old budget: %v", rej)
 	}

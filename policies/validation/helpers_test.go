@@ -4,10 +4,9 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
-	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
 // seedPolicy is the request-validation entry of the user's
@@ -37,8 +36,16 @@ const seedSchema = `{
   "additionalProperties": false // deny unlisted fields — strict allow-list
 }`
 
+// catalog is the document of these tests: a route named product-catalog
+// that allows only methods (nil: every method), with a policies list. The
+// list begins on line chaintest.PoliciesLine (12) of the file, indented by
+// 8 columns: its line 1, column 3 is the file's 12:11.
+func catalog(methods []string, policies string) chaintest.Doc {
+	return chaintest.Doc{RouteID: "product-catalog", Methods: methods, Policies: policies}
+}
+
 // compileYAML compiles a policies list (YAML text of one or more entries)
-// into the chain of a route named product-catalog.
+// into the chain of the catalog route.
 func compileYAML(t testing.TB, policies string) (*chain.Chain, error) {
 	t.Helper()
 	return compileRoute(t, nil, policies)
@@ -48,49 +55,29 @@ func compileYAML(t testing.TB, policies string) (*chain.Chain, error) {
 // every method).
 func compileRoute(t testing.TB, methods []string, policies string) (*chain.Chain, error) {
 	t.Helper()
-	return compileReusing(t, methods, policies, nil)
-}
-
-// compileReusing is compileRoute as a reload runs it, carrying over the
-// instances of reuse whose keys are unchanged.
-func compileReusing(t testing.TB, methods []string, policies string, reuse map[string]chain.Instance) (*chain.Chain, error) {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(policies), &doc); err != nil {
-		t.Fatalf("test YAML: %v", err)
-	}
-	route := config.Route{ID: "product-catalog", Methods: methods}
-	for _, entry := range doc.Content[0].Content {
-		k, v := entry, entry
-		if entry.Kind == yaml.MappingNode {
-			k, v = entry.Content[0], entry.Content[1]
-		}
-		spec := config.PolicySpec{Name: k.Value, Pos: config.Pos{File: "gateway.yaml", Line: k.Line, Col: k.Column}}
-		if v.Kind == yaml.MappingNode {
-			spec.Params = v
-		}
-		route.Policies = append(route.Policies, spec)
-	}
-	cfg := &config.Config{Routes: []config.Route{route}}
-	c, err := chain.Compile(cfg, &cfg.Routes[0], chain.Options{Provision: true, Reuse: reuse})
-	if c != nil {
-		t.Cleanup(func() { _ = c.Close() })
-	}
+	c, _, err := chaintest.CompileRoute(t, catalog(methods, policies), chaintest.Options{})
 	return c, err
 }
 
 func mustRoute(t testing.TB, methods []string, policies string) *chain.Chain {
 	t.Helper()
-	return mustRouteReusing(t, methods, policies, nil)
-}
-
-func mustRouteReusing(t testing.TB, methods []string, policies string, reuse map[string]chain.Instance) *chain.Chain {
-	t.Helper()
-	c, err := compileReusing(t, methods, policies, reuse)
+	c, err := compileRoute(t, methods, policies)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
 	return c
+}
+
+// mustSet compiles the catalog route as a reload that replaces old (nil:
+// none) does: the instances of old whose keys are unchanged are carried
+// over, and old is retired.
+func mustSet(t testing.TB, methods []string, policies string, old *chain.Set) *chain.Set {
+	t.Helper()
+	set, _, err := chaintest.CompileWith(t, catalog(methods, policies).String(), chaintest.Options{Old: old})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return set
 }
 
 func mustCompile(t testing.TB, policies string) *chain.Chain {

@@ -41,7 +41,7 @@ func TestInMustBeKnown(t *testing.T) {
 	if err == nil {
 		t.Fatal("in: header compiled")
 	}
-	for _, w := range []string{"gateway.yaml:4:9", `in must be "query", "body" or "auto"`, `"header"`} {
+	for _, w := range []string{"gw.yaml:15:17", `in must be "query", "body" or "auto"`, `"header"`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Fatalf("error %q does not contain %q", err, w)
 		}
@@ -128,22 +128,14 @@ func TestAutoOnBodyRoute(t *testing.T) {
 // A reload that adds a body method to a route must not keep the
 // instance that resolved "auto" to the query.
 func TestReloadResolvesInAgain(t *testing.T) {
-	first := mustRoute(t, []string{"GET"}, seedPolicy)
-	reuse := map[string]chain.Instance{}
-	for _, inst := range first.Policies {
-		reuse[inst.Key] = inst
-	}
-	second := mustRouteReusing(t, []string{"GET", "POST"}, seedPolicy, reuse)
-	if got := second.Policies[0].Policy.(*Validator).in; got != fromEither {
+	first := mustSet(t, []string{"GET"}, seedPolicy, nil)
+	second := mustSet(t, []string{"GET", "POST"}, seedPolicy, first)
+	if got := second.Chains[0].Policies[0].Policy.(*Validator).in; got != fromEither {
 		t.Fatalf("after methods became GET, POST: in resolved to %d, want %d (auto, per request)", got, fromEither)
 	}
 	// Unchanged methods keep the instance.
-	reuse = map[string]chain.Instance{}
-	for _, inst := range second.Policies {
-		reuse[inst.Key] = inst
-	}
-	third := mustRouteReusing(t, []string{"GET", "POST"}, seedPolicy, reuse)
-	if third.Policies[0].Policy != second.Policies[0].Policy {
+	third := mustSet(t, []string{"GET", "POST"}, seedPolicy, second)
+	if third.Chains[0].Policies[0].Policy != second.Chains[0].Policies[0].Policy {
 		t.Fatal("a reload with the same methods built the policy anew")
 	}
 }

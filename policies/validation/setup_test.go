@@ -22,14 +22,15 @@ func TestConfigErrorsPointAtTheSchemaLine(t *testing.T) {
 			}
 		}
 	}
-	// Line 1 is the policy's name; the block's text starts on line 3.
+	// The policy's name is on line 12 of the file (chaintest.PoliciesLine);
+	// the block's text starts on line 14.
 	f(`- request-validation:
     schema: |
       {
         "type": "object"
         "required": ["a"]
       }
-`, "gateway.yaml:5:", "schema (its line 3) is not valid JSON")
+`, "gw.yaml:16:", "schema (its line 3) is not valid JSON")
 	f(`- request-validation:
     schema: |
       {
@@ -37,38 +38,38 @@ func TestConfigErrorsPointAtTheSchemaLine(t *testing.T) {
           "a": {"type": "strin"}
         }
       }
-`, "gateway.yaml:5:", `unknown type "strin"`)
+`, "gw.yaml:16:", `unknown type "strin"`)
 	f(`- request-validation:
     schema: |
       {"type": "string",
        "pattern": "^(PRD$"}
-`, "gateway.yaml:4:", "not a valid regular expression")
+`, "gw.yaml:15:", "not a valid regular expression")
 	f(`- request-validation:
     schema: |
       {"type": "string"} /* unclosed
-`, "gateway.yaml:3:", "comment is not closed")
+`, "gw.yaml:14:", "comment is not closed")
 	f(`- request-validation:
     schema: '{"type": "object",}'
-`, "gateway.yaml:2:", "is not valid JSON")
+`, "gw.yaml:13:", "is not valid JSON")
 	f(`- request-validation:
     schema: |
       {"type": "object"}
     maxDepth: -1
-`, "gateway.yaml:4:15", "maxDepth must be a positive")
+`, "gw.yaml:15:23", "maxDepth must be a positive")
 	f(`- request-validation:
     schemas: "{}"
-`, "gateway.yaml:2:5", `unknown parameter "schemas"`, "schema")
+`, "gw.yaml:13:13", `unknown parameter "schemas"`, "schema")
 	f(`- request-validation
 `, `needs a "schema"`)
 	f(`- request-validation:
     schema: |
       {"properties": {
         "x": {"$ref": "#/$defs/nope"}}}
-`, "gateway.yaml:4:", "not in the schema")
+`, "gw.yaml:15:", "not in the schema")
 	f(`- request-validation:
     schema: |
       {"$ref": "https://example.com/product.json"}
-`, "gateway.yaml:3:", "https://example.com/product.json", "nothing is fetched")
+`, "gw.yaml:14:", "https://example.com/product.json", "nothing is fetched")
 }
 
 func TestSeedPolicyCompiles(t *testing.T) {
