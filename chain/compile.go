@@ -228,15 +228,17 @@ func instanceKey(routeID string, spec *config.PolicySpec) string {
 	return routeID + "\x00" + spec.Name + "\x00" + params
 }
 
-// stripPositions copies a node tree without comments, so that moving or
-// commenting a policy does not change its key, and with its aliases
+// stripPositions copies a node tree without comments or style, so that
+// moving, commenting or reformatting a policy (a flow mapping written as a
+// block) does not change its key, and with its aliases
 // expanded, so that changing the value of an anchor does (the caller bounds
 // the expansion with config.CheckAliases).
 func stripPositions(n *yaml.Node) *yaml.Node {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return stripPositions(n.Alias)
 	}
-	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value}
+	// The tag keeps what quoting meant: "100" is !!str, 100 is !!int.
+	c := &yaml.Node{Kind: n.Kind, Tag: n.Tag, Value: n.Value}
 	for _, k := range n.Content {
 		c.Content = append(c.Content, stripPositions(k))
 	}

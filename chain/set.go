@@ -39,7 +39,8 @@ func CompileAll(cfg *config.Config, old *Set, opts Options) (*Set, error) {
 	}
 	if len(errs) > 0 {
 		for _, c := range s.Chains {
-			if c == nil {
+			if c == nil || !opts.Provision {
+				// Close releases what Provision built: nothing here.
 				continue
 			}
 			for _, inst := range c.Policies {

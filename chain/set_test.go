@@ -233,3 +233,29 @@ func TestCompileReuseMap(t *testing.T) {
 	_ = next.Close()
 	_ = b.Close()
 }
+
+// TestReuseIgnoresFormatting: rewriting a policy's parameters as a block
+// mapping instead of a flow one (or quoting differently what means the
+// same) keeps its instance and state; a value that changes type does not.
+func TestReuseIgnoresFormatting(t *testing.T) {
+	first := mustCompileAll(t, chaintest.Gateway(`
+        - probe-request: {tag: a}
+`), nil)
+	a := probeAt(t, first.Chains[0], 0)
+	next := mustCompileAll(t, chaintest.Gateway(`
+        - probe-request:
+            tag: 'a'
+`), first)
+	if probeAt(t, next.Chains[0], 0) != a {
+		t.Fatal("a policy rewritten as a block mapping was not carried over")
+	}
+	third := mustCompileAll(t, chaintest.Gateway(`
+        - probe-request: {tag: "1"}
+`), next)
+	fourth := mustCompileAll(t, chaintest.Gateway(`
+        - probe-request: {tag: 1}
+`), third)
+	if probeAt(t, fourth.Chains[0], 0) == probeAt(t, third.Chains[0], 0) {
+		t.Error(`tag "1" (a string) and tag 1 (a number) share an instance`)
+	}
+}
