@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -112,6 +116,19 @@ func (d *decoder) tls(n *yaml.Node) (*TLS, bool) {
 	t := &TLS{Mode: "TERMINATE", MinVersion: "1.2"}
 	m := d.mark()
 	var certsNode *yaml.Node
+	version := func(dst *string) field {
+		return func(k, v *yaml.Node) {
+			s, ok := d.requiredStr(v, "tls "+k.Value)
+			if !ok {
+				return
+			}
+			if _, known := TLSVersion(s); !known {
+				d.errorf(v, "tls %s %q is not supported; use \"1.2\" or \"1.3\"", k.Value, s)
+				return
+			}
+			*dst = s
+		}
+	}
 	if !d.mapping(n, "tls", map[string]field{
 		"mode": func(_, v *yaml.Node) {
 			mode, ok := d.requiredStr(v, "tls mode")
@@ -127,15 +144,31 @@ func (d *decoder) tls(n *yaml.Node) (*TLS, bool) {
 				}
 			})
 		},
-		"minVersion": func(_, v *yaml.Node) {
-			s, ok := d.requiredStr(v, "tls minVersion")
-			switch {
-			case !ok:
-			case s != "1.2" && s != "1.3":
-				d.errorf(v, "tls minVersion %q is not supported; use \"1.2\" or \"1.3\"", s)
-			default:
-				t.MinVersion = s
+		"minVersion": version(&t.MinVersion),
+		"maxVersion": version(&t.MaxVersion),
+		"alpn": func(_, v *yaml.Node) {
+			for _, e := range d.strEntries(v, "tls alpn", false) {
+				if !knownALPN(e.val) {
+					d.errorf(e.node, "tls alpn protocol %q is not supported; use http/1.1 (h2 is accepted but not offered: flexgate serves HTTP/1.1)", e.val)
+					continue
+				}
+				t.ALPN = append(t.ALPN, e.val)
 			}
+		},
+		"ciphers": func(_, v *yaml.Node) {
+			for _, e := range d.strEntries(v, "tls ciphers", false) {
+				if _, _, known := CipherSuite(e.val); !known {
+					d.errorf(e.node, "tls cipher %q is not supported; use the IANA name of one of: %s", e.val, strings.Join(CipherSuiteNames(), ", "))
+					continue
+				}
+				t.Ciphers = append(t.Ciphers, e.val)
+			}
+		},
+		"clientCAFile": func(_, v *yaml.Node) {
+			t.ClientCAFile, _ = d.filePath(v, "tls clientCAFile")
+		},
+		"requireClientCertificate": func(_, v *yaml.Node) {
+			t.RequireClientCert, _ = d.boolean(v, "tls requireClientCertificate")
 		},
 	}) {
 		return nil, false
@@ -147,8 +180,143 @@ func (d *decoder) tls(n *yaml.Node) (*TLS, bool) {
 		}
 		d.errorf(at, "tls needs at least one certificate; add certificates: [{certFile: ..., keyFile: ...}]")
 	}
+	if !d.failed(m) {
+		if err := t.Validate(); err != nil {
+			d.errorf(n, "%v", err)
+		}
+	}
 	return t, !d.failed(m)
 }
+
+// Validate reports the first setting of t that cannot be served: an
+// unknown version, cipher or ALPN protocol, versions out of order, ciphers
+// that no allowed version uses, client verification without CAs, no
+// certificate or one without its key. It reads no file and parses no PEM,
+// so `flexgate validate --without-secrets` can run it. Every loader of a
+// listener's TLS (kind: Gateway, a Flex tls policy) checks it; the gateway
+// checks it again when it loads the certificates. Safe for concurrent use.
+func (t *TLS) Validate() error {
+	if t.Mode != "" && !strings.EqualFold(t.Mode, "TERMINATE") {
+		return fmt.Errorf("tls mode %q is not supported; only TERMINATE is supported", t.Mode)
+	}
+	if len(t.Certificates) == 0 {
+		return errors.New("tls has no certificate; an HTTPS listener needs its certificate chain and private key")
+	}
+	lo, hi := uint16(tls.VersionTLS12), uint16(tls.VersionTLS13)
+	for _, v := range []struct {
+		name string
+		val  string
+		dst  *uint16
+	}{{"minVersion", t.MinVersion, &lo}, {"maxVersion", t.MaxVersion, &hi}} {
+		if v.val == "" {
+			continue
+		}
+		id, ok := TLSVersion(v.val)
+		if !ok {
+			return fmt.Errorf("tls %s %q is not supported; use \"1.2\" or \"1.3\"", v.name, v.val)
+		}
+		*v.dst = id
+	}
+	if lo > hi {
+		return fmt.Errorf("tls maxVersion %s is below minVersion %s; no client could connect", t.MaxVersion, t.MinVersion)
+	}
+	if len(t.ALPN) > 0 {
+		http1 := false
+		for _, p := range t.ALPN {
+			if !knownALPN(p) {
+				return fmt.Errorf("tls alpn protocol %q is not supported; use http/1.1 (h2 is accepted but not offered: flexgate serves HTTP/1.1)", p)
+			}
+			http1 = http1 || p != "h2"
+		}
+		if !http1 {
+			return errors.New("tls alpn offers only h2, which flexgate does not serve (it serves HTTP/1.1), so no client could agree on a protocol; add http/1.1")
+		}
+	}
+	if len(t.Ciphers) > 0 {
+		var tls12 int
+		for _, c := range t.Ciphers {
+			_, is13, ok := CipherSuite(c)
+			if !ok {
+				return fmt.Errorf("tls cipher %q is not supported; use the IANA name of one of: %s", c, strings.Join(CipherSuiteNames(), ", "))
+			}
+			if !is13 {
+				tls12++
+			}
+		}
+		switch {
+		case tls12 > 0 && lo == tls.VersionTLS13:
+			return errors.New("tls ciphers name TLS 1.2 suites, and minVersion is 1.3, so they would never be used; " +
+				"remove them (TLS 1.3 suites are not configurable) or allow TLS 1.2")
+		case tls12 == 0 && lo == tls.VersionTLS12:
+			return errors.New("tls ciphers name no TLS 1.2 suite, so no TLS 1.2 client could connect; " +
+				"add TLS 1.2 suites or set minVersion: \"1.3\"")
+		}
+	}
+	if len(t.ClientCAPEM) > 0 && t.ClientCAFile != "" {
+		return errors.New("tls has client CAs both inline and in clientCAFile; keep one")
+	}
+	if t.RequireClientCert && len(t.ClientCAPEM) == 0 && t.ClientCAFile == "" {
+		return errors.New("tls requires client certificates but names no CA to verify them; " +
+			"add clientCAFile (the PEM bundle of the CAs that sign client certificates)")
+	}
+	for _, c := range t.Certificates {
+		files := c.CertFile != "" || c.KeyFile != ""
+		inline := len(c.CertPEM) > 0 || len(c.KeyPEM) > 0
+		switch {
+		case files && inline:
+			return fmt.Errorf("%s: certificate is given both in files and inline; keep one", c.Pos)
+		case files && (c.CertFile == "" || c.KeyFile == ""):
+			return fmt.Errorf("%s: certificate needs both certFile and keyFile", c.Pos)
+		case !files && (len(c.CertPEM) == 0 || len(c.KeyPEM) == 0):
+			return fmt.Errorf("%s: certificate needs both the PEM certificate chain and its private key", c.Pos)
+		}
+	}
+	return nil
+}
+
+// knownALPN reports whether p is a protocol a listener's alpn may name.
+// h2 is accepted, as Flex Gateway's tls policy offers it by default, but
+// never offered: flexgate serves HTTP/1.1.
+func knownALPN(p string) bool { return p == "http/1.1" || p == "h2" || p == "http/1.0" }
+
+// TLSVersion returns the crypto/tls id of a version written "1.2" or
+// "1.3". Safe for concurrent use, as are CipherSuite and CipherSuiteNames.
+func TLSVersion(s string) (uint16, bool) {
+	v, ok := tlsVersions[s]
+	return v, ok
+}
+
+// CipherSuite returns the crypto/tls id of the cipher suite with the IANA
+// name name, and whether it is a TLS 1.3 suite. Only TLS 1.2 suites can be
+// chosen: Go offers all three TLS 1.3 suites whenever TLS 1.3 is
+// negotiated, so naming one is allowed and changes nothing.
+func CipherSuite(name string) (id uint16, tls13, ok bool) {
+	s, ok := listenerCipherSuites()[name]
+	return s.id, s.tls13, ok
+}
+
+// CipherSuiteNames lists the names CipherSuite knows, sorted.
+func CipherSuiteNames() []string {
+	names := make([]string, 0, len(listenerCipherSuites()))
+	for n := range listenerCipherSuites() {
+		names = append(names, n)
+	}
+	return sortedStrings(names)
+}
+
+type cipherSuite struct {
+	id    uint16
+	tls13 bool
+}
+
+// listenerCipherSuites are Go's secure cipher suites by IANA name.
+var listenerCipherSuites = sync.OnceValue(func() map[string]cipherSuite {
+	m := map[string]cipherSuite{}
+	for _, s := range tls.CipherSuites() {
+		m[s.Name] = cipherSuite{id: s.ID, tls13: len(s.SupportedVersions) == 1 && s.SupportedVersions[0] == tls.VersionTLS13}
+	}
+	return m
+})
 
 // certificate maps one entry of tls.certificates.
 func (d *decoder) certificate(n *yaml.Node) (Certificate, bool) {

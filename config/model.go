@@ -132,7 +132,10 @@ type TLS struct {
 	Ciphers []string
 	// ClientCAPEM verifies client certificates (mutual TLS); with
 	// RequireClientCert a client without a valid one is refused.
-	ClientCAPEM       []byte
+	ClientCAPEM []byte
+	// ClientCAFile is a PEM bundle on disk that verifies client
+	// certificates instead of ClientCAPEM; it is re-read when it changes.
+	ClientCAFile      string
 	RequireClientCert bool
 }
 

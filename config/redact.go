@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"math"
 	"net/netip"
 	"regexp"
@@ -51,13 +53,23 @@ type ListenerView struct {
 type TLSView struct {
 	Mode         string            `json:"mode"`
 	MinVersion   string            `json:"minVersion"`
+	MaxVersion   string            `json:"maxVersion,omitempty"`
+	ALPN         []string          `json:"alpn,omitempty"`
+	Ciphers      []string          `json:"ciphers,omitempty"`
 	Certificates []CertificateView `json:"certificates"`
+	// ClientCA lists the subjects of inline client CAs.
+	ClientCA                 []string `json:"clientCA,omitempty"`
+	ClientCAFile             string   `json:"clientCAFile,omitempty"`
+	RequireClientCertificate bool     `json:"requireClientCertificate,omitempty"`
 }
 
-// CertificateView is a certificate's files in the admin view.
+// CertificateView is a certificate in the admin view: its files, or for
+// one written inline its subject, the key redacted.
 type CertificateView struct {
-	CertFile string `json:"certFile"`
-	KeyFile  string `json:"keyFile"`
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	Subject  string `json:"subject,omitempty"`
+	Key      string `json:"key,omitempty"`
 }
 
 // RouteView is a Route in the admin view.
@@ -247,9 +259,18 @@ func (c *Config) Redacted() *View {
 	for _, l := range c.Listeners {
 		lv := ListenerView{Name: l.Name, Address: l.Address, Protocol: l.Protocol}
 		if l.TLS != nil {
-			lv.TLS = &TLSView{Mode: l.TLS.Mode, MinVersion: l.TLS.MinVersion}
-			for _, ct := range l.TLS.Certificates {
-				lv.TLS.Certificates = append(lv.TLS.Certificates, CertificateView{CertFile: ct.CertFile, KeyFile: ct.KeyFile})
+			t := l.TLS
+			lv.TLS = &TLSView{Mode: t.Mode, MinVersion: t.MinVersion, MaxVersion: t.MaxVersion, ALPN: t.ALPN,
+				Ciphers: t.Ciphers, ClientCAFile: t.ClientCAFile, RequireClientCertificate: t.RequireClientCert}
+			if len(t.ClientCAPEM) > 0 {
+				_, lv.TLS.ClientCA, _ = caPool(string(t.ClientCAPEM))
+			}
+			for _, ct := range t.Certificates {
+				cv := CertificateView{CertFile: ct.CertFile, KeyFile: ct.KeyFile}
+				if len(ct.CertPEM) > 0 || len(ct.KeyPEM) > 0 {
+					cv.Subject, cv.Key = pemSubject(ct.CertPEM), redacted(string(ct.KeyPEM))
+				}
+				lv.TLS.Certificates = append(lv.TLS.Certificates, cv)
 			}
 		}
 		v.Listeners = append(v.Listeners, lv)
@@ -421,4 +442,18 @@ func CredentialValue(v string) bool {
 		}
 	}
 	return false
+}
+
+// pemSubject is the subject of the first certificate in a PEM chain, or
+// what is wrong with it.
+func pemSubject(chain []byte) string {
+	b, _ := pem.Decode(chain)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return "(no PEM certificate)"
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return "(a certificate that does not parse)"
+	}
+	return c.Subject.String()
 }

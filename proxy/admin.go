@@ -14,8 +14,8 @@ func (g *Gateway) newAdminServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               g.adminHandler,
 		NoDefaultServerHeader: true,
-		ReadTimeout:           g.listeners[0].srv.ReadTimeout,
-		IdleTimeout:           g.listeners[0].srv.IdleTimeout,
+		ReadTimeout:           g.plan.Load().cfg.Limits.ReadTimeout,
+		IdleTimeout:           g.plan.Load().cfg.Limits.IdleTimeout,
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{g},
 	}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,8 +21,10 @@ import (
 // plan in force, so a reload changes them for the next connection. Safe for
 // concurrent use.
 type connLimiter struct {
-	g    *Gateway
-	max  int64
+	g *Gateway
+	// max is limits.maxConnections (lowered by Options.MaxConns); a reload
+	// sets it, and connections over a lowered cap stay until they close.
+	max  atomic.Int64
 	open atomic.Int64
 
 	mu sync.Mutex
@@ -33,14 +34,16 @@ type connLimiter struct {
 }
 
 func newConnLimiter(g *Gateway, max int) *connLimiter {
-	return &connLimiter{g: g, max: int64(max), clients: map[netip.Addr]int32{}}
+	cl := &connLimiter{g: g, clients: map[netip.Addr]int32{}}
+	cl.max.Store(int64(max))
+	return cl
 }
 
 // admit takes a place for a connection from remote. It returns the client
 // key the place is counted under (invalid when the peer is not counted per
 // client), or the cap the connection is over.
 func (cl *connLimiter) admit(remote net.Addr) (netip.Addr, *chain.Rejection) {
-	if cl.open.Add(1) > cl.max {
+	if cl.open.Add(1) > cl.max.Load() {
 		cl.open.Add(-1)
 		return netip.Addr{}, errOverloaded
 	}
@@ -102,16 +105,6 @@ func clientKey(a net.Addr) (peer, key netip.Addr, ok bool) {
 	return peer, key, true
 }
 
-// capListener enforces the connection caps itself, so that a client over
-// one gets the gateway's JSON 503 (on plain HTTP; a TLS client is closed,
-// as nothing can be said before a handshake) instead of fasthttp's plain
-// text.
-type capListener struct {
-	net.Listener
-	lim  *connLimiter
-	http bool
-}
-
 // rawError is a gateway error as a complete HTTP/1.1 response that closes
 // the connection, rendered once for answers written before fasthttp has
 // the connection.
@@ -128,67 +121,32 @@ var (
 	clientConnLimitResponse = rawError(errClientConnLimit)
 )
 
-func (l *capListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		key, over := l.lim.admit(c.RemoteAddr())
-		if over == nil {
-			return &cappedConn{Conn: c, lim: l.lim, key: key}, nil
-		}
-		if p := l.lim.g.plan.Load(); p != nil {
-			p.noRoute.gatewayError(over.Reason)
-		}
-		resp := overloadedResponse
-		if over == errClientConnLimit {
-			resp = clientConnLimitResponse
-		}
-		go func() {
-			if l.http {
-				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = c.Write(resp)
-			}
-			_ = c.Close()
-		}()
-	}
-}
-
-// cappedConn gives its places back when it closes.
+// cappedConn gives its places back when it closes, and leaves the inbox
+// of the listener that serves it.
 type cappedConn struct {
 	net.Conn
 	lim  *connLimiter
 	key  netip.Addr
+	in   *inbox // set by the inbox that gives it out
 	once sync.Once
 }
 
 func (c *cappedConn) Close() error {
-	c.once.Do(func() { c.lim.release(c.key) })
+	c.once.Do(func() {
+		c.lim.release(c.key)
+		if c.in != nil {
+			c.in.forget(c)
+		}
+	})
 	return c.Conn.Close()
 }
 
 // ReadFrom sends a streamed body as it comes (see writePerRead).
 func (c *cappedConn) ReadFrom(r io.Reader) (int64, error) { return writePerRead(c.Conn, r) }
 
-// tlsListener terminates TLS on the connections of its listener, as
-// tls.NewListener does, with connections that send a streamed body as it
-// comes.
-type tlsListener struct {
-	net.Listener
-	config *tls.Config
-}
-
-func (l *tlsListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &tlsConn{tls.Server(c, l.config)}, nil
-}
-
 // tlsConn is a TLS connection from a client; fasthttp recognises it as TLS
-// by its methods.
+// by its methods (RequestCtx.TLSConnectionState gives handlers the verified
+// client certificate of a mutual-TLS listener).
 type tlsConn struct{ *tls.Conn }
 
 // ReadFrom sends a streamed body as it comes (see writePerRead).

@@ -49,6 +49,10 @@ type Options struct {
 	// CertPollInterval is how often certificate files are re-read; zero
 	// means every 2 seconds.
 	CertPollInterval time.Duration
+	// DrainTimeout bounds how long a listener that a reload removes or
+	// rebuilds waits for its requests in flight; the connections still
+	// open then are closed. Zero means 30 seconds.
+	DrainTimeout time.Duration
 	// MaxConns, when positive, caps limits.maxConnections: it is what the
 	// process's memory allows (the command line's --max-connections), and
 	// a config cannot raise it.
@@ -71,13 +75,18 @@ type Gateway struct {
 	metrics  *metrics.Set
 	compiler *compiler
 
-	mu       sync.Mutex // serialises Apply and Shutdown
+	mu       sync.Mutex // serialises Start, Apply and Shutdown
+	started  bool       // guarded by mu
 	plan     atomic.Pointer[plan]
 	retiring chan struct{} // closed when the latest retirement is done; guarded by mu
 
 	pendingMu sync.Mutex
 	pending   map[*plan]struct{} // replaced plans whose policies are not closed yet
-	listeners []*listener
+
+	// lnMu guards listeners and leaving; listeners changes only under mu.
+	lnMu      sync.Mutex
+	listeners []*listener            // serving, in the config's order
+	leaving   map[*listener]struct{} // draining after a reload took them out
 	conns     *connLimiter
 	admin     *fasthttp.Server
 	adminLn   net.Listener
@@ -108,9 +117,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.CertPollInterval <= 0 {
 		opts.CertPollInterval = 2 * time.Second
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
 	set := metrics.NewSet()
 	g := &Gateway{opts: opts, log: opts.Logger, metrics: set,
-		compiler: newCompiler(set, opts.Logger, opts.dial, opts.resolve), stop: make(chan struct{})}
+		compiler: newCompiler(set, opts.Logger, opts.dial, opts.resolve), stop: make(chan struct{}),
+		leaving: map[*listener]struct{}{}}
 	g.compiler.done = g.stop
 	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
 	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
@@ -126,24 +139,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.compiler.adopt(p)
-	// The cap is fixed at start, like the listeners it spans.
-	maxConns := cfg.Limits.MaxConns
-	if opts.MaxConns > 0 && opts.MaxConns < maxConns {
-		g.log.Info("connection cap lowered to what the process's memory allows",
-			"limits.maxConnections", maxConns, "maxConnections", opts.MaxConns)
-		maxConns = opts.MaxConns
-	}
-	g.conns = newConnLimiter(g, maxConns)
-	specs := cfg.Listeners
-	if len(specs) == 0 {
-		specs = []config.Listener{{Name: "http", Address: opts.Listen, Protocol: "HTTP"}}
-	}
-	for i := range specs {
-		spec := specs[i]
-		if opts.ListenerAddr != nil {
-			spec.Address = opts.ListenerAddr(spec)
-		}
-		l, err := newListener(g, &spec, cfg.Limits, maxConns)
+	lim := g.serverLimits(cfg)
+	g.conns = newConnLimiter(g, lim.maxConns)
+	for _, spec := range g.listenerSpecs(cfg) {
+		l, err := newListener(g, &spec, lim)
 		if err != nil {
 			_ = p.chains.Retire(nil)
 			return nil, err
@@ -153,6 +152,31 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.swap(p)
 	g.logWarnings(cfg)
 	return g, nil
+}
+
+// listenerSpecs returns the listeners cfg declares, or the plain-HTTP one
+// on Options.Listen when it declares none.
+func (g *Gateway) listenerSpecs(cfg *config.Config) []config.Listener {
+	if len(cfg.Listeners) == 0 {
+		return []config.Listener{{Name: "http", Address: g.opts.Listen, Protocol: "HTTP"}}
+	}
+	return cfg.Listeners
+}
+
+// serverLimits are the limits cfg builds listeners with; Options.MaxConns
+// lowers the connection cap to what the process's memory allows.
+func (g *Gateway) serverLimits(cfg *config.Config) serverLimits {
+	l := cfg.Limits
+	lim := serverLimits{maxHeaderBytes: l.MaxHeaderBytes, read: l.ReadTimeout, write: l.WriteTimeout,
+		idle: l.IdleTimeout, maxConns: l.MaxConns}
+	if m := g.opts.MaxConns; m > 0 && m < lim.maxConns {
+		if g.conns == nil || g.conns.max.Load() != int64(m) {
+			g.log.Info("connection cap lowered to what the process's memory allows",
+				"limits.maxConnections", lim.maxConns, "maxConnections", m)
+		}
+		lim.maxConns = m
+	}
+	return lim
 }
 
 // logWarnings logs, one line each, what in cfg is likely a mistake.
@@ -184,51 +208,65 @@ func (g *Gateway) configInfoName() string {
 // Start opens every listener and the admin server and serves until
 // Shutdown. It returns once all sockets are bound.
 func (g *Gateway) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var opened []*socket
 	for _, l := range g.listeners {
-		if err := l.listen(); err != nil {
-			g.closeListeners()
+		s, err := g.openSocket(&l.spec)
+		if err != nil {
+			closeSockets(opened)
 			return err
 		}
+		opened = append(opened, s)
+		l.attach(s)
 	}
 	if g.opts.AdminAddr != "" {
-		ln, err := net.Listen("tcp", g.opts.AdminAddr)
+		ln, err := g.listen(g.opts.AdminAddr)
 		if err != nil {
-			g.closeListeners()
+			closeSockets(opened)
 			return fmt.Errorf("cannot listen on admin address %s: %w", g.opts.AdminAddr, err)
 		}
-		g.adminLn = ln
+		g.adminLn = newPatientListener(ln, g.log)
 		g.admin = g.newAdminServer()
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			_ = g.admin.Serve(ln)
+			_ = g.admin.Serve(g.adminLn)
 		}()
 		g.log.Info("listening", "listener", "admin", "addr", ln.Addr().String())
 	}
+	g.lnMu.Lock()
+	for _, l := range g.listeners {
+		g.openConnGauge(l.name)
+	}
+	g.lnMu.Unlock()
 	for _, l := range g.listeners {
 		l.serve()
-		g.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String(), "protocol", l.protocol)
+		l.sock.start()
+		g.log.Info("listening", "listener", l.name, "addr", l.sock.ln.Addr().String(), "protocol", l.protocol)
 	}
+	g.started = true
 	g.ready.Store(true)
 	return nil
 }
 
-func (g *Gateway) closeListeners() {
-	for _, l := range g.listeners {
-		if l.ln != nil {
-			_ = l.ln.Close()
-		}
+func closeSockets(socks []*socket) {
+	for _, s := range socks {
+		s.close()
 	}
 }
 
-// Addrs maps each listener's name (and "admin") to its bound address.
+// Addrs maps each serving listener's name (and "admin") to its bound
+// address.
 func (g *Gateway) Addrs() map[string]string {
 	m := map[string]string{}
+	g.lnMu.Lock()
 	for _, l := range g.listeners {
-		if l.ln != nil {
-			m[l.name] = l.ln.Addr().String()
+		if l.sock != nil {
+			m[l.name] = l.sock.ln.Addr().String()
 		}
 	}
+	g.lnMu.Unlock()
 	if g.adminLn != nil {
 		m["admin"] = g.adminLn.Addr().String()
 	}
@@ -239,10 +277,13 @@ func (g *Gateway) Addrs() map[string]string {
 func (g *Gateway) Config() *config.Config { return g.plan.Load().cfg }
 
 // Apply replaces the config in force with cfg. cfg is compiled in full
-// first; on any error the old config keeps serving and the error is
+// and the sockets of new listeners are bound first; on any error the old
+// config keeps serving, every listener as it was, and the error is
 // returned (and counted). Requests in flight finish on the old config,
 // whose retired policies and upstream clients are closed once it has
-// drained.
+// drained. Listeners follow cfg: new ones serve, removed ones stop
+// accepting and drain (see Options.DrainTimeout), changed certificates and
+// TLS settings serve new handshakes.
 func (g *Gateway) Apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -261,32 +302,26 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	if g.draining.Load() {
 		return errors.New("the gateway is shutting down; the new config is not applied")
 	}
-	if err := g.sameServerLimits(cfg); err != nil {
-		return err
+	if !g.started {
+		return errors.New("the gateway has not started; the new config is not applied")
 	}
-	if err := g.sameListeners(cfg); err != nil {
+	// Every certificate loaded and every new socket bound before anything
+	// changes, so that a failure leaves every listener as it was.
+	ch, err := g.prepareListeners(cfg)
+	if err != nil {
 		return err
-	}
-	// Certificates first, all of them, so that a failing one leaves every
-	// listener as it was.
-	var commits []func()
-	for _, l := range g.listeners {
-		commit, err := l.prepareCerts(cfg)
-		if err != nil {
-			return err
-		}
-		commits = append(commits, commit)
 	}
 	old := g.plan.Load()
 	p, err := g.compiler.compile(cfg, old)
 	if err != nil {
+		closeSockets(ch.opened)
 		return err
 	}
-	for _, commit := range commits {
-		commit()
-	}
 	unused := g.compiler.adopt(p)
+	g.conns.max.Store(int64(ch.limits.maxConns))
+	// The new plan first: a new listener's first request finds its routes.
 	g.swap(p)
+	g.commitListeners(ch)
 	g.pendingMu.Lock()
 	if g.pending == nil {
 		g.pending = map[*plan]struct{}{}
@@ -338,57 +373,148 @@ func (g *Gateway) retire(old, next *plan, unused []*upstream) {
 	}
 }
 
-// sameServerLimits refuses a reload that changes the limits the listening
-// servers were built with: like the listeners, they take a restart. The
-// other limits (body sizes, the upstreams' header limit, connections per
-// client, path parameters) reload live.
-func (g *Gateway) sameServerLimits(cfg *config.Config) error {
-	was, now := g.plan.Load().cfg.Limits, cfg.Limits
-	var diff []string
-	changed := func(name string, a, b any) {
-		if a != b {
-			diff = append(diff, fmt.Sprintf("%s from %v to %v", name, a, b))
-		}
-	}
-	changed("maxHeaderSize", was.MaxHeaderBytes, now.MaxHeaderBytes)
-	changed("readTimeout", was.ReadTimeout, now.ReadTimeout)
-	changed("writeTimeout", was.WriteTimeout, now.WriteTimeout)
-	changed("idleTimeout", was.IdleTimeout, now.IdleTimeout)
-	changed("maxConnections", was.MaxConns, now.MaxConns)
-	if len(diff) > 0 {
-		return fmt.Errorf("the new config changes limits (%s) that are fixed when flexgate starts: "+
-			"restart flexgate to apply them", strings.Join(diff, "; "))
-	}
-	return nil
+// listenerChange is what a reload does to the listeners, prepared in full
+// before any of it is done.
+type listenerChange struct {
+	limits serverLimits
+	next   []*listener // the listeners serving once committed, in config order
+	tls    []func()    // new certificates and TLS settings of kept listeners
+	start  []*listener // new listeners, on a new socket or one they take over
+	retire []*listener // listeners that stop serving
+	closed []*socket   // sockets no listener serves any more
+	opened []*socket   // sockets bound for new listeners
 }
 
-// sameListeners refuses a reload that changes the listeners themselves:
-// sockets are opened once; certificates, routes and policies reload live.
-func (g *Gateway) sameListeners(cfg *config.Config) error {
-	specs := cfg.Listeners
-	if len(specs) == 0 {
-		specs = []config.Listener{{Name: "http", Address: g.opts.Listen, Protocol: "HTTP"}}
+// prepareListeners matches cfg's listeners to those serving, by address as
+// configured: the same name, protocol and server limits keep the listener
+// (its TLS is reloaded in place); anything else on the same address builds
+// a new listener that takes over the socket, so that the port never closes;
+// an address no listener had is bound now. Nothing serves differently until
+// commitListeners; on error whatever was bound is closed again.
+func (g *Gateway) prepareListeners(cfg *config.Config) (*listenerChange, error) {
+	ch := &listenerChange{limits: g.serverLimits(cfg)}
+	byAddr := make(map[string]*listener, len(g.listeners))
+	for _, l := range g.listeners {
+		byAddr[l.address] = l
 	}
-	var diff []string
-	if len(specs) != len(g.listeners) {
-		diff = append(diff, fmt.Sprintf("%d listeners instead of %d", len(specs), len(g.listeners)))
-	} else {
-		for i, s := range specs {
-			l := g.listeners[i]
-			if g.opts.ListenerAddr != nil {
-				s.Address = g.opts.ListenerAddr(s)
+	taken := map[*listener]bool{}
+	fail := func(err error) (*listenerChange, error) {
+		closeSockets(ch.opened)
+		return nil, err
+	}
+	seen := map[string]string{}
+	for _, spec := range g.listenerSpecs(cfg) {
+		if other, dup := seen[spec.Address]; dup {
+			return fail(fmt.Errorf("%s: listeners %q and %q both listen on %s; give each its own port", spec.Pos, other, spec.Name, spec.Address))
+		}
+		seen[spec.Address] = spec.Name
+		old := byAddr[spec.Address]
+		if old != nil && old.name == spec.Name && old.protocol == spec.Protocol && old.limits == ch.limits {
+			commit, err := old.prepareTLS(&spec)
+			if err != nil {
+				return fail(err)
 			}
-			if s.Name != l.name || s.Address != l.address || s.Protocol != l.protocol {
-				diff = append(diff, fmt.Sprintf("listener %q (%s %s) instead of %q (%s %s)",
-					s.Name, s.Protocol, s.Address, l.name, l.protocol, l.address))
+			taken[old] = true
+			ch.tls = append(ch.tls, commit)
+			ch.next = append(ch.next, old)
+			continue
+		}
+		l, err := newListener(g, &spec, ch.limits)
+		if err != nil {
+			return fail(err)
+		}
+		if old != nil {
+			taken[old] = true
+			l.attach(old.sock)
+			ch.retire = append(ch.retire, old)
+		} else {
+			s, err := g.openSocket(&spec)
+			if err != nil {
+				return fail(err)
 			}
+			ch.opened = append(ch.opened, s)
+			l.attach(s)
+		}
+		ch.start = append(ch.start, l)
+		ch.next = append(ch.next, l)
+	}
+	for _, l := range g.listeners {
+		if !taken[l] {
+			ch.retire = append(ch.retire, l)
+			ch.closed = append(ch.closed, l.sock)
 		}
 	}
-	if len(diff) > 0 {
-		return fmt.Errorf("the new config changes the listeners (%s): listeners are opened at start, so restart flexgate to apply this change",
-			strings.Join(diff, "; "))
+	return ch, nil
+}
+
+// commitListeners does what prepareListeners prepared: removed listeners'
+// ports stop accepting, new listeners serve, and the listeners they
+// replace drain in the background.
+func (g *Gateway) commitListeners(ch *listenerChange) {
+	for _, commit := range ch.tls {
+		commit()
 	}
-	return nil
+	closeSockets(ch.closed)
+	for _, l := range ch.start {
+		l.serve()
+	}
+	for _, s := range ch.opened {
+		s.start()
+	}
+	g.lnMu.Lock()
+	g.listeners = ch.next
+	for _, l := range ch.retire {
+		g.leaving[l] = struct{}{}
+	}
+	for _, l := range ch.start {
+		g.openConnGauge(l.name)
+	}
+	g.lnMu.Unlock()
+	for _, l := range ch.start {
+		g.log.Info("listening", "listener", l.name, "addr", l.sock.ln.Addr().String(), "protocol", l.protocol)
+	}
+	for _, l := range ch.retire {
+		g.drainListener(l)
+	}
+}
+
+// drainListener lets a listener a reload took out finish its requests,
+// for at most Options.DrainTimeout (less when the gateway shuts down), and
+// then forgets it.
+func (g *Gateway) drainListener(l *listener) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), g.opts.DrainTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-g.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := l.drain(ctx)
+		g.lnMu.Lock()
+		delete(g.leaving, l)
+		used := false
+		for _, o := range g.listeners {
+			used = used || o.name == l.name
+		}
+		for o := range g.leaving {
+			used = used || o.name == l.name
+		}
+		if !used {
+			g.metrics.UnregisterMetric(openConnsMetric(l.name))
+		}
+		g.lnMu.Unlock()
+		if err != nil {
+			g.log.Warn("listener drained with requests still running; their connections were closed",
+				"listener", l.name, "addr", l.sock.ln.Addr().String(), "drainTimeout", g.opts.DrainTimeout.String())
+			return
+		}
+		g.log.Info("listener drained", "listener", l.name, "addr", l.sock.ln.Addr().String())
+	}()
 }
 
 // Ready reports whether the gateway is serving and not draining.
@@ -416,21 +542,22 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	var errs []error
 	var errMu sync.Mutex
 	var wg sync.WaitGroup
-	for _, l := range g.listeners {
-		if l.srv == nil || l.ln == nil {
+	g.lnMu.Lock()
+	live := append([]*listener(nil), g.listeners...)
+	g.lnMu.Unlock()
+	for _, l := range live {
+		if l.sock == nil {
 			continue
 		}
 		wg.Add(1)
 		go func(l *listener) {
 			defer wg.Done()
-			if err := l.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			l.sock.close()
+			if err := l.drain(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				errMu.Lock()
 				errs = append(errs, fmt.Errorf("listener %s: %w", l.name, err))
 				errMu.Unlock()
 			}
-			// A Serve that had not yet registered its listener when the
-			// shutdown began would otherwise accept forever.
-			_ = l.ln.Close()
 		}(l)
 	}
 	wg.Wait()

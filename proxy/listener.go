@@ -1,16 +1,20 @@
 package proxy
 
 import (
-	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -32,29 +36,44 @@ const requestBodyPrefetch = 64 << 10
 // three times its size to the pools instead of leaving it to an idle client.
 const keepAliveHeadBytes = 8 << 10
 
-// listener is one socket the gateway serves on.
+// serverLimits are the limits a listener's fasthttp.Server is built with.
+// A reload that changes them builds every listener anew on its socket.
+type serverLimits struct {
+	maxHeaderBytes    int
+	read, write, idle time.Duration
+	maxConns          int // the gateway's cap, after Options.MaxConns
+}
+
+// listener serves one socket with one fasthttp.Server and, for HTTPS, one
+// certificate store. Its settings are fixed: a reload that changes its
+// name, protocol or server limits builds a new listener, which takes over
+// the socket while this one drains. Certificates and TLS settings change
+// in place (certStore).
 type listener struct {
 	g        *Gateway
+	spec     config.Listener
 	name     string
-	address  string
+	address  string // as configured: a reload gives its socket to the next listener with this address
 	protocol string
 	scheme   string
 	port     []byte // the bound port, for X-Forwarded-Port
+	limits   serverLimits
 	srv      *fasthttp.Server
-	ln       net.Listener
-	certs    *certStore
+	sock     *socket
+	in       *inbox
+	certs    *certStore    // nil for HTTP
+	stop     chan struct{} // closed when the listener has drained; ends its certificate watch
 }
 
-// newListener prepares a listener; maxConns is the gateway's connection
-// cap, which its capListener enforces.
-func newListener(g *Gateway, spec *config.Listener, limits config.Limits, maxConns int) (*listener, error) {
-	l := &listener{g: g, name: spec.Name, address: spec.Address, protocol: spec.Protocol, scheme: "http"}
+// newListener prepares a listener for spec; it opens nothing and starts
+// nothing, so that a reload can drop it.
+func newListener(g *Gateway, spec *config.Listener, lim serverLimits) (*listener, error) {
+	l := &listener{g: g, spec: *spec, name: spec.Name, address: spec.Address, protocol: spec.Protocol,
+		scheme: "http", limits: lim, stop: make(chan struct{})}
+	l.in = &inbox{l: l, conns: make(chan *cappedConn), closed: make(chan struct{}), live: map[*cappedConn]struct{}{}}
 	if spec.Protocol == "HTTPS" {
 		l.scheme = "https"
-		if spec.TLS == nil || len(spec.TLS.Certificates) == 0 {
-			return nil, fmt.Errorf("%s: listener %q is HTTPS but has no tls.certificates", spec.Pos, spec.Name)
-		}
-		cs, err := newCertStore(spec.TLS, g.log.With("listener", spec.Name))
+		cs, err := newCertStore(spec, g.log.With("listener", spec.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -68,18 +87,18 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits, maxCon
 		ErrorHandler:          g.serverError,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		ReadBufferSize:        limits.MaxHeaderBytes,
+		ReadBufferSize:        lim.maxHeaderBytes,
 		WriteBufferSize:       16 << 10,
-		ReadTimeout:           limits.ReadTimeout,
-		WriteTimeout:          limits.WriteTimeout,
-		IdleTimeout:           limits.IdleTimeout,
-		// capListener enforces the cap with the gateway's own JSON 503.
+		ReadTimeout:           lim.read,
+		WriteTimeout:          lim.write,
+		IdleTimeout:           lim.idle,
+		// The socket enforces the cap with the gateway's own JSON 503.
 		// fasthttp takes a worker back only after the connection has closed
 		// and the client may have connected again, so its own limit must
 		// leave room for the workers in that gap (at twice the cap, two
 		// connections in a row could be refused when the cap is 1); this
 		// is only a backstop.
-		Concurrency:        2*maxConns + 1024,
+		Concurrency:        2*lim.maxConns + 1024,
 		MaxRequestBodySize: requestBodyPrefetch,
 		StreamRequestBody:  true,
 		// A connection that has not sent a request holds no buffers, only
@@ -94,67 +113,347 @@ func newListener(g *Gateway, spec *config.Listener, limits config.Limits, maxCon
 		SecureErrorLogMessage:        true,
 		Logger:                       fasthttpLogger{g},
 	}
-	g.metrics.NewGauge(`flexgate_open_connections{listener=`+metriclabel.Quote(spec.Name)+`}`, func() float64 {
-		return float64(l.srv.GetOpenConnectionsCount())
-	})
 	return l, nil
 }
 
-func (l *listener) listen() error {
-	listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
-	if l.g.opts.listen != nil {
-		listen = l.g.opts.listen
-	}
-	ln, err := listen(l.address)
-	if err != nil {
-		return fmt.Errorf("listener %q: cannot listen on %s: %w", l.name, l.address, err)
-	}
-	if a, ok := ln.Addr().(*net.TCPAddr); ok {
-		l.port = strconv.AppendInt(nil, int64(a.Port), 10)
-	}
-	ln = &capListener{Listener: ln, lim: l.g.conns, http: l.certs == nil}
-	if l.certs != nil {
-		ln = &tlsListener{Listener: ln, config: l.certs.tlsConfig()}
-	}
-	l.ln = ln
-	return nil
+// attach binds the listener to the socket it will serve.
+func (l *listener) attach(s *socket) {
+	l.sock = s
+	l.port = s.port
 }
 
+// serve starts the listener's server and hands it its socket: from now on
+// the socket's new connections are this listener's.
 func (l *listener) serve() {
-	l.g.wg.Add(1)
+	g := l.g
+	g.wg.Add(1)
 	go func() {
-		defer l.g.wg.Done()
-		if err := l.srv.Serve(l.ln); err != nil {
-			l.g.log.Error("listener stopped", "listener", l.name, "error", err.Error())
+		defer g.wg.Done()
+		if err := l.srv.Serve(l.in); err != nil {
+			g.log.Error("listener stopped", "listener", l.name, "error", err.Error())
 		}
 	}()
 	if l.certs != nil {
-		l.g.wg.Add(1)
+		g.wg.Add(1)
 		go func() {
-			defer l.g.wg.Done()
-			l.certs.watch(l.g.stop, l.g.opts.CertPollInterval)
+			defer g.wg.Done()
+			l.certs.watch(l.stop, g.stop, g.opts.CertPollInterval)
 		}()
+	}
+	l.sock.cur.Store(l)
+}
+
+// drain stops the listener: idle keep-alive connections close at once,
+// requests in flight finish and their connections close after the answer.
+// When ctx ends first, the connections still open are closed. The socket
+// is not touched: the caller closes it, or another listener serves it.
+func (l *listener) drain(ctx context.Context) error {
+	defer func() {
+		select {
+		case <-l.stop:
+		default:
+			close(l.stop)
+		}
+	}()
+	err := l.srv.ShutdownWithContext(ctx)
+	// fasthttp closes the inbox, unless its Serve had not begun yet.
+	l.in.Close()
+	if err != nil {
+		// fasthttp leaves the connections it could not drain running.
+		l.in.closeAll()
+		return err
+	}
+	// A connection handed over while the server was stopping is no
+	// server's concern any more: wait for it, then close it.
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for l.in.open() > 0 {
+		select {
+		case <-ctx.Done():
+			l.in.closeAll()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// prepareTLS loads what spec says the listener's TLS serves and returns
+// the step that serves it to new handshakes, so that a reload commits
+// certificates only once every listener's loaded.
+func (l *listener) prepareTLS(spec *config.Listener) (commit func(), err error) {
+	if l.certs == nil || spec.TLS == nil {
+		return func() {}, nil
+	}
+	st, err := loadTLS(spec)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		l.spec = *spec
+		l.certs.store(st)
+	}, nil
+}
+
+// socket is one bound address. Its accept loop admits each connection under
+// the gateway's caps and hands it to the listener that serves the socket
+// now, so that a reload can give the socket to a listener built anew
+// without closing it. Safe for concurrent use.
+type socket struct {
+	g    *Gateway
+	ln   net.Listener
+	port []byte
+	// cur is the listener that takes the socket's connections.
+	cur    atomic.Pointer[listener]
+	closed chan struct{} // closed by close: the socket takes no more connections
+	once   sync.Once
+	done   chan struct{} // closed when the accept loop has returned
+}
+
+// openSocket binds the address spec asks for (Options.ListenerAddr may
+// change it). The socket accepts nothing until start.
+func (g *Gateway) openSocket(spec *config.Listener) (*socket, error) {
+	addr := spec.Address
+	if g.opts.ListenerAddr != nil {
+		addr = g.opts.ListenerAddr(*spec)
+	}
+	ln, err := g.listen(addr)
+	if err != nil {
+		err = fmt.Errorf("listener %q: cannot listen on %s: %w", spec.Name, addr, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if holder := g.portHolder(addr); holder != "" {
+				err = fmt.Errorf("%w; listener %q of this gateway holds that port, and a reload binds new sockets before it closes old ones: "+
+					"make the change in two reloads, one that frees the port and one that takes it", err, holder)
+			}
+		}
+		return nil, err
+	}
+	s := &socket{g: g, ln: ln, closed: make(chan struct{}), done: make(chan struct{})}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.port = strconv.AppendInt(nil, int64(a.Port), 10)
+	}
+	return s, nil
+}
+
+// listen binds addr, or does what Options.listen says.
+func (g *Gateway) listen(addr string) (net.Listener, error) {
+	if g.opts.listen != nil {
+		return g.opts.listen(addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// portHolder names the listener serving the port of addr, if any.
+func (g *Gateway) portHolder(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	g.lnMu.Lock()
+	defer g.lnMu.Unlock()
+	for _, l := range g.listeners {
+		if l.sock != nil && string(l.sock.port) == port {
+			return l.name
+		}
+	}
+	return ""
+}
+
+// start runs the accept loop; the socket must have a listener (serve).
+func (s *socket) start() {
+	s.g.wg.Add(1)
+	go func() {
+		defer s.g.wg.Done()
+		s.accept()
+	}()
+}
+
+// close stops accepting: from now on the port refuses connections. Those
+// accepted before stay with their listener.
+func (s *socket) close() {
+	s.once.Do(func() {
+		close(s.closed)
+		_ = s.ln.Close()
+	})
+}
+
+func (s *socket) accept() {
+	defer close(s.done)
+	for {
+		c, err := acceptPatiently(s.ln, s.closed, s.g.log)
+		if err != nil {
+			return
+		}
+		lim := s.g.conns
+		key, over := lim.admit(c.RemoteAddr())
+		if over != nil {
+			s.refuse(c, over == errClientConnLimit)
+			continue
+		}
+		s.hand(&cappedConn{Conn: c, lim: lim, key: key})
 	}
 }
 
-// prepareCerts loads the certificates the new config names for an HTTPS
-// listener and returns the step that starts serving them, so that a reload
-// commits certificates only once all of them loaded.
-func (l *listener) prepareCerts(cfg *config.Config) (commit func(), err error) {
-	if l.certs == nil {
-		return func() {}, nil
-	}
-	for i := range cfg.Listeners {
-		if s := &cfg.Listeners[i]; s.Name == l.name && s.TLS != nil {
-			files := append([]config.Certificate(nil), s.TLS.Certificates...)
-			certs, digest, err := loadCerts(files)
-			if err != nil {
-				return nil, err
-			}
-			return func() { l.certs.store(files, certs, digest) }, nil
+// acceptPatiently accepts ln's next connection. An error other than ln
+// closing (out of file descriptors, a connection reset before it was
+// accepted) is logged and retried after a pause, as net/http does: fasthttp's
+// Serve returns at the first such error, leaving the port open with nobody
+// accepting. It returns an error only once ln is closed or closed is.
+func acceptPatiently(ln net.Listener, closed <-chan struct{}, log *slog.Logger) (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-closed:
+			return nil, net.ErrClosed
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		log.Warn("cannot accept a connection; retrying", "addr", ln.Addr().String(),
+			"error", err.Error(), "retryIn", backoff.String())
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-closed:
+			t.Stop()
+			return nil, net.ErrClosed
 		}
 	}
-	return func() {}, nil
+}
+
+// patientListener is a net.Listener whose Accept retries as
+// acceptPatiently does, for a server fasthttp runs on it directly (the
+// admin server).
+type patientListener struct {
+	net.Listener
+	log    *slog.Logger
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPatientListener(ln net.Listener, log *slog.Logger) *patientListener {
+	return &patientListener{Listener: ln, log: log, closed: make(chan struct{})}
+}
+
+func (l *patientListener) Accept() (net.Conn, error) {
+	return acceptPatiently(l.Listener, l.closed, l.log)
+}
+
+func (l *patientListener) Close() error {
+	err := net.ErrClosed
+	l.once.Do(func() {
+		close(l.closed)
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// refuse closes a connection over a cap; on plain HTTP it first answers
+// with the gateway's JSON 503 (over TLS nothing can be said before a
+// handshake).
+func (s *socket) refuse(c net.Conn, perClient bool) {
+	resp, reason := overloadedResponse, errOverloaded.Reason
+	if perClient {
+		resp, reason = clientConnLimitResponse, errClientConnLimit.Reason
+	}
+	if p := s.g.plan.Load(); p != nil {
+		p.noRoute.gatewayError(reason)
+	}
+	http := s.cur.Load().certs == nil
+	go func() {
+		if http {
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write(resp)
+		}
+		_ = c.Close()
+	}()
+}
+
+// hand gives c to the listener serving the socket. When that listener
+// stops before it takes c, c goes to the one that took its place, or is
+// closed when the socket is closing.
+func (s *socket) hand(c *cappedConn) {
+	for {
+		l := s.cur.Load()
+		select {
+		case l.in.conns <- c:
+			return
+		case <-l.in.closed:
+			if s.cur.Load() == l {
+				_ = c.Close()
+				return
+			}
+		}
+	}
+}
+
+// inbox is the net.Listener a listener's server serves: the connections
+// its socket hands over, with TLS added for HTTPS. It keeps the
+// connections it gave out, to close those still open when a drain ends.
+type inbox struct {
+	l      *listener
+	conns  chan *cappedConn
+	closed chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	live map[*cappedConn]struct{}
+}
+
+func (in *inbox) Accept() (net.Conn, error) {
+	select {
+	case c := <-in.conns:
+		in.mu.Lock()
+		in.live[c] = struct{}{}
+		c.in = in
+		in.mu.Unlock()
+		if cs := in.l.certs; cs != nil {
+			// The TLS settings in force now serve this connection's
+			// handshake, which runs on its first read.
+			return &tlsConn{tls.Server(c, cs.config())}, nil
+		}
+		return c, nil
+	case <-in.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept; the socket is not closed.
+func (in *inbox) Close() error {
+	in.once.Do(func() { close(in.closed) })
+	return nil
+}
+
+func (in *inbox) Addr() net.Addr { return in.l.sock.ln.Addr() }
+
+func (in *inbox) forget(c *cappedConn) {
+	in.mu.Lock()
+	delete(in.live, c)
+	in.mu.Unlock()
+}
+
+func (in *inbox) open() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.live)
+}
+
+func (in *inbox) closeAll() {
+	in.mu.Lock()
+	conns := make([]*cappedConn, 0, len(in.live))
+	for c := range in.live {
+		conns = append(conns, c)
+	}
+	in.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 // serverError answers requests fasthttp could not parse: malformed or
@@ -184,125 +483,188 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.g.log.Debug("fasthttp", "message", fmt.Sprintf(format, args...))
 }
 
-// certStore serves a listener's certificates and re-reads them when their
-// files change. Safe for concurrent use.
+// certStore serves an HTTPS listener's TLS settings and certificates to
+// new handshakes, and re-reads the files they come from when those change.
+// Safe for concurrent use.
 type certStore struct {
-	log interface {
-		Error(string, ...any)
-		Info(string, ...any)
-	}
-	files   atomic.Pointer[[]config.Certificate]
-	certs   atomic.Pointer[[]tls.Certificate]
-	mu      sync.Mutex // guards digest
-	digest  [sha256.Size]byte
-	minVers uint16
+	log   *slog.Logger
+	mu    sync.Mutex // serialises stores
+	state atomic.Pointer[tlsState]
 }
 
-func newCertStore(spec *config.TLS, logger interface {
-	Error(string, ...any)
-	Info(string, ...any)
-}) (*certStore, error) {
-	cs := &certStore{log: logger, minVers: tls.VersionTLS12}
-	if spec.MinVersion == "1.3" {
-		cs.minVers = tls.VersionTLS13
-	}
-	if err := cs.setFiles(spec); err != nil {
+// tlsState is what one load of a listener's TLS produced.
+type tlsState struct {
+	spec *config.Listener
+	conf *tls.Config
+	// digest covers every file read, so that a poll sees a change.
+	digest [sha256.Size]byte
+	// files says whether anything came from files (and is polled).
+	files bool
+}
+
+func newCertStore(spec *config.Listener, logger *slog.Logger) (*certStore, error) {
+	st, err := loadTLS(spec)
+	if err != nil {
 		return nil, err
 	}
+	cs := &certStore{log: logger}
+	cs.state.Store(st)
 	return cs, nil
 }
 
-// setFiles loads the certificates of spec and serves them from now on.
-func (cs *certStore) setFiles(spec *config.TLS) error {
-	files := append([]config.Certificate(nil), spec.Certificates...)
-	certs, digest, err := loadCerts(files)
-	if err != nil {
-		return err
-	}
-	cs.store(files, certs, digest)
-	return nil
-}
+// config is the tls.Config new handshakes use.
+func (cs *certStore) config() *tls.Config { return cs.state.Load().conf }
 
-func (cs *certStore) store(files []config.Certificate, certs []tls.Certificate, digest [sha256.Size]byte) {
+func (cs *certStore) store(st *tlsState) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.files.Store(&files)
-	cs.certs.Store(&certs)
-	cs.digest = digest
+	cs.state.Store(st)
 }
 
-// CheckCertificates loads every certificate of cfg's listeners, as run
-// would, and reports the first file that cannot be used.
-func CheckCertificates(cfg *config.Config) error {
-	var errs []error
-	for i := range cfg.Listeners {
-		if s := cfg.Listeners[i].TLS; s != nil {
-			if _, _, err := loadCerts(s.Certificates); err != nil {
-				errs = append(errs, err)
+// defaultCiphers are the TLS 1.2 suites served when a listener names none:
+// forward secrecy and AEAD only. TLS 1.3 suites are not configurable and all
+// are modern.
+var defaultCiphers = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+}
+
+// loadTLS reads the certificates and client CAs of an HTTPS listener and
+// builds the tls.Config its handshakes use.
+func loadTLS(spec *config.Listener) (*tlsState, error) {
+	t := spec.TLS
+	if t == nil || len(t.Certificates) == 0 {
+		return nil, fmt.Errorf("%s: listener %q is HTTPS but has no tls certificates", spec.Pos, spec.Name)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: listener %q: %w", spec.Pos, spec.Name, err)
+	}
+	st := &tlsState{spec: spec}
+	h := sha256.New()
+	conf := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		MaxVersion:   tls.VersionTLS13,
+		NextProtos:   alpnOffer(t.ALPN),
+		CipherSuites: defaultCiphers,
+	}
+	if v, ok := config.TLSVersion(t.MinVersion); ok {
+		conf.MinVersion = v
+	}
+	if v, ok := config.TLSVersion(t.MaxVersion); ok {
+		conf.MaxVersion = v
+	}
+	if len(t.Ciphers) > 0 {
+		conf.CipherSuites = nil
+		for _, name := range t.Ciphers {
+			if id, tls13, _ := config.CipherSuite(name); !tls13 {
+				conf.CipherSuites = append(conf.CipherSuites, id)
 			}
 		}
 	}
-	return errors.Join(errs...)
-}
-
-func loadCerts(files []config.Certificate) ([]tls.Certificate, [sha256.Size]byte, error) {
-	h := sha256.New()
-	var certs []tls.Certificate
-	for _, f := range files {
-		certPEM, err := os.ReadFile(f.CertFile)
-		if err != nil {
-			return nil, [32]byte{}, fmt.Errorf("%s: cannot read certificate file %s: %w (mount the TLS secret there, or fix certFile)", f.Pos, f.CertFile, errors.Unwrap(err))
+	for _, c := range t.Certificates {
+		certPEM, keyPEM := c.CertPEM, c.KeyPEM
+		if c.CertFile != "" {
+			st.files = true
+			var err error
+			if certPEM, err = os.ReadFile(c.CertFile); err != nil {
+				return nil, fmt.Errorf("%s: cannot read certificate file %s: %w (mount the TLS secret there, or fix certFile)", c.Pos, c.CertFile, errors.Unwrap(err))
+			}
+			if keyPEM, err = os.ReadFile(c.KeyFile); err != nil {
+				return nil, fmt.Errorf("%s: cannot read key file %s: %w (mount the TLS secret there, or fix keyFile)", c.Pos, c.KeyFile, errors.Unwrap(err))
+			}
 		}
-		keyPEM, err := os.ReadFile(f.KeyFile)
-		if err != nil {
-			return nil, [32]byte{}, fmt.Errorf("%s: cannot read key file %s: %w (mount the TLS secret there, or fix keyFile)", f.Pos, f.KeyFile, errors.Unwrap(err))
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		switch {
+		case err != nil && c.CertFile != "":
+			return nil, fmt.Errorf("%s: certificate %s with key %s cannot be used: %w", c.Pos, c.CertFile, c.KeyFile, err)
+		case err != nil:
+			// Never the key's text: only what is wrong with it.
+			return nil, fmt.Errorf("%s: the certificate and key written inline for listener %q cannot be used: %w", c.Pos, spec.Name, err)
 		}
-		c, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, [32]byte{}, fmt.Errorf("%s: certificate %s with key %s cannot be used: %w", f.Pos, f.CertFile, f.KeyFile, err)
-		}
-		certs = append(certs, c)
+		conf.Certificates = append(conf.Certificates, cert)
 		h.Write(certPEM)
 		h.Write(keyPEM)
 	}
-	var d [sha256.Size]byte
-	h.Sum(d[:0])
-	return certs, d, nil
-}
-
-func (cs *certStore) tlsConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: cs.minVers,
-		NextProtos: []string{"http/1.1"},
-		// TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are
-		// not configurable and all are modern.
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
-		},
-		GetCertificate: cs.getCertificate,
-	}
-}
-
-func (cs *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	certs := *cs.certs.Load()
-	if len(certs) > 1 {
-		for i := range certs {
-			if hello.SupportsCertificate(&certs[i]) == nil {
-				return &certs[i], nil
-			}
+	caPEM := t.ClientCAPEM
+	if t.ClientCAFile != "" {
+		st.files = true
+		var err error
+		if caPEM, err = os.ReadFile(t.ClientCAFile); err != nil {
+			return nil, fmt.Errorf("%s: listener %q: cannot read clientCAFile %s: %w", spec.Pos, spec.Name, t.ClientCAFile, errors.Unwrap(err))
 		}
 	}
-	return &certs[0], nil
+	if len(caPEM) > 0 {
+		pool, err := certPool(caPEM)
+		if err != nil {
+			where := "the client CA written inline"
+			if t.ClientCAFile != "" {
+				where = "clientCAFile " + t.ClientCAFile
+			}
+			return nil, fmt.Errorf("%s: listener %q: %s %w", spec.Pos, spec.Name, where, err)
+		}
+		conf.ClientCAs = pool
+		// Without requireClientCertificate a client may send none; one it
+		// sends must verify.
+		conf.ClientAuth = tls.VerifyClientCertIfGiven
+		if t.RequireClientCert {
+			conf.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		h.Write(caPEM)
+	}
+	st.conf = conf
+	h.Sum(st.digest[:0])
+	return st, nil
 }
 
-// watch re-reads the certificate files every interval until stop closes,
-// so that a rotated certificate (cert-manager, a renewed Secret) serves
-// within seconds without a restart. Polling the content, not watching events, also sees the symlink
-// swap of a Kubernetes Secret volume. A pair that fails to load is logged
-// and the certificates in use keep serving.
-func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
+// certPool reads PEM certificates; anything else in the bundle is an error.
+func certPool(bundle []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := bundle; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("holds a PEM %q block; only CERTIFICATE blocks belong there", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("holds a certificate that does not parse: %v", err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+	}
+	return pool, nil
+}
+
+// alpnOffer is what a listener offers in ALPN: the protocols configured, in
+// order, but h2, which flexgate does not serve; http/1.1 when none are.
+func alpnOffer(alpn []string) []string {
+	if len(alpn) == 0 {
+		return []string{"http/1.1"}
+	}
+	out := make([]string, 0, len(alpn))
+	for _, p := range alpn {
+		if p != "h2" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// watch re-reads the certificate and client CA files every interval until
+// stop or done closes, so that a rotated certificate (cert-manager, a
+// renewed Secret) serves within seconds without a restart. Polling the
+// content, not watching events, also sees the symlink swap of a Kubernetes
+// Secret volume. A pair that fails to load is logged and what is in use
+// keeps serving. TLS written inline changes only with a reload.
+func (cs *certStore) watch(stop, done <-chan struct{}, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastErr string
@@ -310,11 +672,15 @@ func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
 		select {
 		case <-stop:
 			return
+		case <-done:
+			return
 		case <-t.C:
 		}
-		filesPtr := cs.files.Load()
-		files := *filesPtr
-		certs, digest, err := loadCerts(files)
+		st := cs.state.Load()
+		if !st.files {
+			continue
+		}
+		next, err := loadTLS(st.spec)
 		if err != nil {
 			if err.Error() != lastErr {
 				cs.log.Error("certificate reload failed; the current certificate keeps serving", "error", err.Error())
@@ -324,25 +690,47 @@ func (cs *certStore) watch(stop <-chan struct{}, interval time.Duration) {
 		}
 		lastErr = ""
 		cs.mu.Lock()
-		// A reload may have pointed the store at other files meanwhile.
-		if cs.files.Load() == filesPtr && !bytes.Equal(digest[:], cs.digest[:]) {
-			cs.certs.Store(&certs)
-			cs.digest = digest
-			cs.log.Info("certificates reloaded", "files", len(files))
+		// A reload may have stored other settings meanwhile.
+		if cs.state.Load() == st && next.digest != st.digest {
+			cs.state.Store(next)
+			cs.log.Info("certificates reloaded", "files", len(st.spec.TLS.Certificates))
 		}
 		cs.mu.Unlock()
 	}
 }
 
+// CheckCertificates loads every certificate and client CA of cfg's
+// listeners, as run would, and reports each that cannot be used.
+func CheckCertificates(cfg *config.Config) error {
+	var errs []error
+	for i := range cfg.Listeners {
+		if s := &cfg.Listeners[i]; s.Protocol == "HTTPS" || s.TLS != nil {
+			if _, err := loadTLS(s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Check does what New does to a config short of opening sockets and
 // provisioning policies: it builds the route trie and loads every upstream
-// CA file and, with certFiles, every listener certificate, reporting each
-// problem.
+// CA file and, with certFiles, every listener certificate and client CA,
+// reporting each problem. Without certFiles it still checks the listeners'
+// TLS settings, which hold no secret.
 func Check(cfg *config.Config, certFiles bool) error {
 	var errs []error
 	if certFiles {
 		if err := CheckCertificates(cfg); err != nil {
 			errs = append(errs, err)
+		}
+	} else {
+		for i := range cfg.Listeners {
+			if s := &cfg.Listeners[i]; s.TLS != nil {
+				if err := s.TLS.Validate(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: listener %q: %w", s.Pos, s.Name, err))
+				}
+			}
 		}
 	}
 	if _, err := buildRouter(cfg); err != nil {
@@ -355,3 +743,36 @@ func Check(cfg *config.Config, certFiles bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// openConnGauge registers flexgate_open_connections{listener=name}: the
+// connections open on every listener of that name, the one serving and
+// those draining after a reload. The caller holds lnMu, so that a drain
+// that ends meanwhile does not unregister the gauge of a name in use.
+func (g *Gateway) openConnGauge(name string) {
+	g.metrics.GetOrCreateGauge(openConnsMetric(name), func() float64 {
+		g.lnMu.Lock()
+		defer g.lnMu.Unlock()
+		var n int32
+		count := func(l *listener) {
+			if l.name == name {
+				n += max(l.srv.GetOpenConnectionsCount(), 0)
+			}
+		}
+		for _, l := range g.listeners {
+			count(l)
+		}
+		for l := range g.leaving {
+			count(l)
+		}
+		return float64(n)
+	})
+}
+
+func openConnsMetric(name string) string {
+	return `flexgate_open_connections{listener=` + metriclabel.Quote(name) + `}`
+}
+
+var (
+	_ net.Listener = (*inbox)(nil)
+	_ net.Listener = (*patientListener)(nil)
+)

@@ -197,28 +197,3 @@ func TestShutdownRightAfterStart(t *testing.T) {
 		cancel()
 	}
 }
-
-// TestReloadOfStartLimitsIsRefused: limits the listening servers are built
-// with take a restart, like the listeners; a reload that changes them is
-// refused with the reason instead of being shown in /config but ignored.
-func TestReloadOfStartLimitsIsRefused(t *testing.T) {
-	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, routeYAML("r", up.URL))
-	err := gw.Reload(t, routeYAML("r", up.URL)+"  limits: {readTimeout: 5s, maxHeaderSize: 16KiB}\n")
-	if err == nil || !strings.Contains(err.Error(), "readTimeout from 30s to 5s") ||
-		!strings.Contains(err.Error(), "maxHeaderSize from 65536 to 16384") || !strings.Contains(err.Error(), "restart flexgate") {
-		t.Fatalf("reload changing readTimeout and maxHeaderSize: %v", err)
-	}
-	if got := gw.GW.Config().Limits.ReadTimeout; got != 30*time.Second {
-		t.Errorf("the config in force has readTimeout %s", got)
-	}
-	// Limits read per request reload live.
-	if err := gw.Reload(t, routeYAML("r", up.URL)+"  limits: {maxRequestBodySize: 1KiB, maxConnectionsPerClient: 5}\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp := proxytest.Do(t, "POST", gw.URL+"/x", nil, make([]byte, 2048))
-	defer fasthttp.ReleaseResponse(resp)
-	if resp.StatusCode() != 413 {
-		t.Errorf("after reloading maxRequestBodySize 1KiB, a 2 KiB body: %d", resp.StatusCode())
-	}
-}

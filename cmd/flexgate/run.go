@@ -34,7 +34,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "`LEVEL` of the JSON log on stdout: debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one JSON line per request")
 	drainDelay := fs.Duration("drain-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz at 503 before closing listeners")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "after the drain delay, wait at most this long for requests in flight")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "after the drain delay, wait at most this long for requests in flight "+
+		"(also on a listener that a reload removes)")
 	maxConns := fs.Int("max-connections", 0, "most client connections open at once across all listeners: what the memory limit allows. "+
 		"Lowers the config's limits.maxConnections, never raises it; 0 leaves it to the config")
 	pprof := fs.Bool("pprof", false, "serve Go's profiler at /debug/pprof/ on the admin server (anyone who reaches the admin port can then profile the process)")
@@ -72,7 +73,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 
 	opts := proxy.Options{Listen: *listen, AdminAddr: *adminAddr, Logger: logger, DrainDelay: *drainDelay, Version: version,
-		MaxConns: *maxConns, Pprof: *pprof}
+		MaxConns: *maxConns, Pprof: *pprof, DrainTimeout: *shutdownTimeout}
 	if *accessLog {
 		opts.AccessLog = stdout
 	}

@@ -251,7 +251,8 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 	var ok, limited atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	time.AfterFunc(windows*period, func() { close(stop) })
+	var end time.Time
+	time.AfterFunc(windows*period, func() { end = time.Now(); close(stop) })
 	for w := range 12 {
 		wg.Add(1)
 		go func() {
@@ -285,7 +286,9 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	// The budget accrues until the load stops, not until its last client
+	// has noticed.
+	elapsed := end.Sub(start)
 	want := limit + float64(elapsed)/float64(period/limit)
 	dev := (float64(ok.Load()) - want) / want
 	calls := 0
@@ -298,8 +301,12 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 	}
 	t.Logf("3 gateways, %d windows of %s, limit %d: admitted %d, expected %.1f (%+.2f %%), refused %d; %d Redis calls, %.2f per admitted request",
 		windows, period, limit, ok.Load(), want, 100*dev, limited.Load(), calls, float64(calls)/float64(ok.Load()))
-	if dev < -0.01 || dev > 0.01 {
-		t.Errorf("admitted %d, want %.1f ±1 %%", ok.Load(), want)
+	tol := 0.01
+	if raceOn {
+		tol = 0.05 // the detector slows each call several times over
+	}
+	if dev < -tol || dev > tol {
+		t.Errorf("admitted %d, want %.1f ±%.0f %%", ok.Load(), want, 100*tol)
 	}
 }
 

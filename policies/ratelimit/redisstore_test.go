@@ -205,9 +205,12 @@ func checkTotal(t *testing.T, redis *config.Redis, nkeys int) {
 	}
 	stop := make(chan struct{})
 	start := time.Now()
-	time.AfterFunc(windows*period, func() { close(stop) })
+	var end time.Time
+	time.AfterFunc(windows*period, func() { end = time.Now(); close(stop) })
 	allowed, refused := hammer(stores, keys, 12, rules, stop)
-	elapsed := time.Since(start)
+	// The budget accrues until the load stops, not until its last
+	// goroutine has noticed (on a busy machine, a while later).
+	elapsed := end.Sub(start)
 	var calls int64
 	for _, s := range stores {
 		calls += s.conn.calls.Load()
@@ -218,8 +221,8 @@ func checkTotal(t *testing.T, redis *config.Redis, nkeys int) {
 	t.Logf("%d clients, 3 gateways, %d windows of %s: admitted %d, expected %.0f (%+.2f %%); refused %d; "+
 		"%d Redis calls: %.2f per admitted request, %.5f per request",
 		nkeys, windows, period, allowed, want, 100*dev, refused, calls, float64(calls)/float64(allowed), float64(calls)/float64(allowed+refused))
-	if dev < -0.01 || dev > 0.01 {
-		t.Errorf("admitted %d, want %.0f ±1 %% (%+.2f %%)", allowed, want, 100*dev)
+	if tol := tolerance(); dev < -tol || dev > tol {
+		t.Errorf("admitted %d, want %.0f ±%.0f %% (%+.2f %%)", allowed, want, 100*tol, 100*dev)
 	}
 	if refused == 0 {
 		t.Error("no request was refused: the load did not exceed the limit")
@@ -349,4 +352,13 @@ func TestRedisStoreLeastPrivilege(t *testing.T) {
 			t.Fatalf("request %d as a least-privilege user: %+v (ACL LOG: %s)", i, d, srv.MustDo("ACL", "LOG"))
 		}
 	}
+}
+
+// tolerance is how far the admitted count may stray from the limit: 1 %,
+// or 5 % under the race detector, which slows each call several times over.
+func tolerance() float64 {
+	if raceEnabled {
+		return 0.05
+	}
+	return 0.01
 }
