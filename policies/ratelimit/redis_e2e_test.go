@@ -301,12 +301,14 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 	}
 	t.Logf("3 gateways, %d windows of %s, limit %d: admitted %d, expected %.1f (%+.2f %%), refused %d; %d Redis calls, %.2f per admitted request",
 		windows, period, limit, ok.Load(), want, 100*dev, limited.Load(), calls, float64(calls)/float64(ok.Load()))
-	tol := 0.01
+	// Over the limit: 1 %. Under it, more slack: see tolerance in the
+	// package's own tests.
+	over, under := 0.01, 0.05
 	if raceOn {
-		tol = 0.05 // the detector slows each call several times over
+		over, under = 0.05, 0.25
 	}
-	if dev < -tol || dev > tol {
-		t.Errorf("admitted %d, want %.1f ±%.0f %%", ok.Load(), want, 100*tol)
+	if dev > over || dev < -under {
+		t.Errorf("admitted %d, want %.1f within +%.0f %% and -%.0f %%", ok.Load(), want, 100*over, 100*under)
 	}
 }
 

@@ -1,6 +1,9 @@
 package ratelimit
 
 import (
+	"errors"
+	"io"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,7 +31,7 @@ var faults = []fault{
 		end: func(t *testing.T, srv *redistest.Server) { srv.Restart() }, fresh: true},
 	{name: "DEBUG SLEEP", start: func(t *testing.T, srv *redistest.Server) {
 		// redis-cli waits for the sleep to end.
-		go func() { _, _ = srv.Do("DEBUG", "SLEEP", "1.5") }()
+		go func() { _, _ = srv.Do("DEBUG", "SLEEP", "3") }()
 		waitBlocked(t, srv)
 	}},
 	{name: "CLIENT PAUSE", start: func(t *testing.T, srv *redistest.Server) {
@@ -37,23 +40,34 @@ var faults = []fault{
 	{name: "restarted empty", start: func(t *testing.T, srv *redistest.Server) { srv.Restart() }, fresh: true},
 }
 
-// waitBlocked returns once srv stops answering (DEBUG SLEEP has begun).
+// waitBlocked returns once srv stops answering (DEBUG SLEEP has begun). It
+// pings over a socket of its own rather than with redis-cli, whose start
+// on a busy machine can take longer than the wait that means "blocked".
 func waitBlocked(t *testing.T, srv *redistest.Server) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 64)
 	for time.Now().Before(deadline) {
-		done := make(chan struct{})
-		go func() {
-			_, _ = srv.Do("PING")
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(200 * time.Millisecond):
+		c, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = io.WriteString(c, "PING\r\n")
+		if err == nil {
+			_, err = c.Read(buf)
+		}
+		c.Close()
+		if isTimeout(err) {
 			return
 		}
 	}
 	t.Fatal("Redis still answers PING 5 s after DEBUG SLEEP was sent")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // TestRedisStoreFaults kills, pauses and empties Redis under each
