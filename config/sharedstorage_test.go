@@ -199,7 +199,8 @@ func TestSharedStorageOncePerGateway(t *testing.T) {
 func TestSharedStorageEncryptedKey(t *testing.T) {
 	crt, key := testPEM(t, "client")
 	b, _ := pem.Decode([]byte(key))
-	enc, err := x509.EncryptPEMBlock(rand.Reader, "PRIVATE KEY", b.Bytes, []byte("open sesame"), x509.PEMCipherAES256) //nolint:staticcheck // the legacy format keyPassphrase reads
+	//lint:ignore SA1019 the legacy format keyPassphrase reads
+	enc, err := x509.EncryptPEMBlock(rand.Reader, "PRIVATE KEY", b.Bytes, []byte("open sesame"), x509.PEMCipherAES256)
 	if err != nil {
 		t.Fatal(err)
 	}
