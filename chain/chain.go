@@ -81,7 +81,8 @@ type Chain struct {
 	// HeadSteps is how many of the first Request steps read no body (no
 	// BodyReader is among them or before them).
 	HeadSteps int
-	// Response steps in the order written.
+	// Response steps in the order written, or last to first when the
+	// route says so (config.Route.ReverseResponse).
 	Response []ResponseStep
 	// Policies are the provisioned instances, in order.
 	Policies []Instance

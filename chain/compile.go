@@ -81,6 +81,10 @@ type Options struct {
 	Reuse   map[string]Instance
 	Metrics *metrics.Set
 	Logger  *slog.Logger
+
+	// shared holds the instances of the routes compiled so far by
+	// CompileAll, by key, for the routes of the same PolicyScope.
+	shared map[string]Instance
 }
 
 // Compile decodes, validates and (with opts.Provision) provisions the
@@ -109,7 +113,7 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 				spec.Pos, route.ID, spec.Name, strings.Join(Names(), ", ")))
 			continue
 		}
-		key := instanceKey(route.ID, spec)
+		key := instanceKey(scopeOf(route), spec)
 		if reg.KeyFrom != nil {
 			key += "\x00" + reg.KeyFrom(cfg, route)
 		}
@@ -123,7 +127,10 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		before = append(before, spec.Name)
 
 		inst, reused := Instance{}, false
-		if opts.Reuse != nil {
+		shared := false
+		if inst, shared = opts.shared[key]; shared {
+			// Another route of the scope runs this instance.
+		} else if opts.Reuse != nil {
 			inst, reused = opts.Reuse[key]
 		}
 		// Every policy is decoded and validated in its new place, even one
@@ -139,10 +146,12 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 			errs = append(errs, at(spec, err))
 			continue
 		}
-		if reused {
+		switch {
+		case shared:
+		case reused:
 			delete(opts.Reuse, key)
 			taken = append(taken, inst)
-		} else {
+		default:
 			if opts.Provision {
 				if err := p.Provision(env); err != nil {
 					errs = append(errs, at(spec, err))
@@ -163,7 +172,24 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		}
 		return nil, errors.Join(errs...)
 	}
+	if route.ReverseResponse {
+		slices.Reverse(c.Response)
+	}
+	if opts.shared != nil && route.PolicyScope != "" {
+		for _, inst := range c.Policies {
+			opts.shared[inst.Key] = inst
+		}
+	}
 	return c, nil
+}
+
+// scopeOf names what a route's policy instances belong to: its
+// PolicyScope, shared with other routes, or the route alone.
+func scopeOf(r *config.Route) string {
+	if r.PolicyScope != "" {
+		return "scope\x00" + r.PolicyScope
+	}
+	return r.ID
 }
 
 func (c *Chain) add(inst Instance) {

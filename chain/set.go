@@ -19,6 +19,7 @@ type Set struct {
 func CompileAll(cfg *config.Config, old *Set, opts Options) (*Set, error) {
 	owned := map[Policy]bool{}
 	opts.Reuse = map[string]Instance{}
+	opts.shared = map[string]Instance{}
 	if old != nil {
 		for _, c := range old.Chains {
 			for _, inst := range c.Policies {
@@ -44,7 +45,10 @@ func CompileAll(cfg *config.Config, old *Set, opts Options) (*Set, error) {
 				continue
 			}
 			for _, inst := range c.Policies {
+				// A policy shared by the routes of a scope is closed
+				// once.
 				if !owned[inst.Policy] {
+					owned[inst.Policy] = true
 					_ = inst.Policy.Close()
 				}
 			}
@@ -72,6 +76,9 @@ func (s *Set) Retire(next *Set) error {
 	for _, c := range s.Chains {
 		for _, inst := range c.Policies {
 			if !kept[inst.Policy] {
+				// A policy shared by the routes of a scope is closed
+				// once.
+				kept[inst.Policy] = true
 				if err := inst.Policy.Close(); err != nil {
 					errs = append(errs, err)
 				}

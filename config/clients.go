@@ -27,6 +27,7 @@ func LoadClients(path string) ([]Client, error) {
 		l.errs.add(Pos{File: path}, "clients file is empty; write `clients:` followed by a list of {id, secret} entries")
 	}
 	for _, root := range roots {
+		d.substituteEnv(root)
 		list := root
 		if root.Kind == yaml.MappingNode {
 			list = nil

@@ -21,9 +21,10 @@ import (
 
 // Load reads the YAML files and directories in paths, in order, and returns
 // the merged, validated config. A directory contributes its *.yaml and
-// *.yml files in name order, without recursing and skipping names that
-// start with "." (a Kubernetes ConfigMap mount's ..data entries); symlinks
-// to files are followed.
+// *.yml files, and those of its subdirectories, in name order; names that
+// start with "." are skipped (a Kubernetes ConfigMap mount's ..data and
+// ..<timestamp> entries, hidden files), and a symlink is followed unless it
+// leads to a directory already read (a loop).
 //
 // Every problem of every file is reported: the error is an *Errors whose
 // List holds one *Error per problem, each placed at file:line:col. Load
@@ -47,17 +48,21 @@ func Load(paths []string) (*Config, error) {
 		h.Write(data)
 		l.file(path, data)
 	}
+	for _, f := range l.formats {
+		f.f.Finish(&Build{l: l})
+	}
 	if err := l.errs.err(); err != nil {
 		return nil, err
 	}
 	if len(l.cfg.Routes) == 0 {
-		l.errs.add(Pos{File: strings.Join(paths, ", ")}, "the config has no routes: a gateway without routes answers every request with 404; add spec.routes")
+		l.errs.add(Pos{File: strings.Join(paths, ", ")}, "the config has no routes: a gateway without routes answers every request with 404; "+
+			"add spec.routes to a Gateway, or an ApiInstance with services or a route policy")
 		return nil, l.errs.err()
 	}
 	if !l.limitsSet {
 		l.cfg.Limits = DefaultLimits
 	}
-	l.cfg.Warnings = shadowWarnings(l.cfg.Routes)
+	l.cfg.Warnings = append(l.cfg.Warnings, shadowWarnings(l.cfg.Routes)...)
 	l.cfg.Hash = hex.EncodeToString(h.Sum(nil))
 	return l.cfg, nil
 }
@@ -76,6 +81,8 @@ type loader struct {
 	clients       map[string]Pos
 	limitsSet     bool
 	limitsPos     Pos
+	// formats are the Formats this load has met, in order.
+	formats []loadedFormat
 }
 
 type portUse struct {
@@ -102,66 +109,128 @@ func newLoader() *loader {
 
 // collect expands paths into the files to read, each once.
 func (l *loader) collect(paths []string) []string {
-	var files []string
-	seen := map[string]bool{}
-	add := func(p string) {
-		key := p
-		if abs, err := filepath.Abs(p); err == nil {
-			key = abs
-		}
-		if !seen[key] {
-			seen[key] = true
-			files = append(files, p)
-		}
-	}
+	w := &walker{errs: &l.errs, warn: l.warn, seen: map[string]bool{}}
 	for _, p := range paths {
-		st, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			l.errs.add(Pos{File: p}, "config path does not exist; pass an existing YAML file or directory")
-			continue
-		}
-		if err != nil {
-			l.errs.add(Pos{File: p}, "cannot read config path: %v", unwrapPath(err))
-			continue
-		}
-		if !st.IsDir() {
-			add(p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			l.errs.add(Pos{File: p}, "cannot list config directory: %v", unwrapPath(err))
-			continue
-		}
-		found := false
-		for _, e := range entries {
-			name := e.Name()
-			if strings.HasPrefix(name, ".") || !isYAMLName(name) {
-				continue
-			}
-			full := filepath.Join(p, name)
-			if e.Type()&fs.ModeSymlink != 0 {
-				// ConfigMap mounts are symlinks into ..data; read what
-				// they point at, but never descend into a directory.
-				st, err := os.Stat(full)
-				if err != nil {
-					l.errs.add(Pos{File: full}, "cannot follow symlink: %v", unwrapPath(err))
-					continue
-				}
-				if st.IsDir() {
-					continue
-				}
-			} else if e.IsDir() {
-				continue
-			}
-			found = true
-			add(full)
-		}
-		if !found {
-			l.errs.add(Pos{File: p}, "config directory has no *.yaml or *.yml files")
+		w.path(p)
+	}
+	return w.files
+}
+
+// WatchDirs returns the directories whose changes can change what Load
+// reads from paths: each directory named and every subdirectory it reads,
+// and the directory of each file named. It is safe for concurrent use.
+func WatchDirs(paths []string) []string {
+	w := &walker{errs: &errorList{}, warn: func(Pos, string, ...any) {}, seen: map[string]bool{}}
+	for _, p := range paths {
+		w.path(p)
+	}
+	return w.dirs
+}
+
+// walker finds the files of a config: the files named, and the YAML files
+// under the directories named.
+type walker struct {
+	errs  *errorList
+	warn  func(pos Pos, format string, args ...any)
+	files []string
+	dirs  []string
+	// seen holds the real paths of the files and directories taken, so
+	// that a file named twice is read once and a symlink loop ends.
+	seen map[string]bool
+}
+
+// realPath names a file or directory by the path with every symlink
+// resolved, so that two ways to it compare equal.
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+func (w *walker) path(p string) {
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		w.errs.add(Pos{File: p}, "config path does not exist; pass an existing YAML file or directory")
+		return
+	}
+	if err != nil {
+		w.errs.add(Pos{File: p}, "cannot read config path: %v", unwrapPath(err))
+		return
+	}
+	if !st.IsDir() {
+		w.addDir(filepath.Dir(p))
+		w.addFile(p)
+		return
+	}
+	before := len(w.files)
+	w.dir(p)
+	if len(w.files) == before {
+		w.errs.add(Pos{File: p}, "config directory has no *.yaml or *.yml files")
+	}
+}
+
+func (w *walker) addFile(p string) {
+	if key := realPath(p); !w.seen[key] {
+		w.seen[key] = true
+		w.files = append(w.files, p)
+	}
+}
+
+func (w *walker) addDir(p string) {
+	for _, d := range w.dirs {
+		if d == p {
+			return
 		}
 	}
-	return files
+	w.dirs = append(w.dirs, p)
+}
+
+// dir takes the YAML files of directory p and its subdirectories, in name
+// order.
+func (w *walker) dir(p string) {
+	key := "dir:" + realPath(p)
+	if w.seen[key] {
+		return
+	}
+	w.seen[key] = true
+	w.addDir(p)
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		w.errs.add(Pos{File: p}, "cannot list config directory: %v", unwrapPath(err))
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		full := filepath.Join(p, name)
+		isDir := e.IsDir()
+		if e.Type()&fs.ModeSymlink != 0 {
+			// ConfigMap mounts are symlinks into ..data; read what they
+			// point at.
+			st, err := os.Stat(full)
+			if err != nil {
+				w.errs.add(Pos{File: full}, "cannot follow symlink: %v", unwrapPath(err))
+				continue
+			}
+			isDir = st.IsDir()
+			if isDir && w.seen["dir:"+realPath(full)] {
+				w.warn(Pos{File: full}, "symlink leads to %s, a directory already read; it is not read again", realPath(full))
+				continue
+			}
+		}
+		switch {
+		case isDir:
+			w.dir(full)
+		case isYAMLName(name):
+			w.addFile(full)
+		}
+	}
 }
 
 func isYAMLName(name string) bool {
@@ -195,14 +264,16 @@ func (l *loader) file(path string, data []byte) {
 		}
 		// An editor that truncates a file, or a template that renders
 		// nothing, must not reload into a gateway without routes.
-		l.errs.add(Pos{File: path}, "the file holds no Gateway document; write one (apiVersion: gateway.mulesoft.com/v1alpha1, kind: Gateway) or remove the file")
+		l.errs.add(Pos{File: path}, "the file holds no document; write one (apiVersion: gateway.mulesoft.com/v1alpha1, kind: Gateway, "+
+			"or one of Flex Gateway's kinds) or remove the file")
 		return
 	}
 	l.cfg.Sources = append(l.cfg.Sources, Source{Path: path, Summary: path + ": " + strings.Join(parts, "; ")})
 }
 
 // documents parses the YAML stream of a file into the root nodes of its
-// non-empty documents, with `$env.NAME` substituted.
+// non-empty documents. Their `$env.NAME` references are not substituted
+// yet: that depends on the kind (see document).
 func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 	// A reload must not take the gateway down, whatever a file holds.
 	defer func() {
@@ -238,7 +309,6 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 		if isNull(root) {
 			continue
 		}
-		d.substituteEnv(&doc)
 		roots = append(roots, root)
 	}
 	return roots

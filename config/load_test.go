@@ -571,20 +571,29 @@ func TestLoadConfigMapDirectory(t *testing.T) {
 	for name := range files {
 		must(os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)))
 	}
-	// Hidden files and subdirectories are not read, even with a YAML name.
+	// Hidden files and directories are not read, even with a YAML name;
+	// other subdirectories are, after the files named before them.
 	must(os.WriteFile(filepath.Join(dir, ".hidden.yaml"), []byte("kind: Broken\n"), 0o644))
+	must(os.Mkdir(filepath.Join(dir, ".git"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, ".git", "c.yaml"), []byte("kind: Broken\n"), 0o644))
 	must(os.Mkdir(filepath.Join(dir, "sub.yaml"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "sub.yaml", "c.yaml"), []byte("kind: Broken\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "sub.yaml", "c.yaml"), []byte(head+"  routes:\n    - {id: c, path: /c, upstream: {url: http://c}}\n"), 0o644))
 
 	cfg, err := Load([]string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Routes) != 2 || cfg.Routes[0].ID != "a" || cfg.Routes[1].ID != "b" {
+	if len(cfg.Routes) != 3 || cfg.Routes[0].ID != "a" || cfg.Routes[1].ID != "b" || cfg.Routes[2].ID != "c" {
 		t.Errorf("routes = %+v", cfg.Routes)
 	}
-	if len(cfg.Sources) != 2 || cfg.Sources[0].Path != filepath.Join(dir, "a-listeners.yml") {
+	if len(cfg.Sources) != 3 || cfg.Sources[0].Path != filepath.Join(dir, "a-listeners.yml") {
 		t.Errorf("sources = %+v", cfg.Sources)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings = %v", cfg.Warnings)
+	}
+	if got, want := WatchDirs([]string{dir}), []string{dir, filepath.Join(dir, "sub.yaml")}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("WatchDirs = %q, want %q", got, want)
 	}
 
 	// Naming a file of the directory again does not read it twice.
@@ -594,6 +603,36 @@ func TestLoadConfigMapDirectory(t *testing.T) {
 	}
 	if again.Hash != cfg.Hash {
 		t.Errorf("hash changed when a file was named twice")
+	}
+}
+
+// TestLoadSymlinkLoop: a symlink back to a directory being read is
+// followed no further, with a warning; a symlink to a directory outside is
+// read like a subdirectory.
+func TestLoadSymlinkLoop(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(head+"  routes:\n    - {id: a, path: /a, upstream: {url: http://a}}\n"), 0o644))
+	must(os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+	must(os.Symlink("..", filepath.Join(dir, "sub", "loop")))
+	must(os.WriteFile(filepath.Join(outside, "b.yaml"), []byte(head+"  routes:\n    - {id: b, path: /b, upstream: {url: http://b}}\n"), 0o644))
+	must(os.Symlink(outside, filepath.Join(dir, "sub", "linked")))
+	cfg, err := Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[1].ID != "b" {
+		t.Errorf("routes = %+v", cfg.Routes)
+	}
+	if len(cfg.Warnings) != 1 || cfg.Warnings[0].Pos.File != filepath.Join(dir, "sub", "loop") ||
+		!strings.Contains(cfg.Warnings[0].Message, "a directory already read") {
+		t.Errorf("warnings = %v", cfg.Warnings)
 	}
 }
 
@@ -626,7 +665,7 @@ func TestLoadMethodLists(t *testing.T) {
 
 func TestLoadRefusesAnEmptyConfig(t *testing.T) {
 	got := loadErrors(t, "a.yaml", "# only a comment\n---\n")
-	expectOne(t, got, "a.yaml", "holds no Gateway document")
+	expectOne(t, got, "a.yaml", "holds no document", "kind: Gateway")
 	got = loadErrors(t, "a.yaml", head+"  listeners: [{name: web, port: 8080}]\n")
 	if len(got) != 1 || !strings.Contains(got[0], "the config has no routes") {
 		t.Errorf("a config without routes: %q", got)

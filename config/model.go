@@ -86,6 +86,10 @@ type Config struct {
 	// `flexgate validate` prints them and the gateway logs them whenever
 	// it loads the config.
 	Warnings []Warning
+	// LogLevel, when set, is the level of the gateway's log: "debug",
+	// "info", "warn" or "error" (a Flex Configuration's
+	// logging.runtimeLogs.logLevel); it overrides --log-level.
+	LogLevel string
 }
 
 // Warning is a likely mistake in a config that loads and serves.
@@ -183,7 +187,30 @@ type Route struct {
 	// Rules narrow what Paths admit: a request must match one of them.
 	// Empty means every request Paths admit. (Flex route rules.)
 	Rules []MatchRule
-	Pos   Pos
+	// PolicyScope, when set, is shared by routes that run one instance
+	// of each policy they have alike (name and parameters, at the same
+	// place in the list): a Flex ApiInstance's routes share its policies,
+	// so a rate limit's budget and an introspection cache are the API's,
+	// not each route's. Empty: the route's policies are its own.
+	PolicyScope string
+	// ReverseResponse runs the response steps of Policies last to first,
+	// as Flex Gateway does (lower order first on the request, last on the
+	// response); otherwise they run in the order written.
+	ReverseResponse bool
+	// Sources are the places of the documents the route was made from
+	// (a Flex route: its ApiInstance, Service and PolicyBindings), for
+	// `flexgate validate` and /config; empty when Pos says it all.
+	Sources []Pos
+	Pos     Pos
+}
+
+// Origins are the places the route was made from: Sources, or Pos when
+// there are none.
+func (r *Route) Origins() []Pos {
+	if len(r.Sources) > 0 {
+		return r.Sources
+	}
+	return []Pos{r.Pos}
 }
 
 // HeaderMatch is a request header a route or rule requires.
@@ -235,6 +262,13 @@ type Upstream struct {
 	// InsecureSkipVerify disables certificate verification of https
 	// targets (development only).
 	InsecureSkipVerify bool
+	// CAPEM, when set, is PEM text of the CAs that verify https targets,
+	// instead of CAFile or the system roots (a Flex tls-outbound policy's
+	// trustedCA).
+	CAPEM string
+	// ClientCert, when set, is the certificate the gateway presents to
+	// https targets (CertPEM and KeyPEM; a Flex tls-outbound policy's).
+	ClientCert *Certificate
 	// LoadBalancing picks the target of each request.
 	LoadBalancing LoadBalancing
 	// SlowStart, when positive, ramps the share of a target that joins (or

@@ -77,10 +77,42 @@ type RouteView struct {
 	ID                 string       `json:"id"`
 	Paths              []string     `json:"paths"`
 	Methods            []string     `json:"methods,omitempty"`
+	Listeners          []string     `json:"listeners,omitempty"`
+	StripPrefix        string       `json:"stripPrefix,omitempty"`
+	Rules              []RuleView   `json:"rules,omitempty"`
 	Upstream           UpstreamView `json:"upstream"`
 	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
 	Policies           []PolicyView `json:"policies"`
 	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
+	// Sources are the file:line:col of the documents the route was made
+	// from (see Route.Origins).
+	Sources []string `json:"sources"`
+}
+
+// RuleView is a MatchRule in the admin view.
+type RuleView struct {
+	Path    string            `json:"path,omitempty"`
+	Host    string            `json:"host,omitempty"`
+	Methods string            `json:"methods,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+func ruleViews(rules []MatchRule) []RuleView {
+	var out []RuleView
+	for _, r := range rules {
+		rv := RuleView{Path: r.Path, Host: r.Host, Methods: r.Methods}
+		for _, h := range r.Headers {
+			if rv.Headers == nil {
+				rv.Headers = map[string]string{}
+			}
+			rv.Headers[h.Name] = h.Value
+			if CredentialHeader(h.Name) {
+				rv.Headers[h.Name] = RedactedValue
+			}
+		}
+		out = append(out, rv)
+	}
+	return out
 }
 
 // UpstreamView is an Upstream in the admin view. URL is the one target's
@@ -207,6 +239,8 @@ func (r StatusRange) String() string {
 type PolicyView struct {
 	Name   string `json:"name"`
 	Params any    `json:"params,omitempty"`
+	// When are the rules that limit the policy to some requests.
+	When []RuleView `json:"when,omitempty"`
 }
 
 // ClientView is a registered client in the admin view: its id only.
@@ -279,12 +313,15 @@ func (c *Config) Redacted() *View {
 		u := r.Upstream
 		rv := RouteView{
 			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
-			WithoutPolicies: r.WithoutPolicies,
-			Upstream:        u.View(),
-			Policies:        make([]PolicyView, 0, len(r.Policies)),
+			WithoutPolicies: r.WithoutPolicies, Listeners: r.Listeners, StripPrefix: r.StripPrefix, Rules: ruleViews(r.Rules),
+			Upstream: u.View(),
+			Policies: make([]PolicyView, 0, len(r.Policies)),
+		}
+		for _, o := range r.Origins() {
+			rv.Sources = append(rv.Sources, o.String())
 		}
 		for _, p := range r.Policies {
-			pv := PolicyView{Name: p.Name}
+			pv := PolicyView{Name: p.Name, When: ruleViews(p.When)}
 			if err := CheckAliases(p.Params); err != nil {
 				// Load refuses such parameters; a Config built in code
 				// may still hold them, and the view must not expand them.

@@ -22,6 +22,10 @@ func shadowWarnings(routes []Route) []Warning {
 	var ws []Warning
 	for _, s := range router.Shadows(entries) {
 		narrow, broad := &routes[s.Narrow], &routes[s.Broad]
+		if !shareListener(narrow, broad) {
+			// Routes on different ports never take each other's requests.
+			continue
+		}
 		var missing []string
 		for _, p := range broad.Policies {
 			if !slices.Contains(missing, p.Name) && !slices.Contains(narrow.WithoutPolicies, p.Name) &&
@@ -43,4 +47,18 @@ func shadowWarnings(routes []Route) []Warning {
 			narrow.ID, s.NarrowPath, broad.ID, broad.Pos, s.BroadPath, noun, list, pronoun, narrow.ID, list, narrow.ID)})
 	}
 	return ws
+}
+
+// shareListener reports whether two routes serve on a listener in common;
+// a route without Listeners serves on every one.
+func shareListener(a, b *Route) bool {
+	if len(a.Listeners) == 0 || len(b.Listeners) == 0 {
+		return true
+	}
+	for _, l := range a.Listeners {
+		if slices.Contains(b.Listeners, l) {
+			return true
+		}
+	}
+	return false
 }

@@ -108,3 +108,23 @@ func BenchmarkLoadManyRoutes(b *testing.B) {
 		}
 	}
 }
+
+// TestShadowWarningsNeedACommonListener: routes served on different
+// listeners (the ports of two Flex ApiInstances) never take each other's
+// requests, so a narrower pattern on one port is not warned of.
+func TestShadowWarningsNeedACommonListener(t *testing.T) {
+	broad := Route{ID: "broad", Paths: []string{"/*"}, Listeners: []string{"a"},
+		Policies: []PolicySpec{{Name: "rate-limiting"}}, Pos: Pos{File: "a.yaml", Line: 1}}
+	narrow := Route{ID: "narrow", Paths: []string{"/x/*"}, Listeners: []string{"b"}, Pos: Pos{File: "a.yaml", Line: 2}}
+	if ws := shadowWarnings([]Route{broad, narrow}); len(ws) != 0 {
+		t.Errorf("routes on different listeners: %v", ws)
+	}
+	narrow.Listeners = []string{"b", "a"}
+	if ws := shadowWarnings([]Route{broad, narrow}); len(ws) != 1 {
+		t.Errorf("routes sharing listener a: %v", ws)
+	}
+	narrow.Listeners = nil
+	if ws := shadowWarnings([]Route{broad, narrow}); len(ws) != 1 {
+		t.Errorf("a route on every listener: %v", ws)
+	}
+}

@@ -194,27 +194,9 @@ func caPool(text string) (*x509.CertPool, []string, error) {
 // keyPair reads a PEM certificate chain and its private key; passphrase
 // decrypts a legacy encrypted PEM key (Proc-Type: 4,ENCRYPTED).
 func keyPair(certPEM, keyPEM, passphrase string) (tls.Certificate, error) {
-	key := []byte(keyPEM)
-	b, _ := pem.Decode(key)
-	switch {
-	case b == nil:
-		return tls.Certificate{}, errors.New("key holds no PEM private key (-----BEGIN PRIVATE KEY-----)")
-	case b.Type == "ENCRYPTED PRIVATE KEY":
-		return tls.Certificate{}, errors.New("key is an encrypted PKCS#8 key, which is not supported; " +
-			"decrypt it (openssl pkcs8 -in key.pem -out plain.pem) and keep it in a Secret instead")
-	//lint:ignore SA1019 Flex's keyPassphrase decrypts exactly these legacy keys
-	case x509.IsEncryptedPEMBlock(b):
-		if passphrase == "" {
-			return tls.Certificate{}, errors.New("key is encrypted; give its keyPassphrase")
-		}
-		//lint:ignore SA1019 as above: the legacy format keyPassphrase is for
-		der, err := x509.DecryptPEMBlock(b, []byte(passphrase))
-		if err != nil {
-			return tls.Certificate{}, errors.New("key cannot be decrypted with keyPassphrase, or is not the key of crt")
-		}
-		key = pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: der})
-	case passphrase != "":
-		return tls.Certificate{}, errors.New("keyPassphrase is given but the key is not encrypted; remove keyPassphrase")
+	key, err := decryptKey(keyPEM, passphrase)
+	if err != nil {
+		return tls.Certificate{}, err
 	}
 	cert, err := tls.X509KeyPair([]byte(certPEM), key)
 	switch {
@@ -227,6 +209,38 @@ func keyPair(certPEM, keyPEM, passphrase string) (tls.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// decryptKey returns the PEM private key, decrypted with passphrase when it
+// is a legacy encrypted PEM key.
+func decryptKey(keyPEM, passphrase string) ([]byte, error) {
+	key := []byte(keyPEM)
+	b, _ := pem.Decode(key)
+	switch {
+	case b == nil:
+		return nil, errors.New("key holds no PEM private key (-----BEGIN PRIVATE KEY-----)")
+	case b.Type == "ENCRYPTED PRIVATE KEY":
+		return nil, errors.New("key is an encrypted PKCS#8 key, which is not supported; " +
+			"decrypt it (openssl pkcs8 -in key.pem -out plain.pem) and keep it in a Secret instead")
+	//lint:ignore SA1019 Flex's keyPassphrase decrypts exactly these legacy keys
+	case x509.IsEncryptedPEMBlock(b):
+		if passphrase == "" {
+			return nil, errors.New("key is encrypted; give its keyPassphrase")
+		}
+		//lint:ignore SA1019 as above
+		der, err := x509.DecryptPEMBlock(b, []byte(passphrase))
+		if err != nil {
+			return nil, errors.New("key cannot be decrypted with keyPassphrase, or is not the key of crt")
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: der}), nil
+	case passphrase != "":
+		return nil, errors.New("keyPassphrase is given but the key is not encrypted; remove keyPassphrase")
+	}
+	return key, nil
+}
+
+// KeyPEM returns the client certificate's private key as PEM text,
+// decrypted with KeyPassphrase when it is encrypted.
+func (t *RedisTLS) KeyPEM() ([]byte, error) { return decryptKey(t.Key, t.KeyPassphrase) }
 
 // sharedStorage maps spec.sharedStorage (k is its key) and keeps it, or
 // reports a different one set before. Flex's Configuration kind calls the
@@ -442,6 +456,13 @@ func (d *decoder) cluster(n *yaml.Node) (*RedisCluster, bool) {
 // redisTLS maps sharedStorage.redis.tls; `tls: {}` turns TLS on with the
 // defaults.
 func (d *decoder) redisTLS(n *yaml.Node) (*RedisTLS, bool) {
+	return d.tlsSettings(n, "redis tls", nil)
+}
+
+// tlsSettings maps TLS settings as Flex Gateway writes them (in
+// sharedStorage.redis.tls and in its tls policies); what names them in
+// messages ("redis tls"), extra adds fields of the caller's.
+func (d *decoder) tlsSettings(n *yaml.Node, what string, extra map[string]func(key, val *yaml.Node)) (*RedisTLS, bool) {
 	t := &RedisTLS{}
 	if isNull(n) {
 		return t, true
@@ -457,10 +478,10 @@ func (d *decoder) redisTLS(n *yaml.Node) (*RedisTLS, bool) {
 				return
 			}
 			*key = k
-			s, g := d.requiredStr(v, "redis tls "+k.Value)
+			s, g := d.requiredStr(v, what+" "+k.Value)
 			if g {
 				if _, known := tlsVersions[s]; !known {
-					d.errorf(v, "redis tls %s %q is not supported; use \"1.2\" or \"1.3\"", k.Value, s)
+					d.errorf(v, "%s %s %q is not supported; use \"1.2\" or \"1.3\"", what, k.Value, s)
 					g = false
 				}
 			}
@@ -468,25 +489,25 @@ func (d *decoder) redisTLS(n *yaml.Node) (*RedisTLS, bool) {
 			good(g)
 		}
 	}
-	if !d.mapping(n, "redis tls", map[string]field{
+	fields := map[string]field{
 		"trustedCA": func(_, v *yaml.Node) {
 			caNode = v
 			var g bool
-			t.TrustedCA, g = d.requiredStr(v, "redis tls trustedCA")
+			t.TrustedCA, g = d.requiredStr(v, what+" trustedCA")
 			if g {
 				if _, _, err := caPool(t.TrustedCA); err != nil {
-					d.errorf(v, "redis tls trustedCA %v; give the PEM text of the CA certificates (e.g. trustedCA: $env.REDIS_CA)", err)
+					d.errorf(v, "%s trustedCA %v; give the PEM text of the CA certificates (e.g. trustedCA: $env.CA_PEM)", what, err)
 					g = false
 				}
 			}
 			good(g)
 		},
 		"certificate": func(_, v *yaml.Node) {
-			good(d.redisCertificate(v, t))
+			good(d.tlsCertificate(v, t, what))
 		},
 		"skipValidation": func(_, v *yaml.Node) {
 			var g bool
-			t.SkipValidation, g = d.boolean(v, "redis tls skipValidation")
+			t.SkipValidation, g = d.boolean(v, what+" skipValidation")
 			good(g)
 		},
 		"minversion": version(&minKey, &t.MinVersion),
@@ -494,73 +515,77 @@ func (d *decoder) redisTLS(n *yaml.Node) (*RedisTLS, bool) {
 		"maxversion": version(&maxKey, &t.MaxVersion),
 		"maxVersion": version(&maxKey, &t.MaxVersion),
 		"alpn": func(_, v *yaml.Node) {
-			for _, e := range d.strEntries(v, "redis tls alpn", false) {
+			for _, e := range d.strEntries(v, what+" alpn", false) {
 				t.ALPN = append(t.ALPN, e.val)
 			}
 		},
 		"ciphers": func(_, v *yaml.Node) {
 			ciphersNode = v
 			known := cipherSuites()
-			for _, e := range d.strEntries(v, "redis tls ciphers", false) {
+			for _, e := range d.strEntries(v, what+" ciphers", false) {
 				if _, ok := known[e.val]; !ok {
 					names := make([]string, 0, len(known))
 					for k := range known {
 						names = append(names, k)
 					}
-					d.errorf(e.node, "redis tls cipher %q is not supported; use IANA names of TLS 1.2 suites: %s", e.val, strings.Join(sortedStrings(names), ", "))
+					d.errorf(e.node, "%s cipher %q is not supported; use IANA names of TLS 1.2 suites: %s", what, e.val, strings.Join(sortedStrings(names), ", "))
 					ok = false
 					continue
 				}
 				t.Ciphers = append(t.Ciphers, e.val)
 			}
 		},
-	}) {
+	}
+	for k, f := range extra {
+		fields[k] = f
+	}
+	if !d.mapping(n, what, fields) {
 		return nil, false
 	}
 	if !ok {
 		return nil, false
 	}
 	if t.MinVersion != "" && t.MaxVersion != "" && tlsVersions[t.MinVersion] > tlsVersions[t.MaxVersion] {
-		d.errorf(maxKey, "redis tls maxVersion %s is below minVersion %s", t.MaxVersion, t.MinVersion)
+		d.errorf(maxKey, "%s maxVersion %s is below minVersion %s", what, t.MaxVersion, t.MinVersion)
 		return nil, false
 	}
 	if len(t.Ciphers) > 0 && t.MinVersion == "1.3" {
-		d.errorf(ciphersNode, "redis tls ciphers apply to TLS 1.2 only, and minVersion is 1.3; remove ciphers")
+		d.errorf(ciphersNode, "%s ciphers apply to TLS 1.2 only, and minVersion is 1.3; remove ciphers", what)
 		return nil, false
 	}
 	if t.SkipValidation && caNode != nil {
-		d.errorf(caNode, "redis tls has trustedCA and skipValidation: true, so trustedCA would be ignored; keep one")
+		d.errorf(caNode, "%s has trustedCA and skipValidation: true, so trustedCA would be ignored; keep one", what)
 		return nil, false
 	}
 	return t, true
 }
 
-func (d *decoder) redisCertificate(n *yaml.Node, t *RedisTLS) bool {
+func (d *decoder) tlsCertificate(n *yaml.Node, t *RedisTLS, what string) bool {
 	ok := true
 	var crtNode, keyNode *yaml.Node
-	if !d.mapping(n, "redis tls certificate", map[string]field{
+	if !d.mapping(n, what+" certificate", map[string]field{
 		"crt": func(_, v *yaml.Node) {
 			crtNode = v
 			var g bool
-			t.Certificate, g = d.requiredStr(v, "redis tls certificate crt")
+			t.Certificate, g = d.requiredStr(v, what+" certificate crt")
 			ok = ok && g
 		},
 		"key": func(_, v *yaml.Node) {
 			keyNode = v
 			var g bool
-			t.Key, g = d.requiredStr(v, "redis tls certificate key")
+			t.Key, g = d.requiredStr(v, what+" certificate key")
 			ok = ok && g
 		},
 		"keyPassphrase": func(_, v *yaml.Node) {
 			var g bool
-			t.KeyPassphrase, g = d.str(v, "redis tls certificate keyPassphrase")
+			t.KeyPassphrase, g = d.str(v, what+" certificate keyPassphrase")
 			ok = ok && g
 		},
 	}) {
 		return false
 	}
 	if crtNode == nil || keyNode == nil {
-		d.errorf(n, "redis tls certificate needs both crt and key (PEM text, e.g. crt: $env.REDIS_TLS_CRT, key: $env.REDIS_TLS_KEY)")
+		d.errorf(n, "%s certificate needs both crt and key (PEM text, e.g. crt: $env.TLS_CRT, key: $env.TLS_KEY)", what)
 		return false
 	}
 	if !ok {
@@ -568,7 +593,7 @@ func (d *decoder) redisCertificate(n *yaml.Node, t *RedisTLS) bool {
 	}
 	if _, err := keyPair(t.Certificate, t.Key, t.KeyPassphrase); err != nil {
 		// Never the key's text: only what is wrong with it.
-		d.errorf(n, "redis tls certificate: %v", err)
+		d.errorf(n, "%s certificate: %v", what, err)
 		return false
 	}
 	return true

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	// Flex Gateway's resource kinds, beside kind: Gateway.
+	_ "github.com/flexgate/flexgate/config/flex"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

@@ -56,7 +56,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flexgate run: --log-level %q: use debug, info, warn or error\n", *logLevel)
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
+	// A config may set the level (a Flex Configuration's logLevel), and a
+	// reload change it; without one, the flag's applies.
+	var levelVar slog.LevelVar
+	levelVar.Set(level)
+	applyLevel := func(cfg *config.Config) {
+		l := level
+		if cfg.LogLevel != "" {
+			// Load has checked it.
+			_ = l.UnmarshalText([]byte(cfg.LogLevel))
+		}
+		if old := levelVar.Level(); old != l {
+			// Said at the lower of the two levels, where it is seen.
+			if l < old {
+				levelVar.Set(l)
+			}
+			slog.Default().Info("log level set", "logLevel", l.String())
+			levelVar.Set(l)
+		}
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: &levelVar}))
 	slog.SetDefault(logger)
 	if *connected != "" || os.Getenv("FLEXGATE_CONNECTED_MODE") == "true" {
 		logger.Error("connected mode is not supported yet: flexgate runs in local mode only; run it with --config and a Gateway YAML (set anypointPlatform.connectedMode: false in the Helm values)")
@@ -96,6 +115,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 			return 1
 		}
+		applyLevel(cfg)
 	}
 	gw, err := proxy.New(cfg, opts)
 	if err != nil {
@@ -130,7 +150,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if next.Hash == gw.Config().Hash {
 			return
 		}
-		_ = gw.Apply(next)
+		if gw.Apply(next) == nil {
+			applyLevel(next)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -68,7 +68,74 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	for _, s := range cfg.Sources {
 		fmt.Fprintln(stdout, s.Summary)
 	}
+	for i := range cfg.Routes {
+		fmt.Fprintln(stdout, routeLine(&cfg.Routes[i]))
+	}
 	return 0
+}
+
+// routeLine describes a route and where it comes from, for validate:
+// `route ID on LISTENERS: PATHS [RULES] -> UPSTREAM; policies P, Q (from FILE:LINE, ...)`.
+func routeLine(r *config.Route) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "route %q", r.ID)
+	if len(r.Listeners) > 0 {
+		fmt.Fprintf(&b, " on %s", strings.Join(r.Listeners, ", "))
+	}
+	b.WriteString(": ")
+	if len(r.Methods) > 0 {
+		b.WriteString(strings.Join(r.Methods, ",") + " ")
+	}
+	b.WriteString(strings.Join(r.Paths, " "))
+	if len(r.Rules) > 0 {
+		rules := make([]string, len(r.Rules))
+		for i, rule := range r.Rules {
+			rules[i] = ruleString(rule)
+		}
+		fmt.Fprintf(&b, " where %s", strings.Join(rules, " or "))
+	}
+	fmt.Fprintf(&b, " -> %s", r.Upstream.URL())
+	if r.StripPrefix != "" {
+		fmt.Fprintf(&b, " (without %s)", r.StripPrefix)
+	}
+	if len(r.Policies) > 0 {
+		names := make([]string, len(r.Policies))
+		for i, p := range r.Policies {
+			names[i] = p.Name
+			if len(p.When) > 0 {
+				w := make([]string, len(p.When))
+				for j, rule := range p.When {
+					w[j] = ruleString(rule)
+				}
+				names[i] += " when " + strings.Join(w, " or ")
+			}
+		}
+		fmt.Fprintf(&b, "; policies: %s", strings.Join(names, ", "))
+	}
+	origins := r.Origins()
+	from := make([]string, len(origins))
+	for i, o := range origins {
+		from[i] = o.String()
+	}
+	fmt.Fprintf(&b, " (from %s)", strings.Join(from, ", "))
+	return b.String()
+}
+
+// ruleString writes a match rule as {path ~ RE, host ~ RE, ...}.
+func ruleString(r config.MatchRule) string {
+	var parts []string
+	for _, f := range []struct{ name, re string }{{"path", r.Path}, {"host", r.Host}, {"method", r.Methods}} {
+		if f.re != "" {
+			parts = append(parts, f.name+" ~ "+f.re)
+		}
+	}
+	for _, h := range r.Headers {
+		parts = append(parts, h.Name+" ~ "+h.Value)
+	}
+	if len(parts) == 0 {
+		return "{any}"
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // loadConfig reads the config files and merges the client registry file.

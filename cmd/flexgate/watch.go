@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/flexgate/flexgate/config"
 )
 
 // debounce gathers the burst of events one edit or one ConfigMap update
@@ -18,27 +20,38 @@ const debounce = 300 * time.Millisecond
 // from then on it calls onChange after files under paths change, until ctx
 // ends. It watches directories, not files: editors replace files and
 // Kubernetes swaps the ..data symlink of a ConfigMap volume, and both are
-// seen only there.
+// seen only there. A config directory is read with its subdirectories, so
+// they are watched too, and so is one created later.
 func watch(ctx context.Context, paths []string, logger *slog.Logger, onChange func()) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		logger.Error("cannot watch config files; reload with SIGHUP", "error", err.Error())
 		return
 	}
-	dirs := map[string]bool{}
 	for _, p := range paths {
-		dir := p
 		if st, err := os.Stat(p); err != nil || !st.IsDir() {
-			dir = filepath.Dir(p)
-		}
-		if !dirs[dir] {
-			dirs[dir] = true
-			if err := w.Add(dir); err != nil {
-				logger.Error("cannot watch config directory; reload with SIGHUP", "dir", dir, "error", err.Error())
-			}
+			// A file not there yet is watched for in its directory.
+			addWatch(w, filepath.Dir(p), logger)
 		}
 	}
-	go loop(ctx, w, logger, onChange)
+	// Watching a directory again is a no-op, and one removed and made
+	// again is watched anew.
+	watchDirs := func() {
+		for _, dir := range config.WatchDirs(paths) {
+			addWatch(w, dir, logger)
+		}
+	}
+	watchDirs()
+	go loop(ctx, w, logger, func() {
+		watchDirs()
+		onChange()
+	})
+}
+
+func addWatch(w *fsnotify.Watcher, dir string, logger *slog.Logger) {
+	if err := w.Add(dir); err != nil {
+		logger.Error("cannot watch config directory; reload with SIGHUP", "dir", dir, "error", err.Error())
+	}
 }
 
 func loop(ctx context.Context, w *fsnotify.Watcher, logger *slog.Logger, onChange func()) {

@@ -135,10 +135,28 @@ func (s *Set) Validate(env *chain.Env) error {
 	if node == nil || node.Kind != yaml.MappingNode || len(node.Content) == 0 {
 		return chain.Errorf(orParams(node, env), "headers is required: map header names to values, e.g. headers: {X-API-Version: \"v1\"}")
 	}
-	s.fields = s.fields[:0]
+	entries := make([]headerEntry, 0, len(node.Content)/2)
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k, v := node.Content[i], node.Content[i+1]
-		name, value := k.Value, string(s.Headers[k.Value])
+		entries = append(entries, headerEntry{name: k.Value, value: string(s.Headers[k.Value]), key: k, val: v})
+	}
+	return s.compile(env, entries, "request-headers-remove")
+}
+
+// headerEntry is a header to set, and where its name and value are
+// written.
+type headerEntry struct {
+	name, value string
+	key, val    *yaml.Node
+}
+
+// compile checks every name and compiles every value; remover names the
+// policy that drops a header, for the message of an empty value.
+func (s *Set) compile(env *chain.Env, entries []headerEntry, remover string) error {
+	s.fields = s.fields[:0]
+	for _, e := range entries {
+		k, v := e.key, e.val
+		name, value := e.name, e.value
 		switch {
 		case !expr.ValidHeaderName(name):
 			return chain.Errorf(k, "%q is not a header name: use letters, digits and -", name)
@@ -147,7 +165,7 @@ func (s *Set) Validate(env *chain.Env) error {
 			// message, and the proxy rewrites them.
 			return chain.Errorf(k, "%s cannot be set: it describes the connection, which the gateway manages", name)
 		case strings.TrimSpace(value) == "":
-			return chain.Errorf(v, "the value of %s is empty; to drop the header use request-headers-remove", name)
+			return chain.Errorf(v, "the value of %s is empty; to drop the header use %s", name, remover)
 		}
 		if i := strings.IndexFunc(value, isForbiddenRune); i >= 0 {
 			return chain.Errorf(v, "the value of %s contains the control character %q at byte %d; header values cannot hold CR, LF, NUL or other control characters", name, value[i], i)

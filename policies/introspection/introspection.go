@@ -149,7 +149,7 @@ func (in *Introspector) introspect(tok []byte) (*entry, error) {
 	case resp.StatusCode() != fasthttp.StatusOK:
 		hint := ""
 		if s := resp.StatusCode(); s == fasthttp.StatusUnauthorized || s == fasthttp.StatusForbidden {
-			hint = ": check clientId and clientSecret"
+			hint = ": check the gateway's credentials (clientId and clientSecret, or authorizationValue)"
 		}
 		return nil, fmt.Errorf("introspection server %s answered status %d%s", in.hc.Addr, resp.StatusCode(), hint)
 	}
@@ -158,7 +158,7 @@ func (in *Introspector) introspect(tok []byte) (*entry, error) {
 		return nil, fmt.Errorf("introspection server %s: %w", in.hc.Addr, err)
 	}
 	if e.active {
-		e.scopeOK = hasScopes(string(e.scope), in.Scopes)
+		e.scopeOK = hasScopes(string(e.scope), in.Scopes, in.anyScope)
 	}
 	return e, nil
 }
@@ -252,8 +252,11 @@ func claim(v []byte, t jsonparser.ValueType) ([]byte, error) {
 }
 
 // hasScopes reports whether the space-separated scope list has every
-// required scope.
-func hasScopes(scope string, required []string) bool {
+// required scope, or with any one of them (none required: true).
+func hasScopes(scope string, required []string, any bool) bool {
+	if len(required) == 0 {
+		return true
+	}
 	have := strings.Fields(scope)
 	for _, r := range required {
 		found := false
@@ -263,11 +266,14 @@ func hasScopes(scope string, required []string) bool {
 				break
 			}
 		}
-		if !found {
+		if found && any {
+			return true
+		}
+		if !found && !any {
 			return false
 		}
 	}
-	return true
+	return !any
 }
 
 // bearer extracts the token of an `Authorization: Bearer <token>` header

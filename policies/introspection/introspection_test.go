@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"math"
 	"math/big"
@@ -83,7 +85,10 @@ func newIdP(t testing.TB, tls bool) *idp {
 		_, _ = w.Write([]byte(answer))
 	})
 	if tls {
-		p.srv = httptest.NewTLSServer(h)
+		p.srv = httptest.NewUnstartedServer(h)
+		// Handshakes refused on purpose stay out of the test's output.
+		p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		p.srv.StartTLS()
 	} else {
 		p.srv = httptest.NewServer(h)
 	}

@@ -81,6 +81,13 @@ type Introspector struct {
 
 	m    *policyMetrics
 	logs logThrottle
+
+	// authorization, when set, is the Authorization header sent to the
+	// introspection server as written (oauth2-token-introspection-flex's
+	// authorizationValue), instead of Basic from ClientID and ClientSecret.
+	authorization string
+	// anyScope passes a token that carries one of Scopes, not all.
+	anyScope bool
 }
 
 // The values the policy hands to the steps after it, from an active
@@ -122,7 +129,7 @@ func (in *Introspector) Validate(env *chain.Env) error {
 	if u.User != nil {
 		return chain.Errorf(chain.Field(p, "url"), "url must not carry credentials: use clientId and clientSecret")
 	}
-	if in.ClientID == "" || in.ClientSecret == "" {
+	if in.authorization == "" && (in.ClientID == "" || in.ClientSecret == "") {
 		node := chain.Field(p, "clientId")
 		if node == nil {
 			node = chain.Field(p, "clientSecret")
@@ -189,6 +196,9 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
 	in.basicAuth = "Basic " + base64.StdEncoding.EncodeToString(
 		[]byte(url.QueryEscape(in.ClientID)+":"+url.QueryEscape(in.ClientSecret)))
+	if in.authorization != "" {
+		in.basicAuth = in.authorization
+	}
 
 	in.hc = &fasthttp.HostClient{
 		Addr:     fasthttp.AddMissingPort(u.Host, isTLS),
@@ -236,7 +246,11 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	in.challengeScope = []byte(`Bearer realm="flexgate", error="insufficient_scope", scope="` + strings.Join(in.Scopes, " ") + `"`)
 	in.noToken = env.Reject(401, "missing_token", "a bearer token is required: send Authorization: Bearer <token>")
 	in.invalidToken = env.Reject(401, "invalid_token", "the bearer token is malformed, expired, revoked or unknown")
-	in.insufficient = env.Reject(403, "insufficient_scope", "the token lacks a required scope: "+strings.Join(in.Scopes, " "))
+	lacks := "the token lacks a required scope: "
+	if in.anyScope {
+		lacks = "the token carries none of the scopes: "
+	}
+	in.insufficient = env.Reject(403, "insufficient_scope", lacks+strings.Join(in.Scopes, " "))
 	in.unavailable = env.Reject(503, "introspection_unavailable",
 		"the token could not be checked because the authorization server did not answer; retry later")
 	in.m = newPolicyMetrics(env.Metrics, env.Route.ID)

@@ -52,7 +52,11 @@ func (l *Limiter) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *c
 	}
 	slot.N[slotLimit] = d.Limit
 	slot.N[slotRemaining] = d.Remaining
-	slot.N[slotReset] = seconds(d.Reset)
+	if l.resetMillis {
+		slot.N[slotReset] = millis(d.Reset)
+	} else {
+		slot.N[slotReset] = seconds(d.Reset)
+	}
 	slot.Set = true
 	if d.Allowed {
 		return nil
@@ -88,6 +92,14 @@ func seconds(ns int64) int64 {
 		return 0
 	}
 	return (ns + int64(time.Second) - 1) / int64(time.Second)
+}
+
+// millis rounds ns up to whole milliseconds.
+func millis(ns int64) int64 {
+	if ns <= 0 {
+		return 0
+	}
+	return (ns + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 }
 
 var (

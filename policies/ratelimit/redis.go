@@ -260,7 +260,10 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	c := &redisConn{key: key, redis: r, opt: opt, log: slog.Default().With("sharedStorage", "redis", "mode", r.Mode(), "addresses", r.Addresses()),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	c.state.Store(breakerOpen)
-	if err := c.connect(); err != nil {
+	// At start Redis gets longer to answer than a probe while serving: a
+	// gateway starting beside a busy Redis should not answer its first
+	// requests by the fallback.
+	if err := c.connect(startProbeTimeout); err != nil {
 		c.log.Warn("shared storage unreachable; clusterizable rate limits answer by their onStoreError until it is back", "error", err.Error())
 	}
 	go c.run()
@@ -271,8 +274,12 @@ func netDialer() net.Dialer {
 	return net.Dialer{Timeout: dialTimeout, KeepAlive: time.Second}
 }
 
-// connect makes the client if there is none yet and probes Redis.
-func (c *redisConn) connect() error {
+// startProbeTimeout bounds the first probe, made while the gateway starts.
+const startProbeTimeout = 2 * time.Second
+
+// connect makes the client if there is none yet and probes Redis, waiting
+// at least wait for its answer.
+func (c *redisConn) connect(wait time.Duration) error {
 	if c.client.Load() == nil {
 		cl, err := rueidis.NewClient(c.opt)
 		if err != nil {
@@ -280,13 +287,13 @@ func (c *redisConn) connect() error {
 		}
 		c.client.Store(&cl)
 	}
-	return c.probe()
+	return c.probe(wait)
 }
 
 // probe runs the script with no rules; on success the breaker lets calls
 // through again.
-func (c *redisConn) probe() error {
-	timeout := max(time.Duration(c.probeTimeout.Load()), 100*time.Millisecond)
+func (c *redisConn) probe(wait time.Duration) error {
+	timeout := max(time.Duration(c.probeTimeout.Load()), wait)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := script.Exec(ctx, *c.client.Load(), []string{"flexgate:probe"}, probeArgs).Error()
@@ -317,7 +324,7 @@ func (c *redisConn) run() {
 		case <-c.wake:
 		}
 		if c.state.Load() == breakerOpen {
-			_ = c.connect()
+			_ = c.connect(100 * time.Millisecond)
 		}
 	}
 }

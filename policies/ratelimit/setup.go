@@ -97,6 +97,11 @@ type Limiter struct {
 	// an upstream that authenticates by another would let a client pick
 	// a fresh budget for every request.
 	idents *chain.Credentials
+	// message, when set, is the 429's message (rate-limiting-flex's is
+	// Flex Gateway's "Too Many Requests"); resetMillis gives
+	// X-RateLimit-Reset in milliseconds, as Flex Gateway does.
+	message     string
+	resetMillis bool
 }
 
 // Window is one limit: Limit requests per Period seconds.
@@ -146,20 +151,9 @@ func (l *Limiter) Validate(env *chain.Env) error {
 	if idNode == nil {
 		id, idNode = DefaultIdentifier, params
 	}
-	tmpl, err := expr.Compile(id, env)
-	if err != nil {
-		return chain.Errorf(idNode, "identifier: %v", err)
+	if err := l.compileKey(env, id, idNode, "identifier", false); err != nil {
+		return err
 	}
-	if tmpl.IsConstant() {
-		return chain.Errorf(idNode, "identifier %q has no expression, so every client would share one budget; use e.g. $request.remoteAddress or $request.header.X-Api-Key", id)
-	}
-	headers, _ := tmpl.Reads()
-	for _, h := range headers {
-		if _, err := chain.HeaderSpellings(h); err != nil {
-			return chain.Errorf(idNode, "identifier: %v", err)
-		}
-	}
-	l.key, l.byAddr = tmpl, tmpl.IsRemoteAddress()
 
 	if l.MaxKeys == 0 {
 		l.MaxKeys = DefaultMaxKeys
@@ -167,17 +161,40 @@ func (l *Limiter) Validate(env *chain.Env) error {
 		return chain.Errorf(chain.Field(params, "maxKeys"), "maxKeys is %d; it must be at least %d (each client costs about 100 bytes, so 1,000,000 is about 100 MB)", l.MaxKeys, minMaxKeys)
 	}
 	l.expose = l.ExposeHeaders == nil || *l.ExposeHeaders
-	if err := l.validateShared(env, id); err != nil {
+	if err := l.validateShared(env, id, chain.Field(params, "clusterizable"), true); err != nil {
 		return err
 	}
 	return nil
 }
 
-// validateShared checks clusterizable, onStoreError and storeTimeout, and
-// warns of a limit that is counted per replica where that may surprise.
-func (l *Limiter) validateShared(env *chain.Env, identifier string) error {
+// compileKey compiles the expression that names a request's budget, written
+// at node as the parameter param; one without an expression (every client
+// in one budget) is refused unless constant allows it.
+func (l *Limiter) compileKey(env *chain.Env, id string, node *yaml.Node, param string, constant bool) error {
+	tmpl, err := expr.Compile(id, env)
+	if err != nil {
+		return chain.Errorf(node, "%s: %v", param, err)
+	}
+	if tmpl.IsConstant() && !constant {
+		return chain.Errorf(node, "%s %q has no expression, so every client would share one budget; use e.g. $request.remoteAddress or $request.header.X-Api-Key", param, id)
+	}
+	headers, _ := tmpl.Reads()
+	for _, h := range headers {
+		if _, err := chain.HeaderSpellings(h); err != nil {
+			return chain.Errorf(node, "%s: %v", param, err)
+		}
+	}
+	l.key, l.byAddr = tmpl, tmpl.IsRemoteAddress()
+	return nil
+}
+
+// validateShared checks clusterizable (written at clusterNode; nil when it
+// is not written), onStoreError and storeTimeout, and warns of a limit
+// that is counted per replica where that may surprise; warnUnwritten warns
+// of a limit that leaves clusterizable out on a gateway with shared
+// storage.
+func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode *yaml.Node, warnUnwritten bool) error {
 	params := env.Spec.Params
-	clusterNode := chain.Field(params, "clusterizable")
 	l.fallbackNode = chain.Field(params, "onStoreError")
 	timeoutNode := chain.Field(params, "storeTimeout")
 	if !l.Clusterizable {
@@ -208,10 +225,10 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string) error {
 	}
 	shared := env.Config.SharedStorage != nil && env.Config.SharedStorage.Redis != nil
 	switch {
-	case l.Clusterizable && !shared:
+	case l.Clusterizable && !shared && (clusterNode != nil || warnUnwritten):
 		env.Warn(clusterNode, "clusterizable: true, but spec.sharedStorage is not configured, so this limit is per replica: "+
 			"each gateway process counts on its own, and N replicas let through up to N × the limit; configure spec.sharedStorage.redis to share it")
-	case !l.Clusterizable && shared && clusterNode == nil:
+	case !l.Clusterizable && shared && clusterNode == nil && warnUnwritten:
 		env.Warn(nil, "this limit is per replica (each gateway process counts on its own, so N replicas let through up to N × the limit) "+
 			"although spec.sharedStorage is configured; add clusterizable: true to share it, or clusterizable: false to keep it per replica")
 	}
@@ -264,6 +281,9 @@ func (l *Limiter) Provision(env *chain.Env) error {
 	msg := fmt.Sprintf("too many requests: the limit of %d per %g s for this client is used up; retry after the seconds in Retry-After", r.Limit, time.Duration(r.Period).Seconds())
 	if len(l.rules) > 1 {
 		msg = "too many requests: a rate limit for this client is used up; retry after the seconds in Retry-After"
+	}
+	if l.message != "" {
+		msg = l.message
 	}
 	l.reject = env.Reject(429, "rate_limited", msg)
 	var err error

@@ -1,0 +1,149 @@
+package chain
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// orderProbe records its tag in a response header when its steps run.
+type orderProbe struct {
+	Tag string `yaml:"tag"`
+}
+
+func (p *orderProbe) Validate(*Env) error  { return nil }
+func (p *orderProbe) Provision(*Env) error { return nil }
+func (p *orderProbe) Close() error         { return nil }
+func (p *orderProbe) HandleRequest(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
+	ctx.Request.Header.Add("X-Order", p.Tag)
+	return nil
+}
+func (p *orderProbe) HandleResponse(ctx *fasthttp.RequestCtx, _ *Exchange) {
+	ctx.Response.Header.Add("X-Order", p.Tag)
+}
+
+func init() {
+	Register(Registration{Name: "test-order-probe", New: func() Policy { return new(orderProbe) }})
+}
+
+// TestReverseResponse: a route that asks for it runs its response steps
+// last to first (Flex Gateway's order), its request steps still first to
+// last; other routes run both in the order written.
+func TestReverseResponse(t *testing.T) {
+	probe := func(tag string) config.PolicySpec {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte("tag: "+tag), &n); err != nil {
+			t.Fatal(err)
+		}
+		return config.PolicySpec{Name: "test-order-probe", Params: n.Content[0]}
+	}
+	for _, reverse := range []bool{false, true} {
+		route := &config.Route{ID: "r", ReverseResponse: reverse,
+			Policies: []config.PolicySpec{probe("a"), probe("b"), probe("c")}}
+		c, err := Compile(&config.Config{Routes: []config.Route{*route}}, route, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ctx fasthttp.RequestCtx
+		ex := &Exchange{}
+		if r := c.RunRequest(&ctx, ex); r != nil {
+			t.Fatal(r)
+		}
+		c.RunResponse(&ctx, ex)
+		var req, resp []string
+		for _, v := range ctx.Request.Header.PeekAll("X-Order") {
+			req = append(req, string(v))
+		}
+		for _, v := range ctx.Response.Header.PeekAll("X-Order") {
+			resp = append(resp, string(v))
+		}
+		wantResp := "a,b,c"
+		if reverse {
+			wantResp = "c,b,a"
+		}
+		if strings.Join(req, ",") != "a,b,c" || strings.Join(resp, ",") != wantResp {
+			t.Errorf("reverse=%v: request %v, response %v; want a,b,c and %s", reverse, req, resp, wantResp)
+		}
+	}
+}
+
+// closeCounter counts how often its instances are provisioned and closed.
+type closeCounter struct {
+	Tag string `yaml:"tag"`
+	n   *counts
+}
+
+type counts struct{ provisioned, closed int }
+
+var scopeCounts = map[string]*counts{}
+
+func (p *closeCounter) Validate(*Env) error { return nil }
+func (p *closeCounter) Provision(*Env) error {
+	if scopeCounts[p.Tag] == nil {
+		scopeCounts[p.Tag] = &counts{}
+	}
+	p.n = scopeCounts[p.Tag]
+	p.n.provisioned++
+	return nil
+}
+func (p *closeCounter) Close() error {
+	p.n.closed++
+	return nil
+}
+
+func init() {
+	Register(Registration{Name: "test-close-counter", New: func() Policy { return new(closeCounter) }})
+}
+
+// TestPolicyScope: routes of one PolicyScope run one instance of each
+// policy they have alike (a Flex ApiInstance's budget is the API's);
+// other routes their own. A shared instance is closed once, and carried
+// over a reload whole.
+func TestPolicyScope(t *testing.T) {
+	spec := func(tag string) config.PolicySpec {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte("tag: "+tag), &n); err != nil {
+			t.Fatal(err)
+		}
+		return config.PolicySpec{Name: "test-close-counter", Params: n.Content[0]}
+	}
+	cfg := &config.Config{Routes: []config.Route{
+		{ID: "a1", PolicyScope: "api-a", Policies: []config.PolicySpec{spec("a")}},
+		{ID: "a2", PolicyScope: "api-a", Policies: []config.PolicySpec{spec("a")}},
+		{ID: "b", Policies: []config.PolicySpec{spec("b")}},
+		{ID: "c", Policies: []config.PolicySpec{spec("b")}},
+	}}
+	set, err := CompileAll(cfg, nil, Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Chains[0].Policies[0].Policy != set.Chains[1].Policies[0].Policy {
+		t.Error("the routes of a scope do not share their policy")
+	}
+	if set.Chains[2].Policies[0].Policy == set.Chains[3].Policies[0].Policy {
+		t.Error("routes without a scope share a policy")
+	}
+	if a, b := scopeCounts["a"], scopeCounts["b"]; a.provisioned != 1 || b.provisioned != 2 {
+		t.Errorf("provisioned: a %d, b %d; want 1 and 2", a.provisioned, b.provisioned)
+	}
+	next, err := CompileAll(cfg, set, Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Chains[1].Policies[0].Policy != set.Chains[0].Policies[0].Policy || scopeCounts["a"].provisioned != 1 {
+		t.Error("the shared instance is not carried over the reload")
+	}
+	if err := set.Retire(next); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Retire(nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := scopeCounts["a"]; a.closed != 1 {
+		t.Errorf("the shared instance was closed %d times, want 1", a.closed)
+	}
+}

@@ -1,0 +1,496 @@
+package flex
+
+import (
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// ListenerName names the listener of a port: stable across reloads, so
+// that a reload which keeps the port keeps the listener.
+func ListenerName(port int) string { return "flex-" + strconv.Itoa(port) }
+
+// Finish resolves the references between the documents read and adds
+// their listeners and routes to the config.
+func (l *load) Finish(b *config.Build) {
+	cfg := b.Config()
+	if l.logLevel != "" {
+		cfg.LogLevel = l.logLevel
+	}
+	instances := map[ref]*instance{}
+	for _, in := range l.instances {
+		instances[in.ref] = in
+	}
+	services := map[ref]*service{}
+	for _, s := range l.services {
+		services[s.ref] = s
+	}
+	l.attach(b, instances, services)
+	for _, s := range l.services {
+		l.outbound(b, s)
+	}
+	// Routes of other kinds, and their listeners, before this format adds
+	// its own.
+	others, otherListeners := len(cfg.Routes), listenerNames(cfg.Listeners)
+	ports := l.listeners(b)
+	for _, in := range l.instances {
+		l.routes(b, in, services)
+	}
+	if len(ports) == 0 || others == 0 {
+		return
+	}
+	// With ApiInstances, only the listeners written are opened (no
+	// --listen): a Gateway's routes serve on the Gateway's listeners, not
+	// on the ApiInstances' ports, where they would mix with their routes.
+	for i := range cfg.Routes[:others] {
+		r := &cfg.Routes[i]
+		if len(r.Listeners) > 0 {
+			continue
+		}
+		if len(otherListeners) == 0 {
+			b.Errorf(r.Pos, "route %q has no listener: with ApiInstances in the config, flexgate opens only the listeners written "+
+				"(the ApiInstances' ports, and a Gateway's spec.listeners), not --listen; add spec.listeners to a Gateway document", r.ID)
+			continue
+		}
+		r.Listeners = otherListeners
+	}
+}
+
+func listenerNames(ls []config.Listener) []string {
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.Name)
+	}
+	return names
+}
+
+// attach hands each PolicyBinding to what it targets.
+func (l *load) attach(b *config.Build, instances map[ref]*instance, services map[ref]*service) {
+	for _, bd := range l.bindings {
+		t := bd.target
+		binds := structural[bd.name]
+		switch t.kind {
+		case "Selector":
+			if binds == KindService {
+				b.Errorf(bd.namePos, "%s applies to a Service's connections; bind it with targetRef {kind: Service, name: <service>}", bd.name)
+				continue
+			}
+			n := 0
+			for _, in := range l.instances {
+				if selects(t.labels, in.labels) {
+					in.bound = append(in.bound, bd)
+					n++
+				}
+			}
+			if n == 0 {
+				b.Warn(t.pos, "PolicyBinding %s selects no ApiInstance (%s), so %s applies nowhere", bd.ref, t, bd.name)
+			}
+		case KindAPIInstance:
+			if binds == KindService {
+				b.Errorf(bd.namePos, "%s applies to a Service's connections; set targetRef kind: Service and name the Service", bd.name)
+				continue
+			}
+			in, ok := instances[t.ref]
+			if !ok && l.broken[key(KindAPIInstance, t.ref)] {
+				continue
+			}
+			if !ok {
+				b.Errorf(t.pos, "PolicyBinding %s targets ApiInstance %s, which is not defined%s", bd.ref, t.ref, known(l.instanceRefs()))
+				continue
+			}
+			in.bound = append(in.bound, bd)
+		case KindService:
+			svc, ok := services[t.ref]
+			if !ok && l.broken[key(KindService, t.ref)] {
+				continue
+			}
+			if !ok {
+				b.Errorf(t.pos, "PolicyBinding %s targets Service %s, which is not defined%s", bd.ref, t.ref, known(l.serviceRefs()))
+				continue
+			}
+			slot := &svc.tls
+			switch bd.name {
+			case policyTLSOutbound:
+			case policyCircuitBreaker:
+				slot = &svc.breaker
+			default:
+				b.Errorf(bd.namePos, "%s runs on requests, which a Service does not see; bind it to an ApiInstance "+
+					"(only tls-outbound and circuit-breaker-flex apply to a Service)", bd.name)
+				continue
+			}
+			if *slot != nil {
+				b.Errorf(bd.namePos, "Service %s already has %s from PolicyBinding %s at %s; bind one", t.ref, bd.name, (*slot).ref, (*slot).namePos)
+				continue
+			}
+			*slot = bd
+		}
+	}
+}
+
+// selects reports whether labels carry every one of want.
+func selects(want, labels map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *load) instanceRefs() []string {
+	var out []string
+	for _, in := range l.instances {
+		out = append(out, in.ref.String())
+	}
+	return out
+}
+
+func (l *load) serviceRefs() []string {
+	var out []string
+	for _, s := range l.services {
+		out = append(out, s.ref.String())
+	}
+	return out
+}
+
+// known lists the names defined, for a dangling reference's message.
+func known(refs []string) string {
+	if len(refs) == 0 {
+		return "; define it (namespace/name)"
+	}
+	sort.Strings(refs)
+	return "; define it, or name one that is (namespace/name): " + strings.Join(refs, ", ")
+}
+
+// outbound applies a Service's outbound policies, and the Configuration's
+// timeouts, to its upstream.
+func (l *load) outbound(b *config.Build, s *service) {
+	u := &s.upstream
+	if l.timeouts != nil && l.timeouts.responseSeconds > 0 {
+		u.ResponseTimeout = time.Duration(l.timeouts.responseSeconds) * time.Second
+	}
+	if bd := s.tls; bd != nil {
+		t := bd.outTLS
+		switch {
+		case t == nil:
+		case u.Targets[0].Scheme != "https":
+			b.Errorf(bd.namePos, "tls-outbound is bound to Service %s, whose address is %s; TLS applies to an https:// address", s.ref, u.URL())
+		default:
+			u.InsecureSkipVerify = t.SkipValidation
+			u.CAPEM = t.TrustedCA
+			if t.Certificate != "" {
+				key, err := t.KeyPEM()
+				if err != nil {
+					b.Errorf(bd.namePos, "tls-outbound certificate: %v", err)
+					break
+				}
+				u.ClientCert = &config.Certificate{CertPEM: []byte(t.Certificate), KeyPEM: key, Pos: bd.namePos}
+			}
+			var ignored []string
+			for _, f := range []struct {
+				name string
+				set  bool
+			}{{"minversion", t.MinVersion != ""}, {"maxversion", t.MaxVersion != ""}, {"alpn", len(t.ALPN) > 0}, {"ciphers", len(t.Ciphers) > 0}} {
+				if f.set {
+					ignored = append(ignored, f.name)
+				}
+			}
+			if len(ignored) > 0 {
+				b.Warn(bd.namePos, "tls-outbound %s not applied: flexgate's upstream connections use TLS 1.2 or 1.3 with Go's cipher suites and offer http/1.1",
+					strings.Join(ignored, ", ")+map[bool]string{true: " is", false: " are"}[len(ignored) == 1])
+			}
+		}
+	}
+	if bd := s.breaker; bd != nil && bd.breaker != nil {
+		if n := bd.breaker.maxConnections; n > 0 {
+			u.MaxConns = n
+		}
+		for _, k := range bd.breaker.others {
+			b.Warn(config.Pos{File: bd.namePos.File, Line: k.Line, Col: k.Column},
+				"circuit-breaker-flex thresholds %s is not applied yet: flexgate bounds an upstream's connections (maxConnections) only", k.Value)
+		}
+	}
+}
+
+// portGroup is the ApiInstances that share a port.
+type portGroup struct {
+	port      int
+	instances []*instance
+}
+
+// listeners adds one listener per port of the ApiInstances, with the TLS
+// of the tls policies bound to them, and checks that the instances of a
+// port can share it.
+func (l *load) listeners(b *config.Build) []*portGroup {
+	var groups []*portGroup
+	byPort := map[int]*portGroup{}
+	for _, in := range l.instances {
+		g, ok := byPort[in.port]
+		if !ok {
+			g = &portGroup{port: in.port}
+			byPort[in.port] = g
+			groups = append(groups, g)
+		}
+		g.instances = append(g.instances, in)
+	}
+	for _, g := range groups {
+		first := g.instances[0]
+		ok := true
+		for i, in := range g.instances {
+			switch {
+			case in.scheme != first.scheme:
+				b.Errorf(in.addrPos, "ApiInstance %s is %s on port %d, and ApiInstance %s at %s is %s there; the instances of a port share its protocol",
+					in.ref, in.scheme, g.port, first.ref, first.addrPos, first.scheme)
+				ok = false
+			case in.host != first.host:
+				b.Errorf(in.addrPos, "ApiInstance %s listens on %s port %d, and ApiInstance %s at %s on %s; the instances of a port share its address",
+					in.ref, in.host, g.port, first.ref, first.addrPos, first.host)
+				ok = false
+			}
+			for _, other := range g.instances[:i] {
+				if clash(in.basePath, other.basePath) {
+					b.Errorf(in.addrPos, "ApiInstance %s (base path %q) clashes with ApiInstance %s at %s (base path %q) on port %d: "+
+						"the instances of a port need base paths of which none is the other or a prefix of it (/cats and /dogs, not /cats and /cats/dogs)",
+						in.ref, display(in.basePath), other.ref, other.addrPos, display(other.basePath), g.port)
+					ok = false
+				}
+			}
+		}
+		lis := config.Listener{Name: ListenerName(g.port), Address: net.JoinHostPort(first.host, strconv.Itoa(g.port)),
+			Protocol: "HTTP", Pos: first.addrPos}
+		if tls, good := l.portTLS(b, g); !good {
+			ok = false
+		} else if tls != nil {
+			lis.Protocol, lis.TLS = "HTTPS", tls
+		}
+		if ok {
+			b.AddListener(lis, first.host, g.port, first.addrPos)
+		}
+	}
+	return groups
+}
+
+// clash reports whether two base paths on one port overlap.
+func clash(a, b string) bool {
+	return a == b || a == "" || b == "" || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
+}
+
+func display(base string) string {
+	if base == "" {
+		return "/"
+	}
+	return base
+}
+
+// portTLS is the TLS of a port: the tls policy bound to its instances (one
+// TLS context per port, as Flex Gateway has).
+func (l *load) portTLS(b *config.Build, g *portGroup) (*config.TLS, bool) {
+	var chosen *binding
+	ok := true
+	for _, in := range g.instances {
+		for _, bd := range append(append([]*binding(nil), in.policies...), in.bound...) {
+			if bd.name != policyTLS || bd.tls == nil {
+				continue
+			}
+			switch {
+			case in.scheme != "https":
+				b.Errorf(bd.namePos, "tls is bound to ApiInstance %s, whose address is http://; write https:// to serve TLS, or remove the binding", in.ref)
+				ok = false
+			case chosen == nil:
+				chosen = bd
+			case chosen != bd && !chosen.tls.same(bd.tls):
+				b.Errorf(bd.namePos, "port %d already has the tls policy at %s, and TLS is one per port; bind the same tls policy to every instance of the port",
+					g.port, chosen.namePos)
+				ok = false
+			}
+		}
+	}
+	first := g.instances[0]
+	if first.scheme != "https" || !ok {
+		return nil, ok
+	}
+	if chosen == nil {
+		if l.brokenTLS {
+			return nil, false
+		}
+		b.Errorf(first.addrPos, "ApiInstance %s is https but no tls policy is bound to it; bind one with its certificate: "+
+			"a PolicyBinding {targetRef: {name: %s}, policyRef: {name: tls}, config: {certificate: {crt: ..., key: ...}}}", first.ref, first.name)
+		return nil, false
+	}
+	if h2 := chosen.tls.h2; h2 != nil {
+		b.Warn(config.Pos{File: chosen.namePos.File, Line: h2.Line, Col: h2.Column},
+			"tls alpn h2 is not offered: flexgate serves HTTP/1.1 (clients fall back to it)")
+	}
+	t, err := chosen.tls.listenerTLS(chosen.namePos)
+	if err != nil {
+		b.Errorf(chosen.namePos, "tls certificate: %v", err)
+		return nil, false
+	}
+	return t, true
+}
+
+// entry is a policy of an instance's chain with what orders it.
+type entry struct {
+	b        *binding
+	selector bool
+}
+
+// chain returns the instance's policies in Flex Gateway's order: CORS
+// first, then the Selector (automated) policies, then the others, each by
+// order (lower first), ties in the order read.
+func (in *instance) chain() []entry {
+	var out []entry
+	for _, bd := range in.policies {
+		if _, s := structural[bd.name]; !s {
+			out = append(out, entry{b: bd})
+		}
+	}
+	for _, bd := range in.bound {
+		if _, s := structural[bd.name]; !s {
+			out = append(out, entry{b: bd, selector: bd.target.kind == "Selector"})
+		}
+	}
+	rank := func(e entry) int {
+		switch {
+		case e.b.name == policyCORS:
+			return 0
+		case e.selector:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, c := out[i], out[j]
+		if ra, rc := rank(a), rank(c); ra != rc {
+			return ra < rc
+		}
+		if a.b.order != c.b.order {
+			return a.b.order < c.b.order
+		}
+		return a.b.seq < c.b.seq
+	})
+	return out
+}
+
+// routes adds the routes of an instance: one per route of its services, or
+// one per route policy bound to it.
+func (l *load) routes(b *config.Build, in *instance, services map[ref]*service) {
+	var routeBindings []*binding
+	for _, bd := range append(append([]*binding(nil), in.policies...), in.bound...) {
+		if bd.name == policyRoute || bd.name == policyRouteWeighted {
+			routeBindings = append(routeBindings, bd)
+		}
+	}
+	sort.SliceStable(routeBindings, func(i, j int) bool {
+		if routeBindings[i].order != routeBindings[j].order {
+			return routeBindings[i].order < routeBindings[j].order
+		}
+		return routeBindings[i].seq < routeBindings[j].seq
+	})
+	if len(in.services) > 0 && len(routeBindings) > 0 {
+		b.Errorf(routeBindings[0].namePos, "ApiInstance %s has services, which route its requests, so %s would never apply; "+
+			"use services or route policies, not both", in.ref, routeBindings[0].name)
+		return
+	}
+	policies := in.chain()
+	var specs []config.PolicySpec
+	var sources []config.Pos
+	for _, e := range policies {
+		specs = append(specs, config.PolicySpec{Name: e.b.name, Params: e.b.params, When: e.b.rules, Pos: e.b.namePos})
+		if e.b.inline == nil {
+			sources = append(sources, e.b.pos)
+		}
+	}
+	// The routes of an instance share its policies' state (one budget,
+	// one cache), as its policies apply to the API, not a route.
+	base := config.Route{Paths: []string{in.basePath + "/*"}, Listeners: []string{ListenerName(in.port)},
+		StripPrefix: in.basePath, Policies: specs, ReverseResponse: true, PolicyScope: in.ref.String()}
+	add := func(r config.Route, id string, from ...config.Pos) {
+		r.ID = in.ref.String() + "/" + id
+		r.Sources = append(append([]config.Pos{in.pos}, from...), sources...)
+		for _, rule := range r.Rules {
+			if in.basePath != "" && (rule.Path == in.basePath || strings.HasPrefix(rule.Path, in.basePath+"/")) {
+				b.Warn(rule.Pos, "rule path %q starts with the base path %s of ApiInstance %s, but rules match the path after it, "+
+					"so it matches %s%s; leave the base path out", rule.Path, in.basePath, in.ref, in.basePath, rule.Path)
+			}
+		}
+		b.AddRoute(r, r.Pos)
+	}
+	switch {
+	case len(in.services) > 0:
+		for _, svc := range in.services {
+			if len(svc.routes) == 0 {
+				r := base
+				r.Upstream, r.Pos = svc.upstream, svc.pos
+				add(r, svc.key, svc.pos)
+				continue
+			}
+			for i, sr := range svc.routes {
+				if len(sr.rules) == 0 && i < len(svc.routes)-1 {
+					b.Warn(sr.pos, "this route of service %q has no rules, so it takes every request and the routes after it never apply; "+
+						"give it rules or move it last", svc.key)
+				}
+				r := base
+				r.Upstream, r.Pos, r.Rules = svc.upstream, sr.pos, sr.rules
+				r.Upstream = withDestination(r.Upstream, sr.dest)
+				add(r, svc.key+"/"+strconv.Itoa(i+1), svc.pos)
+			}
+		}
+	case len(routeBindings) > 0:
+		for i, bd := range routeBindings {
+			if len(bd.dests) == 0 {
+				continue
+			}
+			dst := bd.dests[0]
+			if len(bd.dests) > 1 {
+				// Weighted targets need the upstream model of
+				// load-balanced targets; until then one destination
+				// serves, which the warning names.
+				for _, o := range bd.dests[1:] {
+					if o.weight > dst.weight {
+						dst = o
+					}
+				}
+				b.Warn(bd.namePos, "route-weighted weights are not applied yet: every request goes to Service %s (weight %d)", dst.ref, dst.weight)
+			}
+			svc, ok := services[dst.ref]
+			if !ok && l.broken[key(KindService, dst.ref)] {
+				continue
+			}
+			if !ok {
+				b.Errorf(dst.refPos, "%s destinationRef names Service %s, which is not defined%s", bd.name, dst.ref, known(l.serviceRefs()))
+				continue
+			}
+			r := base
+			r.Upstream, r.Pos, r.Rules = svc.upstream, bd.namePos, bd.rules
+			r.Upstream = withDestination(r.Upstream, dst.path)
+			id := bd.name + "-" + strconv.Itoa(i+1)
+			from := []config.Pos{svc.pos}
+			if bd.inline == nil {
+				id = bd.resource.name
+				if bd.namespace != in.namespace {
+					id = bd.ref.String()
+				}
+				from = append([]config.Pos{bd.pos}, from...)
+			}
+			add(r, id, from...)
+		}
+	default:
+		b.Warn(in.pos, "ApiInstance %s has no services and no route or route-weighted policy, so every request to it is answered 404; "+
+			"add spec.services or bind a route policy", in.ref)
+	}
+}
+
+// withDestination returns u with dest (a destinationPath) joined to the
+// base path of each of its targets.
+func withDestination(u config.Upstream, dest string) config.Upstream {
+	u.Targets = append([]config.Target(nil), u.Targets...)
+	for i := range u.Targets {
+		u.Targets[i].BasePath = joinPath(u.Targets[i].BasePath, dest)
+	}
+	return u
+}
