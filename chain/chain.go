@@ -58,6 +58,16 @@ type BodyReader interface {
 	ReadsRequestBody() bool
 }
 
+// PreflightAnswerer is implemented by policies that answer CORS preflight
+// requests themselves (an OPTIONS request with Origin and
+// Access-Control-Request-Method). The gateway routes a preflight as the
+// request it announces (its path and the method it names) when that
+// route's chain has such a policy, so that the route's CORS settings
+// answer it even if the route does not list OPTIONS among its methods.
+type PreflightAnswerer interface {
+	AnswersPreflight() bool
+}
+
 // ResponseHandler is implemented by policies with a response phase. It runs
 // on every response the route sends: the upstream's and the gateway's own
 // rejections alike, after ctx.Response holds the final status and headers.
@@ -86,6 +96,9 @@ type Chain struct {
 	Response []ResponseStep
 	// Policies are the provisioned instances, in order.
 	Policies []Instance
+	// Preflight: a policy of the chain answers CORS preflights (see
+	// PreflightAnswerer).
+	Preflight bool
 }
 
 // RequestStep is a compiled request step and the position of its policy in

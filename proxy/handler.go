@@ -52,6 +52,8 @@ type state struct {
 	trip    trip
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
+	// preflight: a CORS preflight routed as the request it announces.
+	preflight bool
 }
 
 // limitedBody passes a request body through to the upstream, noting a
@@ -157,7 +159,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
+	st.p, st.r, st.m, st.routeID, st.query, st.largeHead, st.preflight = nil, nil, nil, "", nil, false, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.q = st.q[:0]
 	st.body.reset()
@@ -287,6 +289,11 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
 		st.path = router.Normalize(st.path[:0], rawPath)
 	}
 	idx, res, allow := p.router.Match(ctx.Method(), st.path)
+	if p.preflight {
+		if i, ok := p.preflightRoute(h, st.path); ok {
+			idx, res, st.preflight = i, router.Found, true
+		}
+	}
 	switch res {
 	case router.Found:
 		if !bytes.Equal(st.path, rawPath) {
@@ -309,7 +316,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 	st.m, st.routeID = r.m, r.id
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
-	if !r.forwards(ctx.Method()) {
+	if !st.preflight && !r.forwards(ctx.Method()) {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
 		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
 		r.chain.RunResponse(ctx, ex)
@@ -323,6 +330,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 	}
 	if rej := r.chain.RunRequestHead(ctx, ex); rej != nil {
 		g.reject(ctx, r, ex, rej)
+		return
+	}
+	if st.preflight {
+		// The route was chosen for the method the preflight names, not
+		// for OPTIONS; its CORS policy answers every preflight, so one
+		// that got past it is never forwarded.
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
+		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
+		r.chain.RunResponse(ctx, ex)
 		return
 	}
 	st.r, st.query = r, query
@@ -349,8 +365,33 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
 	p.inflight.Add(-1)
 }
 
-// reject answers with a policy's rejection.
+// preflightRoute finds the route of a CORS preflight: an OPTIONS request
+// with Origin and Access-Control-Request-Method asks whether the request
+// it announces, that method on this path, may be sent; the route that
+// would serve that request answers, when its chain answers preflights.
+// Otherwise the preflight is routed as any OPTIONS request.
+func (p *plan) preflightRoute(h *fasthttp.RequestHeader, path []byte) (int, bool) {
+	if !h.IsOptions() {
+		return 0, false
+	}
+	m := h.Peek(fasthttp.HeaderAccessControlRequestMethod)
+	if len(m) == 0 || len(h.Peek(fasthttp.HeaderOrigin)) == 0 {
+		return 0, false
+	}
+	idx, res, _ := p.router.Match(m, path)
+	if res != router.Found || !p.routes[idx].chain.Preflight || !p.routes[idx].forwards(m) {
+		return 0, false
+	}
+	return idx, true
+}
+
+// reject answers with a policy's rejection, or sends the answer a policy
+// made itself (a CORS preflight's) as it is.
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
+	if rej.Answer {
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+		return
+	}
 	renderError(ctx, rej, r.id, ex)
 	ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	r.m.rejection(rej)

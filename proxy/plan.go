@@ -27,7 +27,10 @@ type plan struct {
 	noRoute *routeMetrics
 	// stripParams: ';' path parameters are stripped, not refused.
 	stripParams bool
-	inflight    atomic.Int64
+	// preflight: a route's chain answers CORS preflights, so preflights
+	// are routed as the request they announce (see preflightRoute).
+	preflight bool
+	inflight  atomic.Int64
 }
 
 // route is a config route compiled for the request path.
@@ -240,6 +243,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			hostHeader:  []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: c.routeMetrics(r.ID),
 			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)})
+		p.preflight = p.preflight || chains.Chains[i].Preflight
 	}
 	return p, nil
 }

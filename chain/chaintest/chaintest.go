@@ -222,12 +222,15 @@ func Ctx(uri string, headers ...string) *fasthttp.RequestCtx {
 }
 
 // Run passes ctx through c's request steps, then (as the gateway does for
-// every response) its response steps, and returns the rejection, if any.
+// every response but a policy's own answer, see chain.Rejection.Answer)
+// its response steps, and returns the rejection, if any.
 func Run(c *chain.Chain, ctx *fasthttp.RequestCtx) *chain.Rejection {
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
 	ex.Prepare(c)
 	rej := c.RunRequest(ctx, ex)
-	c.RunResponse(ctx, ex)
+	if rej == nil || !rej.Answer {
+		c.RunResponse(ctx, ex)
+	}
 	return rej
 }

@@ -17,8 +17,6 @@ const (
 	policyRoute          = "route"
 	policyRouteWeighted  = "route-weighted"
 	policyCircuitBreaker = "circuit-breaker-flex"
-	// policyCORS runs first whatever its order, as Flex Gateway runs it.
-	policyCORS = "cors-flex"
 )
 
 // structural says what each policy the loader applies binds to.
@@ -38,23 +36,21 @@ var notYet = map[string]string{
 	"ldap-authentication-flex":                    "LDAP authentication",
 	"jwt-validation-flex":                         "JWT validation",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
-	"cors-flex":                   "CORS",
-	"spike-control-flex":          "spike control",
-	"ip-allowlist-flex":           "IP allowlist",
-	"ip-blocklist-flex":           "IP blocklist",
-	"json-threat-protection-flex": "JSON threat protection",
-	"spec-validation-flex":        "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
-	"message-logging-flex":        "message logging",
-	"http-caching-flex":           "HTTP caching",
-	"native-ext-authz-flex":       "external authorization",
-	"native-ext-proc-flex":        "external processing",
-	"response-timeout-flex":       "a response timeout (Configuration timeouts.upstreamResponseSeconds sets one for every upstream)",
-	"stream-idle-timeout-flex":    "a stream idle timeout",
-	"idle-timeout-flex":           "an upstream idle timeout",
-	"tracing-flex":                "tracing",
-	"jwt-generation-flex":         "JWT generation",
-	"health-check-flex":           "health checks",
-	"rate-limiting-sla-flex":      "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
+	"spike-control-flex":                          "spike control",
+	"ip-allowlist-flex":                           "IP allowlist",
+	"ip-blocklist-flex":                           "IP blocklist",
+	"json-threat-protection-flex":                 "JSON threat protection",
+	"message-logging-flex":                        "message logging",
+	"http-caching-flex":                           "HTTP caching",
+	"native-ext-authz-flex":                       "external authorization",
+	"native-ext-proc-flex":                        "external processing",
+	"response-timeout-flex":                       "a response timeout (Configuration timeouts.upstreamResponseSeconds sets one for every upstream)",
+	"stream-idle-timeout-flex":                    "a stream idle timeout",
+	"idle-timeout-flex":                           "an upstream idle timeout",
+	"tracing-flex":                                "tracing",
+	"jwt-generation-flex":                         "JWT generation",
+	"health-check-flex":                           "health checks",
+	"rate-limiting-sla-flex":                      "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
 }
 
 // binding is a policy applied to something: a PolicyBinding, or an entry
