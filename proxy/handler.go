@@ -211,9 +211,10 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	// The answer may come before the body was read to its end: a policy
 	// refused it, it went over the limit, or the upstream answered early.
 	// (Forwarding consumes the client's body stream; a body never forwarded
-	// still is one.)
+	// still is one, unless it is declared empty: fasthttp gives a
+	// Content-Length: 0 request a stream with nothing to read.)
 	unread := st.body.r != nil && !st.body.eof && !st.body.clientErr ||
-		st.body.r == nil && ctx.Request.IsBodyStream()
+		st.body.r == nil && ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0
 	if unread && !ctx.Hijacked() && !ctx.Response.ConnectionClose() {
 		lingerClose(ctx)
 	}
