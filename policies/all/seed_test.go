@@ -150,8 +150,9 @@ type seedGateway struct {
 }
 
 // startSeed serves the seed file with the test's upstream and IdP and the
-// rate limit set to limit a year (the seed's own is 100 a minute).
-func startSeed(t testing.TB, limit int) *seedGateway {
+// rate limit set to limit a year (the seed's own is 100 a minute), and the
+// extra policies after the seed's.
+func startSeed(t testing.TB, limit int, extra ...config.PolicySpec) *seedGateway {
 	t.Helper()
 	s := &seedGateway{}
 	calls, down := &s.calls, &s.down
@@ -208,6 +209,7 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 			chain.Field(p.Params, "period").Value = "31622400"
 		}
 	}
+	route.Policies = append(route.Policies, extra...)
 	s.gw = proxytest.StartConfig(t, cfg, dir)
 	s.up = up
 	return s
