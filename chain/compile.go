@@ -233,12 +233,41 @@ func decodeInto(spec *config.PolicySpec, p Policy) error {
 func at(spec *config.PolicySpec, err error) error {
 	var pe *ParamError
 	if errors.As(err, &pe) && pe.Line > 0 {
-		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, pe.Line, pe.Col, spec.Name, config.RedactURLPasswords(pe.Msg))
+		line, col := pe.Line, pe.Col
+		if pe.node != nil {
+			line, col = ValuePos(spec.Pos.File, pe.node, pe.offset)
+		}
+		return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, line, col, spec.Name, config.RedactURLPasswords(pe.Msg))
+	}
+	var ve ValueError
+	if errors.As(err, &ve) {
+		// A policy that returns an expression's error as it is: place
+		// it at the value it is about.
+		if src, off := ve.ValueOffset(); findScalar(spec.Params, src) != nil {
+			line, col := ValuePos(spec.Pos.File, findScalar(spec.Params, src), off)
+			return fmt.Errorf("%s:%d:%d: %s: %s", spec.Pos.File, line, col, spec.Name, config.RedactURLPasswords(err.Error()))
+		}
 	}
 	if msg := err.Error(); config.RedactURLPasswords(msg) != msg {
 		return fmt.Errorf("%s: %s: %s", spec.Pos, spec.Name, config.RedactURLPasswords(msg))
 	}
 	return fmt.Errorf("%s: %s: %w", spec.Pos, spec.Name, err)
+}
+
+// findScalar returns the first scalar under n whose value is v, or nil.
+func findScalar(n *yaml.Node, v string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode && n.Value == v {
+		return n
+	}
+	for _, c := range n.Content {
+		if f := findScalar(c, v); f != nil {
+			return f
+		}
+	}
+	return nil
 }
 
 func instanceKey(routeID string, spec *config.PolicySpec) string {

@@ -168,8 +168,10 @@ spec:
 			}
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if !strings.HasPrefix(line, file+":") {
-				t.Errorf("line %q is not in file:line:col: message form", line)
+			// An expression's error goes on with the value, indented,
+			// and a caret under the place.
+			if !strings.HasPrefix(line, file+":") && !strings.HasPrefix(line, "    ") {
+				t.Errorf("line %q is not in file:line:col: message form, nor an indented continuation", line)
 			}
 		}
 		if t.Failed() {
@@ -188,7 +190,8 @@ spec:
 	}
 	f(badPolicies, out,
 		badPolicies+`:10:11: route "c": unknown policy "rate-limit"; known policies: client-id-enforcement,`,
-		badPolicies+`:11:62: rate-limiting: identifier: unknown expression $request.nope; known expressions: $request.remoteAddress,`)
+		badPolicies+`:11:62: rate-limiting: identifier: unknown expression $request.nope; known expressions: $request.remoteAddress,`,
+		"$env.NAME\n    $request.nope\n    ^\n")
 }
 
 // gateway is a flexgate process under test.

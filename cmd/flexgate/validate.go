@@ -176,11 +176,13 @@ func check(cfg *config.Config, certFiles bool) error {
 	return errors.Join(errs...)
 }
 
-// errorLines flattens joined errors into one line per error.
+// errorLines flattens joined errors into one line per error; an
+// expression's error goes on with indented lines (the value, a caret under
+// the place), which keep their indentation.
 func errorLines(err error) []string {
 	var lines []string
 	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = strings.TrimRight(l, " \t\r"); strings.TrimSpace(l) != "" {
 			lines = append(lines, l)
 		}
 	}

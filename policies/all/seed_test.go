@@ -153,6 +153,13 @@ type seedGateway struct {
 // rate limit set to limit a year (the seed's own is 100 a minute).
 func startSeed(t testing.TB, limit int) *seedGateway {
 	t.Helper()
+	return startSeedWith(t, limit, nil)
+}
+
+// startSeedWith is startSeed with edit, when not nil, changing the route's
+// policies before the gateway starts.
+func startSeedWith(t testing.TB, limit int, edit func(route *config.Route)) *seedGateway {
+	t.Helper()
 	s := &seedGateway{}
 	calls, down := &s.calls, &s.down
 	seedFile := examples.Path(t, "secured-gateway-config.yaml")
@@ -207,6 +214,9 @@ func startSeed(t testing.TB, limit int) *seedGateway {
 			// comes back while it runs.
 			chain.Field(p.Params, "period").Value = "31622400"
 		}
+	}
+	if edit != nil {
+		edit(route)
 	}
 	s.gw = proxytest.StartConfig(t, cfg, dir)
 	s.up = up

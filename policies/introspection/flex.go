@@ -21,6 +21,8 @@ func init() {
 		Provides: []chain.ValueSpec{
 			{Name: "token.sub"}, {Name: "token.client_id"}, {Name: "token.scope"},
 			{Name: "token.claims", Object: true},
+			// authentication.clientId, as the Introspector sets it.
+			{Name: "client.id"},
 		},
 	})
 }

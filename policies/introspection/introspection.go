@@ -60,6 +60,7 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	}
 	ex.SetValue(subValue, e.sub)
 	ex.SetValue(clientIDValue, e.clientID)
+	ex.SetValue(clientValue, e.clientID)
 	ex.SetValue(scopeValue, e.scope)
 	ex.SetValue(claimsValue, e.claims)
 	if !e.scopeOK {
