@@ -61,13 +61,15 @@ type CertificateView struct {
 
 // RouteView is a Route in the admin view.
 type RouteView struct {
-	ID                 string       `json:"id"`
-	Paths              []string     `json:"paths"`
-	Methods            []string     `json:"methods,omitempty"`
-	Upstream           UpstreamView `json:"upstream"`
-	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
-	Policies           []PolicyView `json:"policies"`
-	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
+	ID                 string            `json:"id"`
+	Paths              []string          `json:"paths"`
+	Methods            []string          `json:"methods,omitempty"`
+	Hosts              []string          `json:"hosts,omitempty"`
+	Headers            map[string]string `json:"headers,omitempty"`
+	Upstream           UpstreamView      `json:"upstream"`
+	MaxRequestBodySize int64             `json:"maxRequestBodySize,omitempty"`
+	Policies           []PolicyView      `json:"policies"`
+	WithoutPolicies    []string          `json:"withoutPolicies,omitempty"`
 }
 
 // UpstreamView is an Upstream in the admin view.
@@ -154,6 +156,17 @@ func (c *Config) Redacted() *View {
 				ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
 				MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify},
 			Policies: make([]PolicyView, 0, len(r.Policies)),
+			Hosts:    r.Hosts,
+		}
+		for _, h := range r.Headers {
+			if rv.Headers == nil {
+				rv.Headers = map[string]string{}
+			}
+			v := viewString(h.Value)
+			if isSensitive(h.Name) || CredentialHeader(h.Name) {
+				v = RedactedValue
+			}
+			rv.Headers[h.Name] = v
 		}
 		for _, p := range r.Policies {
 			pv := PolicyView{Name: p.Name}
