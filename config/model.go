@@ -182,10 +182,14 @@ type Route struct {
 	Headers []HeaderMatch
 	// StripPrefix is removed from the start of the path before Rules are
 	// matched and before the path is forwarded (a Flex ApiInstance's base
-	// path); Paths include it.
+	// path); Paths include it. It must end at a segment boundary; a path
+	// that is the prefix alone reads as "/" to Rules and forwards the
+	// upstream's BasePath alone.
 	StripPrefix string
 	// Rules narrow what Paths admit: a request must match one of them.
-	// Empty means every request Paths admit. (Flex route rules.)
+	// Empty means every request Paths admit. (Flex route rules.) Routes
+	// of one pattern that have rules are tried in config order, before
+	// those of the pattern without rules: give them in Flex's order.
 	Rules []MatchRule
 	// PolicyScope, when set, is shared by routes that run one instance
 	// of each policy they have alike (name and parameters, at the same
@@ -217,8 +221,9 @@ func (r *Route) Origins() []Pos {
 type HeaderMatch struct {
 	// Name is the header's name, in any case.
 	Name string
-	// Value is what the header must equal, or with Regex an RE2
-	// expression its whole value must match.
+	// Value is what the header's first value must equal, or with Regex
+	// an RE2 expression its whole value must match. A header that is
+	// absent or sent empty matches nothing.
 	Value string
 	Regex bool
 }

@@ -74,16 +74,18 @@ type CertificateView struct {
 
 // RouteView is a Route in the admin view.
 type RouteView struct {
-	ID                 string       `json:"id"`
-	Paths              []string     `json:"paths"`
-	Methods            []string     `json:"methods,omitempty"`
-	Listeners          []string     `json:"listeners,omitempty"`
-	StripPrefix        string       `json:"stripPrefix,omitempty"`
-	Rules              []RuleView   `json:"rules,omitempty"`
-	Upstream           UpstreamView `json:"upstream"`
-	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
-	Policies           []PolicyView `json:"policies"`
-	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
+	ID                 string            `json:"id"`
+	Paths              []string          `json:"paths"`
+	Methods            []string          `json:"methods,omitempty"`
+	Hosts              []string          `json:"hosts,omitempty"`
+	Headers            map[string]string `json:"headers,omitempty"`
+	Listeners          []string          `json:"listeners,omitempty"`
+	StripPrefix        string            `json:"stripPrefix,omitempty"`
+	Rules              []RuleView        `json:"rules,omitempty"`
+	Upstream           UpstreamView      `json:"upstream"`
+	MaxRequestBodySize int64             `json:"maxRequestBodySize,omitempty"`
+	Policies           []PolicyView      `json:"policies"`
+	WithoutPolicies    []string          `json:"withoutPolicies,omitempty"`
 	// Sources are the file:line:col of the documents the route was made
 	// from (see Route.Origins).
 	Sources []string `json:"sources"`
@@ -316,6 +318,17 @@ func (c *Config) Redacted() *View {
 			WithoutPolicies: r.WithoutPolicies, Listeners: r.Listeners, StripPrefix: r.StripPrefix, Rules: ruleViews(r.Rules),
 			Upstream: u.View(),
 			Policies: make([]PolicyView, 0, len(r.Policies)),
+			Hosts:    r.Hosts,
+		}
+		for _, h := range r.Headers {
+			if rv.Headers == nil {
+				rv.Headers = map[string]string{}
+			}
+			v := viewString(h.Value)
+			if isSensitive(h.Name) || CredentialHeader(h.Name) {
+				v = RedactedValue
+			}
+			rv.Headers[h.Name] = v
 		}
 		for _, o := range r.Origins() {
 			rv.Sources = append(rv.Sources, o.String())

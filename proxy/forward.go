@@ -106,8 +106,7 @@ func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
 // and the timeouts in force.
 func (u *upstream) prepare(ctx *fasthttp.RequestCtx, t *trip, tg *target) {
 	if t.uri != nil {
-		b := append((*t.uri)[:0], tg.basePath...)
-		b = append(b, t.path...)
+		b := t.routed.AppendPath((*t.uri)[:0], tg.basePath)
 		if t.query != nil {
 			b = append(append(b, '?'), t.query...)
 		}

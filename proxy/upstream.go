@@ -21,6 +21,7 @@ import (
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/cabundle"
+	"github.com/flexgate/flexgate/proxy/router"
 )
 
 // smallBody is the largest response body with a known length that is read
@@ -360,10 +361,12 @@ type trip struct {
 	responseTimeout   time.Duration
 	streamIdleTimeout time.Duration
 
-	// path and query (nil: none) make the request-target under each
-	// target's base path; uri is the buffer it is built in.
-	path, query []byte
-	uri         *[]byte
+	// routed (the path the router forwards) and query (nil: none) make
+	// the request-target under each target's base path; uri is the buffer
+	// it is built in.
+	routed *router.Match
+	query  []byte
+	uri    *[]byte
 	// setHost: the client sent no Host, so each target's goes out.
 	setHost bool
 
