@@ -123,6 +123,11 @@ func expandEnv(n *yaml.Node, t reflect.Type) error {
 type ParamError struct {
 	Line, Col int
 	Msg       string
+	// node and offset place an error about one place inside a value
+	// (ValueError); Compile finds that place's exact position in the
+	// file.
+	node   *yaml.Node
+	offset int
 }
 
 func (e *ParamError) Error() string {
@@ -132,11 +137,17 @@ func (e *ParamError) Error() string {
 	return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg)
 }
 
-// Errorf returns a ParamError at node's position.
+// Errorf returns a ParamError at node's position. When one of args is a
+// ValueError about node's value (an expression's error), the position is
+// that of the place in the value it names.
 func Errorf(node *yaml.Node, format string, args ...any) error {
 	e := &ParamError{Msg: fmt.Sprintf(format, args...)}
 	if node != nil {
 		e.Line, e.Col = node.Line, node.Column
+		if off, ok := valueOffset(node, args); ok {
+			e.node, e.offset = node, off
+			e.Line, e.Col = approxPos(node, off)
+		}
 	}
 	return e
 }

@@ -1,7 +1,8 @@
-// Package expr compiles the expressions users write in policy values
-// ("v1-$request.method", "$datetime") into templates that are decided once,
-// at load time, and expanded per request into a caller's buffer without
-// allocating.
+// Package expr compiles the expressions users write in policy values —
+// $-expressions ("v1-$request.method", "$datetime") and Flex expressions
+// ("#[attributes.headers['x-api-key']]", the DataWeave subset of MuleSoft
+// Flex Gateway) — into one evaluator, decided once at load time and run per
+// request into a caller's buffer without allocating.
 package expr
 
 import (
@@ -19,31 +20,14 @@ import (
 	"github.com/flexgate/flexgate/config"
 )
 
-type kind uint8
-
-const (
-	kindLiteral kind = iota
-	kindRemoteAddress
-	kindMethod
-	kindPath
-	kindHeader
-	kindQuery
-	kindDatetime
-	kindRequestID
-	// kindValue is a value a policy provides (chain.Value), as it is.
-	kindValue
-	// kindMember is one member of a JSON object value.
-	kindMember
-)
-
 // fixed are the request's own expressions without an argument, by the name
 // users write. The values policies provide come from the chain's registry.
-var fixed = map[string]kind{
-	"request.remoteAddress": kindRemoteAddress,
-	"request.method":        kindMethod,
-	"request.path":          kindPath,
-	"datetime":              kindDatetime,
-	"requestId":             kindRequestID,
+var fixed = map[string]op{
+	"request.remoteAddress": opRemoteAddr,
+	"request.method":        opMethod,
+	"request.path":          opPath,
+	"datetime":              opDatetime,
+	"requestId":             opRequestID,
 }
 
 const (
@@ -67,46 +51,115 @@ func Known() []string {
 	return append(out, "$env.NAME")
 }
 
-type part struct {
-	kind kind
-	// lit is the literal text, or the header or query name.
-	lit []byte
-	// val is the value of kindValue and kindMember.
-	val chain.Value
-	// path is the member's keys, outermost first, for jsonparser.
-	path []string
-	// inObject marks a JSON object value or a member of one.
-	inObject bool
-}
-
 // Template is a compiled value: literal text and expressions in the order
-// written. A Template is immutable and safe for concurrent use.
+// written, or one Flex expression. A Template is immutable and safe for
+// concurrent use.
 type Template struct {
-	src   string
-	parts []part
+	src  string
+	root *node
+	// parts, when not nil, append the template's text one after the
+	// other without evaluation state (see direct).
+	parts []node
 	// constant holds the whole value when it has no expression.
 	constant []byte
 	isConst  bool
 }
 
-// Compile turns s into a Template. `$name` and `${name}` both write an
-// expression; `$$` writes a literal `$`, and a `$` not followed by a letter or
-// `{` is literal text ("costs $5"). A value that policies provide
-// ($client.id) is found in the chain's registry; env, when not nil, is the
-// policy's place in its chain, and a policy that provides the value must run
-// before it. Errors name the expression and how to fix it; the caller adds
-// the position in the config.
+// Compile turns s into a Template evaluated on the request (see
+// CompilePhase). Safe for concurrent use.
 func Compile(s string, env *chain.Env) (*Template, error) {
-	t := &Template{src: s}
+	return CompilePhase(s, env, Request)
+}
+
+// CompilePhase turns s into a Template evaluated in phase.
+//
+// A value wrapped entirely in `#[` and `]` is a Flex expression (the
+// DataWeave subset in README.md). Any other value is text with
+// $-expressions: `$name` and `${name}` both write an expression; `$$` writes
+// a literal `$`, and a `$` not followed by a letter or `{` is literal text
+// ("costs $5").
+//
+// A value that policies provide ($client.id, authentication.clientId) is
+// found in the chain's registry; env, when not nil, is the policy's place in
+// its chain, and a policy that provides the value must run before it.
+// Errors are *Error: they name the expression, say how to fix it and where
+// in s; the caller adds the position in the config (chain.Errorf does when
+// given the error). Safe for concurrent use.
+func CompilePhase(s string, env *chain.Env, phase Phase) (*Template, error) {
+	var root *node
+	var err error
+	if IsFlex(s) {
+		root, err = compileFlex(s, env, phase)
+		if err == nil {
+			switch root.op {
+			case opHeaders, opRespHeaders, opQueryParams:
+				err = &Error{Src: s, Offset: root.at, Msg: "this is an object of names and values: select one, e.g. attributes.headers['x-api-key']"}
+			}
+		}
+	} else {
+		if env != nil && env.Spec != nil && env.Config != nil && strings.Contains(s, "#[") {
+			// The value is not quoted: it may be a credential.
+			env.Warn(nil, "a value holds #[ after other text, so it is literal text, as in Flex; to compute it, "+
+				"make the expression the whole value, e.g. \"#['v1-' ++ attributes.method]\"")
+		}
+		root, err = compileTemplate(s, env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{src: s, root: root}
+	switch {
+	case root.op == opConst:
+		t.isConst, t.constant = true, root.text
+	case root.op == opConcat && root.direct():
+		t.parts = root.flat
+	case root.direct():
+		t.parts = []node{*root}
+	}
+	return t, nil
+}
+
+// IsFlex reports whether s is a Flex expression: a value that begins with
+// `#[` (after any white space). Any other value is text, with
+// $-expressions. Safe for concurrent use.
+func IsFlex(s string) bool {
+	return strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "#[")
+}
+
+// compileFlex parses, checks and folds the Flex expression s.
+func compileFlex(s string, env *chain.Env, phase Phase) (*node, error) {
+	lead := len(s) - len(strings.TrimLeft(s, " \t\r\n"))
+	body := strings.TrimRight(s, " \t\r\n")
+	if !strings.HasSuffix(body, "]") {
+		return nil, &Error{Src: s, Offset: len(body), Msg: "an expression #[...] must make up the whole value: end it with ] " +
+			"(to join text with an expression use ++ inside it, e.g. #['v1-' ++ attributes.method])"}
+	}
+	a, err := parseDW(s, lead+2, len(body)-1)
+	if err != nil {
+		return nil, err
+	}
+	return (&checker{src: s, env: env, phase: phase}).node(a)
+}
+
+// compileTemplate compiles text with $-expressions into a node.
+func compileTemplate(s string, env *chain.Env) (*node, error) {
+	var parts []*node
 	var lit []byte
+	litAt := 0
 	flush := func() {
 		if len(lit) > 0 {
-			t.parts = append(t.parts, part{kind: kindLiteral, lit: lit})
+			parts = append(parts, constNode(litAt, val{k: kStr, s: lit}))
 			lit = nil
 		}
 	}
+	errAt := func(at int, err error) error {
+		return &Error{Src: s, Offset: at, Msg: err.Error()}
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
+		if len(lit) == 0 {
+			litAt = i
+		}
 		if c != '$' {
 			lit = append(lit, c)
 			i++
@@ -123,7 +176,7 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 		case i+1 < len(s) && s[i+1] == '{':
 			end := strings.IndexByte(s[i+2:], '}')
 			if end < 0 {
-				return nil, fmt.Errorf("expression %q is not closed: add a `}`", s[i:])
+				return nil, errAt(i, fmt.Errorf("expression %q is not closed: add a `}`", s[i:]))
 			}
 			name, next = s[i+2:i+2+end], i+3+end
 		case i+1 < len(s) && isLetter(s[i+1]):
@@ -150,38 +203,43 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 			}
 			// The variable's value is literal text, read once here: a `$`
 			// inside a secret must not be read as an expression.
-			val, err := config.Getenv(varName)
+			v, err := config.Getenv(varName)
 			if err != nil {
-				return nil, err
+				return nil, errAt(i, err)
 			}
-			if j := strings.IndexFunc(val, isControl); j >= 0 {
-				return nil, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, val[j], j)
+			if j := strings.IndexFunc(v, isControl); j >= 0 {
+				return nil, errAt(i, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, v[j], j))
 			}
-			lit = append(lit, val...)
+			lit = append(lit, v...)
 			i = next
 			continue
 		}
 		p, err := resolve(name, env)
 		if err != nil {
-			return nil, err
+			return nil, errAt(i, err)
 		}
-		if p.inObject && s[i+1] != '{' && next < len(s) && s[next] == '[' {
+		if p.t&tObj != 0 && s[i+1] != '{' && next < len(s) && s[next] == '[' {
 			// Unbraced, `[` is text; whoever writes it after an object
 			// or a member more likely means a member or an element.
-			return nil, fmt.Errorf("$%s is followed by `[`: to read a member or an element write ${%s[...]}, for text write ${%s}[", name, name, name)
+			return nil, errAt(next, fmt.Errorf("$%s is followed by `[`: to read a member or an element write ${%s[...]}, for text write ${%s}[", name, name, name))
 		}
 		flush()
-		t.parts = append(t.parts, p)
+		p.at = i
+		parts = append(parts, p)
 		i = next
 	}
 	flush()
-	switch {
-	case len(t.parts) == 0:
-		t.isConst, t.constant = true, []byte{}
-	case len(t.parts) == 1 && t.parts[0].kind == kindLiteral:
-		t.isConst, t.constant = true, t.parts[0].lit
+	switch len(parts) {
+	case 0:
+		return constNode(0, val{k: kStr, s: []byte{}}), nil
+	case 1:
+		return parts[0], nil
 	}
-	return t, nil
+	n := &node{op: opConcat, t: tStr, kids: parts}
+	for _, p := range parts {
+		n.flat = append(n.flat, *p)
+	}
+	return n, nil
 }
 
 // MustCompile is Compile for values known to be valid; it panics otherwise.
@@ -193,28 +251,32 @@ func MustCompile(s string) *Template {
 	return t
 }
 
-func resolve(name string, env *chain.Env) (part, error) {
-	if k, ok := fixed[name]; ok {
-		return part{kind: k}, nil
+func resolve(name string, env *chain.Env) (*node, error) {
+	if o, ok := fixed[name]; ok {
+		t := tStr
+		if o == opRequestID {
+			t |= tNull
+		}
+		return &node{op: o, t: t}, nil
 	}
 	for _, pre := range []struct {
 		prefix string
-		kind   kind
-	}{{headerPrefix, kindHeader}, {queryPrefix, kindQuery}} {
+		op     op
+	}{{headerPrefix, opHeader}, {queryPrefix, opQuery}} {
 		// A trailing dot is trimmed as punctuation, so "$request.header."
 		// arrives here without it.
 		if name == pre.prefix || name+"." == pre.prefix {
-			return part{}, fmt.Errorf("expression $%s needs a name after the dot, e.g. $%sX-Api-Key", strings.TrimSuffix(name, "."), pre.prefix)
+			return nil, fmt.Errorf("expression $%s needs a name after the dot, e.g. $%sX-Api-Key", strings.TrimSuffix(name, "."), pre.prefix)
 		}
 		if rest, ok := strings.CutPrefix(name, pre.prefix); ok {
-			if pre.kind == kindHeader && !ValidHeaderName(rest) {
-				return part{}, fmt.Errorf("expression $%s: %q is not a valid header name", name, rest)
+			if pre.op == opHeader && !ValidHeaderName(rest) {
+				return nil, fmt.Errorf("expression $%s: %q is not a valid header name", name, rest)
 			}
-			return part{kind: pre.kind, lit: []byte(rest)}, nil
+			return &node{op: pre.op, t: tStr | tNull, name: []byte(rest)}, nil
 		}
 	}
-	if p, ok, err := resolveValue(name, env); ok || err != nil {
-		return p, err
+	if n, ok, err := resolveValue(name, env); ok || err != nil {
+		return n, err
 	}
 	hint, known := "", ""
 	for k := range fixed {
@@ -229,7 +291,7 @@ func resolve(name string, env *chain.Env) (part, error) {
 	if known != "" {
 		hint = fmt.Sprintf(" (to write text right after $%s, use ${%s}%s)", known, known, name[len(known):])
 	}
-	return part{}, fmt.Errorf("unknown expression $%s%s; known expressions: %s",
+	return nil, fmt.Errorf("unknown expression $%s%s; known expressions: %s",
 		name, hint, strings.Join(Known(), ", "))
 }
 
@@ -245,7 +307,7 @@ func longer(best, name, k string) string {
 // resolveValue finds name among the values policies provide: a value by its
 // name or an alias, or a member of a JSON object value below its name.
 // ok is false when name is none of them.
-func resolveValue(name string, env *chain.Env) (p part, ok bool, err error) {
+func resolveValue(name string, env *chain.Env) (n *node, ok bool, err error) {
 	info, found := chain.LookupValue(name)
 	var rest string
 	if !found {
@@ -260,20 +322,24 @@ func resolveValue(name string, env *chain.Env) (p part, ok bool, err error) {
 			}
 		}
 		if !found {
-			return part{}, false, nil
+			return nil, false, nil
 		}
 	}
-	if err := checkProvided(name, len(name)-len(rest), info, env); err != nil {
-		return part{}, true, err
+	if err := checkProvided("$", name, len(name)-len(rest), info, env); err != nil {
+		return nil, true, err
 	}
 	if rest == "" {
-		return part{kind: kindValue, val: info.Value, inObject: info.Object}, true, nil
+		t := tStr | tNull
+		if info.Object {
+			t = tObj | tNull
+		}
+		return &node{op: opValue, t: t, v: info.Value}, true, nil
 	}
 	path, err := memberPath(rest)
 	if err != nil {
-		return part{}, true, fmt.Errorf("expression $%s: %v", name, err)
+		return nil, true, fmt.Errorf("expression $%s: %v", name, err)
 	}
-	return part{kind: kindMember, val: info.Value, path: path, inObject: true}, true, nil
+	return &node{op: opMember, t: tAny, v: info.Value, path: path}, true, nil
 }
 
 // memberPath splits what follows an object value's name into the keys of
@@ -320,9 +386,10 @@ func memberPath(rest string) ([]string, error) {
 }
 
 // checkProvided reports an error unless a policy that provides info runs
-// before env's policy. name is the expression as written, name[:n] the
-// value's name in it (an alias, perhaps) and the rest a member.
-func checkProvided(name string, n int, info chain.ValueInfo, env *chain.Env) error {
+// before env's policy. name is the expression as written after sigil ($
+// for a $-expression), name[:n] the value's name in it (an alias, perhaps)
+// and the rest a member.
+func checkProvided(sigil, name string, n int, info chain.ValueInfo, env *chain.Env) error {
 	if env == nil {
 		return nil
 	}
@@ -331,9 +398,9 @@ func checkProvided(name string, n int, info chain.ValueInfo, env *chain.Env) err
 			return nil
 		}
 	}
-	what := "$" + name
+	what := sigil + name
 	if name[:n] != info.Name {
-		what += " (another name for $" + info.Name + name[n:] + ")"
+		what += " (another name for " + sigil + info.Name + name[n:] + ")"
 	}
 	var later []string
 	if env.Route != nil && env.Index < len(env.Route.Policies) {
@@ -411,43 +478,21 @@ func (t *Template) Literal() []byte {
 }
 
 // Append expands the template for one request and appends the result to
-// dst. It does not allocate once dst has grown to size. ex may be nil
-// outside a chain; the expressions it feeds then expand to nothing.
+// dst: text as it is, a number or boolean as written, a missing value as
+// nothing, an array or object as JSON. It does not allocate once dst (and
+// the pooled scratch space of expressions that compute text) has grown to
+// size. ex may be nil outside a chain; the expressions it feeds then
+// expand to nothing.
 func (t *Template) Append(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchange) []byte {
 	if t.isConst {
 		return append(dst, t.constant...)
 	}
-	for i := range t.parts {
-		p := &t.parts[i]
-		switch p.kind {
-		case kindLiteral:
-			dst = append(dst, p.lit...)
-		case kindRemoteAddress:
-			dst = AppendRemoteAddress(dst, ctx, ex)
-		case kindMethod:
-			dst = append(dst, ctx.Method()...)
-		case kindPath:
-			dst = append(dst, ctx.Path()...)
-		case kindHeader:
-			dst = append(dst, ctx.Request.Header.PeekBytes(p.lit)...)
-		case kindQuery:
-			dst = append(dst, ctx.QueryArgs().PeekBytes(p.lit)...)
-		case kindDatetime:
-			dst = AppendDatetime(dst)
-		case kindRequestID:
-			if ex != nil {
-				dst = append(dst, ex.RequestID...)
-			}
-		case kindValue:
-			if ex != nil {
-				dst = append(dst, ex.Value(p.val)...)
-			}
-		case kindMember:
-			if ex != nil {
-				dst = appendMember(dst, ex.Value(p.val), p.path)
-			}
-		}
+	if t.parts != nil {
+		return appendText(dst, t.parts, ctx, ex)
 	}
+	r := acquireRun(ctx, ex)
+	dst = appendValue(dst, t.root.eval(r), r)
+	releaseRun(r)
 	return dst
 }
 
@@ -480,27 +525,30 @@ func appendMember(dst, obj []byte, path []string) []byte {
 }
 
 // Reads returns the names of the request headers and query parameters the
-// template expands, in the order written, so that a policy can refuse a
-// request that sends one of them twice (the template reads the first
+// template reads by name, in the order written, so that a policy can refuse
+// a request that sends one of them twice (the template reads the first
 // copy; an upstream may read another).
 func (t *Template) Reads() (headers, query []string) {
-	for _, p := range t.parts {
-		switch p.kind {
-		case kindHeader:
-			headers = append(headers, string(p.lit))
-		case kindQuery:
-			query = append(query, string(p.lit))
+	var walk func(n *node)
+	walk = func(n *node) {
+		switch n.op {
+		case opHeader:
+			headers = append(headers, string(n.name))
+		case opQuery:
+			query = append(query, string(n.name))
+		}
+		for _, k := range n.kids {
+			walk(k)
 		}
 	}
+	walk(t.root)
 	return headers, query
 }
 
 // IsRemoteAddress reports whether the template is exactly
 // `$request.remoteAddress`, so that callers can use the address bytes
 // without copying them.
-func (t *Template) IsRemoteAddress() bool {
-	return len(t.parts) == 1 && t.parts[0].kind == kindRemoteAddress
-}
+func (t *Template) IsRemoteAddress() bool { return t.root.op == opRemoteAddr }
 
 // AppendRemoteAddress appends the client's IP address without port: the
 // exchange's RemoteAddr, which the proxy fills with trusted proxies already

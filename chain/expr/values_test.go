@@ -1,9 +1,11 @@
 package expr
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -29,6 +31,9 @@ func init() {
 	// package's init may do.
 	chain.RegisterAlias("test.props.claims", "test.claims")
 	chain.RegisterAlias("test.principal", "test.user")
+	// Flex names, as flex.go gives the values of flexgate's policies.
+	chain.RegisterAlias("authentication.testUser", "test.user")
+	chain.RegisterAlias("vars.testClaims", "test.claims")
 	testUser = chain.MustValue("test.user")
 	testClaims = chain.MustValue("test.claims")
 }
@@ -153,7 +158,7 @@ func TestAliasesShareValue(t *testing.T) {
 	if !ok1 || !ok2 || user.Value != principal.Value || principal.Name != "test.user" {
 		t.Fatalf("test.principal = %+v, test.user = %+v", principal, user)
 	}
-	if !slices.Equal(user.Aliases, []string{"test.principal"}) {
+	if !slices.Equal(user.Aliases, []string{"authentication.testUser", "test.principal"}) {
 		t.Errorf("aliases of test.user: %q", user.Aliases)
 	}
 	if chain.MustValue("test.props.claims") != testClaims {
@@ -253,5 +258,61 @@ func TestMembersDoNotAllocate(t *testing.T) {
 		ex.SetValue(testClaims, []byte(testClaimsJSON))
 	}); n != 0 {
 		t.Fatalf("allocations per Reset and SetValue = %v, want 0", n)
+	}
+}
+
+// TestFlexInChain: Flex expressions read the values policies provide by
+// their Flex names, with the same check that a provider runs first, and
+// their errors point at the exact line and column of the config, however
+// the value is quoted.
+func TestFlexInChain(t *testing.T) {
+	const provider = "        - test-provider\n"
+	got := consume(t, provider+consumer("#[authentication.testUser ++ '/' ++ upper(vars.testClaims.address.country)]"),
+		"X-User", "ann", "X-Claims", testClaimsJSON)
+	if got != "ann/NZ" {
+		t.Errorf("Flex names of provided values: %q", got)
+	}
+	_, _, err := chaintest.Compile(t, chaintest.Gateway(consumer("#['x' ++ vars.testClaims.email]")+provider))
+	if err == nil || !strings.Contains(err.Error(), "vars.testClaims (another name for test.claims) is only known after test-provider, "+
+		"but test-provider runs after test-consumer on this route: move test-provider before test-consumer") {
+		t.Errorf("a Flex expression before its provider: %v", err)
+	}
+
+	// The value as written in YAML (after `value: `), and the text whose
+	// first character the error must point at.
+	for _, c := range []struct{ yaml, at, want string }{
+		{`"#[attributes.headers[\"x-a\"] ++ attributes.methd]"`, "methd", `attributes has no member "methd"`},
+		{`"#[\u0027\t\u00e9\u0027 ++ attributes.methd]"`, "methd", `attributes has no member "methd"`},
+		{`'#[attributes.headers[''x-a''] ++ attributes.methd]'`, "methd", `attributes has no member "methd"`},
+		{"\"#[attributes.headers['x-a']\n              ++ attributes.methd]\"", "methd", `attributes has no member "methd"`},
+		{"|-\n              #[attributes.method\n                == 200]", "==", "compares text with a number"},
+		{`"pre-$request.nope"`, "$request.nope", "unknown expression $request.nope"},
+		{`"#[attributes.method ++ 'x'"`, `"` + "\n", "must make up the whole value"},
+	} {
+		doc := chaintest.Gateway("        - test-consumer:\n            value: " + c.yaml + "\n")
+		_, path, err := chaintest.Compile(t, doc)
+		i := strings.Index(doc, "value: ") + strings.Index(doc[strings.Index(doc, "value: "):], c.at)
+		line := strings.Count(doc[:i], "\n") + 1
+		col := utf8.RuneCountInString(doc[strings.LastIndexByte(doc[:i], '\n')+1:i]) + 1
+		pos := fmt.Sprintf("%s:%d:%d: test-consumer: ", path, line, col)
+		if err == nil || !strings.HasPrefix(err.Error(), pos) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("value %s: error\n%v\nwant it at %s with %q", c.yaml, err, pos, c.want)
+		}
+		if !strings.Contains(err.Error(), "\n    ") || !strings.HasSuffix(err.Error(), "^") {
+			t.Errorf("value %s: no caret under the place:\n%v", c.yaml, err)
+		}
+	}
+}
+
+// TestFlexNotWholeValueWarns: a value with #[ after other text is literal,
+// as in Flex, and the config says so in a warning.
+func TestFlexNotWholeValueWarns(t *testing.T) {
+	cfg, path := chaintest.Load(t, chaintest.Gateway(consumer("v1-#[attributes.method]")))
+	if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := path + ":12:11: warning: test-consumer: a value holds #[ after other text, so it is literal text"
+	if len(cfg.Warnings) != 1 || !strings.HasPrefix(cfg.Warnings[0].String(), want) {
+		t.Errorf("warnings %v, want one beginning %q", cfg.Warnings, want)
 	}
 }

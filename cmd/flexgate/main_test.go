@@ -108,6 +108,36 @@ func TestValidateWithoutSecrets(t *testing.T) {
 	}
 }
 
+// TestValidateWithoutSecretsInlinePEM: a Flex tls policy whose certificate
+// and key come from the environment validates in CI without them, as a
+// certificate file does with --skip-cert-files; without the flag the
+// missing secrets are named.
+func TestValidateWithoutSecretsInlinePEM(t *testing.T) {
+	tlsExample := examples.Path(t, "flex/06-tls.yaml")
+	cmd := exec.Command(binary, "validate", tlsExample)
+	cmd.Env = filterEnv(os.Environ(), "TLS_")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "TLS_KEY_PEM is not set") {
+		t.Fatalf("without the flag: %s", out)
+	}
+	for _, flag := range []string{"--without-secrets", "--skip-cert-files"} {
+		cmd = exec.Command(binary, "validate", flag, tlsExample)
+		cmd.Env = filterEnv(os.Environ(), "TLS_")
+		if flag == "--skip-cert-files" {
+			cmd.Env = append(cmd.Env, "TLS_KEY_PEM=not a key", "TLS_CERT_PEM=not a certificate")
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "tls on ApiInstance default/secure-api") {
+			t.Errorf("%s: %v\n%s", flag, err, out)
+		}
+	}
+	cmd = exec.Command(binary, "validate", tlsExample)
+	cmd.Env = append(filterEnv(os.Environ(), "TLS_"), "TLS_KEY_PEM=not a key", "TLS_CERT_PEM=not a certificate")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "holds no PEM private key") {
+		t.Errorf("a broken key without --skip-cert-files: %v\n%s", err, out)
+	}
+}
+
 func filterEnv(env []string, prefix string) []string {
 	var out []string
 	for _, e := range env {
@@ -168,8 +198,10 @@ spec:
 			}
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if !strings.HasPrefix(line, file+":") {
-				t.Errorf("line %q is not in file:line:col: message form", line)
+			// An expression's error goes on with the value, indented,
+			// and a caret under the place.
+			if !strings.HasPrefix(line, file+":") && !strings.HasPrefix(line, "    ") {
+				t.Errorf("line %q is not in file:line:col: message form, nor an indented continuation", line)
 			}
 		}
 		if t.Failed() {
@@ -188,7 +220,8 @@ spec:
 	}
 	f(badPolicies, out,
 		badPolicies+`:10:11: route "c": unknown policy "rate-limit"; known policies: client-id-enforcement,`,
-		badPolicies+`:11:62: rate-limiting: identifier: unknown expression $request.nope; known expressions: $request.remoteAddress,`)
+		badPolicies+`:11:62: rate-limiting: identifier: unknown expression $request.nope; known expressions: $request.remoteAddress,`,
+		"$env.NAME\n    $request.nope\n    ^\n")
 }
 
 // gateway is a flexgate process under test.

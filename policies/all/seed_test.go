@@ -154,6 +154,16 @@ type seedGateway struct {
 // extra policies after the seed's.
 func startSeed(t testing.TB, limit int, extra ...config.PolicySpec) *seedGateway {
 	t.Helper()
+	if len(extra) == 0 {
+		return startSeedWith(t, limit, nil)
+	}
+	return startSeedWith(t, limit, func(route *config.Route) { route.Policies = append(route.Policies, extra...) })
+}
+
+// startSeedWith is startSeed with edit, when not nil, changing the route's
+// policies before the gateway starts.
+func startSeedWith(t testing.TB, limit int, edit func(route *config.Route)) *seedGateway {
+	t.Helper()
 	s := &seedGateway{}
 	calls, down := &s.calls, &s.down
 	seedFile := examples.Path(t, "secured-gateway-config.yaml")
@@ -209,7 +219,9 @@ func startSeed(t testing.TB, limit int, extra ...config.PolicySpec) *seedGateway
 			chain.Field(p.Params, "period").Value = "31622400"
 		}
 	}
-	route.Policies = append(route.Policies, extra...)
+	if edit != nil {
+		edit(route)
+	}
 	s.gw = proxytest.StartConfig(t, cfg, dir)
 	s.up = up
 	return s

@@ -39,7 +39,7 @@ func TestFlexClientIDEnforcementErrors(t *testing.T) {
 		}
 	}
 	f(`- client-id-enforcement-flex: {clientIdExpression: "#[attributes.queryParams['id']]"}`,
-		`gw.yaml:1:52: client-id-enforcement-flex: clientIdExpression "#[attributes.queryParams['id']]" is not supported`)
+		`gw.yaml:12:60: client-id-enforcement-flex: clientIdExpression "#[attributes.queryParams['id']]" is not supported`)
 	f(`- client-id-enforcement-flex: {credentialsOrigin: cookie}`, `credentialsOrigin "cookie" is unknown`)
 	_, _, err := compile(t, nil, "- client-id-enforcement-flex")
 	if err == nil || !strings.Contains(err.Error(), "no client registry is configured") {

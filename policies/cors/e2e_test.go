@@ -176,3 +176,45 @@ spec:
 		t.Errorf("the upstream received %d requests, want 1", n)
 	}
 }
+
+// TestEndToEndRules: a cors-flex policy limited by rules to some methods
+// answers the preflight of a request it covers: the rules see the method
+// the preflight announces, not OPTIONS. A request it does not cover gets
+// no CORS answer.
+func TestEndToEndRules(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: shop
+spec:
+  address: http://0.0.0.0:0/shop
+  services:
+    backend:
+      address: %s
+  policies:
+    - policyRef: {name: cors-flex}
+      rules: [{methods: POST}]
+      config:
+        publicResource: false
+        originGroups:
+          - origins: ["https://app.example.com"]
+            allowedMethods: [{methodName: POST, isAllowed: true}]
+`, up.URL))
+	url := gw.URL + "/shop/items"
+	resp, done := do(t, "OPTIONS", url, map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+	if resp.StatusCode() != 204 || string(resp.Header.Peek("Access-Control-Allow-Origin")) != "https://app.example.com" {
+		t.Errorf("POST preflight: %d\n%s%s", resp.StatusCode(), resp.Header.String(), resp.Body())
+	}
+	done()
+	resp, done = do(t, "GET", url, map[string]string{"Origin": "https://app.example.com"})
+	if resp.StatusCode() != 200 || resp.Header.Peek("Access-Control-Allow-Origin") != nil {
+		t.Errorf("GET, which the rules leave out: %d\n%s", resp.StatusCode(), resp.Header.String())
+	}
+	done()
+	for _, r := range up.Requests() {
+		if r.Method == "OPTIONS" {
+			t.Errorf("a preflight reached the upstream")
+		}
+	}
+}

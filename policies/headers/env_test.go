@@ -46,7 +46,8 @@ func TestEnvErrors(t *testing.T) {
 			t.Errorf("error %v, want %s at %s", err, want, pos)
 		}
 	}
-	f("        - request-headers-set:\n            headers:\n              X-A: \"pre-$env.FG_TEST_UNSET\"\n", "14:20", "environment variable FG_TEST_UNSET is not set")
+	// The position is that of the `$` of the variable, inside the value.
+	f("        - request-headers-set:\n            headers:\n              X-A: \"pre-$env.FG_TEST_UNSET\"\n", "14:25", "environment variable FG_TEST_UNSET is not set")
 	f("        - request-headers-set:\n            headers:\n              X-A: $env.FG_TEST_CRLF\n", "14:20", "control character")
 	f("        - request-headers-remove:\n            headers: [$env.FG_TEST_UNSET]\n", "13:23", "environment variable FG_TEST_UNSET is not set")
 }

@@ -6,6 +6,7 @@ package headers
 
 import (
 	"bytes"
+	"errors"
 	"regexp"
 	"strings"
 
@@ -104,15 +105,24 @@ type ResponseSet struct {
 	Set `yaml:",inline"`
 }
 
+// Validate compiles the values for the response, where a Flex
+// expression's attributes.headers are the response's headers.
+func (s *ResponseSet) Validate(env *chain.Env) error {
+	s.phase = expr.Response
+	return s.Set.Validate(env)
+}
+
 // Set holds the parameters and compiled values that request-headers-set
 // and response-headers-set share.
 type Set struct {
 	// Headers maps a header name to its value: literal text, expressions
-	// (`$datetime`, `$request.header.NAME`, …) or both. Headers are set in
-	// the order written.
+	// (`$datetime`, `$request.header.NAME`, …) or both, or one Flex
+	// expression (`#[attributes.requestPath]`). Headers are set in the
+	// order written.
 	Headers map[string]chain.Expression `yaml:"headers"`
 
 	fields []field
+	phase  expr.Phase
 }
 
 type field struct {
@@ -170,15 +180,20 @@ func (s *Set) compile(env *chain.Env, entries []headerEntry, remover string) err
 		if i := strings.IndexFunc(value, isForbiddenRune); i >= 0 {
 			return chain.Errorf(v, "the value of %s contains the control character %q at byte %d; header values cannot hold CR, LF, NUL or other control characters", name, value[i], i)
 		}
-		tmpl, err := expr.Compile(value, env)
+		tmpl, err := expr.CompilePhase(value, env, s.phase)
 		if err != nil {
-			msg := err.Error()
 			if config.CredentialHeader(name) || config.CredentialValue(value) {
 				// The message quotes the part of the value at fault,
-				// which may be the credential itself.
-				msg = quoted.ReplaceAllString(msg, `"[redacted]"`)
+				// which may be the credential itself; the value with a
+				// caret under the place is left out.
+				msg := err.Error()
+				var xe *expr.Error
+				if errors.As(err, &xe) {
+					msg = xe.Msg
+				}
+				return chain.Errorf(v, "the value of %s: %s", name, quoted.ReplaceAllString(msg, `"[redacted]"`))
 			}
-			return chain.Errorf(v, "the value of %s: %s", name, msg)
+			return chain.Errorf(v, "the value of %s: %v", name, err)
 		}
 		spellings, err := chain.HeaderSpellings(name)
 		if err != nil {

@@ -21,6 +21,8 @@ func init() {
 		Provides: []chain.ValueSpec{
 			{Name: "token.sub"}, {Name: "token.client_id"}, {Name: "token.scope"},
 			{Name: "token.claims", Object: true},
+			// authentication.clientId, as the Introspector sets it.
+			{Name: "client.id"},
 		},
 	})
 }
@@ -102,7 +104,9 @@ func (f *FlexIntrospector) Validate(env *chain.Env) error {
 			"write skipClientIdValidation: true to say so (flexgate checks the token with the server, and its scopes)")
 	}
 	switch f.ConsumerBy {
-	case "", "client_id", "username":
+	case "", "client_id":
+	case "username":
+		in.consumerByUsername = true
 	default:
 		return chain.Errorf(chain.Field(p, "consumerBy"), "consumerBy %q is unknown; use client_id or username", f.ConsumerBy)
 	}

@@ -88,16 +88,20 @@ type Introspector struct {
 	authorization string
 	// anyScope passes a token that carries one of Scopes, not all.
 	anyScope bool
+	// consumerByUsername makes the answer's username, not its client_id,
+	// the request's client (Flex's consumerBy: username).
+	consumerByUsername bool
 }
 
 // The values the policy hands to the steps after it, from an active
-// token's answer: $token.sub, $token.client_id, $token.scope, and the whole
-// answer as $token.claims.NAME.
+// token's answer: $token.sub, $token.client_id (also as $client.id),
+// $token.scope, and the whole answer as $token.claims.NAME.
 var (
 	subValue      chain.Value
 	clientIDValue chain.Value
 	scopeValue    chain.Value
 	claimsValue   chain.Value
+	clientValue   chain.Value
 )
 
 func init() {
@@ -107,12 +111,16 @@ func init() {
 		Provides: []chain.ValueSpec{
 			{Name: "token.sub"}, {Name: "token.client_id"}, {Name: "token.scope"},
 			{Name: "token.claims", Object: true},
+			// The token's client is the request's client, as after
+			// client-id-enforcement (Flex: authentication.clientId).
+			{Name: "client.id"},
 		},
 	})
 	subValue = chain.MustValue("token.sub")
 	clientIDValue = chain.MustValue("token.client_id")
 	scopeValue = chain.MustValue("token.scope")
 	claimsValue = chain.MustValue("token.claims")
+	clientValue = chain.MustValue("client.id")
 }
 
 // Validate checks the parameters without touching the network.
