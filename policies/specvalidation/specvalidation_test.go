@@ -216,3 +216,37 @@ func TestSpecFile(t *testing.T) {
 		t.Errorf("spec from a file: %v", r.rej)
 	}
 }
+
+// TestRepeatedParameters: a parameter of one value given twice — in the
+// query, on two header lines, in two cookies — is refused: the gateway
+// would validate one and the upstream might read the other. A repeated
+// array parameter is a list.
+func TestRepeatedParameters(t *testing.T) {
+	c := chaintest.MustChain(t, policy(t, ""))
+	for _, tc := range []struct {
+		name, method, uri string
+		headers           [][2]string
+		violation         string // "" passes
+	}{
+		{"query", "GET", "/api/pets?limit=10&limit=abc", [][2]string{{reqID, "0af7651916cd43dd"}}, `{"path":"/query/limit","message":"is given more than once; it takes one value"}`},
+		{"query list", "GET", "/api/pets?tags=dog&tags=cat", [][2]string{{reqID, "0af7651916cd43dd"}}, ""},
+		{"header", "GET", "/api/pets", [][2]string{{reqID, "0af7651916cd43dd"}, {reqID, "nope"}}, `{"path":"/header/X-Request-Id","message":"is given more than once; it takes one value"}`},
+		{"cookie", "DELETE", "/api/pets/7", [][2]string{{"Cookie", "session=0123456789; session=x"}}, `{"path":"/cookie/session","message":"is given more than once; it takes one value"}`},
+	} {
+		ctx := chaintest.Ctx("http://gw" + tc.uri)
+		ctx.Request.Header.SetMethod(tc.method)
+		for _, h := range tc.headers {
+			ctx.Request.Header.Add(h[0], h[1])
+		}
+		ex := chain.AcquireExchange()
+		ex.Prepare(c)
+		rej := c.RunRequest(ctx, ex)
+		switch {
+		case tc.violation == "" && rej != nil:
+			t.Errorf("%s: %v %s", tc.name, rej, ex.Details)
+		case tc.violation != "" && (rej == nil || !strings.Contains(string(ex.Details), tc.violation)):
+			t.Errorf("%s: %v %s, want %s", tc.name, rej, ex.Details, tc.violation)
+		}
+		chain.ReleaseExchange(ex)
+	}
+}

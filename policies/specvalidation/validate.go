@@ -76,12 +76,20 @@ func (v *Validator) check(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.R
 			v.missing(rep, p)
 			continue
 		}
+		if len(h.PeekAll(p.name)) > 1 {
+			rep.Fail(p.at, nil, repeated)
+			continue
+		}
 		v.value(rep, p, val)
 	}
 	for _, p := range op.cookie {
 		val := h.Cookie(p.name)
 		if val == nil {
 			v.missing(rep, p)
+			continue
+		}
+		if cookieCount(h, p.name) > 1 {
+			rep.Fail(p.at, nil, repeated)
 			continue
 		}
 		v.value(rep, p, val)
@@ -95,6 +103,31 @@ func (v *Validator) check(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.R
 	}
 	validation.ReleaseReport(rep)
 	return rej
+}
+
+// repeated is the violation of a parameter of one value given several
+// times: the gateway validates one, and the upstream may read another
+// (HTTP parameter pollution).
+const repeated = "is given more than once; it takes one value"
+
+func argCount(args *fasthttp.Args, name string) int {
+	n := 0
+	for k := range args.All() {
+		if string(k) == name {
+			n++
+		}
+	}
+	return n
+}
+
+func cookieCount(h *fasthttp.RequestHeader, name string) int {
+	n := 0
+	for k := range h.Cookies() {
+		if string(k) == name {
+			n++
+		}
+	}
+	return n
 }
 
 func (v *Validator) missing(rep *validation.Report, p *param) {
@@ -132,6 +165,10 @@ func (v *Validator) query(ctx *fasthttp.RequestCtx, rep *validation.Report, op *
 		}
 		if p.list && p.repeat && !p.json && p.schema != nil {
 			rep.List(p.schema, p.at, args, s2b(p.name), nil, 0)
+			continue
+		}
+		if argCount(args, p.name) > 1 {
+			rep.Fail(p.at, nil, repeated)
 			continue
 		}
 		v.value(rep, p, val)
