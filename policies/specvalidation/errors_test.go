@@ -17,6 +17,17 @@ const head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\n"
 // ok is an operation's minimal answer.
 const ok = "      responses: {'200': {description: ok}}\n"
 
+// laughs is a "billion laughs" under an extension: nine anchors, each a
+// list of nine aliases to the one before.
+var laughs = func() string {
+	var b strings.Builder
+	b.WriteString("x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for c := 'b'; c <= 'i'; c++ {
+		b.WriteString("  " + string(c) + ": &" + string(c) + " [" + strings.TrimSuffix(strings.Repeat("*"+string(c-1)+", ", 9), ", ") + "]\n")
+	}
+	return b.String()
+}()
+
 // TestBadSpecs: a spec that is not a valid OpenAPI 3 document, or that
 // spec-validation cannot apply, fails the config at its line in the
 // config file: the spec's line 1 is the line after `spec: |`, and its
@@ -47,6 +58,7 @@ func TestBadSpecs(t *testing.T) {
 		{"two templates for the same paths", head + "paths:\n  /p/{id}:\n    get:\n      parameters:\n        - {name: id, in: path, required: true, schema: {type: string}}\n" + ok +
 			"  /p/{name}:\n    get:\n      parameters:\n        - {name: name, in: path, required: true, schema: {type: string}}\n" + ok,
 			at(9, 3) + `is not valid OpenAPI: invalid paths: conflicting paths`},
+		{"a billion laughs", head + "paths:\n  /a:\n    get:\n" + ok + laughs, at(13, 10) + "alias *e stands for"},
 		{"no operations", head + "paths: {}\n", ":" + strconv.Itoa(chaintest.PoliciesLine+1) + ":19: spec-validation: spec has no operations"},
 	} {
 		policies := "- spec-validation:\n    spec: |\n" + block(tc.spec, 6)

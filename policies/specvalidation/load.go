@@ -2,6 +2,7 @@ package specvalidation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/policies/validation"
 )
 
@@ -157,6 +159,10 @@ func loadSpec(src *source) (*spec, error) {
 			return nil, src.errorf(line, 1, "is not JSON or YAML: %s", m[2])
 		}
 		return nil, src.errorf(0, 0, "is not JSON or YAML: %v", err)
+	}
+	var alias *config.AliasError
+	if err := config.CheckAliases(&tree); errors.As(err, &alias) {
+		return nil, src.errorf(alias.Alias.Line, alias.Alias.Column, "%s", alias.Msg)
 	}
 	if len(tree.Content) == 0 || tree.Content[0].Kind != yaml.MappingNode {
 		return nil, src.errorf(0, 0, "is not an OpenAPI document: write the spec (a mapping with openapi: 3.0.3 or 3.1.0, info and paths)")
