@@ -17,7 +17,8 @@ const RedactedValue = "[redacted]"
 
 // sensitiveKeys are the parts of a parameter name that mark its value as a
 // secret, compared case-insensitively.
-var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private"}
+// textkey is jwt-validation-flex's key, an HMAC secret as often as not.
+var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private", "textkey"}
 
 // View is the config as the admin /config endpoint shows it: plain values
 // that encode to JSON, with every client secret replaced by "[redacted]",
