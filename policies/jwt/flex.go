@@ -86,11 +86,11 @@ type FlexClaim struct {
 	Value string `yaml:"value"`
 }
 
-// The Flex expressions read here without the expression engine: a request
-// header, and a claim of the token being validated.
+// flexClaimExpr is a clientIdExpression that reads one claim of the token,
+// as the default does: read once per token, when it is verified, rather
+// than evaluated on every request.
 var (
-	flexHeaderExpr = regexp.MustCompile(`^\s*#\[\s*attributes\.headers(?:\[\s*(?:'([^']+)'|"([^"]+)")\s*\]|\.([A-Za-z0-9_-]+))\s*\]\s*$`)
-	flexClaimExpr  = regexp.MustCompile(`^\s*#\[\s*(?:vars\.claimSet|authentication\.properties\.claims)(?:\[\s*(?:'([^']+)'|"([^"]+)")\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\]\s*$`)
+	flexClaimExpr = regexp.MustCompile(`^\s*#\[\s*(?:vars\.claimSet|authentication\.properties\.claims)(?:\[\s*(?:'([^']+)'|"([^"]+)")\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\]\s*$`)
 )
 
 func flexMatch(re *regexp.Regexp, s string) (string, bool) {
@@ -116,9 +116,6 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 		e := string(f.JWTExpression)
 		if e == "" {
 			e = FlexDefaultJWTExpression
-		}
-		if name, ok := flexMatch(flexHeaderExpr, e); ok {
-			e = "${request.header." + name + "}"
 		}
 		t, err := compileFrom(e, env)
 		if err != nil {
@@ -219,14 +216,15 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 	if name, ok := flexMatch(flexClaimExpr, ce); ok {
 		s.clientClaim = []string{name}
 	} else {
-		// Evaluated after the policy has set the token's claims, which
-		// the expression may read: not checked for a policy before.
+		// Evaluated on each request once the policy has set the token's
+		// claims, which it may read (vars.claimSet): compiled without the
+		// check that a policy before provides them.
 		t, err := expr.Compile(ce, nil)
 		switch {
 		case err != nil:
 			return chain.Errorf(chain.Field(p, "clientIdExpression"), "clientIdExpression: %v", err)
 		case t.IsConstant():
-			return chain.Errorf(chain.Field(p, "clientIdExpression"), "clientIdExpression %q is not supported: write #[vars.claimSet.NAME] (a claim) or a $ expression", ce)
+			return chain.Errorf(chain.Field(p, "clientIdExpression"), "clientIdExpression %q is the same for every token: write e.g. #[vars.claimSet.azp]", ce)
 		}
 		s.clientExpr = t
 	}
@@ -257,16 +255,26 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 			node := chain.Field(p, list.name)
 			for i, c := range list.claims {
 				at := item(node, i)
-				switch {
-				case c.Key == "":
+				if c.Key == "" {
 					return chain.Errorf(at, "%s: a claim needs a key, the claim's name", list.name)
-				case strings.HasPrefix(strings.TrimSpace(c.Value), "#["):
-					return chain.Errorf(chain.Field(at, "value"), "%s: expressions are not supported in custom claims yet: write the value claim %s must have", list.name, c.Key)
 				}
 				r := claimRule{name: c.Key, required: list.required}
-				if c.Value != "" {
+				switch {
+				case expr.IsFlex(c.Value):
+					// A condition on the claims (vars.claimSet) and the
+					// request, decided on every request: compiled without
+					// the check that a policy before provides the claims,
+					// which this policy sets first.
+					cond, err := expr.CompileBool(c.Value, nil, expr.Request)
+					if err != nil {
+						return chain.Errorf(chain.Field(at, "value"), "%s: %v", list.name, err)
+					}
+					r.cond = cond
+					s.conds = append(s.conds, r)
+					r.cond = nil // presence is checked with the token
+				case c.Value != "":
 					r.equals = []string{c.Value}
-				} else if !list.required {
+				case !list.required:
 					return chain.Errorf(at, "%s: claim %s has no value to check", list.name, c.Key)
 				}
 				s.rules = append(s.rules, r)

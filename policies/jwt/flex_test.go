@@ -109,6 +109,7 @@ func TestFlexOriginsAndClientID(t *testing.T) {
 		{"clientIdExpression azp", `clientIdExpression: "#[vars.claimSet.azp]"`, []string{"Authorization", "Bearer " + tok}, "", "a1"},
 		{"clientIdExpression properties", `clientIdExpression: "#[authentication.properties.claims['cid']]"`, []string{"Authorization", "Bearer " + tok}, "", "x1"},
 		{"clientIdExpression $", `clientIdExpression: "${token.claims.cid}-$request.method"`, []string{"Authorization", "Bearer " + tok}, "", "x1-GET"},
+		{"clientIdExpression joined", `clientIdExpression: "#[vars.claimSet.azp ++ '/' ++ authentication.properties.claims.cid]"`, []string{"Authorization", "Bearer " + tok}, "", "a1/x1"},
 	} {
 		f := setup(t, flexPolicy(base+c.params))
 		uri := c.uri
@@ -151,7 +152,7 @@ func TestFlexClaims(t *testing.T) {
 	f = setup(t, flexPolicy(base+"mandatoryNbfClaim: true"))
 	f.wantRefused("no nbf", tok(`{`+exp+`}`), 401, "invalid_token")
 
-	f = setup(t, flexPolicy(base + `validateCustomClaim: true
+	f = setup(t, flexPolicy(base+`validateCustomClaim: true
 mandatoryCustomClaims:
   - {key: tier, value: gold}
   - {key: admin, value: "true"}
@@ -164,6 +165,24 @@ nonMandatoryCustomClaims:
 	f.wantRefused("array without the value", tok(`{"tier":"gold","admin":true,"groups":["dev"],`+exp+`}`), 401, "invalid_token")
 	f.wantRefused("mandatory missing", tok(`{"tier":"gold",`+exp+`}`), 401, "invalid_token")
 	f.wantRefused("mandatory wrong", tok(`{"tier":"silver","admin":true,`+exp+`}`), 401, "invalid_token")
+
+	// Expressions: decided on every request, the cached token too.
+	f = setup(t, flexPolicy(base+`validateCustomClaim: true
+mandatoryCustomClaims:
+  - {key: scope, value: "#[vars.claimSet.scope contains 'read']"}
+nonMandatoryCustomClaims:
+  - {key: tenant, value: "#[vars.claimSet.tenant == attributes.headers['x-tenant']]"}`))
+	withTenant := tok(`{"scope":"read write","tenant":"t1",` + exp + `}`)
+	if r := f.doHeaders("Authorization", "Bearer "+withTenant, "X-Tenant", "t1"); r.rej != nil {
+		t.Errorf("tenant t1 for t1: %v", r.rej)
+	}
+	r := f.doHeaders("Authorization", "Bearer "+withTenant, "X-Tenant", "t2")
+	if r.rej == nil || r.rej.Status != 401 || r.value("token.sub") != "" || r.value("token.claims") != "" {
+		t.Errorf("cached token of tenant t1 for t2: %v, values left %q", r.rej, r.value("token.claims"))
+	}
+	f.wantOK("no tenant", tok(`{"scope":"read",`+exp+`}`))
+	f.wantRefused("scope without read", tok(`{"scope":"write",`+exp+`}`), 401, "invalid_token")
+	f.wantRefused("no scope", tok(`{`+exp+`}`), 401, "invalid_token")
 
 	// validateCustomClaim false: as in Flex Gateway, the claims are not
 	// checked (and the config says so).
@@ -188,11 +207,11 @@ func TestFlexConfig(t *testing.T) {
 		{"ttl", "jwtKeyOrigin: jwks\njwksUrl: https://a/jwks\njwksServiceTimeToLive: 0", "jwksServiceTimeToLive must be 1 to 10080"},
 		{"timeout", "jwtKeyOrigin: jwks\njwksUrl: https://a/jwks\njwksServiceConnectionTimeout: 0", "jwksServiceConnectionTimeout must be 1 to 60000"},
 		{"origin", hm + "jwtOrigin: header", `jwtOrigin "header" is unknown`},
-		{"jwtExpression", hm + "jwtOrigin: customExpression\njwtExpression: \"#[payload.token]\"", "not supported here yet"},
+		{"jwtExpression", hm + "jwtOrigin: customExpression\njwtExpression: \"#[payload.token]\"", "jwtExpression: payload (the message body) is not available"},
 		{"aud without audiences", hm + "validateAudClaim: true", "supportedAudiences is empty"},
-		{"custom claim expression", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{key: a, value: \"#[vars.claimSet.a == 'x']\"}]", "expressions are not supported in custom claims yet"},
+		{"custom claim not a condition", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{key: a, value: \"#['x']\"}]", "a condition must be true or false"},
 		{"custom claim without key", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{value: x}]", "a claim needs a key"},
-		{"clientIdExpression", hm + "clientIdExpression: \"#[attributes.method]\"", "clientIdExpression"},
+		{"clientIdExpression", hm + "clientIdExpression: \"#['fixed']\"", "is the same for every token"},
 		{"claimsToHeaders", hm + "claimsToHeaders: []", `unknown parameter "claimsToHeaders"`},
 	} {
 		_, err := trySetup(t, flexPolicy(c.params))

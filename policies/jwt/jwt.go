@@ -157,6 +157,15 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 		slot.Buf = s.clientExpr.Append(slot.Buf[:0], ctx, ex)
 		ex.SetValue(clientValue, slot.Buf)
 	}
+	for i := range s.conds {
+		r := &s.conds[i]
+		if _, _, _, err := jsonparser.Get(e.claims, r.name); err == nil && !r.cond.Eval(ctx, ex) {
+			for _, val := range []chain.Value{subValue, clientIDValue, scopeValue, claimsValue, clientValue} {
+				ex.SetValue(val, nil)
+			}
+			return v.refuse(ctx, failClaim)
+		}
+	}
 	return nil
 }
 

@@ -135,17 +135,19 @@ func (s *Strings) UnmarshalYAML(n *yaml.Node) error {
 // settings are what either form's parameters decide.
 type settings struct {
 	// from is the token's expression; nil: Authorization: Bearer.
-	from        *expr.Template
-	static      []*vkey
-	jwks        []jwksSpec
-	allowed     map[string]bool // nil: any algorithm a key verifies
-	issuers     []string
-	audiences   []string
-	requireAud  bool
-	leeway      time.Duration
-	requireExp  bool
-	requireNbf  bool
-	rules       []claimRule
+	from       *expr.Template
+	static     []*vkey
+	jwks       []jwksSpec
+	allowed    map[string]bool // nil: any algorithm a key verifies
+	issuers    []string
+	audiences  []string
+	requireAud bool
+	leeway     time.Duration
+	requireExp bool
+	requireNbf bool
+	rules      []claimRule
+	// conds are the rules with a condition, checked on every request.
+	conds       []claimRule
 	clientClaim []string
 	// clientExpr, when set, computes $client.id on each request.
 	clientExpr *expr.Template
@@ -159,6 +161,10 @@ type claimRule struct {
 	equals   []string
 	contains []string
 	required bool
+	// cond, when set, must hold on every request whose token has the
+	// claim (a Flex custom claim written as an expression, which may read
+	// the request too).
+	cond *expr.Condition
 }
 
 // The values the policy hands to the steps after it.
@@ -446,10 +452,8 @@ func compileFrom(s string, env *chain.Env) (*expr.Template, error) {
 		return nil, err
 	}
 	if t.IsConstant() {
-		if strings.HasPrefix(strings.TrimSpace(s), "#[") {
-			return nil, fmt.Errorf("%q: this Flex expression is not supported here yet; write $request.header.NAME or $request.query.NAME", s)
-		}
-		return nil, fmt.Errorf("%q has no expression, so every request would carry the same token: write e.g. $request.header.X-Jwt", s)
+		return nil, fmt.Errorf("%q is the same for every request, so every request would carry the same token: "+
+			"write e.g. $request.header.X-Jwt or #[attributes.headers['x-jwt']]", s)
 	}
 	return t, nil
 }

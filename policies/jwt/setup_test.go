@@ -41,8 +41,8 @@ func TestConfigErrors(t *testing.T) {
 		{"claim without name", secret + "claims: [{equals: x}]", "a claim needs a name"},
 		{"claim that checks nothing", secret + "claims: [{name: x, required: false}]", "neither required nor checked"},
 		{"cache", secret + "maxCacheEntries: -1", "maxCacheEntries must be positive"},
-		{"from constant", secret + "from: abc", "has no expression"},
-		{"from flex", secret + "from: \"#[attributes.method]\"", "not supported here yet"},
+		{"from constant", secret + "from: abc", "is the same for every request"},
+		{"from constant flex", secret + "from: \"#['abc']\"", "is the same for every request"},
 		{"from unknown", secret + "from: $request.nope", "unknown expression $request.nope"},
 		{"unknown parameter", secret + "audience: x", `unknown parameter "audience"`},
 	} {
