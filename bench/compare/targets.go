@@ -15,12 +15,13 @@ import (
 	"github.com/flexgate/flexgate/bench/peers"
 )
 
-// Benchmark credentials: the one client the chain targets admit, and the
-// bearer token the local introspection endpoint calls active.
+// Benchmark credentials: the one client the chain targets admit. The
+// bearer token is an RS256 JWT made for the run (makeBenchJWT), which the
+// local introspection endpoint calls active and jwt-validation verifies
+// with the JWK set bench/upstream serves.
 const (
 	benchClientID     = "bench-client"
 	benchClientSecret = "bench-secret"
-	benchToken        = "bench-token"
 	// The rate limits of the chain targets: high enough that neither
 	// rejects, so that the limiter's cost is measured, not its 429s.
 	// flexgate refuses more than a million a second; nginx counts per second.
@@ -30,11 +31,21 @@ const (
 
 // benchHeaders are sent by every wrk run to every target, so that all of
 // them parse the same request; only the chain targets look at them.
+// setBenchToken puts the run's token in.
 var benchHeaders = []string{
 	"client_id: " + benchClientID,
 	"client_secret: " + benchClientSecret,
-	"Authorization: Bearer " + benchToken,
+	"Authorization: Bearer bench-token",
 	"X-Internal-Trace: 1",
+}
+
+// setBenchToken makes token the bearer token of every request.
+func setBenchToken(token string) {
+	for i, h := range benchHeaders {
+		if strings.HasPrefix(h, "Authorization:") {
+			benchHeaders[i] = "Authorization: Bearer " + token
+		}
+	}
 }
 
 // benchQuery makes the request valid for the seed's request-validation
@@ -49,10 +60,12 @@ type env struct {
 	// upstreams are three origins, upstream first, for the targets that
 	// balance; nil when none is measured.
 	upstreams []string
-	flexgate  string // built binary; "" when it did not build
-	certFile  string
-	keyFile   string
-	nofile    int
+	// jwksFile is the JWK set the upstreams serve at /jwks.
+	jwksFile string
+	flexgate string // built binary; "" when it did not build
+	certFile string
+	keyFile  string
+	nofile   int
 	// notef adds a line to the report's notes.
 	notef func(format string, args ...any)
 }
@@ -93,7 +106,7 @@ func allTargets() []*Target {
 		{Name: "nginx", What: "nginx keep-alive reverse proxy", start: startPeer(peers.Nginx)},
 		{Name: "haproxy", What: "HAProxy keep-alive reverse proxy", start: startPeer(peers.HAProxy)},
 		{Name: "caddy", What: "Caddy reverse_proxy", start: startPeer(peers.Caddy)},
-		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain and jwt-validation", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
 		{Name: "flexgate-tls", What: "flexgate terminating TLS, no policies", TLS: true, Flexgate: true, start: startFlexgate(flexgateTLS)},
 		{Name: "nginx-tls", What: "nginx terminating TLS", TLS: true, start: startPeer(peers.NginxTLS)},
@@ -110,7 +123,11 @@ func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := e.procs.Start(name, e.dir, bin, []string{"-listen", addr}, nil)
+	args := []string{"-listen", addr}
+	if e.jwksFile != "" {
+		args = append(args, "-jwks", e.jwksFile)
+	}
+	p, err := e.procs.Start(name, e.dir, bin, args, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -263,13 +280,20 @@ spec:
       policies:
 `
 
-// chainPolicies are the seed's six steps (seven entries), in its order.
-var chainPolicies = []struct{ name, yaml string }{
+// chainPolicies are the seed's six steps (seven entries), in its order,
+// and jwt-validation after token-introspection (extra: not in the seed):
+// the bearer token is a real RS256 JWT whose signature and claims are
+// checked, with keys from the JWK set the upstream serves (fetched once; a
+// verified token is cached until its exp).
+var chainPolicies = []struct {
+	name, yaml string
+	extra      bool
+}{
 	{"rate-limiting", `        - rate-limiting:
             limit: {{.Rate}}
             period: 60
             identifier: $request.remoteAddress
-`},
+`, false},
 	{"request-validation", `        - request-validation:
             schema: |
               {
@@ -281,28 +305,33 @@ var chainPolicies = []struct{ name, yaml string }{
                 },
                 "additionalProperties": false // deny unlisted fields — strict allow-list
               }
-`},
+`, false},
 	{"client-id-enforcement", `        - client-id-enforcement
-`},
+`, false},
 	{"token-introspection", `        - token-introspection:
             url: "http://{{.Upstream}}/introspect"
             clientId: $env.INTROSPECTION_CLIENT_ID
             clientSecret: $env.INTROSPECTION_CLIENT_SECRET
             cacheTtl: 60
-`},
+`, false},
+	{"jwt-validation", `        - jwt-validation:
+            jwks: {url: "http://{{.Upstream}}/jwks"}
+            issuer: https://bench.flexgate.local
+            audiences: [products]
+`, true},
 	{"request-headers-remove", `        - request-headers-remove:
             headers: ["X-Internal-*", "Authorization"]
-`},
+`, false},
 	{"request-headers-set", `        - request-headers-set:
             headers:
               X-API-Version: "v1"
               X-Gateway-Time: $datetime
-`},
+`, false},
 	{"response-headers-set", `        - response-headers-set:
             headers:
               Strict-Transport-Security: "max-age=31536000; includeSubDomains"
               X-Content-Type-Options: "nosniff"
-`},
+`, false},
 }
 
 // chainConfig is flexgateChain with every policy not in skip.
