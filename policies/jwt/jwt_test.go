@@ -72,6 +72,8 @@ func TestAttacks(t *testing.T) {
 	good := claims("iss", `"https://idp.example.com"`, "aud", `["other","orders-api"]`)
 	f.wantOK("good RS256", sign(t, "RS256", k.rsa, hdr("RS256", "rsa1"), good))
 	f.wantOK("good HS256", sign(t, "HS256", k.secret, hdr("HS256", "hmac1"), good))
+	// The header's alg is JSON text: an escape spells the same name.
+	f.wantOK("alg RS256 with an escape", sign(t, "RS256", k.rsa, `{"alg":"RS\u0032\u0035\u0036","kid":"rsa1"}`, good))
 
 	unsigned := func(header string) string { return enc(header) + "." + enc(good) + "." }
 	der, _ := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
@@ -89,6 +91,8 @@ func TestAttacks(t *testing.T) {
 		{"alg NONE", unsigned(`{"alg":"NONE"}`) + "x", "algorithm"},
 		{"alg none with a signature", enc(`{"alg":"none"}`) + "." + enc(good) + "." + parts[2], "algorithm"},
 		{"no alg", rs(`{"kid":"rsa1"}`, good), "algorithm"},
+		{"alg none escaped", unsigned(`{"alg":"\u006eone"}`) + "x", "algorithm"},
+		{"alg HS256 escaped, RSA public key as secret", sign(t, "HS256", []byte(rsaPEM), `{"alg":"H\u0053256","kid":"rsa1"}`, good), "algorithm"},
 		// The RSA public key used as an HMAC secret: the classic
 		// confusion; the key's type fixes RS/PS.
 		{"HS256 signed with the RSA public key (PEM)", sign(t, "HS256", []byte(rsaPEM), hdr("HS256", "rsa1"), good), "algorithm"},

@@ -150,11 +150,12 @@ func (t *token) readHeader(h []byte) failure {
 	err := jsonparser.ObjectEach(h, func(k, v []byte, typ jsonparser.ValueType, _ int) error {
 		switch string(k) {
 		case "alg":
-			if typ != jsonparser.String {
+			s, err := jsonparser.ParseString(v)
+			if typ != jsonparser.String || err != nil {
 				f = failMalformed
 				return errStop
 			}
-			t.alg = string(v)
+			t.alg = s
 		case "kid":
 			if typ != jsonparser.String {
 				f = failMalformed
