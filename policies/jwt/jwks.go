@@ -35,6 +35,11 @@ const (
 	maxJWKSBody = 1 << 20
 )
 
+// maxDemandWait bounds how long a request with an unknown kid waits for the
+// fetch it started or joined: a slow identity provider must not hold every
+// such request for its whole timeout. Tests shorten it.
+var maxDemandWait = 3 * time.Second
+
 // jwksSpec is one JWKS endpoint as configured.
 type jwksSpec struct {
 	url     string
@@ -188,7 +193,8 @@ func (ks *keySet) usable() bool { return len(ks.keys()) > 0 }
 
 // refresh fetches every set whose last fetch is at least minRefresh ago
 // (or joins a fetch under way) and waits for them, for at most the
-// slowest's timeout. It reports whether any fetch ran or was joined.
+// slowest's timeout and maxDemandWait. It reports whether any fetch ran or
+// was joined.
 func (ks *keySet) refresh() bool {
 	var waits []chan struct{}
 	var longest time.Duration
@@ -203,7 +209,7 @@ func (ks *keySet) refresh() bool {
 		ks.m.throttled.Inc()
 		return false
 	}
-	t := time.NewTimer(longest + time.Second)
+	t := time.NewTimer(min(longest, maxDemandWait))
 	defer t.Stop()
 	for _, ch := range waits {
 		select {

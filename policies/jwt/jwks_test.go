@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flexgate/flexgate/chain"
 )
 
 // jwksPolicy is a jwt-validation policy with a JWKS at url and extra
@@ -117,6 +119,34 @@ func TestJWKSHungEndpointTimesOut(t *testing.T) {
 	r := f.do(sign(t, "RS256", k.rsa, hdr("RS256", "k1"), claims()))
 	if r.rej == nil || r.rej.Status != 503 {
 		t.Errorf("hung JWKS endpoint: %v, want 503", r.rej)
+	}
+}
+
+// TestJWKSSlowEndpointDoesNotHoldRequests: a request with an unknown kid
+// waits for the fetch it joined for maxDemandWait, not for the fetch's
+// whole timeout (here a minute), and is answered while the identity
+// provider still holds the fetch.
+func TestJWKSSlowEndpointDoesNotHoldRequests(t *testing.T) {
+	defer func(d time.Duration) { maxDemandWait = d }(maxDemandWait)
+	maxDemandWait = 50 * time.Millisecond
+	k := keysOnce()
+	p := newIdP(t, jwksOf(t, jwkEntry{pub: &k.rsa.PublicKey, kid: "k1"}))
+	hold := make(chan struct{})
+	defer close(hold)
+	p.mu.Lock()
+	p.hold = hold
+	p.mu.Unlock()
+	f := setup(t, policy(fmt.Sprintf("jwks: {url: %q, timeout: 1m}", p.url())))
+	tok := sign(t, "RS256", k.rsa, hdr("RS256", "k1"), claims())
+	done := make(chan *chain.Rejection, 1)
+	go func() { done <- f.do(tok).rej }()
+	select {
+	case rej := <-done:
+		if rej == nil || rej.Status != 503 {
+			t.Errorf("JWKS endpoint still answering: %v, want 503", rej)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request waited for the JWKS fetch's whole timeout")
 	}
 }
 
