@@ -163,3 +163,39 @@ func TestEndToEndFlex(t *testing.T) {
 	}
 	check("after the JWKS came back", "Bearer "+tok, 200, "")
 }
+
+// TestCachedTokenRoundTripDoesNotAllocate: a request whose JWT is cached
+// goes through a real gateway, jwt-validation and a header step reading
+// its claims, and counts every allocation in the process.
+func TestCachedTokenRoundTripDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	key := jwt.RSAKeyForTest()
+	idp := startJWKS(t, jwt.JWKSForTest(t, &key.PublicKey, "k1"))
+	up := proxytest.StartUpstream(t)
+	up.Record = false
+	gw := proxytest.Start(t, gatewayYAML(up.URL, fmt.Sprintf(`        - jwt-validation: {jwks: {url: "%s/jwks"}}
+        - request-headers-set: {headers: {X-User: $token.sub, X-Tier: "#[vars.claimSet.tier]"}}
+`, idp.URL)))
+	tok := jwt.SignForTest(t, key, "k1", fmt.Sprintf(`{"sub":"alice","tier":"gold","exp":%d}`, time.Now().Add(time.Hour).Unix()))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: 4, ReadTimeout: 5 * time.Second}
+	req, resp := new(fasthttp.Request), new(fasthttp.Response)
+	req.SetRequestURI(gw.URL + "/orders/1")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	do := func() {
+		if err := hc.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	for range 200 {
+		do()
+	}
+	if allocs := proxytest.SteadyAllocs(500, do); allocs >= 0.5 {
+		t.Fatalf("a request with a cached JWT costs %.2f allocations, want 0", allocs)
+	}
+}
