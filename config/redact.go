@@ -24,7 +24,7 @@ var sensitiveKeys = []string{"secret", "password", "token", "authorization", "ap
 // that encode to JSON, with every client secret replaced by "[redacted]",
 // and so every policy parameter or header whose name mentions a secret
 // (secret, password, token, authorization, api key, cookie, credential,
-// private, or a header name ending in -Key, see CredentialHeader) and every
+// private, textKey, or a header name ending in -Key, see CredentialHeader) and every
 // Basic or Bearer credential (CredentialValue); the password of any URL
 // shows as xxxxx. Values are shown as written, `$env.NAME` references
 // unexpanded. A View shares nothing mutable with its Config; it is safe
