@@ -283,8 +283,8 @@ func (s *source) fetch(ch chan struct{}) {
 	keys, skipped, err := s.get()
 	s.ks.m.jwksDuration.UpdateDuration(start)
 	s.mu.Lock()
-	s.running = nil
 	if err != nil {
+		s.running = nil
 		s.failures++
 		failures, had := s.failures, s.ok
 		s.mu.Unlock()
@@ -315,6 +315,12 @@ func (s *source) fetch(ch chan struct{}) {
 	s.keys, s.ok, s.fetched, s.failures = keys, true, s.ks.now(), 0
 	s.mu.Unlock()
 	s.ks.rebuild()
+	// Only now is the fetch over: a token with a kid of the new set that
+	// comes in between joins it (and waits for ch) rather than finding no
+	// fetch under way, the old ring, and the refresh throttled.
+	s.mu.Lock()
+	s.running = nil
+	s.mu.Unlock()
 	s.ks.m.jwksOK.Inc()
 	if len(skipped) > 0 {
 		s.ks.log.Warn("JWKS keys left out", "url", s.spec.url, "keys", strings.Join(skipped, "; "))
