@@ -200,6 +200,11 @@ func TestClaimsReachLaterPolicies(t *testing.T) {
       X-Tier: $token.claims.tier
       X-Country: $token.claims.address.country
       X-Role: ${token.claims.roles[1]}
+      X-Flex-Tier: "#[vars.claimSet.tier]"
+      X-Flex-Country: "#[authentication.properties.claims.address.country]"
+      X-Flex-Role: "#[authentication.properties.claims['roles'][1]]"
+      X-Flex-Sub: "#[authentication.principal]"
+      X-Flex-Client: "#[authentication.clientId]"
 `)
 	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims("azp", `"web-app"`, "tier", `"gold"`, "address", `{"country":"NZ"}`, "roles", `["a","admin"]`))
 	ctx := chainCtx("Bearer " + tok)
@@ -209,7 +214,8 @@ func TestClaimsReachLaterPolicies(t *testing.T) {
 	if rej := f.c.RunRequest(ctx, ex); rej != nil {
 		t.Fatal(rej)
 	}
-	for h, want := range map[string]string{"X-Sub": "alice", "X-Client": "web-app", "X-Tier": "gold", "X-Country": "NZ", "X-Role": "admin"} {
+	for h, want := range map[string]string{"X-Sub": "alice", "X-Client": "web-app", "X-Tier": "gold", "X-Country": "NZ", "X-Role": "admin",
+		"X-Flex-Tier": "gold", "X-Flex-Country": "NZ", "X-Flex-Role": "admin", "X-Flex-Sub": "alice", "X-Flex-Client": "web-app"} {
 		if got := string(ctx.Request.Header.Peek(h)); got != want {
 			t.Errorf("%s = %q, want %q", h, got, want)
 		}
