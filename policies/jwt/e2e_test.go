@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/config"
+	_ "github.com/flexgate/flexgate/config/flex"
 	"github.com/flexgate/flexgate/policies/jwt"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
@@ -198,4 +202,62 @@ func TestCachedTokenRoundTripDoesNotAllocate(t *testing.T) {
 	if allocs := proxytest.SteadyAllocs(500, do); allocs >= 0.5 {
 		t.Fatalf("a request with a cached JWT costs %.2f allocations, want 0", allocs)
 	}
+}
+
+// TestSecretsFromEnvironment: an HMAC secret written as $env.NAME (kind:
+// Gateway) or $NAME (Flex's textKey) verifies tokens, and the admin
+// /config never shows it.
+func TestSecretsFromEnvironment(t *testing.T) {
+	secret := "e2e-hmac-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789"
+	t.Setenv("JWT_E2E_SECRET", secret)
+	exp := time.Now().Add(time.Hour).Unix()
+	good := jwt.SignHMACForTest(t, []byte(secret), fmt.Sprintf(`{"sub":"alice","exp":%d}`, exp))
+	forged := jwt.SignHMACForTest(t, []byte(strings.Repeat("x", 64)), fmt.Sprintf(`{"sub":"alice","exp":%d}`, exp))
+	up := proxytest.StartUpstream(t)
+	up.Record = false
+
+	check := func(name, url, admin string) {
+		t.Helper()
+		for _, c := range []struct {
+			tok    string
+			status int
+		}{{good, 200}, {forged, 401}} {
+			resp := proxytest.Do(t, "GET", url, map[string]string{"Authorization": "Bearer " + c.tok}, nil)
+			if resp.StatusCode() != c.status {
+				t.Errorf("%s: %d %s, want %d", name, resp.StatusCode(), resp.Body(), c.status)
+			}
+			fasthttp.ReleaseResponse(resp)
+		}
+		resp := proxytest.Do(t, "GET", admin+"/config", nil, nil)
+		defer fasthttp.ReleaseResponse(resp)
+		if view := string(resp.Body()); strings.Contains(view, secret) || !strings.Contains(view, `"[redacted]"`) {
+			t.Errorf("%s: /config shows the secret, or no [redacted]:\n%s", name, view)
+		}
+	}
+
+	gw := proxytest.Start(t, gatewayYAML(up.URL, `        - jwt-validation: {keys: [{secret: $env.JWT_E2E_SECRET}]}
+`))
+	check("kind: Gateway", gw.URL+"/orders/1", gw.AdminURL)
+
+	dir := t.TempDir()
+	api := fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata: {name: orders}
+spec:
+  address: http://127.0.0.1:0
+  services:
+    backend: {address: "%s"}
+  policies:
+    - policyRef: {name: jwt-validation-flex}
+      config: {signingMethod: hmac, textKey: $JWT_E2E_SECRET, skipClientIdValidation: true}
+`, up.URL)
+	if err := os.WriteFile(filepath.Join(dir, "api.yaml"), []byte(api), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fgw := proxytest.StartConfig(t, cfg, dir)
+	check("Flex", fgw.URLs["flex-0"]+"/orders/1", fgw.AdminURL)
 }

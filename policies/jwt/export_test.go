@@ -19,3 +19,8 @@ func SignForTest(t testing.TB, key *rsa.PrivateKey, kid, claims string) string {
 func JWKSForTest(t testing.TB, pub *rsa.PublicKey, kid string) []byte {
 	return jwksOf(t, jwkEntry{pub: pub, kid: kid})
 }
+
+// SignHMACForTest signs claims (JSON) with HS256 and secret.
+func SignHMACForTest(t testing.TB, secret []byte, claims string) string {
+	return sign(t, "HS256", secret, hdr("HS256", ""), claims)
+}
