@@ -125,6 +125,43 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+
+	// A flood of tokens with made-up kids, signed by a key the identity
+	// provider does not know: each is refused, and the JWK set is fetched
+	// again at most once per MinRefreshInterval, however many there are.
+	attacker := jwt.OtherRSAKeyForTest()
+	const flood = 60
+	toks := make([]string, flood)
+	for i := range toks {
+		toks[i] = jwt.SignForTest(t, attacker, fmt.Sprintf("random-%d", i), fmt.Sprintf(`{"iss":"https://idp.example.com","aud":"orders","exp":%d}`, exp))
+	}
+	before, began := idp.calls.Load(), time.Now()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < flood; i += 4 {
+				resp := proxytest.Do(t, "GET", gw.URL+"/orders/1", map[string]string{"Authorization": "Bearer " + toks[i]}, nil)
+				if resp.StatusCode() != 401 {
+					t.Errorf("random kid %d: %d %s", i, resp.StatusCode(), resp.Body())
+				}
+				fasthttp.ReleaseResponse(resp)
+			}
+		}()
+	}
+	wg.Wait()
+	fetches := idp.calls.Load() - before
+	if most := 1 + int64(time.Since(began)/jwt.MinRefreshInterval); fetches > most {
+		t.Errorf("%d tokens with unknown kids made %d JWKS fetches in %s, want at most %d", flood, fetches, time.Since(began), most)
+	}
+	metrics = proxytest.Do(t, "GET", gw.AdminURL+"/metrics", nil, nil)
+	defer fasthttp.ReleaseResponse(metrics)
+	for _, want := range []string{`flexgate_jwt_jwks_refresh_throttled_total{route="orders"}`} {
+		if !strings.Contains(string(metrics.Body()), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestEndToEndFlex: jwt-validation-flex answers with Flex Gateway's bodies,

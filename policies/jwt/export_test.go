@@ -10,6 +10,9 @@ import (
 // RSAKeyForTest is a 2048-bit RSA key made once per test binary.
 func RSAKeyForTest() *rsa.PrivateKey { return keysOnce().rsa }
 
+// OtherRSAKeyForTest is another 2048-bit RSA key, made once.
+func OtherRSAKeyForTest() *rsa.PrivateKey { return keysOnce().rsa2 }
+
 // SignForTest signs claims (JSON) with RS256 and kid.
 func SignForTest(t testing.TB, key *rsa.PrivateKey, kid, claims string) string {
 	return sign(t, "RS256", key, hdr("RS256", kid), claims)
