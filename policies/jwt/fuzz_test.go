@@ -56,3 +56,33 @@ func FuzzBearer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseJWKS: a JWK set comes from the network; whatever it holds,
+// reading it does not panic, and every key it yields verifies at least one
+// algorithm its type fits, never with a secret or private key published in
+// the set.
+func FuzzParseJWKS(f *testing.F) {
+	k := keysOnce()
+	f.Add(jwksOf(f, jwkEntry{pub: &k.rsa.PublicKey, kid: "r"}, jwkEntry{pub: &k.ec256.PublicKey, kid: "e", alg: "ES256"},
+		jwkEntry{pub: k.ed.Public(), kid: "d"}))
+	f.Add(jwksOf(f, jwkEntry{pub: &k.ec521.PublicKey, extra: map[string]any{"use": "enc", "key_ops": []string{"sign"}}}))
+	f.Add(jwksOf(f, jwkEntry{pub: k.rsa}))
+	for _, s := range []string{`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`, `{"keys":[]}`, `{"kty":"EC","crv":"P-256","x":"","y":""}`,
+		`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","alg":"HS256"}]}`, `[]`, `{"keys":{}}`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		keys, _, err := parseJWKS(body, nil)
+		if err != nil && len(keys) > 0 {
+			t.Fatalf("an error (%v) came with keys", err)
+		}
+		for _, vk := range keys {
+			if _, secret := vk.raw.([]byte); secret || len(vk.algs) == 0 {
+				t.Fatalf("key %q: %T verifying %v", vk.kid, vk.raw, vk.algs)
+			}
+			if _, err := algsFor(vk.raw); err != nil {
+				t.Fatalf("key %q: %v", vk.kid, err)
+			}
+		}
+	})
+}
