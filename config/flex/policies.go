@@ -34,7 +34,6 @@ var structural = map[string]string{
 var notYet = map[string]string{
 	"http-basic-authentication-flex":              "HTTP basic authentication",
 	"ldap-authentication-flex":                    "LDAP authentication",
-	"jwt-validation-flex":                         "JWT validation",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
 	"spike-control-flex":                          "spike control",
 	"ip-allowlist-flex":                           "IP allowlist",
