@@ -164,6 +164,11 @@ type Route struct {
 	Methods []string
 	// Upstream receives the requests that pass the chain.
 	Upstream Upstream
+	// DestinationPath, when set ("/v2"), goes between each target's base
+	// path and the request's path on the way upstream (a Flex
+	// destinationPath). Routes that differ in it alone share one upstream:
+	// its connections, health and circuit breaker.
+	DestinationPath string
 	// Policies in the order written.
 	Policies []PolicySpec
 	// WithoutPolicies names policies that broader routes run and this
@@ -210,6 +215,20 @@ type Route struct {
 	// `flexgate validate` and /config; empty when Pos says it all.
 	Sources []Pos
 	Pos     Pos
+}
+
+// UpstreamURL renders where the route sends requests, for logs and
+// `flexgate validate`: each target's URL with DestinationPath after it,
+// separated by ", ".
+func (r *Route) UpstreamURL() string {
+	if r.DestinationPath == "" {
+		return r.Upstream.URL()
+	}
+	urls := make([]string, len(r.Upstream.Targets))
+	for i, t := range r.Upstream.Targets {
+		urls[i] = t.URL() + r.DestinationPath
+	}
+	return strings.Join(urls, ", ")
 }
 
 // Origins are the places the route was made from: Sources, or Pos when

@@ -37,6 +37,7 @@ type route struct {
 	id          string
 	chain       *chain.Chain
 	up          *upstream
+	dest        []byte // between the target's base path and the request's path (Route.DestinationPath)
 	hostHeader  []byte
 	maxBodySize int64
 	m           *routeMetrics
@@ -245,6 +246,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		}
 		m := c.routeMetrics(r.ID)
 		rt := &route{id: r.ID, chain: chains.Chains[i], up: up,
+			dest:        []byte(r.DestinationPath),
 			hostHeader:  []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: m,
 			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)}

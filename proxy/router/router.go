@@ -536,15 +536,19 @@ func (m *Match) Reset() {
 // concatenate to, normalised again so that they cannot climb out of base
 // ("/.." stays under it). "/" when both are empty. It does not allocate
 // once m's buffers have grown to a path's size.
-func (m *Match) AppendPath(dst, base []byte) []byte {
+func (m *Match) AppendPath(dst, base []byte) []byte { return m.AppendPathUnder(dst, base, nil) }
+
+// AppendPathUnder is AppendPath with a base path in two parts written one
+// after the other (a target's base path, then a route's destination path).
+func (m *Match) AppendPathUnder(dst, base, more []byte) []byte {
 	p := m.fwd.Path
 	if m.fwd.Raw && len(p) > 0 {
 		m.norm = Normalize(m.norm[:0], p)
 		p = m.norm
 	}
-	dst = append(dst, base...)
+	dst = append(append(dst, base...), more...)
 	if len(p) == 0 {
-		if len(base) == 0 {
+		if len(base)+len(more) == 0 {
 			dst = append(dst, '/')
 		}
 		return dst
