@@ -735,3 +735,103 @@ func TestWebSocketHalfClosedIsBounded(t *testing.T) {
 	waitMetric(t, gw, `flexgate_websocket_closes_total\{route="chat",reason="idle_timeout"\} 1`)
 	waitMetric(t, gw, `flexgate_websocket_connections\{route="chat"\} 0`)
 }
+
+// TestWebSocketCircuitBreaker: a WebSocket connection holds its place
+// under the upstream's circuitBreaker thresholds (an upstream connection,
+// a request in flight) until it closes.
+func TestWebSocketCircuitBreaker(t *testing.T) {
+	for _, limit := range []string{"maxConnections", "maxRequests"} {
+		t.Run(limit, func(t *testing.T) {
+			chat := startChat(t, nil)
+			gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: chat
+      path: ["/chat/*"]
+      upstream:
+        url: "http://%s"
+        circuitBreaker: {%s: 1}
+      websocket: true
+`, chat.Addr, limit))
+			c, _, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+			if resp.StatusCode != 101 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			receive(t, chat.joined, "the first connection at the server")
+			_, _, resp = openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+			if resp.StatusCode != 503 || resp.Header.Get(proxy.HeaderError) != "upstream_overloaded" {
+				t.Fatalf("a second WebSocket connection under %s: 1: %d %q, want 503 upstream_overloaded",
+					limit, resp.StatusCode, resp.Header.Get(proxy.HeaderError))
+			}
+			if v := metricValue(t, gw, `flexgate_upstream_overloaded_total{upstream="http://`+chat.Addr+`",limit="`+limit+`"}`); v != 1 {
+				t.Errorf("flexgate_upstream_overloaded_total{limit=%q} = %v, want 1", limit, v)
+			}
+			c.Close()
+			receive(t, chat.ended, "the end at the server")
+			waitMetric(t, gw, `flexgate_websocket_connections\{route="chat"\} 0`)
+			_, _, resp = openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+			if resp.StatusCode != 101 {
+				t.Fatalf("once the first closed: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestWebSocketUpstreamRefuses: an upstream that answers an upgrade
+// without switching has its answer relayed as any response, body and all.
+func TestWebSocketUpstreamRefuses(t *testing.T) {
+	const body = `{"error":"no such room"}`
+	up := rawWSUpstream(t, func(c net.Conn, _ *bufio.Reader, _ *http.Request) {
+		_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: "+
+			strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	})
+	gw := proxytest.Start(t, wsRouteYAML(up, ""))
+	_, _, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != 404 || string(got) != body || resp.Header.Get("Upgrade") != "" ||
+		resp.Header.Get(proxy.HeaderError) != "" || resp.Header.Get("X-Chat-Policy") != "ran" {
+		t.Fatalf("got %d %v %q; want the upstream's 404 and body, through the response policies", resp.StatusCode, resp.Header, got)
+	}
+	waitMetric(t, gw, `flexgate_websocket_upgrades_total\{route="chat",result="upstream_refused"\} 1`)
+}
+
+// TestWebSocketOtherUpgrades: on a route with websocket, an Upgrade to
+// another protocol (h2c) is not proxied: it goes on as a plain request,
+// without its Upgrade and Connection headers.
+func TestWebSocketOtherUpgrades(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, wsRouteYAML(up.URL, ""))
+	_, _, resp := openRaw(t, gw, []byte("GET /chat/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
+		"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"))
+	if resp.StatusCode != 200 || resp.Header.Get("Upgrade") != "" {
+		t.Fatalf("an h2c upgrade got %d %v; want the upstream's plain 200", resp.StatusCode, resp.Header)
+	}
+	if h := up.Last(t).Header; h["Upgrade"] != "" || h["Http2-Settings"] != "" || strings.Contains(strings.ToLower(h["Connection"]), "upgrade") {
+		t.Errorf("the upstream got Upgrade %q, HTTP2-Settings %q, Connection %q; want none", h["Upgrade"], h["Http2-Settings"], h["Connection"])
+	}
+}
+
+// TestWebSocketClientThatNeverReads: a client that stops reading while the
+// upstream sends has its connection closed after limits.writeTimeout, and
+// the upstream's with it: the upstream's writes stop.
+func TestWebSocketClientThatNeverReads(t *testing.T) {
+	stopped := make(chan error, 1)
+	up := rawWSUpstream(t, func(c net.Conn, _ *bufio.Reader, req *http.Request) {
+		_, _ = io.WriteString(c, switching(req))
+		chunk := bytes.Repeat([]byte{0x82, 0x7e, 0xff, 0xff}, 1<<14) // frame headers as payload: bytes are bytes
+		var err error
+		for sent := 0; err == nil && sent < 1<<30; sent += len(chunk) {
+			_, err = c.Write(chunk)
+		}
+		stopped <- err
+	})
+	gw := proxytest.Start(t, wsRouteYAML(up, "  limits: {writeTimeout: 500ms}\n"))
+	c, _, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	defer c.Close()
+	if err := receive(t, stopped, "the upstream's writes to end"); err == nil {
+		t.Fatal("the upstream sent 1 GiB to a client that reads nothing")
+	}
+	waitMetric(t, gw, `flexgate_websocket_closes_total\{route="chat",reason="write_timeout"\} 1`)
+	waitMetric(t, gw, `flexgate_websocket_connections\{route="chat"\} 0`)
+}
