@@ -547,9 +547,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	case <-time.After(g.opts.DrainDelay):
 	case <-ctx.Done():
 	}
-	// A WebSocket connection has no end a drain could wait for: its
-	// clients reconnect, to the replicas still ready.
-	g.tunnels.closeAll()
+	// A WebSocket connection has no end a drain could wait for: its ends
+	// are told the gateway is going away, and its clients reconnect, to
+	// the replicas still ready.
+	g.tunnels.closeAll(ctx)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var errs []error

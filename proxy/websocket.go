@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1" //nolint:gosec // RFC 6455 derives Sec-WebSocket-Accept with SHA-1; nothing here is a secret
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -236,9 +239,94 @@ type tunnel struct {
 	firstEnd atomic.Int32
 	timer    *time.Timer
 	once     sync.Once
+	// done is closed once the tunnel has closed.
+	done chan struct{}
+	// leaving: the gateway is closing the tunnel (shutdown, reload).
+	leaving atomic.Bool
 
+	// dir is each direction's framing, by the side it comes from.
+	dir   [2]direction
 	small [2][relaySmall]byte
 }
+
+// direction is what a tunnel knows of the frames going one way: enough to
+// tell where one ends, so that the gateway can put a close frame of its
+// own between two of them when it shuts down. Payloads are skipped, never
+// read. Guarded by mu, which the relay holds while it writes.
+type direction struct {
+	mu   sync.Mutex
+	scan frameScan
+	// goAway: the gateway is closing the tunnel; a close frame goes out
+	// at the next frame boundary. Set without mu, so that a write that
+	// blocks does not hold up the shutdown.
+	goAway atomic.Bool
+	// away: it went out; what comes after it is dropped.
+	away bool
+}
+
+// frameScan follows WebSocket frame boundaries (RFC 6455 §5.2) in a byte
+// stream: the header of the frame under way, then the length of its
+// payload left.
+type frameScan struct {
+	hdr       [14]byte
+	hdrN      uint8
+	remaining uint64
+	// closed: a close frame has gone this way (the endpoint that sent it
+	// sends no more frames, and must not be sent a second one).
+	closed bool
+}
+
+// scan advances over b.
+func (f *frameScan) scan(b []byte) {
+	for len(b) > 0 {
+		if f.remaining > 0 {
+			n := min(uint64(len(b)), f.remaining)
+			f.remaining -= n
+			b = b[n:]
+			continue
+		}
+		f.hdr[f.hdrN] = b[0]
+		f.hdrN++
+		b = b[1:]
+		if f.hdrN < 2 {
+			continue
+		}
+		need, n7 := uint8(2), f.hdr[1]&0x7f
+		switch n7 {
+		case 126:
+			need += 2
+		case 127:
+			need += 8
+		}
+		if f.hdr[1]&0x80 != 0 {
+			need += 4
+		}
+		if f.hdrN < need {
+			continue
+		}
+		switch n7 {
+		case 126:
+			f.remaining = uint64(binary.BigEndian.Uint16(f.hdr[2:]))
+		case 127:
+			f.remaining = binary.BigEndian.Uint64(f.hdr[2:])
+		default:
+			f.remaining = uint64(n7)
+		}
+		if f.hdr[0]&0x0f == 0x8 {
+			f.closed = true
+		}
+		f.hdrN = 0
+	}
+}
+
+// atBoundary reports whether the next byte starts a frame.
+func (f *frameScan) atBoundary() bool { return f.hdrN == 0 && f.remaining == 0 }
+
+// goingAwayGrace is how long a tunnel the gateway closes has, once it has
+// sent both ends a close frame 1001 (going away), to finish the closing
+// handshake (the ends' replies are not passed on: each end already has a
+// close frame) before its connections are closed.
+const goingAwayGrace = 2 * time.Second
 
 // Tunnel states: switchProtocols arms it; fasthttp then runs serve, or
 // the timer gives up on it.
@@ -278,7 +366,7 @@ func newTunnel(conn net.Conn, br interface {
 	Buffered() int
 	Peek(int) ([]byte, error)
 }, closeUp func(), writeTimeout time.Duration) *tunnel {
-	t := &tunnel{up: conn, closeUp: closeUp, upstreamWrite: writeTimeout}
+	t := &tunnel{up: conn, closeUp: closeUp, upstreamWrite: writeTimeout, done: make(chan struct{})}
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
 		t.upEarly = append([]byte(nil), b...)
@@ -301,7 +389,10 @@ func (t *tunnel) release() {
 // abort drops a tunnel that will not serve.
 func (t *tunnel) abort() {
 	t.state.Store(tunnelClosed)
-	t.once.Do(t.release)
+	t.once.Do(func() {
+		t.release()
+		close(t.done)
+	})
 }
 
 // switchProtocols answers the client with the upstream's 101, once the
@@ -325,7 +416,7 @@ func (g *Gateway) switchProtocols(ctx *fasthttp.RequestCtx, r *route, tun *tunne
 	tun.g, tun.m, tun.idle, tun.clientWrite, tun.ln = g, r.ws.m, r.ws.idle, l.srv.WriteTimeout, l
 	tun.timer = time.AfterFunc(hijackGrace, func() {
 		if tun.state.CompareAndSwap(tunnelArmed, tunnelClosed) {
-			tun.once.Do(tun.release)
+			tun.abort()
 		}
 	})
 	r.ws.m.upgrades[upgradeOK].Inc()
@@ -363,8 +454,8 @@ func (t *tunnel) serve(c net.Conn) {
 	// reader, which c reads through; it is dropped once they are out, so
 	// that an idle tunnel does not keep a read buffer of maxHeaderSize.
 	early, cerr := takeBuffered(c, client)
-	if !t.write(client, t.head, t.clientWrite, sideClient) || !t.write(client, t.upEarly, t.clientWrite, sideClient) ||
-		!t.write(t.up, early, t.upstreamWrite, sideUpstream) {
+	if !t.write(client, t.head, t.clientWrite, sideClient) || !t.forward(client, t.upEarly, t.clientWrite, sideUpstream) ||
+		!t.forward(t.up, early, t.upstreamWrite, sideClient) {
 		return
 	}
 	t.head, t.upEarly = nil, nil
@@ -424,13 +515,87 @@ func (t *tunnel) write(dst net.Conn, b []byte, timeout time.Duration, to side) b
 	return true
 }
 
-// relay copies src, the tunnel's from side, to dst until src ends, fails,
-// or the tunnel has been idle for its idle timeout.
-func (t *tunnel) relay(src, dst net.Conn, small []byte, writeTimeout time.Duration, from side) {
+// forward writes b, which came from the side from, to dst, the other side;
+// false when the tunnel has closed. It keeps track of the frames, and once
+// the gateway has asked for it, puts its close frame at the first frame
+// boundary.
+func (t *tunnel) forward(dst net.Conn, b []byte, timeout time.Duration, from side) bool {
+	if len(b) == 0 {
+		return true
+	}
 	to := sideUpstream
 	if from == sideUpstream {
 		to = sideClient
 	}
+	d := &t.dir[from]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.away {
+		// Its end has the gateway's close frame: nothing may follow it.
+		return true
+	}
+	d.scan.scan(b)
+	if !t.write(dst, b, timeout, to) {
+		return false
+	}
+	if d.goAway.Load() && d.scan.atBoundary() {
+		t.sendClose(d, dst, to)
+	}
+	return true
+}
+
+// sendClose sends the side to, over dst, a close frame 1001 (going away),
+// unless one has gone to it already. d.mu is held.
+func (t *tunnel) sendClose(d *direction, dst net.Conn, to side) {
+	d.away = true
+	if d.scan.closed {
+		return
+	}
+	d.scan.closed = true
+	frame := [8]byte{0x88, 0x02, 0x03, 0xe9} // FIN, close; 2 bytes: 1001
+	n := 4
+	if to == sideUpstream {
+		// From the client's side, so masked (RFC 6455 §5.3).
+		key := rand.Uint32()
+		frame[1] |= 0x80
+		binary.BigEndian.PutUint32(frame[2:], key)
+		frame[6], frame[7] = 0x03^byte(key>>24), 0xe9^byte(key>>16)
+		n = 8
+	}
+	_ = dst.SetWriteDeadline(time.Now().Add(goingAwayGrace))
+	_, _ = dst.Write(frame[:n])
+}
+
+// goAway starts closing a serving tunnel: each side gets a close frame
+// 1001 (going away) now, if no frame is under way to it, or else at the
+// end of that frame.
+func (t *tunnel) goAway() {
+	if t.state.Load() != tunnelOpen {
+		return
+	}
+	t.leaving.Store(true)
+	for from := range t.dir {
+		d := &t.dir[from]
+		dst, to := t.up, sideUpstream
+		if side(from) == sideUpstream {
+			dst, to = t.client, sideClient
+		}
+		d.goAway.Store(true)
+		if !d.mu.TryLock() {
+			// A write is under way: the relay sends the close frame after
+			// it, at the end of its frame.
+			continue
+		}
+		if !d.away && d.scan.atBoundary() {
+			t.sendClose(d, dst, to)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// relay copies src, the tunnel's from side, to dst until src ends, fails,
+// or the tunnel has been idle for its idle timeout.
+func (t *tunnel) relay(src, dst net.Conn, small []byte, writeTimeout time.Duration, from side) {
 	buf := small
 	var big *[]byte
 	defer func() {
@@ -445,7 +610,7 @@ func (t *tunnel) relay(src, dst net.Conn, small []byte, writeTimeout time.Durati
 		n, err := src.Read(buf)
 		if n > 0 {
 			t.last.Store(time.Now().UnixNano())
-			if !t.write(dst, buf[:n], writeTimeout, to) {
+			if !t.forward(dst, buf[:n], writeTimeout, from) {
 				return
 			}
 			switch {
@@ -515,12 +680,17 @@ func (t *tunnel) idleLimit() time.Duration {
 // direction's goroutine returns at its next read or write.
 func (t *tunnel) close(why closeReason) {
 	t.once.Do(func() {
+		if t.leaving.Load() {
+			// The ends answering the gateway's close frames.
+			why = closedShutdown
+		}
 		t.state.Store(tunnelClosed)
 		_ = t.client.Close()
 		t.release()
 		t.g.tunnels.remove(t)
 		t.m.open.Dec()
 		t.m.closes[why].Inc()
+		close(t.done)
 	})
 }
 
@@ -562,6 +732,30 @@ func (s *tunnelSet) closeListener(l *listener) {
 		}
 	}
 	s.mu.Unlock()
+	shut(context.Background(), open)
+}
+
+// shut closes tunnels as the gateway goes away: each end gets a close frame
+// 1001, and goingAwayGrace (or ctx) to finish the closing handshake.
+func shut(ctx context.Context, open []*tunnel) {
+	if len(open) == 0 {
+		return
+	}
+	for _, t := range open {
+		t.goAway()
+	}
+	grace := time.NewTimer(goingAwayGrace)
+	defer grace.Stop()
+wait:
+	for _, t := range open {
+		select {
+		case <-t.done:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	for _, t := range open {
 		t.close(closedShutdown)
 	}
@@ -577,7 +771,7 @@ func cappedOf(c net.Conn) *cappedConn {
 }
 
 // closeAll closes every tunnel, and every one that starts afterwards.
-func (s *tunnelSet) closeAll() {
+func (s *tunnelSet) closeAll(ctx context.Context) {
 	s.mu.Lock()
 	s.closed = true
 	open := make([]*tunnel, 0, len(s.open))
@@ -585,7 +779,5 @@ func (s *tunnelSet) closeAll() {
 		open = append(open, t)
 	}
 	s.mu.Unlock()
-	for _, t := range open {
-		t.close(closedShutdown)
-	}
+	shut(ctx, open)
 }

@@ -554,8 +554,9 @@ func TestWebSocketPolicies(t *testing.T) {
 }
 
 // TestWebSocketShutdownClosesTunnels: once the drain delay is over, the
-// gateway closes its WebSocket connections, both sides, instead of waiting
-// for them until the shutdown timeout.
+// gateway closes its WebSocket connections, instead of waiting for them
+// until the shutdown timeout: each end reads a close frame 1001 (going
+// away).
 func TestWebSocketShutdownClosesTunnels(t *testing.T) {
 	chat := startChat(t, nil)
 	gw := proxytest.Start(t, wsRouteYAML("http://"+chat.Addr, ""))
@@ -573,10 +574,12 @@ func TestWebSocketShutdownClosesTunnels(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, _, err := c.Read(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("the client's connection stayed open through the shutdown: %v", err)
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("the client's connection ended with %v, want a close frame 1001", err)
 	}
-	receive(t, chat.ended, "the end at the server")
+	if code := receive(t, chat.ended, "the end at the server"); code != websocket.StatusGoingAway {
+		t.Errorf("the server's connection ended with status %d, want 1001", code)
+	}
 	if err := receive(t, done, "the shutdown's end"); err != nil {
 		t.Fatalf("shutdown waited for the WebSocket connection: %v", err)
 	}
@@ -834,4 +837,60 @@ func TestWebSocketClientThatNeverReads(t *testing.T) {
 	}
 	waitMetric(t, gw, `flexgate_websocket_closes_total\{route="chat",reason="write_timeout"\} 1`)
 	waitMetric(t, gw, `flexgate_websocket_connections\{route="chat"\} 0`)
+}
+
+// TestWebSocketShutdownMidFrame: a close frame the gateway sends on
+// shutdown goes between two frames, never inside one: the upstream, which
+// has half a frame from the client, gets the rest of it, then the close
+// frame; the client, to which nothing is under way, gets its close frame
+// at once.
+func TestWebSocketShutdownMidFrame(t *testing.T) {
+	half := make(chan struct{})
+	got := make(chan []byte, 1)
+	up := rawWSUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		_, _ = io.WriteString(c, switching(req))
+		b := make([]byte, 6+10)
+		if _, err := io.ReadFull(br, b[:6+5]); err != nil {
+			got <- []byte("error: " + err.Error())
+			return
+		}
+		close(half)
+		rest, _ := io.ReadAll(br) // until the gateway closes
+		got <- append(b[:11], rest...)
+	})
+	gw := proxytest.Start(t, wsRouteYAML(up, ""))
+	c, br, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	whole := frame("0123456789", true) // 6 bytes of header, 10 of payload
+	if _, err := c.Write(whole[:11]); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, half, "half the frame at the upstream")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		done <- gw.GW.Shutdown(ctx)
+	}()
+	// The client's close frame comes at once, unmasked: 1001.
+	var closeFrame [4]byte
+	if _, err := io.ReadFull(br, closeFrame[:]); err != nil || closeFrame != [4]byte{0x88, 0x02, 0x03, 0xe9} {
+		t.Fatalf("the client read % x, %v; want a close frame 1001", closeFrame, err)
+	}
+	if _, err := c.Write(whole[11:]); err != nil {
+		t.Fatal(err)
+	}
+	b := receive(t, got, "what the upstream read")
+	if len(b) != len(whole)+8 || !bytes.Equal(b[:len(whole)], whole) {
+		t.Fatalf("the upstream read % x; want the client's frame whole, then a masked close frame", b)
+	}
+	cl := b[len(whole):]
+	if cl[0] != 0x88 || cl[1] != 0x82 || cl[6]^cl[2] != 0x03 || cl[7]^cl[3] != 0xe9 {
+		t.Fatalf("after the client's frame the upstream read % x; want a masked close frame 1001", cl)
+	}
+	if err := receive(t, done, "the shutdown's end"); err != nil {
+		t.Fatal(err)
+	}
 }
