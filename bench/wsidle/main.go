@@ -156,8 +156,8 @@ func run(n int, bin string, settle time.Duration) error {
 
 	// SIGTERM: the drain closes every WebSocket connection.
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	closed := countClosed(conns, 15*time.Second)
-	fmt.Printf("  on SIGTERM: %d of %d connections closed by flexgate\n", closed, n)
+	closed, goingAway := countClosed(conns, 15*time.Second)
+	fmt.Printf("  on SIGTERM: %d of %d connections closed by flexgate, %d of them after a close frame\n", closed, n, goingAway)
 	select {
 	case err := <-exited:
 		exited <- err
@@ -330,10 +330,11 @@ func echoSample(conns []*wsConn, k int) int {
 }
 
 // countClosed waits until every connection has been closed by the far end,
-// or until timeout, and counts those that were.
-func countClosed(conns []*wsConn, timeout time.Duration) int {
+// or until timeout, and counts those that were, and those that read a close
+// frame first.
+func countClosed(conns []*wsConn, timeout time.Duration) (closed, goingAway int) {
 	deadline := time.Now().Add(timeout)
-	var closed atomic.Int64
+	var nClosed, nAway atomic.Int64
 	var wg sync.WaitGroup
 	work := make(chan *wsConn)
 	for range 64 {
@@ -342,8 +343,14 @@ func countClosed(conns []*wsConn, timeout time.Duration) int {
 			defer wg.Done()
 			for c := range work {
 				_ = c.SetReadDeadline(deadline)
+				// flexgate's close frame 1001, or the one it sent the origin,
+				// echoed back (masked) before flexgate's own went out.
+				var first [2]byte
+				if _, err := io.ReadFull(c.br, first[:]); err == nil && first[0] == 0x88 && first[1]&0x7f == 2 {
+					nAway.Add(1)
+				}
 				if _, err := io.Copy(io.Discard, c.br); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-					closed.Add(1)
+					nClosed.Add(1)
 				}
 			}
 		}()
@@ -353,7 +360,7 @@ func countClosed(conns []*wsConn, timeout time.Duration) int {
 	}
 	close(work)
 	wg.Wait()
-	return int(closed.Load())
+	return int(nClosed.Load()), int(nAway.Load())
 }
 
 // startOrigin runs this program again as the origin, in a process of its
