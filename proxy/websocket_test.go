@@ -894,3 +894,33 @@ func TestWebSocketShutdownMidFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWebSocketHugeFrame: a frame longer than anything the gateway could
+// hold (its header says 2⁶² bytes) streams through as it comes.
+func TestWebSocketHugeFrame(t *testing.T) {
+	const sent = 16 << 20
+	got := make(chan int64, 1)
+	up := rawWSUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		_, _ = io.WriteString(c, switching(req))
+		n, _ := io.Copy(io.Discard, io.LimitReader(br, 14+sent))
+		got <- n
+	})
+	gw := proxytest.Start(t, wsRouteYAML(up, ""))
+	c, _, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	hdr := []byte{0x82, 0x80 | 127, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4} // masked, 2⁶² bytes
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for range sent / len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := receive(t, got, "the bytes at the upstream"); n != 14+sent {
+		t.Fatalf("the upstream read %d bytes of the frame, want %d", n, 14+sent)
+	}
+}
