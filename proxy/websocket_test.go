@@ -528,6 +528,13 @@ func TestWebSocketPolicies(t *testing.T) {
 	if _, resp, err := dial("/guarded/x", nil); err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Fatalf("upgrade without credentials: %v, %v; want 401", err, resp)
 	}
+	// The refusal is the gateway's usual JSON error.
+	_, _, resp := openRaw(t, gw, []byte(upgradeRequest("/guarded/x")))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != 401 || resp.Header.Get(proxy.HeaderError) == "" || resp.Header.Get("Upgrade") != "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !bytes.Contains(body, []byte(`"reason":`)) {
+		t.Fatalf("a refused upgrade got %d %v %s; want the JSON 401 with X-Flexgate-Error", resp.StatusCode, resp.Header, body)
+	}
 	c, _, err := dial("/guarded/x", http.Header{"Client_id": {"app"}, "Client_secret": {"app-secret-value"}})
 	if err != nil {
 		t.Fatalf("upgrade with credentials: %v", err)
@@ -549,7 +556,7 @@ func TestWebSocketPolicies(t *testing.T) {
 		t.Fatalf("a refused upgrade reached the upstream: %v", h)
 	default:
 	}
-	waitMetric(t, gw, `flexgate_websocket_upgrades_total\{route="guarded",result="rejected"\} 1`)
+	waitMetric(t, gw, `flexgate_websocket_upgrades_total\{route="guarded",result="rejected"\} 2`)
 	waitMetric(t, gw, `flexgate_websocket_upgrades_total\{route="limited",result="rejected"\} 1`)
 }
 
