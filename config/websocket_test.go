@@ -26,6 +26,9 @@ func TestLoadWebSocket(t *testing.T) {
 			t.Errorf("websocket: %s loaded as %+v, want %+v", c.ws, got, c.want)
 		}
 	}
+	if v := mustLoad(t, "a.yaml", route("{idleTimeout: 30s}")).Redacted().Routes[0].WebSocket; v == nil || v.IdleTimeout != "30s" {
+		t.Errorf("/config shows the route's websocket as %+v, want idleTimeout 30s", v)
+	}
 	aliased := head + "  routes:\n    - id: r\n      path: /x\n      upstream: {url: http://b}\n      websocket: &ws {idleTimeout: 1m}\n" +
 		"    - id: s\n      path: /y\n      upstream: {url: http://b}\n      websocket: *ws\n"
 	if ws := mustLoad(t, "a.yaml", aliased).Routes[1].WebSocket; ws == nil || ws.IdleTimeout != time.Minute {
