@@ -1,0 +1,32 @@
+package basicauth
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
+)
+
+// BenchmarkKnownUser is the common path: a user whose password is known,
+// plain or bcrypt (after its first request, from the cache).
+func BenchmarkKnownUser(b *testing.B) {
+	f := mustCompile(b, fmt.Sprintf(`- http-basic-authentication: {users: [{username: plain, password: one}, {username: bcrypt, passwordHash: "%s"}]}`,
+		bcryptOf(b, "two")))
+	for _, creds := range []string{basic("plain", "one"), basic("bcrypt", "two")} {
+		b.Run(creds, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := chaintest.Ctx("http://gw/api/x")
+				ex := chain.AcquireExchange()
+				ex.Prepare(f.c)
+				for pb.Next() {
+					ctx.Request.Header.Set("Authorization", creds)
+					if rej := f.c.RunRequest(ctx, ex); rej != nil {
+						b.Fatal(rej)
+					}
+				}
+			})
+		})
+	}
+}
