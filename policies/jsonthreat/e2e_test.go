@@ -133,3 +133,42 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestEndToEndDoesNotAllocate posts a typical JSON body through the real
+// gateway, with the policy and without: the policy adds no allocation to
+// what the gateway's forwarding of a body costs.
+func TestEndToEndDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceOn {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	body := []byte(`{"order":{"id":"ORD-1","items":[{"sku":"PRD-42","quantity":2},{"sku":"PRD-7","quantity":1}],"note":"door"}}`)
+	allocs := func(policy string) float64 {
+		up := proxytest.StartUpstream(t)
+		up.Record = false
+		gw := proxytest.Start(t, strings.Replace(gatewayYAML(up.URL), "json-threat-protection: {maxStringValueLength: 100, maxArrayElementCount: 100000}", policy, 1))
+		hc := &fasthttp.HostClient{Addr: strings.TrimPrefix(gw.URL, "http://"), MaxConns: 4, ReadTimeout: 5 * time.Second}
+		req, resp := new(fasthttp.Request), new(fasthttp.Response)
+		req.SetRequestURI(gw.URL + "/orders/1")
+		req.Header.SetMethod("POST")
+		req.Header.SetContentType("application/json")
+		do := func() {
+			req.SetBody(body)
+			if err := hc.Do(req, resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != 200 {
+				t.Fatalf("%d %s", resp.StatusCode(), resp.Body())
+			}
+		}
+		for i := 0; i < 200; i++ {
+			do()
+		}
+		return proxytest.SteadyAllocs(500, do)
+	}
+	without := allocs("response-headers-set: {headers: {X-A: b}}")
+	with := allocs("json-threat-protection: {maxStringValueLength: 100, maxArrayElementCount: 100000}")
+	t.Logf("allocations per request: %.2f without the policy, %.2f with it", without, with)
+	if with-without >= 0.5 {
+		t.Errorf("the policy adds %.2f allocations per request, want 0", with-without)
+	}
+}
