@@ -134,6 +134,12 @@ func TestTemplateExpression(t *testing.T) {
 	f("ip_not_allowed", "X-A", "10.0.0.1", "X-B", "192.0.2.1")
 	f("ip_unknown")
 	f("duplicate_credentials", "X-A", "10.0.0.1", "X-A", "192.0.2.1")
+
+	// Flex Gateway's expressions compile the same way.
+	c = chaintest.MustChain(t, `- ip-allowlist-flex: {ips: ["10.0.0.0/8"], ipExpression: "#[attributes.headers['x-a'] ++ ',' ++ attributes.headers['x-b']]"}`)
+	f("pass", "X-A", "10.0.0.1", "X-B", "10.0.0.2")
+	f("ip_not_allowed", "X-A", "10.0.0.1", "X-B", "192.0.2.1")
+	f("ip_unknown", "X-A", "10.0.0.1", "X-B", "unknown")
 }
 
 func TestValidate(t *testing.T) {
@@ -151,11 +157,11 @@ func TestValidate(t *testing.T) {
 	f(`        - ip-blocklist: {ips: ["10.0.0.1", "10.0.0.0/33"]}`, `gw.yaml:12:44: ip-blocklist: ips: "10.0.0.0/33" is not a CIDR: prefix length out of range`)
 	f(`        - ip-blocklist: {ips: ["fe80::1%eth0"]}`, "has an IPv6 zone")
 	f(`        - ip-blocklist: {ips: "10.0.0.1"}`, "gw.yaml:12:31:", "cannot unmarshal")
-	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "#[attributes.method ++ 'x']"}`,
-		"gw.yaml:12:64: ip-allowlist-flex: ipExpression", "#[attributes.headers['name']]")
+	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "#['10.0.0.1']"}`,
+		"gw.yaml:12:64: ip-allowlist-flex: ipExpression", "reads nothing of the request", "#[attributes.headers['name']]")
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "10.0.0.1"}`, "reads nothing of the request")
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$request.nope"}`, "unknown expression $request.nope")
-	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$client.id"}`, "gw.yaml:12:64: ip-allowlist-flex: ipExpression:", "$client.id")
+	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$client.id"}`, "gw.yaml:12:65: ip-allowlist-flex: ipExpression:", "$client.id")
 	f(`        - ip-allowlist: {ips: ["10.0.0.1"], ipExpression: "#[attributes.headers['a b']]"}`, `"a b" is not a header name`)
 	f(`        - ip-allowlist: {ips: ["10.0.0.1"], address: x}`, `unknown parameter "address"; known parameters: ipExpression, ips`)
 }

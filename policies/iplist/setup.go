@@ -182,9 +182,6 @@ func (l *List) compileExpression(env *chain.Env) error {
 	switch {
 	case t.IsRemoteAddress():
 		return nil
-	case t.IsConstant() && strings.HasPrefix(s, "#["):
-		return chain.Errorf(at, "ipExpression %q: this Flex expression is not supported yet; write #[attributes.headers['name']] "+
-			"or #[attributes.remoteAddress], or flexgate's $request.header.NAME or $request.remoteAddress", s)
 	case t.IsConstant():
 		return chain.Errorf(at, "ipExpression %q reads nothing of the request: write $request.remoteAddress (the default), "+
 			"$request.header.NAME or #[attributes.headers['name']]", s)
