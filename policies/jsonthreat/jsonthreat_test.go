@@ -257,15 +257,64 @@ func TestValidate(t *testing.T) {
 	f("        - json-threat-protection-flex: {maxContainerDepth: \"3\"}\n", "gw.yaml:13:60:")
 }
 
-// TestLargeBodyLimitIsWarnedOf: the policy holds each body in memory, so a
-// route that allows huge bodies is a warning.
-func TestLargeBodyLimitIsWarnedOf(t *testing.T) {
-	cfg, _ := chaintest.Load(t, gateway("1GiB", "        - json-threat-protection\n"))
-	if _, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true}); err != nil {
+// TestLargeBodyStreamsThroughTheCheck: of a body larger than holdMax the
+// policy holds only the first holdMax bytes; the rest is checked as the
+// gateway reads it for the upstream. A valid body reads back byte for
+// byte; one that breaks a limit, or ends mid-document, past holdMax ends
+// the stream with the policy's rejection (a chain.BodyRejection) before
+// the offending piece, and a body-reading policy after it answers with
+// that rejection.
+func TestLargeBodyStreamsThroughTheCheck(t *testing.T) {
+	cfg, _ := chaintest.Load(t, gateway("1GiB", "        - json-threat-protection: {maxArrayElementCount: 100000}\n"))
+	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Message, "holds each body it checks in memory") {
+	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings %v", cfg.Warnings)
+	}
+	c := set.Chains[0]
+	valid := "[" + strings.Repeat(`"abcdefghij",`, 20000) + "0]"
+	f := func(body string) (passed *chain.Rejection, read string, end error, details string) {
+		t.Helper()
+		ctx := post(body, true)
+		ex := chain.AcquireExchange()
+		defer chain.ReleaseExchange(ex)
+		ex.Prepare(c)
+		if rej := c.RunRequest(ctx, ex); rej != nil {
+			return rej, "", nil, ""
+		}
+		var b bytes.Buffer
+		_, end = io.Copy(&b, ctx.Request.BodyStream())
+		return nil, b.String(), end, string(ex.Details)
+	}
+	if rej, read, end, _ := f(valid); rej != nil || end != nil || read != valid {
+		t.Fatalf("a valid body of %d bytes: %v, %v, read %d bytes", len(valid), rej, end, len(read))
+	}
+	for _, tc := range []struct{ body, reason, details string }{
+		{valid[:len(valid)-1] + "," + strings.Repeat("[", 10001), "json_too_deep", `{"parameter":"maxContainerDepth","value":-1,"gatewayLimit":10000}`},
+		{strings.Replace(valid, "0]", strings.Repeat("1,", 80001)+"0]", 1), "json_array_too_long", `{"parameter":"maxArrayElementCount","value":100000}`},
+		{valid[:len(valid)-1], "invalid_json", ""},
+		{valid[:len(valid)-2] + "\xff]", "invalid_json", ""},
+	} {
+		rej, read, end, details := f(tc.body)
+		br, ok := end.(chain.BodyRejection)
+		if rej != nil || !ok || br.Rejection().Reason != tc.reason || br.Rejection().Policy != "json-threat-protection" || details != tc.details {
+			t.Errorf("%s: %v, %v, details %s", tc.reason, rej, end, details)
+			continue
+		}
+		if len(read) < holdMax || len(read) >= len(tc.body) || !strings.HasPrefix(tc.body, read) {
+			t.Errorf("%s: %d of %d bytes passed on", tc.reason, len(read), len(tc.body))
+		}
+	}
+
+	// A policy after it that reads the body answers with its rejection.
+	c = mustChain(t, "1GiB", "        - json-threat-protection: {maxContainerDepth: 3}\n        - request-validation: {schema: '{\"type\":\"array\"}', maxBodySize: 10000000}\n")
+	deep := valid[:len(valid)-1] + ",[[[[1]]]]]"
+	ctx := post(deep, true, "Content-Type", "application/json")
+	if rej, details := run(c, ctx); rej == nil || rej.Reason != "json_too_deep" || rej.Policy != "json-threat-protection" ||
+		details != `{"parameter":"maxContainerDepth","value":3}` {
+		t.Errorf("request-validation after it: %v %s", rej, details)
 	}
 }
 

@@ -25,10 +25,6 @@ const (
 	CheckJSON = "json"
 )
 
-// bigBody is the route body limit above which the config is warned of:
-// the policy holds each body it checks in memory.
-const bigBody = 64 << 20
-
 // FlexLimits are Flex Gateway's parameters of json-threat-protection-flex,
 // each -1 (the default) for no limit.
 type FlexLimits struct {
@@ -149,9 +145,6 @@ func (p *protector) provision(env *chain.Env, fl *FlexLimits, all bool) error {
 	p.maxBody = env.Route.MaxRequestBodySize
 	if p.maxBody <= 0 {
 		p.maxBody = env.Config.Limits.MaxRequestBodySize
-	}
-	if p.maxBody > bigBody {
-		env.Warn(nil, "the policy holds each body it checks in memory, up to the route's maxRequestBodySize (%d bytes); lower it (limits.maxRequestBodySize or the route's)", p.maxBody)
 	}
 	messages := map[Verdict]string{
 		TooDeep:       "the JSON body nests objects and arrays deeper than maxContainerDepth (%d levels)",
