@@ -79,42 +79,48 @@ func (c *core) verify(u *user, pass []byte) bool {
 		if subtle.ConstantTimeCompare(d[:], u.cred.sha[:]) == 1 {
 			return true
 		}
-	case kindBcrypt:
+	case kindBcrypt, kindSHACrypt:
 		d := c.keyed(pass)
 		now := c.now().UnixNano()
 		if v := u.verified.Load(); v != nil && now < v.expires && subtle.ConstantTimeCompare(d[:], v.digest[:]) == 1 {
 			return true
 		}
-		// Only a password bcrypt accepts is remembered, by its keyed
-		// digest: a wrong one never reaches the cache.
-		if c.bcrypt(u.cred.bcrypt, pass) {
+		// Only a password the slow hash accepts is remembered, by its
+		// keyed digest: a wrong one never reaches the cache.
+		if c.slow(&u.cred, pass) {
 			u.verified.Store(&verified{digest: d, expires: now + int64(verifiedTTL)})
 			return true
 		}
 		return false
 	}
-	if c.dummy != nil {
-		c.bcrypt(c.dummy, pass)
+	if c.dummy.kind != kindPlain {
+		c.slow(&c.dummy, pass)
 	}
 	return false
 }
 
 // decoy spends on an unknown user what a known user's wrong password costs.
 func (c *core) decoy(pass []byte) {
-	if c.dummy != nil {
-		c.bcrypt(c.dummy, pass)
+	if c.dummy.kind != kindPlain {
+		c.slow(&c.dummy, pass)
 		return
 	}
 	d := c.keyed(pass)
 	subtle.ConstantTimeCompare(d[:], c.dummyDigest[:])
 }
 
-// bcrypt compares in one of the process's bcrypt slots.
-func (c *core) bcrypt(hash, pass []byte) bool {
-	bcryptSlots <- struct{}{}
-	err := bcrypt.CompareHashAndPassword(hash, pass)
-	<-bcryptSlots
-	if err != nil {
+// slow checks a bcrypt or SHA-crypt credential in one of the process's
+// slots for slow hashes.
+func (c *core) slow(cred *credential, pass []byte) bool {
+	slowSlots <- struct{}{}
+	var ok bool
+	if cred.kind == kindBcrypt {
+		ok = bcrypt.CompareHashAndPassword(cred.bcrypt, pass) == nil
+	} else {
+		ok = cred.crypt.verify(pass)
+	}
+	<-slowSlots
+	if !ok {
 		c.m.fail.Inc()
 		return false
 	}

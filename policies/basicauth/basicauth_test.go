@@ -225,17 +225,47 @@ func TestBcryptIsCached(t *testing.T) {
 	}
 }
 
+// TestSHACryptIsCachedAndDecoyed: with SHA-crypt users and no bcrypt ones,
+// an accepted password is remembered as a bcrypt one is, and an unknown
+// user or a plain user's wrong password costs a SHA-crypt check of the
+// most rounds in use.
+func TestSHACryptIsCachedAndDecoyed(t *testing.T) {
+	f := mustCompile(t, fmt.Sprintf(`- http-basic-authentication: {users: [{username: alice, passwordHash: "%s"}, {username: plain, password: x}]}`,
+		shaCryptVectors[2].hash))
+	ok := func(pass string) bool { return f.do("Authorization", basic("alice", pass)).rej == nil }
+	for range 3 {
+		if !ok("Hello world!") {
+			t.Fatal("refused")
+		}
+	}
+	if got := f.bcryptChecks("pass"); got != 1 {
+		t.Errorf("SHA-crypt ran %d times for one password", got)
+	}
+	if ok("Hello world") || f.bcryptChecks("fail") != 1 {
+		t.Errorf("a wrong password: %d failed checks", f.bcryptChecks("fail"))
+	}
+	f.do("Authorization", basic("mallory", "Hello world!"))
+	f.do("Authorization", basic("plain", "y"))
+	if got := f.bcryptChecks("fail"); got != 3 {
+		t.Errorf("an unknown user and a wrong plain password: %d slow checks failed in all, want 3", got)
+	}
+	if d := f.core().dummy; d.kind != kindSHACrypt || d.crypt.rounds != 10000 || d.crypt.sha512 {
+		t.Errorf("the decoy is %+v, want $5$ with 10000 rounds", d)
+	}
+}
+
 func TestHtpasswdFile(t *testing.T) {
 	dir := t.TempDir()
 	sum := sha256.Sum256([]byte("two"))
 	file := filepath.Join(dir, "htpasswd")
-	content := fmt.Sprintf("# users\n\nbcrypt:%s\r\nsha-b64:{SHA256}%s\nsha-hex:sha256:%x\n", bcryptOf(t, "one"),
-		base64.StdEncoding.EncodeToString(sum[:]), sum)
+	content := fmt.Sprintf("# users\n\nbcrypt:%s\r\nsha-b64:{SHA256}%s\nsha-hex:sha256:%x\ncrypt256:%s\ncrypt512:%s\n", bcryptOf(t, "one"),
+		base64.StdEncoding.EncodeToString(sum[:]), sum, shaCryptVectors[0].hash, shaCryptVectors[3].hash)
 	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := mustCompile(t, "- http-basic-authentication: {htpasswdFile: "+file+", username: inline, password: three}")
-	for user, pass := range map[string]string{"bcrypt": "one", "sha-b64": "two", "sha-hex": "two", "inline": "three"} {
+	for user, pass := range map[string]string{"bcrypt": "one", "sha-b64": "two", "sha-hex": "two", "inline": "three",
+		"crypt256": shaCryptVectors[0].password, "crypt512": shaCryptVectors[3].password} {
 		if o := f.do("Authorization", basic(user, pass)); o.rej != nil || o.user != user {
 			t.Errorf("%s: %+v", user, o)
 		}
@@ -249,13 +279,47 @@ func TestHtpasswdFile(t *testing.T) {
 	}
 }
 
+// shaCryptVectors are hashes glibc's crypt(3) (and openssl passwd -5/-6)
+// makes, with their passwords: the first three are the specification's own.
+var shaCryptVectors = []struct{ hash, password string }{
+	{"$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", "Hello world!"},
+	{"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1", "Hello world!"},
+	{"$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA", "Hello world!"},
+	{"$6$rounds=1000$roundstoolow$kUMsbe306n21p9R.FRkW3IGn.S9NPN0x50YhH1xhLsPuWGsUSklZt58jaTfF4ZEQpyUNGc0dqbpBYYBaHHrsX.", "the minimum number is still observed"},
+	{"$5$rounds=12345$x$piVc.blMX2E2zfwmPxw/mN94mcVhjMJ9AFwStPde8D8", strings.Repeat("a", 70)},
+	{"$6$rounds=1400$abcdefghijklmnop$5cJjbpoXCVd1enUI2HhfC6otY2qpYanTcqMBV8P8XLxzjFdlXbifBHstWhn3xH5Fzisomd7HANTyN7z8Y9GjQ1", "p\u00e4ssw\u00f6rd \u20ac" + strings.Repeat("x", 130)},
+	{"$5$ab$qRq/oZkUn9lJUSIcgVT3NbpSDsjn.r137TBSoCt2kCA", ""},
+}
+
+func TestSHACrypt(t *testing.T) {
+	for _, v := range shaCryptVectors {
+		cred, err := parseHash(v.hash)
+		if err != nil || cred.kind != kindSHACrypt {
+			t.Fatalf("%s: %v", v.hash, err)
+		}
+		if !cred.crypt.verify([]byte(v.password)) {
+			t.Errorf("%s: %q does not verify (computed %s)", v.hash, v.password, cred.crypt.compute([]byte(v.password)))
+		}
+		if cred.crypt.verify([]byte(v.password + "x")) {
+			t.Errorf("%s: a wrong password verifies", v.hash)
+		}
+	}
+}
+
 func TestHtpasswdErrors(t *testing.T) {
 	sha1 := "{SHA}" + base64.StdEncoding.EncodeToString(make([]byte, 20))
 	for content, want := range map[string]string{
-		"alice:$apr1$abc$def\n": "htpasswd:1: user \"alice\": Apache MD5 ($apr1$) hashes are not accepted: use bcrypt (htpasswd -nB USER), {SHA256}base64 or sha256:hex",
+		"alice:$apr1$abc$def\n": "htpasswd:1: user \"alice\": Apache MD5 ($apr1$) hashes are not accepted: use bcrypt (htpasswd -nB USER), SHA-crypt (htpasswd -n2 USER), {SHA256}base64 or sha256:hex",
 		"alice:" + sha1 + "\n":  "SHA-1 ({SHA}) hashes are not accepted",
 		"alice:$1$salt$hash\n":  "MD5-crypt ($1$) hashes are not accepted",
-		"alice:$6$salt$hash\n":  "SHA-crypt ($5$, $6$) hashes are not accepted",
+		"alice:$6$salt$hash\n":  "not a SHA-crypt hash: the hash after the salt must be 86 characters of ./0-9A-Za-z",
+		"alice:$5$salt\n":       "not a SHA-crypt hash: no $ between the salt and the hash",
+		"alice:$5$" + strings.Repeat("s", 17) + "$" + strings.Repeat("a", 43) + "\n": "the salt is longer than 16 characters",
+		"alice:$5$rounds=999$salt$" + strings.Repeat("a", 43) + "\n":                 "rounds=999 is outside 1000 to 2000000",
+		"alice:$6$rounds=999999999$salt$" + strings.Repeat("a", 86) + "\n":           "rounds=999999999 is outside 1000 to 2000000",
+		"alice:$5$rounds=01000$salt$" + strings.Repeat("a", 43) + "\n":               "rounds=01000 is not a number of rounds",
+		"alice:$5$rounds=x$salt$" + strings.Repeat("a", 43) + "\n":                   "rounds=x is not a number of rounds",
+		"alice:$5$salt$" + strings.Repeat("a", 42) + "!\n":                           "must be 43 characters",
 		"alice:abJnggxhB/yWI\n": "crypt(3) DES or plain-text hashes are not accepted",
 		"alice:secret\n":        "plain-text or unknown hashes are not accepted",
 		"\n\nalice\n":           "htpasswd:3: not a user:hash line",
@@ -350,8 +414,10 @@ func TestSuccessDoesNotAllocate(t *testing.T) {
       - {username: plain, password: one}
       - {username: sha, passwordHash: "sha256:%x"}
       - {username: bcrypt, passwordHash: "%s"}
-      - {username: "Åsa", password: "é"}`, sum, bcryptOf(t, "three")))
-	for _, creds := range []string{basic("plain", "one"), basic("sha", "two"), basic("bcrypt", "three"), basic("Åsa", "é")} {
+      - {username: "Åsa", password: "é"}
+      - {username: crypt, passwordHash: "%s"}`, sum, bcryptOf(t, "three"), shaCryptVectors[1].hash))
+	for _, creds := range []string{basic("plain", "one"), basic("sha", "two"), basic("bcrypt", "three"), basic("Åsa", "é"),
+		basic("crypt", shaCryptVectors[1].password)} {
 		ctx := chaintest.Ctx("http://gw/api/x")
 		ex := chain.AcquireExchange()
 		ex.Prepare(f.c)
@@ -399,13 +465,19 @@ func FuzzHtpasswd(f *testing.F) {
 	f.Add([]byte("alice:$2y$05$" + strings.Repeat("a", 53) + "\n# c\nbob:sha256:" + strings.Repeat("0", 64)))
 	f.Add([]byte("x:{SHA256}" + base64.StdEncoding.EncodeToString(make([]byte, 32))))
 	f.Add([]byte("a:$apr1$x$y\r\n"))
+	for _, v := range shaCryptVectors {
+		f.Add([]byte("u:" + v.hash + "\n"))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		list, err := parseHtpasswd("f", data)
 		if err != nil {
 			return
 		}
 		for _, e := range list {
-			if checkUsername(e.name) != nil || e.cred.kind == kindPlain || e.cred.kind == kindBcrypt && e.cred.cost > maxCost {
+			c := e.cred.crypt
+			if checkUsername(e.name) != nil || e.cred.kind == kindPlain || e.cred.kind == kindBcrypt && e.cred.cost > maxCost ||
+				e.cred.kind == kindSHACrypt && (c.rounds < shaCryptMinRounds || c.rounds > shaCryptMaxRounds || len(c.salt) > shaCryptMaxSalt ||
+					len(c.sum) != 43 && !c.sha512 || len(c.sum) != 86 && c.sha512) {
 				t.Fatalf("accepted %+v", e)
 			}
 		}

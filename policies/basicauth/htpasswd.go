@@ -20,9 +20,10 @@ const maxCost = 16
 type hashKind uint8
 
 const (
-	kindPlain  hashKind = iota // a password written in the config
-	kindSHA256                 // SHA-256 of the password
-	kindBcrypt                 // bcrypt of the password
+	kindPlain    hashKind = iota // a password written in the config
+	kindSHA256                   // SHA-256 of the password
+	kindBcrypt                   // bcrypt of the password
+	kindSHACrypt                 // SHA-crypt ($5$, $6$) of the password
 )
 
 // credential is a user's password as the config gives it.
@@ -30,13 +31,14 @@ type credential struct {
 	kind   hashKind
 	sha    [sha256.Size]byte // kindSHA256
 	bcrypt []byte            // kindBcrypt
-	cost   int
-	plain  string // kindPlain
+	cost   int               // kindBcrypt
+	crypt  shaCrypt          // kindSHACrypt
+	plain  string            // kindPlain
 }
 
-// parseHash reads a password hash: bcrypt ($2a$, $2b$, $2y$),
-// {SHA256}base64 or sha256:hex. Other htpasswd formats are refused, saying
-// why.
+// parseHash reads a password hash: bcrypt ($2a$, $2b$, $2y$), SHA-crypt
+// ($5$, $6$), {SHA256}base64 or sha256:hex. Other htpasswd formats are
+// refused, saying why.
 func parseHash(h string) (credential, error) {
 	switch {
 	case strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$"):
@@ -48,6 +50,12 @@ func parseHash(h string) (credential, error) {
 			return credential{}, fmt.Errorf("bcrypt cost %d is above %d: every first request of the user would take seconds; hash it again with htpasswd -B -C 10", cost, maxCost)
 		}
 		return credential{kind: kindBcrypt, bcrypt: []byte(h), cost: cost}, nil
+	case strings.HasPrefix(h, "$5$") || strings.HasPrefix(h, "$6$"):
+		c, err := parseSHACrypt(h)
+		if err != nil {
+			return credential{}, fmt.Errorf("not a SHA-crypt hash: %v", err)
+		}
+		return credential{kind: kindSHACrypt, crypt: c}, nil
 	case strings.HasPrefix(h, "{SHA256}"):
 		b, err := base64.StdEncoding.DecodeString(h[len("{SHA256}"):])
 		if err != nil || len(b) != sha256.Size {
@@ -68,7 +76,7 @@ func parseHash(h string) (credential, error) {
 	return credential{}, fmt.Errorf("%s hashes are not accepted: %s", hashName(h), acceptedHashes)
 }
 
-const acceptedHashes = "use bcrypt (htpasswd -nB USER), {SHA256}base64 or sha256:hex"
+const acceptedHashes = "use bcrypt (htpasswd -nB USER), SHA-crypt (htpasswd -n2 USER), {SHA256}base64 or sha256:hex"
 
 // hashName names a refused hash format.
 func hashName(h string) string {
@@ -77,8 +85,6 @@ func hashName(h string) string {
 		return "Apache MD5 ($apr1$)"
 	case strings.HasPrefix(h, "$1$"):
 		return "MD5-crypt ($1$)"
-	case strings.HasPrefix(h, "$5$") || strings.HasPrefix(h, "$6$"):
-		return "SHA-crypt ($5$, $6$)"
 	case strings.HasPrefix(h, "{SHA}"):
 		return "SHA-1 ({SHA})"
 	case strings.HasPrefix(h, "$2x$"):

@@ -45,10 +45,10 @@ const (
 var (
 	clientIDValue  chain.Value
 	principalValue chain.Value
-	// bcryptSlots bounds the bcrypt checks running at once in the
-	// process: a flood of wrong passwords takes at most half the cores,
-	// and users whose password is known (cached) do not wait for it.
-	bcryptSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+	// slowSlots bounds the bcrypt and SHA-crypt checks running at once
+	// in the process: a flood of wrong passwords takes at most half the
+	// cores, and users whose password is known (cached) do not wait for it.
+	slowSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 )
 
 func init() {
@@ -66,8 +66,8 @@ type User struct {
 	Username string `yaml:"username"`
 	// Password is the password itself, best written $env.NAME.
 	Password string `yaml:"password"`
-	// PasswordHash is bcrypt ($2y$…, htpasswd -nB), {SHA256}base64 or
-	// sha256:hex.
+	// PasswordHash is bcrypt ($2y$…, htpasswd -nB), SHA-crypt ($5$…,
+	// htpasswd -n2; $6$), {SHA256}base64 or sha256:hex.
 	PasswordHash string `yaml:"passwordHash"`
 }
 
@@ -79,8 +79,8 @@ type Authenticator struct {
 	Password string `yaml:"password"`
 	// Users are more users.
 	Users []User `yaml:"users"`
-	// HtpasswdFile names a file of `user:hash` lines (bcrypt, {SHA256}
-	// or sha256:), read when the config loads.
+	// HtpasswdFile names a file of `user:hash` lines (bcrypt, SHA-crypt,
+	// {SHA256} or sha256:), read when the config loads.
 	HtpasswdFile string `yaml:"htpasswdFile"`
 	// Realm is the realm of WWW-Authenticate; default "flexgate".
 	Realm string `yaml:"realm"`
@@ -132,9 +132,10 @@ type core struct {
 	// of the process's memory does not offer fast hashes to crack.
 	key [32]byte
 	// dummy is checked against for an unknown user or a wrong password
-	// of a fast hash, so that each failure costs what a bcrypt user's
-	// wrong password costs: timing tells no user names.
-	dummy       []byte
+	// of a fast hash, so that each failure costs what a bcrypt or
+	// SHA-crypt user's wrong password costs: timing tells no user names.
+	// Its kind is kindPlain when no user has a slow hash.
+	dummy       credential
 	dummyDigest [sha256.Size]byte
 	now         func() time.Time
 
@@ -339,29 +340,43 @@ func (c *core) provision(env *chain.Env) error {
 	}
 	c.now = time.Now
 	c.users = make(map[string]*user, len(c.entries))
-	maxCost, costs := 0, map[int]bool{}
+	maxCost, maxRounds, crypt512 := 0, 0, false
+	costs := map[string]bool{}
 	for _, e := range c.entries {
 		u := &user{name: []byte(e.name), cred: e.cred}
-		if e.cred.kind == kindPlain {
+		switch e.cred.kind {
+		case kindPlain:
 			u.digest = c.keyed([]byte(e.cred.plain))
 			u.cred.plain = ""
-		}
-		if e.cred.kind == kindBcrypt {
+		case kindBcrypt:
 			maxCost = max(maxCost, e.cred.cost)
-			costs[e.cred.cost] = true
+			costs[fmt.Sprint("bcrypt ", e.cred.cost)] = true
+		case kindSHACrypt:
+			if e.cred.crypt.rounds > maxRounds {
+				maxRounds, crypt512 = e.cred.crypt.rounds, e.cred.crypt.sha512
+			}
+			costs[fmt.Sprint("sha-crypt ", e.cred.crypt.sha512, e.cred.crypt.rounds)] = true
 		}
 		c.users[e.name] = u
 	}
 	c.entries = nil
 	if len(costs) > 1 {
-		env.Warn(nil, "the users' bcrypt hashes have different costs: a wrong password of a user with a lower cost is answered sooner than "+
-			"one of an unknown user, which tells that the user exists; hash all passwords with one cost (htpasswd -B -C N)")
+		env.Warn(nil, "the users' password hashes differ in kind or cost (bcrypt costs, SHA-crypt $5$/$6$ and rounds): a wrong password of a user "+
+			"with a cheaper hash is answered sooner than one of an unknown user, which tells that the user exists; "+
+			"hash all passwords alike (htpasswd -B -C N)")
 	}
-	if maxCost > 0 {
-		var err error
-		if c.dummy, err = bcrypt.GenerateFromPassword(c.key[:16], maxCost); err != nil {
+	c.dummy = credential{kind: kindPlain}
+	switch {
+	case maxCost > 0:
+		h, err := bcrypt.GenerateFromPassword(c.key[:16], maxCost)
+		if err != nil {
 			return fmt.Errorf("cannot make the decoy hash: %w", err)
 		}
+		c.dummy = credential{kind: kindBcrypt, bcrypt: h, cost: maxCost}
+	case maxRounds > 0:
+		d := shaCrypt{sha512: crypt512, rounds: maxRounds, salt: hex.EncodeToString(c.key[16:24])}
+		d.sum = d.compute(c.key[:16])
+		c.dummy = credential{kind: kindSHACrypt, crypt: d}
 	}
 	c.dummyDigest = c.keyed([]byte("decoy"))
 	var err error
