@@ -176,6 +176,13 @@ func parseBasic(v, buf []byte) (name, pass []byte, ok bool) {
 	if len(enc) == 0 || base64.StdEncoding.DecodedLen(len(enc)) > len(buf) {
 		return nil, nil, false
 	}
+	// encoding/base64 skips '\r' and '\n' anywhere; credentials are one
+	// token68 (RFC 9110 §11.2), so nothing but the alphabet is read.
+	for _, c := range enc {
+		if !isBase64(c) {
+			return nil, nil, false
+		}
+	}
 	n, err := base64.StdEncoding.Decode(buf, enc)
 	if err != nil {
 		return nil, nil, false
@@ -185,4 +192,8 @@ func parseBasic(v, buf []byte) (name, pass []byte, ok bool) {
 		return nil, nil, false
 	}
 	return buf[:i], buf[i+1 : n], true
+}
+
+func isBase64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
 }
