@@ -1,6 +1,7 @@
 package basicauth
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"testing"
 
@@ -9,11 +10,13 @@ import (
 )
 
 // BenchmarkKnownUser is the common path: a user whose password is known,
-// plain or bcrypt (after its first request, from the cache).
+// plain, SHA-256, bcrypt or SHA-crypt (the last two after their first
+// request, from the cache).
 func BenchmarkKnownUser(b *testing.B) {
-	f := mustCompile(b, fmt.Sprintf(`- http-basic-authentication: {users: [{username: plain, password: one}, {username: bcrypt, passwordHash: "%s"}]}`,
-		bcryptOf(b, "two")))
-	for _, creds := range []string{basic("plain", "one"), basic("bcrypt", "two")} {
+	f := mustCompile(b, fmt.Sprintf(`- http-basic-authentication: {users: [{username: plain, password: one}, {username: bcrypt, passwordHash: "%s"},
+    {username: sha, passwordHash: "sha256:%x"}, {username: crypt, passwordHash: "%s"}]}`,
+		bcryptOf(b, "two"), sha256.Sum256([]byte("three")), shaCryptVectors[0].hash))
+	for _, creds := range []string{basic("plain", "one"), basic("bcrypt", "two"), basic("sha", "three"), basic("crypt", shaCryptVectors[0].password)} {
 		b.Run(creds, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
