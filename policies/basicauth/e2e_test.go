@@ -38,7 +38,7 @@ spec:
             password: $env.ALICE_PASSWORD
             users: [{username: bob, passwordHash: "%s"}]
         - request-headers-set:
-            headers: {X-User: $client.id}
+            headers: {X-User: $client.id, X-Principal: "#[authentication.principal]", X-Client: "#[authentication.clientId]"}
 `, up.URL, hash))
 	get := func(user, pass string) *fasthttp.Response {
 		h := map[string]string{}
@@ -54,8 +54,9 @@ spec:
 		}
 		fasthttp.ReleaseResponse(resp)
 		seen := up.Last(t).Header
-		if seen["X-User"] != u.user || seen["Authorization"] != "" {
-			t.Errorf("%s: the upstream saw X-User %q, Authorization %q", u.user, seen["X-User"], seen["Authorization"])
+		if seen["X-User"] != u.user || seen["X-Principal"] != u.user || seen["X-Client"] != u.user || seen["Authorization"] != "" {
+			t.Errorf("%s: the upstream saw X-User %q, X-Principal %q, X-Client %q, Authorization %q", u.user, seen["X-User"], seen["X-Principal"],
+				seen["X-Client"], seen["Authorization"])
 		}
 	}
 	before := up.Count.Load()
