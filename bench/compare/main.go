@@ -205,6 +205,12 @@ func run(ctx context.Context, o options) error {
 	if e.certFile, e.keyFile, err = writeSelfSigned(dir); err != nil {
 		return err
 	}
+	token, jwksFile, err := makeBenchJWT(dir)
+	if err != nil {
+		return err
+	}
+	setBenchToken(token)
+	e.jwksFile = jwksFile
 	upProc, upAddr, err := startUpstream(e, upBin, "upstream")
 	if err != nil {
 		return err
@@ -318,7 +324,8 @@ func makePlan(o options, targets int) plan {
 	if p.runs > 0 {
 		p.run = budget/time.Duration(p.runs) - 500*time.Millisecond
 	}
-	p.run = max(time.Second, p.run.Round(time.Second))
+	// wrk takes whole seconds; rounding down keeps the run within its budget.
+	p.run = max(time.Second, p.run.Truncate(time.Second))
 	return p
 }
 

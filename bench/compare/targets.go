@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -15,12 +16,13 @@ import (
 	"github.com/flexgate/flexgate/bench/peers"
 )
 
-// Benchmark credentials: the one client the chain targets admit, and the
-// bearer token the local introspection endpoint calls active.
+// Benchmark credentials: the one client the chain targets admit. The
+// bearer token is an RS256 JWT made for the run (makeBenchJWT), which the
+// local introspection endpoint calls active and jwt-validation verifies
+// with the JWK set bench/upstream serves.
 const (
 	benchClientID     = "bench-client"
 	benchClientSecret = "bench-secret"
-	benchToken        = "bench-token"
 	// The rate limits of the chain targets: high enough that neither
 	// rejects, so that the limiter's cost is measured, not its 429s.
 	// flexgate refuses more than a million a second; nginx counts per second.
@@ -30,11 +32,21 @@ const (
 
 // benchHeaders are sent by every wrk run to every target, so that all of
 // them parse the same request; only the chain targets look at them.
+// setBenchToken puts the run's token in.
 var benchHeaders = []string{
 	"client_id: " + benchClientID,
 	"client_secret: " + benchClientSecret,
-	"Authorization: Bearer " + benchToken,
+	"Authorization: Bearer bench-token",
 	"X-Internal-Trace: 1",
+}
+
+// setBenchToken makes token the bearer token of every request.
+func setBenchToken(token string) {
+	for i, h := range benchHeaders {
+		if strings.HasPrefix(h, "Authorization:") {
+			benchHeaders[i] = "Authorization: Bearer " + token
+		}
+	}
 }
 
 // benchQuery makes the request valid for the seed's request-validation
@@ -49,10 +61,12 @@ type env struct {
 	// upstreams are three origins, upstream first, for the targets that
 	// balance; nil when none is measured.
 	upstreams []string
-	flexgate  string // built binary; "" when it did not build
-	certFile  string
-	keyFile   string
-	nofile    int
+	// jwksFile is the JWK set the upstreams serve at /jwks.
+	jwksFile string
+	flexgate string // built binary; "" when it did not build
+	certFile string
+	keyFile  string
+	nofile   int
 	// notef adds a line to the report's notes.
 	notef func(format string, args ...any)
 }
@@ -93,7 +107,8 @@ func allTargets() []*Target {
 		{Name: "nginx", What: "nginx keep-alive reverse proxy", start: startPeer(peers.Nginx)},
 		{Name: "haproxy", What: "HAProxy keep-alive reverse proxy", start: startPeer(peers.HAProxy)},
 		{Name: "caddy", What: "Caddy reverse_proxy", start: startPeer(peers.Caddy)},
-		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain and jwt-validation", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "flexgate-chain-flex", What: "flexgate with the seed's chain and jwt-validation-flex written as Flex Gateway resources", Chain: true, Flexgate: true, start: startFlexgate(flexgateChainFlex)},
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
 		{Name: "flexgate-tls", What: "flexgate terminating TLS, no policies", TLS: true, Flexgate: true, start: startFlexgate(flexgateTLS)},
 		{Name: "nginx-tls", What: "nginx terminating TLS", TLS: true, start: startPeer(peers.NginxTLS)},
@@ -110,7 +125,11 @@ func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := e.procs.Start(name, e.dir, bin, []string{"-listen", addr}, nil)
+	args := []string{"-listen", addr}
+	if e.jwksFile != "" {
+		args = append(args, "-jwks", e.jwksFile)
+	}
+	p, err := e.procs.Start(name, e.dir, bin, args, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -170,10 +189,12 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 // flexgateParams fill the flexgate config templates.
 type flexgateParams struct {
 	Upstream, Port, CertFile, KeyFile string
-	Upstreams                         []string
-	ClientID, ClientSecret            string
-	Rate                              int
-	MaxConns                          int
+	// Listen is the address a Flex ApiInstance declares.
+	Listen                 string
+	Upstreams              []string
+	ClientID, ClientSecret string
+	Rate                   int
+	MaxConns               int
 }
 
 // flexgatePassthrough is one route to the upstream with no policies.
@@ -263,13 +284,20 @@ spec:
       policies:
 `
 
-// chainPolicies are the seed's six steps (seven entries), in its order.
-var chainPolicies = []struct{ name, yaml string }{
+// chainPolicies are the seed's six steps (seven entries), in its order,
+// and jwt-validation after token-introspection (extra: not in the seed):
+// the bearer token is a real RS256 JWT whose signature and claims are
+// checked, with keys from the JWK set the upstream serves (fetched once; a
+// verified token is cached until its exp).
+var chainPolicies = []struct {
+	name, yaml string
+	extra      bool
+}{
 	{"rate-limiting", `        - rate-limiting:
             limit: {{.Rate}}
             period: 60
             identifier: $request.remoteAddress
-`},
+`, false},
 	{"request-validation", `        - request-validation:
             schema: |
               {
@@ -281,29 +309,178 @@ var chainPolicies = []struct{ name, yaml string }{
                 },
                 "additionalProperties": false // deny unlisted fields — strict allow-list
               }
-`},
+`, false},
 	{"client-id-enforcement", `        - client-id-enforcement
-`},
+`, false},
 	{"token-introspection", `        - token-introspection:
             url: "http://{{.Upstream}}/introspect"
             clientId: $env.INTROSPECTION_CLIENT_ID
             clientSecret: $env.INTROSPECTION_CLIENT_SECRET
             cacheTtl: 60
-`},
+`, false},
+	{"jwt-validation", `        - jwt-validation:
+            jwks: {url: "http://{{.Upstream}}/jwks"}
+            issuer: https://bench.flexgate.local
+            audiences: [products]
+`, true},
 	{"request-headers-remove", `        - request-headers-remove:
             headers: ["X-Internal-*", "Authorization"]
-`},
+`, false},
 	{"request-headers-set", `        - request-headers-set:
             headers:
               X-API-Version: "v1"
               X-Gateway-Time: $datetime
-`},
+`, false},
 	{"response-headers-set", `        - response-headers-set:
             headers:
               Strict-Transport-Security: "max-age=31536000; includeSubDomains"
               X-Content-Type-Options: "nosniff"
-`},
+`, false},
 }
+
+// flexgateChainFlex is the seed's chain written as Flex Gateway writes it:
+// one ApiInstance with its upstream inline and a PolicyBinding per step,
+// ordered by `order`. The steps Flex has a policy for use Flex's names and
+// parameters (rate-limiting-flex, client-id-enforcement-flex,
+// oauth2-token-introspection-flex, jwt-validation-flex as flexgate-chain
+// adds jwt-validation, header-removal-flex, header-injection-flex);
+// request-validation has no Flex counterpart that
+// checks query parameters against a JSON schema, so the binding names
+// flexgate's own. Flex's expressions have no clock, so the request does not
+// get the X-Gateway-Time header flexgate-chain stamps with $datetime: one
+// header fewer. The client registry comes from --clients, as Flex users of
+// flexgate run it. It answers what a user switching from Flex pays for
+// keeping their files: its ratio to flexgate-chain.
+const flexgateChainFlex = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: secured-product-gateway
+spec:
+  address: http://{{.Listen}}/
+  services:
+    products:
+      address: http://{{.Upstream}}/
+      routes:
+        - rules:
+            - path: (/api/products/.*)
+              methods: GET
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: rate-limit
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: rate-limiting-flex
+  order: 1
+  config:
+    rateLimits:
+      - maximumRequests: {{.Rate}}
+        timePeriodInMilliseconds: 60000
+    keySelector: "#[attributes.remoteAddress]"
+    clusterizable: false
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: validate-query
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: request-validation
+  order: 2
+  config:
+    schema: |
+      {
+        "type": "object",
+        "required": ["productId", "quantity"],
+        "properties": {
+          "productId": { "type": "string", "pattern": "^PRD-[0-9]+$" },
+          "quantity":  { "type": "integer", "minimum": 1 }
+        },
+        "additionalProperties": false
+      }
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: client-id
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: client-id-enforcement-flex
+  order: 3
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: introspection
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: oauth2-token-introspection-flex
+  order: 4
+  config:
+    introspectionURL: http://{{.Upstream}}/introspect
+    authorizationValue: $INTROSPECTION_AUTHORIZATION
+    validatedTokenTTL: 60
+    skipClientIdValidation: true
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: jwt
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: jwt-validation-flex
+  order: 5
+  config:
+    jwtKeyOrigin: jwks
+    jwksUrl: http://{{.Upstream}}/jwks
+    validateAudClaim: true
+    supportedAudiences: products
+    skipClientIdValidation: true
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: strip-internal
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: header-removal-flex
+  order: 6
+  config:
+    inboundHeaders: ["x-internal-.*", "authorization"]
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: set-headers
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: header-injection-flex
+  order: 7
+  config:
+    inboundHeaders:
+      - key: X-API-Version
+        value: v1
+    outboundHeaders:
+      - key: Strict-Transport-Security
+        value: "max-age=31536000; includeSubDomains"
+      - key: X-Content-Type-Options
+        value: nosniff
+`
 
 // chainConfig is flexgateChain with every policy not in skip.
 func chainConfig(skip map[string]bool) string {
@@ -353,6 +530,9 @@ func missingPolicies(ctx context.Context, bin, dir string, p flexgateParams) ([]
 var flexgateEnv = []string{
 	"INTROSPECTION_CLIENT_ID=bench-introspector",
 	"INTROSPECTION_CLIENT_SECRET=bench-introspector-secret",
+	// The same credentials as the Authorization value Flex's
+	// oauth2-token-introspection-flex sends as written.
+	"INTROSPECTION_AUTHORIZATION=Basic YmVuY2gtaW50cm9zcGVjdG9yOmJlbmNoLWludHJvc3BlY3Rvci1zZWNyZXQ=",
 }
 
 // renderFlexgate fills one of the templates above.
@@ -379,7 +559,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		params := flexgateParams{
-			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, CertFile: e.certFile, KeyFile: e.keyFile,
+			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, Listen: addr, CertFile: e.certFile, KeyFile: e.keyFile,
 			ClientID: benchClientID, ClientSecret: benchClientSecret, Rate: benchRatePerMinute,
 			MaxConns: 20000,
 		}
@@ -418,7 +598,18 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		// No drain delay: nothing routes traffic here, and stopping must be quick.
 		args := []string{"run", "--config", confPath, "--admin-addr", admin, "--log-level", "warn",
 			"--drain-delay", "0s", "--shutdown-timeout", "2s"}
-		if src != flexgateTLS {
+		switch src {
+		case flexgateTLS:
+		case flexgateChainFlex:
+			// The ApiInstance declares the listener; the client registry
+			// and the connection cap are flags, as for any Flex file.
+			clients := filepath.Join(dir, "clients.yaml")
+			reg := fmt.Sprintf("clients:\n  - id: %s\n    secret: %s\n", benchClientID, benchClientSecret)
+			if err := os.WriteFile(clients, []byte(reg), 0o600); err != nil {
+				return nil, "", err
+			}
+			args = append(args, "--clients", clients, "--max-connections", strconv.Itoa(params.MaxConns))
+		default:
 			args = append(args, "--listen", addr)
 		}
 		p, err := e.procs.Start(name, dir, e.flexgate, args, flexgateEnv)

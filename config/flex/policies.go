@@ -35,7 +35,6 @@ var structural = map[string]string{
 // one registers its Flex name with the chain, which takes precedence.
 var notYet = map[string]string{
 	"ldap-authentication-flex":                    "LDAP authentication",
-	"jwt-validation-flex":                         "JWT validation",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
 	"cors-flex":                "CORS",
 	"spike-control-flex":       "spike control",
