@@ -32,13 +32,9 @@ var structural = map[string]string{
 // flexgate does not run yet, with what they do. A policy package that adds
 // one registers its Flex name with the chain, which takes precedence.
 var notYet = map[string]string{
-	"http-basic-authentication-flex":              "HTTP basic authentication",
 	"ldap-authentication-flex":                    "LDAP authentication",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
 	"spike-control-flex":                          "spike control",
-	"ip-allowlist-flex":                           "IP allowlist",
-	"ip-blocklist-flex":                           "IP blocklist",
-	"json-threat-protection-flex":                 "JSON threat protection",
 	"message-logging-flex":                        "message logging",
 	"http-caching-flex":                           "HTTP caching",
 	"native-ext-authz-flex":                       "external authorization",
