@@ -119,18 +119,15 @@ type poolSpec struct {
 // equal share one.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t|%d|%s", s.scheme, s.addr, s.host,
-		u.ConnectTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, maxHeader, s.private)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, maxHeader, s.private)
 }
 
-// Connection lifetimes. Idle connections are dropped before common
-// upstream keep-alive timeouts (Node.js closes after 5 s) so that a request
-// rarely meets one the upstream has closed; connections are recycled after
-// maxConnAge so that traffic spreads again over a scaled Service.
-const (
-	maxIdleConn = 4 * time.Second
-	maxConnAge  = 5 * time.Minute
-)
+// Connections are recycled after maxConnAge so that traffic spreads again
+// over a scaled Service. How long one may stay idle is the upstream's
+// idleTimeout (config.DefaultIdleTimeout: before common upstream keep-alive
+// timeouts, so that a request rarely meets one the upstream has closed).
+const maxConnAge = 5 * time.Minute
 
 // newPool builds the pool of spec. gate bounds its connections (nil: no
 // bound).
@@ -152,6 +149,10 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 	}
 	if p.maxConns <= 0 {
 		p.maxConns = fasthttp.DefaultMaxConnsPerHost
+	}
+	idle := u.IdleTimeout
+	if idle <= 0 {
+		idle = config.DefaultIdleTimeout
 	}
 	if spec.scheme == "https" {
 		host, _, err := net.SplitHostPort(spec.host)
@@ -183,7 +184,7 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 		DialTimeout:              dialUpstream(p.dial, gate),
 		MaxConns:                 p.maxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
-		MaxIdleConnDuration:      maxIdleConn,
+		MaxIdleConnDuration:      idle,
 		ReadBufferSize:           maxHeader,
 		WriteBufferSize:          16 << 10,
 		NoDefaultUserAgentHeader: true,
