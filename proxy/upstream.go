@@ -742,6 +742,8 @@ type bodyStream struct {
 	failed       bool
 	closeAfter   bool
 	hdr          fasthttp.ResponseHeader // the HTTP/1.0 answer's headers
+	// tap, when a response step asked for it, sees the body's bytes.
+	tap chain.BodyTap
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
@@ -772,6 +774,9 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		n := copy(p, s.first[s.off:])
 		s.off += n
 		s.sent += int64(n)
+		if s.tap != nil {
+			s.tap.TapWrite(p[:n])
+		}
 		return n, nil
 	}
 	if s.eof {
@@ -788,6 +793,9 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	}
 	n, err := s.body.Read(p)
 	s.sent += int64(n)
+	if s.tap != nil && n > 0 {
+		s.tap.TapWrite(p[:n])
+	}
 	switch {
 	case err == io.EOF:
 		s.eof = true
@@ -815,6 +823,10 @@ func (s *bodyStream) midStream(err error) {
 // end, and closes it otherwise (the client went away mid-body).
 func (s *bodyStream) Close() error {
 	_ = s.resp.CloseBodyStream()
+	if s.tap != nil {
+		s.tap.TapClose(s.eof && !s.failed)
+		s.tap = nil
+	}
 	keep := !s.closeAfter && s.eof
 	if s.eof {
 		state := afterAnswer(s.conn, s.br, keep)
@@ -837,6 +849,7 @@ func (s *bodyStream) recycle() {
 	s.resp.Reset()
 	s.hdr.Reset()
 	s.pool, s.target, s.up, s.route, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	s.tap = nil
 	s.timeout = 0
 	s.first, s.off, s.sent = s.first[:0], 0, 0
 	s.eof, s.failed, s.closeAfter, s.writeTimeout = false, false, false, 0
