@@ -30,6 +30,7 @@ type FlexCache struct {
 func (f *FlexCache) Validate(env *chain.Env) error {
 	params := env.Spec.Params
 	p := defaultParams(FlexDefaultKey)
+	p.keyParam = "httpCachingKey"
 	if f.HTTPCachingKey != nil && *f.HTTPCachingKey != "" {
 		p.key, p.keyNode = string(*f.HTTPCachingKey), chain.Field(params, "httpCachingKey")
 	}

@@ -105,16 +105,18 @@ type Cache struct {
 // was written in.
 type params struct {
 	key, requestExpr, responseExpr string
-	keyNode, requestNode           *yaml.Node
-	responseNode                   *yaml.Node
-	maxEntries                     int
-	maxBytes                       int64
-	ttl                            time.Duration
-	headers                        bool
-	invalidation                   string
-	authorized, setCookie          bool
-	distributed                    bool
-	distributedNode                *yaml.Node
+	// keyParam names the key's parameter, for errors.
+	keyParam              string
+	keyNode, requestNode  *yaml.Node
+	responseNode          *yaml.Node
+	maxEntries            int
+	maxBytes              int64
+	ttl                   time.Duration
+	headers               bool
+	invalidation          string
+	authorized, setCookie bool
+	distributed           bool
+	distributedNode       *yaml.Node
 
 	keyT    *expr.Template
 	request *expr.Condition
@@ -165,7 +167,7 @@ func (c *Cache) Validate(env *chain.Env) error {
 }
 
 func defaultParams(key string) params {
-	return params{key: key, requestExpr: DefaultRequestExpression, responseExpr: DefaultResponseExpression,
+	return params{key: key, keyParam: "key", requestExpr: DefaultRequestExpression, responseExpr: DefaultResponseExpression,
 		maxEntries: DefaultMaxEntries, maxBytes: DefaultMaxBytes, ttl: DefaultTTL, headers: true}
 }
 
@@ -188,7 +190,7 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 	}
 	var err error
 	if p.keyT, err = expr.Compile(p.key, env); err != nil {
-		return chain.Errorf(at(p.keyNode), "key: %v", err)
+		return chain.Errorf(at(p.keyNode), "%s: %v", p.keyParam, err)
 	}
 	if p.keyT.IsConstant() {
 		return chain.Errorf(at(p.keyNode), "the key %q has no expression, so every request would share one entry; use e.g. #[attributes.requestUri]", p.key)
@@ -229,8 +231,14 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// testClock, when set, is the clock of the caches provisioned (tests).
+var testClock Clock
+
 // Provision builds the store.
 func (c *Cache) Provision(env *chain.Env) error {
+	if c.clock == nil {
+		c.clock = testClock
+	}
 	st, err := newMemStore(c.p.maxEntries, c.p.maxBytes, c.clock)
 	if err != nil {
 		return err
