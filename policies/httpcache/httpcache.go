@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -131,11 +132,15 @@ func (c *Cache) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 	return nil
 }
 
-// appendKey appends the request's key: GET and HEAD share entries, other
-// methods (a requestExpression may admit them) have their own.
+// appendKey appends the request's key: 'k', the method, NUL, then the
+// key expression's value. GET and HEAD share entries; other methods (a
+// requestExpression may admit them) have their own. Variant keys start
+// with 'v' (appendVariant), so that no key a client can make up (the
+// expression's value may hold any byte) is another key's variant.
 func (c *Cache) appendKey(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchange) []byte {
-	if m := ctx.Method(); string(m) == fasthttp.MethodGet || string(m) == fasthttp.MethodHead {
-		dst = append(dst, 'G')
+	dst = append(dst, 'k')
+	if m := ctx.Method(); string(m) == fasthttp.MethodHead {
+		dst = append(dst, fasthttp.MethodGet...)
 	} else {
 		dst = append(dst, m...)
 	}
@@ -150,17 +155,22 @@ func (c *Cache) lookup(ctx *fasthttp.RequestCtx, slot *chain.Slot, keyLen int) *
 	if e == nil || e.kind != kindVary {
 		return e
 	}
-	slot.Buf = appendVariant(slot.Buf[:keyLen], e.vary, &ctx.Request.Header)
-	return c.st.get(slot.Buf)
+	slot.Buf = appendVariant(slot.Buf[:keyLen], slot.Buf[:keyLen], e.vary, &ctx.Request.Header)
+	return c.st.get(slot.Buf[keyLen:])
 }
 
-// appendVariant appends to a key the values of the request headers an
-// answer varies on.
-func appendVariant(dst []byte, names [][]byte, h *fasthttp.RequestHeader) []byte {
-	dst = append(dst, 1)
+// appendVariant appends the key of the variant of key that the request
+// headers an answer varies on select: 'v', then key and each header's
+// value, each after its length, so that no two variants, and no variant
+// and key, are written alike.
+func appendVariant(dst, key []byte, names [][]byte, h *fasthttp.RequestHeader) []byte {
+	dst = append(dst, 'v')
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(key)))
+	dst = append(dst, key...)
 	for _, n := range names {
-		dst = append(dst, h.PeekBytes(n)...)
-		dst = append(dst, 0)
+		v := h.PeekBytes(n)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+		dst = append(dst, v...)
 	}
 	return dst
 }
@@ -252,7 +262,7 @@ func (c *Cache) store(ctx *fasthttp.RequestCtx, ex *chain.Exchange, key []byte, 
 	}
 	w := &write{c: c, key: string(key), id: id, e: e, vary: vary}
 	if len(vary) > 0 {
-		w.variant = string(appendVariant(append([]byte(nil), key...), vary, &ctx.Request.Header))
+		w.variant = string(appendVariant(nil, key, vary, &ctx.Request.Header))
 	}
 	if !ex.BodyStreams {
 		body := resp.Body()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 )
 
@@ -342,6 +343,58 @@ func TestErrors(t *testing.T) {
 		}
 		if !strings.HasPrefix(err.Error(), path+":"+tc.pos+":") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s:\n got %v\nwant %s:%s: …%s…", tc.policy, err, path, tc.pos, tc.want)
+		}
+	}
+}
+
+// TestVariantKeysCannotBeForged: a key computed from what a client sends
+// (a decoded query parameter may hold any byte) never names another
+// key's variant, so no client can store an answer that another client's
+// request of another key would get.
+func TestVariantKeysCannotBeForged(t *testing.T) {
+	ch, _, _ := cached(t, "- http-caching: {key: \"#[attributes.queryParams.k]\"}\n")
+	victim := &origin{status: 200, body: "real", headers: []string{"Vary", "Accept-Language"}}
+	get(ch, victim, "/api/x?k=X", "Accept-Language", "fr") // stores the Vary marker of X
+	attacker := &origin{status: 200, body: "forged"}
+	// The attacker's key is X, then the bytes a variant of X for "en"
+	// would have had.
+	for _, forged := range []string{"X%01en%00", "X%01%00en%00", "X%00%01en%00"} {
+		get(ch, attacker, "/api/x?k="+forged)
+	}
+	if r := get(ch, victim, "/api/x?k=X", "Accept-Language", "en"); r.body != "real" {
+		t.Errorf("the victim got %q", r.body)
+	}
+}
+
+// TestWarnings: a policy that may refuse requests, put after the cache,
+// does not see the requests the cache answers; Flex's default key ignores
+// the query; distributed and persistCache are not supported: the config
+// says each, at its place.
+func TestWarnings(t *testing.T) {
+	warnings := func(policies string) string {
+		t.Helper()
+		cfg, path := chaintest.Load(t, chaintest.Gateway(policies))
+		if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range cfg.Warnings {
+			out = append(out, strings.TrimPrefix(w.String(), path+":"))
+		}
+		return strings.Join(out, "\n")
+	}
+	if w := warnings("- rate-limiting: {limit: 10, period: 1}\n- http-caching: {}\n- spike-control: {limit: 10, period: 1s}\n- request-headers-set: {headers: {a: b}}\n"); !strings.Contains(w,
+		"13:11: warning: http-caching: spike-control run after the cache: a request answered from the cache skips them") || strings.Contains(w, "rate-limiting run") {
+		t.Errorf("warnings:\n%s", w)
+	}
+	if w := warnings("- http-caching: {}\n"); w != "" {
+		t.Errorf("warnings:\n%s", w)
+	}
+	w := warnings("- http-caching-flex: {distributed: true, persistCache: true}\n")
+	for _, want := range []string{"12:11: warning: http-caching-flex: httpCachingKey is left out", "12:44: warning: http-caching-flex: distributed: true is not supported yet",
+		"12:64: warning: http-caching-flex: persistCache: true is not supported"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings:\n%s\nwant %s", w, want)
 		}
 	}
 }

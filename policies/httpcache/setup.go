@@ -204,11 +204,31 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 	if p.invalidation != "" && !expr.ValidHeaderName(p.invalidation) {
 		return chain.Errorf(invNode, "invalidationHeader %q is not a header name", p.invalidation)
 	}
+	var after []string
+	for _, s := range env.Route.Policies[min(env.Index+1, len(env.Route.Policies)):] {
+		if checks[s.Name] {
+			after = append(after, s.Name)
+		}
+	}
+	if len(after) > 0 {
+		env.Warn(nil, "%s run after the cache: a request answered from the cache skips them, so a client they would refuse "+
+			"gets the stored answer; put the policies that must see every request before the cache", strings.Join(after, ", "))
+	}
 	if p.distributed {
 		env.Warn(p.distributedNode, "distributed: true is not supported yet: each replica keeps its own cache in memory, "+
 			"so an entry is stored once per replica and invalidation reaches only the replica that receives it")
 	}
 	return nil
+}
+
+// checks are the policies that may refuse a request: run after the cache,
+// they do not see the requests it answers.
+var checks = map[string]bool{
+	"client-id-enforcement": true, "client-id-enforcement-flex": true, "token-introspection": true,
+	"oauth2-token-introspection-flex": true, "http-basic-authentication-flex": true, "ldap-authentication-flex": true,
+	"jwt-validation-flex": true, "openidconnect-access-token-enforcement-flex": true, "ip-allowlist-flex": true,
+	"ip-blocklist-flex": true, "rate-limiting": true, "rate-limiting-flex": true, "spike-control": true,
+	"spike-control-flex": true, "request-validation": true, "json-threat-protection-flex": true, "spec-validation-flex": true,
 }
 
 // parseSize reads "64MiB", "512KiB", "1GiB" or a number of bytes.
