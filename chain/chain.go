@@ -21,6 +21,8 @@ package chain
 
 import (
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // Policy is the contract every policy implements. A provisioned Policy is
@@ -86,6 +88,10 @@ type Chain struct {
 	Response []ResponseStep
 	// Policies are the provisioned instances, in order.
 	Policies []Instance
+	// Conds are the distinct conditions of the policies that apply only
+	// to some requests (a Flex binding's rules). Select evaluates each
+	// once per request; a step names its policy's by position.
+	Conds []*match.Cond
 }
 
 // RequestStep is a compiled request step and the position of its policy in
@@ -93,6 +99,9 @@ type Chain struct {
 type RequestStep struct {
 	Fn    RequestFunc
 	Index int
+	// Cond is 0 for a policy that applies to every request, else i when
+	// it applies only to the requests that meet Conds[i-1].
+	Cond int
 }
 
 // ResponseStep is a compiled response step and the position of its policy
@@ -100,6 +109,20 @@ type RequestStep struct {
 type ResponseStep struct {
 	Fn    ResponseFunc
 	Index int
+	// Cond is as in RequestStep.
+	Cond int
+}
+
+// Select evaluates the chain's conditions on the request, once each, so
+// that the policies whose conditions the request does not meet run neither
+// their request nor their response step. The gateway calls it after
+// Prepare, before any step runs: conditions see the request as the client
+// sent it (its path normalised), as routing does. Without Select every
+// policy runs. It does not allocate.
+func (c *Chain) Select(ex *Exchange, req *match.Request) {
+	for i, cond := range c.Conds {
+		ex.conds[i] = cond.Match(req, nil)
+	}
 }
 
 // Instance is one provisioned policy of a chain.
@@ -118,6 +141,11 @@ func (c *Chain) RunRequest(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
 	return runRequest(ctx, ex, c.Request)
 }
 
+// applies reports whether a step with condition cond runs on this request.
+func (ex *Exchange) applies(cond int) bool {
+	return cond == 0 || ex.conds[cond-1]
+}
+
 // RunRequestHead runs the request steps that read no body,
 // Request[:HeadSteps]; RunRequestTail runs the others. One after the other
 // they do what RunRequest does.
@@ -133,6 +161,9 @@ func (c *Chain) RunRequestTail(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejectio
 
 func runRequest(ctx *fasthttp.RequestCtx, ex *Exchange, steps []RequestStep) *Rejection {
 	for _, step := range steps {
+		if !ex.applies(step.Cond) {
+			continue
+		}
 		ex.cur = step.Index
 		if r := step.Fn(ctx, ex); r != nil {
 			if r != Answered {
@@ -147,6 +178,9 @@ func runRequest(ctx *fasthttp.RequestCtx, ex *Exchange, steps []RequestStep) *Re
 // RunResponse runs every response step in order.
 func (c *Chain) RunResponse(ctx *fasthttp.RequestCtx, ex *Exchange) {
 	for _, step := range c.Response {
+		if !ex.applies(step.Cond) {
+			continue
+		}
 		ex.cur = step.Index
 		step.Fn(ctx, ex)
 	}

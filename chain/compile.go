@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // Env is what a policy sees of the world while it is validated and
@@ -105,6 +106,7 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 	var fresh []Policy
 	var taken []Instance
 	seen := map[string]int{}
+	conds := map[string]int{}
 	for i := range route.Policies {
 		spec := &route.Policies[i]
 		reg, ok := Lookup(spec.Name)
@@ -126,6 +128,10 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 			Logger: logger.With("route", route.ID, "policy", spec.Name)}
 		before = append(before, spec.Name)
 
+		cond, cerr := c.condition(route, spec, conds)
+		if cerr != nil {
+			errs = append(errs, cerr)
+		}
 		inst, reused := Instance{}, false
 		shared := false
 		if inst, shared = opts.shared[key]; shared {
@@ -146,6 +152,9 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 			errs = append(errs, at(spec, err))
 			continue
 		}
+		if cerr != nil {
+			continue
+		}
 		switch {
 		case shared:
 		case reused:
@@ -161,7 +170,7 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 			}
 			inst = Instance{Name: spec.Name, Key: key, Policy: p}
 		}
-		c.add(inst)
+		c.add(inst, cond)
 	}
 	if len(errs) > 0 {
 		for _, p := range fresh {
@@ -192,18 +201,50 @@ func scopeOf(r *config.Route) string {
 	return r.ID
 }
 
-func (c *Chain) add(inst Instance) {
+func (c *Chain) add(inst Instance, cond int) {
 	idx := len(c.Policies)
 	c.Policies = append(c.Policies, inst)
 	if h, ok := inst.Policy.(RequestHandler); ok {
 		if br, ok := inst.Policy.(BodyReader); (!ok || !br.ReadsRequestBody()) && c.HeadSteps == len(c.Request) {
 			c.HeadSteps++
 		}
-		c.Request = append(c.Request, RequestStep{Fn: h.HandleRequest, Index: idx})
+		c.Request = append(c.Request, RequestStep{Fn: h.HandleRequest, Index: idx, Cond: cond})
 	}
 	if h, ok := inst.Policy.(ResponseHandler); ok {
-		c.Response = append(c.Response, ResponseStep{Fn: h.HandleResponse, Index: idx})
+		c.Response = append(c.Response, ResponseStep{Fn: h.HandleResponse, Index: idx, Cond: cond})
 	}
+}
+
+// condition compiles the rules that limit spec to some requests, matched
+// on the path after the route's StripPrefix as the route's own rules are,
+// and returns the position its steps name (see RequestStep.Cond): 0 when
+// it applies to every request. Policies with the same rules share one
+// condition, which Select evaluates once; seen maps rules to positions.
+func (c *Chain) condition(route *config.Route, spec *config.PolicySpec, seen map[string]int) (int, error) {
+	if len(spec.When) == 0 {
+		return 0, nil
+	}
+	var errs []error
+	for _, r := range spec.When {
+		if err := config.CheckMatchRule(r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: rule: %w", r.Pos, spec.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	s := match.Spec{StripPrefix: route.StripPrefix, Rules: config.RuleSpecs(spec.When)}
+	key := fmt.Sprintf("%#v", s.Rules)
+	if i, ok := seen[key]; ok {
+		return i, nil
+	}
+	cond, err := match.Compile(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %s: %w", spec.Pos, spec.Name, err)
+	}
+	c.Conds = append(c.Conds, cond)
+	seen[key] = len(c.Conds)
+	return len(c.Conds), nil
 }
 
 // Close closes every policy of the chain.

@@ -47,6 +47,8 @@ type Exchange struct {
 
 	slots []Slot
 	cur   int
+	// conds[i] says whether the request meets the chain's Conds[i].
+	conds []bool
 	// vals holds the registered values, indexed by Value.slot-1; it
 	// grows to the registry's size once and is reused from then on.
 	vals [][]byte
@@ -115,6 +117,19 @@ func (ex *Exchange) Prepare(c *Chain) {
 		ex.slots = make([]Slot, n)
 	}
 	ex.slots = ex.slots[:n]
+	nc := 0
+	if c != nil {
+		nc = len(c.Conds)
+	}
+	if cap(ex.conds) < nc {
+		ex.conds = make([]bool, nc)
+	}
+	ex.conds = ex.conds[:nc]
+	// Until Select says otherwise, every policy applies: a policy that
+	// runs on more requests than it should fails closed.
+	for i := range ex.conds {
+		ex.conds[i] = true
+	}
 }
 
 // Reset clears the exchange for reuse, keeping its buffers.
@@ -141,6 +156,7 @@ func (ex *Exchange) Reset() {
 		s.Set = false
 	}
 	ex.slots = ex.slots[:0]
+	ex.conds = ex.conds[:0]
 	ex.cur = 0
 }
 

@@ -17,6 +17,8 @@ import (
 	goccyyaml "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // Load reads the YAML files and directories in paths, in order, and returns
@@ -93,6 +95,7 @@ type portUse struct {
 type patternUse struct {
 	route   string
 	methods []string
+	cond    match.Spec
 	pos     Pos
 }
 

@@ -170,6 +170,11 @@ type Route struct {
 	Methods []string
 	// Upstream receives the requests that pass the chain.
 	Upstream Upstream
+	// DestinationPath, when set ("/v2"), goes between each target's base
+	// path and the request's path on the way upstream (a Flex
+	// destinationPath). Routes that differ in it alone share one upstream:
+	// its connections, health and circuit breaker.
+	DestinationPath string
 	// Policies in the order written.
 	Policies []PolicySpec
 	// WithoutPolicies names policies that broader routes run and this
@@ -188,10 +193,14 @@ type Route struct {
 	Headers []HeaderMatch
 	// StripPrefix is removed from the start of the path before Rules are
 	// matched and before the path is forwarded (a Flex ApiInstance's base
-	// path); Paths include it.
+	// path); Paths include it. It must end at a segment boundary; a path
+	// that is the prefix alone reads as "/" to Rules and forwards the
+	// upstream's BasePath alone.
 	StripPrefix string
 	// Rules narrow what Paths admit: a request must match one of them.
-	// Empty means every request Paths admit. (Flex route rules.)
+	// Empty means every request Paths admit. (Flex route rules.) Routes
+	// of one pattern that have rules are tried in config order, before
+	// those of the pattern without rules: give them in Flex's order.
 	Rules []MatchRule
 	// PolicyScope, when set, is shared by routes that run one instance
 	// of each policy they have alike (name and parameters, at the same
@@ -210,6 +219,20 @@ type Route struct {
 	Pos     Pos
 }
 
+// UpstreamURL renders where the route sends requests, for logs and
+// `flexgate validate`: each target's URL with DestinationPath after it,
+// separated by ", ".
+func (r *Route) UpstreamURL() string {
+	if r.DestinationPath == "" {
+		return r.Upstream.URL()
+	}
+	urls := make([]string, len(r.Upstream.Targets))
+	for i, t := range r.Upstream.Targets {
+		urls[i] = t.URL() + r.DestinationPath
+	}
+	return strings.Join(urls, ", ")
+}
+
 // Origins are the places the route was made from: Sources, or Pos when
 // there are none.
 func (r *Route) Origins() []Pos {
@@ -223,8 +246,9 @@ func (r *Route) Origins() []Pos {
 type HeaderMatch struct {
 	// Name is the header's name, in any case.
 	Name string
-	// Value is what the header must equal, or with Regex an RE2
-	// expression its whole value must match.
+	// Value is what the header's first value must equal, or with Regex
+	// an RE2 expression its whole value must match. A header that is
+	// absent or sent empty matches nothing.
 	Value string
 	Regex bool
 }

@@ -74,16 +74,19 @@ type CertificateView struct {
 
 // RouteView is a Route in the admin view.
 type RouteView struct {
-	ID                 string       `json:"id"`
-	Paths              []string     `json:"paths"`
-	Methods            []string     `json:"methods,omitempty"`
-	Listeners          []string     `json:"listeners,omitempty"`
-	StripPrefix        string       `json:"stripPrefix,omitempty"`
-	Rules              []RuleView   `json:"rules,omitempty"`
-	Upstream           UpstreamView `json:"upstream"`
-	MaxRequestBodySize int64        `json:"maxRequestBodySize,omitempty"`
-	Policies           []PolicyView `json:"policies"`
-	WithoutPolicies    []string     `json:"withoutPolicies,omitempty"`
+	ID                 string            `json:"id"`
+	Paths              []string          `json:"paths"`
+	Methods            []string          `json:"methods,omitempty"`
+	Hosts              []string          `json:"hosts,omitempty"`
+	Headers            map[string]string `json:"headers,omitempty"`
+	Listeners          []string          `json:"listeners,omitempty"`
+	StripPrefix        string            `json:"stripPrefix,omitempty"`
+	Rules              []RuleView        `json:"rules,omitempty"`
+	Upstream           UpstreamView      `json:"upstream"`
+	DestinationPath    string            `json:"destinationPath,omitempty"`
+	MaxRequestBodySize int64             `json:"maxRequestBodySize,omitempty"`
+	Policies           []PolicyView      `json:"policies"`
+	WithoutPolicies    []string          `json:"withoutPolicies,omitempty"`
 	// Sources are the file:line:col of the documents the route was made
 	// from (see Route.Origins).
 	Sources []string `json:"sources"`
@@ -116,8 +119,13 @@ func ruleViews(rules []MatchRule) []RuleView {
 }
 
 // UpstreamView is an Upstream in the admin view. URL is the one target's
-// URL, or the targets' separated by ", ".
+// URL, or the targets' separated by ", ". Name is the upstream's own name
+// in metrics, when it has one (a Flex Service's namespace/name);
+// TrustedCA lists the subjects of the CAs written in the config, and
+// ClientCertificate is the certificate presented to targets, its key
+// redacted.
 type UpstreamView struct {
+	Name               string              `json:"name,omitempty"`
 	URL                string              `json:"url"`
 	Targets            []TargetView        `json:"targets,omitempty"`
 	Discovery          string              `json:"discovery"`
@@ -128,6 +136,8 @@ type UpstreamView struct {
 	IdleTimeout        string              `json:"idleTimeout"`
 	MaxConnections     int                 `json:"maxConnections"`
 	CAFile             string              `json:"caFile,omitempty"`
+	TrustedCA          []string            `json:"trustedCA,omitempty"`
+	ClientCertificate  *CertificateView    `json:"clientCertificate,omitempty"`
 	InsecureSkipVerify bool                `json:"insecureSkipVerify,omitempty"`
 	LoadBalancing      string              `json:"loadBalancing"`
 	SlowStart          string              `json:"slowStart,omitempty"`
@@ -182,13 +192,22 @@ type RetriesView struct {
 
 // View returns the upstream as the admin view shows it.
 func (u Upstream) View() UpstreamView {
-	v := UpstreamView{URL: u.URL(), Discovery: string(u.Discovery), Host: u.HostHeader,
+	v := UpstreamView{Name: u.Name, URL: u.URL(), Discovery: string(u.Discovery), Host: u.HostHeader,
 		ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
 		IdleTimeout: u.IdleTimeout.String(), MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify,
 		LoadBalancing: string(u.LoadBalancing),
 		OutlierDetection: OutlierView{ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
 			BaseEjectionTime: u.Outlier.BaseEjectionTime.String(), MaxEjectionTime: u.Outlier.MaxEjectionTime.String(),
 			MaxEjectionPercent: u.Outlier.MaxEjectionPercent}}
+	if u.CAPEM != "" {
+		_, v.TrustedCA, _ = caPool(u.CAPEM)
+	}
+	if cc := u.ClientCert; cc != nil {
+		v.ClientCertificate = &CertificateView{CertFile: cc.CertFile, KeyFile: cc.KeyFile}
+		if len(cc.CertPEM) > 0 || len(cc.KeyPEM) > 0 {
+			v.ClientCertificate.Subject, v.ClientCertificate.Key = pemSubject(cc.CertPEM), redacted(string(cc.KeyPEM))
+		}
+	}
 	if len(u.Targets) > 1 {
 		for _, t := range u.Targets {
 			v.Targets = append(v.Targets, TargetView{URL: t.URL(), Weight: t.Weight})
@@ -315,8 +334,19 @@ func (c *Config) Redacted() *View {
 		rv := RouteView{
 			ID: r.ID, Paths: r.Paths, Methods: r.Methods, MaxRequestBodySize: r.MaxRequestBodySize,
 			WithoutPolicies: r.WithoutPolicies, Listeners: r.Listeners, StripPrefix: r.StripPrefix, Rules: ruleViews(r.Rules),
-			Upstream: u.View(),
+			Upstream: u.View(), DestinationPath: r.DestinationPath,
 			Policies: make([]PolicyView, 0, len(r.Policies)),
+			Hosts:    r.Hosts,
+		}
+		for _, h := range r.Headers {
+			if rv.Headers == nil {
+				rv.Headers = map[string]string{}
+			}
+			v := viewString(h.Value)
+			if isSensitive(h.Name) || CredentialHeader(h.Name) {
+				v = RedactedValue
+			}
+			rv.Headers[h.Name] = v
 		}
 		for _, o := range r.Origins() {
 			rv.Sources = append(rv.Sources, o.String())

@@ -115,3 +115,30 @@ func TestCredentialRecognition(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedRouteHeaders: the admin view shows a route's hosts and the
+// headers it matches, except the values of headers that carry a credential.
+func TestRedactedRouteHeaders(t *testing.T) {
+	cfg := mustLoad(t, "a.yaml", head+`  routes:
+    - id: r
+      path: /x
+      hosts: [api.example.com]
+      headers: {x-canary: "true", X-Internal-Token: internal-token-value, Authorization: "Bearer abc-credential"}
+      upstream: {url: "http://b"}
+`)
+	b, err := json.Marshal(cfg.Redacted().Routes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	for _, want := range []string{`"hosts":["api.example.com"]`, `"x-canary":"true"`, `"X-Internal-Token":"[redacted]"`, `"Authorization":"[redacted]"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("view lacks %s: %s", want, out)
+		}
+	}
+	for _, secret := range []string{"internal-token-value", "abc-credential"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("view shows %s: %s", secret, out)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/internal/match"
 	"github.com/flexgate/flexgate/proxy/router"
 )
 
@@ -72,6 +73,12 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 				spec, _ := d.policy(p)
 				r.Policies = append(r.Policies, spec)
 			})
+		},
+		"hosts": func(_, v *yaml.Node) {
+			r.Hosts = d.routeHosts(v)
+		},
+		"headers": func(_, v *yaml.Node) {
+			r.Headers = d.routeHeaders(v)
 		},
 		"withoutPolicies": func(_, v *yaml.Node) {
 			without = d.strEntries(v, "route withoutPolicies", false)
@@ -145,6 +152,61 @@ func (d *decoder) routeMethod(n *yaml.Node, m string, have []string) (string, bo
 	return "", false
 }
 
+// routeHosts reads a route's hosts: a name or a list of names, each a
+// host ("api.example.com") or a wildcard for the names under one
+// ("*.example.com").
+func (d *decoder) routeHosts(n *yaml.Node) []string {
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.errorf(n, "hosts is empty: list the hosts the route serves, or remove hosts to serve every host")
+		return nil
+	}
+	var hosts []string
+	seen := map[string]bool{}
+	for _, e := range d.strEntries(n, "route hosts", true) {
+		if err := match.CheckHost(e.val); err != nil {
+			d.errorf(e.node, "host %q is invalid: %s", e.val, err)
+			continue
+		}
+		h := strings.ToLower(e.val)
+		if seen[h] {
+			d.errorf(e.node, "host %q is listed twice", e.val)
+			continue
+		}
+		seen[h] = true
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// routeHeaders reads a route's headers: a mapping of header names to the
+// values the request's headers must equal.
+func (d *decoder) routeHeaders(n *yaml.Node) []HeaderMatch {
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		d.errorf(n, "headers must be a mapping of header names to the values they must have, such as {x-canary: \"true\"}, not %s", describe(n))
+		return nil
+	}
+	var hs []HeaderMatch
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if err := match.CheckHeaderName(k.Value); err != nil {
+			d.errorf(k, "header name %q is invalid: %s", k.Value, err)
+			continue
+		}
+		if first, dup := seen[strings.ToLower(k.Value)]; dup {
+			d.errorf(k, "header %q is given twice (first at line %d); header names are compared in any case", k.Value, first)
+			continue
+		}
+		seen[strings.ToLower(k.Value)] = k.Line
+		if v.Kind != yaml.ScalarNode || isNull(v) || v.Value == "" {
+			d.errorf(v, "header %q must have a value to match, not %s", k.Value, describe(v))
+			continue
+		}
+		hs = append(hs, HeaderMatch{Name: k.Value, Value: v.Value})
+	}
+	return hs
+}
+
 // claimRouteID reserves the route id, written at n, or reports where it was
 // reserved first: ids are unique across every document and file.
 func (l *loader) claimRouteID(d *decoder, n *yaml.Node, id string) bool {
@@ -158,17 +220,29 @@ func (l *loader) claimRouteID(d *decoder, n *yaml.Node, id string) bool {
 
 // addRoute adds r, a complete and valid route whose paths were written at
 // the places in at, to the config, unless one of its paths is ambiguous: the
-// same pattern as a route added before, for a method that both allow.
+// same pattern as a route added before, for a method that both allow, and
+// conditions (listeners, hosts, headers, rules) that do not tell which of
+// the two serves a request both could take (see match.Ambiguous).
 func (l *loader) addRoute(d *decoder, r Route, at []Pos) bool {
 	m := d.mark()
+	cond := r.Conditions()
 	for i, p := range r.Paths {
 		for _, u := range l.patterns[p] {
-			if common := overlap(u.methods, r.Methods); common != "" {
+			common := overlap(u.methods, r.Methods)
+			if common == "" || !match.Ambiguous(&u.cond, &cond) {
+				continue
+			}
+			if len(cond.Hosts)+len(cond.Headers)+len(u.cond.Hosts)+len(u.cond.Headers) == 0 {
 				d.errs.add(at[i], "route %q: path %q for %s is ambiguous with route %q at %s; change one path or give the routes different methods",
 					r.ID, p, common, u.route, u.pos)
+				continue
 			}
+			d.errs.add(at[i], "route %q: path %q for %s is ambiguous with route %q at %s: a request can match the hosts and headers of both, "+
+				"and neither narrows the other; give them hosts or header values that cannot both match, or make one's hosts and headers "+
+				"a narrowing of the other's (a route with headers {x-canary: \"true\"} next to one without headers)",
+				r.ID, p, common, u.route, u.pos)
 		}
-		l.patterns[p] = append(l.patterns[p], patternUse{route: r.ID, methods: r.Methods, pos: at[i]})
+		l.patterns[p] = append(l.patterns[p], patternUse{route: r.ID, methods: r.Methods, cond: cond, pos: at[i]})
 	}
 	if d.failed(m) {
 		return false

@@ -99,3 +99,85 @@ func TestLoadRefusesPatternsTheRouterCannotMatch(t *testing.T) {
 		expectOne(t, got, "a.yaml:8:13", "route path", "is invalid", "is not a plain path segment")
 	}
 }
+
+// TestLoadHostsAndHeaders: a route's hosts and headers load into the
+// model, hosts in lower case, header values as written (a YAML true is the
+// text "true").
+func TestLoadHostsAndHeaders(t *testing.T) {
+	cfg := mustLoad(t, "a.yaml", head+`  routes:
+    - id: canary
+      path: /api/*
+      hosts: [API.example.com, "*.example.com"]
+      headers: {x-canary: true, X-Tier: "gold"}
+      upstream: {url: http://b}
+    - id: stable
+      path: /api/*
+      hosts: www.example.org
+      upstream: {url: http://b}
+`)
+	r := cfg.Routes[0]
+	if strings.Join(r.Hosts, ",") != "api.example.com,*.example.com" {
+		t.Errorf("hosts = %q", r.Hosts)
+	}
+	if len(r.Headers) != 2 || r.Headers[0] != (HeaderMatch{Name: "x-canary", Value: "true"}) || r.Headers[1] != (HeaderMatch{Name: "X-Tier", Value: "gold"}) {
+		t.Errorf("headers = %+v", r.Headers)
+	}
+	if strings.Join(cfg.Routes[1].Hosts, ",") != "www.example.org" {
+		t.Errorf("a single host: %q", cfg.Routes[1].Hosts)
+	}
+}
+
+func TestLoadHostAndHeaderErrors(t *testing.T) {
+	route := func(fields string) string {
+		return head + "  routes:\n    - id: r\n      path: /a/*\n      upstream: {url: http://b}\n" + fields
+	}
+	for _, c := range []struct {
+		fields, pos string
+		words       []string
+	}{
+		{"      hosts: []\n", "a.yaml:10:14", []string{"hosts is empty"}},
+		{"      hosts: [api.example.com:8443]\n", "a.yaml:10:15", []string{`host "api.example.com:8443" is invalid`, "port"}},
+		{"      hosts: [\"api.*.com\"]\n", "a.yaml:10:15", []string{"*.example.com"}},
+		{"      hosts: [a.com, A.com]\n", "a.yaml:10:22", []string{`host "A.com" is listed twice`}},
+		{"      hosts: {a: b}\n", "a.yaml:10:14", []string{"route hosts must be a list of strings"}},
+		{"      headers: [x-canary]\n", "a.yaml:10:16", []string{"headers must be a mapping"}},
+		{"      headers: {}\n", "a.yaml:10:16", []string{"headers must be a mapping"}},
+		{"      headers: {x-canary: }\n", "a.yaml:10:27", []string{`header "x-canary" must have a value`}},
+		{"      headers: {x-canary: [a]}\n", "a.yaml:10:27", []string{`header "x-canary" must have a value`}},
+		{"      headers: {\"x canary\": a}\n", "a.yaml:10:17", []string{`header name "x canary" is invalid`}},
+		{"      headers: {x-a: a, X-A: b}\n", "a.yaml:10:25", []string{`header "X-A" is given twice`}},
+	} {
+		got := loadErrors(t, "a.yaml", route(c.fields))
+		expectOne(t, got, c.pos, c.words...)
+	}
+}
+
+// TestLoadAmbiguityWithHostsAndHeaders: routes of one pattern are told
+// apart by hosts and headers that cannot both match, or when one narrows
+// the other; otherwise they are ambiguous, at the later route.
+func TestLoadAmbiguityWithHostsAndHeaders(t *testing.T) {
+	ok := func(routes string) {
+		t.Helper()
+		mustLoad(t, "a.yaml", head+"  routes:\n"+routes)
+	}
+	ok(`    - {id: a, path: /x/*, hosts: [a.example.com], upstream: {url: http://b}}
+    - {id: b, path: /x/*, hosts: [b.example.com], upstream: {url: http://b}}
+    - {id: any, path: /x/*, upstream: {url: http://b}}
+    - {id: wild, path: /x/*, hosts: ["*.example.com"], upstream: {url: http://b}}
+`)
+	ok(`    - {id: stable, path: /x/*, upstream: {url: http://b}}
+    - {id: canary, path: /x/*, headers: {x-canary: "true"}, upstream: {url: http://b}}
+    - {id: canary2, path: /x/*, headers: {x-canary: "2"}, upstream: {url: http://b}}
+`)
+	got := loadErrors(t, "a.yaml", head+`  routes:
+    - {id: a, path: /x/*, hosts: [a.example.com], upstream: {url: http://b}}
+    - {id: b, path: /x/*, headers: {x-canary: "true"}, upstream: {url: http://b}}
+`)
+	expectOne(t, got, "a.yaml:8:21", `route "b": path "/x/*" for any method is ambiguous with route "a" at `, "a.yaml:7:21",
+		"hosts and headers of both", "x-canary")
+	got = loadErrors(t, "a.yaml", head+`  routes:
+    - {id: a, path: /x/*, hosts: [a.example.com], upstream: {url: http://b}}
+    - {id: b, path: /x/*, hosts: [A.example.com], methods: [GET], upstream: {url: http://b}}
+`)
+	expectOne(t, got, "a.yaml:8:21", "ambiguous", `route "a"`, "GET")
+}

@@ -17,7 +17,7 @@ import (
 func shadowWarnings(routes []Route) []Warning {
 	entries := make([]router.Entry, len(routes))
 	for i := range routes {
-		entries[i] = router.Entry{Paths: routes[i].Paths, Methods: routes[i].Methods, Index: i}
+		entries[i] = routes[i].RouterEntry(i)
 	}
 	var ws []Warning
 	for _, s := range router.Shadows(entries) {

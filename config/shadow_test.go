@@ -71,6 +71,54 @@ func TestShadowWarnings(t *testing.T) {
 `)
 }
 
+// TestShadowWarningsWithHostsAndHeaders: hosts and headers that cannot
+// both match keep two routes apart; a route that narrows another of the
+// same path by a header (a canary) takes its requests, and is warned of
+// when it runs fewer policies.
+func TestShadowWarningsWithHostsAndHeaders(t *testing.T) {
+	warnings := func(routes string) []string {
+		t.Helper()
+		cfg := mustLoad(t, "a.yaml", head+"  clients: [{id: c, secret: s}]\n  routes:\n"+routes)
+		var got []string
+		for _, w := range cfg.Warnings {
+			got = append(got, w.Message)
+		}
+		return got
+	}
+	broad := `    - id: api
+      path: /api/*
+      hosts: [api.example.com]
+      upstream: {url: http://a}
+      policies: [client-id-enforcement]
+`
+	if got := warnings(broad + `    - id: admin
+      path: /api/admin/*
+      hosts: [admin.example.com]
+      upstream: {url: http://a}
+`); len(got) != 0 {
+		t.Errorf("routes for different hosts: %q", got)
+	}
+	for _, narrow := range []string{"", "      hosts: [\"*.example.com\"]\n"} {
+		got := warnings(broad + "    - id: admin\n      path: /api/admin/*\n" + narrow + "      upstream: {url: http://a}\n")
+		if len(got) != 1 || !strings.Contains(got[0], `route "admin" (path "/api/admin/*") takes requests that route "api"`) {
+			t.Errorf("hosts %q: %q", narrow, got)
+		}
+	}
+	got := warnings(`    - id: stable
+      path: /api/*
+      upstream: {url: http://a}
+      policies: [client-id-enforcement]
+    - id: canary
+      path: /api/*
+      headers: {x-canary: "true"}
+      upstream: {url: http://b}
+`)
+	if len(got) != 1 || !strings.HasPrefix(got[0], `route "canary" (path "/api/*") takes requests that route "stable"`) ||
+		!strings.Contains(got[0], "without its policy client-id-enforcement") {
+		t.Errorf("canary: %q", got)
+	}
+}
+
 func TestWithoutPoliciesContradiction(t *testing.T) {
 	got := loadErrors(t, "a.yaml", head+`  clients: [{id: c, secret: s}]
   routes:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
@@ -141,5 +142,46 @@ func TestSparseRequestsDoNotAllocate(t *testing.T) {
 	})
 	if allocs >= 0.5 {
 		t.Fatalf("a request after a pause costs %.2f allocations, want 0", allocs)
+	}
+}
+
+// TestRegexRuleRoundTripDoesNotAllocate: a route with a Flex rule that
+// needs a regular expression and capture groups to rewrite the path, and a
+// policy limited by rules with expressions, cost no allocation either.
+func TestRegexRuleRoundTripDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	up := proxytest.StartUpstream(t)
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.RequestURI()) != "/v2/42/orders?fields=name" || string(ctx.Request.Header.Peek("X-Rule")) != "matched" {
+			ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"id":"42"}`)
+	}
+	up.Record = false
+	cfg, dir := loadConfig(t, fmt.Sprintf(preamble+`  routes:
+    - id: users
+      path: ["/svc/*"]
+      upstream: {url: "%s/v2"}
+      policies:
+        - request-headers-set: {headers: {X-Rule: matched}}
+`, up.URL))
+	r := &cfg.Routes[0]
+	r.StripPrefix = "/svc"
+	r.Rules = []config.MatchRule{
+		{Path: "/health"},
+		{Path: "/users/([0-9]+)(/.*)?", Host: `127\.0\.0\.[0-9]+`, Methods: "GET|POST",
+			Headers: []config.HeaderMatch{{Name: "x-request-id", Value: "alloc-test-[0-9]+", Regex: true}}},
+	}
+	r.Policies[0].When = []config.MatchRule{{Path: "/users/[0-9]+/.*", Methods: "GET"}}
+	gw := proxytest.StartConfig(t, cfg, dir)
+	rt := newRoundTrip(t, gw.URL, "/svc/users/42/orders?fields=name")
+	for i := 0; i < 200; i++ {
+		rt.do(t)
+	}
+	if allocs := testing.AllocsPerRun(500, func() { rt.do(t) }); allocs >= 0.5 {
+		t.Fatalf("a request through a regular-expression rule costs %.2f allocations, want 0", allocs)
 	}
 }

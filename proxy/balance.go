@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -116,6 +118,9 @@ func upstreamKey(u *config.Upstream, o upstreamOptions) string {
 		r.Pos = config.Pos{}
 		c.Retries = &r
 	}
+	// Trust and client certificate by digest: the key holds no private
+	// key, and stays short.
+	c.CAPEM, c.ClientCert = tlsDigest(u), nil
 	b, err := json.Marshal(c)
 	if err != nil {
 		panic(err) // plain values always encode
@@ -132,18 +137,33 @@ func upstreamName(u *config.Upstream) string {
 }
 
 // checkUpstream reports what would keep u from being built: a trust bundle
-// that does not load. It starts nothing.
+// that does not load, trust given twice, a client certificate that does not
+// go with its key. It starts nothing.
 func checkUpstream(u *config.Upstream) error {
-	if u.CAFile == "" || u.InsecureSkipVerify {
+	https := false
+	for _, t := range u.Targets {
+		https = https || t.Scheme == "https"
+	}
+	if !https {
 		return nil
 	}
-	for _, t := range u.Targets {
-		if t.Scheme == "https" {
-			if err := cabundle.Check(u.CAFile); err != nil {
-				return fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
-			}
-			return nil
+	var err error
+	switch {
+	case u.CAPEM != "" && u.CAFile != "":
+		err = errors.New("has both trusted CA PEM and caFile; give one")
+	case u.InsecureSkipVerify:
+	case u.CAPEM != "":
+		err = cabundle.CheckPEM([]byte(u.CAPEM))
+	case u.CAFile != "":
+		err = cabundle.Check(u.CAFile)
+	}
+	if cc := u.ClientCert; err == nil && cc != nil {
+		if _, kerr := tls.X509KeyPair(cc.CertPEM, cc.KeyPEM); kerr != nil {
+			err = fmt.Errorf("client certificate: %w", kerr)
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
 	}
 	return nil
 }

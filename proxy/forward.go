@@ -102,12 +102,15 @@ func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
 }
 
 // prepare readies ctx.Request and t for a try on target tg: the
-// request-target under tg's base path, its Host when the client sent none,
-// and the timeouts in force.
+// request-target under tg's base path and the route's destination path,
+// its Host when the client sent none, and the timeouts in force.
 func (u *upstream) prepare(ctx *fasthttp.RequestCtx, t *trip, tg *target) {
 	if t.uri != nil {
-		b := append((*t.uri)[:0], tg.basePath...)
-		b = append(b, t.path...)
+		var dest []byte
+		if t.route != nil {
+			dest = t.route.dest
+		}
+		b := t.routed.AppendPathUnder((*t.uri)[:0], tg.basePath, dest)
 		if t.query != nil {
 			b = append(append(b, '?'), t.query...)
 		}

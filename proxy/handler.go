@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/match"
 	"github.com/flexgate/flexgate/proxy/router"
 	"github.com/flexgate/flexgate/proxy/tracectx"
 )
@@ -43,13 +44,19 @@ type state struct {
 	peer    netip.Addr
 	query   []byte
 	path    []byte
-	uri     []byte
-	q       []byte // the query, copied for the tries to build the URI from
-	xff     []byte
-	fwd     []byte
-	trace   []byte
-	body    limitedBody
-	trip    trip
+	host    []byte
+	// req is what the router and the chain's conditions read of the
+	// request; routed is where the router put the route and the path it
+	// forwards.
+	req    match.Request
+	routed router.Match
+	uri    []byte
+	q      []byte // the query, copied for the tries to build the URI from
+	xff    []byte
+	fwd    []byte
+	trace  []byte
+	body   limitedBody
+	trip   trip
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
 }
@@ -160,6 +167,8 @@ func releaseState(st *state) {
 	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.q = st.q[:0]
+	st.host, st.req = st.host[:0], match.Request{}
+	st.routed.Reset()
 	st.body.reset()
 	st.trip = trip{}
 	statePool.Put(st)
@@ -201,7 +210,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	if st != nil {
 		ctx.RemoveUserValue(pendingKey{})
 	} else {
-		st = g.begin(ctx)
+		st = g.begin(ctx, l)
 	}
 	if st.r != nil {
 		g.serveRoute(ctx, st, l)
@@ -222,8 +231,8 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 // it sends the body. fasthttp sends the 100 when it returns 100, and reads
 // the body and calls serve; any other status answers with the response
 // begin rendered and closes the connection, without calling serve.
-func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
-	st := g.begin(ctx)
+func (g *Gateway) expect(ctx *fasthttp.RequestCtx, l *listener) int {
+	st := g.begin(ctx, l)
 	if st.r == nil {
 		status := ctx.Response.StatusCode()
 		g.finish(ctx, st)
@@ -236,7 +245,7 @@ func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
 // begin decides what the request's head can: framing, route, method,
 // declared body size, and the chain's steps that need no body. On success
 // st.r is the route; otherwise the answer is in ctx.Response.
-func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
+func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	st := acquireState()
 	st.start = time.Now()
 	st.p = g.enter()
@@ -270,7 +279,13 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
 	if closeConn {
 		h.SetConnectionClose()
 	}
-	rawPath, query := splitRequestURI(h.RequestURI())
+	rawPath, query, authority := splitRequestURI(h.RequestURI())
+	if authority != nil {
+		// An absolute-form target names the host: the Host header is
+		// ignored and replaced with it (RFC 9112 §3.2.2, §7.2), so that
+		// the route chosen for that host and the upstream see one host.
+		h.SetHostBytes(authority)
+	}
 	// A ';' starts path parameters, which servlet containers drop before
 	// they resolve the path: routed with them, "/api/admin;x/secret" would
 	// be served as /api/admin/secret without /api/admin/*'s policies. They
@@ -286,16 +301,17 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *state {
 	} else {
 		st.path = router.Normalize(st.path[:0], rawPath)
 	}
-	idx, res, allow := p.router.Match(ctx.Method(), st.path)
-	switch res {
+	st.host = match.AppendHost(st.host[:0], h.Host())
+	st.req = match.Request{Listener: l.name, Method: ctx.Method(), Path: st.path, Host: st.host, Header: h}
+	switch p.router.Route(&st.req, &st.routed) {
 	case router.Found:
 		if !bytes.Equal(st.path, rawPath) {
 			// Policies read the path that was routed, not the client's.
 			query = setRoutedURI(ctx, st, query)
 		}
-		g.admit(ctx, p.routes[idx], st, query)
+		g.admit(ctx, p.routes[st.routed.Index], st, query)
 	case router.MethodNotAllowed:
-		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, allow)
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, st.routed.Allow)
 		g.fail(ctx, st.m, errMethodNotAllowed, "", ex)
 	default:
 		g.fail(ctx, st.m, errNoRoute, "", ex)
@@ -309,6 +325,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 	st.m, st.routeID = r.m, r.id
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
+	r.chain.Select(ex, &st.req)
 	if !r.forwards(ctx.Method()) {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
 		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
@@ -521,10 +538,10 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *list
 	replaceHeader(h, headerRequestID, st.ex.RequestID)
 	replaceHeader(h, headerTraceparent, st.trace)
 
-	// The request-target is built for each try, under the base path of
-	// the target it goes to. The query is copied: it lies in the URI
-	// that each try replaces.
-	st.trip.path, st.trip.uri = st.path, &st.uri
+	// The request-target is built for each try, from the path the router
+	// forwards under the base path of the target it goes to. The query is
+	// copied: it lies in the URI that each try replaces.
+	st.trip.routed, st.trip.uri = &st.routed, &st.uri
 	if st.query != nil {
 		st.q = append(st.q[:0], st.query...)
 		st.trip.query = st.q
@@ -544,21 +561,31 @@ func setRoutedURI(ctx *fasthttp.RequestCtx, st *state, query []byte) []byte {
 		st.uri = append(append(st.uri, '?'), query...)
 	}
 	ctx.Request.SetRequestURIBytes(st.uri)
-	_, query = splitRequestURI(ctx.Request.Header.RequestURI())
+	_, query, _ = splitRequestURI(ctx.Request.Header.RequestURI())
 	return query
 }
 
-// splitRequestURI returns the raw path and the raw query (nil when there is
-// none) of a request-target in origin form or absolute form.
-func splitRequestURI(uri []byte) (path, query []byte) {
+// splitRequestURI returns the raw path, the raw query (nil when there is
+// none) and, for a request-target in absolute form, the authority (else
+// nil) of a request-target in origin form or absolute form.
+func splitRequestURI(uri []byte) (path, query, authority []byte) {
 	if len(uri) > 0 && uri[0] != '/' {
 		// absolute-form: scheme://authority/path
 		if i := bytes.Index(uri, []byte("://")); i >= 0 {
 			rest := uri[i+3:]
+			end := bytes.IndexAny(rest, "/?#")
+			if end < 0 {
+				end = len(rest)
+			}
+			authority = rest[:end]
 			if j := bytes.IndexByte(rest, '/'); j >= 0 {
 				uri = rest[j:]
 			} else {
 				uri = nil
+			}
+			if k := bytes.LastIndexByte(authority, '@'); k >= 0 {
+				// userinfo@host: not part of the host.
+				authority = authority[k+1:]
 			}
 		}
 	}
@@ -566,9 +593,9 @@ func splitRequestURI(uri []byte) (path, query []byte) {
 		uri = uri[:i]
 	}
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i], uri[i+1:]
+		return uri[:i], uri[i+1:], authority
 	}
-	return uri, nil
+	return uri, nil, authority
 }
 
 // headerValid checks, in one pass over the raw header block, for what

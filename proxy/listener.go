@@ -83,7 +83,7 @@ func newListener(g *Gateway, spec *config.Listener, lim serverLimits) (*listener
 		Handler: func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
 		// A client waiting for 100 Continue gets it only once the request
 		// may proceed; otherwise the final answer, and its body unsent.
-		ExpectHandler:         g.expect,
+		ExpectHandler:         func(ctx *fasthttp.RequestCtx) int { return g.expect(ctx, l) },
 		ErrorHandler:          g.serverError,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,

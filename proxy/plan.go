@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/match"
 	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/router"
 )
@@ -35,6 +37,7 @@ type route struct {
 	id          string
 	chain       *chain.Chain
 	up          *upstream
+	dest        []byte // between the target's base path and the request's path (Route.DestinationPath)
 	hostHeader  []byte
 	maxBodySize int64
 	m           *routeMetrics
@@ -237,6 +240,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			limit = cfg.Limits.MaxRequestBodySize
 		}
 		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
+			dest:        []byte(r.DestinationPath),
 			hostHeader:  []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: c.routeMetrics(r.ID),
 			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)})
@@ -260,11 +264,40 @@ func (c *compiler) adopt(p *plan) (unused []*upstream) {
 	return unused
 }
 
+// defaultListener names the listener of a config that declares none.
+const defaultListener = "http"
+
 func buildRouter(cfg *config.Config) (*router.Router, error) {
+	listeners := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		listeners[l.Name] = true
+	}
+	if len(cfg.Listeners) == 0 {
+		listeners[defaultListener] = true
+	}
 	entries := make([]router.Entry, len(cfg.Routes))
+	var errs []error
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		entries[i] = router.Entry{Paths: r.Paths, Methods: r.Methods, Index: i}
+		for _, name := range r.Listeners {
+			if !listeners[name] {
+				errs = append(errs, fmt.Errorf("%s: route %q serves on listener %q, which the config does not declare", r.Pos, r.ID, name))
+			}
+		}
+		// The loaders check what they read; this names the route of a
+		// condition that is still wrong, where the router could only
+		// number it.
+		if _, err := match.Compile(r.Conditions()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: route %q: %w", r.Pos, r.ID, err))
+		}
+		entries[i] = r.RouterEntry(i)
 	}
-	return router.New(entries)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	rt, err := router.New(entries)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build the router: %w", err)
+	}
+	return rt, nil
 }

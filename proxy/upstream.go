@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/cabundle"
+	"github.com/flexgate/flexgate/proxy/router"
 )
 
 // smallBody is the largest response body with a known length that is read
@@ -50,7 +53,7 @@ type pool struct {
 	host           []byte
 	connectTimeout time.Duration
 	maxConns       int
-	ca             *cabundle.Bundle // nil unless a caFile verifies the upstream
+	ca             *cabundle.Bundle // nil unless a caFile or CAPEM verifies the upstream
 	tlsConfig      *tls.Config      // nil for http
 	dial           fasthttp.DialFuncWithTimeout
 	violations     [numViolations]*metrics.Counter
@@ -116,11 +119,73 @@ type poolSpec struct {
 }
 
 // key names the connection settings of a pool: targets whose keys are
-// equal share one.
+// equal share one. Trust and client certificate written in the config are
+// named by digest, so that upstreams that trust other CAs, or present
+// other certificates, never share a connection.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%d|%s", s.scheme, s.addr, s.host,
-		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, maxHeader, s.private)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), maxHeader, s.private)
+}
+
+// tlsDigest names u's trusted CAs and client certificate written in the
+// config (CAPEM, ClientCert) by a digest of them; "" when it has neither.
+func tlsDigest(u *config.Upstream) string {
+	if u.CAPEM == "" && u.ClientCert == nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(u.CAPEM), clientCertPEM(u, false), clientCertPEM(u, true)} {
+		// Lengths first, so that moving bytes between parts changes the
+		// digest.
+		_, _ = fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func clientCertPEM(u *config.Upstream, key bool) []byte {
+	switch {
+	case u.ClientCert == nil:
+		return nil
+	case key:
+		return u.ClientCert.KeyPEM
+	}
+	return u.ClientCert.CertPEM
+}
+
+// upstreamTLS is the TLS client config of u's https targets at host (the
+// name their certificates must be valid for), and the trust bundle it
+// verifies them with when that is not the system's roots (nil then). The
+// trusted CAs are CAPEM (written in the config) or CAFile (read again when
+// it changes); ClientCert, when set, is presented to targets that ask.
+func upstreamTLS(u *config.Upstream, host string, log *slog.Logger) (*tls.Config, *cabundle.Bundle, error) {
+	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: u.InsecureSkipVerify} //nolint:gosec // an operator's explicit choice
+	var ca *cabundle.Bundle
+	var err error
+	switch {
+	case u.InsecureSkipVerify:
+	case u.CAPEM != "":
+		ca, err = cabundle.FromPEM([]byte(u.CAPEM))
+	case u.CAFile != "":
+		ca, err = cabundle.New(u.CAFile, log)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if ca != nil {
+		c = ca.ClientConfig(host)
+	}
+	if cc := u.ClientCert; cc != nil {
+		cert, err := tls.X509KeyPair(cc.CertPEM, cc.KeyPEM)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	c.NextProtos = []string{"http/1.1"}
+	return c, ca, nil
 }
 
 // Connections are recycled after maxConnAge so that traffic spreads again
@@ -159,17 +224,11 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 		if err != nil {
 			host = spec.host
 		}
-		p.tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
-			InsecureSkipVerify: u.InsecureSkipVerify} //nolint:gosec // an operator's explicit choice
-		if u.CAFile != "" && !u.InsecureSkipVerify {
-			ca, err := cabundle.New(u.CAFile, p.log.With("upstream", p.name))
-			if err != nil {
-				return nil, fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
-			}
-			p.ca = ca
-			p.tlsConfig = ca.ClientConfig(host)
+		c, ca, err := upstreamTLS(u, host, p.log.With("upstream", p.name))
+		if err != nil {
+			return nil, fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
 		}
-		p.tlsConfig.NextProtos = []string{"http/1.1"}
+		p.tlsConfig, p.ca = c, ca
 	}
 	p.dial = o.dial
 	if p.dial == nil {
@@ -316,7 +375,7 @@ func classify(err error, connecting bool) *upstreamError {
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		kind = failSaturated
 	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &hostErr),
-		errors.As(err, &record), errors.As(err, &alert):
+		errors.As(err, &record), errors.As(err, &alert), isRemoteAlert(err):
 		kind = failTLS
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), isTimeout(err):
 		kind = failTimeout
@@ -361,10 +420,12 @@ type trip struct {
 	responseTimeout   time.Duration
 	streamIdleTimeout time.Duration
 
-	// path and query (nil: none) make the request-target under each
-	// target's base path; uri is the buffer it is built in.
-	path, query []byte
-	uri         *[]byte
+	// routed (the path the router forwards) and query (nil: none) make
+	// the request-target under each target's base path; uri is the buffer
+	// it is built in.
+	routed *router.Match
+	query  []byte
+	uri    *[]byte
 	// setHost: the client sent no Host, so each target's goes out.
 	setHost bool
 
@@ -637,6 +698,13 @@ func checkStatusLine(br *bufio.Reader) error {
 	// one, and Header.Read says why.
 	b, err := br.Peek(12)
 	if err != nil {
+		if len(b) == 0 && isRemoteAlert(err) {
+			// fasthttp reads any failure before the first byte as an end
+			// of stream; the alert says why (a TLS 1.3 upstream refusing
+			// the gateway's client certificate, or the lack of one, does
+			// so once the handshake is over).
+			return err
+		}
 		return nil
 	}
 	if string(b[:7]) != "HTTP/1." || b[8] != ' ' {
@@ -659,6 +727,14 @@ func isEventStream(h *fasthttp.ResponseHeader) bool {
 	ct := h.ContentType()
 	const es = "text/event-stream"
 	return len(ct) >= len(es) && asciiEqualFold(ct[:len(es)], es)
+}
+
+// isRemoteAlert reports whether err is a TLS alert the upstream sent:
+// crypto/tls reports them as a net.OpError of Op "remote error" (its
+// AlertError is for QUIC only).
+func isRemoteAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 // staleConn reports whether err is what a pooled connection the upstream

@@ -18,11 +18,26 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/match"
+	"github.com/flexgate/flexgate/proxy/router"
 )
 
 // PoliciesLine is the line of the document Gateway and Doc build on which
 // the route's policies list begins; the list is indented by 8 columns.
 const PoliciesLine = 12
+
+// Request is what the gateway's conditions read of ctx's request, received
+// on the named listener: its method, its path normalised as the gateway
+// routes it, and its host in lower case without the port.
+func Request(ctx *fasthttp.RequestCtx, listener string) *match.Request {
+	return &match.Request{
+		Listener: listener,
+		Method:   ctx.Method(),
+		Path:     router.Normalize(nil, ctx.Request.URI().PathOriginal()),
+		Host:     match.AppendHost(nil, ctx.Request.Host()),
+		Header:   &ctx.Request.Header,
+	}
+}
 
 // Gateway wraps a route's policies list (indented as under `policies:`)
 // in a complete Gateway document with one route, "r", on /api/*.
@@ -223,10 +238,15 @@ func Ctx(uri string, headers ...string) *fasthttp.RequestCtx {
 
 // Run passes ctx through c's request steps, then (as the gateway does for
 // every response) its response steps, and returns the rejection, if any.
+// Policies limited by rules run when ctx's request meets them, as in the
+// gateway (see Request).
 func Run(c *chain.Chain, ctx *fasthttp.RequestCtx) *chain.Rejection {
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
 	ex.Prepare(c)
+	if len(c.Conds) > 0 {
+		c.Select(ex, Request(ctx, ""))
+	}
 	rej := c.RunRequest(ctx, ex)
 	c.RunResponse(ctx, ex)
 	return rej

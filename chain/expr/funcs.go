@@ -75,7 +75,7 @@ func (r *run) split(s, sep []byte) val {
 			r.vals = append(r.vals, val{k: kStr, s: s[:size:size]})
 			s = s[size:]
 		}
-	case bytes.Index(s, sep) < 0:
+	case !bytes.Contains(s, sep):
 		r.vals = append(r.vals, val{k: kStr, s: s})
 	default:
 		for {

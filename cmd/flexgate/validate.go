@@ -94,7 +94,7 @@ func routeLine(r *config.Route) string {
 		}
 		fmt.Fprintf(&b, " where %s", strings.Join(rules, " or "))
 	}
-	fmt.Fprintf(&b, " -> %s", r.Upstream.URL())
+	fmt.Fprintf(&b, " -> %s", r.UpstreamURL())
 	if r.StripPrefix != "" {
 		fmt.Fprintf(&b, " (without %s)", r.StripPrefix)
 	}

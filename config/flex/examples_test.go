@@ -102,7 +102,7 @@ func TestExamplesLoad(t *testing.T) {
 			t.Errorf("listeners = %+v", cfg.Listeners)
 		}
 		r := route(t, cfg, "default/api-example/api-example/1")
-		if r.Upstream.URL() != "http://127.0.0.1:9001/v1/apps" || r.StripPrefix != "" || strings.Join(r.Paths, " ") != "/*" ||
+		if r.UpstreamURL() != "http://127.0.0.1:9001/v1/apps" || r.StripPrefix != "" || strings.Join(r.Paths, " ") != "/*" ||
 			strings.Join(r.Listeners, ",") != "flex-8081" || !r.ReverseResponse {
 			t.Errorf("route = %+v", r)
 		}
@@ -116,7 +116,7 @@ func TestExamplesLoad(t *testing.T) {
 	t.Run("02 resource based", func(t *testing.T) {
 		cfg := loadExample(t, "02-resource-based.yaml")
 		r := route(t, cfg, "e-commerce/shop/shop-route-orders")
-		if r.Upstream.URL() != "http://127.0.0.1:9002/api/v2" || r.StripPrefix != "/shop" || strings.Join(r.Paths, " ") != "/shop/*" ||
+		if r.UpstreamURL() != "http://127.0.0.1:9002/api/v2" || r.StripPrefix != "/shop" || strings.Join(r.Paths, " ") != "/shop/*" ||
 			len(r.Rules) != 1 || r.Rules[0].Path != "/orders(/.*)" {
 			t.Errorf("route = %+v", r)
 		}
@@ -150,8 +150,13 @@ func TestExamplesLoad(t *testing.T) {
 			rule.Headers[0] != (config.HeaderMatch{Name: "x-test", Value: "true", Regex: true}) {
 			t.Errorf("rule = %+v", rule)
 		}
-		if r.Upstream.URL() != "http://127.0.0.1:9003/posts" {
-			t.Errorf("upstream = %s", r.Upstream.URL())
+		u := r.Upstream
+		if u.URL() != "http://127.0.0.1:9003/posts, http://127.0.0.1:9004/posts" || u.Targets[0].Weight != 75 || u.Targets[1].Weight != 25 ||
+			u.LoadBalancing != config.Random || u.Name != "default/products-api, default/products-api-beta" {
+			t.Errorf("upstream = %+v", u)
+		}
+		if w := warnings(cfg); len(w) != 0 {
+			t.Errorf("warnings: %q", w)
 		}
 	})
 	t.Run("04 selector", func(t *testing.T) {

@@ -1,11 +1,15 @@
 package flex
 
 import (
+	"bytes"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
 )
@@ -168,10 +172,13 @@ func known(refs []string) string {
 	return "; define it, or name one that is (namespace/name): " + strings.Join(refs, ", ")
 }
 
-// outbound applies a Service's outbound policies, and the Configuration's
-// timeouts, to its upstream.
+// outbound names a Service's upstream after it and applies its outbound
+// policies, and the Configuration's timeouts, to it.
 func (l *load) outbound(b *config.Build, s *service) {
 	u := &s.upstream
+	// Metrics and /config name the upstream after the Service, and two
+	// Services at one address stay two upstreams, each with its breaker.
+	u.Name = s.ref.String()
 	if l.timeouts != nil && l.timeouts.responseSeconds > 0 {
 		u.ResponseTimeout = time.Duration(l.timeouts.responseSeconds) * time.Second
 	}
@@ -214,12 +221,22 @@ func (l *load) outbound(b *config.Build, s *service) {
 		}
 	}
 	if bd := s.breaker; bd != nil && bd.breaker != nil {
-		if n := bd.breaker.maxConnections; n > 0 {
-			u.MaxConns = n
+		cb := bd.breaker
+		u.CircuitBreaker = cb.limits
+		at := func(k *yaml.Node) config.Pos { return config.Pos{File: bd.namePos.File, Line: k.Line, Col: k.Column} }
+		if n := cb.limits.MaxConnections; n > 0 {
+			// The breaker answers 503 at once over maxConnections; the
+			// pool's own cap, where requests would wait for a connection
+			// instead, stays above it.
+			u.MaxConns = max(u.MaxConns, n+1)
+			if cb.pending != nil {
+				b.Warn(at(cb.pending), "circuit-breaker-flex thresholds maxPendingRequests has no effect with maxConnections: "+
+					"flexgate queues no request for a connection under maxConnections, it answers 503 at once over it")
+			}
 		}
-		for _, k := range bd.breaker.others {
-			b.Warn(config.Pos{File: bd.namePos.File, Line: k.Line, Col: k.Column},
-				"circuit-breaker-flex thresholds %s is not applied yet: flexgate bounds an upstream's connections (maxConnections) only", k.Value)
+		if cb.pools != nil {
+			b.Warn(at(cb.pools), "circuit-breaker-flex thresholds maxConnectionPools is not applied: flexgate keeps one connection pool "+
+				"per address of a Service, so their number is the number of its addresses")
 		}
 	}
 }
@@ -443,41 +460,19 @@ func (l *load) routes(b *config.Build, in *instance, services map[ref]*service) 
 						"give it rules or move it last", svc.key)
 				}
 				r := base
-				r.Upstream, r.Pos, r.Rules = svc.upstream, sr.pos, sr.rules
-				r.Upstream = withDestination(r.Upstream, sr.dest)
+				r.Upstream, r.DestinationPath, r.Pos, r.Rules = svc.upstream, sr.dest, sr.pos, sr.rules
 				add(r, svc.key+"/"+strconv.Itoa(i+1), svc.pos)
 			}
 		}
 	case len(routeBindings) > 0:
 		for i, bd := range routeBindings {
-			if len(bd.dests) == 0 {
-				continue
-			}
-			dst := bd.dests[0]
-			if len(bd.dests) > 1 {
-				// Weighted targets need the upstream model of
-				// load-balanced targets; until then one destination
-				// serves, which the warning names.
-				for _, o := range bd.dests[1:] {
-					if o.weight > dst.weight {
-						dst = o
-					}
-				}
-				b.Warn(bd.namePos, "route-weighted weights are not applied yet: every request goes to Service %s (weight %d)", dst.ref, dst.weight)
-			}
-			svc, ok := services[dst.ref]
-			if !ok && l.broken[key(KindService, dst.ref)] {
-				continue
-			}
-			if !ok {
-				b.Errorf(dst.refPos, "%s destinationRef names Service %s, which is not defined%s", bd.name, dst.ref, known(l.serviceRefs()))
-				continue
-			}
 			r := base
-			r.Upstream, r.Pos, r.Rules = svc.upstream, bd.namePos, bd.rules
-			r.Upstream = withDestination(r.Upstream, dst.path)
+			from, ok := l.destinations(b, bd, services, &r)
+			if !ok {
+				continue
+			}
+			r.Pos, r.Rules = bd.namePos, bd.rules
 			id := bd.name + "-" + strconv.Itoa(i+1)
-			from := []config.Pos{svc.pos}
 			if bd.inline == nil {
 				id = bd.resource.name
 				if bd.namespace != in.namespace {
@@ -493,12 +488,147 @@ func (l *load) routes(b *config.Build, in *instance, services map[ref]*service) 
 	}
 }
 
-// withDestination returns u with dest (a destinationPath) joined to the
-// base path of each of its targets.
-func withDestination(u config.Upstream, dest string) config.Upstream {
-	u.Targets = append([]config.Target(nil), u.Targets...)
-	for i := range u.Targets {
-		u.Targets[i].BasePath = joinPath(u.Targets[i].BasePath, dest)
+// destinations sets the upstream of r, the route of a route or
+// route-weighted binding, and returns the places of the Services it sends
+// to. One destination (or several alike) is its Service's upstream, which
+// every route to the Service shares, with its destinationPath on the route.
+// Several are the targets of one upstream of their own, each with its
+// weight and its destinationPath after its base path, picked at random by
+// weight for each request, as Flex Gateway does.
+func (l *load) destinations(b *config.Build, bd *binding, services map[ref]*service, r *config.Route) ([]config.Pos, bool) {
+	if len(bd.dests) == 0 {
+		return nil, false
 	}
-	return u
+	svcs := make([]*service, len(bd.dests))
+	ok := true
+	for i, dst := range bd.dests {
+		svc, found := services[dst.ref]
+		switch {
+		case found:
+			svcs[i] = svc
+		case l.broken[key(KindService, dst.ref)]:
+			ok = false
+		default:
+			b.Errorf(dst.refPos, "%s destinationRef names Service %s, which is not defined%s", bd.name, dst.ref, known(l.serviceRefs()))
+			ok = false
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	var from []config.Pos
+	seen := map[*service]bool{}
+	for _, svc := range svcs {
+		if !seen[svc] {
+			seen[svc] = true
+			from = append(from, svc.pos)
+		}
+	}
+	alike := true
+	for _, dst := range bd.dests[1:] {
+		alike = alike && dst.ref == bd.dests[0].ref && dst.path == bd.dests[0].path
+	}
+	if alike {
+		r.Upstream, r.DestinationPath = svcs[0].upstream, bd.dests[0].path
+		return from, true
+	}
+	u, ok := weighted(b, bd, svcs)
+	r.Upstream = u
+	return from, ok
+}
+
+// weighted is the upstream of a route-weighted binding whose destinations
+// differ: their Services' targets, each with its destination's weight and
+// destinationPath. Settings that are one per upstream come from the
+// Services: their https trust must agree (an error otherwise: trusting what
+// one Service trusts for another could accept a certificate it must not),
+// and the circuit breaker is the first one bound to a destination's Service,
+// applied to the destinations together (a warning says so when another
+// Service's differs). Timeouts are the Configuration's, the same for all.
+func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, bool) {
+	u := svcs[0].upstream
+	u.Targets, u.LoadBalancing, u.Pos = nil, config.Random, bd.namePos
+	var names []string
+	index := map[string]int{} // target URL → index in u.Targets
+	var tlsFrom *service
+	for i, dst := range bd.dests {
+		svc := svcs[i]
+		if !slices.Contains(names, svc.ref.String()) {
+			names = append(names, svc.ref.String())
+		}
+		for _, t := range svc.upstream.Targets {
+			t.BasePath, t.Weight, t.Pos = joinPath(t.BasePath, dst.path), dst.weight, dst.pos
+			if j, dup := index[t.URL()]; dup {
+				// The same Service and path twice: one target with both
+				// shares.
+				u.Targets[j].Weight += t.Weight
+				continue
+			}
+			index[t.URL()] = len(u.Targets)
+			u.Targets = append(u.Targets, t)
+			if t.Scheme == "https" && tlsFrom == nil {
+				tlsFrom = svc
+			}
+		}
+	}
+	u.Name = strings.Join(names, ", ")
+	ok := true
+	if tlsFrom != nil {
+		want := tlsFrom.upstream
+		u.InsecureSkipVerify, u.CAPEM, u.ClientCert = want.InsecureSkipVerify, want.CAPEM, want.ClientCert
+		for _, svc := range svcs {
+			got := svc.upstream
+			if got.Targets[0].Scheme != "https" || svc == tlsFrom || sameOutboundTLS(&got, &want) {
+				continue
+			}
+			b.Errorf(bd.namePos, "route-weighted sends to Services %s (%s) and %s (%s), whose https connections are verified differently; "+
+				"the destinations of a route-weighted policy share one TLS setting: bind the same tls-outbound to each https Service",
+				tlsFrom.ref, outboundTLS(tlsFrom), svc.ref, outboundTLS(svc))
+			ok = false
+			break
+		}
+	}
+	var cbFrom *service
+	for _, svc := range svcs {
+		if svc.breaker != nil {
+			cbFrom = svc
+			break
+		}
+	}
+	u.CircuitBreaker, u.MaxConns = config.CircuitBreaker{}, config.DefaultMaxConns
+	if cbFrom != nil {
+		u.CircuitBreaker, u.MaxConns = cbFrom.upstream.CircuitBreaker, cbFrom.upstream.MaxConns
+		var others []string
+		for _, svc := range svcs {
+			if svc.upstream.CircuitBreaker == u.CircuitBreaker || slices.Contains(others, svc.ref.String()) {
+				continue
+			}
+			others = append(others, svc.ref.String())
+		}
+		if len(others) > 0 {
+			b.Warn(bd.namePos, "route-weighted applies one circuit breaker to its destinations together: the thresholds of Service %s "+
+				"(circuit-breaker-flex at %s) count this route's requests to every one of them; Service %s has other thresholds, or none, "+
+				"which this route does not apply", cbFrom.ref, cbFrom.breaker.namePos, strings.Join(others, ", "))
+		}
+	}
+	return u, ok
+}
+
+// sameOutboundTLS reports whether two upstreams verify https targets and
+// present themselves alike.
+func sameOutboundTLS(a, c *config.Upstream) bool {
+	if a.InsecureSkipVerify != c.InsecureSkipVerify || a.CAPEM != c.CAPEM || (a.ClientCert == nil) != (c.ClientCert == nil) {
+		return false
+	}
+	return a.ClientCert == nil ||
+		bytes.Equal(a.ClientCert.CertPEM, c.ClientCert.CertPEM) && bytes.Equal(a.ClientCert.KeyPEM, c.ClientCert.KeyPEM)
+}
+
+// outboundTLS describes how a Service's https connections are verified,
+// for messages.
+func outboundTLS(s *service) string {
+	if s.tls == nil {
+		return "no tls-outbound: the system's CAs, no client certificate"
+	}
+	return "tls-outbound at " + s.tls.namePos.String()
 }

@@ -3,6 +3,7 @@ package flex_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -293,15 +294,15 @@ func TestServicePolicies(t *testing.T) {
 `)
 	u := route(t, cfg, "default/a/up").Upstream
 	if u.CAPEM != cert || u.ClientCert == nil || string(u.ClientCert.CertPEM) != cert || string(u.ClientCert.KeyPEM) != key ||
-		u.InsecureSkipVerify || u.MaxConns != 20 || u.URL() != "https://orders:8443/v1" {
+		u.InsecureSkipVerify || u.URL() != "https://orders:8443/v1" || u.Name != "default/a-up" ||
+		u.CircuitBreaker != (config.CircuitBreaker{MaxConnections: 20, MaxRequests: 100}) || u.MaxConns != config.DefaultMaxConns {
 		t.Errorf("upstream = %+v", u)
 	}
 	if u.IdleTimeout != config.DefaultIdleTimeout {
 		t.Errorf("without idle-timeout-flex the idle timeout is %s, want flexgate's default", u.IdleTimeout)
 	}
 	got := warnings(cfg)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "b.yaml:7:21: warning: tls-outbound minversion is not applied") ||
-		!strings.HasPrefix(got[1], "b.yaml:20:45: warning: circuit-breaker-flex thresholds maxRequests is not applied yet") {
+	if len(got) != 1 || !strings.HasPrefix(got[0], "b.yaml:7:21: warning: tls-outbound minversion is not applied") {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
 }
@@ -392,10 +393,14 @@ func TestRoutes(t *testing.T) {
 		if len(r.Rules) > 0 {
 			rule = r.Rules[0].Path
 		}
-		if r.ID != w.id || r.Upstream.URL() != w.upstream || rule != w.rule || r.StripPrefix != "/api" || r.Paths[0] != "/api/*" ||
+		if r.ID != w.id || r.UpstreamURL() != w.upstream || rule != w.rule || r.StripPrefix != "/api" || r.Paths[0] != "/api/*" ||
 			r.PolicyScope != "default/a" {
-			t.Errorf("route %d = %s %s %q strip %q paths %v; want %+v", i, r.ID, r.Upstream.URL(), rule, r.StripPrefix, r.Paths, w)
+			t.Errorf("route %d = %s %s %q strip %q paths %v; want %+v", i, r.ID, r.UpstreamURL(), rule, r.StripPrefix, r.Paths, w)
 		}
+	}
+	// One upstream for the service's routes: one pool, one breaker.
+	if o1, o2 := cfg.Routes[0], cfg.Routes[1]; !reflect.DeepEqual(o1.Upstream, o2.Upstream) || o2.DestinationPath != "/v2" || o1.Upstream.Name != "default/a-orders" {
+		t.Errorf("the routes of service orders differ in upstream:\n%+v\n%+v", o1.Upstream, o2.Upstream)
 	}
 	got := warnings(cfg)
 	if len(got) != 2 || !strings.HasPrefix(got[0], `a.yaml:11:11: warning: this route of service "orders" has no rules`) ||

@@ -37,11 +37,15 @@ type dest struct {
 // leaves it out, as Flex Gateway documents it.
 const DefaultIdleTimeoutSeconds = 60
 
-// breaker is a circuit-breaker-flex policy's thresholds.
+// breaker is a circuit-breaker-flex policy's thresholds: the upstream's
+// circuit breaker, each 0 when not written.
 type breaker struct {
-	maxConnections int
-	// others are the thresholds written that flexgate does not apply yet.
-	others []*yaml.Node
+	limits config.CircuitBreaker
+	// pending is where maxPendingRequests is written.
+	pending *yaml.Node
+	// pools is where maxConnectionPools is written, which flexgate has no
+	// counterpart for.
+	pools *yaml.Node
 }
 
 // structuralConfig decodes the config of a policy the loader applies
@@ -94,20 +98,33 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 		}
 		d.Mapping(cfg, "circuit-breaker-flex config", map[string]func(k, v *yaml.Node){
 			"thresholds": func(_, v *yaml.Node) {
-				threshold := func(k, v *yaml.Node) {
-					n, ok := d.Integer(v, "thresholds "+k.Value)
-					if ok && (n < 1 || n > 1<<31-1) {
-						d.Errorf(v, "thresholds %s must be a number above 0, not %d", k.Value, n)
-					}
-					if k.Value == "maxConnections" {
-						b.breaker.maxConnections = int(n)
-					} else {
-						b.breaker.others = append(b.breaker.others, k)
+				cb := b.breaker
+				threshold := func(dst *int) func(k, v *yaml.Node) {
+					return func(k, v *yaml.Node) {
+						n, ok := d.Integer(v, "thresholds "+k.Value)
+						if ok && (n < 1 || n > 1<<31-1) {
+							d.Errorf(v, "thresholds %s must be a number above 0, not %d", k.Value, n)
+							return
+						}
+						if dst != nil {
+							*dst = int(n)
+						}
 					}
 				}
+				pending := threshold(&cb.limits.MaxPendingRequests)
+				pools := threshold(nil)
 				d.Mapping(v, "thresholds", map[string]func(k, v *yaml.Node){
-					"maxConnections": threshold, "maxPendingRequests": threshold, "maxRequests": threshold,
-					"maxRetries": threshold, "maxConnectionPools": threshold,
+					"maxConnections": threshold(&cb.limits.MaxConnections),
+					"maxPendingRequests": func(k, v *yaml.Node) {
+						cb.pending = k
+						pending(k, v)
+					},
+					"maxRequests": threshold(&cb.limits.MaxRequests),
+					"maxRetries":  threshold(&cb.limits.MaxRetries),
+					"maxConnectionPools": func(k, v *yaml.Node) {
+						cb.pools = k
+						pools(k, v)
+					},
 				})
 			},
 		})

@@ -1,7 +1,8 @@
 // Package cabundle loads PEM trust bundles that verify the gateway's TLS
 // peers (https upstreams, an introspection server) and keeps them current:
 // a bundle rotated on disk (cert-manager's trust-manager, a renewed
-// Secret) verifies the next handshake, without a reload or a restart.
+// Secret) verifies the next handshake, without a reload or a restart. A
+// bundle written in the config itself (FromPEM) changes with the config.
 package cabundle
 
 import (
@@ -36,11 +37,25 @@ func Check(file string) error {
 	return err
 }
 
-// Bundle is a trust bundle read from a file. The file is looked at again
-// at most once a second when a handshake needs the bundle, and on Reload.
-// Safe for concurrent use.
+func parse(pemText []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemText) {
+		return nil, errors.New("trusted CA holds no PEM certificate: give a bundle of -----BEGIN CERTIFICATE----- blocks")
+	}
+	return pool, nil
+}
+
+// CheckPEM reports whether pemText is a usable bundle, as FromPEM would.
+func CheckPEM(pemText []byte) error {
+	_, err := parse(pemText)
+	return err
+}
+
+// Bundle is a trust bundle read from a file, or written in the config.
+// The file is looked at again at most once a second when a handshake needs
+// the bundle, and on Reload. Safe for concurrent use.
 type Bundle struct {
-	file    string
+	file    string // "": written in the config, never read again
 	log     *slog.Logger
 	pool    atomic.Pointer[x509.CertPool]
 	checked atomic.Int64 // unix nanoseconds of the last look at the file
@@ -69,13 +84,30 @@ func New(file string, log *slog.Logger) (*Bundle, error) {
 	return b, nil
 }
 
-// File is the bundle's path.
+// FromPEM returns the bundle of the certificates in pemText, written in
+// the config rather than in a file (a Flex tls-outbound policy's
+// trustedCA): it changes only with the config, so Reload leaves it as it
+// is. Verifying with it works as with a bundle from a file.
+func FromPEM(pemText []byte) (*Bundle, error) {
+	pool, err := parse(pemText)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{log: slog.New(slog.DiscardHandler)}
+	b.pool.Store(pool)
+	return b, nil
+}
+
+// File is the bundle's path; "" for one written in the config.
 func (b *Bundle) File() string { return b.file }
 
 // Reload reads the file again and serves its certificates from now on
 // when they changed. A file that no longer loads is logged, once per
 // distinct error, and the bundle in use stays.
 func (b *Bundle) Reload() {
+	if b.file == "" {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.checked.Store(time.Now().UnixNano())
@@ -98,6 +130,9 @@ func (b *Bundle) Reload() {
 
 // current is the pool for a handshake starting now.
 func (b *Bundle) current() *x509.CertPool {
+	if b.file == "" {
+		return b.pool.Load()
+	}
 	now := time.Now().UnixNano()
 	if last := b.checked.Load(); now-last >= int64(checkEvery) && b.checked.CompareAndSwap(last, now) {
 		b.Reload()

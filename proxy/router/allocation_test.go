@@ -1,6 +1,10 @@
 package router
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/flexgate/flexgate/internal/match"
+)
 
 func TestMatchDoesNotAllocate(t *testing.T) {
 	for _, n := range []int{1, 100, 10000} {
@@ -47,6 +51,44 @@ func TestNormalizeDoesNotAllocate(t *testing.T) {
 		}
 		if a := testing.AllocsPerRun(100, func() { HasParams(in) }); a != 0 {
 			t.Errorf("HasParams(%q) allocates %v times per call", c.in, a)
+		}
+	}
+}
+
+// TestRouteDoesNotAllocate: routing with conditions of every kind —
+// listeners, hosts, headers, prefixes, rules matched without and with a
+// regular expression, capture groups — allocates nothing once a Match's
+// buffers have grown.
+func TestRouteDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes pools drop their items")
+	}
+	es, reqs := flexRoutes(1000)
+	rt, err := New(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Match
+	var dst []byte
+	var all []*match.Request
+	for _, qs := range reqs {
+		all = append(all, qs...)
+	}
+	for _, q := range all {
+		want := NotFound
+		if string(q.Path) != "/no/such/route" {
+			want = Found
+		}
+		if res := rt.Route(q, &m); res != want {
+			t.Fatalf("%s %s on %s: %v, want %v", q.Method, q.Path, q.Host, res, want)
+		}
+		if a := testing.AllocsPerRun(100, func() {
+			m.Reset()
+			if rt.Route(q, &m) == Found {
+				dst = m.AppendPath(dst[:0], []byte("/base"))
+			}
+		}); a != 0 {
+			t.Errorf("Route(%s %s on %s) allocates %v times per call", q.Method, q.Path, q.Host, a)
 		}
 	}
 }

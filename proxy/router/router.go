@@ -1,6 +1,6 @@
-// Package router matches a request's method and path to the route that
-// serves it: a segment trie built once per config and read, without
-// allocating, on every request.
+// Package router matches a request to the route that serves it: a segment
+// trie of the routes' path patterns, built once per config and read,
+// without allocating, on every request.
 //
 // The most specific pattern that matches the path decides, whatever the
 // config order. Segment by segment from the left, a literal beats a
@@ -10,6 +10,15 @@
 // answer is 405 Method Not Allowed, never a broader pattern's route: a
 // broader route would serve the path without the narrower route's
 // policies.
+//
+// A route may also be narrowed by conditions (see match.Spec): the
+// listener, the host, headers, a path prefix and Flex's match rules. A
+// route whose conditions the request does not meet is, for that request,
+// as if it were not there: the routes of the pattern that meet them decide
+// as above, and when none does, the next most specific pattern's routes
+// are tried. So a host or header mismatch is never a 405. Among the routes
+// of one pattern the narrower conditions are tried first (match.Compare),
+// then the config's order.
 package router
 
 import (
@@ -20,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // Entry is one route as the router sees it.
@@ -37,9 +48,12 @@ type Entry struct {
 	// that allows GET also serves HEAD.
 	Methods []string
 	// Index is the route's position in the config. Match returns it; among
-	// routes with the same pattern that allow the same method, the lowest
-	// Index wins.
+	// routes with the same pattern that allow the same method, and whose
+	// conditions Compare does not order, the lowest Index wins.
 	Index int
+	// Cond narrows the route to the requests that meet it; the zero
+	// value takes every request the pattern matches.
+	Cond match.Spec
 }
 
 // Result says how a Match ended.
@@ -104,15 +118,40 @@ type node struct {
 
 // terminal holds the routes that share one pattern.
 type terminal struct {
-	// pick[id] is the route that serves method id, or -1.
-	pick []int32
-	// other is the route that serves a method no route names, or -1.
-	other int32
-	// allowed is the set of methods the routes name (HEAD with GET): the
-	// Allow value of a 405 on this pattern.
-	allowed uint64
+	// cands are the routes in the order they are tried.
+	cands []cand
+	// try[id] lists, by position in cands, the routes that serve method
+	// id in the order they are tried: in the order of their conditions,
+	// and among equals a route that names the method, then for HEAD one
+	// that names GET, then one that allows any method.
+	try [][]int32
+	// other lists the routes that serve a method no route names.
+	other []int32
+	// plain: no route here has conditions, so the first route of a
+	// list decides (pick, pickOther) and allowed is the Allow set of
+	// every 405 on this pattern.
+	plain     bool
+	pick      []int32
+	pickOther int32
+	allowed   uint64
 
-	routes []Entry // while building
+	routes []built // while building
+}
+
+// cand is one route of a terminal.
+type cand struct {
+	index int32
+	// cond is nil when the route has no conditions.
+	cond *match.Cond
+	// allowed is the set of methods the route names (HEAD with GET); 0
+	// when it names none and allows any.
+	allowed uint64
+}
+
+// built is a route while the trie is built.
+type built struct {
+	e    Entry
+	cond *match.Cond
 }
 
 // Methods are the standard request methods (RFC 9110 section 9, and PATCH),
@@ -161,7 +200,8 @@ func allowOrder(methods []string) []string {
 }
 
 // New builds the router for a config's routes. The routes' Index values are
-// what Match returns. An error names the route's Index and the pattern.
+// what Match returns. An error names the route's Index and the pattern or
+// condition at fault.
 func New(entries []Entry) (*Router, error) {
 	r := &Router{}
 	var errs []error
@@ -178,13 +218,22 @@ func New(entries []Entry) (*Router, error) {
 			}
 			named = append(named, m)
 		}
+		b := built{e: e}
+		cond, err := match.Compile(e.Cond)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %d: %w", e.Index, err))
+			continue
+		}
+		if !cond.None() {
+			b.cond = cond
+		}
 		for _, p := range e.Paths {
 			segs, err := parsePattern(p)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("route %d: path %q: %w", e.Index, p, err))
 				continue
 			}
-			r.insert(segs, e)
+			r.insert(segs, b)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -298,7 +347,7 @@ func parsePattern(p string) ([]segment, error) {
 
 // insert adds e's pattern segs to the trie and returns the terminal that
 // holds the routes of that pattern.
-func (r *Router) insert(segs []segment, e Entry) *terminal {
+func (r *Router) insert(segs []segment, e built) *terminal {
 	n := &r.root
 	for _, s := range segs {
 		switch s.kind {
@@ -333,9 +382,9 @@ func (r *Router) insert(segs []segment, e Entry) *terminal {
 	return n.end
 }
 
-func (t *terminal) add(e Entry) {
+func (t *terminal) add(e built) {
 	for _, have := range t.routes {
-		if have.Index == e.Index {
+		if have.e.Index == e.e.Index {
 			// The same route through two paths that normalise alike.
 			return
 		}
@@ -370,92 +419,195 @@ func (n *node) finish(r *Router) {
 	n.tail.finish(r)
 }
 
-// finish decides, for every method, which of the routes sharing this
-// pattern serves it: a route that names the method, else for HEAD a route
-// that names GET, else a route that allows any method; the lowest Index
-// among equals.
+// finish orders the routes sharing this pattern for every method: by their
+// conditions (match.Compare), then a route that names the method, else for
+// HEAD a route that names GET, else a route that allows any method; the
+// lowest Index among equals.
 func (t *terminal) finish(r *Router) {
 	if t == nil {
 		return
 	}
-	slices.SortFunc(t.routes, func(a, b Entry) int { return a.Index - b.Index })
-	t.other = -1
-	for _, e := range t.routes {
-		if len(e.Methods) == 0 {
-			t.other = int32(e.Index)
-			break
+	slices.SortStableFunc(t.routes, func(a, b built) int {
+		if c := match.Compare(&a.e.Cond, &b.e.Cond); c != 0 {
+			return c
+		}
+		return a.e.Index - b.e.Index
+	})
+	// group[i] numbers the runs of routes whose conditions Compare does
+	// not order.
+	group := make([]int, len(t.routes))
+	for i := 1; i < len(t.routes); i++ {
+		group[i] = group[i-1]
+		if match.Compare(&t.routes[i-1].e.Cond, &t.routes[i].e.Cond) != 0 {
+			group[i]++
 		}
 	}
-	t.pick = make([]int32, len(r.methods))
+	t.cands = make([]cand, len(t.routes))
+	for i, b := range t.routes {
+		c := cand{index: int32(b.e.Index), cond: b.cond}
+		for id, m := range r.methods {
+			if slices.Contains(b.e.Methods, m) || m == "HEAD" && slices.Contains(b.e.Methods, "GET") {
+				c.allowed |= 1 << id
+			}
+		}
+		t.cands[i] = c
+		if len(b.e.Methods) == 0 {
+			t.other = append(t.other, int32(i))
+		}
+	}
+	t.plain = true
+	for _, c := range t.cands {
+		t.plain = t.plain && c.cond == nil
+		t.allowed |= c.allowed
+	}
+	t.try = make([][]int32, len(r.methods))
 	for id, m := range r.methods {
+		type pick struct{ pos, group, class int }
+		var picks []pick
+		for i, b := range t.routes {
+			switch {
+			case slices.Contains(b.e.Methods, m):
+				picks = append(picks, pick{i, group[i], 0})
+			case m == "HEAD" && slices.Contains(b.e.Methods, "GET"):
+				picks = append(picks, pick{i, group[i], 1})
+			case len(b.e.Methods) == 0:
+				picks = append(picks, pick{i, group[i], 2})
+			}
+		}
+		slices.SortStableFunc(picks, func(a, b pick) int {
+			if a.group != b.group {
+				return a.group - b.group
+			}
+			return a.class - b.class
+		})
+		for _, p := range picks {
+			t.try[id] = append(t.try[id], int32(p.pos))
+		}
+	}
+	t.pick, t.pickOther = make([]int32, len(r.methods)), -1
+	for id, l := range t.try {
 		t.pick[id] = -1
-		for _, e := range t.routes {
-			if slices.Contains(e.Methods, m) {
-				t.pick[id] = int32(e.Index)
-				t.allowed |= 1 << id
-				break
-			}
+		if len(l) > 0 {
+			t.pick[id] = t.cands[l[0]].index
 		}
-		if t.pick[id] < 0 && m == "HEAD" {
-			for _, e := range t.routes {
-				if slices.Contains(e.Methods, "GET") {
-					t.pick[id] = int32(e.Index)
-					t.allowed |= 1 << id
-					break
-				}
-			}
-		}
-		if t.pick[id] < 0 {
-			t.pick[id] = t.other
-		}
+	}
+	if len(t.other) > 0 {
+		t.pickOther = t.cands[t.other[0]].index
+	}
+	if t.plain {
+		// pick, pickOther and allowed say all.
+		t.cands, t.try, t.other = nil, nil, nil
 	}
 	t.routes = nil
 }
 
-// Match finds the route for a request. path is the normalised request path
-// (see Normalize); method is the request's method, compared exactly.
+// Match is where Route puts its answer, and the per-request memory it
+// works with: keep one per request (it may be reused once Reset).
+type Match struct {
+	// Index is the route's Index when Route found one, else -1.
+	Index int
+	// Allow is the value of the Allow header of a MethodNotAllowed: the
+	// methods that the routes of the pattern whose conditions the request
+	// meets allow, in a fixed order (GET, HEAD, POST, PUT, PATCH, DELETE,
+	// OPTIONS, CONNECT, TRACE, then others alphabetically), HEAD included
+	// wherever GET is. Shared: callers must not modify it.
+	Allow []byte
+
+	fwd  match.Forward
+	norm []byte
+
+	// The search under way.
+	rt  *Router
+	id  int
+	res Result
+}
+
+// Reset readies m for another request, keeping its buffers.
+func (m *Match) Reset() {
+	m.Index, m.Allow, m.rt, m.id, m.res = -1, nil, nil, 0, NotFound
+	m.fwd.Reset()
+	m.norm = m.norm[:0]
+}
+
+// AppendPath appends to dst the path to send upstream for the route Route
+// found: base, the upstream's base path ("" or "/prefix"), then the path
+// the route makes of the request's — the normalised request path, without
+// the route's StripPrefix, or what its matching rule's capture groups
+// concatenate to, normalised again so that they cannot climb out of base
+// ("/.." stays under it). "/" when both are empty. It does not allocate
+// once m's buffers have grown to a path's size.
+func (m *Match) AppendPath(dst, base []byte) []byte { return m.AppendPathUnder(dst, base, nil) }
+
+// AppendPathUnder is AppendPath with a base path in two parts written one
+// after the other (a target's base path, then a route's destination path).
+func (m *Match) AppendPathUnder(dst, base, more []byte) []byte {
+	p := m.fwd.Path
+	if m.fwd.Raw && len(p) > 0 {
+		m.norm = Normalize(m.norm[:0], p)
+		p = m.norm
+	}
+	dst = append(append(dst, base...), more...)
+	if len(p) == 0 {
+		if len(base)+len(more) == 0 {
+			dst = append(dst, '/')
+		}
+		return dst
+	}
+	return append(dst, p...)
+}
+
+// Route finds the route for a request. req.Path is the normalised request
+// path (see Normalize); req.Method is compared exactly.
 //
-// The most specific pattern that matches the path decides. Match returns
-// the Index of the route of that pattern that serves the method, and
-// Found; or -1 and NotFound when no pattern matches the path; or -1,
-// MethodNotAllowed and the value of the Allow header when no route of that
-// pattern serves the method: the methods its routes allow, in a fixed order
-// (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE, then others
-// alphabetically), HEAD included wherever GET is. The Allow value is
-// shared: callers must not modify it.
+// Of the patterns that match the path, the most specific one whose routes
+// include one whose conditions req meets decides. Route returns Found, with
+// the Index in m of the first such route (in the order finish gives them)
+// that serves the method; or MethodNotAllowed and the Allow value in m when
+// none of them serves it; or NotFound when no route's pattern and
+// conditions match.
 //
-// Match does not allocate and is safe for concurrent use. It keeps no
-// reference to method or path.
-func (r *Router) Match(method, path []byte) (index int, res Result, allow []byte) {
-	id := -1
-	for i, m := range r.methods {
-		if string(method) == m {
-			id = i
+// Route does not allocate once m's buffers have grown, and is safe for
+// concurrent use with distinct m. It keeps no reference to req once it
+// returns, except what m.AppendPath reads of req.Path.
+func (r *Router) Route(req *match.Request, m *Match) Result {
+	m.Index, m.Allow, m.res = -1, nil, NotFound
+	m.rt, m.id = r, -1
+	for i, name := range r.methods {
+		if string(req.Method) == name {
+			m.id = i
 			break
 		}
 	}
+	path := req.Path
 	if len(path) > 0 && path[0] == '/' {
 		path = path[1:]
 	}
-	t := r.root.walk(path)
-	if t == nil {
-		return -1, NotFound, nil
-	}
-	if i := t.lookup(id); i >= 0 {
-		return int(i), Found, nil
-	}
-	return -1, MethodNotAllowed, r.allowFor(t.allowed)
+	r.root.walk(path, req, m)
+	m.rt = nil
+	return m.res
+}
+
+// Match finds the route for a request that has nothing but a method and a
+// path, which no route's host, header or listener condition admits: Route
+// for a request with no host, headers or listener, returning the Index, the
+// Result and the Allow value. It is safe for concurrent use, and allocates
+// nothing for routes without rules.
+func (r *Router) Match(method, path []byte) (index int, res Result, allow []byte) {
+	var m Match
+	req := match.Request{Method: method, Path: path}
+	res = r.Route(&req, &m)
+	return m.Index, res, m.Allow
 }
 
 // walk searches the subtrie at n for the rest of the path, p, in order of
-// specificity, and returns the routes of the first pattern that matches, or
-// nil.
-func (n *node) walk(p []byte) *terminal {
+// specificity, and reports whether a pattern's routes decided the request
+// (m holds the answer).
+func (n *node) walk(p []byte, req *match.Request, m *Match) bool {
 	if len(p) == 0 {
-		if n.end != nil {
-			return n.end
+		if n.end != nil && n.end.decide(req, m) {
+			return true
 		}
-		return n.tail
+		return n.tail != nil && n.tail.decide(req, m)
 	}
 	seg, rest := p, p[len(p):]
 	for i, c := range p {
@@ -464,17 +616,66 @@ func (n *node) walk(p []byte) *terminal {
 			break
 		}
 	}
-	if c := n.child(seg); c != nil {
-		if t := c.walk(rest); t != nil {
-			return t
+	if c := n.child(seg); c != nil && c.walk(rest, req, m) {
+		return true
+	}
+	if n.star != nil && len(seg) > 0 && n.star.walk(rest, req, m) {
+		return true
+	}
+	return n.tail != nil && n.tail.decide(req, m)
+}
+
+// decide tries the routes of one pattern on the request: the first that
+// meets its conditions and serves the method is Found; failing that, when
+// routes meet their conditions but none serves the method, it is
+// MethodNotAllowed; when none meets its conditions, the pattern does not
+// decide.
+func (t *terminal) decide(req *match.Request, m *Match) bool {
+	if t.plain {
+		i := t.pickOther
+		if m.id >= 0 {
+			i = t.pick[m.id]
+		}
+		if i >= 0 {
+			m.Index, m.res = int(i), Found
+			m.fwd.Path, m.fwd.Raw = req.Path, false
+		} else {
+			m.res, m.Allow = MethodNotAllowed, m.rt.allowFor(t.allowed)
+		}
+		return true
+	}
+	list := t.other
+	if m.id >= 0 {
+		list = t.try[m.id]
+	}
+	for _, i := range list {
+		c := &t.cands[i]
+		if c.cond == nil {
+			m.fwd.Path, m.fwd.Raw = req.Path, false
+		} else if !c.cond.Match(req, &m.fwd) {
+			continue
+		}
+		m.Index, m.res = int(c.index), Found
+		return true
+	}
+	var allowed uint64
+	met := false
+	for i := range t.cands {
+		c := &t.cands[i]
+		if c.allowed == 0 || m.id >= 0 && c.allowed&(1<<m.id) != 0 {
+			// Tried above.
+			continue
+		}
+		if c.cond == nil || c.cond.Match(req, nil) {
+			allowed |= c.allowed
+			met = true
 		}
 	}
-	if n.star != nil && len(seg) > 0 {
-		if t := n.star.walk(rest); t != nil {
-			return t
-		}
+	if !met {
+		return false
 	}
-	return n.tail
+	m.res, m.Allow = MethodNotAllowed, m.rt.allowFor(allowed)
+	return true
 }
 
 func (n *node) child(seg []byte) *node {
@@ -487,13 +688,6 @@ func (n *node) child(seg []byte) *node {
 		}
 	}
 	return nil
-}
-
-func (t *terminal) lookup(id int) int32 {
-	if id < 0 {
-		return t.other
-	}
-	return t.pick[id]
 }
 
 func (r *Router) allowFor(set uint64) []byte {

@@ -3,6 +3,10 @@ package router
 import (
 	"fmt"
 	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // benchRoutes builds n routes of the shapes a gateway config has: service
@@ -70,6 +74,134 @@ func BenchmarkMatch(b *testing.B) {
 					rt.Match(methods[i], paths[i])
 					i++
 					if i == len(paths) {
+						i = 0
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRoute is BenchmarkMatch through Route, as the gateway calls it:
+// a request and a Match per request, made once.
+func BenchmarkRoute(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			es, reqs := benchRoutes(n)
+			rt, err := New(es)
+			if err != nil {
+				b.Fatal(err)
+			}
+			qs := make([]*match.Request, len(reqs))
+			for i, q := range reqs {
+				qs[i] = benchReq("http", q.method, q.path, "gw")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var m Match
+				i := 0
+				for pb.Next() {
+					rt.Route(qs[i], &m)
+					i++
+					if i == len(qs) {
+						i = 0
+					}
+				}
+			})
+		})
+	}
+}
+
+// flexShapes names the shapes of flexRoutes, by route index modulo 5.
+var flexShapes = []string{"literal", "prefix", "capture", "regex", "host"}
+
+// flexRoutes builds n routes as ApiInstances of mixed shapes produce them,
+// spread over four listeners: base paths with a literal rule, a prefix
+// rule, a capture rule and a rule that needs a regular expression, and
+// virtual hosts (kind: Gateway hosts) — most on paths of their own, some
+// serving a whole host from "/*". It returns them with requests by shape
+// ("404" for one that no route takes).
+func flexRoutes(n int) ([]Entry, map[string][]*match.Request) {
+	var es []Entry
+	reqs := map[string][]*match.Request{}
+	listener := func(i int) string { return fmt.Sprintf("port-%d", 8080+i%4) }
+	for i := range n {
+		base := fmt.Sprintf("/svc%d", i)
+		e := Entry{Index: i, Paths: []string{base + "/*"},
+			Cond: match.Spec{Listeners: []string{listener(i)}, StripPrefix: base}}
+		var q *match.Request
+		switch i % 5 {
+		case 0:
+			e.Cond.Rules = []match.Rule{{Path: "/health"}, {Path: "/ready"}}
+			q = benchReq(listener(i), "GET", base+"/ready", "gw")
+		case 1:
+			e.Cond.Rules = []match.Rule{{Path: "/orders/.*", Methods: "GET|POST"}}
+			q = benchReq(listener(i), "POST", base+"/orders/42/items", "gw")
+		case 2:
+			e.Cond.Rules = []match.Rule{{Path: "/api(/.*)"}, {Path: "(.*)", Headers: []match.Header{{Name: "x-test", Value: "true"}}}}
+			q = benchReq(listener(i), "GET", base+"/api/products/123", "gw")
+		case 3:
+			e.Cond.Rules = []match.Rule{{Path: "/users/([0-9]+)(/.*)?", Host: `.*\.example\.com`}}
+			q = benchReq(listener(i), "GET", base+"/users/8172/orders", "api.example.com")
+		case 4:
+			host := fmt.Sprintf("app%d.example.com", i)
+			if i%50 == 4 {
+				e = Entry{Index: i, Paths: []string{"/*"}, Cond: match.Spec{Hosts: []string{host}}}
+				q = benchReq(listener(i), "GET", "/index.html", host)
+			} else {
+				e = Entry{Index: i, Paths: []string{base + "/*"}, Cond: match.Spec{Hosts: []string{host, "*." + host}}}
+				q = benchReq(listener(i), "GET", base+"/static/app.js", "www."+host)
+			}
+		}
+		es = append(es, e)
+		shape := flexShapes[i%5]
+		if len(reqs[shape]) < 8 || i%(n/40+1) == 0 {
+			reqs[shape] = append(reqs[shape], q)
+		}
+	}
+	reqs["404"] = []*match.Request{benchReq("port-8080", "GET", "/no/such/route", "gw")}
+	return es, reqs
+}
+
+func benchReq(listener, method, path, host string, headers ...string) *match.Request {
+	h := new(fasthttp.RequestHeader)
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.Add(headers[i], headers[i+1])
+	}
+	return &match.Request{Listener: listener, Method: []byte(method), Path: []byte(path), Host: []byte(host), Header: h}
+}
+
+// BenchmarkRouteFlex routes requests among 1,000 ApiInstance-like routes,
+// by shape and all shapes mixed; BenchmarkRoute is the same router
+// without conditions.
+func BenchmarkRouteFlex(b *testing.B) {
+	es, reqs := flexRoutes(1000)
+	rt, err := New(es)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mixed []*match.Request
+	for _, shape := range append(flexShapes, "404") {
+		mixed = append(mixed, reqs[shape]...)
+	}
+	for _, shape := range append(flexShapes, "404", "mixed") {
+		qs := reqs[shape]
+		if shape == "mixed" {
+			qs = mixed
+		}
+		b.Run(shape, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var m Match
+				var dst []byte
+				i := 0
+				for pb.Next() {
+					if rt.Route(qs[i], &m) == Found {
+						dst = m.AppendPath(dst[:0], nil)
+					}
+					i++
+					if i == len(qs) {
 						i = 0
 					}
 				}

@@ -3,12 +3,17 @@ package router
 import (
 	"slices"
 	"sort"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // Shadow is a pair of routes where the narrower one takes requests that the
-// broader one would serve without it: every path that Narrow's pattern
-// matches, Broad's matches too, so Narrow's is the more specific and serves
-// them, and the two routes allow a method in common.
+// broader one would serve without it: the two routes allow a method in
+// common, a request can meet the conditions of both, and either every path
+// that Narrow's pattern matches, Broad's matches too, so Narrow's is the
+// more specific and serves them, or the two share a pattern and the router
+// tries Narrow first (its conditions narrow Broad's, as a route for
+// `x-canary: true` narrows one without headers).
 type Shadow struct {
 	// Narrow and Broad are the routes' Index values.
 	Narrow, Broad int
@@ -18,8 +23,10 @@ type Shadow struct {
 }
 
 // Shadows finds every pair of routes where one shadows the other. Routes
-// that share a pattern split it by method and do not shadow each other.
-// Patterns that New refuses are left out (New reports them).
+// that share a pattern and whose conditions Compare does not order split
+// it by method, or by their rules in config order, and do not shadow each
+// other. Patterns and conditions that New refuses are left out (New
+// reports them).
 //
 // It is meant for load time: it walks a trie of the patterns once per
 // pattern, visiting only the patterns that cover it, so its cost grows with
@@ -45,7 +52,7 @@ func Shadows(entries []Entry) []Shadow {
 			if err != nil {
 				continue
 			}
-			t := r.insert(segs, e)
+			t := r.insert(segs, built{e: e})
 			uses[t] = append(uses[t], use{e, p})
 			patterns = append(patterns, pattern{use{e, p}, segs, t})
 		}
@@ -54,12 +61,10 @@ func Shadows(entries []Entry) []Shadow {
 	var out []Shadow
 	for _, a := range patterns {
 		r.root.covers(a.segs, func(t *terminal) {
-			if t == a.own {
-				return
-			}
 			for _, b := range uses[t] {
 				pair := [2]int{a.e.Index, b.e.Index}
-				if b.e.Index == a.e.Index || seen[pair] || !shareMethod(a.e.Methods, b.e.Methods) {
+				if b.e.Index == a.e.Index || seen[pair] || !shareMethod(a.e.Methods, b.e.Methods) ||
+					!match.Overlap(&a.e.Cond, &b.e.Cond) || t == a.own && match.Compare(&a.e.Cond, &b.e.Cond) >= 0 {
 					continue
 				}
 				seen[pair] = true

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 func TestShadows(t *testing.T) {
@@ -133,4 +135,35 @@ func modelMatches(pattern, path string) bool {
 		}
 	}
 	return len(pat) == len(ps)
+}
+
+// TestShadowsWithConditions: routes whose hosts, headers or listeners
+// cannot both hold take nothing from each other; a route that narrows
+// another of the same pattern (x-canary) takes requests from it.
+func TestShadowsWithConditions(t *testing.T) {
+	f := func(routes []Entry, want ...string) {
+		t.Helper()
+		for i := range routes {
+			routes[i].Index = i
+		}
+		var got []string
+		for _, s := range Shadows(routes) {
+			got = append(got, fmt.Sprintf("%d %s < %d %s", s.Narrow, s.NarrowPath, s.Broad, s.BroadPath))
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("Shadows =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	on := func(e Entry, s match.Spec) Entry { e.Cond = s; return e }
+	a, b := match.Spec{Hosts: []string{"a.example.com"}}, match.Spec{Hosts: []string{"b.example.com"}}
+	f([]Entry{on(r("/api/*"), a), on(r("/api/admin/*"), b)})
+	f([]Entry{on(r("/api/*"), a), on(r("/api/admin/*"), match.Spec{Hosts: []string{"*.example.com"}})}, "1 /api/admin/* < 0 /api/*")
+	f([]Entry{r("/api/*"), on(r("/api/admin/*"), a)}, "1 /api/admin/* < 0 /api/*")
+	f([]Entry{on(r("/api/*"), a), r("/api/admin/*")}, "1 /api/admin/* < 0 /api/*")
+	canary := match.Spec{Headers: []match.Header{{Name: "x-canary", Value: "true"}}}
+	f([]Entry{r("/api/*"), on(r("/api/*"), canary)}, "1 /api/* < 0 /api/*")
+	f([]Entry{on(r("/api/*"), canary), on(r("/api/*"), match.Spec{Headers: []match.Header{{Name: "X-Canary", Value: "false"}}})})
+	f([]Entry{on(r("/api/*"), a), on(r("/api/*"), b)})
+	f([]Entry{on(r("/*"), match.Spec{Listeners: []string{"p1"}}), on(r("/api/*"), match.Spec{Listeners: []string{"p2"}})})
+	f([]Entry{on(r("/*"), match.Spec{Listeners: []string{"p1"}}), on(r("/api/*"), match.Spec{Listeners: []string{"p1"}})}, "1 /api/* < 0 /*")
 }
