@@ -67,6 +67,11 @@ type result struct {
 // request steps, then, unless a step answered, the origin's answer, then
 // the response steps. headers are name, value pairs.
 func exchange(ch *chain.Chain, o *origin, method, uri string, headers ...string) result {
+	return exchangeOn(ch, "", o, method, uri, headers...)
+}
+
+// exchangeOn is exchange on the route named route.
+func exchangeOn(ch *chain.Chain, route string, o *origin, method, uri string, headers ...string) result {
 	ctx := chaintest.Ctx("http://gw" + uri)
 	ctx.Request.Header.SetMethod(method)
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -75,6 +80,7 @@ func exchange(ch *chain.Chain, o *origin, method, uri string, headers ...string)
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
 	ex.Prepare(ch)
+	ex.RouteID = route
 	rej := ch.RunRequest(ctx, ex)
 	r := result{fromCache: rej == chain.Answered}
 	switch {

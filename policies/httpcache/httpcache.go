@@ -132,13 +132,18 @@ func (c *Cache) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 	return nil
 }
 
-// appendKey appends the request's key: 'k', the method, NUL, then the
-// key expression's value. GET and HEAD share entries; other methods (a
-// requestExpression may admit them) have their own. Variant keys start
-// with 'v' (appendVariant), so that no key a client can make up (the
-// expression's value may hold any byte) is another key's variant.
+// appendKey appends the request's key: 'k', the route's id after its
+// length, the method, NUL, then the key expression's value. The routes of
+// a Flex API instance share one cache (and may send one path to different
+// upstreams): the route keeps their entries apart. GET and HEAD share
+// entries; other methods (a requestExpression may admit them) have their
+// own. Variant keys start with 'v' (appendVariant), so that no key a
+// client can make up (the expression's value may hold any byte) is
+// another key's variant.
 func (c *Cache) appendKey(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchange) []byte {
 	dst = append(dst, 'k')
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(ex.RouteID)))
+	dst = append(dst, ex.RouteID...)
 	if m := ctx.Method(); string(m) == fasthttp.MethodHead {
 		dst = append(dst, fasthttp.MethodGet...)
 	} else {

@@ -398,3 +398,18 @@ func TestWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesKeepTheirEntries: the routes of a Flex API instance run one
+// cache, and may send one path to different upstreams (by host or
+// header): an answer of one route never answers a request of another.
+func TestRoutesKeepTheirEntries(t *testing.T) {
+	ch, _, _ := cached(t, "- http-caching: {}\n")
+	a, b := &origin{status: 200, body: "from a"}, &origin{status: 200, body: "from b"}
+	exchangeOn(ch, "a", a, "GET", "/api/x")
+	if r := exchangeOn(ch, "b", b, "GET", "/api/x"); r.body != "from b" || r.fromCache {
+		t.Errorf("route b got %q (from the cache: %t)", r.body, r.fromCache)
+	}
+	if r := exchangeOn(ch, "a", a, "GET", "/api/x"); r.body != "from a" || !r.fromCache {
+		t.Errorf("route a got %q (from the cache: %t)", r.body, r.fromCache)
+	}
+}
