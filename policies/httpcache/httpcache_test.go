@@ -391,7 +391,7 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("warnings:\n%s", w)
 	}
 	w := warnings("- http-caching-flex: {distributed: true, persistCache: true}\n")
-	for _, want := range []string{"12:11: warning: http-caching-flex: httpCachingKey is left out", "12:44: warning: http-caching-flex: distributed: true is not supported yet",
+	for _, want := range []string{"12:11: warning: http-caching-flex: httpCachingKey is left out", "12:44: warning: http-caching-flex: distributed: true, but spec.sharedStorage is not configured",
 		"12:64: warning: http-caching-flex: persistCache: true is not supported"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings:\n%s\nwant %s", w, want)
@@ -411,5 +411,42 @@ func TestRoutesKeepTheirEntries(t *testing.T) {
 	}
 	if r := exchangeOn(ch, "a", a, "GET", "/api/x"); r.body != "from a" || !r.fromCache {
 		t.Errorf("route a got %q (from the cache: %t)", r.body, r.fromCache)
+	}
+}
+
+// TestEntryEncoding: an entry read back from Redis is the entry written;
+// a value cut short or of another format is refused, never read past.
+func TestEntryEncoding(t *testing.T) {
+	e := &entry{kind: kindResponse, status: 203, stored: 1234567890, age: 7, ttl: 90 * time.Second,
+		headers: []field{{[]byte("Content-Type"), []byte("text/plain")}, {[]byte("X-Empty"), nil}}, body: []byte("the body")}
+	v := &entry{kind: kindVary, ttl: time.Minute, vary: [][]byte{[]byte("accept-language"), []byte("accept")}}
+	for _, want := range []*entry{e, v} {
+		b := encodeEntry(want)
+		got, err := decodeEntry(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.kind != want.kind || got.status != want.status || got.stored != want.stored || got.age != want.age || got.ttl != want.ttl ||
+			string(got.body) != string(want.body) || len(got.headers) != len(want.headers) || len(got.vary) != len(want.vary) {
+			t.Errorf("decoded %+v, want %+v", got, want)
+		}
+		for i := range want.headers {
+			if string(got.headers[i].name) != string(want.headers[i].name) || string(got.headers[i].value) != string(want.headers[i].value) {
+				t.Errorf("header %d: %q: %q", i, got.headers[i].name, got.headers[i].value)
+			}
+		}
+		for i := range want.vary {
+			if string(got.vary[i]) != string(want.vary[i]) {
+				t.Errorf("vary %d: %q", i, got.vary[i])
+			}
+		}
+		for n := range len(b) - len(want.body) {
+			if _, err := decodeEntry(b[:n]); err == nil {
+				t.Errorf("a value cut to %d bytes was read", n)
+			}
+		}
+	}
+	if _, err := decodeEntry([]byte("fgc2xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err == nil {
+		t.Error("another format was read")
 	}
 }

@@ -7,6 +7,7 @@
 package httpcache
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,8 +22,17 @@ import (
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "http-caching", New: func() chain.Policy { return new(Cache) }})
-	chain.Register(chain.Registration{Name: "http-caching-flex", New: func() chain.Policy { return new(FlexCache) }})
+	chain.Register(chain.Registration{Name: "http-caching", New: func() chain.Policy { return new(Cache) }, KeyFrom: storageKey})
+	chain.Register(chain.Registration{Name: "http-caching-flex", New: func() chain.Policy { return new(FlexCache) }, KeyFrom: storageKey})
+}
+
+// storageKey names the shared storage a distributed cache connects to: a
+// change there provisions the cache again (its entries, in Redis, stay).
+func storageKey(cfg *config.Config, _ *config.Route) string {
+	if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
+		return ""
+	}
+	return settingsKey(cfg.SharedStorage.Redis)
 }
 
 // Defaults and bounds.
@@ -84,8 +94,8 @@ type Cache struct {
 	// CacheSetCookie stores answers with Set-Cookie (and hands that
 	// cookie to every client the entry answers); default false.
 	CacheSetCookie bool `yaml:"cacheSetCookie"`
-	// Distributed keeps entries where every replica finds them (not
-	// supported yet).
+	// Distributed keeps entries in the gateway's shared storage
+	// (spec.sharedStorage.redis), where every replica finds them.
 	Distributed bool `yaml:"distributed"`
 
 	p     params
@@ -117,6 +127,8 @@ type params struct {
 	authorized, setCookie bool
 	distributed           bool
 	distributedNode       *yaml.Node
+	// namespace starts the keys of a distributed cache in Redis.
+	namespace string
 
 	keyT    *expr.Template
 	request *expr.Condition
@@ -214,9 +226,24 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 		env.Warn(nil, "%s run after the cache: a request answered from the cache skips them, so a client they would refuse "+
 			"gets the stored answer; put the policies that must see every request before the cache", strings.Join(after, ", "))
 	}
+	if p.distributed && (env.Config.SharedStorage == nil || env.Config.SharedStorage.Redis == nil) {
+		env.Warn(p.distributedNode, "distributed: true, but spec.sharedStorage is not configured, so each replica keeps its own cache in memory: "+
+			"an entry is stored once per replica and invalidation reaches only the replica that receives it; configure spec.sharedStorage.redis to share it")
+		p.distributed = false
+	}
 	if p.distributed {
-		env.Warn(p.distributedNode, "distributed: true is not supported yet: each replica keeps its own cache in memory, "+
-			"so an entry is stored once per replica and invalidation reaches only the replica that receives it")
+		// What names the cache's entries in Redis, so that every replica
+		// finds them and a changed policy starts afresh.
+		ordinal := 0
+		for _, n := range env.Before {
+			if n == env.Name {
+				ordinal++
+			}
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%t%t%t", env.Route.ID, env.Name, ordinal, p.key, p.requestExpr, p.responseExpr,
+			p.headers, p.authorized, p.setCookie)
+		p.namespace = fmt.Sprintf("flexgate:cache:%x:", h.Sum(nil)[:16])
 	}
 	return nil
 }
@@ -259,11 +286,19 @@ func (c *Cache) Provision(env *chain.Env) error {
 	if c.clock == nil {
 		c.clock = testClock
 	}
-	st, err := newMemStore(c.p.maxEntries, c.p.maxBytes, c.clock)
+	mem, err := newMemStore(c.p.maxEntries, c.p.maxBytes, c.clock)
 	if err != nil {
 		return err
 	}
-	c.st = st
+	c.st = mem
+	if c.p.distributed {
+		conn, err := acquireConn(env.Metrics, env.Config.SharedStorage.Redis)
+		if err != nil {
+			mem.close()
+			return err
+		}
+		c.st = newRedisStore(mem, conn, c.p.namespace, c.now)
+	}
 	c.fl = flights{m: map[string]*flight{}, max: maxFlights}
 	c.route = env.Route.ID
 	c.wait = coalesceWait(env.Route)
