@@ -3,6 +3,8 @@ package httpcache
 import (
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 )
@@ -11,14 +13,29 @@ import (
 // lookup, the Vary marker, the headers and body written, Age.
 func TestHitDoesNotAllocate(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		headers []string
+		name        string
+		headers     []string
+		distributed bool
 	}{
-		{"plain", []string{"Content-Type", "application/json", "Cache-Control", "max-age=60"}},
-		{"vary", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}},
+		{"plain", []string{"Content-Type", "application/json", "Cache-Control", "max-age=60"}, false},
+		{"vary", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, false},
+		// A distributed cache answers from its copy in memory.
+		{"distributed", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ch, _, _ := cached(t, "- http-caching-flex: {httpCachingKey: \"#[attributes.requestUri]\"}\n")
+			ch, c, _ := cached(t, "- http-caching-flex: {httpCachingKey: \"#[attributes.requestUri]\"}\n")
+			if tc.distributed {
+				mem := c.st.(*memStore)
+				conn := &redisConn{writes: make(chan redisWrite, 16), dropped: metrics.NewSet().NewCounter("dropped")}
+				conn.up.Store(true)
+				c.st = &redisStore{local: mem, conn: conn, prefix: "p:", now: c.now}
+				defer func() { c.st = mem }()
+				defer func() {
+					if n := len(conn.writes); n != 2 {
+						t.Errorf("%d writes for Redis, want the Vary marker and the answer", n)
+					}
+				}()
+			}
 			o := &origin{status: 200, body: `{"ok":true}`, headers: tc.headers}
 			get(ch, o, "/api/x?a=1", "Accept-Language", "en")
 			ctx := chaintest.Ctx("http://gw/api/x?a=1", "Accept-Language", "en")

@@ -3,6 +3,7 @@ package httpcache
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -448,5 +449,20 @@ func TestEntryEncoding(t *testing.T) {
 	}
 	if _, err := decodeEntry([]byte("fgc2xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err == nil {
 		t.Error("another format was read")
+	}
+}
+
+// TestVaryExplosion: an answer that varies on a header every client sets
+// differently makes an entry per value, and those count against
+// maxEntries like any: the cache holds no more.
+func TestVaryExplosion(t *testing.T) {
+	ch, c, _ := cached(t, "- http-caching: {maxEntries: 100}\n")
+	o := &origin{status: 200, body: "b", headers: []string{"Vary", "X-Random"}}
+	for i := range 5000 {
+		get(ch, o, "/api/x", "X-Random", strconv.Itoa(i))
+	}
+	c.st.(*memStore).c.CleanUp()
+	if n := c.st.len(); n > 100 {
+		t.Errorf("%d entries after 5000 variants, want at most 100", n)
 	}
 }
