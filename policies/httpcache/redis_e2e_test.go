@@ -48,8 +48,9 @@ func keysOf(t *testing.T, srv *redistest.Server, uri string) string {
 }
 
 // TestDistributedCacheIsShared: an answer one gateway stored in the shared
-// Redis answers the same request on another gateway without the upstream;
-// invalidate-all drops the cache's entries from Redis.
+// Redis answers the same request on another gateway of the config without
+// the upstream, and not on a gateway of another config; invalidate-all
+// drops the cache's entries from Redis.
 func TestDistributedCacheIsShared(t *testing.T) {
 	redistest.Require(t)
 	srv := redistest.Start(t)
@@ -65,6 +66,14 @@ func TestDistributedCacheIsShared(t *testing.T) {
 	}
 	if again := do(t, "GET", gw2.URL+"/c/a?x=1"); again.body != first.body || up.Count.Load() != 1 {
 		t.Errorf("a second hit: %+v", again)
+	}
+	// A gateway of another config (its route of the same name goes to
+	// another upstream) does not get the answer.
+	up2 := proxytest.StartUpstream(t)
+	counting(up2)
+	other := distributedGateway(t, up2, srv.Addr)
+	if a := do(t, "GET", other.URL+"/c/a?x=1"); a.status != 200 || up2.Count.Load() != 1 {
+		t.Errorf("a gateway of another upstream: %+v; its upstream saw %d", a, up2.Count.Load())
 	}
 
 	do(t, "GET", gw1.URL+"/c/b")

@@ -240,9 +240,14 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 				ordinal++
 			}
 		}
+		// The gateway's name and the upstream keep apart gateways of
+		// other configs that share the Redis and name a route alike.
 		h := sha256.New()
-		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%t%t%t", env.Route.ID, env.Name, ordinal, p.key, p.requestExpr, p.responseExpr,
-			p.headers, p.authorized, p.setCookie)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%t%t%t\x00%s", env.Config.Name, env.Route.ID, env.Name, ordinal,
+			p.key, p.requestExpr, p.responseExpr, p.headers, p.authorized, p.setCookie, env.Route.Upstream.HostHeader)
+		for _, t := range env.Route.Upstream.Targets {
+			fmt.Fprintf(h, "\x00%s://%s%s", t.Scheme, t.Host, t.BasePath)
+		}
 		p.namespace = fmt.Sprintf("flexgate:cache:%x:", h.Sum(nil)[:16])
 	}
 	return nil
