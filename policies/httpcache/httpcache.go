@@ -329,7 +329,7 @@ func (w *write) put() {
 	} else {
 		// The marker names the headers the newest answer varies on; an
 		// answer of other variants stays until it expires or is evicted.
-		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
+		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, stored: e.stored, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
 		c.st.set(w.variant, e)
 	}
 	c.series.stored.Inc()

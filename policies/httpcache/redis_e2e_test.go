@@ -114,3 +114,24 @@ func TestDistributedCacheWithoutRedis(t *testing.T) {
 		return keysOf(t, srv, "/c/e") != ""
 	})
 }
+
+// TestDistributedVary: an answer with Vary, stored by one gateway, answers
+// a request with the same header values on another; other values go
+// upstream.
+func TestDistributedVary(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	up := proxytest.StartUpstream(t)
+	counting(up, "Vary", "Accept-Language")
+	gw1, gw2 := distributedGateway(t, up, srv.Addr), distributedGateway(t, up, srv.Addr)
+	first := do(t, "GET", gw1.URL+"/c/v", "Accept-Language", "fr")
+	waitFor(t, "the answer and its Vary marker are in Redis", func() bool {
+		return strings.Count(keysOf(t, srv, "/c/v"), "\n") == 1
+	})
+	if a := do(t, "GET", gw2.URL+"/c/v", "Accept-Language", "fr"); a.body != first.body || up.Count.Load() != 1 {
+		t.Errorf("the same language on the other gateway: %+v; upstream saw %d", a, up.Count.Load())
+	}
+	if a := do(t, "GET", gw2.URL+"/c/v", "Accept-Language", "de"); a.body == first.body || up.Count.Load() != 2 {
+		t.Errorf("another language: %+v; upstream saw %d", a, up.Count.Load())
+	}
+}
