@@ -258,7 +258,7 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 var checks = map[string]bool{
 	"client-id-enforcement": true, "client-id-enforcement-flex": true, "token-introspection": true,
 	"oauth2-token-introspection-flex": true, "http-basic-authentication-flex": true, "ldap-authentication-flex": true,
-	"jwt-validation-flex": true, "openidconnect-access-token-enforcement-flex": true, "ip-allowlist-flex": true,
+	"jwt-validation": true, "jwt-validation-flex": true, "openidconnect-access-token-enforcement-flex": true, "ip-allowlist-flex": true,
 	"ip-blocklist-flex": true, "rate-limiting": true, "rate-limiting-flex": true, "spike-control": true,
 	"spike-control-flex": true, "request-validation": true, "json-threat-protection-flex": true, "spec-validation-flex": true,
 }
