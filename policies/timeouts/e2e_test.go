@@ -98,8 +98,8 @@ func TestTimeoutPoliciesEndToEnd(t *testing.T) {
 		t.Errorf("without a policy a stalling body arrives whole: %d bytes", n)
 	}
 	for _, p := range []string{"/idle/stalling-body", "/idleflex/stalling-body"} {
-		if status, _, n := get(p); status != 200 || n >= 100000 {
-			t.Errorf("%s: %d, %d bytes; want the body cut short", p, status, n)
+		if status, reason, n := get(p); status != 200 || n >= 100000 {
+			t.Errorf("%s: %d %q, %d bytes; want the body cut short", p, status, reason, n)
 		}
 	}
 	// stream-idle-timeout bounds the body only: the head may come late.
