@@ -37,21 +37,17 @@ var structural = map[string]string{
 // flexgate does not run yet, with what they do. A policy package that adds
 // one registers its Flex name with the chain, which takes precedence.
 var notYet = map[string]string{
-	"http-basic-authentication-flex":              "HTTP basic authentication",
 	"ldap-authentication-flex":                    "LDAP authentication",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
-	"cors-flex":                   "CORS",
-	"ip-allowlist-flex":           "IP allowlist",
-	"ip-blocklist-flex":           "IP blocklist",
-	"json-threat-protection-flex": "JSON threat protection",
-	"spec-validation-flex":        "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
-	"message-logging-flex":        "message logging",
-	"native-ext-authz-flex":       "external authorization",
-	"native-ext-proc-flex":        "external processing",
-	"tracing-flex":                "tracing",
-	"jwt-generation-flex":         "JWT generation",
-	"health-check-flex":           "health checks",
-	"rate-limiting-sla-flex":      "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
+	"cors-flex":              "CORS",
+	"spec-validation-flex":   "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
+	"message-logging-flex":   "message logging",
+	"native-ext-authz-flex":  "external authorization",
+	"native-ext-proc-flex":   "external processing",
+	"tracing-flex":           "tracing",
+	"jwt-generation-flex":    "JWT generation",
+	"health-check-flex":      "health checks",
+	"rate-limiting-sla-flex": "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
 }
 
 // binding is a policy applied to something: a PolicyBinding, or an entry

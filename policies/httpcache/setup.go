@@ -259,7 +259,7 @@ var checks = map[string]bool{
 	"client-id-enforcement": true, "client-id-enforcement-flex": true, "token-introspection": true,
 	"oauth2-token-introspection-flex": true, "http-basic-authentication-flex": true, "ldap-authentication-flex": true,
 	"jwt-validation": true, "jwt-validation-flex": true, "openidconnect-access-token-enforcement-flex": true, "ip-allowlist-flex": true,
-	"ip-blocklist-flex": true, "rate-limiting": true, "rate-limiting-flex": true, "spike-control": true,
+	"ip-blocklist-flex": true, "ip-allowlist": true, "ip-blocklist": true, "http-basic-authentication": true, "json-threat-protection": true, "rate-limiting": true, "rate-limiting-flex": true, "spike-control": true,
 	"spike-control-flex": true, "request-validation": true, "json-threat-protection-flex": true, "spec-validation-flex": true,
 }
 
