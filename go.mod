@@ -3,6 +3,7 @@ module github.com/flexgate/flexgate
 go 1.26.8
 
 require (
+	github.com/GehirnInc/crypt v0.0.0-20230320061759-8cc1b52080c5
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/buger/jsonparser v1.6.1
 	github.com/coder/websocket v1.8.15

@@ -302,7 +302,7 @@ func TestSHACrypt(t *testing.T) {
 			t.Fatalf("%s: %v", v.hash, err)
 		}
 		if !cred.crypt.verify([]byte(v.password)) {
-			t.Errorf("%s: %q does not verify (computed %s)", v.hash, v.password, cred.crypt.compute([]byte(v.password)))
+			t.Errorf("%s: %q does not verify", v.hash, v.password)
 		}
 		if cred.crypt.verify([]byte(v.password + "x")) {
 			t.Errorf("%s: a wrong password verifies", v.hash)
@@ -502,8 +502,8 @@ func FuzzHtpasswd(f *testing.F) {
 		for _, e := range list {
 			c := e.cred.crypt
 			if checkUsername(e.name) != nil || e.cred.kind == kindPlain || e.cred.kind == kindBcrypt && e.cred.cost > maxCost ||
-				e.cred.kind == kindSHACrypt && (c.rounds < shaCryptMinRounds || c.rounds > shaCryptMaxRounds || len(c.salt) > shaCryptMaxSalt ||
-					len(c.sum) != 43 && !c.sha512 || len(c.sum) != 86 && c.sha512) {
+				e.cred.kind == kindSHACrypt && (c.rounds < shaCryptMinRounds || c.rounds > shaCryptMaxRounds ||
+					len(c.hash) > len("$6$rounds=2000000$")+shaCryptMaxSalt+1+86) {
 				t.Fatalf("accepted %+v", e)
 			}
 		}

@@ -374,8 +374,10 @@ func (c *core) provision(env *chain.Env) error {
 		}
 		c.dummy = credential{kind: kindBcrypt, bcrypt: h, cost: maxCost}
 	case maxRounds > 0:
-		d := shaCrypt{sha512: crypt512, rounds: maxRounds, salt: hex.EncodeToString(c.key[16:24])}
-		d.sum = d.compute(c.key[:16])
+		d, err := newSHACrypt(c.key[:16], crypt512, maxRounds, hex.EncodeToString(c.key[16:24]))
+		if err != nil {
+			return fmt.Errorf("cannot make the decoy hash: %w", err)
+		}
 		c.dummy = credential{kind: kindSHACrypt, crypt: d}
 	}
 	c.dummyDigest = c.keyed([]byte("decoy"))
