@@ -444,8 +444,14 @@ func (p *plan) preflightRoute(h *fasthttp.RequestHeader, st *state) bool {
 }
 
 // reject answers with a policy's rejection, or sends the answer a policy
-// made itself (a CORS preflight's) as it is.
+// gave itself: chain.Answered (a cache hit), with the response steps, or
+// a rejection marked Answer (a CORS preflight's), as it is.
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
+	if rej == chain.Answered {
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
 	if rej.Answer {
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 		return
@@ -522,7 +528,17 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 			r.ws.m.upgrades[upgradeFailed].Inc()
 		}
 	}
+	ex.BodyStreams = answered && st.trip.stream != nil
 	r.chain.RunResponse(ctx, ex)
+	if tap := ex.BodyTap; tap != nil {
+		// A response step wants the streamed body's bytes (a cache).
+		ex.BodyTap = nil
+		if s := st.trip.stream; ex.BodyStreams && s != nil {
+			s.tap = tap
+		} else {
+			tap.TapClose(false)
+		}
+	}
 	if tun := st.trip.tunnel; tun != nil {
 		st.trip.tunnel = nil
 		if answered {
