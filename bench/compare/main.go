@@ -318,7 +318,8 @@ func makePlan(o options, targets int) plan {
 	if p.runs > 0 {
 		p.run = budget/time.Duration(p.runs) - 500*time.Millisecond
 	}
-	p.run = max(time.Second, p.run.Round(time.Second))
+	// wrk takes whole seconds; rounding down keeps the run within its budget.
+	p.run = max(time.Second, p.run.Truncate(time.Second))
 	return p
 }
 
