@@ -47,10 +47,18 @@ func (c *cappedConn) armDeadline(t time.Time) time.Time {
 	if c.sock == nil || c.in == nil || c.in.l.limits.read <= 0 {
 		return t
 	}
-	if park := time.Now().Add(c.sock.g.parkAfter); park.Before(t) {
+	// fasthttp set t to now + its idle timeout (IdleTimeout, or
+	// ReadTimeout without one): the park deadline is had without reading
+	// the clock again.
+	lim := &c.in.l.limits
+	idle := lim.idle
+	if idle == 0 {
+		idle = lim.read
+	}
+	if after := c.sock.g.parkAfter; after < idle {
 		c.armed = true
 		c.idleEnd = t
-		return park
+		return t.Add(after - idle)
 	}
 	return t
 }
