@@ -79,8 +79,14 @@ func (c *cappedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if c.armed {
 		c.armed = false
-		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(c.idleEnd) {
+		switch {
+		case n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(c.idleEnd):
 			c.suspending.Store(true)
+		case n > 0 && c.tls != nil:
+			// crypto/tls may read on under the short deadline, for the
+			// rest of a record or past a record that carries no data,
+			// before fasthttp sets the request's: give it the idle end.
+			_ = c.Conn.SetReadDeadline(c.idleEnd)
 		}
 	}
 	return n, err

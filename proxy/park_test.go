@@ -250,3 +250,51 @@ func waitGauge(t *testing.T, gw *proxytest.Gateway, series string, want int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestTLSRecordInPiecesAtKeepAlive: a client whose next request's TLS
+// record arrives in pieces, slower than the park delay, is served: the
+// short deadline that parking sets at the keep-alive wait must not cut the
+// record.
+func TestTLSRecordInPiecesAtKeepAlive(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "pieces")
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL))
+	raw, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &splitConn{Conn: raw}
+	c := tls.Client(sc, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
+	defer c.Close()
+	if got := getOn(t, c, "/api/v1/a"); got != 200 {
+		t.Fatalf("first request: status %d", got)
+	}
+	// The next record: 3 bytes at once, the rest after three times the
+	// park delay (a slow client, not a synchronisation).
+	sc.pause = 300 * time.Millisecond
+	if got := getOn(t, c, "/api/v1/b"); got != 200 {
+		t.Fatalf("second request: status %d", got)
+	}
+}
+
+// splitConn writes the first 3 bytes of its next Write, pauses, then the
+// rest.
+type splitConn struct {
+	net.Conn
+	pause time.Duration
+}
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	if c.pause == 0 || len(p) <= 3 {
+		return c.Conn.Write(p)
+	}
+	pause := c.pause
+	c.pause = 0
+	n, err := c.Conn.Write(p[:3])
+	if err != nil {
+		return n, err
+	}
+	time.Sleep(pause)
+	m, err := c.Conn.Write(p[3:])
+	return n + m, err
+}
