@@ -19,6 +19,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +42,7 @@ func main() {
 	n := flag.Int("n", 10000, "idle connections per gateway")
 	rounds := flag.Int("rounds", 3, "rounds per binary; the report shows each and the median")
 	header := flag.Int("header", 0, "bytes of an extra X-Pad header on the one request each connection makes")
+	useTLS := flag.Bool("tls", false, "an HTTPS listener (a fresh self-signed certificate); the clients speak TLS 1.3")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: idlemem [-n N] [-rounds R] [-header B] flexgate-binary...")
 		flag.PrintDefaults()
@@ -68,29 +70,50 @@ func main() {
 		fail(err)
 	}
 	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, "gateway.yaml")
-	err = os.WriteFile(conf, []byte(`apiVersion: gateway.mulesoft.com/v1alpha1
+	var certFile, keyFile string
+	if *useTLS {
+		if certFile, keyFile, err = writeSelfSigned(dir); err != nil {
+			fail(err)
+		}
+	}
+	// config writes the gateway's config for a listener on addr.
+	config := func(addr string) (string, error) {
+		listeners := ""
+		if *useTLS {
+			_, port, _ := net.SplitHostPort(addr)
+			listeners = `
+  listeners:
+    - name: https
+      address: 127.0.0.1
+      port: ` + port + `
+      protocol: HTTPS
+      tls:
+        mode: TERMINATE
+        certificates:
+          - certFile: ` + certFile + `
+            keyFile: ` + keyFile
+		}
+		conf := filepath.Join(dir, "gateway.yaml")
+		return conf, os.WriteFile(conf, []byte(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
 metadata:
   name: idlemem
 spec:
   limits:
     maxConnections: `+strconv.Itoa(*n+1000)+`
-    maxConnectionsPerClient: 0
+    maxConnectionsPerClient: 0`+listeners+`
   routes:
     - id: passthrough
       path: ["/*"]
       upstream:
         url: "http://`+up.Addr().String()+`"
 `), 0o644)
-	if err != nil {
-		fail(err)
 	}
 
 	results := make(map[string][]sample)
 	for r := 0; r < *rounds; r++ {
 		for _, bin := range bins {
-			s, err := measure(bin, conf, *n, *header)
+			s, err := measure(bin, config, *n, *header, *useTLS)
 			if err != nil {
 				fail(fmt.Errorf("%s: %w", bin, err))
 			}
@@ -125,7 +148,7 @@ func median(ss []sample, f func(sample) float64) float64 {
 	return v[len(v)/2]
 }
 
-func measure(bin, conf string, n, header int) (sample, error) {
+func measure(bin string, config func(addr string) (string, error), n, header int, useTLS bool) (sample, error) {
 	var s sample
 	addr, err := freeAddr()
 	if err != nil {
@@ -135,8 +158,16 @@ func measure(bin, conf string, n, header int) (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	cmd := exec.Command(bin, "run", "--config", conf, "--listen", addr, "--admin-addr", admin,
-		"--log-level", "warn", "--drain-delay", "0s", "--shutdown-timeout", "2s", "--pprof")
+	conf, err := config(addr)
+	if err != nil {
+		return s, err
+	}
+	args := []string{"run", "--config", conf, "--admin-addr", admin,
+		"--log-level", "warn", "--drain-delay", "0s", "--shutdown-timeout", "2s", "--pprof"}
+	if !useTLS {
+		args = append(args, "--listen", addr)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return s, err
@@ -157,7 +188,7 @@ func measure(bin, conf string, n, header int) (sample, error) {
 	}
 	// A few requests first, so that the pools and the upstream connection
 	// exist before the baseline.
-	warm, err := dial(addr, header)
+	warm, err := dial(addr, header, useTLS)
 	if err != nil {
 		return s, err
 	}
@@ -173,7 +204,7 @@ func measure(bin, conf string, n, header int) (sample, error) {
 		}
 	}()
 	for i := 0; i < n; i++ {
-		c, err := dial(addr, header)
+		c, err := dial(addr, header, useTLS)
 		if err != nil {
 			return s, fmt.Errorf("connection %d: %w", i, err)
 		}
@@ -196,10 +227,13 @@ func measure(bin, conf string, n, header int) (sample, error) {
 
 // dial opens a connection and makes one request on it, reading the whole
 // answer, so that the connection is idle in keep-alive when it returns.
-func dial(addr string, header int) (net.Conn, error) {
+func dial(addr string, header int, useTLS bool) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
+	}
+	if useTLS {
+		c = tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a self-signed certificate made for the run
 	}
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	req := "GET /api/products/small?productId=PRD-42&quantity=2 HTTP/1.1\r\nHost: bench\r\n"
