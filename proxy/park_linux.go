@@ -1,17 +1,20 @@
 package proxy
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// parker holds parked connections in one epoll set, watched by one
-// goroutine, so that an idle keep-alive connection costs no goroutine and
-// no buffer. Safe for concurrent use.
+// parker holds parked connections in one epoll set, so that an idle
+// keep-alive connection costs no goroutine and no buffer. The set's own
+// descriptor waits in Go's netpoller like a socket, so that its goroutine
+// never blocks a thread in epoll_wait. Safe for concurrent use.
 type parker struct {
 	epfd   int
-	wake   [2]int // a pipe in the set: a byte written to wake[1] stops the loop
+	f      *os.File // epfd, as the netpoller sees it
 	mu     sync.Mutex
 	conns  map[int32]*cappedConn // by file descriptor; guarded by mu
 	gen    uint32                // guarded by mu
@@ -26,17 +29,19 @@ func newParker() *parker {
 	if err != nil {
 		return nil
 	}
-	p := &parker{epfd: epfd, conns: map[int32]*cappedConn{}, done: make(chan struct{})}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
 		return nil
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0]), Pad: -1}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		p.closeFDs()
+	p := &parker{epfd: epfd, f: os.NewFile(uintptr(epfd), "flexgate-parked-connections"),
+		conns: map[int32]*cappedConn{}, done: make(chan struct{})}
+	rc, err := p.f.SyscallConn()
+	if err != nil || p.f.SetReadDeadline(time.Time{}) != nil {
+		// Not pollable: waiting on it would hold a thread.
+		p.f.Close()
 		return nil
 	}
-	go p.loop()
+	go p.loop(rc)
 	return p
 }
 
@@ -125,22 +130,23 @@ func (p *parker) closeSocket(s *socket) {
 	}
 }
 
-func (p *parker) loop() {
+func (p *parker) loop(rc syscall.RawConn) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
 	var expired []*cappedConn
-	lastSweep := time.Now()
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, 1000)
-		if err != nil && err != syscall.EINTR {
-			n = 0
-			time.Sleep(10 * time.Millisecond)
+		// The idle ends are checked once a second: a parked connection
+		// closes at most a second after its idle timeout.
+		_ = p.f.SetReadDeadline(time.Now().Add(time.Second))
+		n := 0
+		err := rc.Read(func(fd uintptr) bool {
+			n, _ = syscall.EpollWait(int(fd), events, 0)
+			return n > 0
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // stop closed the set
 		}
 		for _, ev := range events[:max(n, 0)] {
-			if ev.Pad == -1 && int(ev.Fd) == p.wake[0] {
-				p.shutdown()
-				return
-			}
 			p.mu.Lock()
 			c := p.conns[ev.Fd]
 			if c == nil || int32(c.parkGen) != ev.Pad || !p.take(c) {
@@ -154,10 +160,8 @@ func (p *parker) loop() {
 				c.closeNow()
 			}
 		}
-		// The idle ends, checked once a second: a parked connection
-		// closes at most a second after its idle timeout.
-		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
-			lastSweep = now
+		if n == 0 {
+			now := time.Now()
 			p.mu.Lock()
 			for _, c := range p.conns {
 				if !now.Before(c.idleEnd) && p.take(c) {
@@ -174,7 +178,7 @@ func (p *parker) loop() {
 	}
 }
 
-// stop closes every parked connection and ends the loop.
+// stop closes every parked connection and the set, and ends the loop.
 func (p *parker) stop() {
 	if p == nil {
 		return
@@ -186,29 +190,16 @@ func (p *parker) stop() {
 		return
 	}
 	p.closed = true
-	p.mu.Unlock()
-	_, _ = syscall.Write(p.wake[1], []byte{0})
-	<-p.done
-}
-
-func (p *parker) shutdown() {
-	p.mu.Lock()
 	var out []*cappedConn
 	for _, c := range p.conns {
 		if p.take(c) {
 			out = append(out, c)
 		}
 	}
-	p.closed = true
 	p.mu.Unlock()
 	for _, c := range out {
 		c.closeNow()
 	}
-	p.closeFDs()
-}
-
-func (p *parker) closeFDs() {
-	syscall.Close(p.epfd)
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
+	p.f.Close()
+	<-p.done
 }

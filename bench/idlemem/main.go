@@ -7,9 +7,9 @@
 // its Go heap in use and of its goroutine stacks (after a forced GC, from
 // /debug/pprof/heap).
 //
-//	go build -o /tmp/old ./cmd/flexgate   # on the old tree
-//	go build -o /tmp/new ./cmd/flexgate
-//	go run ./bench/idlemem -n 10000 -rounds 3 /tmp/old /tmp/new
+//	go build -o ./old ./cmd/flexgate   # on the old tree
+//	go build -o ./new ./cmd/flexgate
+//	go run ./bench/idlemem -n 10000 -rounds 3 ./old ./new
 //
 // The client side holds -n sockets and each gateway -n more: raise the file
 // limit (ulimit -n) above both. Everything listens on 127.0.0.1 port 0 and

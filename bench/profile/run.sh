@@ -4,8 +4,8 @@
 # the admin port (flexgate run --pprof), plus the CPU seconds per 100k
 # requests from /proc. Usage (from the repository root):
 #
-#   go build -o /tmp/flexgate ./cmd/flexgate
-#   sh bench/profile/run.sh /tmp/flexgate [seconds] [outdir]
+#   go build -o ./flexgate ./cmd/flexgate
+#   sh bench/profile/run.sh ./flexgate [seconds] [outdir]
 #   go tool pprof -top -nodecount=40 OUTDIR/passthrough.pprof
 #
 # Everything listens on fixed loopback ports 127.0.0.1:1808x; each process
