@@ -13,9 +13,11 @@ import (
 // socket waits in the gateway's one epoll set with nothing but its own
 // structures (about 1 KiB) until its next request arrives, when it is
 // served by a worker as a new connection would be. A client that sends its
-// next request sooner never notices; one that idles pays a few
-// microseconds once when it resumes.
-const parkAfter = 100 * time.Millisecond
+// next request sooner never notices; the request that wakes a parked
+// connection costs about a third more CPU than one on a busy connection
+// (bench/PROFILE.md), hence a second: clients that send a request a second
+// or more often never pay it.
+const parkAfter = time.Second
 
 // Parking follows fasthttp's serve loop from the connection's side:
 //

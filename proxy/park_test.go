@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/proxy"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
@@ -26,7 +27,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 		t.Skip("the race detector changes what sync.Pool keeps; memory figures mean nothing under it")
 	}
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, apiRouteYAML(up.URL))
+	gw := proxytest.Start(t, apiRouteYAML(up.URL), fastPark)
 	addr := strings.TrimPrefix(gw.URL, "http://")
 	const n, batch = 200, 10
 	// The first requests match no route, so that the figure is not
@@ -77,7 +78,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 // parks.
 func TestParkedConnectionHeadInPieces(t *testing.T) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, routeYAML("api", up.URL))
+	gw := proxytest.Start(t, routeYAML("api", up.URL), fastPark)
 	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func TestParkedConnectionHeadInPieces(t *testing.T) {
 func TestParkedTLSConnectionResumes(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "park")
-	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL))
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), fastPark)
 	c, err := tls.Dial("tcp", strings.TrimPrefix(gw.URL, "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +137,7 @@ func TestParkedConnectionsClose(t *testing.T) {
     - id: api
       path: ["/api/*"]
       upstream: {url: "`+up.URL+`"}
-`)
+`, fastPark)
 	addr := strings.TrimPrefix(gw.URL, "http://")
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
@@ -166,7 +167,7 @@ func TestParkedConnectionsClose(t *testing.T) {
 // is served by the next.
 func TestParkedConnectionAcrossReload(t *testing.T) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, routeYAML("api", up.URL))
+	gw := proxytest.Start(t, routeYAML("api", up.URL), fastPark)
 	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +195,9 @@ func apiRouteYAML(upstream string) string {
       upstream: {url: "` + upstream + `"}
 `
 }
+
+// fastPark parks idle connections after 50 ms instead of a second.
+var fastPark = proxy.ParkAfter(50 * time.Millisecond)
 
 // getOn sends a GET for path on c and reads the whole answer.
 func getOn(t *testing.T, c net.Conn, path string) int {
@@ -258,7 +262,7 @@ func waitGauge(t *testing.T, gw *proxytest.Gateway, series string, want int) {
 func TestTLSRecordInPiecesAtKeepAlive(t *testing.T) {
 	up := proxytest.StartUpstream(t)
 	certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "pieces")
-	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL))
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), fastPark)
 	raw, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "https://"))
 	if err != nil {
 		t.Fatal(err)
