@@ -86,11 +86,17 @@ type RouteView struct {
 	Upstream           UpstreamView      `json:"upstream"`
 	DestinationPath    string            `json:"destinationPath,omitempty"`
 	MaxRequestBodySize int64             `json:"maxRequestBodySize,omitempty"`
+	WebSocket          *WebSocketView    `json:"websocket,omitempty"`
 	Policies           []PolicyView      `json:"policies"`
 	WithoutPolicies    []string          `json:"withoutPolicies,omitempty"`
 	// Sources are the file:line:col of the documents the route was made
 	// from (see Route.Origins).
 	Sources []string `json:"sources"`
+}
+
+// WebSocketView is a route's WebSocket in the admin view.
+type WebSocketView struct {
+	IdleTimeout string `json:"idleTimeout"`
 }
 
 // RuleView is a MatchRule in the admin view.
@@ -337,6 +343,9 @@ func (c *Config) Redacted() *View {
 			Upstream: u.View(), DestinationPath: r.DestinationPath,
 			Policies: make([]PolicyView, 0, len(r.Policies)),
 			Hosts:    r.Hosts,
+		}
+		if ws := r.WebSocket; ws != nil {
+			rv.WebSocket = &WebSocketView{IdleTimeout: ws.IdleTimeout.String()}
 		}
 		for _, h := range r.Headers {
 			if rv.Headers == nil {

@@ -59,6 +59,11 @@ type state struct {
 	trip   trip
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
+	// upgrade: the request asks to switch to WebSocket; once routed, only
+	// if its route proxies WebSocket. wsAccept is then the
+	// Sec-WebSocket-Accept the upstream must answer with.
+	upgrade  bool
+	wsAccept [wsAcceptLen]byte
 }
 
 // limitedBody passes a request body through to the upstream, noting a
@@ -75,6 +80,9 @@ type limitedBody struct {
 	exceeded  bool
 	clientErr bool
 	eof       bool
+	// rejected is a policy's verdict on the body, returned by a reader
+	// a policy put in front of the client's stream (chain.BodyRejection).
+	rejected *chain.Rejection
 
 	client        net.Conn
 	clientTimeout time.Duration
@@ -147,16 +155,26 @@ func (b *limitedBody) read(p []byte) (int, error) {
 // reset readies the body for another request; it holds an atomic, so it is
 // cleared field by field rather than copied over.
 func (b *limitedBody) reset() {
-	b.r, b.left, b.limited, b.exceeded, b.clientErr, b.eof = nil, 0, false, false, false, false
+	b.r, b.left, b.limited, b.exceeded, b.clientErr, b.eof, b.rejected = nil, 0, false, false, false, false, nil
 	b.client, b.clientTimeout, b.up, b.upTimeout = nil, 0, nil, 0
 	b.abandoned.Store(false)
 }
 
 func (b *limitedBody) noteErr(err error) {
-	if err != nil && err != io.EOF {
-		b.clientErr = true
+	if err == nil || err == io.EOF {
+		return
 	}
+	if br, ok := err.(chain.BodyRejection); ok {
+		b.rejected = br.Rejection()
+		return
+	}
+	b.clientErr = true
 }
+
+// clientFault reports whether sending the body failed for the client's
+// doing (it stopped sending, or sent what a policy refuses), not the
+// upstream's.
+func (b *limitedBody) clientFault() bool { return b.clientErr || b.rejected != nil }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
 
@@ -164,7 +182,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
+	st.p, st.r, st.m, st.routeID, st.query, st.largeHead, st.upgrade = nil, nil, nil, "", nil, false, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.q = st.q[:0]
 	st.host, st.req = st.host[:0], match.Request{}
@@ -270,6 +288,7 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	if underscore {
 		removeUnderscoreAliases(h)
 	}
+	st.upgrade = isWebSocketUpgrade(h)
 	// Hop-by-hop headers, and those the client names in Connection, go
 	// before any policy runs, so that a client cannot remove what a policy
 	// sets. Deleting Connection forgets its "close", which fasthttp reads
@@ -338,7 +357,23 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
+	if st.upgrade {
+		// A route without websocket forwards the request as a plain one:
+		// its Upgrade header went with the hop-by-hop headers.
+		st.upgrade = r.ws != nil
+		if st.upgrade {
+			if rej := checkHandshake(ctx, &st.wsAccept); rej != nil {
+				r.ws.m.upgrades[upgradeBadHandshake].Inc()
+				g.fail(ctx, r.m, rej, r.id, ex)
+				r.chain.RunResponse(ctx, ex)
+				return
+			}
+		}
+	}
 	if rej := r.chain.RunRequestHead(ctx, ex); rej != nil {
+		if st.upgrade {
+			r.ws.m.upgrades[upgradeRejected].Inc()
+		}
 		g.reject(ctx, r, ex, rej)
 		return
 	}
@@ -379,11 +414,15 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange,
 func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 	r, ex := st.r, &st.ex
 	if rej := r.chain.RunRequestTail(ctx, ex); rej != nil {
+		if st.upgrade {
+			r.ws.m.upgrades[upgradeRejected].Inc()
+		}
 		g.reject(ctx, r, ex, rej)
 		return
 	}
 	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r,
-		responseTimeout: ex.ResponseTimeout, streamIdleTimeout: ex.StreamIdleTimeout}
+		responseTimeout: ex.ResponseTimeout, streamIdleTimeout: ex.StreamIdleTimeout,
+		upgrade: st.upgrade, wsAccept: st.wsAccept}
 	g.rewrite(ctx, r, st, l)
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
 		b := &st.body
@@ -400,6 +439,16 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		// The rest of the body is read and dropped after the answer (see
 		// lingerClose), so that the client reads it instead of a reset.
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
+	case st.body.rejected != nil:
+		// A policy refused the body as it streamed to the upstream; the
+		// upstream has only the part before what was refused, and no
+		// end of the request. The rest is read and dropped after the
+		// answer (see lingerClose).
+		rej := st.body.rejected
+		ex.Rejected = rej
+		renderError(ctx, rej, r.id, ex)
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+		r.m.rejection(rej)
 	case st.body.clientErr:
 		g.fail(ctx, r.m, errClientBody, r.id, ex)
 		ctx.SetConnectionClose()
@@ -417,7 +466,24 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		r.m.upstreamTime.UpdateDuration(upStart)
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	}
+	if st.upgrade {
+		switch {
+		case st.trip.tunnel != nil:
+		case answered:
+			r.ws.m.upgrades[upgradeUpstreamRefused].Inc()
+		default:
+			r.ws.m.upgrades[upgradeFailed].Inc()
+		}
+	}
 	r.chain.RunResponse(ctx, ex)
+	if tun := st.trip.tunnel; tun != nil {
+		st.trip.tunnel = nil
+		if answered {
+			g.switchProtocols(ctx, r, tun, l)
+		} else {
+			tun.abort()
+		}
+	}
 	if s := st.trip.stream; s != nil && st.trip.http10 && !ctx.Response.IsBodyStream() {
 		// An answer of unknown length to an HTTP/1.0 client: it is sent
 		// on the bare connection, after this handler returns.
@@ -456,6 +522,9 @@ func lingerClose(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		// fasthttp leaves hijacked connections to their handler (see
+		// Server.KeepHijackedConns in newListener).
+		defer c.Close()
 		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		_, err := c.Write(answer.B)
 		bytebufferpool.Put(answer)
@@ -521,6 +590,11 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *list
 	}
 	replaceHeader(h, headerRequestID, st.ex.RequestID)
 	replaceHeader(h, headerTraceparent, st.trace)
+	if st.upgrade {
+		// Hop-by-hop: removed with the others before the policies ran.
+		h.Set(fasthttp.HeaderConnection, "Upgrade")
+		h.Set(fasthttp.HeaderUpgrade, "websocket")
+	}
 
 	// The request-target is built for each try, from the path the router
 	// forwards under the base path of the target it goes to. The query is
