@@ -42,6 +42,7 @@ func main() {
 	n := flag.Int("n", 10000, "idle connections per gateway")
 	rounds := flag.Int("rounds", 3, "rounds per binary; the report shows each and the median")
 	header := flag.Int("header", 0, "bytes of an extra X-Pad header on the one request each connection makes")
+	wait := flag.Duration("wait", 4*time.Second, "how long the connections idle before the figures are taken: more than the gateway's park delay (1 s)")
 	useTLS := flag.Bool("tls", false, "an HTTPS listener (a fresh self-signed certificate); the clients speak TLS 1.3")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: idlemem [-n N] [-rounds R] [-header B] flexgate-binary...")
@@ -113,7 +114,7 @@ spec:
 	results := make(map[string][]sample)
 	for r := 0; r < *rounds; r++ {
 		for _, bin := range bins {
-			s, err := measure(bin, config, *n, *header, *useTLS)
+			s, err := measure(bin, config, *n, *header, *useTLS, *wait)
 			if err != nil {
 				fail(fmt.Errorf("%s: %w", bin, err))
 			}
@@ -148,7 +149,7 @@ func median(ss []sample, f func(sample) float64) float64 {
 	return v[len(v)/2]
 }
 
-func measure(bin string, config func(addr string) (string, error), n, header int, useTLS bool) (sample, error) {
+func measure(bin string, config func(addr string) (string, error), n, header int, useTLS bool, wait time.Duration) (sample, error) {
 	var s sample
 	addr, err := freeAddr()
 	if err != nil {
@@ -210,9 +211,10 @@ func measure(bin string, config func(addr string) (string, error), n, header int
 		}
 		conns = append(conns, c)
 	}
-	// Let the gateway's goroutines reach their idle wait, and two GC
-	// cycles shrink what stacks they can.
-	time.Sleep(2 * time.Second)
+	// Let the connections reach their idle state (parked, in a gateway
+	// that parks), and the goroutines that served them leave fasthttp's
+	// worker pool.
+	time.Sleep(wait)
 	after, err := usage(cmd.Process.Pid, admin)
 	if err != nil {
 		return s, err
@@ -268,18 +270,22 @@ func dial(addr string, header int, useTLS bool) (net.Conn, error) {
 // figures are KiB.
 type figures struct{ rss, heap, stack float64 }
 
-// usage reads the process's VmRSS and, after a GC the pprof handler forces,
-// its heap in use and stack memory.
+// usage reads, after two GCs the pprof handler forces (sync.Pool keeps
+// what it holds for one), the process's heap in use, stack memory and
+// VmRSS.
 func usage(pid int, admin string) (figures, error) {
 	var f figures
-	resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		return f, err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return f, err
+	var b []byte
+	for range 2 {
+		resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1&debug=1")
+		if err != nil {
+			return f, err
+		}
+		b, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return f, err
+		}
 	}
 	f.heap = memstat(b, "# HeapInuse = ") / 1024
 	f.stack = memstat(b, "# Stack = ") / 1024
