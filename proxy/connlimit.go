@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -123,16 +124,38 @@ var (
 )
 
 // cappedConn gives its places back when it closes, and leaves the inbox
-// of the listener that serves it.
+// of the listener that serves it. An idle keep-alive connection parks
+// (park.go) instead of waiting inside fasthttp.
 type cappedConn struct {
 	net.Conn
 	lim  *connLimiter
 	key  netip.Addr
 	in   *inbox // set by the inbox that gives it out
 	once sync.Once
+
+	// Parking: sock is nil for a connection that cannot park.
+	sock       *socket
+	fd         int
+	tls        *tlsConn // the TLS session of an HTTPS listener's connection
+	served     bool     // the handler has returned; the next deadline may arm
+	armed      bool     // the next read is the wait for the next request
+	idleEnd    time.Time
+	suspending atomic.Bool
+	parkGen    uint32 // guarded by the parker's mu
 }
 
 func (c *cappedConn) Close() error {
+	if c.sock != nil && c.parkOnClose() {
+		return nil
+	}
+	return c.closeNow()
+}
+
+// closeNow closes the socket, whether or not it is parked.
+func (c *cappedConn) closeNow() error {
+	if c.sock != nil {
+		c.sock.g.parker.unpark(c)
+	}
 	c.once.Do(func() {
 		c.lim.release(c.key)
 		if c.in != nil {
@@ -160,7 +183,19 @@ func closeWrite(c net.Conn) error {
 // tlsConn is a TLS connection from a client; fasthttp recognises it as TLS
 // by its methods (RequestCtx.TLSConnectionState gives handlers the verified
 // client certificate of a mutual-TLS listener).
-type tlsConn struct{ *tls.Conn }
+type tlsConn struct {
+	*tls.Conn
+	cc *cappedConn
+}
+
+// Close parks a suspending connection with its TLS session intact;
+// otherwise it ends the session.
+func (c *tlsConn) Close() error {
+	if c.cc.sock != nil && c.cc.parkOnClose() {
+		return nil
+	}
+	return c.Conn.Close()
+}
 
 // ReadFrom sends a streamed body as it comes (see writePerRead).
 func (c *tlsConn) ReadFrom(r io.Reader) (int64, error) { return writePerRead(c.Conn, r) }

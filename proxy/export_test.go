@@ -16,3 +16,9 @@ func WithNetwork(o *Options, resolve func(ctx context.Context, host string) ([]n
 	dial func(addr string, timeout time.Duration) (net.Conn, error)) {
 	o.resolve, o.dial = resolve, dial
 }
+
+// ParkAfter makes idle keep-alive connections park after d, so that tests
+// need not wait a second for it.
+func ParkAfter(d time.Duration) func(*Options) {
+	return func(o *Options) { o.parkAfter = d }
+}

@@ -66,6 +66,8 @@ type Options struct {
 	listen  func(addr string) (net.Listener, error)
 	dial    fasthttp.DialFuncWithTimeout
 	resolve resolveFunc
+	// parkAfter replaces parkAfter in tests; negative turns parking off.
+	parkAfter time.Duration
 }
 
 // Gateway is a running flexgate. Its methods are safe for concurrent use.
@@ -88,6 +90,8 @@ type Gateway struct {
 	listeners []*listener            // serving, in the config's order
 	leaving   map[*listener]struct{} // draining after a reload took them out
 	conns     *connLimiter
+	parker    *parker       // nil when idle connections do not park
+	parkAfter time.Duration // see parkAfter
 	// tunnels are the WebSocket connections open: hijacked, fasthttp no
 	// longer sees them, and Shutdown closes them.
 	tunnels tunnelSet
@@ -128,6 +132,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		compiler: newCompiler(set, opts.Logger, opts.dial, opts.resolve), stop: make(chan struct{}),
 		leaving: map[*listener]struct{}{}}
 	g.compiler.done = g.stop
+	g.parkAfter = parkAfter
+	if opts.parkAfter != 0 {
+		g.parkAfter = opts.parkAfter
+	}
 	g.reloadOK = set.NewCounter(`flexgate_config_reloads_total{result="ok"}`)
 	g.reloadFailed = set.NewCounter(`flexgate_config_reloads_total{result="failed"}`)
 	set.NewGauge(`flexgate_config_last_reload_success_timestamp_seconds`, func() float64 {
@@ -237,6 +245,9 @@ func (g *Gateway) Start() error {
 			_ = g.admin.Serve(g.adminLn)
 		}()
 		g.log.Info("listening", "listener", "admin", "addr", ln.Addr().String())
+	}
+	if g.parkAfter > 0 {
+		g.parker = newParker()
 	}
 	g.lnMu.Lock()
 	for _, l := range g.listeners {
@@ -516,6 +527,7 @@ func (g *Gateway) drainListener(l *listener) {
 		}
 		if !used {
 			g.metrics.UnregisterMetric(openConnsMetric(l.name))
+			g.metrics.UnregisterMetric(parkedConnsMetric(l.name))
 		}
 		g.lnMu.Unlock()
 		if err != nil {
@@ -575,6 +587,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		}(l)
 	}
 	wg.Wait()
+	g.parker.stop()
 	close(g.stop)
 	if g.admin != nil {
 		_ = g.admin.ShutdownWithContext(ctx)

@@ -80,7 +80,10 @@ func newListener(g *Gateway, spec *config.Listener, lim serverLimits) (*listener
 		l.certs = cs
 	}
 	l.srv = &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) { g.serve(ctx, l) },
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			g.serve(ctx, l)
+			markServed(ctx.Conn())
+		},
 		// A client waiting for 100 Continue gets it only once the request
 		// may proceed; otherwise the final answer, and its body unsent.
 		ExpectHandler:         func(ctx *fasthttp.RequestCtx) int { return g.expect(ctx, l) },
@@ -213,6 +216,7 @@ type socket struct {
 	closed chan struct{} // closed by close: the socket takes no more connections
 	once   sync.Once
 	done   chan struct{} // closed when the accept loop has returned
+	parked atomic.Int32  // connections parked from this socket (park.go)
 }
 
 // openSocket binds the address spec asks for (Options.ListenerAddr may
@@ -279,7 +283,17 @@ func (s *socket) close() {
 	s.once.Do(func() {
 		close(s.closed)
 		_ = s.ln.Close()
+		s.g.parker.closeSocket(s)
 	})
+}
+
+func (s *socket) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *socket) accept() {
@@ -295,7 +309,13 @@ func (s *socket) accept() {
 			s.refuse(c, over == errClientConnLimit)
 			continue
 		}
-		s.hand(&cappedConn{Conn: c, lim: lim, key: key})
+		cc := &cappedConn{Conn: c, lim: lim, key: key, fd: -1}
+		if s.g.parker != nil && s.g.parkAfter > 0 {
+			if cc.fd = parkFD(c); cc.fd >= 0 {
+				cc.sock = s
+			}
+		}
+		s.hand(cc)
 	}
 }
 
@@ -418,10 +438,15 @@ func (in *inbox) Accept() (net.Conn, error) {
 		in.live[c] = struct{}{}
 		c.in = in
 		in.mu.Unlock()
+		if c.tls != nil {
+			// Back from parking, with its session.
+			return c.tls, nil
+		}
 		if cs := in.l.certs; cs != nil {
 			// The TLS settings in force now serve this connection's
 			// handshake, which runs on its first read.
-			return &tlsConn{tls.Server(c, cs.config())}, nil
+			c.tls = &tlsConn{Conn: tls.Server(c, cs.config()), cc: c}
+			return c.tls, nil
 		}
 		return c, nil
 	case <-in.closed:
@@ -765,12 +790,36 @@ func (g *Gateway) openConnGauge(name string) {
 		}
 		for _, l := range g.listeners {
 			count(l)
+			if l.name == name && l.sock != nil {
+				// Parked connections belong to the socket, whichever
+				// listener serves it next.
+				n += l.sock.parked.Load()
+			}
 		}
 		for l := range g.leaving {
 			count(l)
 		}
 		return float64(n)
 	})
+	g.metrics.GetOrCreateGauge(parkedConnsMetric(name), func() float64 {
+		g.lnMu.Lock()
+		defer g.lnMu.Unlock()
+		var n int32
+		for _, l := range g.listeners {
+			if l.name == name && l.sock != nil {
+				n += l.sock.parked.Load()
+			}
+		}
+		return float64(n)
+	})
+}
+
+// parkedConnsMetric is flexgate_parked_connections{listener=name}: the
+// idle keep-alive connections of the listener's socket that hold no
+// goroutine and no buffer (park.go); they are counted in open connections
+// too.
+func parkedConnsMetric(name string) string {
+	return `flexgate_parked_connections{listener=` + metriclabel.Quote(name) + `}`
 }
 
 func openConnsMetric(name string) string {

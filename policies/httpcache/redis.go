@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
 // The shared store's timing.
@@ -205,33 +205,9 @@ func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
 }
 
 func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
-	dialer := net.Dialer{Timeout: 2 * time.Second, KeepAlive: time.Second}
-	opt := rueidis.ClientOption{
-		InitAddress:      r.Addresses(),
-		Username:         r.Username,
-		Password:         r.Password,
-		SelectDB:         r.DB,
-		ClientName:       "flexgate",
-		DisableCache:     true,
-		Dialer:           dialer,
-		ConnWriteTimeout: 5 * time.Second,
-	}
-	switch r.Mode() {
-	case "standalone":
-		opt.ForceSingleClient = true
-	case "sentinel":
-		opt.Sentinel = rueidis.SentinelOption{MasterSet: r.Sentinel.MasterName, Password: r.Sentinel.Password,
-			Dialer: dialer, ClientName: "flexgate"}
-	case "cluster":
-		opt.ShuffleInit = true
-	}
-	if r.TLS != nil {
-		tc, err := r.TLS.Config()
-		if err != nil {
-			return nil, fmt.Errorf("sharedStorage redis tls: %w", err)
-		}
-		opt.TLSConfig = tc
-		opt.Sentinel.TLSConfig = tc
+	opt, err := redisopt.Options(r)
+	if err != nil {
+		return nil, err
 	}
 	c := &redisConn{key: key, opt: opt, stores: map[*redisStore]struct{}{},
 		log:    slog.Default().With("sharedStorage", "redis", "policy", "http-caching"),

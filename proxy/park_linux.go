@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// parker holds parked connections in one epoll set, so that an idle
+// keep-alive connection costs no goroutine and no buffer. The set's own
+// descriptor waits in Go's netpoller like a socket, so that its goroutine
+// never blocks a thread in epoll_wait. Safe for concurrent use.
+type parker struct {
+	epfd   int
+	f      *os.File // epfd, as the netpoller sees it
+	mu     sync.Mutex
+	conns  map[int32]*cappedConn // by file descriptor; guarded by mu
+	gen    uint32                // guarded by mu
+	closed bool                  // guarded by mu
+	done   chan struct{}
+}
+
+// newParker returns nil when the system gives no epoll set: connections
+// then wait inside fasthttp as they would without parking.
+func newParker() *parker {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil
+	}
+	p := &parker{epfd: epfd, f: os.NewFile(uintptr(epfd), "flexgate-parked-connections"),
+		conns: map[int32]*cappedConn{}, done: make(chan struct{})}
+	rc, err := p.f.SyscallConn()
+	if err != nil || p.f.SetReadDeadline(time.Time{}) != nil {
+		// Not pollable: waiting on it would hold a thread.
+		p.f.Close()
+		return nil
+	}
+	go p.loop(rc)
+	return p
+}
+
+// parkFD is the descriptor of c's socket, or -1 when c has none (the
+// in-memory connections of benchmarks), which never parks.
+func parkFD(c any) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if rc.Control(func(f uintptr) { fd = int(f) }) != nil {
+		return -1
+	}
+	return fd
+}
+
+// park puts c in the set until a byte or its idle end arrives; when it
+// cannot, it closes c. It always reports true: c is no longer the
+// caller's.
+func (p *parker) park(c *cappedConn) bool {
+	c.in.forget(c)
+	p.mu.Lock()
+	if p.closed || c.sock.isClosed() {
+		p.mu.Unlock()
+		c.closeNow()
+		return true
+	}
+	p.gen++
+	c.parkGen = p.gen
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd: int32(c.fd), Pad: int32(c.parkGen)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		p.mu.Unlock()
+		c.closeNow()
+		return true
+	}
+	p.conns[int32(c.fd)] = c
+	c.sock.parked.Add(1)
+	p.mu.Unlock()
+	return true
+}
+
+// take removes c from the set if it is still there; the caller holds mu.
+func (p *parker) take(c *cappedConn) bool {
+	if p.conns[int32(c.fd)] != c {
+		return false
+	}
+	delete(p.conns, int32(c.fd))
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	c.sock.parked.Add(-1)
+	return true
+}
+
+// unpark takes c out of the set before it is closed by someone else
+// (a drain, a shutdown).
+func (p *parker) unpark(c *cappedConn) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.take(c)
+	p.mu.Unlock()
+}
+
+// closeSocket closes the connections parked from s: it no longer accepts,
+// and nobody would serve them.
+func (p *parker) closeSocket(s *socket) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	var out []*cappedConn
+	for _, c := range p.conns {
+		if c.sock == s && p.take(c) {
+			out = append(out, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range out {
+		c.closeNow()
+	}
+}
+
+func (p *parker) loop(rc syscall.RawConn) {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 128)
+	var expired []*cappedConn
+	for {
+		// The idle ends are checked once a second: a parked connection
+		// closes at most a second after its idle timeout.
+		_ = p.f.SetReadDeadline(time.Now().Add(time.Second))
+		n := 0
+		err := rc.Read(func(fd uintptr) bool {
+			n, _ = syscall.EpollWait(int(fd), events, 0)
+			return n > 0
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // stop closed the set
+		}
+		for _, ev := range events[:max(n, 0)] {
+			p.mu.Lock()
+			c := p.conns[ev.Fd]
+			if c == nil || int32(c.parkGen) != ev.Pad || !p.take(c) {
+				p.mu.Unlock()
+				continue
+			}
+			p.mu.Unlock()
+			if ev.Events&syscall.EPOLLIN != 0 {
+				c.resume()
+			} else {
+				c.closeNow()
+			}
+		}
+		if n == 0 {
+			now := time.Now()
+			p.mu.Lock()
+			for _, c := range p.conns {
+				if !now.Before(c.idleEnd) && p.take(c) {
+					expired = append(expired, c)
+				}
+			}
+			p.mu.Unlock()
+			for i, c := range expired {
+				c.closeNow()
+				expired[i] = nil
+			}
+			expired = expired[:0]
+		}
+	}
+}
+
+// stop closes every parked connection and the set, and ends the loop.
+func (p *parker) stop() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.done
+		return
+	}
+	p.closed = true
+	var out []*cappedConn
+	for _, c := range p.conns {
+		if p.take(c) {
+			out = append(out, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range out {
+		c.closeNow()
+	}
+	p.f.Close()
+	<-p.done
+}
