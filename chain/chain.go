@@ -60,6 +60,16 @@ type BodyReader interface {
 	ReadsRequestBody() bool
 }
 
+// PreflightAnswerer is implemented by policies that answer CORS preflight
+// requests themselves (an OPTIONS request with Origin and
+// Access-Control-Request-Method). The gateway routes a preflight as the
+// request it announces (its path and the method it names) when that
+// route's chain has such a policy, so that the route's CORS settings
+// answer it even if the route does not list OPTIONS among its methods.
+type PreflightAnswerer interface {
+	AnswersPreflight() bool
+}
+
 // BodyRejection is the error a policy's reader of the request body returns
 // when the body breaks the policy while it streams to the upstream (a
 // policy that checks a body too large to hold puts such a reader in front
@@ -99,6 +109,9 @@ type Chain struct {
 	Response []ResponseStep
 	// Policies are the provisioned instances, in order.
 	Policies []Instance
+	// Preflight: a policy of the chain answers CORS preflights (see
+	// PreflightAnswerer).
+	Preflight bool
 	// Conds are the distinct conditions of the policies that apply only
 	// to some requests (a Flex binding's rules). Select evaluates each
 	// once per request; a step names its policy's by position.

@@ -44,6 +44,13 @@ func (e *Env) Reject(status int, reason, message string) *Rejection {
 	return &Rejection{Status: status, Reason: reason, Message: message, Policy: e.Name}
 }
 
+// Answer builds the Rejection by which this policy says it has answered
+// the request itself (see Rejection.Answer); reason names the answer in
+// the access log. Call it at provision time.
+func (e *Env) Answer(reason string) *Rejection {
+	return &Rejection{Reason: reason, Policy: e.Name, Answer: true}
+}
+
 // Warn records a likely mistake at node (one of the policy's parameters;
 // nil: the policy's entry) among the config's warnings, which `flexgate
 // validate` prints and the gateway logs whenever it loads the config. It
@@ -107,8 +114,8 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 	var taken []Instance
 	seen := map[string]int{}
 	conds := map[string]int{}
-	for i := range route.Policies {
-		spec := &route.Policies[i]
+	for i, pos := range RunOrder(route.Policies) {
+		spec := &route.Policies[pos]
 		reg, ok := Lookup(spec.Name)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: route %q: unknown policy %q; known policies: %s",
@@ -192,6 +199,22 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 	return c, nil
 }
 
+// RunOrder returns the positions of policies in the order a chain runs
+// them: those registered First, then the others, each in the order
+// written. An unknown name keeps its place (it is an error anyway).
+func RunOrder(policies []config.PolicySpec) []int {
+	order := make([]int, 0, len(policies))
+	for pass := range 2 {
+		for i := range policies {
+			reg, _ := Lookup(policies[i].Name)
+			if reg.First == (pass == 0) {
+				order = append(order, i)
+			}
+		}
+	}
+	return order
+}
+
 // scopeOf names what a route's policy instances belong to: its
 // PolicyScope, shared with other routes, or the route alone.
 func scopeOf(r *config.Route) string {
@@ -204,6 +227,9 @@ func scopeOf(r *config.Route) string {
 func (c *Chain) add(inst Instance, cond int) {
 	idx := len(c.Policies)
 	c.Policies = append(c.Policies, inst)
+	if pa, ok := inst.Policy.(PreflightAnswerer); ok && pa.AnswersPreflight() {
+		c.Preflight = true
+	}
 	if h, ok := inst.Policy.(RequestHandler); ok {
 		if br, ok := inst.Policy.(BodyReader); (!ok || !br.ReadsRequestBody()) && c.HeadSteps == len(c.Request) {
 			c.HeadSteps++

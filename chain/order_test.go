@@ -147,3 +147,77 @@ func TestPolicyScope(t *testing.T) {
 		t.Errorf("the shared instance was closed %d times, want 1", a.closed)
 	}
 }
+
+// firstProbe is a policy registered to run first, like CORS; it records
+// what ran before it.
+type firstProbe struct {
+	Tag    string `yaml:"tag"`
+	before []string
+}
+
+func (p *firstProbe) Validate(env *Env) error {
+	p.before = env.Before
+	return nil
+}
+func (p *firstProbe) Provision(*Env) error { return nil }
+func (p *firstProbe) Close() error         { return nil }
+func (p *firstProbe) HandleRequest(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
+	ctx.Request.Header.Add("X-Order", p.Tag)
+	return nil
+}
+func (p *firstProbe) HandleResponse(ctx *fasthttp.RequestCtx, _ *Exchange) {
+	ctx.Response.Header.Add("X-Order", p.Tag)
+}
+
+func init() {
+	Register(Registration{Name: "test-first-probe", New: func() Policy { return new(firstProbe) }, First: true})
+}
+
+// TestFirst: a policy registered First runs before the others wherever
+// it is written, on every kind of route; two of them keep their order;
+// a reversed response runs it last. Env.Before and Env.Index follow the
+// order the policies run in.
+func TestFirst(t *testing.T) {
+	spec := func(name, tag string) config.PolicySpec {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte("tag: "+tag), &n); err != nil {
+			t.Fatal(err)
+		}
+		return config.PolicySpec{Name: name, Params: n.Content[0]}
+	}
+	for _, reverse := range []bool{false, true} {
+		route := &config.Route{ID: "r", ReverseResponse: reverse, Policies: []config.PolicySpec{
+			spec("test-order-probe", "a"), spec("test-first-probe", "f1"), spec("test-order-probe", "b"), spec("test-first-probe", "f2")}}
+		c, err := Compile(&config.Config{Routes: []config.Route{*route}}, route, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ctx fasthttp.RequestCtx
+		ex := &Exchange{}
+		ex.Prepare(c)
+		if r := c.RunRequest(&ctx, ex); r != nil {
+			t.Fatal(r)
+		}
+		c.RunResponse(&ctx, ex)
+		var req, resp []string
+		for _, v := range ctx.Request.Header.PeekAll("X-Order") {
+			req = append(req, string(v))
+		}
+		for _, v := range ctx.Response.Header.PeekAll("X-Order") {
+			resp = append(resp, string(v))
+		}
+		wantResp := "f1,f2,a,b"
+		if reverse {
+			wantResp = "b,a,f2,f1"
+		}
+		if strings.Join(req, ",") != "f1,f2,a,b" || strings.Join(resp, ",") != wantResp {
+			t.Errorf("reverse=%v: request %v, response %v; want f1,f2,a,b and %s", reverse, req, resp, wantResp)
+		}
+		if b := c.Policies[1].Policy.(*firstProbe).before; strings.Join(b, ",") != "test-first-probe" {
+			t.Errorf("the second first-runner sees %v before it", b)
+		}
+		if c.Policies[0].Policy.(*firstProbe).Tag != "f1" {
+			t.Errorf("the chain's first instance is not f1")
+		}
+	}
+}

@@ -23,6 +23,12 @@ type Registration struct {
 	// provide the same value. Take the handles with MustValue once
 	// Register has returned.
 	Provides []ValueSpec
+	// First makes the policy run before every other policy of a chain,
+	// whatever its place in the route's list (several such policies keep
+	// their order among themselves). CORS runs so, as in Flex Gateway: a
+	// preflight is answered before any other policy sees it, and the
+	// other policies' rejections still carry its headers.
+	First bool
 }
 
 var (

@@ -18,6 +18,12 @@ type Rejection struct {
 	// DetailKey, when set, names the field of the JSON body that carries
 	// Exchange.Details (raw JSON).
 	DetailKey string
+	// Answer marks the policy's own answer rather than a refusal: the
+	// policy has written the whole response into ctx.Response (a CORS
+	// preflight's 204 and its headers) and the gateway sends it as it is,
+	// without an error body, the route's response steps or the upstream.
+	// It is not counted as a rejection. Build it with Env.Answer.
+	Answer bool
 }
 
 // Answered is what a request step returns when it has answered the request

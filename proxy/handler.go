@@ -59,6 +59,8 @@ type state struct {
 	trip   trip
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
+	// preflight: a CORS preflight routed as the request it announces.
+	preflight bool
 	// upgrade: the request asks to switch to WebSocket; once routed, only
 	// if its route proxies WebSocket. wsAccept is then the
 	// Sec-WebSocket-Accept the upstream must answer with.
@@ -182,7 +184,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.p, st.r, st.m, st.routeID, st.query, st.largeHead, st.upgrade = nil, nil, nil, "", nil, false, false
+	st.p, st.r, st.m, st.routeID, st.query, st.largeHead, st.upgrade, st.preflight = nil, nil, nil, "", nil, false, false, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.q = st.q[:0]
 	st.host, st.req = st.host[:0], match.Request{}
@@ -236,9 +238,10 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, l *listener) {
 	// The answer may come before the body was read to its end: a policy
 	// refused it, it went over the limit, or the upstream answered early.
 	// (Forwarding consumes the client's body stream; a body never forwarded
-	// still is one.)
+	// still is one, unless it is declared empty: fasthttp gives a
+	// Content-Length: 0 request a stream with nothing to read.)
 	unread := st.body.r != nil && !st.body.eof && !st.body.clientErr ||
-		st.body.r == nil && ctx.Request.IsBodyStream()
+		st.body.r == nil && ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0
 	if unread && !ctx.Hijacked() && !ctx.Response.ConnectionClose() {
 		lingerClose(ctx)
 	}
@@ -322,7 +325,11 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	}
 	st.host = match.AppendHost(st.host[:0], h.Host())
 	st.req = match.Request{Listener: l.name, Method: ctx.Method(), Path: st.path, Host: st.host, Header: h}
-	switch p.router.Route(&st.req, &st.routed) {
+	res := router.Found
+	if !p.preflight || !p.preflightRoute(h, st) {
+		res = p.router.Route(&st.req, &st.routed)
+	}
+	switch res {
 	case router.Found:
 		if !bytes.Equal(st.path, rawPath) {
 			// Policies read the path that was routed, not the client's.
@@ -345,7 +352,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
 	r.chain.Select(ex, &st.req)
-	if !r.forwards(ctx.Method()) {
+	if !st.preflight && !r.forwards(ctx.Method()) {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
 		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
 		r.chain.RunResponse(ctx, ex)
@@ -377,6 +384,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 		g.reject(ctx, r, ex, rej)
 		return
 	}
+	if st.preflight {
+		// The route was chosen for the method the preflight names, not
+		// for OPTIONS; its CORS policy answers every preflight, so one
+		// that got past it is never forwarded.
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
+		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
 	st.r, st.query = r, query
 }
 
@@ -401,12 +417,43 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
 	p.inflight.Add(-1)
 }
 
+// preflightRoute routes a CORS preflight: an OPTIONS request with Origin
+// and Access-Control-Request-Method asks whether the request it announces,
+// that method on this path, may be sent; the route that would serve that
+// request answers, when its chain answers preflights, and the conditions
+// of its policies see the announced method. It reports whether it routed
+// the request so; otherwise the preflight is routed as any OPTIONS request.
+func (p *plan) preflightRoute(h *fasthttp.RequestHeader, st *state) bool {
+	if !h.IsOptions() {
+		return false
+	}
+	m := h.Peek(fasthttp.HeaderAccessControlRequestMethod)
+	if len(m) == 0 || len(h.Peek(fasthttp.HeaderOrigin)) == 0 {
+		return false
+	}
+	st.req.Method = m
+	if p.router.Route(&st.req, &st.routed) == router.Found {
+		if r := p.routes[st.routed.Index]; r.chain.Preflight && r.forwards(m) {
+			st.preflight = true
+			return true
+		}
+	}
+	st.req.Method = h.Method()
+	st.routed.Reset()
+	return false
+}
+
 // reject answers with a policy's rejection, or sends the answer a policy
-// gave itself (chain.Answered: a cache hit).
+// gave itself: chain.Answered (a cache hit), with the response steps, or
+// a rejection marked Answer (a CORS preflight's), as it is.
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
 	if rej == chain.Answered {
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 		r.chain.RunResponse(ctx, ex)
+		return
+	}
+	if rej.Answer {
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 		return
 	}
 	renderError(ctx, rej, r.id, ex)

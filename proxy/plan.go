@@ -29,7 +29,10 @@ type plan struct {
 	noRoute *routeMetrics
 	// stripParams: ';' path parameters are stripped, not refused.
 	stripParams bool
-	inflight    atomic.Int64
+	// preflight: a route's chain answers CORS preflights, so preflights
+	// are routed as the request they announce (see preflightRoute).
+	preflight bool
+	inflight  atomic.Int64
 }
 
 // route is a config route compiled for the request path.
@@ -260,6 +263,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			}
 		}
 		p.routes = append(p.routes, rt)
+		p.preflight = p.preflight || chains.Chains[i].Preflight
 	}
 	return p, nil
 }

@@ -237,9 +237,10 @@ func Ctx(uri string, headers ...string) *fasthttp.RequestCtx {
 }
 
 // Run passes ctx through c's request steps, then (as the gateway does for
-// every response) its response steps, and returns the rejection, if any.
-// Policies limited by rules run when ctx's request meets them, as in the
-// gateway (see Request).
+// every response but a policy's own answer, see chain.Rejection.Answer)
+// its response steps, and returns the rejection, if any. Policies limited
+// by rules run when ctx's request meets them, as in the gateway (see
+// Request).
 func Run(c *chain.Chain, ctx *fasthttp.RequestCtx) *chain.Rejection {
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
@@ -248,6 +249,8 @@ func Run(c *chain.Chain, ctx *fasthttp.RequestCtx) *chain.Rejection {
 		c.Select(ex, Request(ctx, ""))
 	}
 	rej := c.RunRequest(ctx, ex)
-	c.RunResponse(ctx, ex)
+	if rej == nil || !rej.Answer {
+		c.RunResponse(ctx, ex)
+	}
 	return rej
 }

@@ -100,8 +100,10 @@ func routeLine(r *config.Route) string {
 		fmt.Fprintf(&b, " (without %s)", r.StripPrefix)
 	}
 	if len(r.Policies) > 0 {
+		// In the order they run: CORS first, wherever it is written.
 		names := make([]string, len(r.Policies))
-		for i, p := range r.Policies {
+		for i, at := range chain.RunOrder(r.Policies) {
+			p := r.Policies[at]
 			names[i] = p.Name
 			if len(p.When) > 0 {
 				w := make([]string, len(p.When))

@@ -364,9 +364,11 @@ type entry struct {
 	selector bool
 }
 
-// chain returns the instance's policies in Flex Gateway's order: CORS
-// first, then the Selector (automated) policies, then the others, each by
-// order (lower first), ties in the order read.
+// chain returns the instance's policies in Flex Gateway's order: the
+// Selector (automated) policies, then the others, each by order (lower
+// first), ties in the order read. CORS runs before all of them, as in Flex
+// Gateway: its package registers it to run first, which the chain compiler
+// honours for every route, not only Flex's.
 func (in *instance) chain() []entry {
 	var out []entry
 	for _, bd := range in.policies {
@@ -380,13 +382,10 @@ func (in *instance) chain() []entry {
 		}
 	}
 	rank := func(e entry) int {
-		switch {
-		case e.b.name == policyCORS:
+		if e.selector {
 			return 0
-		case e.selector:
-			return 1
 		}
-		return 2
+		return 1
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, c := out[i], out[j]

@@ -96,9 +96,8 @@ func TestSelectorBindings(t *testing.T) {
 
 // TestOrder: policies run in Flex Gateway's order: Selector (automated)
 // bindings first, then by order (default 50, inline policies too), lower
-// first, ties as read; the response runs them in reverse. A policy
-// registered later under a -flex name is reachable by it, and cors-flex
-// runs first whatever its order.
+// first, ties as read; the response runs them in reverse. cors-flex runs
+// first whatever its order: the chain compiler runs it so.
 func TestOrder(t *testing.T) {
 	bind := func(name, target, order, policy string) string {
 		s := doc("PolicyBinding", name) + "  targetRef: " + target + "\n  policyRef: {name: " + policy + "}\n"
@@ -125,26 +124,23 @@ func TestOrder(t *testing.T) {
 		}
 		got = append(got, chain.Field(p.Params, "inboundHeaders").Content[0].Value)
 	}
-	if strings.Join(got, " ") != "cors x-auto x-early x-inline x-tie x-late" {
-		t.Errorf("order = %s, want cors x-auto x-early x-inline x-tie x-late", strings.Join(got, " "))
+	if strings.Join(got, " ") != "x-auto x-early x-inline x-tie x-late cors" {
+		t.Errorf("order = %s, want x-auto x-early x-inline x-tie x-late cors", strings.Join(got, " "))
 	}
 	if !r.ReverseResponse {
 		t.Error("the response does not run them in reverse")
 	}
-}
-
-// corsProbe stands for a CORS policy added later under Flex's name.
-type corsProbe struct{}
-
-func (corsProbe) Validate(*chain.Env) error  { return nil }
-func (corsProbe) Provision(*chain.Env) error { return nil }
-func (corsProbe) Close() error               { return nil }
-func (corsProbe) HandleRequest(*fasthttp.RequestCtx, *chain.Exchange) *chain.Rejection {
-	return nil
-}
-
-func init() {
-	chain.Register(chain.Registration{Name: "cors-flex", New: func() chain.Policy { return corsProbe{} }})
+	c, err := chain.Compile(cfg, r, chain.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, inst := range c.Policies {
+		names = append(names, inst.Name)
+	}
+	if names[0] != "cors-flex" || len(names) != 6 {
+		t.Errorf("the chain runs %v; want cors-flex first", names)
+	}
 }
 
 // TestConfigMapLayout: a Kubernetes ConfigMap volume holds ..data, a

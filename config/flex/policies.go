@@ -19,8 +19,6 @@ const (
 	policyRouteWeighted  = "route-weighted"
 	policyCircuitBreaker = "circuit-breaker-flex"
 	policyIdleTimeout    = "idle-timeout-flex"
-	// policyCORS runs first whatever its order, as Flex Gateway runs it.
-	policyCORS = "cors-flex"
 )
 
 // structural says what each policy the loader applies binds to.
@@ -39,15 +37,13 @@ var structural = map[string]string{
 var notYet = map[string]string{
 	"ldap-authentication-flex":                    "LDAP authentication",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
-	"cors-flex":              "CORS",
-	"spec-validation-flex":   "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
-	"message-logging-flex":   "message logging",
-	"native-ext-authz-flex":  "external authorization",
-	"native-ext-proc-flex":   "external processing",
-	"tracing-flex":           "tracing",
-	"jwt-generation-flex":    "JWT generation",
-	"health-check-flex":      "health checks",
-	"rate-limiting-sla-flex": "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
+	"message-logging-flex":                        "message logging",
+	"native-ext-authz-flex":                       "external authorization",
+	"native-ext-proc-flex":                        "external processing",
+	"tracing-flex":                                "tracing",
+	"jwt-generation-flex":                         "JWT generation",
+	"health-check-flex":                           "health checks",
+	"rate-limiting-sla-flex":                      "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
 }
 
 // binding is a policy applied to something: a PolicyBinding, or an entry

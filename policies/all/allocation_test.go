@@ -1,11 +1,15 @@
 package all_test
 
 import (
+	"bufio"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
@@ -94,5 +98,95 @@ func TestRejectionDoesNotAllocate(t *testing.T) {
 	}
 	if allocs := proxytest.SteadyAllocs(500, reject); allocs >= 0.5 {
 		t.Fatalf("a rate-limited request costs %.2f allocations, want 0", allocs)
+	}
+}
+
+// seedExtras are cors and spec-validation for the seed's route: its
+// requests as an OpenAPI operation.
+func seedExtras(tb testing.TB) []config.PolicySpec {
+	tb.Helper()
+	var specs []config.PolicySpec
+	for _, p := range []struct{ name, params string }{
+		{"cors", `{origins: ["https://shop.example.com"], headers: [client_id, client_secret, authorization], credentials: true}`},
+		{"spec-validation", `spec: |
+  openapi: 3.0.3
+  info: {title: products, version: "1"}
+  paths:
+    /api/products/{id}:
+      get:
+        parameters:
+          - {name: id, in: path, required: true, schema: {type: string, pattern: "^PRD-[0-9]+$"}}
+          - {name: productId, in: query, required: true, schema: {type: string}}
+          - {name: quantity, in: query, required: true, schema: {type: integer, minimum: 1}}
+          - {name: client_id, in: header, required: true, schema: {type: string, minLength: 1}}
+        responses: {"200": {description: the product}}
+`},
+	} {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(p.params), &n); err != nil {
+			tb.Fatal(err)
+		}
+		specs = append(specs, config.PolicySpec{Name: p.name, Params: n.Content[0], Pos: config.Pos{File: "extra.yaml", Line: 1, Col: 1}})
+	}
+	return specs
+}
+
+// TestSeedChainWithCORSAndSpecDoesNotAllocate: the seed's chain with cors
+// and spec-validation added allocates nothing for a cross-origin request
+// that passes every step, nor for a preflight the gateway answers.
+func TestSeedChainWithCORSAndSpecDoesNotAllocate(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	s := startSeed(t, 50_000_000, seedExtras(t)...)
+	s.up.Record = false
+	r := newSeedRequest(s)
+	r.req.Header.Set("Origin", "https://shop.example.com")
+	r.do(t)
+	if got := string(r.resp.Header.Peek("Access-Control-Allow-Origin")); got != "https://shop.example.com" {
+		t.Fatalf("no CORS headers: %s", r.resp.Header.String())
+	}
+	for i := 0; i < 200; i++ {
+		r.do(t)
+	}
+	if allocs := proxytest.SteadyAllocs(500, func() { r.do(t) }); allocs >= 0.5 {
+		t.Errorf("a request through the seed chain with cors and spec-validation costs %.2f allocations, want 0", allocs)
+	}
+	// The preflight as a browser sends it: OPTIONS without a body or a
+	// Content-Length. (fasthttp's client would add Content-Length: 0, and
+	// fasthttp's server allocates to discard such a declared empty body.)
+	conn, err := net.Dial("tcp", s.gw.URL[len("http://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := []byte("OPTIONS /api/products/PRD-42?productId=PRD-42&quantity=2 HTTP/1.1\r\nHost: gw\r\n" +
+		"Origin: https://shop.example.com\r\nAccess-Control-Request-Method: GET\r\n" +
+		"Access-Control-Request-Headers: client_id,client_secret,authorization\r\n\r\n")
+	br := bufio.NewReader(conn)
+	var resp fasthttp.Response
+	preflight := func() {
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(head); err != nil {
+			t.Fatal(err)
+		}
+		if err := resp.Read(br); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 204 || resp.ConnectionClose() {
+			t.Fatalf("preflight: %d %s", resp.StatusCode(), resp.Header.String())
+		}
+	}
+	for i := 0; i < 200; i++ {
+		preflight()
+	}
+	if allocs := proxytest.SteadyAllocs(500, preflight); allocs >= 0.5 {
+		t.Errorf("a preflight costs %.2f allocations, want 0", allocs)
+	}
+	bad := newSeedRequest(s)
+	bad.req.SetRequestURI(string(bad.req.URI().FullURI()[:len(bad.req.URI().FullURI())-len("PRD-42?productId=PRD-42&quantity=2")]) + "42?productId=PRD-42&quantity=2")
+	if err := bad.hc.Do(bad.req, bad.resp); err != nil || bad.resp.StatusCode() != 400 ||
+		string(bad.resp.Header.Peek("X-Flexgate-Policy")) != "spec-validation" {
+		t.Errorf("a path off the spec: %v %d %s", err, bad.resp.StatusCode(), bad.resp.Body())
 	}
 }

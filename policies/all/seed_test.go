@@ -150,10 +150,14 @@ type seedGateway struct {
 }
 
 // startSeed serves the seed file with the test's upstream and IdP and the
-// rate limit set to limit a year (the seed's own is 100 a minute).
-func startSeed(t testing.TB, limit int) *seedGateway {
+// rate limit set to limit a year (the seed's own is 100 a minute), and the
+// extra policies after the seed's.
+func startSeed(t testing.TB, limit int, extra ...config.PolicySpec) *seedGateway {
 	t.Helper()
-	return startSeedWith(t, limit, nil)
+	if len(extra) == 0 {
+		return startSeedWith(t, limit, nil)
+	}
+	return startSeedWith(t, limit, func(route *config.Route) { route.Policies = append(route.Policies, extra...) })
 }
 
 // startSeedWith is startSeed with edit, when not nil, changing the route's

@@ -107,6 +107,8 @@ func (e *keywordError) Error() string { return e.err.Error() }
 var annotations = map[string]bool{
 	"title": true, "description": true, "$comment": true, "examples": true,
 	"default": true, "deprecated": true, "readOnly": true, "writeOnly": true,
+	// format is an annotation: the library does not assert it either.
+	"format": true,
 }
 
 // compileFast compiles a schema document into the fast path's tree. It

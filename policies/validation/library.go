@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kaptinlin/jsonschema"
 )
@@ -14,25 +15,47 @@ import (
 //
 // A compiled jsonschema.Schema caches regular expressions in itself the
 // first time it meets them, so one Schema must not validate on two
-// goroutines at once. library keeps a fixed set of copies and hands each
-// to one validation at a time.
+// goroutines at once. library keeps a set of copies and hands each to one
+// validation at a time: one compiled at load, more (up to the channel's
+// capacity) when validations overlap, so that a config of many schemas
+// rarely met pays for one copy of each.
 type library struct {
+	doc    []byte
 	copies chan *jsonschema.Schema
+	made   atomic.Int32
 }
 
-// compileLibrary compiles doc with the library; n copies are made for
-// concurrent use.
+// compileLibrary compiles doc with the library, for at most n concurrent
+// validations.
 func compileLibrary(doc []byte, n int) (*library, error) {
-	l := &library{copies: make(chan *jsonschema.Schema, n)}
-	for range n {
-		s, err := compileOnce(doc)
-		if err != nil {
-			return nil, err
-		}
-		l.copies <- s
+	s, err := compileOnce(doc)
+	if err != nil {
+		return nil, err
 	}
+	l := &library{doc: doc, copies: make(chan *jsonschema.Schema, max(n, 1))}
+	l.made.Store(1)
+	l.copies <- s
 	return l, nil
 }
+
+// get takes a copy, compiling one more when every copy is in use and
+// fewer than the limit were made; put gives it back.
+func (l *library) get() *jsonschema.Schema {
+	select {
+	case s := <-l.copies:
+		return s
+	default:
+	}
+	if int(l.made.Add(1)) <= cap(l.copies) {
+		if s, err := compileOnce(l.doc); err == nil {
+			return s
+		}
+	}
+	l.made.Add(-1)
+	return <-l.copies
+}
+
+func (l *library) put(s *jsonschema.Schema) { l.copies <- s }
 
 func libraryCopies() int {
 	return min(max(runtime.GOMAXPROCS(0), 1), 16)
@@ -70,25 +93,39 @@ func (e *refError) Error() string {
 
 // validateJSON validates a JSON document and appends its violations to out.
 func (l *library) validateJSON(doc []byte, out *violations) bool {
-	s := <-l.copies
+	return l.validateJSONAt(doc, out, "")
+}
+
+// validateJSONAt is validateJSON with the violations' paths under at.
+func (l *library) validateJSONAt(doc []byte, out *violations, at string) bool {
+	s := l.get()
 	res := s.ValidateJSON(doc)
-	l.copies <- s
-	return report(res, out)
+	l.put(s)
+	return report(res, out, at)
 }
 
 // validateValue validates an already decoded value (the query object).
 func (l *library) validateValue(v map[string]any, out *violations) bool {
-	s := <-l.copies
+	s := l.get()
 	res := s.ValidateMap(v)
-	l.copies <- s
-	return report(res, out)
+	l.put(s)
+	return report(res, out, "")
 }
 
-func report(res *jsonschema.EvaluationResult, out *violations) bool {
+// validateAny validates a decoded value (a parameter's) with the
+// violations' paths under at.
+func (l *library) validateAny(v any, out *violations, at string) bool {
+	s := l.get()
+	res := s.Validate(v)
+	l.put(s)
+	return report(res, out, at)
+}
+
+func report(res *jsonschema.EvaluationResult, out *violations, at string) bool {
 	if res.IsValid() {
 		return true
 	}
-	collect(res, out)
+	collect(res, out, at)
 	return false
 }
 
@@ -109,8 +146,10 @@ var alternatives = map[string]bool{
 
 // collect writes the errors of a result, sorted by path, so that a
 // response lists the same violations in the same order each time. Paths
-// in the result are relative to the parent's; they are joined here.
-func collect(res *jsonschema.EvaluationResult, out *violations) {
+// in the result are relative to the parent's; they are joined here, under
+// at.
+func collect(res *jsonschema.EvaluationResult, out *violations, at string) {
+	before := out.count
 	type leaf struct{ path, msg string }
 	var leaves []leaf
 	var walk func(r *jsonschema.EvaluationResult, base string)
@@ -136,7 +175,7 @@ func collect(res *jsonschema.EvaluationResult, out *violations) {
 			leaves = append(leaves, leaf{path, r.Errors[k].Error()})
 		}
 	}
-	walk(res, "")
+	walk(res, at)
 	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].path < leaves[j].path })
 	seen := map[leaf]bool{}
 	for _, lf := range leaves {
@@ -146,8 +185,8 @@ func collect(res *jsonschema.EvaluationResult, out *violations) {
 		seen[lf] = true
 		out.add(s2b(lf.path), lf.msg, nil, false)
 	}
-	if out.count == 0 {
-		out.add(nil, "does not match the schema", nil, false)
+	if out.count == before {
+		out.add(s2b(at), "does not match the schema", nil, false)
 	}
 }
 

@@ -56,6 +56,14 @@ func (v *violations) add(path []byte, msg string, arg []byte, quote bool) {
 	v.buf = append(v.buf, `"}`...)
 }
 
+// mark is where the violations stand, for undo to go back to.
+type mark struct{ n, count int }
+
+func (v *violations) mark() mark { return mark{len(v.buf), v.count} }
+
+// undo drops the violations added since m.
+func (v *violations) undo(m mark) { v.buf, v.count = v.buf[:m.n], m.count }
+
 // finish closes the array and returns it.
 func (v *violations) finish() []byte {
 	if v.count == 0 {

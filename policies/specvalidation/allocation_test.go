@@ -1,0 +1,58 @@
+package specvalidation_test
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
+)
+
+// validRequests are requests the petstore lets through, each on schemas
+// of the fast path: every kind of parameter, lists, and a JSON body.
+var validRequests = []struct {
+	method, uri, body string
+	headers           []string
+}{
+	{"GET", "/api/pets?limit=10&tags=dog&tags=cat", "", []string{"X-Request-Id", "0af7651916cd43dd"}},
+	{"GET", "/api/pets/7/photos/cute.jpg?sizes=64|128", "", nil},
+	{"GET", "/api/pets/mine", "", nil},
+	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789", "ids", "1,2,3"}},
+	{"POST", "/api/pets", `{"name":"rex","tag":null,"age":2}`, []string{"Content-Type", "application/json"}},
+}
+
+func request(method, uri, body string, headers []string) *fasthttp.RequestCtx {
+	ctx := chaintest.Ctx("http://gw"+uri, headers...)
+	ctx.Request.Header.SetMethod(method)
+	if body != "" {
+		ctx.Request.SetBodyString(body)
+	}
+	return ctx
+}
+
+func run(c *chain.Chain, ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	ex.Prepare(c)
+	r := c.RunRequest(ctx, ex)
+	ex.Reset()
+	return r
+}
+
+// TestDoesNotAllocate: a valid request costs no allocation.
+func TestDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	c := chaintest.MustChain(t, policy(t, ""))
+	ex := chain.AcquireExchange()
+	defer chain.ReleaseExchange(ex)
+	for _, r := range validRequests {
+		ctx := request(r.method, r.uri, r.body, r.headers)
+		if rej := run(c, ctx, ex); rej != nil {
+			t.Fatalf("%s %s: %v", r.method, r.uri, rej)
+		}
+		if n := testing.AllocsPerRun(1000, func() { run(c, ctx, ex) }); n != 0 {
+			t.Errorf("%s %s: %v allocations, want 0", r.method, r.uri, n)
+		}
+	}
+}

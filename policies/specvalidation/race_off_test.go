@@ -1,0 +1,5 @@
+//go:build !race
+
+package specvalidation_test
+
+const raceEnabled = false
