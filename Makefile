@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/flexgate
 IMAGE    ?= ghcr.io/flexgate/flexgate
 
-.PHONY: soak run build lint test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare image clean
+.PHONY: soak run build lint test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare bench-scaleout image clean
 
 ## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours,
 ## ARGS for more flags: ARGS="--clients clients.yaml")
@@ -61,6 +61,11 @@ bench:
 ## bench-compare: flexgate side by side with nginx, HAProxy, Caddy and Traefik (BENCH_TIME to change the length, BENCH_PHASES to run part of it)
 bench-compare:
 	$(GO) run ./bench/compare
+
+## bench-scaleout: three gateways and one Redis: a clusterizable limit's accuracy per window, its
+## throughput against per-replica limits, Redis calls per request, p99 (BENCH_TIME to change the length, ARGS for flags)
+bench-scaleout:
+	$(GO) run ./bench/scaleout $(ARGS)
 
 ## image: the container image (needs a Docker engine)
 image:

@@ -12,7 +12,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
+	_ "github.com/flexgate/flexgate/config/flex"
 	"github.com/flexgate/flexgate/examples"
+	_ "github.com/flexgate/flexgate/policies/all"
 )
 
 // wrkOutput is what wrk 4.1 prints with --latency and our done() hook.
@@ -429,6 +431,54 @@ func TestChainMatchesSeed(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFlexChainIsTheSeedChain: the Flex-resources target loads through the
+// Flex loader as one route with the seed's steps in the seed's order, each
+// under its Flex name where Flex has one.
+func TestFlexChainIsTheSeedChain(t *testing.T) {
+	conf, err := renderFlexgate(flexgateChainFlex, flexgateParams{Upstream: "127.0.0.1:1", Listen: "127.0.0.1:2", Rate: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "flex.yaml")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("INTROSPECTION_AUTHORIZATION", "Basic eDp5")
+	cfg, err := config.Load([]string{path})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, conf)
+	}
+	flexName := map[string]string{
+		"rate-limiting":          "rate-limiting-flex",
+		"client-id-enforcement":  "client-id-enforcement-flex",
+		"token-introspection":    "oauth2-token-introspection-flex",
+		"request-headers-remove": "header-removal-flex",
+		// header-injection-flex sets request and response headers in one binding.
+		"request-headers-set":  "header-injection-flex",
+		"response-headers-set": "",
+	}
+	var want []string
+	for _, p := range chainPolicies {
+		name, ok := flexName[p.name]
+		if !ok {
+			name = p.name
+		}
+		if name != "" {
+			want = append(want, name)
+		}
+	}
+	if len(cfg.Routes) != 1 {
+		t.Fatalf("%d routes, want 1", len(cfg.Routes))
+	}
+	var got []string
+	for _, p := range cfg.Routes[0].Policies {
+		got = append(got, p.Name)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Flex chain runs %v, want %v", got, want)
 	}
 }
 

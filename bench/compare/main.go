@@ -511,7 +511,7 @@ func makePlan(o options, s shape) plan {
 		}
 	}
 	share := func(n int) time.Duration { return o.total * time.Duration(n) / time.Duration(max(1, parts)) }
-	clamp := func(d, lo, hi time.Duration) time.Duration { return min(hi, max(lo, d.Round(time.Second))) }
+	clamp := func(d, lo, hi time.Duration) time.Duration { return min(hi, max(lo, d.Truncate(time.Second))) }
 	if runOpen {
 		p.openLoopRuns = len(o.openLoop) * s.openLoop
 		p.openLoop = clamp(share(openLoopParts)/time.Duration(p.openLoopRuns)-time.Second, 2*time.Second, 30*time.Second)
@@ -536,7 +536,8 @@ func makePlan(o options, s shape) plan {
 		if p.runs > 0 {
 			p.run = budget/time.Duration(p.runs) - 500*time.Millisecond
 		}
-		p.run = max(time.Second, p.run.Round(time.Second))
+		// wrk takes whole seconds; rounding down keeps the run within its budget.
+		p.run = max(time.Second, p.run.Truncate(time.Second))
 	}
 	return p
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -109,6 +110,7 @@ func allTargets() []*Target {
 		{Name: "caddy", What: "Caddy 2 reverse_proxy (built from its Go module)", start: startPeer(peers.Caddy)},
 		{Name: "traefik", What: "Traefik v3, one router (built from its Go module)", start: startTraefik(peers.TraefikDynamic)},
 		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "flexgate-chain-flex", What: "flexgate with the seed's chain written as Flex Gateway resources", Chain: true, Flexgate: true, start: startFlexgate(flexgateChainFlex)},
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
 		{Name: "caddy-chain", What: "Caddy with query, client and header rules; no rate limit (nearest equivalent)", Chain: true, start: startPeer(peers.CaddyChain)},
 		{Name: "traefik-chain", What: "Traefik with rateLimit, rule checks and headers (nearest equivalent)", Chain: true, start: startTraefik(peers.TraefikChainDynamic)},
@@ -240,10 +242,12 @@ func startTraefik(dynamic string) func(e *env, name string) (*Proc, string, erro
 // flexgateParams fill the flexgate config templates.
 type flexgateParams struct {
 	Upstream, Port, CertFile, KeyFile string
-	Upstreams                         []string
-	ClientID, ClientSecret            string
-	Rate                              int
-	MaxConns                          int
+	// Listen is the address a Flex ApiInstance declares.
+	Listen                 string
+	Upstreams              []string
+	ClientID, ClientSecret string
+	Rate                   int
+	MaxConns               int
 }
 
 // flexgatePassthrough is one route to the upstream with no policies.
@@ -388,6 +392,132 @@ var chainPolicies = []struct{ name, yaml string }{
 `},
 }
 
+// flexgateChainFlex is the seed's chain written as Flex Gateway writes it:
+// one ApiInstance with its upstream inline and a PolicyBinding per step,
+// ordered by `order`. The steps Flex has a policy for use Flex's names and
+// parameters (rate-limiting-flex, client-id-enforcement-flex,
+// oauth2-token-introspection-flex, header-removal-flex,
+// header-injection-flex); request-validation has no Flex counterpart that
+// checks query parameters against a JSON schema, so the binding names
+// flexgate's own. Flex's expressions have no clock, so the request does not
+// get the X-Gateway-Time header flexgate-chain stamps with $datetime: one
+// header fewer. The client registry comes from --clients, as Flex users of
+// flexgate run it. It answers what a user switching from Flex pays for
+// keeping their files: its ratio to flexgate-chain.
+const flexgateChainFlex = `apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: secured-product-gateway
+spec:
+  address: http://{{.Listen}}/
+  services:
+    products:
+      address: http://{{.Upstream}}/
+      routes:
+        - rules:
+            - path: (/api/products/.*)
+              methods: GET
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: rate-limit
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: rate-limiting-flex
+  order: 1
+  config:
+    rateLimits:
+      - maximumRequests: {{.Rate}}
+        timePeriodInMilliseconds: 60000
+    keySelector: "#[attributes.remoteAddress]"
+    clusterizable: false
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: validate-query
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: request-validation
+  order: 2
+  config:
+    schema: |
+      {
+        "type": "object",
+        "required": ["productId", "quantity"],
+        "properties": {
+          "productId": { "type": "string", "pattern": "^PRD-[0-9]+$" },
+          "quantity":  { "type": "integer", "minimum": 1 }
+        },
+        "additionalProperties": false
+      }
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: client-id
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: client-id-enforcement-flex
+  order: 3
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: introspection
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: oauth2-token-introspection-flex
+  order: 4
+  config:
+    introspectionURL: http://{{.Upstream}}/introspect
+    authorizationValue: $INTROSPECTION_AUTHORIZATION
+    validatedTokenTTL: 60
+    skipClientIdValidation: true
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: strip-internal
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: header-removal-flex
+  order: 5
+  config:
+    inboundHeaders: ["x-internal-.*", "authorization"]
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
+  name: set-headers
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: header-injection-flex
+  order: 6
+  config:
+    inboundHeaders:
+      - key: X-API-Version
+        value: v1
+    outboundHeaders:
+      - key: Strict-Transport-Security
+        value: "max-age=31536000; includeSubDomains"
+      - key: X-Content-Type-Options
+        value: nosniff
+`
+
 // chainConfig is flexgateChain with every policy not in skip.
 func chainConfig(skip map[string]bool) string {
 	var b strings.Builder
@@ -436,6 +566,9 @@ func missingPolicies(ctx context.Context, bin, dir string, p flexgateParams) ([]
 var flexgateEnv = []string{
 	"INTROSPECTION_CLIENT_ID=bench-introspector",
 	"INTROSPECTION_CLIENT_SECRET=bench-introspector-secret",
+	// The same credentials as the Authorization value Flex's
+	// oauth2-token-introspection-flex sends as written.
+	"INTROSPECTION_AUTHORIZATION=Basic YmVuY2gtaW50cm9zcGVjdG9yOmJlbmNoLWludHJvc3BlY3Rvci1zZWNyZXQ=",
 }
 
 // renderFlexgate fills one of the templates above.
@@ -462,7 +595,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		params := flexgateParams{
-			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, CertFile: e.certFile, KeyFile: e.keyFile,
+			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, Listen: addr, CertFile: e.certFile, KeyFile: e.keyFile,
 			ClientID: benchClientID, ClientSecret: benchClientSecret, Rate: benchRatePerMinute,
 			MaxConns: e.maxConns,
 		}
@@ -501,7 +634,18 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		// No drain delay: nothing routes traffic here, and stopping must be quick.
 		args := []string{"run", "--config", confPath, "--admin-addr", admin, "--log-level", "warn",
 			"--drain-delay", "0s", "--shutdown-timeout", "2s"}
-		if src != flexgateTLS {
+		switch src {
+		case flexgateTLS:
+		case flexgateChainFlex:
+			// The ApiInstance declares the listener; the client registry
+			// and the connection cap are flags, as for any Flex file.
+			clients := filepath.Join(dir, "clients.yaml")
+			reg := fmt.Sprintf("clients:\n  - id: %s\n    secret: %s\n", benchClientID, benchClientSecret)
+			if err := os.WriteFile(clients, []byte(reg), 0o600); err != nil {
+				return nil, "", err
+			}
+			args = append(args, "--clients", clients, "--max-connections", strconv.Itoa(params.MaxConns))
+		default:
 			args = append(args, "--listen", addr)
 		}
 		p, err := e.procs.Start(name, dir, e.flexgate, args, flexgateEnv)

@@ -108,6 +108,36 @@ func TestValidateWithoutSecrets(t *testing.T) {
 	}
 }
 
+// TestValidateWithoutSecretsInlinePEM: a Flex tls policy whose certificate
+// and key come from the environment validates in CI without them, as a
+// certificate file does with --skip-cert-files; without the flag the
+// missing secrets are named.
+func TestValidateWithoutSecretsInlinePEM(t *testing.T) {
+	tlsExample := examples.Path(t, "flex/06-tls.yaml")
+	cmd := exec.Command(binary, "validate", tlsExample)
+	cmd.Env = filterEnv(os.Environ(), "TLS_")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "TLS_KEY_PEM is not set") {
+		t.Fatalf("without the flag: %s", out)
+	}
+	for _, flag := range []string{"--without-secrets", "--skip-cert-files"} {
+		cmd = exec.Command(binary, "validate", flag, tlsExample)
+		cmd.Env = filterEnv(os.Environ(), "TLS_")
+		if flag == "--skip-cert-files" {
+			cmd.Env = append(cmd.Env, "TLS_KEY_PEM=not a key", "TLS_CERT_PEM=not a certificate")
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "tls on ApiInstance default/secure-api") {
+			t.Errorf("%s: %v\n%s", flag, err, out)
+		}
+	}
+	cmd = exec.Command(binary, "validate", tlsExample)
+	cmd.Env = append(filterEnv(os.Environ(), "TLS_"), "TLS_KEY_PEM=not a key", "TLS_CERT_PEM=not a certificate")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "holds no PEM private key") {
+		t.Errorf("a broken key without --skip-cert-files: %v\n%s", err, out)
+	}
+}
+
 func filterEnv(env []string, prefix string) []string {
 	var out []string
 	for _, e := range env {

@@ -20,9 +20,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "", "`FILE` with the client registry (YAML), as given to run")
-	skipCerts := fs.Bool("skip-cert-files", false, "do not read the listeners' certificates and client CAs, in files or inline (for CI, where the TLS secret is not mounted)")
+	skipCerts := fs.Bool("skip-cert-files", false, "do not read certificates, keys and CAs, in files or inline PEM (for CI, where the TLS secret is not mounted)")
 	noSecrets := fs.Bool("without-secrets", false, "check what can be checked without the pod's secrets (for CI): unset $env variables read as placeholder text "+
-		"(a variable that must hold a number or a URL still needs a value), a missing client registry as one placeholder client, and certificate files are not read")
+		"(a variable that must hold a number, a URL or a set form such as \"Basic ...\" still needs a value), a missing client registry as one placeholder client, and certificate files are not read")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flexgate validate [--clients FILE] [--skip-cert-files] [--without-secrets] PATH...")
 		fs.PrintDefaults()
@@ -44,6 +44,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			return "placeholder-" + name, true
 		}
 	}
+	config.SkipInlinePEM = *skipCerts
 	cfg, err := loadConfig(paths, *clients)
 	if err == nil && *noSecrets && len(cfg.Clients) == 0 {
 		cfg.Clients = []config.Client{{ID: "placeholder", Secret: "placeholder"}}

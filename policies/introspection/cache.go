@@ -21,6 +21,7 @@ type entry struct {
 	scopeOK  bool
 	sub      []byte
 	clientID []byte
+	username []byte
 	scope    []byte
 	// claims is the whole answer, a JSON object, for $token.claims.
 	claims []byte

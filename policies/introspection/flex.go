@@ -104,7 +104,9 @@ func (f *FlexIntrospector) Validate(env *chain.Env) error {
 			"write skipClientIdValidation: true to say so (flexgate checks the token with the server, and its scopes)")
 	}
 	switch f.ConsumerBy {
-	case "", "client_id", "username":
+	case "", "client_id":
+	case "username":
+		in.consumerByUsername = true
 	default:
 		return chain.Errorf(chain.Field(p, "consumerBy"), "consumerBy %q is unknown; use client_id or username", f.ConsumerBy)
 	}

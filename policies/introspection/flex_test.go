@@ -18,7 +18,10 @@ func flexSetup(t *testing.T, url, extra string) *fixture {
 	t.Helper()
 	// "gateway" and "gw&secret", form-encoded inside Basic, as the IdP
 	// wants them.
-	params := fmt.Sprintf("{introspectionURL: %q, authorizationValue: \"Basic Z2F0ZXdheTpndyUyNnNlY3JldA==\", skipClientIdValidation: true, consumerBy: client_id", url)
+	params := fmt.Sprintf("{introspectionURL: %q, authorizationValue: \"Basic Z2F0ZXdheTpndyUyNnNlY3JldA==\", skipClientIdValidation: true", url)
+	if !strings.Contains(extra, "consumerBy") {
+		params += ", consumerBy: client_id"
+	}
 	if extra != "" {
 		params += ", " + extra
 	}
@@ -63,6 +66,34 @@ func TestFlexIntrospection(t *testing.T) {
 	}
 	if r := f.do("Bearer tok-1"); r.rej == nil || r.rej.Status != 403 || r.rej.Reason != "insufficient_scope" {
 		t.Errorf("AND (the default) of orders:read and admin: %v", r.rej)
+	}
+}
+
+// TestFlexConsumerBy: consumerBy names the answer's member that identifies
+// the request's client for later policies ($client.id, Flex's
+// authentication.clientId): client_id by default, username when asked. A
+// username-keyed answer without a username leaves the client unnamed.
+func TestFlexConsumerBy(t *testing.T) {
+	p := newIdP(t, false)
+	p.answers["tok-1"] = `{"active":true,"sub":"alice","client_id":"shop-app","username":"alice@example.com","exp":1700003600}`
+	p.answers["tok-2"] = `{"active":true,"client_id":"shop-app","exp":1700003600}`
+	for _, tc := range []struct{ extra, token, want string }{
+		{"", "Bearer tok-1", "shop-app"},
+		{"consumerBy: client_id", "Bearer tok-1", "shop-app"},
+		{"consumerBy: username", "Bearer tok-1", "alice@example.com"},
+		{"consumerBy: username", "Bearer tok-2", ""},
+	} {
+		f := flexSetup(t, p.srv.URL+"/introspect", tc.extra)
+		r := f.do(tc.token)
+		if r.rej != nil {
+			t.Fatalf("%s: rejected %v", tc.extra, r.rej)
+		}
+		if got := string(r.ex.Value(clientValue)); got != tc.want {
+			t.Errorf("%q with %s: $client.id = %q, want %q", tc.extra, tc.token, got, tc.want)
+		}
+		if got := string(r.ex.Value(clientIDValue)); got != "shop-app" {
+			t.Errorf("%q: $token.client_id = %q, want the answer's client_id whatever consumerBy says", tc.extra, got)
+		}
 	}
 }
 

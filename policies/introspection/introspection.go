@@ -60,7 +60,11 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	}
 	ex.SetValue(subValue, e.sub)
 	ex.SetValue(clientIDValue, e.clientID)
-	ex.SetValue(clientValue, e.clientID)
+	if in.consumerByUsername {
+		ex.SetValue(clientValue, e.username)
+	} else {
+		ex.SetValue(clientValue, e.clientID)
+	}
 	ex.SetValue(scopeValue, e.scope)
 	ex.SetValue(claimsValue, e.claims)
 	if !e.scopeOK {
@@ -189,6 +193,8 @@ func parseResponse(body []byte) (*entry, error) {
 			e.sub, err = claim(v, t)
 		case "client_id":
 			e.clientID, err = claim(v, t)
+		case "username":
+			e.username, err = claim(v, t)
 		case "scope":
 			e.scope, err = claim(v, t)
 		case "exp":

@@ -88,6 +88,9 @@ type Introspector struct {
 	authorization string
 	// anyScope passes a token that carries one of Scopes, not all.
 	anyScope bool
+	// consumerByUsername makes the answer's username, not its client_id,
+	// the request's client (Flex's consumerBy: username).
+	consumerByUsername bool
 }
 
 // The values the policy hands to the steps after it, from an active
