@@ -415,9 +415,9 @@ func buildModulePeers(ctx context.Context, o options, e *env, rep *Report) {
 			continue
 		}
 		*m.bin = bin
-		if out, err := runOut(ctx, bin, "version"); err == nil {
-			rep.Versions = append(rep.Versions, fmt.Sprintf("%s %s (built from %s@%s)", m.peer.name, out, m.peer.module, m.peer.version))
-		}
+		// The pinned version, not the binary's word: a module built with
+		// go install reports "unknown" from caddy version.
+		rep.Versions = append(rep.Versions, fmt.Sprintf("%s %s (built from %s/%s@%s)", m.peer.name, m.peer.version, m.peer.module, m.peer.pkg, m.peer.version))
 	}
 }
 
