@@ -100,7 +100,7 @@ type modulePeer struct {
 // Pinned peer versions; bump them here and in bench/README.md.
 var (
 	caddyModule   = modulePeer{name: "caddy", module: "github.com/caddyserver/caddy/v2", version: "v2.11.9", pkg: "cmd/caddy", install: true}
-	traefikModule = modulePeer{name: "traefik", module: "github.com/traefik/traefik/v3", version: "v3.7.13", pkg: "cmd/traefik"}
+	traefikModule = modulePeer{name: "traefik", module: "github.com/traefik/traefik/v3", version: "v3.6.12", pkg: "cmd/traefik"}
 )
 
 // cacheDir is where built peers are kept between runs:
