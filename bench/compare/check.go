@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -88,13 +89,21 @@ func idleRun(ctx context.Context, t *Target, n int, script string, p plan) (Idle
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	const dialers = 32
+	// Each connection waits for a round trip: many at once keep the
+	// server's accept loop, not the harness, the limit.
+	const dialers = 128
 	for w := 0; w < dialers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n && openCtx.Err() == nil; i += dialers {
 				c, err := dialIdle(openCtx, idleSource(i), t.addr)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && openCtx.Err() == nil {
+					// A busy machine drops a SYN now and then; a full
+					// server drops them all, and fails the second try too.
+					c, err = dialIdle(openCtx, idleSource(i), t.addr)
+				}
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil && openCtx.Err() == nil {

@@ -525,8 +525,9 @@ func makePlan(o options, s shape) plan {
 	if runIdle {
 		p.idleRuns = s.plain
 		p.idle = clamp(share(idleParts)/time.Duration(p.idleRuns), 2*time.Second, 20*time.Second)
-		// Opening runs at some thousands of connections a second here.
-		p.idleOpen = max(30*time.Second, time.Duration(o.idle/1000)*time.Second)
+		// Opening runs at thousands of connections a second on a quiet
+		// machine; the bound allows 500 a second.
+		p.idleOpen = max(time.Minute, time.Duration(o.idle/500)*time.Second)
 		budget -= time.Duration(p.idleRuns) * p.idle
 	}
 	if o.phases["rounds"] {
