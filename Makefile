@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/flexgate
 IMAGE    ?= ghcr.io/flexgate/flexgate
 
-.PHONY: soak run build lint test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare bench-scaleout image clean
+.PHONY: soak run build lint test test-go test-deploy test-loadtest test-race vet fmt-check bench bench-compare bench-scaleout bench-websocket image clean
 
 ## run: build and serve (the built-in quick-start without CONFIG; `make run CONFIG=path` for yours,
 ## ARGS for more flags: ARGS="--clients clients.yaml")
@@ -66,6 +66,10 @@ bench-compare:
 ## throughput against per-replica limits, Redis calls per request, p99 (BENCH_TIME to change the length, ARGS for flags)
 bench-scaleout:
 	$(GO) run ./bench/scaleout $(ARGS)
+
+## bench-websocket: memory of 10,000 idle WebSocket connections through flexgate (WS_CONNS to change)
+bench-websocket:
+	$(GO) run ./bench/wsidle -n $(or $(WS_CONNS),10000)
 
 ## image: the container image (needs a Docker engine)
 image:

@@ -180,6 +180,10 @@ type Route struct {
 	// Listeners names the listeners the route serves on; empty means
 	// every listener. (A Flex ApiInstance serves on its own port.)
 	Listeners []string
+	// WebSocket, when set, lets the route proxy WebSocket connections;
+	// nil: an Upgrade header is removed like any hop-by-hop header and the
+	// request goes on as a plain one.
+	WebSocket *WebSocket
 	// Hosts the request's Host (without its port) must be one of: a name,
 	// or "*.example.com" for any name under example.com. Empty means any.
 	Hosts []string
@@ -235,6 +239,22 @@ func (r *Route) Origins() []Pos {
 	}
 	return []Pos{r.Pos}
 }
+
+// WebSocket is how a route proxies WebSocket connections: a request with
+// Upgrade: websocket passes the route's policies, and once the upstream
+// has switched protocols the gateway relays both directions byte for byte.
+type WebSocket struct {
+	// IdleTimeout closes a connection on which no byte has moved either
+	// way for this long.
+	IdleTimeout time.Duration
+	Pos         Pos
+}
+
+// DefaultWebSocketIdleTimeout is WebSocket.IdleTimeout when the config is
+// silent: Envoy's stream idle timeout, which applies to its upgraded
+// connections too. Applications that ping (socket.io, SignalR, graphql-ws
+// every 10 to 30 s) never reach it.
+const DefaultWebSocketIdleTimeout = 5 * time.Minute
 
 // HeaderMatch is a request header a route or rule requires.
 type HeaderMatch struct {

@@ -17,13 +17,14 @@ const RedactedValue = "[redacted]"
 
 // sensitiveKeys are the parts of a parameter name that mark its value as a
 // secret, compared case-insensitively.
-var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private"}
+// textkey is jwt-validation-flex's key, an HMAC secret as often as not.
+var sensitiveKeys = []string{"secret", "password", "token", "authorization", "apikey", "api-key", "api_key", "cookie", "credential", "private", "textkey"}
 
 // View is the config as the admin /config endpoint shows it: plain values
 // that encode to JSON, with every client secret replaced by "[redacted]",
 // and so every policy parameter or header whose name mentions a secret
 // (secret, password, token, authorization, api key, cookie, credential,
-// private, or a header name ending in -Key, see CredentialHeader) and every
+// private, textKey, or a header name ending in -Key, see CredentialHeader) and every
 // Basic or Bearer credential (CredentialValue); the password of any URL
 // shows as xxxxx. Values are shown as written, `$env.NAME` references
 // unexpanded. A View shares nothing mutable with its Config; it is safe
@@ -85,11 +86,17 @@ type RouteView struct {
 	Upstream           UpstreamView      `json:"upstream"`
 	DestinationPath    string            `json:"destinationPath,omitempty"`
 	MaxRequestBodySize int64             `json:"maxRequestBodySize,omitempty"`
+	WebSocket          *WebSocketView    `json:"websocket,omitempty"`
 	Policies           []PolicyView      `json:"policies"`
 	WithoutPolicies    []string          `json:"withoutPolicies,omitempty"`
 	// Sources are the file:line:col of the documents the route was made
 	// from (see Route.Origins).
 	Sources []string `json:"sources"`
+}
+
+// WebSocketView is a route's WebSocket in the admin view.
+type WebSocketView struct {
+	IdleTimeout string `json:"idleTimeout"`
 }
 
 // RuleView is a MatchRule in the admin view.
@@ -336,6 +343,9 @@ func (c *Config) Redacted() *View {
 			Upstream: u.View(), DestinationPath: r.DestinationPath,
 			Policies: make([]PolicyView, 0, len(r.Policies)),
 			Hosts:    r.Hosts,
+		}
+		if ws := r.WebSocket; ws != nil {
+			rv.WebSocket = &WebSocketView{IdleTimeout: ws.IdleTimeout.String()}
 		}
 		for _, h := range r.Headers {
 			if rv.Headers == nil {

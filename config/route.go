@@ -80,6 +80,9 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 		"headers": func(_, v *yaml.Node) {
 			r.Headers = d.routeHeaders(v)
 		},
+		"websocket": func(_, v *yaml.Node) {
+			r.WebSocket = d.websocket(v)
+		},
 		"withoutPolicies": func(_, v *yaml.Node) {
 			without = d.strEntries(v, "route withoutPolicies", false)
 			for _, e := range without {
@@ -114,6 +117,29 @@ func (l *loader) route(d *decoder, n *yaml.Node) int {
 		l.addRoute(d, r, pathPos)
 	}
 	return len(r.Policies)
+}
+
+// websocket reads a route's websocket: true or false, or a mapping of its
+// settings, which turns it on.
+func (d *decoder) websocket(n *yaml.Node) *WebSocket {
+	ws := &WebSocket{IdleTimeout: DefaultWebSocketIdleTimeout, Pos: d.pos(n)}
+	switch {
+	case n.Kind == yaml.ScalarNode && strings.EqualFold(n.Value, "true"):
+		return ws
+	case n.Kind == yaml.ScalarNode && strings.EqualFold(n.Value, "false"):
+		return nil
+	case n.Kind != yaml.MappingNode:
+		d.errorf(n, "websocket must be true, false or a mapping with fields idleTimeout, not %s", describe(n))
+		return nil
+	}
+	d.mapping(n, "websocket", map[string]field{
+		"idleTimeout": func(_, v *yaml.Node) {
+			if t, ok := d.duration(v, "websocket idleTimeout"); ok {
+				ws.IdleTimeout = t
+			}
+		},
+	})
+	return ws
 }
 
 // checkPattern reports why p is not a route path pattern, or "" when it is

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -143,6 +144,18 @@ func (c *cappedConn) Close() error {
 
 // ReadFrom sends a streamed body as it comes (see writePerRead).
 func (c *cappedConn) ReadFrom(r io.Reader) (int64, error) { return writePerRead(c.Conn, r) }
+
+// CloseWrite half-closes the connection (a WebSocket tunnel passes on an
+// upstream's end of stream).
+func (c *cappedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c, when it can be.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
 
 // tlsConn is a TLS connection from a client; fasthttp recognises it as TLS
 // by its methods (RequestCtx.TLSConnectionState gives handlers the verified

@@ -74,8 +74,12 @@ func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
 		if t.body == nil || !t.body.clientErr {
 			u.observe(tg, uerr, status)
 		}
-		if t.stream == nil {
+		if t.stream == nil && t.tunnel == nil {
 			tg.finish()
+		}
+		if t.tunnel != nil {
+			// Switched protocols: nothing to try again.
+			break
 		}
 		again, counted := u.again(uerr, unprocessed, status, replayable, &resend, tries)
 		if !again {
@@ -95,6 +99,11 @@ func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
 	if s := t.stream; s != nil {
 		// The request is in flight until its body has streamed.
 		s.up = u
+	} else if tun := t.tunnel; tun != nil {
+		// A WebSocket connection is a request in flight until it closes
+		// (as Envoy counts an upgraded stream): least-request spreads them,
+		// circuitBreaker.maxRequests bounds them.
+		tun.target, tun.upstream = t.target, u
 	} else {
 		u.active.Add(-1)
 	}

@@ -88,9 +88,12 @@ type Gateway struct {
 	listeners []*listener            // serving, in the config's order
 	leaving   map[*listener]struct{} // draining after a reload took them out
 	conns     *connLimiter
-	admin     *fasthttp.Server
-	adminLn   net.Listener
-	access    *accessLog
+	// tunnels are the WebSocket connections open: hijacked, fasthttp no
+	// longer sees them, and Shutdown closes them.
+	tunnels tunnelSet
+	admin   *fasthttp.Server
+	adminLn net.Listener
+	access  *accessLog
 
 	ready        atomic.Bool
 	draining     atomic.Bool
@@ -495,6 +498,13 @@ func (g *Gateway) drainListener(l *listener) {
 			}
 		}()
 		err := l.drain(ctx)
+		select {
+		case <-l.sock.closed:
+			// The port is gone with the listener: so are its WebSocket
+			// connections. (A listener built anew on its socket keeps them.)
+			g.tunnels.closeListener(l)
+		default:
+		}
 		g.lnMu.Lock()
 		delete(g.leaving, l)
 		used := false
@@ -522,8 +532,8 @@ func (g *Gateway) Ready() bool { return g.ready.Load() && !g.draining.Load() }
 
 // Shutdown drains the gateway: /readyz answers 503 at once, the listeners
 // keep serving for the drain delay so that load balancers stop sending,
-// then they stop accepting and the requests in flight finish, until ctx
-// ends. The admin server stops last.
+// then WebSocket connections close, the listeners stop accepting and the
+// requests in flight finish, until ctx ends. The admin server stops last.
 // Calling it again waits for the first call and returns its result.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() { g.shutdownErr = g.shutdown(ctx) })
@@ -537,6 +547,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	case <-time.After(g.opts.DrainDelay):
 	case <-ctx.Done():
 	}
+	// A WebSocket connection has no end a drain could wait for: its ends
+	// are told the gateway is going away, and its clients reconnect, to
+	// the replicas still ready.
+	g.tunnels.closeAll(ctx)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var errs []error

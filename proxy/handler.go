@@ -59,6 +59,11 @@ type state struct {
 	trip   trip
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
+	// upgrade: the request asks to switch to WebSocket; once routed, only
+	// if its route proxies WebSocket. wsAccept is then the
+	// Sec-WebSocket-Accept the upstream must answer with.
+	upgrade  bool
+	wsAccept [wsAcceptLen]byte
 }
 
 // limitedBody passes a request body through to the upstream, noting a
@@ -164,7 +169,7 @@ func acquireState() *state { return statePool.Get().(*state) }
 
 func releaseState(st *state) {
 	st.ex.Reset()
-	st.p, st.r, st.m, st.routeID, st.query, st.largeHead = nil, nil, nil, "", nil, false
+	st.p, st.r, st.m, st.routeID, st.query, st.largeHead, st.upgrade = nil, nil, nil, "", nil, false, false
 	st.path, st.uri, st.xff, st.fwd, st.trace = st.path[:0], st.uri[:0], st.xff[:0], st.fwd[:0], st.trace[:0]
 	st.q = st.q[:0]
 	st.host, st.req = st.host[:0], match.Request{}
@@ -270,6 +275,7 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	if underscore {
 		removeUnderscoreAliases(h)
 	}
+	st.upgrade = isWebSocketUpgrade(h)
 	// Hop-by-hop headers, and those the client names in Connection, go
 	// before any policy runs, so that a client cannot remove what a policy
 	// sets. Deleting Connection forgets its "close", which fasthttp reads
@@ -338,7 +344,23 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 		r.chain.RunResponse(ctx, ex)
 		return
 	}
+	if st.upgrade {
+		// A route without websocket forwards the request as a plain one:
+		// its Upgrade header went with the hop-by-hop headers.
+		st.upgrade = r.ws != nil
+		if st.upgrade {
+			if rej := checkHandshake(ctx, &st.wsAccept); rej != nil {
+				r.ws.m.upgrades[upgradeBadHandshake].Inc()
+				g.fail(ctx, r.m, rej, r.id, ex)
+				r.chain.RunResponse(ctx, ex)
+				return
+			}
+		}
+	}
 	if rej := r.chain.RunRequestHead(ctx, ex); rej != nil {
+		if st.upgrade {
+			r.ws.m.upgrades[upgradeRejected].Inc()
+		}
 		g.reject(ctx, r, ex, rej)
 		return
 	}
@@ -379,11 +401,15 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange,
 func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 	r, ex := st.r, &st.ex
 	if rej := r.chain.RunRequestTail(ctx, ex); rej != nil {
+		if st.upgrade {
+			r.ws.m.upgrades[upgradeRejected].Inc()
+		}
 		g.reject(ctx, r, ex, rej)
 		return
 	}
 	st.trip = trip{http10: !ctx.Request.Header.IsHTTP11(), clientWriteTimeout: l.srv.WriteTimeout, route: r,
-		responseTimeout: ex.ResponseTimeout, streamIdleTimeout: ex.StreamIdleTimeout}
+		responseTimeout: ex.ResponseTimeout, streamIdleTimeout: ex.StreamIdleTimeout,
+		upgrade: st.upgrade, wsAccept: st.wsAccept}
 	g.rewrite(ctx, r, st, l)
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 && cl != -2 && ctx.Request.IsBodyStream() {
 		b := &st.body
@@ -417,7 +443,24 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		r.m.upstreamTime.UpdateDuration(upStart)
 		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	}
+	if st.upgrade {
+		switch {
+		case st.trip.tunnel != nil:
+		case answered:
+			r.ws.m.upgrades[upgradeUpstreamRefused].Inc()
+		default:
+			r.ws.m.upgrades[upgradeFailed].Inc()
+		}
+	}
 	r.chain.RunResponse(ctx, ex)
+	if tun := st.trip.tunnel; tun != nil {
+		st.trip.tunnel = nil
+		if answered {
+			g.switchProtocols(ctx, r, tun, l)
+		} else {
+			tun.abort()
+		}
+	}
 	if s := st.trip.stream; s != nil && st.trip.http10 && !ctx.Response.IsBodyStream() {
 		// An answer of unknown length to an HTTP/1.0 client: it is sent
 		// on the bare connection, after this handler returns.
@@ -456,6 +499,9 @@ func lingerClose(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		// fasthttp leaves hijacked connections to their handler (see
+		// Server.KeepHijackedConns in newListener).
+		defer c.Close()
 		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		_, err := c.Write(answer.B)
 		bytebufferpool.Put(answer)
@@ -521,6 +567,11 @@ func (g *Gateway) rewrite(ctx *fasthttp.RequestCtx, r *route, st *state, l *list
 	}
 	replaceHeader(h, headerRequestID, st.ex.RequestID)
 	replaceHeader(h, headerTraceparent, st.trace)
+	if st.upgrade {
+		// Hop-by-hop: removed with the others before the policies ran.
+		h.Set(fasthttp.HeaderConnection, "Upgrade")
+		h.Set(fasthttp.HeaderUpgrade, "websocket")
+	}
 
 	// The request-target is built for each try, from the path the router
 	// forwards under the base path of the target it goes to. The query is

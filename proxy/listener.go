@@ -110,8 +110,13 @@ func newListener(g *Gateway, spec *config.Listener, lim serverLimits) (*listener
 		ReduceMemoryUsage:            true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
-		Logger:                       fasthttpLogger{g},
+		// A hijacked connection is its handler's to close, so that a
+		// WebSocket tunnel's handler can return at once: fasthttp then
+		// frees the request context and the read buffer, which an idle
+		// tunnel would otherwise keep.
+		KeepHijackedConns:     true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{g},
 	}
 	return l, nil
 }

@@ -46,6 +46,8 @@ type route struct {
 	allow []byte
 	// trace: the route lists TRACE, the one way to have TRACE forwarded.
 	trace bool
+	// ws: the route proxies WebSocket upgrades; nil: it does not.
+	ws *wsRoute
 }
 
 // forwards reports whether the route forwards a request with method m,
@@ -88,6 +90,9 @@ type routeMetrics struct {
 	rejections     sync.Map                      // *chain.Rejection → *metrics.Counter
 	set            *metrics.Set
 	label          string
+	// ws is created for the first config whose route of this id proxies
+	// WebSocket; read by the compiler only.
+	ws *wsMetrics
 }
 
 // Every reason the gateway or an upstream failure can give, so that their
@@ -97,7 +102,7 @@ var (
 	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
-		errClientConnLimit, errUpstreamOverloaded}
+		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
@@ -239,11 +244,22 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		if limit <= 0 {
 			limit = cfg.Limits.MaxRequestBodySize
 		}
-		p.routes = append(p.routes, &route{id: r.ID, chain: chains.Chains[i], up: up,
+		m := c.routeMetrics(r.ID)
+		rt := &route{id: r.ID, chain: chains.Chains[i], up: up,
 			dest:        []byte(r.DestinationPath),
 			hostHeader:  []byte(r.Upstream.HostHeader),
-			maxBodySize: limit, m: c.routeMetrics(r.ID),
-			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)})
+			maxBodySize: limit, m: m,
+			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)}
+		if ws := r.WebSocket; ws != nil {
+			if m.ws == nil {
+				m.ws = newWSMetrics(c.metrics, m.label)
+			}
+			rt.ws = &wsRoute{idle: ws.IdleTimeout, m: m.ws}
+			if rt.ws.idle <= 0 {
+				rt.ws.idle = config.DefaultWebSocketIdleTimeout
+			}
+		}
+		p.routes = append(p.routes, rt)
 	}
 	return p, nil
 }

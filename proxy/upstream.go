@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,9 @@ type pool struct {
 	// (circuitBreaker.maxConnections); nil: no bound.
 	gate *connGate
 	refs int // owners; guarded by the registry's lock
+
+	upgradeOnce sync.Once
+	upgrades    *fasthttp.HostClient // see upgradeClient
 }
 
 // distrustTime is how long an upstream that broke HTTP framing gets a new
@@ -263,6 +267,29 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 	return p, nil
 }
 
+// upgradeClient is the client of the pool's WebSocket connections: a
+// connection that switches protocols is the tunnel's until it closes, so it
+// never comes from the pool nor goes back to it, and it does not take one
+// of the pool's maxConnections, or a thousand idle WebSocket clients would
+// leave none for requests. circuitBreaker.maxConnections counts it.
+func (p *pool) upgradeClient() *fasthttp.HostClient {
+	p.upgradeOnce.Do(func() {
+		hc := p.hc
+		p.upgrades = &fasthttp.HostClient{
+			Addr:                     hc.Addr,
+			IsTLS:                    hc.IsTLS,
+			TLSConfig:                hc.TLSConfig,
+			DialTimeout:              hc.DialTimeout,
+			MaxConns:                 math.MaxInt32,
+			ReadBufferSize:           hc.ReadBufferSize,
+			WriteBufferSize:          hc.WriteBufferSize,
+			NoDefaultUserAgentHeader: true,
+			DisablePathNormalizing:   true,
+		}
+	})
+	return p.upgrades
+}
+
 // close drops the idle and resting connections of a pool no upstream uses
 // any more, and its series.
 func (p *pool) close(series *seriesRefs) {
@@ -428,6 +455,13 @@ type trip struct {
 	// setHost: the client sent no Host, so each target's goes out.
 	setHost bool
 
+	// upgrade: the request asks the upstream to switch to WebSocket; it
+	// goes on a connection of its own, and an answer of 101 with the
+	// Sec-WebSocket-Accept wsAccept becomes tunnel (set by forward).
+	upgrade  bool
+	wsAccept [wsAcceptLen]byte
+	tunnel   *tunnel
+
 	// Set by forward for each attempt.
 	target                                *target
 	sendTimeout, headTimeout, bodyTimeout time.Duration
@@ -460,10 +494,16 @@ const maxProbes = 64
 // have seen the request, so that sending it again is safe.
 func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError, unprocessed bool) {
 	req, resp := &ctx.Request, &ctx.Response
+	// An upgrade goes on a new connection that never returns to the pool
+	// (see upgradeClient).
+	hc := p.hc
+	if t.upgrade {
+		hc = p.upgradeClient()
+	}
 	// A request that would wait for a connection is pending: the circuit
 	// breaker answers it at once when too many already are.
 	u := t.target.up
-	pending := u.maxPending > 0 && p.hc.IdleConnsCount() == 0 && p.hc.ConnsCount() >= p.maxConns
+	pending := !t.upgrade && u.maxPending > 0 && p.hc.IdleConnsCount() == 0 && p.hc.ConnsCount() >= p.maxConns
 	if pending {
 		if u.pending.Add(1) > u.maxPending {
 			u.pending.Add(-1)
@@ -471,7 +511,7 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 			return overloadedError, false
 		}
 	}
-	cc, err := p.hc.AcquireConn(p.connectTimeout, false)
+	cc, err := hc.AcquireConn(p.connectTimeout, t.upgrade)
 	if pending {
 		u.pending.Add(-1)
 	}
@@ -488,8 +528,8 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 		if state == idleData {
 			p.violated(idleBytes)
 		}
-		p.hc.CloseConn(cc)
-		cc, err = p.hc.AcquireConn(p.connectTimeout, false)
+		hc.CloseConn(cc)
+		cc, err = hc.AcquireConn(p.connectTimeout, false)
 	}
 	if err != nil {
 		ue := classify(err, true)
@@ -498,7 +538,7 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 	conn := cc.Conn()
 	start := time.Now()
 	// fasthttp enforces MaxConnDuration only inside HostClient.Do.
-	closeAfter := start.Sub(cc.CreatedTime()) > maxConnAge
+	closeAfter := t.upgrade || start.Sub(cc.CreatedTime()) > maxConnAge
 	br := p.hc.AcquireReader(conn)
 	bw := p.hc.AcquireWriter(conn)
 	// release gives the connection back after a complete answer, or closes
@@ -515,12 +555,12 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 		if keep && state == idleClean && p.reusable() {
 			p.settler.settle(cc)
 		} else {
-			p.hc.CloseConn(cc)
+			hc.CloseConn(cc)
 		}
 	}
 	fail := func(err error, unprocessed bool) (*upstreamError, bool) {
 		p.hc.ReleaseReader(br)
-		p.hc.CloseConn(cc)
+		hc.CloseConn(cc)
 		resp.Reset()
 		return classify(err, false), unprocessed
 	}
@@ -563,7 +603,9 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 		}
 		sc := resp.StatusCode()
 		if sc == fasthttp.StatusSwitchingProtocols {
-			rerr = errUpgradeUnsupported
+			if !t.upgrade {
+				rerr = errUpgradeUnsupported
+			}
 			break
 		}
 		if sc >= 200 {
@@ -603,6 +645,19 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 		// connection cannot carry another one. (The client's connection is
 		// the handler's concern: what is left of its body is unread.)
 		closeAfter = true
+	}
+	if t.upgrade && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		if err := checkSwitch(&resp.Header, t.wsAccept[:]); err != nil {
+			return fail(err, false)
+		}
+		// The connection is the tunnel's from now on; what the reader
+		// holds past the 101 is the upstream's first WebSocket bytes.
+		t.tunnel = newTunnel(conn, br, func() { hc.CloseConn(cc) }, t.sendTimeout)
+		p.hc.ReleaseReader(br)
+		removeHopHeaders(&resp.Header)
+		resp.Header.ResetConnectionClose()
+		resp.Header.SetProtocol(http11)
+		return nil, false
 	}
 
 	// Framing is read before any header is removed: a Connection header
@@ -654,7 +709,7 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 		if keep && p.reusable() {
 			p.settler.settle(cc)
 		} else {
-			p.hc.CloseConn(cc)
+			hc.CloseConn(cc)
 		}
 	}
 	resp.Header.CopyTo(&s.resp.Header)
@@ -933,6 +988,9 @@ func streamHTTP10(ctx *fasthttp.RequestCtx, s *bodyStream) {
 }
 
 func (s *bodyStream) serveUntilClose(c net.Conn) {
+	// fasthttp leaves hijacked connections to their handler (see
+	// Server.KeepHijackedConns in newListener).
+	defer c.Close()
 	defer s.Close()
 	s.client = nil // the deadline is set here, per write
 	_ = c.SetWriteDeadline(time.Now().Add(s.writeTimeout))

@@ -96,6 +96,10 @@ func afterAnswer(c net.Conn, br *bufio.Reader, keep bool) idleState {
 	return idleClean
 }
 
+// CloseWrite half-closes the connection (a WebSocket tunnel passes on a
+// client's end of stream).
+func (c *upstreamConn) CloseWrite() error { return closeWrite(c.Conn) }
+
 // Close closes the connection and gives its place back to the gate.
 func (c *upstreamConn) Close() error {
 	if c.gate != nil && c.closed.CompareAndSwap(false, true) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/xml"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
 	_ "github.com/flexgate/flexgate/config/flex"
 	"github.com/flexgate/flexgate/examples"
@@ -377,13 +380,20 @@ func TestIdleAndHandshakeAccounting(t *testing.T) {
 
 // TestChainMatchesSeed keeps the benchmark's chain the user's chain: the
 // same policies in the same order with the same parameters, save the ones
-// the benchmark must change (rate, introspection URL).
+// the benchmark must change (rate, introspection URL), and the ones it adds
+// (jwt-validation), which it renders apart.
 func TestChainMatchesSeed(t *testing.T) {
 	seed, err := os.ReadFile(examples.Path(t, "secured-gateway-config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := renderFlexgate(chainConfig(nil), flexgateParams{Upstream: "127.0.0.1:1", Rate: 5, MaxConns: 1, ClientID: "a", ClientSecret: "b"})
+	extra := map[string]bool{}
+	for _, p := range chainPolicies {
+		if p.extra {
+			extra[p.name] = true
+		}
+	}
+	conf, err := renderFlexgate(chainConfig(extra), flexgateParams{Upstream: "127.0.0.1:1", Rate: 5, MaxConns: 1, ClientID: "a", ClientSecret: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +465,7 @@ func TestFlexChainIsTheSeedChain(t *testing.T) {
 		"rate-limiting":          "rate-limiting-flex",
 		"client-id-enforcement":  "client-id-enforcement-flex",
 		"token-introspection":    "oauth2-token-introspection-flex",
+		"jwt-validation":         "jwt-validation-flex",
 		"request-headers-remove": "header-removal-flex",
 		// header-injection-flex sets request and response headers in one binding.
 		"request-headers-set":  "header-injection-flex",
@@ -506,5 +517,53 @@ func TestBalancedConfigLoads(t *testing.T) {
 	u := cfg.Routes[0].Upstream
 	if len(u.Targets) != 3 || u.Targets[2].Host != origins[2] || u.LoadBalancing != config.LeastRequest {
 		t.Errorf("upstream %+v", u)
+	}
+}
+
+// TestChainVerifiesTheBenchToken: the chain target's jwt-validation, with
+// the JWK set the upstream serves, accepts the run's token, so that the
+// chain measures a verified (then cached) RS256 JWT, not a refusal.
+func TestChainVerifiesTheBenchToken(t *testing.T) {
+	dir := t.TempDir()
+	token, jwksFile, err := makeBenchJWT(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := os.ReadFile(jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/jwks" {
+			w.WriteHeader(404)
+			return
+		}
+		_, _ = w.Write(set)
+	}))
+	t.Cleanup(idp.Close)
+	var jwtYAML string
+	for _, p := range chainPolicies {
+		if p.name == "jwt-validation" {
+			jwtYAML = p.yaml
+		}
+	}
+	conf, err := renderFlexgate(jwtYAML, flexgateParams{Upstream: strings.TrimPrefix(idp.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := chaintest.MustChain(t, string(conf))
+	setBenchToken(token)
+	t.Cleanup(func() { setBenchToken("bench-token") })
+	var auth string
+	for _, h := range benchHeaders {
+		if v, ok := strings.CutPrefix(h, "Authorization: "); ok {
+			auth = v
+		}
+	}
+	if rej := chaintest.Run(c, chaintest.Ctx("/api/products/small", "Authorization", auth)); rej != nil {
+		t.Fatalf("the bench token is refused: %v", rej)
+	}
+	if rej := chaintest.Run(c, chaintest.Ctx("/api/products/small", "Authorization", "Bearer bench-token")); rej == nil {
+		t.Fatal("an opaque token passed jwt-validation")
 	}
 }

@@ -280,6 +280,12 @@ func run(ctx context.Context, o options) error {
 	if e.certFile, e.keyFile, err = writeSelfSigned(dir); err != nil {
 		return err
 	}
+	token, jwksFile, err := makeBenchJWT(dir)
+	if err != nil {
+		return err
+	}
+	setBenchToken(token)
+	e.jwksFile = jwksFile
 	upProc, upAddr, err := startUpstream(e, upBin, "upstream")
 	if err != nil {
 		return err

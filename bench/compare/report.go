@@ -199,7 +199,8 @@ func (r *Report) Markdown(svgName string) string {
 		"%d rounds per case visiting the targets in turn; figures are medians of the rounds. Budget %s.\n",
 		r.RunDuration, benchQuery, o.rounds, o.total)
 	fmt.Fprintf(&b, "- The chain targets' rate limit is raised (flexgate %d per minute, nginx %d per second) so that neither rejects; "+
-		"introspection is answered by a local endpoint and cached after the first call.\n", benchRatePerMinute, benchRatePerSecond)
+		"introspection is answered by a local endpoint and cached after the first call; flexgate-chain and flexgate-chain-flex also verify the bearer token, an RS256 JWT, "+
+		"with the JWK set the upstream serves (jwt-validation, cached until its exp); stock nginx cannot.\n", benchRatePerMinute, benchRatePerSecond)
 	fmt.Fprintf(&b, "- CPU is user+system seconds of the proxy's processes per 100k requests (lower is better); "+
 		"peak RSS is VmHWM summed over the proxy's processes (nginx: master and workers).\n\n")
 	if len(r.Notes) > 0 {

@@ -16,12 +16,13 @@ import (
 	"github.com/flexgate/flexgate/bench/peers"
 )
 
-// Benchmark credentials: the one client the chain targets admit, and the
-// bearer token the local introspection endpoint calls active.
+// Benchmark credentials: the one client the chain targets admit. The
+// bearer token is an RS256 JWT made for the run (makeBenchJWT), which the
+// local introspection endpoint calls active and jwt-validation verifies
+// with the JWK set bench/upstream serves.
 const (
 	benchClientID     = "bench-client"
 	benchClientSecret = "bench-secret"
-	benchToken        = "bench-token"
 	// The rate limits of the chain targets: high enough that neither
 	// rejects, so that the limiter's cost is measured, not its 429s.
 	// flexgate refuses more than a million a second; nginx counts per second.
@@ -31,11 +32,21 @@ const (
 
 // benchHeaders are sent by every wrk run to every target, so that all of
 // them parse the same request; only the chain targets look at them.
+// setBenchToken puts the run's token in.
 var benchHeaders = []string{
 	"client_id: " + benchClientID,
 	"client_secret: " + benchClientSecret,
-	"Authorization: Bearer " + benchToken,
+	"Authorization: Bearer bench-token",
 	"X-Internal-Trace: 1",
+}
+
+// setBenchToken makes token the bearer token of every request.
+func setBenchToken(token string) {
+	for i, h := range benchHeaders {
+		if strings.HasPrefix(h, "Authorization:") {
+			benchHeaders[i] = "Authorization: Bearer " + token
+		}
+	}
 }
 
 // benchQuery makes the request valid for the seed's request-validation
@@ -50,7 +61,9 @@ type env struct {
 	// upstreams are three origins, upstream first, for the targets that
 	// balance; nil when none is measured.
 	upstreams []string
-	flexgate  string // built binary; "" when it did not build
+	// jwksFile is the JWK set the upstreams serve at /jwks.
+	jwksFile string
+	flexgate string // built binary; "" when it did not build
 	// caddy and traefik are the peers built from their Go modules; ""
 	// when they did not build (their targets are then skipped).
 	caddy, traefik string
@@ -109,8 +122,8 @@ func allTargets() []*Target {
 		{Name: "haproxy", What: "HAProxy keep-alive reverse proxy", start: startPeer(peers.HAProxy)},
 		{Name: "caddy", What: "Caddy 2 reverse_proxy (built from its Go module)", start: startPeer(peers.Caddy)},
 		{Name: "traefik", What: "Traefik v3, one router (built from its Go module)", start: startTraefik(peers.TraefikDynamic)},
-		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
-		{Name: "flexgate-chain-flex", What: "flexgate with the seed's chain written as Flex Gateway resources", Chain: true, Flexgate: true, start: startFlexgate(flexgateChainFlex)},
+		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain and jwt-validation", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
+		{Name: "flexgate-chain-flex", What: "flexgate with the seed's chain and jwt-validation-flex written as Flex Gateway resources", Chain: true, Flexgate: true, start: startFlexgate(flexgateChainFlex)},
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
 		{Name: "caddy-chain", What: "Caddy with query, client and header rules; no rate limit (nearest equivalent)", Chain: true, start: startPeer(peers.CaddyChain)},
 		{Name: "traefik-chain", What: "Traefik with rateLimit, rule checks and headers (nearest equivalent)", Chain: true, start: startTraefik(peers.TraefikChainDynamic)},
@@ -129,7 +142,11 @@ func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := e.procs.Start(name, e.dir, bin, []string{"-listen", addr}, nil)
+	args := []string{"-listen", addr}
+	if e.jwksFile != "" {
+		args = append(args, "-jwks", e.jwksFile)
+	}
+	p, err := e.procs.Start(name, e.dir, bin, args, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -350,13 +367,20 @@ spec:
       policies:
 `
 
-// chainPolicies are the seed's six steps (seven entries), in its order.
-var chainPolicies = []struct{ name, yaml string }{
+// chainPolicies are the seed's six steps (seven entries), in its order,
+// and jwt-validation after token-introspection (extra: not in the seed):
+// the bearer token is a real RS256 JWT whose signature and claims are
+// checked, with keys from the JWK set the upstream serves (fetched once; a
+// verified token is cached until its exp).
+var chainPolicies = []struct {
+	name, yaml string
+	extra      bool
+}{
 	{"rate-limiting", `        - rate-limiting:
             limit: {{.Rate}}
             period: 60
             identifier: $request.remoteAddress
-`},
+`, false},
 	{"request-validation", `        - request-validation:
             schema: |
               {
@@ -368,36 +392,42 @@ var chainPolicies = []struct{ name, yaml string }{
                 },
                 "additionalProperties": false // deny unlisted fields — strict allow-list
               }
-`},
+`, false},
 	{"client-id-enforcement", `        - client-id-enforcement
-`},
+`, false},
 	{"token-introspection", `        - token-introspection:
             url: "http://{{.Upstream}}/introspect"
             clientId: $env.INTROSPECTION_CLIENT_ID
             clientSecret: $env.INTROSPECTION_CLIENT_SECRET
             cacheTtl: 60
-`},
+`, false},
+	{"jwt-validation", `        - jwt-validation:
+            jwks: {url: "http://{{.Upstream}}/jwks"}
+            issuer: https://bench.flexgate.local
+            audiences: [products]
+`, true},
 	{"request-headers-remove", `        - request-headers-remove:
             headers: ["X-Internal-*", "Authorization"]
-`},
+`, false},
 	{"request-headers-set", `        - request-headers-set:
             headers:
               X-API-Version: "v1"
               X-Gateway-Time: $datetime
-`},
+`, false},
 	{"response-headers-set", `        - response-headers-set:
             headers:
               Strict-Transport-Security: "max-age=31536000; includeSubDomains"
               X-Content-Type-Options: "nosniff"
-`},
+`, false},
 }
 
 // flexgateChainFlex is the seed's chain written as Flex Gateway writes it:
 // one ApiInstance with its upstream inline and a PolicyBinding per step,
 // ordered by `order`. The steps Flex has a policy for use Flex's names and
 // parameters (rate-limiting-flex, client-id-enforcement-flex,
-// oauth2-token-introspection-flex, header-removal-flex,
-// header-injection-flex); request-validation has no Flex counterpart that
+// oauth2-token-introspection-flex, jwt-validation-flex as flexgate-chain
+// adds jwt-validation, header-removal-flex, header-injection-flex);
+// request-validation has no Flex counterpart that
 // checks query parameters against a JSON schema, so the binding names
 // flexgate's own. Flex's expressions have no clock, so the request does not
 // get the X-Gateway-Time header flexgate-chain stamps with $datetime: one
@@ -487,13 +517,30 @@ spec:
 apiVersion: gateway.mulesoft.com/v1alpha1
 kind: PolicyBinding
 metadata:
+  name: jwt
+spec:
+  targetRef:
+    name: secured-product-gateway
+  policyRef:
+    name: jwt-validation-flex
+  order: 5
+  config:
+    jwtKeyOrigin: jwks
+    jwksUrl: http://{{.Upstream}}/jwks
+    validateAudClaim: true
+    supportedAudiences: products
+    skipClientIdValidation: true
+---
+apiVersion: gateway.mulesoft.com/v1alpha1
+kind: PolicyBinding
+metadata:
   name: strip-internal
 spec:
   targetRef:
     name: secured-product-gateway
   policyRef:
     name: header-removal-flex
-  order: 5
+  order: 6
   config:
     inboundHeaders: ["x-internal-.*", "authorization"]
 ---
@@ -506,7 +553,7 @@ spec:
     name: secured-product-gateway
   policyRef:
     name: header-injection-flex
-  order: 6
+  order: 7
   config:
     inboundHeaders:
       - key: X-API-Version

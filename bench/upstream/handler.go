@@ -16,9 +16,14 @@ var LargeBody = makeLarge(1024)
 // introspectBody is what an authorization server says about a valid token.
 var introspectBody = []byte(`{"active":true,"client_id":"bench-client","scope":"products:read","sub":"bench","exp":4102444800}`)
 
+// JWKSBody is the JWK set served at /jwks (main reads it from -jwks), for
+// flexgate's jwt-validation; empty, /jwks answers 404.
+var JWKSBody []byte
+
 var (
 	pathLarge      = []byte("/large")
 	pathIntrospect = []byte("/introspect")
+	pathJWKS       = []byte("/jwks")
 	contentJSON    = []byte("application/json")
 )
 
@@ -52,6 +57,12 @@ func Handler(ctx *fasthttp.RequestCtx) {
 	switch {
 	case bytes.HasPrefix(path, pathIntrospect):
 		ctx.SetBody(introspectBody)
+	case bytes.Equal(path, pathJWKS):
+		if len(JWKSBody) == 0 {
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+			return
+		}
+		ctx.SetBody(JWKSBody)
 	case bytes.HasSuffix(path, pathLarge):
 		ctx.SetBody(LargeBody)
 	default:

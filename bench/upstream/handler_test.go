@@ -55,6 +55,14 @@ func TestServesByPath(t *testing.T) {
 	if _, body, _ := get("GET", "/api/products/large"); len(body) != 1024 {
 		t.Errorf("large: got %d bytes, want 1024", len(body))
 	}
+	if code, _, _ := get("GET", "/jwks"); code != 404 {
+		t.Errorf("/jwks without a set: %d, want 404", code)
+	}
+	JWKSBody = []byte(`{"keys":[]}`)
+	t.Cleanup(func() { JWKSBody = nil })
+	if code, body, _ := get("GET", "/jwks"); code != 200 || string(body) != `{"keys":[]}` {
+		t.Errorf("/jwks: %d %s", code, body)
+	}
 	_, body, _ := get("POST", "/introspect")
 	var ans struct {
 		Active bool `json:"active"`

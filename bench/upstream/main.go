@@ -8,6 +8,8 @@
 //	/large        a 1 KiB JSON body
 //	/introspect   an RFC 7662 introspection answer that says the token is
 //	              active, for flexgate's token-introspection policy
+//	/jwks         the JWK set of the file given with -jwks, for flexgate's
+//	              jwt-validation policy
 //
 // It prints one line, "listening <addr>", once the socket is bound, so a
 // harness can pass -listen 127.0.0.1:0 and read the real port.
@@ -27,7 +29,15 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (0 keeps the Go default)")
+	jwks := flag.String("jwks", "", "a JWK set file to serve at /jwks")
 	flag.Parse()
+	if *jwks != "" {
+		b, err := os.ReadFile(*jwks)
+		if err != nil {
+			log.Fatalf("upstream: %v", err)
+		}
+		JWKSBody = b
+	}
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
 	}

@@ -251,13 +251,13 @@ func TestFlexValidate(t *testing.T) {
 	}
 
 	writeIn(t, filepath.Join(dir, "custom.yaml"), "apiVersion: gateway.mulesoft.com/v1alpha1\nkind: Extension\nmetadata: {name: custom-flex}\nspec: {}\n")
-	writeIn(t, filepath.Join(dir, "jwt.yaml"), strings.Replace(flexBindings[:strings.Index(flexBindings, "---")], "header-removal-flex", "jwt-validation-flex", 1))
+	writeIn(t, filepath.Join(dir, "ldap.yaml"), strings.Replace(flexBindings[:strings.Index(flexBindings, "---")], "header-removal-flex", "ldap-authentication-flex", 1))
 	out, code = runBinary(t, []string{"FLEX_E2E_SECRET=x"}, "validate", dir)
 	for _, want := range []string{
 		filepath.Join(dir, "custom.yaml") + ":2:7: kind: Extension",
-		filepath.Join(dir, "jwt.yaml") + `:7:21: policy "jwt-validation-flex" (JWT validation) is not supported yet`,
-		// jwt.yaml is read first, and defines the binding's name too.
-		filepath.Join(dir, "policies", "bindings.yaml") + ":4:9: PolicyBinding default/strip is already defined at " + filepath.Join(dir, "jwt.yaml") + ":4:9",
+		filepath.Join(dir, "ldap.yaml") + `:7:21: policy "ldap-authentication-flex" (LDAP authentication) is not supported yet`,
+		// ldap.yaml is read first, and defines the binding's name too.
+		filepath.Join(dir, "policies", "bindings.yaml") + ":4:9: PolicyBinding default/strip is already defined at " + filepath.Join(dir, "ldap.yaml") + ":4:9",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate output lacks %q", want)

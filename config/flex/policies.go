@@ -36,7 +36,6 @@ var structural = map[string]string{
 var notYet = map[string]string{
 	"http-basic-authentication-flex":              "HTTP basic authentication",
 	"ldap-authentication-flex":                    "LDAP authentication",
-	"jwt-validation-flex":                         "JWT validation",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
 	"cors-flex":                   "CORS",
 	"spike-control-flex":          "spike control",

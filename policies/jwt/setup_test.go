@@ -1,0 +1,181 @@
+package jwt
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/flexgate/flexgate/chain/chaintest"
+)
+
+// TestConfigErrors: each parameter's bad values are errors at the value's
+// file:line:col that say what to write.
+func TestConfigErrors(t *testing.T) {
+	k := keysOnce()
+	priv := "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOf8Xk1eD5HoM1f0z9+LmHNy6JkGM1qv0xwBn1bHr3zW\n-----END PRIVATE KEY-----"
+	secret := fmt.Sprintf("keys: [{secret: %q}]\n", k.secret)
+	for _, c := range []struct{ name, params, want string }{
+		{"no keys", "leeway: 5s", "keys or jwks is required"},
+		{"alg none", secret + "algorithms: [HS256, none]", `gw.yaml:14:33: jwt-validation: algorithm "none" accepts unsigned tokens`},
+		{"unknown alg", secret + "algorithms: [HS257]", `algorithm "HS257" is unknown`},
+		{"short secret", `keys: [{secret: "short"}]`, "gw.yaml:13:29: jwt-validation: secret: the HMAC secret has 5 bytes; HS256 needs at least 32"},
+		{"secret not allowed", secret + "algorithms: [RS256]", "none of which the policy allows"},
+		{"two kinds in one key", fmt.Sprintf("keys: [{secret: %q, pem: x}]", k.secret), "a key is one of pem"},
+		{"private PEM", "keys:\n  - pem: |\n" + indentLines(priv, "      "), "it is a private key"},
+		{"not PEM", `keys: [{pem: "-----BEGIN FOO-----\nAAAA\n-----END FOO-----"}]`, `"FOO" is not a public key`},
+		{"garbage PEM", `keys: [{pem: "hello"}]`, "pem:"},
+		{"JWK private", fmt.Sprintf("keys: [{jwk: '%s'}]", jwksOf(t, jwkEntry{pub: k.ec256})), "private key"},
+		{"JWK secret", fmt.Sprintf("keys: [{jwk: '%s'}]", jwksOf(t, jwkEntry{pub: k.secret})), "symmetric"},
+		{"key alg mismatch", fmt.Sprintf("keys: [{jwk: '%s', alg: RS256}]", jwkJSON(t, &k.ec256.PublicKey)), "cannot verify"},
+		{"jwks without url", "jwks: {ttl: 1m}", "jwks: url is required"},
+		{"jwks bad url", "jwks: {url: ftp://idp/jwks}", "is not an http(s) URL"},
+		{"jwks url credentials", "jwks: {url: 'https://u:p@idp/jwks'}", "must not carry credentials"},
+		{"jwks ttl", "jwks: {url: https://idp/jwks, ttl: 10}", "ttl must be a duration"},
+		{"jwks timeout", "jwks: {url: https://idp/jwks, timeout: 5m}", "timeout 5m0s is out of range"},
+		{"jwks caFile over http", "jwks: {url: http://idp/jwks, caFile: /nope}", "caFile is set but http://idp/jwks is plain http"},
+		{"jwks caFile missing", "jwks: {url: https://idp/jwks, caFile: /nope/ca.pem}", "/nope/ca.pem"},
+		{"leeway", secret + "leeway: 1h", "leeway 1h0m0s is out of range"},
+		{"empty issuer", secret + "issuer: ['']", "issuer must not be empty"},
+		{"empty audience", secret + "audiences: ['']", "an audience must not be empty"},
+		{"claim without name", secret + "claims: [{equals: x}]", "a claim needs a name"},
+		{"claim that checks nothing", secret + "claims: [{name: x, required: false}]", "neither required nor checked"},
+		{"cache", secret + "maxCacheEntries: -1", "maxCacheEntries must be positive"},
+		{"from constant", secret + "from: abc", "is the same for every request"},
+		{"from constant flex", secret + "from: \"#['abc']\"", "is the same for every request"},
+		{"from unknown", secret + "from: $request.nope", "unknown expression $request.nope"},
+		{"unknown parameter", secret + "audience: x", `unknown parameter "audience"`},
+	} {
+		_, err := trySetup(t, policy(c.params))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestClaimRequirements(t *testing.T) {
+	k := keysOnce()
+	f := setup(t, policy(fmt.Sprintf(`keys: [{secret: %q}]
+claims:
+  - {name: scope, contains: [orders:read]}
+  - {name: roles, contains: [admin]}
+  - {name: tier, equals: [gold, platinum], required: false}
+  - {name: email_verified, equals: true}
+  - {name: tenant}
+`, k.secret)))
+	tok := func(kv ...string) string {
+		return sign(t, "HS256", k.secret, hdr("HS256", ""), claims(kv...))
+	}
+	base := []string{"scope", `"orders:write orders:read"`, "roles", `["user","admin"]`, "email_verified", "true", "tenant", `"t1"`}
+	with := func(kv ...string) []string {
+		out := append([]string(nil), base...)
+		for i := 0; i+1 < len(kv); i += 2 {
+			for j := 0; j+1 < len(out); j += 2 {
+				if out[j] == kv[i] {
+					out = append(out[:j], out[j+2:]...)
+					break
+				}
+			}
+			if kv[i+1] != "" {
+				out = append(out, kv[i], kv[i+1])
+			}
+		}
+		return out
+	}
+	f.wantOK("all", tok(base...))
+	f.wantOK("tier gold", tok(with("tier", `"gold"`)...))
+	f.wantRefused("tier bronze", tok(with("tier", `"bronze"`)...), 401, "invalid_token")
+	f.wantRefused("scope a prefix", tok(with("scope", `"orders:reader"`)...), 401, "invalid_token")
+	f.wantRefused("scope missing", tok(with("scope", "")...), 401, "invalid_token")
+	f.wantRefused("roles without admin", tok(with("roles", `["user"]`)...), 401, "invalid_token")
+	f.wantRefused("email_verified false", tok(with("email_verified", "false")...), 401, "invalid_token")
+	f.wantRefused("email_verified as text", tok(with("email_verified", `"yes"`)...), 401, "invalid_token")
+	f.wantRefused("no tenant", tok(with("tenant", "")...), 401, "invalid_token")
+	f.wantOK("tenant null is absent, required", tok(with("tenant", `"x"`)...))
+	if n := f.result("claim"); n != 7 {
+		t.Errorf("%d refusals counted as claim, want 7", n)
+	}
+}
+
+func TestRequireExpAndNbf(t *testing.T) {
+	k := keysOnce()
+	noExp := sign(t, "HS256", k.secret, hdr("HS256", ""), `{"sub":"a"}`)
+	f := setup(t, policy(fmt.Sprintf("keys: [{secret: %q}]\nrequireExp: false", k.secret)))
+	f.wantOK("no exp allowed", noExp)
+	f = setup(t, policy(fmt.Sprintf("keys: [{secret: %q}]\nrequireNbf: true", k.secret)))
+	f.wantRefused("no nbf", sign(t, "HS256", k.secret, hdr("HS256", ""), claims()), 401, "invalid_token")
+	f.wantOK("nbf", sign(t, "HS256", k.secret, hdr("HS256", ""), claims("nbf", fmt.Sprint(start.Unix()))))
+}
+
+func TestKeysRestrictions(t *testing.T) {
+	k := keysOnce()
+	f := setup(t, policy(fmt.Sprintf(`keys:
+  - {secret: %q, kid: a, alg: HS384}
+  - jwk: %s
+    kid: r
+algorithms: [HS384, PS256]
+`, k.secret, jwkJSON(t, &k.rsa.PublicKey))))
+	f.wantOK("HS384", sign(t, "HS384", k.secret, hdr("HS384", "a"), claims()))
+	f.wantRefused("HS256: the key's alg is HS384", sign(t, "HS256", k.secret, hdr("HS256", "a"), claims()), 401, "invalid_token")
+	f.wantOK("PS256", sign(t, "PS256", k.rsa, hdr("PS256", "r"), claims()))
+	f.wantRefused("RS256: not among algorithms", sign(t, "RS256", k.rsa, hdr("RS256", "r"), claims()), 401, "invalid_token")
+	f.wantRefused("HS384 with kid r", sign(t, "HS384", k.secret, hdr("HS384", "r"), claims()), 401, "invalid_token")
+}
+
+func TestFromExpression(t *testing.T) {
+	k := keysOnce()
+	f := setup(t, policy(fmt.Sprintf("keys: [{secret: %q}]\nfrom: $request.header.X-Jwt", k.secret)))
+	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims())
+	if r := f.doHeaders("X-Jwt", tok); r.rej != nil {
+		t.Errorf("token in X-Jwt: %v", r.rej)
+	}
+	if r := f.doHeaders("Authorization", "Bearer "+tok); r.rej == nil || r.rej.Status != 400 || !strings.Contains(r.rej.Message, "$request.header.X-Jwt") {
+		t.Errorf("token in Authorization only: %v", r.rej)
+	}
+	if r := f.doHeaders("X-Jwt", tok, "X_Jwt", tok); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
+		t.Errorf("X-Jwt twice: %v", r.rej)
+	}
+}
+
+func TestValidateOnlyDoesNotFetch(t *testing.T) {
+	p := newIdP(t, nil)
+	_, _, err := chaintest.CompileWith(t, chaintest.Gateway(jwksPolicy(p.url(), "")), chaintest.Options{ValidateOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.calls.Load() != 0 {
+		t.Error("validation fetched the JWK set")
+	}
+}
+
+// TestWithoutSecretsPlaceholder: `flexgate validate --without-secrets`
+// reads an unset variable as placeholder-NAME; a key written as that
+// variable is then not checked.
+func TestWithoutSecretsPlaceholder(t *testing.T) {
+	t.Setenv("JWT_TEST_SECRET", "placeholder-JWT_TEST_SECRET")
+	t.Setenv("JWT_TEST_PEM", "placeholder-JWT_TEST_PEM")
+	_, _, err := chaintest.CompileWith(t, chaintest.Gateway(policy("keys: [{secret: $env.JWT_TEST_SECRET}, {pem: $env.JWT_TEST_PEM}]")), chaintest.Options{ValidateOnly: true})
+	if err != nil {
+		t.Errorf("placeholders: %v", err)
+	}
+	t.Setenv("JWT_TEST_SECRET", "short")
+	_, _, err = chaintest.CompileWith(t, chaintest.Gateway(policy("keys: [{secret: $env.JWT_TEST_SECRET}]")), chaintest.Options{ValidateOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "5 bytes") || strings.Contains(err.Error(), "short") {
+		t.Errorf("a short secret from the environment: %v", err)
+	}
+}
+
+// TestSecretsRedacted: the admin /config view hides HMAC secrets, in
+// flexgate's keys and in Flex's textKey.
+func TestSecretsRedacted(t *testing.T) {
+	k := keysOnce()
+	cfg, _ := chaintest.Load(t, chaintest.Gateway(policy(fmt.Sprintf("keys: [{secret: %q}]", k.secret))+
+		flexPolicy(fmt.Sprintf("signingMethod: hmac\ntextKey: %q", k.secret))))
+	b, err := json.Marshal(cfg.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), string(k.secret)) || strings.Count(string(b), `"[redacted]"`) < 2 {
+		t.Errorf("the view shows a secret: %s", b)
+	}
+}
