@@ -60,6 +60,17 @@ type BodyReader interface {
 	ReadsRequestBody() bool
 }
 
+// BodyRejection is the error a policy's reader of the request body returns
+// when the body breaks the policy while it streams to the upstream (a
+// policy that checks a body too large to hold puts such a reader in front
+// of the client's stream with Request.SetBodyStream). The gateway stops
+// sending the body, so the upstream never has the request whole, and
+// answers with the rejection instead of the upstream's answer.
+type BodyRejection interface {
+	error
+	Rejection() *Rejection
+}
+
 // ResponseHandler is implemented by policies with a response phase. It runs
 // on every response the route sends: the upstream's and the gateway's own
 // rejections alike, after ctx.Response holds the final status and headers.

@@ -71,7 +71,7 @@ func (u *upstream) forward(ctx *fasthttp.RequestCtx, t *trip) *upstreamError {
 		}
 		// A client that stopped sending its body is not the target's
 		// failure.
-		if t.body == nil || !t.body.clientErr {
+		if t.body == nil || !t.body.clientFault() {
 			u.observe(tg, uerr, status)
 		}
 		if t.stream == nil && t.tunnel == nil {

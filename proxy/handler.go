@@ -80,6 +80,9 @@ type limitedBody struct {
 	exceeded  bool
 	clientErr bool
 	eof       bool
+	// rejected is a policy's verdict on the body, returned by a reader
+	// a policy put in front of the client's stream (chain.BodyRejection).
+	rejected *chain.Rejection
 
 	client        net.Conn
 	clientTimeout time.Duration
@@ -152,16 +155,26 @@ func (b *limitedBody) read(p []byte) (int, error) {
 // reset readies the body for another request; it holds an atomic, so it is
 // cleared field by field rather than copied over.
 func (b *limitedBody) reset() {
-	b.r, b.left, b.limited, b.exceeded, b.clientErr, b.eof = nil, 0, false, false, false, false
+	b.r, b.left, b.limited, b.exceeded, b.clientErr, b.eof, b.rejected = nil, 0, false, false, false, false, nil
 	b.client, b.clientTimeout, b.up, b.upTimeout = nil, 0, nil, 0
 	b.abandoned.Store(false)
 }
 
 func (b *limitedBody) noteErr(err error) {
-	if err != nil && err != io.EOF {
-		b.clientErr = true
+	if err == nil || err == io.EOF {
+		return
 	}
+	if br, ok := err.(chain.BodyRejection); ok {
+		b.rejected = br.Rejection()
+		return
+	}
+	b.clientErr = true
 }
+
+// clientFault reports whether sending the body failed for the client's
+// doing (it stopped sending, or sent what a policy refuses), not the
+// upstream's.
+func (b *limitedBody) clientFault() bool { return b.clientErr || b.rejected != nil }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
 
@@ -426,6 +439,16 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		// The rest of the body is read and dropped after the answer (see
 		// lingerClose), so that the client reads it instead of a reset.
 		g.fail(ctx, r.m, errBodyTooLarge, r.id, ex)
+	case st.body.rejected != nil:
+		// A policy refused the body as it streamed to the upstream; the
+		// upstream has only the part before what was refused, and no
+		// end of the request. The rest is read and dropped after the
+		// answer (see lingerClose).
+		rej := st.body.rejected
+		ex.Rejected = rej
+		renderError(ctx, rej, r.id, ex)
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+		r.m.rejection(rej)
 	case st.body.clientErr:
 		g.fail(ctx, r.m, errClientBody, r.id, ex)
 		ctx.SetConnectionClose()

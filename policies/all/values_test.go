@@ -76,13 +76,13 @@ func TestProvidedValuesNeedTheirPolicyFirst(t *testing.T) {
 	}
 	// The policies list starts on line 14 of the document.
 	f("        - request-headers-set:\n            headers:\n              X-A: $client.id\n",
-		"gw.yaml:16:20: request-headers-set: the value of X-A: $client.id is only known after client-id-enforcement, client-id-enforcement-flex, jwt-validation, jwt-validation-flex, oauth2-token-introspection-flex or token-introspection: "+
+		"gw.yaml:16:20: request-headers-set: the value of X-A: $client.id is only known after client-id-enforcement, client-id-enforcement-flex, http-basic-authentication, http-basic-authentication-flex, jwt-validation, jwt-validation-flex, oauth2-token-introspection-flex or token-introspection: "+
 			"put one of them before request-headers-set in the route's policies")
 	f("        - rate-limiting: {limit: 1, period: 1, identifier: $token.claims.email}\n",
 		"gw.yaml:14:60: rate-limiting: identifier: $token.claims.email is only known after jwt-validation, jwt-validation-flex, oauth2-token-introspection-flex or token-introspection: "+
 			"put one of them before rate-limiting in the route's policies")
 	f("        - rate-limiting: {limit: 1, period: 1, identifier: $client.id}\n        - client-id-enforcement\n",
-		"$client.id is only known after client-id-enforcement, client-id-enforcement-flex, jwt-validation, jwt-validation-flex, oauth2-token-introspection-flex or token-introspection, but client-id-enforcement runs after rate-limiting "+
+		"$client.id is only known after client-id-enforcement, client-id-enforcement-flex, http-basic-authentication, http-basic-authentication-flex, jwt-validation, jwt-validation-flex, oauth2-token-introspection-flex or token-introspection, but client-id-enforcement runs after rate-limiting "+
 			"on this route: move client-id-enforcement before rate-limiting in the route's policies")
 	f("        - request-headers-set: {headers: {X-A: $clients.id}}\n",
 		"unknown expression $clients.id; known expressions: $request.remoteAddress, $request.method, $request.path, "+

@@ -89,6 +89,13 @@ func parseBasic(v, buf []byte) (id, secret []byte, ok bool) {
 	if base64.StdEncoding.DecodedLen(len(enc)) > len(buf) {
 		return nil, nil, false
 	}
+	// encoding/base64 skips '\r' and '\n' anywhere; credentials are one
+	// token68 (RFC 9110 §11.2), so nothing but the alphabet is read.
+	for _, c := range enc {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, nil, false
+		}
+	}
 	n, err := base64.StdEncoding.Decode(buf, enc)
 	if err != nil {
 		return nil, nil, false

@@ -155,6 +155,10 @@ func (v *Validator) readStream(req *fasthttp.Request) *chain.Rejection {
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
 	_, err := io.Copy(buf, io.LimitReader(req.BodyStream(), v.MaxBodySize+1))
+	if br, ok := err.(chain.BodyRejection); ok {
+		// A policy before this one refused what it passed on.
+		return br.Rejection()
+	}
 	if err != nil {
 		return v.invalidJSON
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package iplist
+
+const raceEnabled = false

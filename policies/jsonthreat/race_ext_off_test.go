@@ -1,0 +1,5 @@
+//go:build !race
+
+package jsonthreat_test
+
+const raceOn = false

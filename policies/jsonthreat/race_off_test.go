@@ -1,0 +1,5 @@
+//go:build !race
+
+package jsonthreat
+
+const raceEnabled = false
