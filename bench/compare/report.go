@@ -270,10 +270,10 @@ func (r *Report) openLoopMarkdown(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "## Open loop: constant rate at %s of nginx's maximum (%.0f req/s)\n\n", percents(r.Options.openLoop), r.OpenLoopBase)
-	fmt.Fprintf(b, "vegeta (as a library, HTTP/1.1 keep-alive, as many connections as it needs) sends at a constant rate for %s "+
+	fmt.Fprintf(b, "vegeta (as a library, HTTP/1.1 keep-alive, at most %d connections) sends at a constant rate for %s "+
 		"(%s body). Latencies are from each request's intended send time, so a request the generator sent late counts its wait "+
 		"(coordinated omission corrected); \"sent/s\" below the rate, or a large send lag, means the load generator, "+
-		"not the target, fell behind. × nginx p99 compares p99 at the same rate.\n\n", r.Plan.openLoop, r.Options.bodies[0])
+		"not the target, fell behind. × nginx p99 compares p99 at the same rate.\n\n", openLoopMaxConns, r.Plan.openLoop, r.Options.bodies[0])
 	b.WriteString("| target | % of max | rate/s | sent/s | p50 ms | p99 ms | p99.9 ms | max ms | × nginx p99 | send lag p99 ms | 2xx | failed |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	nginxP99 := map[int]time.Duration{}
