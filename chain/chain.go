@@ -177,7 +177,9 @@ func runRequest(ctx *fasthttp.RequestCtx, ex *Exchange, steps []RequestStep) *Re
 		}
 		ex.cur = step.Index
 		if r := step.Fn(ctx, ex); r != nil {
-			ex.Rejected = r
+			if r != Answered {
+				ex.Rejected = r
+			}
 			return r
 		}
 	}

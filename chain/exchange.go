@@ -33,6 +33,17 @@ type Exchange struct {
 	// gateway reads them when it forwards.
 	ResponseTimeout   time.Duration
 	StreamIdleTimeout time.Duration
+	// BodyStreams is set by the gateway before the response steps run
+	// when the answer's body streams from the upstream to the client: it
+	// is not in ctx.Response.Body(). A response step that needs the bytes
+	// (a cache storing the answer) sets BodyTap.
+	BodyStreams bool
+	// BodyTap, when a response step sets it on an answer whose body
+	// streams, is given the body's bytes as they go to the client, then
+	// closed. One tap per request: a step that finds one set leaves it.
+	// A tap the gateway does not use is closed, incomplete, when the
+	// exchange is reset.
+	BodyTap BodyTap
 
 	slots []Slot
 	cur   int
@@ -41,6 +52,19 @@ type Exchange struct {
 	// vals holds the registered values, indexed by Value.slot-1; it
 	// grows to the registry's size once and is reused from then on.
 	vals [][]byte
+}
+
+// BodyTap sees an answer's body as it streams to the client. Its methods
+// run on the goroutine that writes the answer, after the response steps,
+// possibly after the Exchange has been released: a tap keeps what it
+// needs itself.
+type BodyTap interface {
+	// TapWrite is given each piece of the body, in order. It must not keep
+	// p.
+	TapWrite(p []byte)
+	// TapClose is called once, when the body has ended (complete: all of
+	// it came from the upstream and went to the client) or was cut short.
+	TapClose(complete bool)
 }
 
 // Slot is per-request scratch space of one policy, for state that its
@@ -120,6 +144,11 @@ func (ex *Exchange) Reset() {
 	ex.Details = ex.Details[:0]
 	ex.Rejected = nil
 	ex.ResponseTimeout, ex.StreamIdleTimeout = 0, 0
+	ex.BodyStreams = false
+	if ex.BodyTap != nil {
+		ex.BodyTap.TapClose(false)
+		ex.BodyTap = nil
+	}
 	for i := range ex.slots {
 		s := &ex.slots[i]
 		s.N = [4]int64{}

@@ -20,5 +20,13 @@ type Rejection struct {
 	DetailKey string
 }
 
+// Answered is what a request step returns when it has answered the request
+// itself (a cache hit): ctx.Response holds the answer. The request steps
+// after it do not run and nothing reaches the upstream; the gateway sends
+// the answer as it is (adding X-Request-Id) and runs the response steps,
+// as for any answer. It is no rejection: Exchange.Rejected stays nil and
+// no rejection is counted.
+var Answered = &Rejection{Status: 200, Reason: "answered", Message: "answered by a policy"}
+
 // Error makes a Rejection usable as an error in logs and tests.
 func (r *Rejection) Error() string { return r.Policy + ": " + r.Reason + ": " + r.Message }

@@ -37,6 +37,12 @@ const (
 	DefaultConnectTimeout  = 2 * time.Second
 	DefaultResponseTimeout = 30 * time.Second
 	DefaultMaxConns        = 512
+	// DefaultIdleTimeout closes an idle upstream connection before common
+	// upstream keep-alive timeouts (Node.js closes after 5 s), so that a
+	// request rarely meets one the upstream has closed.
+	DefaultIdleTimeout = 4 * time.Second
+	// MaxIdleTimeout bounds idleTimeout.
+	MaxIdleTimeout = time.Hour
 )
 
 // Defaults of the upstream settings that balance and protect targets.
@@ -299,6 +305,9 @@ type Upstream struct {
 	HostHeader      string
 	ConnectTimeout  time.Duration
 	ResponseTimeout time.Duration
+	// IdleTimeout is how long a pooled connection to a target may stay
+	// idle before the gateway closes it.
+	IdleTimeout time.Duration
 	// MaxConns caps the pooled connections to each target address.
 	MaxConns int
 	// CAFile, when set, is the PEM bundle that verifies https targets.

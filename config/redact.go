@@ -140,6 +140,7 @@ type UpstreamView struct {
 	Host               string              `json:"host,omitempty"`
 	ConnectTimeout     string              `json:"connectTimeout"`
 	ResponseTimeout    string              `json:"responseTimeout"`
+	IdleTimeout        string              `json:"idleTimeout"`
 	MaxConnections     int                 `json:"maxConnections"`
 	CAFile             string              `json:"caFile,omitempty"`
 	TrustedCA          []string            `json:"trustedCA,omitempty"`
@@ -200,7 +201,7 @@ type RetriesView struct {
 func (u Upstream) View() UpstreamView {
 	v := UpstreamView{Name: u.Name, URL: u.URL(), Discovery: string(u.Discovery), Host: u.HostHeader,
 		ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
-		MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify,
+		IdleTimeout: u.IdleTimeout.String(), MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify,
 		LoadBalancing: string(u.LoadBalancing),
 		OutlierDetection: OutlierView{ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
 			BaseEjectionTime: u.Outlier.BaseEjectionTime.String(), MaxEjectionTime: u.Outlier.MaxEjectionTime.String(),

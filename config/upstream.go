@@ -16,7 +16,7 @@ import (
 // upstreamURL and fills in what its documents say.
 func newUpstream(pos Pos) Upstream {
 	return Upstream{Pos: pos, ConnectTimeout: DefaultConnectTimeout,
-		ResponseTimeout: DefaultResponseTimeout, MaxConns: DefaultMaxConns,
+		ResponseTimeout: DefaultResponseTimeout, IdleTimeout: DefaultIdleTimeout, MaxConns: DefaultMaxConns,
 		Discovery: DiscoveryStatic, LoadBalancing: LeastRequest,
 		Outlier: Outlier{ConsecutiveFailures: DefaultConsecutiveFailures, BaseEjectionTime: DefaultBaseEjectionTime,
 			MaxEjectionTime: DefaultMaxEjectionTime, MaxEjectionPercent: DefaultMaxEjectionPercent}}
@@ -67,6 +67,15 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, bool) {
 		},
 		"responseTimeout": func(_, v *yaml.Node) {
 			u.ResponseTimeout, _ = d.duration(v, "upstream responseTimeout")
+		},
+		"idleTimeout": func(_, v *yaml.Node) {
+			if t, ok := d.duration(v, "upstream idleTimeout"); ok {
+				if t > MaxIdleTimeout {
+					d.errorf(v, "upstream idleTimeout %s is longer than %s; an idle connection is kept at most that long", t, MaxIdleTimeout)
+					return
+				}
+				u.IdleTimeout = t
+			}
 		},
 		"host": func(_, v *yaml.Node) {
 			u.HostHeader, _ = d.requiredStr(v, "upstream host")

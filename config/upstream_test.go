@@ -19,6 +19,7 @@ func TestUpstreamTargetsAndPolicies(t *testing.T) {
           - url: https://orders-v2
         loadBalancing: round-robin
         slowStart: 30s
+        idleTimeout: 90s
         discovery: dns
         dnsRefresh: 2s
         healthCheck: {path: /healthz, interval: 5s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 4, expectStatus: [200, "204-299"]}
@@ -38,6 +39,7 @@ func TestUpstreamTargetsAndPolicies(t *testing.T) {
 		{Scheme: "https", Host: "orders-v2:443", Weight: 1, Pos: u.Targets[1].Pos},
 	}
 	want.LoadBalancing, want.SlowStart, want.Discovery, want.DNSRefresh = RoundRobin, 30*time.Second, DiscoveryDNS, 2*time.Second
+	want.IdleTimeout = 90 * time.Second
 	want.HealthCheck = &HealthCheck{Path: "/healthz", Interval: 5 * time.Second, Timeout: time.Second, HealthyThreshold: 1,
 		UnhealthyThreshold: 4, ExpectStatus: []StatusRange{{200, 200}, {204, 299}}, Pos: u.HealthCheck.Pos}
 	want.Outlier = Outlier{ConsecutiveFailures: 3, BaseEjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 50}
@@ -55,7 +57,7 @@ func TestUpstreamTargetsAndPolicies(t *testing.T) {
 	// The defaults of what is left out.
 	cfg = mustLoad(t, "b.yaml", upstreamDoc("        url: http://svc\n        discovery: dns\n        retries: {}\n        healthCheck: {path: /h}\n"))
 	u = cfg.Routes[0].Upstream
-	if u.DNSRefresh != DefaultDNSRefresh || u.LoadBalancing != LeastRequest || u.Targets[0].Weight != 1 {
+	if u.DNSRefresh != DefaultDNSRefresh || u.LoadBalancing != LeastRequest || u.Targets[0].Weight != 1 || u.IdleTimeout != DefaultIdleTimeout {
 		t.Errorf("defaults: %+v", u)
 	}
 	if r := u.Retries; r.Attempts != 2 || !reflect.DeepEqual(r.On, []RetryOn{RetryGatewayError}) || r.BudgetPercent != 20 ||
@@ -103,6 +105,8 @@ func TestUpstreamErrors(t *testing.T) {
 		{"        url: http://a\n        retries: {backoff: {base: 1s, max: 10ms}}\n", "a.yaml:11:28", []string{"backoff max 10ms is shorter than its base 1s"}},
 		{"        url: http://a\n        retries: {budget: {percent: 0}}\n", "a.yaml:11:37", []string{"budget percent must be between 1 and 100"}},
 		{"        targets: [{url: http://a}]\n        caFile: ca.pem\n", "a.yaml:11:17", []string{"caFile applies only to https targets"}},
+		{"        url: http://a\n        idleTimeout: 2h\n", "a.yaml:11:22", []string{"idleTimeout 2h0m0s is longer than 1h0m0s"}},
+		{"        url: http://a\n        idleTimeout: 0s\n", "a.yaml:11:22", []string{"idleTimeout must be positive"}},
 	} {
 		t.Run(strings.TrimSpace(tc.body), func(t *testing.T) {
 			expectOne(t, loadErrors(t, "a.yaml", upstreamDoc(tc.body)), tc.pos, tc.words...)

@@ -401,8 +401,14 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *state) {
 	p.inflight.Add(-1)
 }
 
-// reject answers with a policy's rejection.
+// reject answers with a policy's rejection, or sends the answer a policy
+// gave itself (chain.Answered: a cache hit).
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange, rej *chain.Rejection) {
+	if rej == chain.Answered {
+		ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
 	renderError(ctx, rej, r.id, ex)
 	ctx.Response.Header.SetBytesV(headerRequestID, ex.RequestID)
 	r.m.rejection(rej)
@@ -475,7 +481,17 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 			r.ws.m.upgrades[upgradeFailed].Inc()
 		}
 	}
+	ex.BodyStreams = answered && st.trip.stream != nil
 	r.chain.RunResponse(ctx, ex)
+	if tap := ex.BodyTap; tap != nil {
+		// A response step wants the streamed body's bytes (a cache).
+		ex.BodyTap = nil
+		if s := st.trip.stream; ex.BodyStreams && s != nil {
+			s.tap = tap
+		} else {
+			tap.TapClose(false)
+		}
+	}
 	if tun := st.trip.tunnel; tun != nil {
 		st.trip.tunnel = nil
 		if answered {

@@ -93,3 +93,33 @@ func TestPoliciesOverrideUpstreamTimeouts(t *testing.T) {
 		t.Errorf("with streamIdle 100ms a body stalling 300ms: %d, %d bytes; want it cut short", status, n)
 	}
 }
+
+// TestUpstreamIdleTimeout: a pooled connection idle for the upstream's
+// idleTimeout is closed by the gateway, before the 4 s default would.
+func TestUpstreamIdleTimeout(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			var req fasthttp.Request
+			if err := req.Read(br); err != nil {
+				closed <- struct{}{}
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s", idleTimeout: 200ms}
+`, upstream))
+	status, _, err := fasthttp.Get(nil, gw.URL+"/x")
+	if err != nil || status != 200 {
+		t.Fatalf("GET: %d %v", status, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the idle upstream connection is still open 3 s after a request, with idleTimeout: 200ms")
+	}
+}

@@ -128,8 +128,8 @@ type poolSpec struct {
 // other certificates, never share a connection.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%t|%s|%d|%s", s.scheme, s.addr, s.host,
-		u.ConnectTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), maxHeader, s.private)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), maxHeader, s.private)
 }
 
 // tlsDigest names u's trusted CAs and client certificate written in the
@@ -192,14 +192,11 @@ func upstreamTLS(u *config.Upstream, host string, log *slog.Logger) (*tls.Config
 	return c, ca, nil
 }
 
-// Connection lifetimes. Idle connections are dropped before common
-// upstream keep-alive timeouts (Node.js closes after 5 s) so that a request
-// rarely meets one the upstream has closed; connections are recycled after
-// maxConnAge so that traffic spreads again over a scaled Service.
-const (
-	maxIdleConn = 4 * time.Second
-	maxConnAge  = 5 * time.Minute
-)
+// Connections are recycled after maxConnAge so that traffic spreads again
+// over a scaled Service. How long one may stay idle is the upstream's
+// idleTimeout (config.DefaultIdleTimeout: before common upstream keep-alive
+// timeouts, so that a request rarely meets one the upstream has closed).
+const maxConnAge = 5 * time.Minute
 
 // newPool builds the pool of spec. gate bounds its connections (nil: no
 // bound).
@@ -221,6 +218,10 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 	}
 	if p.maxConns <= 0 {
 		p.maxConns = fasthttp.DefaultMaxConnsPerHost
+	}
+	idle := u.IdleTimeout
+	if idle <= 0 {
+		idle = config.DefaultIdleTimeout
 	}
 	if spec.scheme == "https" {
 		host, _, err := net.SplitHostPort(spec.host)
@@ -246,7 +247,7 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 		DialTimeout:              dialUpstream(p.dial, gate),
 		MaxConns:                 p.maxConns,
 		MaxConnWaitTimeout:       u.ConnectTimeout,
-		MaxIdleConnDuration:      maxIdleConn,
+		MaxIdleConnDuration:      idle,
 		ReadBufferSize:           maxHeader,
 		WriteBufferSize:          16 << 10,
 		NoDefaultUserAgentHeader: true,
@@ -872,6 +873,8 @@ type bodyStream struct {
 	failed       bool
 	closeAfter   bool
 	hdr          fasthttp.ResponseHeader // the HTTP/1.0 answer's headers
+	// tap, when a response step asked for it, sees the body's bytes.
+	tap chain.BodyTap
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
@@ -902,6 +905,9 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		n := copy(p, s.first[s.off:])
 		s.off += n
 		s.sent += int64(n)
+		if s.tap != nil {
+			s.tap.TapWrite(p[:n])
+		}
 		return n, nil
 	}
 	if s.eof {
@@ -918,6 +924,9 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	}
 	n, err := s.body.Read(p)
 	s.sent += int64(n)
+	if s.tap != nil && n > 0 {
+		s.tap.TapWrite(p[:n])
+	}
 	switch {
 	case err == io.EOF:
 		s.eof = true
@@ -945,6 +954,10 @@ func (s *bodyStream) midStream(err error) {
 // end, and closes it otherwise (the client went away mid-body).
 func (s *bodyStream) Close() error {
 	_ = s.resp.CloseBodyStream()
+	if s.tap != nil {
+		s.tap.TapClose(s.eof && !s.failed)
+		s.tap = nil
+	}
 	keep := !s.closeAfter && s.eof
 	if s.eof {
 		state := afterAnswer(s.conn, s.br, keep)
@@ -967,6 +980,7 @@ func (s *bodyStream) recycle() {
 	s.resp.Reset()
 	s.hdr.Reset()
 	s.pool, s.target, s.up, s.route, s.conn, s.client, s.done, s.br, s.body = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	s.tap = nil
 	s.timeout = 0
 	s.first, s.off, s.sent = s.first[:0], 0, 0
 	s.eof, s.failed, s.closeAfter, s.writeTimeout = false, false, false, 0

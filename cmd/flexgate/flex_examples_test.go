@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,4 +228,37 @@ func testCert(t *testing.T) (certPEM, keyPEM string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}))
+}
+
+// TestFlexExampleTraffic serves 07-traffic.yaml: the cache answers a
+// repeated GET without the upstream, keeps queries apart, and lets a
+// client invalidate an entry; spike control's headers are exposed.
+func TestFlexExampleTraffic(t *testing.T) {
+	var calls atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		_, _ = w.Write([]byte("answer " + strconv.FormatInt(n, 10) + " for " + r.URL.RequestURI()))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	g := startExample(t, "07-traffic.yaml", nil, "0.0.0.0:8087", "127.0.0.1:0", "127.0.0.1:9008", ln.Addr().String())
+	base := g.url("flex-0") + "/catalog"
+	first, body1 := call(t, "GET", base+"/items?page=1")
+	second, body2 := call(t, "GET", base+"/items?page=1")
+	if first.StatusCode != 200 || string(body2) != string(body1) || second.Header.Get("Age") == "" || calls.Load() != 1 {
+		t.Fatalf("second GET: %d %q (first %q), Age %q, upstream calls %d", second.StatusCode, body2, body1, second.Header.Get("Age"), calls.Load())
+	}
+	if first.Header.Get("X-Ratelimit-Limit") != "20" {
+		t.Errorf("spike control headers: %v", first.Header)
+	}
+	if _, body := call(t, "GET", base+"/items?page=2"); string(body) == string(body1) || calls.Load() != 2 {
+		t.Errorf("?page=2: %q", body)
+	}
+	if _, body := call(t, "GET", base+"/items?page=1", "Cache-Control-Invalidate", "invalidate"); string(body) == string(body1) || calls.Load() != 3 {
+		t.Errorf("invalidated: %q, upstream calls %d", body, calls.Load())
+	}
 }

@@ -31,7 +31,7 @@ func quickStart(logger *slog.Logger) (*config.Config, func(), error) {
 			Upstream: config.Upstream{
 				Targets:        []config.Target{{Scheme: "http", Host: addr, Weight: 1}},
 				ConnectTimeout: config.DefaultConnectTimeout, ResponseTimeout: config.DefaultResponseTimeout,
-				MaxConns: config.DefaultMaxConns,
+				IdleTimeout: config.DefaultIdleTimeout, MaxConns: config.DefaultMaxConns,
 			},
 			Pos: config.Pos{File: "(built-in quick-start)"},
 		}},

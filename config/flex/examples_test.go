@@ -81,9 +81,20 @@ func TestExamplesLoad(t *testing.T) {
 			seen++
 		}
 	}
-	if seen != 6 {
-		t.Errorf("%d examples, want 6", seen)
+	if seen != 7 {
+		t.Errorf("%d examples, want 7", seen)
 	}
+
+	t.Run("07 traffic", func(t *testing.T) {
+		cfg := loadExample(t, "07-traffic.yaml")
+		r := route(t, cfg, "default/catalog/upstream")
+		if policyNames(r) != "spike-control-flex,response-timeout-flex,http-caching-flex" || r.Upstream.IdleTimeout != 30*time.Second {
+			t.Errorf("policies = %s, idle timeout %s", policyNames(r), r.Upstream.IdleTimeout)
+		}
+		if len(cfg.Warnings) != 0 {
+			t.Errorf("warnings: %v", cfg.Warnings)
+		}
+	})
 
 	t.Run("01 inline", func(t *testing.T) {
 		cfg := loadExample(t, "01-inline-api.yaml")

@@ -121,9 +121,11 @@ func (l *load) attach(b *config.Build, instances map[ref]*instance, services map
 			case policyTLSOutbound:
 			case policyCircuitBreaker:
 				slot = &svc.breaker
+			case policyIdleTimeout:
+				slot = &svc.idle
 			default:
 				b.Errorf(bd.namePos, "%s runs on requests, which a Service does not see; bind it to an ApiInstance "+
-					"(only tls-outbound and circuit-breaker-flex apply to a Service)", bd.name)
+					"(only tls-outbound, circuit-breaker-flex and idle-timeout-flex apply to a Service)", bd.name)
 				continue
 			}
 			if *slot != nil {
@@ -179,6 +181,12 @@ func (l *load) outbound(b *config.Build, s *service) {
 	u.Name = s.ref.String()
 	if l.timeouts != nil && l.timeouts.responseSeconds > 0 {
 		u.ResponseTimeout = time.Duration(l.timeouts.responseSeconds) * time.Second
+	}
+	if l.timeouts != nil && l.timeouts.idleSeconds > 0 {
+		u.IdleTimeout = time.Duration(l.timeouts.idleSeconds) * time.Second
+	}
+	if bd := s.idle; bd != nil && bd.idle > 0 {
+		u.IdleTimeout = bd.idle
 	}
 	if bd := s.tls; bd != nil {
 		t := bd.outTLS

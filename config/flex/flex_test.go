@@ -239,6 +239,7 @@ func TestConfiguration(t *testing.T) {
 ---
 `+doc("Configuration", "timeouts", "  namespace: ops\n")+`  timeouts:
     upstreamResponseSeconds: 5
+    upstreamConnectionIdleSeconds: 30
     streamIdleSeconds: 60
   tracing: {provider: {type: opentelemetry}}
   sharedStorage: {local: {enabled: true}}
@@ -246,8 +247,8 @@ func TestConfiguration(t *testing.T) {
 	if cfg.LogLevel != "error" {
 		t.Errorf("LogLevel = %q, want error (fatal)", cfg.LogLevel)
 	}
-	if r := route(t, cfg, "default/a/up"); r.Upstream.ResponseTimeout != 5*time.Second {
-		t.Errorf("response timeout = %s", r.Upstream.ResponseTimeout)
+	if r := route(t, cfg, "default/a/up"); r.Upstream.ResponseTimeout != 5*time.Second || r.Upstream.IdleTimeout != 30*time.Second {
+		t.Errorf("response timeout = %s, idle timeout = %s", r.Upstream.ResponseTimeout, r.Upstream.IdleTimeout)
 	}
 	if cfg.SharedStorage != nil {
 		t.Errorf("sharedStorage = %+v", cfg.SharedStorage)
@@ -255,8 +256,8 @@ func TestConfiguration(t *testing.T) {
 	want := []string{
 		"c.yaml:7:5: warning: logging outputs (Fluent Bit) are not supported",
 		"c.yaml:11:7: warning: runtimeLogs outputs are not supported",
-		"c.yaml:23:5: warning: timeouts streamIdleSeconds is not applied",
-		"c.yaml:24:3: warning: Configuration tracing (distributed tracing export; flexgate passes traceparent on but exports no spans) is not supported yet",
+		"c.yaml:24:5: warning: timeouts streamIdleSeconds is not applied",
+		"c.yaml:25:3: warning: Configuration tracing (distributed tracing export; flexgate passes traceparent on but exports no spans) is not supported yet",
 	}
 	got := warnings(cfg)
 	if len(got) != len(want) {
@@ -297,10 +298,39 @@ func TestServicePolicies(t *testing.T) {
 		u.CircuitBreaker != (config.CircuitBreaker{MaxConnections: 20, MaxRequests: 100}) || u.MaxConns != config.DefaultMaxConns {
 		t.Errorf("upstream = %+v", u)
 	}
+	if u.IdleTimeout != config.DefaultIdleTimeout {
+		t.Errorf("without idle-timeout-flex the idle timeout is %s, want flexgate's default", u.IdleTimeout)
+	}
 	got := warnings(cfg)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "b.yaml:7:21: warning: tls-outbound minversion is not applied") {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
+}
+
+// TestIdleTimeoutFlex: idle-timeout-flex, bound to a Service, sets how
+// long its upstream's pooled connections may stay idle (60 s when config
+// leaves timeout out, as in Flex Gateway); bound elsewhere, or out of
+// range, it is an error.
+func TestIdleTimeoutFlex(t *testing.T) {
+	bind := func(name, target, config string) string {
+		return doc("PolicyBinding", name) + "  targetRef: " + target + "\n  policyRef: {name: idle-timeout-flex}\n" + config
+	}
+	cfg := load(t, "a.yaml", api("a", "http://0.0.0.0:8081")+"---\n"+api("b", "http://0.0.0.0:8082"),
+		"b.yaml", bind("ia", "{kind: Service, name: a-up}", "  config: {timeout: 120}\n")+"---\n"+bind("ib", "{kind: Service, name: b-up}", ""))
+	if u := route(t, cfg, "default/a/up").Upstream; u.IdleTimeout != 120*time.Second {
+		t.Errorf("a: idle timeout %s, want 2m", u.IdleTimeout)
+	}
+	if u := route(t, cfg, "default/b/up").Upstream; u.IdleTimeout != time.Minute {
+		t.Errorf("b: idle timeout %s, want Flex's default 60 s", u.IdleTimeout)
+	}
+	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{name: a}", "")),
+		[]string{"b.yaml:7:21", "idle-timeout-flex applies to a Service's connections; set targetRef kind: Service"})
+	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{kind: Service, name: a-up}", "  config: {timeout: 0}\n")),
+		[]string{"b.yaml:8:21", "idle-timeout-flex timeout must be between 1 and 3600 seconds, not 0"})
+	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{kind: Service, name: a-up}", "  config: {idle: 5}\n")),
+		[]string{"b.yaml:8:12", `unknown field "idle"`})
+	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081", "  policies:\n    - policyRef: {name: idle-timeout-flex}\n")),
+		[]string{"a.yaml:11:25", "idle-timeout-flex applies to a Service's connections: bind it with a PolicyBinding"})
 }
 
 // TestTLSListener: the tls policy gives an https port its certificate,

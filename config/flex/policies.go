@@ -2,6 +2,7 @@ package flex
 
 import (
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -17,6 +18,7 @@ const (
 	policyRoute          = "route"
 	policyRouteWeighted  = "route-weighted"
 	policyCircuitBreaker = "circuit-breaker-flex"
+	policyIdleTimeout    = "idle-timeout-flex"
 	// policyCORS runs first whatever its order, as Flex Gateway runs it.
 	policyCORS = "cors-flex"
 )
@@ -28,6 +30,7 @@ var structural = map[string]string{
 	policyRouteWeighted:  KindAPIInstance,
 	policyTLSOutbound:    KindService,
 	policyCircuitBreaker: KindService,
+	policyIdleTimeout:    KindService,
 }
 
 // notYet are the policies Flex Gateway documents for local mode that
@@ -36,20 +39,15 @@ var structural = map[string]string{
 var notYet = map[string]string{
 	"ldap-authentication-flex":                    "LDAP authentication",
 	"openidconnect-access-token-enforcement-flex": "OpenID Connect access token enforcement",
-	"cors-flex":                "CORS",
-	"spike-control-flex":       "spike control",
-	"spec-validation-flex":     "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
-	"message-logging-flex":     "message logging",
-	"http-caching-flex":        "HTTP caching",
-	"native-ext-authz-flex":    "external authorization",
-	"native-ext-proc-flex":     "external processing",
-	"response-timeout-flex":    "a response timeout (Configuration timeouts.upstreamResponseSeconds sets one for every upstream)",
-	"stream-idle-timeout-flex": "a stream idle timeout",
-	"idle-timeout-flex":        "an upstream idle timeout",
-	"tracing-flex":             "tracing",
-	"jwt-generation-flex":      "JWT generation",
-	"health-check-flex":        "health checks",
-	"rate-limiting-sla-flex":   "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
+	"cors-flex":              "CORS",
+	"spec-validation-flex":   "OpenAPI schema validation (flexgate's request-validation validates JSON bodies with a JSON Schema)",
+	"message-logging-flex":   "message logging",
+	"native-ext-authz-flex":  "external authorization",
+	"native-ext-proc-flex":   "external processing",
+	"tracing-flex":           "tracing",
+	"jwt-generation-flex":    "JWT generation",
+	"health-check-flex":      "health checks",
+	"rate-limiting-sla-flex": "SLA-based rate limiting (Flex Gateway does not run it in local mode either)",
 }
 
 // binding is a policy applied to something: a PolicyBinding, or an entry
@@ -76,6 +74,8 @@ type binding struct {
 	dests   []dest
 	outTLS  *config.RedisTLS
 	breaker *breaker
+	// idle is an idle-timeout-flex policy's timeout.
+	idle time.Duration
 }
 
 // target is a PolicyBinding's targetRef.
@@ -216,7 +216,7 @@ func registered(name string) bool {
 
 // flexRuns lists the Flex Gateway policy names flexgate runs.
 func flexRuns() []string {
-	names := []string{policyRoute, policyRouteWeighted, policyTLS, policyTLSOutbound, policyCircuitBreaker}
+	names := []string{policyRoute, policyRouteWeighted, policyTLS, policyTLSOutbound, policyCircuitBreaker, policyIdleTimeout}
 	for _, n := range chain.Names() {
 		if strings.HasSuffix(n, "-flex") {
 			names = append(names, n)
@@ -250,7 +250,7 @@ func (l *load) targetRef(d *config.Decoder, n *yaml.Node, ns string) target {
 				case KindAPIInstance, KindService, "Selector":
 					t.kind = s
 				default:
-					d.Errorf(v, "targetRef kind %q is unknown; use ApiInstance (the default), Service (for tls-outbound and circuit-breaker-flex) or Selector", s)
+					d.Errorf(v, "targetRef kind %q is unknown; use ApiInstance (the default), Service (for tls-outbound, circuit-breaker-flex and idle-timeout-flex) or Selector", s)
 				}
 			}
 		},

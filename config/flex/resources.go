@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -44,6 +45,7 @@ type service struct {
 	// outbound policies bound to the service (Finish).
 	tls     *binding
 	breaker *binding
+	idle    *binding
 }
 
 // svcRoute is one route of an inline service.
@@ -267,6 +269,7 @@ func (l *load) policyBinding(d *config.Decoder, r resource, spec *yaml.Node) str
 // timeouts are a Configuration's spec.timeouts.
 type timeouts struct {
 	responseSeconds int
+	idleSeconds     int
 	pos             config.Pos
 	// written holds the fields as written, to compare two Configurations.
 	written string
@@ -416,9 +419,11 @@ func (l *load) timeoutsOf(d *config.Decoder, k, n *yaml.Node) {
 	if !d.Mapping(n, "timeouts", map[string]func(k, v *yaml.Node){
 		"upstreamResponseSeconds": func(k, v *yaml.Node) { t.responseSeconds = seconds(k, v) },
 		"upstreamConnectionIdleSeconds": func(k, v *yaml.Node) {
-			seconds(k, v)
-			d.Warn(k, "timeouts upstreamConnectionIdleSeconds is not applied: flexgate closes an idle upstream connection after 4 s, "+
-				"before common upstream keep-alive timeouts, so that no request meets one the upstream has closed")
+			if s := seconds(k, v); time.Duration(s)*time.Second > config.MaxIdleTimeout {
+				d.Errorf(v, "timeouts upstreamConnectionIdleSeconds is %d; flexgate keeps an idle upstream connection at most %d seconds", s, int(config.MaxIdleTimeout.Seconds()))
+			} else {
+				t.idleSeconds = s
+			}
 		},
 		"streamIdleSeconds": func(k, v *yaml.Node) {
 			seconds(k, v)

@@ -3,6 +3,7 @@ package flex
 import (
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,6 +32,10 @@ type dest struct {
 	weight int
 	pos    config.Pos
 }
+
+// DefaultIdleTimeoutSeconds is idle-timeout-flex's timeout when config
+// leaves it out, as Flex Gateway documents it.
+const DefaultIdleTimeoutSeconds = 60
 
 // breaker is a circuit-breaker-flex policy's thresholds: the upstream's
 // circuit breaker, each 0 when not written.
@@ -69,6 +74,23 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 		b.dests = l.routeConfig(d, at, cfg, b.namespace, false)
 	case policyRouteWeighted:
 		b.dests = l.routeConfig(d, at, cfg, b.namespace, true)
+	case policyIdleTimeout:
+		b.idle = DefaultIdleTimeoutSeconds * time.Second
+		if cfg == nil {
+			return
+		}
+		d.Mapping(cfg, "idle-timeout-flex config", map[string]func(k, v *yaml.Node){
+			"timeout": func(_, v *yaml.Node) {
+				n, ok := d.Integer(v, "idle-timeout-flex timeout")
+				switch {
+				case !ok:
+				case n < 1 || time.Duration(n)*time.Second > config.MaxIdleTimeout:
+					d.Errorf(v, "idle-timeout-flex timeout must be between 1 and %d seconds, not %d", int(config.MaxIdleTimeout.Seconds()), n)
+				default:
+					b.idle = time.Duration(n) * time.Second
+				}
+			},
+		})
 	case policyCircuitBreaker:
 		b.breaker = &breaker{}
 		if cfg == nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
 // The circuit breaker of a connection to Redis.
@@ -37,9 +37,6 @@ const (
 	// probeEvery is how often an open breaker, or a client that could not
 	// connect, asks Redis again.
 	probeEvery = 250 * time.Millisecond
-	// dialTimeout bounds a connection attempt. The first is made while the
-	// config is provisioned, so that a gateway starts with its store up.
-	dialTimeout = 2 * time.Second
 )
 
 // gcraScript takes one token from every rule's bucket of KEYS[1], or none,
@@ -221,42 +218,14 @@ func (c *redisConn) release() {
 // newRedisConn makes a connection. It logs to the default logger: it serves
 // every route of the gateway, not the one whose policy made it.
 func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
-	opt := rueidis.ClientOption{
-		InitAddress: r.Addresses(),
-		Username:    r.Username,
-		Password:    r.Password,
-		SelectDB:    r.DB,
-		ClientName:  "flexgate",
-		// A write that timed out may have counted; sending it again
-		// could count it twice.
-		DisableRetry: true,
-		// No client-side caching: every decision is Redis's.
-		DisableCache:        true,
-		Dialer:              netDialer(),
-		ReadBufferEachConn:  64 << 10,
-		WriteBufferEachConn: 64 << 10,
-		// An unanswered connection is given up after this, whatever the
-		// callers' deadlines: a paused or hung Redis must not hold
-		// connections for the kernel's keepalive (minutes).
-		ConnWriteTimeout: 5 * time.Second,
+	opt, err := redisopt.Options(r)
+	if err != nil {
+		return nil, err
 	}
-	switch r.Mode() {
-	case "standalone":
-		opt.ForceSingleClient = true
-	case "sentinel":
-		opt.Sentinel = rueidis.SentinelOption{MasterSet: r.Sentinel.MasterName, Password: r.Sentinel.Password,
-			Dialer: netDialer(), ClientName: "flexgate", TopologyRefreshInterval: 5 * time.Second}
-	case "cluster":
-		opt.ShuffleInit = true
-	}
-	if r.TLS != nil {
-		tc, err := r.TLS.Config()
-		if err != nil {
-			return nil, fmt.Errorf("sharedStorage redis tls: %w", err)
-		}
-		opt.TLSConfig = tc
-		opt.Sentinel.TLSConfig = tc
-	}
+	// A write that timed out may have counted; sending it again could
+	// count it twice.
+	opt.DisableRetry = true
+	opt.ReadBufferEachConn, opt.WriteBufferEachConn = 64<<10, 64<<10
 	c := &redisConn{key: key, redis: r, opt: opt, log: slog.Default().With("sharedStorage", "redis", "mode", r.Mode(), "addresses", r.Addresses()),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	c.state.Store(breakerOpen)
@@ -268,10 +237,6 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	}
 	go c.run()
 	return c, nil
-}
-
-func netDialer() net.Dialer {
-	return net.Dialer{Timeout: dialTimeout, KeepAlive: time.Second}
 }
 
 // startProbeTimeout bounds the first probe, made while the gateway starts.

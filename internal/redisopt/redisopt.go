@@ -1,0 +1,59 @@
+// Package redisopt turns spec.sharedStorage.redis into the options of a
+// rueidis client, the same for every feature that shares the store.
+package redisopt
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flexgate/flexgate/config"
+)
+
+// DialTimeout bounds connecting to one Redis node.
+const DialTimeout = 2 * time.Second
+
+// Dialer dials Redis nodes: a bounded connect, and keepalives that notice a
+// vanished node within seconds.
+func Dialer() net.Dialer {
+	return net.Dialer{Timeout: DialTimeout, KeepAlive: time.Second}
+}
+
+// Options are the client options for r: its addresses, credentials,
+// database, mode (standalone, sentinel, cluster) and TLS. Client-side
+// caching is off (every answer is the server's), and a connection whose
+// writes go unanswered for 5 s is given up, whatever the callers'
+// deadlines: a paused or hung Redis must not hold connections for the
+// kernel's keepalive (minutes). Callers add what is theirs.
+func Options(r *config.Redis) (rueidis.ClientOption, error) {
+	opt := rueidis.ClientOption{
+		InitAddress:      r.Addresses(),
+		Username:         r.Username,
+		Password:         r.Password,
+		SelectDB:         r.DB,
+		ClientName:       "flexgate",
+		DisableCache:     true,
+		Dialer:           Dialer(),
+		ConnWriteTimeout: 5 * time.Second,
+	}
+	switch r.Mode() {
+	case "standalone":
+		opt.ForceSingleClient = true
+	case "sentinel":
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: r.Sentinel.MasterName, Password: r.Sentinel.Password,
+			Dialer: Dialer(), ClientName: "flexgate", TopologyRefreshInterval: 5 * time.Second}
+	case "cluster":
+		opt.ShuffleInit = true
+	}
+	if r.TLS != nil {
+		tc, err := r.TLS.Config()
+		if err != nil {
+			return opt, fmt.Errorf("sharedStorage redis tls: %w", err)
+		}
+		opt.TLSConfig = tc
+		opt.Sentinel.TLSConfig = tc
+	}
+	return opt, nil
+}

@@ -1,0 +1,3 @@
+package all
+
+import _ "github.com/flexgate/flexgate/policies/httpcache"

@@ -1,0 +1,70 @@
+package httpcache
+
+import (
+	"time"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// FlexCache is http-caching-flex: Flex Gateway's HTTP caching, with its
+// parameters (each with Flex's default when left out), stored by the
+// Cache. cacheAuthorized and cacheSetCookie are flexgate's additions.
+// Once provisioned it is safe for concurrent use.
+type FlexCache struct {
+	HTTPCachingKey      *chain.Expression `yaml:"httpCachingKey"`
+	MaxCacheEntries     *int              `yaml:"maxCacheEntries"`
+	TTL                 *int              `yaml:"ttl"`
+	UseHTTPCacheHeaders *bool             `yaml:"useHttpCacheHeaders"`
+	InvalidationHeader  string            `yaml:"invalidationHeader"`
+	RequestExpression   *chain.Expression `yaml:"requestExpression"`
+	ResponseExpression  *chain.Expression `yaml:"responseExpression"`
+	Distributed         bool              `yaml:"distributed"`
+	PersistCache        bool              `yaml:"persistCache"`
+	CacheAuthorized     bool              `yaml:"cacheAuthorized"`
+	CacheSetCookie      bool              `yaml:"cacheSetCookie"`
+
+	Cache `yaml:"-"`
+}
+
+// Validate checks Flex Gateway's parameters and sets up the Cache.
+func (f *FlexCache) Validate(env *chain.Env) error {
+	params := env.Spec.Params
+	p := defaultParams(FlexDefaultKey)
+	p.keyParam = "httpCachingKey"
+	if f.HTTPCachingKey != nil && *f.HTTPCachingKey != "" {
+		p.key, p.keyNode = string(*f.HTTPCachingKey), chain.Field(params, "httpCachingKey")
+	}
+	if f.RequestExpression != nil && *f.RequestExpression != "" {
+		p.requestExpr, p.requestNode = string(*f.RequestExpression), chain.Field(params, "requestExpression")
+	}
+	if f.ResponseExpression != nil && *f.ResponseExpression != "" {
+		p.responseExpr, p.responseNode = string(*f.ResponseExpression), chain.Field(params, "responseExpression")
+	}
+	if n := chain.Field(params, "maxCacheEntries"); f.MaxCacheEntries != nil {
+		if *f.MaxCacheEntries < 1 || *f.MaxCacheEntries > maxMaxEntries {
+			return chain.Errorf(n, "maxCacheEntries must be between 1 and %d, not %d", maxMaxEntries, *f.MaxCacheEntries)
+		}
+		p.maxEntries = *f.MaxCacheEntries
+	}
+	if n := chain.Field(params, "ttl"); f.TTL != nil {
+		if err := p.setTTL(n, time.Duration(*f.TTL)*time.Second); err != nil {
+			return err
+		}
+	}
+	p.headers = f.UseHTTPCacheHeaders == nil || *f.UseHTTPCacheHeaders
+	p.invalidation = f.InvalidationHeader
+	p.authorized, p.setCookie = f.CacheAuthorized, f.CacheSetCookie
+	p.distributed, p.distributedNode = f.Distributed, chain.Field(params, "distributed")
+	if f.PersistCache {
+		env.Warn(chain.Field(params, "persistCache"), "persistCache: true is not supported: entries are kept in memory and are lost when the gateway restarts")
+	}
+	if f.HTTPCachingKey == nil {
+		env.Warn(nil, "httpCachingKey is left out, so the key is Flex's default #[attributes.requestPath]: requests that differ only in "+
+			"their query (/items?page=1, /items?page=2) get the same answer; write httpCachingKey: \"#[attributes.requestUri]\" to keep them apart, "+
+			"or \"#[attributes.requestPath]\" to keep Flex's default")
+	}
+	f.p = p
+	return f.p.compile(env, chain.Field(params, "invalidationHeader"))
+}
+
+var _ chain.Policy = (*FlexCache)(nil)

@@ -1,0 +1,527 @@
+package httpcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/rueidis"
+
+	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
+)
+
+// The shared store's timing.
+const (
+	// redisTimeout bounds a lookup in Redis: a request waits this long at
+	// most before it is treated as a miss.
+	redisTimeout = 100 * time.Millisecond
+	// writeTimeout bounds a write (SET, DEL) and invalidateAllTimeout an
+	// invalidate-all (SCAN and DEL of a cache's keys), made off the
+	// request path.
+	writeTimeout         = time.Second
+	invalidateAllTimeout = 30 * time.Second
+	// localTTL is how long a replica keeps in memory a copy of an entry
+	// it read from Redis or wrote there, so that a hit allocates nothing
+	// and costs Redis nothing: an invalidation on another replica reaches
+	// this one within localTTL.
+	localTTL = time.Second
+	// downAfter consecutive failed calls mark Redis down; probeEvery is
+	// how often a down Redis is asked again.
+	downAfter  = 3
+	probeEvery = 250 * time.Millisecond
+	// maxQueuedWrites bounds the writes waiting for Redis; more are
+	// dropped (the entry stays in this replica's memory).
+	maxQueuedWrites = 4096
+)
+
+// redisStore is the store of a distributed cache: entries live in the
+// gateway's shared Redis, under the cache's namespace, where every
+// replica finds them; a replica keeps a copy of each one it uses for at
+// most localTTL. While Redis does not answer, the replica caches in its
+// own memory alone, as without distributed (entries then live their full
+// ttl there), and drops those entries when Redis answers again. Safe for
+// concurrent use; a hit on the copy in memory allocates nothing.
+type redisStore struct {
+	local *memStore
+	conn  *redisConn
+	// prefix is the namespace of the cache's keys in Redis.
+	prefix string
+	// now is the cache's clock, in ns.
+	now func() int64
+}
+
+func newRedisStore(local *memStore, conn *redisConn, prefix string, now func() int64) *redisStore {
+	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now}
+	conn.track(s)
+	return s
+}
+
+func (s *redisStore) get(key []byte) *entry {
+	if e := s.local.get(key); e != nil {
+		return e
+	}
+	if !s.conn.up.Load() {
+		return nil
+	}
+	b, err := s.conn.get(s.prefix + string(key))
+	if err != nil || b == nil {
+		return nil
+	}
+	e, err := decodeEntry(b)
+	if err != nil {
+		s.conn.log.Warn("a cache entry in Redis cannot be read; it is ignored", "error", err.Error())
+		return nil
+	}
+	left := time.Duration(e.stored + int64(e.ttl) - s.now())
+	if left <= 0 {
+		return nil
+	}
+	c := *e
+	c.ttl = min(left, localTTL)
+	s.local.set(string(key), &c)
+	return e
+}
+
+func (s *redisStore) set(key string, e *entry) {
+	if e.kind == kindPass || !s.conn.up.Load() {
+		// A pass marker only spares this replica's misses from waiting
+		// for one another.
+		s.local.set(key, e)
+		return
+	}
+	c := *e
+	c.ttl = min(e.ttl, localTTL)
+	s.local.set(key, &c)
+	s.conn.enqueue(redisWrite{key: s.prefix + key, value: encodeEntry(e), ttl: e.ttl})
+}
+
+func (s *redisStore) drop(key []byte) {
+	s.local.drop(key)
+	s.conn.enqueue(redisWrite{key: s.prefix + string(key)})
+}
+
+func (s *redisStore) dropAll() {
+	s.local.dropAll()
+	s.conn.enqueue(redisWrite{key: s.prefix, all: true})
+}
+
+func (s *redisStore) len() int { return s.local.len() }
+
+func (s *redisStore) close() {
+	s.conn.untrack(s)
+	s.conn.release()
+	s.local.close()
+}
+
+// redisWrite is a change to Redis, made off the request path: SET key
+// value PX ttl, DEL key (value nil), or, with all, DEL of every key that
+// starts with key.
+type redisWrite struct {
+	key   string
+	value []byte
+	ttl   time.Duration
+	all   bool
+}
+
+// redisConn is a gateway's client of its shared storage for its
+// distributed caches, shared by them and counted; the last to release it
+// closes it. It marks Redis down after downAfter failed calls in a row and
+// probes it until it answers. Safe for concurrent use.
+type redisConn struct {
+	key    connKey
+	opt    rueidis.ClientOption
+	log    *slog.Logger
+	client atomic.Pointer[rueidis.Client]
+	up     atomic.Bool
+	fails  atomic.Int32
+	refs   int // under connsMu
+	// mu guards stores and orders a store's dropping of its entries with
+	// Redis coming up.
+	mu     sync.Mutex
+	stores map[*redisStore]struct{}
+
+	writes  chan redisWrite
+	dropped *metrics.Counter
+	errors  *metrics.Counter
+	wake    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// connKey names a connection: one per gateway (its metrics set) and
+// shared-storage settings.
+type connKey struct {
+	set *metrics.Set
+	cfg string
+}
+
+var (
+	connsMu sync.Mutex
+	conns   = map[connKey]*redisConn{}
+)
+
+// settingsKey is a digest of everything that makes a connection, the
+// password included (it never leaves the digest).
+func settingsKey(r *config.Redis) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%#v\x00", *r)
+	if r.Sentinel != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.Sentinel)
+	}
+	if r.Cluster != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.Cluster)
+	}
+	if r.TLS != nil {
+		fmt.Fprintf(h, "%#v\x00", *r.TLS)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// acquireConn returns the gateway's connection for r, made if it is the
+// first user. A Redis that cannot be reached now is no error: the
+// connection starts down and keeps trying.
+func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
+	key := connKey{set: set, cfg: settingsKey(r)}
+	connsMu.Lock()
+	defer connsMu.Unlock()
+	c := conns[key]
+	if c == nil {
+		var err error
+		if c, err = newRedisConn(key, r); err != nil {
+			return nil, err
+		}
+		conns[key] = c
+	}
+	c.refs++
+	return c, nil
+}
+
+func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
+	opt, err := redisopt.Options(r)
+	if err != nil {
+		return nil, err
+	}
+	c := &redisConn{key: key, opt: opt, stores: map[*redisStore]struct{}{},
+		log:    slog.Default().With("sharedStorage", "redis", "policy", "http-caching"),
+		writes: make(chan redisWrite, maxQueuedWrites), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		dropped: key.set.GetOrCreateCounter(`flexgate_cache_redis_writes_dropped_total`),
+		errors:  key.set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`)}
+	key.set.GetOrCreateGauge(`flexgate_cache_redis_up`, func() float64 {
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		for k, c := range conns {
+			if k.set == key.set && c.up.Load() {
+				return 1
+			}
+		}
+		return 0
+	})
+	if err := c.probe(2 * time.Second); err != nil {
+		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
+	}
+	c.wg.Add(2)
+	go c.run()
+	go c.write()
+	return c, nil
+}
+
+// release drops one user; the last closes the client.
+func (c *redisConn) release() {
+	connsMu.Lock()
+	c.refs--
+	last := c.refs == 0
+	if last {
+		delete(conns, c.key)
+	}
+	connsMu.Unlock()
+	if !last {
+		return
+	}
+	close(c.stop)
+	c.wg.Wait()
+	if cl := c.client.Load(); cl != nil {
+		(*cl).Close()
+	}
+}
+
+func (c *redisConn) track(s *redisStore) {
+	c.mu.Lock()
+	c.stores[s] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *redisConn) untrack(s *redisStore) {
+	c.mu.Lock()
+	delete(c.stores, s)
+	c.mu.Unlock()
+}
+
+// probe makes the client if there is none yet and pings Redis; on an
+// answer Redis is up again, and the entries the stores kept in memory
+// alone while it was down are dropped (Redis may hold newer ones, or have
+// seen them invalidated).
+func (c *redisConn) probe(wait time.Duration) error {
+	if c.client.Load() == nil {
+		cl, err := rueidis.NewClient(c.opt)
+		if err != nil {
+			return err
+		}
+		c.client.Store(&cl)
+	}
+	cl := *c.client.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := cl.Do(ctx, cl.B().Ping().Build()).Error(); err != nil {
+		return err
+	}
+	c.fails.Store(0)
+	if !c.up.Load() {
+		c.mu.Lock()
+		for s := range c.stores {
+			s.local.dropAll()
+		}
+		c.up.Store(true)
+		c.mu.Unlock()
+		c.log.Info("shared storage answers; distributed caches keep their entries in it")
+	}
+	return nil
+}
+
+// run probes while Redis is down, until the connection is released.
+func (c *redisConn) run() {
+	defer c.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.wake:
+		}
+		if !c.up.Load() {
+			_ = c.probe(probeEvery)
+		}
+	}
+}
+
+// succeeded and failed record a call's outcome.
+func (c *redisConn) succeeded() {
+	if c.fails.Load() != 0 {
+		c.fails.Store(0)
+	}
+}
+
+func (c *redisConn) failed(err error) {
+	c.errors.Inc()
+	if c.fails.Add(1) >= downAfter && c.up.CompareAndSwap(true, false) {
+		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", err.Error())
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// get returns the value of key, nil when there is none.
+func (c *redisConn) get(key string) ([]byte, error) {
+	cl := c.client.Load()
+	if cl == nil {
+		return nil, rueidis.ErrClosing
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	defer cancel()
+	b, err := (*cl).Do(ctx, (*cl).B().Get().Key(key).Build()).AsBytes()
+	switch {
+	case rueidis.IsRedisNil(err):
+		c.succeeded()
+		return nil, nil
+	case err != nil:
+		c.failed(err)
+		return nil, err
+	}
+	c.succeeded()
+	return b, nil
+}
+
+// enqueue hands w to the writer, or drops it when too many wait.
+func (c *redisConn) enqueue(w redisWrite) {
+	select {
+	case c.writes <- w:
+	default:
+		c.dropped.Inc()
+	}
+}
+
+// write makes the queued writes, in order, until the connection is
+// released.
+func (c *redisConn) write() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case w := <-c.writes:
+			cl := c.client.Load()
+			if cl == nil || !c.up.Load() {
+				continue
+			}
+			var err error
+			switch {
+			case w.all:
+				err = c.deleteAll(*cl, w.key)
+			case w.value == nil:
+				err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(w.key).Build())
+			default:
+				err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(w.key).Value(rueidis.BinaryString(w.value)).
+					Px(max(w.ttl, time.Millisecond)).Build())
+			}
+			if err != nil {
+				c.failed(err)
+			} else {
+				c.succeeded()
+			}
+		}
+	}
+}
+
+func (c *redisConn) do(cl rueidis.Client, timeout time.Duration, cmd rueidis.Completed) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return cl.Do(ctx, cmd).Error()
+}
+
+// deleteAll deletes the keys that start with prefix, on every node (a
+// cluster spreads them over its masters).
+func (c *redisConn) deleteAll(cl rueidis.Client, prefix string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), invalidateAllTimeout)
+	defer cancel()
+	pattern := globEscape(prefix) + "*"
+	for _, node := range cl.Nodes() {
+		var cursor uint64
+		for {
+			se, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				return err
+			}
+			for _, k := range se.Elements {
+				// One key per DEL: a cluster refuses keys of several slots
+				// in one command.
+				if err := cl.Do(ctx, cl.B().Del().Key(k).Build()).Error(); err != nil {
+					return err
+				}
+			}
+			if cursor = se.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// globEscape escapes the characters SCAN's MATCH gives a meaning.
+func globEscape(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := range len(s) {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl
+// (8 bytes each), the count of vary names, then of headers (2 bytes
+// each), each name and value after its length (4 bytes), then the body.
+const entryMagic = "fgc1"
+
+func encodeEntry(e *entry) []byte {
+	n := len(entryMagic) + 1 + 2 + 24 + 4 + len(e.body)
+	for _, v := range e.vary {
+		n += 4 + len(v)
+	}
+	for _, f := range e.headers {
+		n += 8 + len(f.name) + len(f.value)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, entryMagic...)
+	b = append(b, e.kind)
+	b = binary.BigEndian.AppendUint16(b, uint16(e.status))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.stored))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.age))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.ttl))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.vary)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.headers)))
+	for _, v := range e.vary {
+		b = appendField(b, v)
+	}
+	for _, f := range e.headers {
+		b = appendField(appendField(b, f.name), f.value)
+	}
+	return append(b, e.body...)
+}
+
+func appendField(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+var errBadEntry = errors.New("not an entry of this version")
+
+func decodeEntry(b []byte) (*entry, error) {
+	const head = len(entryMagic) + 1 + 2 + 24 + 4
+	if len(b) < head || string(b[:len(entryMagic)]) != entryMagic {
+		return nil, errBadEntry
+	}
+	r := b[len(entryMagic):]
+	e := &entry{kind: r[0], status: int(binary.BigEndian.Uint16(r[1:])), size: len(b) + 256}
+	e.stored = int64(binary.BigEndian.Uint64(r[3:]))
+	e.age = int64(binary.BigEndian.Uint64(r[11:]))
+	e.ttl = time.Duration(binary.BigEndian.Uint64(r[19:]))
+	nv, nh := int(binary.BigEndian.Uint16(r[27:])), int(binary.BigEndian.Uint16(r[29:]))
+	r = r[31:]
+	if e.kind > kindPass {
+		return nil, errBadEntry
+	}
+	next := func() ([]byte, bool) {
+		if len(r) < 4 {
+			return nil, false
+		}
+		n := binary.BigEndian.Uint32(r)
+		if uint64(len(r)-4) < uint64(n) {
+			return nil, false
+		}
+		v := r[4 : 4+n : 4+n]
+		r = r[4+n:]
+		return v, true
+	}
+	for range nv {
+		v, ok := next()
+		if !ok {
+			return nil, errBadEntry
+		}
+		e.vary = append(e.vary, v)
+	}
+	for range nh {
+		k, ok := next()
+		v, ok2 := next()
+		if !ok || !ok2 {
+			return nil, errBadEntry
+		}
+		e.headers = append(e.headers, field{k, v})
+	}
+	e.body = r
+	return e, nil
+}
+
+var _ store = (*redisStore)(nil)

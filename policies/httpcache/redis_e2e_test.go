@@ -1,0 +1,137 @@
+package httpcache_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flexgate/flexgate/policies/ratelimit/redistest"
+	"github.com/flexgate/flexgate/proxy/proxytest"
+)
+
+// distributedGateway starts a gateway whose route /c/* caches in the
+// Redis at addr.
+func distributedGateway(t *testing.T, up *proxytest.Upstream, addr string) *proxytest.Gateway {
+	t.Helper()
+	return proxytest.Start(t, fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: Gateway
+metadata: {name: replica}
+spec:
+  sharedStorage:
+    redis: {address: %q}
+  routes:
+    - id: c
+      path: ["/c/*"]
+      upstream: {url: %q}
+      policies:
+        - http-caching: {distributed: true, invalidationHeader: X-Invalidate}
+`, addr, up.URL))
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// keysOf lists the cache's keys in Redis whose request URI holds uri.
+func keysOf(t *testing.T, srv *redistest.Server, uri string) string {
+	t.Helper()
+	return srv.MustDo("KEYS", "flexgate:cache:*"+uri+"*")
+}
+
+// TestDistributedCacheIsShared: an answer one gateway stored in the shared
+// Redis answers the same request on another gateway of the config without
+// the upstream, and not on a gateway of another config; invalidate-all
+// drops the cache's entries from Redis.
+func TestDistributedCacheIsShared(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	up := proxytest.StartUpstream(t)
+	counting(up)
+	gw1, gw2 := distributedGateway(t, up, srv.Addr), distributedGateway(t, up, srv.Addr)
+
+	first := do(t, "GET", gw1.URL+"/c/a?x=1")
+	waitFor(t, "the answer is in Redis", func() bool { return keysOf(t, srv, "/c/a?x=1") != "" })
+	second := do(t, "GET", gw2.URL+"/c/a?x=1")
+	if first.status != 200 || second.body != first.body || up.Count.Load() != 1 || second.headers["Age"] == "" {
+		t.Fatalf("the other gateway answered %+v (first %+v); upstream saw %d", second, first, up.Count.Load())
+	}
+	if again := do(t, "GET", gw2.URL+"/c/a?x=1"); again.body != first.body || up.Count.Load() != 1 {
+		t.Errorf("a second hit: %+v", again)
+	}
+	// A gateway of another config (its route of the same name goes to
+	// another upstream) does not get the answer.
+	up2 := proxytest.StartUpstream(t)
+	counting(up2)
+	other := distributedGateway(t, up2, srv.Addr)
+	if a := do(t, "GET", other.URL+"/c/a?x=1"); a.status != 200 || up2.Count.Load() != 1 {
+		t.Errorf("a gateway of another upstream: %+v; its upstream saw %d", a, up2.Count.Load())
+	}
+
+	do(t, "GET", gw1.URL+"/c/b")
+	waitFor(t, "the answer of /c/b is in Redis", func() bool { return keysOf(t, srv, "/c/b") != "" })
+	do(t, "GET", gw1.URL+"/c/a?x=1", "X-Invalidate", "invalidate-all")
+	waitFor(t, "invalidate-all drops /c/b from Redis", func() bool { return keysOf(t, srv, "/c/b") == "" })
+}
+
+// TestDistributedCacheWithoutRedis: when Redis goes away, every request is
+// still answered, and each gateway caches in its own memory; when Redis is
+// back, entries go to it again.
+func TestDistributedCacheWithoutRedis(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	up := proxytest.StartUpstream(t)
+	counting(up)
+	gw := distributedGateway(t, up, srv.Addr)
+	srv.Kill()
+
+	fromMemory := false
+	for i := 0; i < 20 && !fromMemory; i++ {
+		before := up.Count.Load()
+		a := do(t, "GET", gw.URL+"/c/d")
+		if a.status != 200 || !strings.HasPrefix(a.body, "answer ") {
+			t.Fatalf("request %d without Redis: %+v", i, a)
+		}
+		fromMemory = up.Count.Load() == before
+	}
+	if !fromMemory {
+		t.Fatalf("without Redis, 20 requests of one key all went upstream")
+	}
+
+	srv.Restart()
+	waitFor(t, "the gateway stores in Redis again", func() bool {
+		if a := do(t, "GET", gw.URL+"/c/e"); a.status != 200 {
+			t.Fatalf("while Redis comes back: %+v", a)
+		}
+		return keysOf(t, srv, "/c/e") != ""
+	})
+}
+
+// TestDistributedVary: an answer with Vary, stored by one gateway, answers
+// a request with the same header values on another; other values go
+// upstream.
+func TestDistributedVary(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	up := proxytest.StartUpstream(t)
+	counting(up, "Vary", "Accept-Language")
+	gw1, gw2 := distributedGateway(t, up, srv.Addr), distributedGateway(t, up, srv.Addr)
+	first := do(t, "GET", gw1.URL+"/c/v", "Accept-Language", "fr")
+	waitFor(t, "the answer and its Vary marker are in Redis", func() bool {
+		return strings.Count(keysOf(t, srv, "/c/v"), "\n") == 1
+	})
+	if a := do(t, "GET", gw2.URL+"/c/v", "Accept-Language", "fr"); a.body != first.body || up.Count.Load() != 1 {
+		t.Errorf("the same language on the other gateway: %+v; upstream saw %d", a, up.Count.Load())
+	}
+	if a := do(t, "GET", gw2.URL+"/c/v", "Accept-Language", "de"); a.body == first.body || up.Count.Load() != 2 {
+		t.Errorf("another language: %+v; upstream saw %d", a, up.Count.Load())
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package spikecontrol
+
+const raceEnabled = false

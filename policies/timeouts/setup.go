@@ -1,0 +1,140 @@
+// Package timeouts holds the policies that change, for one route, how long
+// the gateway waits for its upstream: response-timeout and
+// stream-idle-timeout, with Flex Gateway's response-timeout-flex and
+// stream-idle-timeout-flex. Their request step sets the wait on the
+// Exchange; the gateway applies it when it forwards, and answers 504
+// upstream_timeout when it runs out before the answer's head.
+package timeouts
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/chain"
+)
+
+// Which wait a policy sets.
+type kind uint8
+
+const (
+	// response: each wait while the request is sent and for the
+	// answer's head (and for the body's bytes, unless a stream idle
+	// timeout is set too).
+	response kind = iota
+	// streamIdle: each wait for the next bytes of the answer's body.
+	streamIdle
+)
+
+// Flex Gateway's defaults, in seconds, when config leaves timeout out.
+const (
+	DefaultResponseSeconds   = 15
+	DefaultStreamIdleSeconds = 300
+)
+
+// MaxTimeout bounds every timeout these policies set.
+const MaxTimeout = 24 * time.Hour
+
+func init() {
+	chain.Register(chain.Registration{Name: "response-timeout", New: func() chain.Policy { return &Timeout{kind: response} }})
+	chain.Register(chain.Registration{Name: "stream-idle-timeout", New: func() chain.Policy { return &Timeout{kind: streamIdle} }})
+	chain.Register(chain.Registration{Name: "response-timeout-flex",
+		New: func() chain.Policy { return &FlexTimeout{Timeout: Timeout{kind: response}} }})
+	chain.Register(chain.Registration{Name: "stream-idle-timeout-flex",
+		New: func() chain.Policy { return &FlexTimeout{Timeout: Timeout{kind: streamIdle}} }})
+}
+
+// Timeout is response-timeout or stream-idle-timeout: `timeout` is a
+// duration with a unit ("10s", "500ms"). Once provisioned it is safe for
+// concurrent use.
+type Timeout struct {
+	// Timeout is the wait, as a duration; required.
+	Timeout string `yaml:"timeout"`
+
+	kind kind
+	d    time.Duration
+}
+
+// Validate parses the timeout.
+func (t *Timeout) Validate(env *chain.Env) error {
+	node := chain.Field(env.Spec.Params, "timeout")
+	if node == nil {
+		return chain.Errorf(env.Spec.Params, "timeout is required: write the wait with a unit, e.g. timeout: 10s")
+	}
+	d, err := time.ParseDuration(t.Timeout)
+	if err != nil {
+		return chain.Errorf(node, "timeout must be a duration with a unit like 500ms, 10s or 2m, not %q", t.Timeout)
+	}
+	return t.set(node, d)
+}
+
+// set checks d, written at node, and keeps it.
+func (t *Timeout) set(node *yaml.Node, d time.Duration) error {
+	switch {
+	case d <= 0:
+		return chain.Errorf(node, "timeout must be above 0; the gateway always bounds its waits for an upstream")
+	case d < time.Millisecond:
+		return chain.Errorf(node, "timeout %s is shorter than a millisecond", d)
+	case d > MaxTimeout:
+		return chain.Errorf(node, "timeout %s is longer than %s", d, MaxTimeout)
+	}
+	t.d = d
+	return nil
+}
+
+// Provision has nothing to build beyond what Validate decided.
+func (t *Timeout) Provision(*chain.Env) error { return nil }
+
+// Close has nothing to release.
+func (t *Timeout) Close() error { return nil }
+
+// HandleRequest sets the route's wait for this request. A later policy of
+// the same kind replaces it.
+func (t *Timeout) HandleRequest(_ *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
+	if t.kind == response {
+		ex.ResponseTimeout = t.d
+	} else {
+		ex.StreamIdleTimeout = t.d
+	}
+	return nil
+}
+
+// FlexTimeout is response-timeout-flex or stream-idle-timeout-flex:
+// `timeout` in seconds, 15 and 300 when left out (Flex Gateway's
+// defaults). Once provisioned it is safe for concurrent use.
+type FlexTimeout struct {
+	// Seconds is the wait in seconds, a number; fractions are allowed.
+	Seconds yaml.Node `yaml:"timeout"`
+
+	Timeout `yaml:"-"`
+}
+
+// Validate checks the seconds.
+func (f *FlexTimeout) Validate(env *chain.Env) error {
+	s := float64(DefaultResponseSeconds)
+	if f.kind == streamIdle {
+		s = DefaultStreamIdleSeconds
+	}
+	node := chain.Field(env.Spec.Params, "timeout")
+	if n := &f.Seconds; n.Kind != 0 {
+		v, err := strconv.ParseFloat(n.Value, 64)
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || err != nil {
+			return chain.Errorf(node, "timeout is a number of seconds, e.g. timeout: 15, not %q", n.Value)
+		}
+		s = v
+	}
+	if math.IsNaN(s) || s > MaxTimeout.Seconds() {
+		return chain.Errorf(node, "timeout %s is longer than %g seconds", fmt.Sprint(s), MaxTimeout.Seconds())
+	}
+	return f.set(node, time.Duration(s*float64(time.Second)))
+}
+
+var (
+	_ chain.Policy         = (*Timeout)(nil)
+	_ chain.RequestHandler = (*Timeout)(nil)
+	_ chain.Policy         = (*FlexTimeout)(nil)
+)
