@@ -58,7 +58,7 @@ soak:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),1) ./...
 
-## bench-compare: flexgate side by side with nginx, HAProxy and Caddy (BENCH_TIME to change the length)
+## bench-compare: flexgate side by side with nginx, HAProxy, Caddy and Traefik (BENCH_TIME to change the length, BENCH_PHASES to run part of it)
 bench-compare:
 	$(GO) run ./bench/compare
 

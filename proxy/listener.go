@@ -443,9 +443,9 @@ func (in *inbox) Accept() (net.Conn, error) {
 			return c.tls, nil
 		}
 		if cs := in.l.certs; cs != nil {
-			// The TLS settings in force now serve this connection's
-			// handshake, which runs on its first read.
-			c.tls = &tlsConn{Conn: tls.Server(c, cs.config()), cc: c}
+			// The TLS settings in force when the ClientHello arrives serve
+			// this connection's handshake, which runs on its first read.
+			c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
 			return c.tls, nil
 		}
 		return c, nil
@@ -520,6 +520,13 @@ type certStore struct {
 	log   *slog.Logger
 	mu    sync.Mutex // serialises stores
 	state atomic.Pointer[tlsState]
+	// base is the tls.Config every handshake starts from: it hands the
+	// handshake the settings in force (GetConfigForClient) and holds the
+	// session ticket keys, which crypto/tls makes and rotates per Config
+	// (daily, each valid 7 days). Because base outlives the settings, a
+	// rotated certificate or a reload does not void the tickets clients
+	// hold: they go on resuming instead of paying a full handshake.
+	base *tls.Config
 }
 
 // tlsState is what one load of a listener's TLS produced.
@@ -539,6 +546,9 @@ func newCertStore(spec *config.Listener, logger *slog.Logger) (*certStore, error
 	}
 	cs := &certStore{log: logger}
 	cs.state.Store(st)
+	cs.base = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return cs.config(), nil
+	}}
 	return cs, nil
 }
 

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -116,3 +117,65 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 }
 
 func (f *fatalRecorder) Helper() {}
+
+// resumes connects with the client session cache, sends one request and
+// reads the answer (a TLS 1.3 ticket arrives after the handshake), and
+// says whether the handshake resumed a session.
+func resumes(t *testing.T, url string, cache tls.ClientSessionCache, maxVersion uint16) bool {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{
+		InsecureSkipVerify: true, ClientSessionCache: cache, MaxVersion: maxVersion, //nolint:gosec // self-signed test certificate
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /api/v1/hello HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatal(err)
+	}
+	return conn.ConnectionState().DidResume
+}
+
+// TestTLSSessionsResume checks that a client's second handshake resumes its
+// session (TLS 1.3 tickets and TLS 1.2 session tickets), and that sessions
+// keep resuming after the certificate is rotated: the session ticket keys
+// outlive the listener's TLS settings.
+func TestTLSSessionsResume(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	dir := t.TempDir()
+	certFile, keyFile := proxytest.WriteCert(t, dir, "first")
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), func(o *proxy.Options) {
+		o.CertPollInterval = 50 * time.Millisecond
+	})
+	caches := map[uint16]tls.ClientSessionCache{}
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		caches[v] = tls.NewLRUClientSessionCache(4)
+		if resumes(t, gw.URL, caches[v], v) {
+			t.Fatalf("TLS %x: the first handshake claims to resume", v)
+		}
+		if !resumes(t, gw.URL, caches[v], v) {
+			t.Fatalf("TLS %x: the second handshake did not resume the first's session", v)
+		}
+	}
+
+	proxytest.WriteCert(t, dir, "second")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cn, _, _ := serverCert(t, gw.URL); cn == "second" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated certificate was not served within 10 seconds")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		if !resumes(t, gw.URL, caches[v], v) {
+			t.Errorf("TLS %x: a session from before the certificate rotation did not resume", v)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,8 +54,12 @@ func checkTarget(ctx context.Context, t *Target) error {
 // IdleResult is the connection-scale run of one target.
 type IdleResult struct {
 	Target string
-	// Open is how many idle keep-alive connections were held.
-	Open int
+	// Asked is how many idle connections the run tried to open; Open how
+	// many were held (fewer when the server refused more or opening ran out
+	// of time).
+	Asked, Open int
+	// OpenSeconds is how long opening took.
+	OpenSeconds float64
 	// RSSBeforeKiB and RSSIdleKiB are the server's resident memory before
 	// the connections were opened and with them open.
 	RSSBeforeKiB, RSSIdleKiB int64
@@ -67,31 +72,45 @@ type IdleResult struct {
 
 // idleRun opens n keep-alive connections to t, makes one request on each
 // so that the server holds a real HTTP connection, measures the server's
-// memory, runs wrk alongside them, and closes them.
-func idleRun(ctx context.Context, t *Target, n int, script string, dur time.Duration) (IdleResult, error) {
-	ir := IdleResult{Target: t.Name}
+// memory, runs wrk alongside them, and closes them. Opening stops at the
+// first failure or after p.idleOpen; the result then holds what was opened,
+// with the error.
+func idleRun(ctx context.Context, t *Target, n int, script string, p plan) (IdleResult, error) {
+	ir := IdleResult{Target: t.Name, Asked: n}
 	before, err := treeUsage(t.proc.PID())
 	if err != nil {
 		return ir, err
 	}
 	ir.RSSBeforeKiB = before.RSSKiB
+	openCtx, cancel := context.WithTimeout(ctx, p.idleOpen)
+	defer cancel()
+	started := time.Now()
 	conns := make([]*idleConn, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	const dialers = 32
+	// Each connection waits for a round trip: many at once keep the
+	// server's accept loop, not the harness, the limit.
+	const dialers = 128
 	for w := 0; w < dialers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < n && ctx.Err() == nil; i += dialers {
-				c, err := dialIdle(t.addr)
+			for i := w; i < n && openCtx.Err() == nil; i += dialers {
+				c, err := dialIdle(openCtx, idleSource(i), t.addr)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && openCtx.Err() == nil {
+					// A busy machine drops a SYN now and then; a full
+					// server drops them all, and fails the second try too.
+					c, err = dialIdle(openCtx, idleSource(i), t.addr)
+				}
 				if err != nil {
 					mu.Lock()
-					if firstErr == nil {
+					if firstErr == nil && openCtx.Err() == nil {
 						firstErr = fmt.Errorf("connection %d of %d: %w", i+1, n, err)
 					}
 					mu.Unlock()
+					cancel() // the server is full: measure what it holds
 					return
 				}
 				conns[i] = c
@@ -99,38 +118,60 @@ func idleRun(ctx context.Context, t *Target, n int, script string, dur time.Dura
 		}(w)
 	}
 	wg.Wait()
+	ir.OpenSeconds = time.Since(started).Seconds()
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
-				c.Close()
+				c.closeNow()
 			}
 		}
 	}()
+	var held []*idleConn
 	for _, c := range conns {
 		if c != nil {
-			ir.Open++
+			held = append(held, c)
 		}
 	}
-	if firstErr != nil {
-		return ir, fmt.Errorf("opened %d of %d idle connections to %s: %w", ir.Open, n, t.Name, firstErr)
+	ir.Open = len(held)
+	var openErr error
+	switch {
+	case ctx.Err() != nil:
+		return ir, ctx.Err()
+	case firstErr != nil:
+		openErr = fmt.Errorf("held %d of %d idle connections: %w", ir.Open, n, firstErr)
+	case ir.Open < n:
+		openErr = fmt.Errorf("held %d of %d idle connections: opening took longer than %s", ir.Open, n, p.idleOpen)
+	}
+	if ir.Open == 0 {
+		return ir, openErr
 	}
 	idle, err := treeUsage(t.proc.PID())
 	if err != nil {
 		return ir, err
 	}
 	ir.RSSIdleKiB = idle.RSSKiB
-	ir.Load, err = runWrk(ctx, script, Load{URL: t.URL(pathFor("small")), Headers: benchHeaders, Conns: 64, Duration: dur})
+	ir.Load, err = runWrk(ctx, script, Load{URL: t.URL(pathFor("small")), Headers: benchHeaders, Conns: 64, Duration: p.idle})
 	if err != nil {
 		return ir, err
 	}
-	step := max(1, n/100)
-	for i := 0; i < n; i += step {
+	step := max(1, len(held)/100)
+	for i := 0; i < len(held); i += step {
 		ir.Sampled++
-		if conns[i].roundTrip() == nil {
+		if held[i].roundTrip() == nil {
 			ir.AliveAfter++
 		}
 	}
-	return ir, nil
+	return ir, openErr
+}
+
+// idleSourcePer is how many idle connections share one source address:
+// loopback offers about 28,000 ephemeral ports per source address, so
+// 100,000 connections come from 127.0.0.2, .3, … (all of 127/8 is local).
+const idleSourcePer = 20000
+
+// idleSource is the local address of idle connection i.
+func idleSource(i int) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/idleSourcePer))}
 }
 
 type idleConn struct {
@@ -138,17 +179,27 @@ type idleConn struct {
 	r *bufio.Reader
 }
 
-func dialIdle(addr string) (*idleConn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func dialIdle(ctx context.Context, local *net.TCPAddr, addr string) (*idleConn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: local}
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	ic := &idleConn{Conn: c, r: bufio.NewReader(c)}
+	// A small read buffer: the harness holds 100,000 of these.
+	ic := &idleConn{Conn: c, r: bufio.NewReaderSize(c, 512)}
 	if err := ic.roundTrip(); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return ic, nil
+}
+
+// closeNow closes with RST, leaving no TIME_WAIT to hold the source port.
+func (c *idleConn) closeNow() {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // roundTrip sends one small GET and reads the whole response.

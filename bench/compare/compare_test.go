@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func sample(rps, p99us int64) Sample {
 func testReport() *Report {
 	r := &Report{
 		Started: time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC), Finished: time.Date(2026, 12, 1, 4, 5, 0, 0, time.UTC),
-		Options: options{total: 5 * time.Minute, rounds: 3, idle: 10000},
+		Options: options{total: 5 * time.Minute, rounds: 3, idle: 10000, bodies: []string{"small"}, openLoop: []int{50, 80}},
 		Targets: []*Target{
 			{Name: "direct", What: "ceiling"},
 			{Name: "flexgate", What: "fg", Flexgate: true},
@@ -134,7 +135,21 @@ func testReport() *Report {
 			r.add(c, s.name, sample(n, 4000))
 		}
 	}
-	r.Idle = []IdleResult{{Target: "flexgate", Open: 10000, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100}}
+	r.Idle = []IdleResult{
+		{Target: "flexgate", Asked: 10000, Open: 10000, OpenSeconds: 2, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+		{Target: "nginx", Asked: 10000, Open: 7000, OpenSeconds: 1, RSSBeforeKiB: 2048, RSSIdleKiB: 9048, Load: Result{Requests: 20000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+	}
+	ms := time.Millisecond
+	r.OpenLoopBase = 25000
+	r.OpenLoop = []OpenLoopResult{
+		{Target: "nginx", Percent: 50, Rate: 12500, Achieved: 12490, Requests: 1000, OK: 1000, P50: ms, P99: 4 * ms, P999: 8 * ms, Max: 9 * ms},
+		{Target: "flexgate", Percent: 50, Rate: 12500, Achieved: 12480, Requests: 1000, OK: 990, Errors: 10, P50: ms, P99: 2 * ms, P999: 3 * ms, Max: 5 * ms, SendLagP99: ms / 2},
+	}
+	r.Handshakes = []HandshakeResult{
+		{Target: "nginx-tls", Conns: 4000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1, P50: 2 * ms, P99: 5 * ms},
+		{Target: "flexgate-tls", Conns: 3000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: 3 * ms, P99: 6 * ms},
+		{Target: "flexgate-tls", Resumed: true, Conns: 6000, Resumes: 5990, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: ms, P99: 3 * ms},
+	}
 	return r
 }
 
@@ -165,7 +180,12 @@ func TestMarkdownAndSVG(t *testing.T) {
 		"| **flexgate** | 20000 | 1.00 | 4.00 | 8.00 | 0.50 | 0.80 |",
 		"![requests per second](latest.svg)",
 		"## Connection scale: 10000 idle keep-alive connections",
-		"| flexgate | 10000 | 19.5 | 58.6 | 4.0 |",
+		"| flexgate | 10000 | 2.0 | 19.5 | 58.6 | 4.0 | 15000 |",
+		"| nginx | 7000 of 10000 | 1.0 | 2.0 | 8.8 | 1.0 | 20000 |",
+		"## Open loop: constant rate at 50 % and 80 % of nginx's maximum (25000 req/s)",
+		"| **flexgate** | 50 | 12500 | 12480 | 1.00 | 2.00 | 3.00 | 5.00 | 0.50 | 0.50 | 99.0% | 10 |",
+		"| **flexgate-tls** | full | 1500 | 0.75 | 0/3000 | 3.00 | 6.00 | 0.400 | 0 |",
+		"| **flexgate-tls** | resumed | 3000 | – | 5990/6000 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -214,15 +234,146 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
-// TestPlanStaysWithinBudget guards the promise that a run is bounded.
+// TestPlanStaysWithinBudget guards the promise that a run is bounded: the
+// measuring the plan schedules fits the budget, whichever phases run.
 func TestPlanStaysWithinBudget(t *testing.T) {
-	for _, total := range []time.Duration{90 * time.Second, 5 * time.Minute, 20 * time.Minute} {
-		o := options{total: total, conns: []int{64}, bodies: []string{"small", "large"}, rounds: 3, idle: 10000}
-		n := len(allTargets())
-		p := makePlan(o, n)
-		spent := time.Duration(p.runs)*(p.run+500*time.Millisecond) + time.Duration(n)*p.warmup + 4*(p.idle+4*time.Second)
-		if p.run < time.Second || (total >= 5*time.Minute && spent > total+total/10) {
-			t.Errorf("budget %s: %d runs of %s, idle %s: spends about %s", total, p.runs, p.run, p.idle, spent)
+	all := map[string]bool{"rounds": true, "openloop": true, "tls": true, "idle": true}
+	s := shape{all: len(allTargets()), plain: 6, openLoop: 6, tls: 2}
+	for _, total := range []time.Duration{90 * time.Second, 5 * time.Minute, 15 * time.Minute, 40 * time.Minute} {
+		for _, phases := range []map[string]bool{all, {"rounds": true}, {"openloop": true}, {"idle": true, "tls": true}} {
+			o := options{total: total, phases: phases, conns: []int{64}, scaleConns: []int{256, 1024}, openLoop: []int{50, 80},
+				bodies: []string{"small", "large"}, rounds: 3, idle: 100000}
+			p := makePlan(o, s)
+			spent := time.Duration(p.runs)*(p.run+500*time.Millisecond) + time.Duration(p.openLoopRuns)*(p.openLoop+time.Second) +
+				time.Duration(p.handshakeRuns)*p.handshake + time.Duration(p.idleRuns)*p.idle
+			if phases["rounds"] {
+				spent += time.Duration(s.all) * p.warmup
+				if p.run < time.Second || p.runs != 3*(2*s.all+2*s.plain) {
+					t.Errorf("budget %s: %d runs of %s", total, p.runs, p.run)
+				}
+			}
+			if total >= 15*time.Minute && spent > total+total/10 {
+				t.Errorf("budget %s, phases %v: %s spends about %s", total, phases, p, spent)
+			}
+			if phases["openloop"] != (p.openLoopRuns == 2*6) || phases["tls"] != (p.handshakeRuns == 4) || phases["idle"] != (p.idleRuns == 6) {
+				t.Errorf("phases %v planned %s", phases, p)
+			}
+			if d := p.deadline(o); d < total+time.Duration(p.idleRuns)*p.idleOpen {
+				t.Errorf("deadline %s leaves no room for opening the idle connections", d)
+			}
+		}
+	}
+}
+
+func TestParseLists(t *testing.T) {
+	o, err := parseOptions([]string{"-phases", "openloop, idle", "-scale-conns", "", "-openloop", "30,60,90", "-idle", "500"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.phases["openloop"] || !o.phases["idle"] || o.phases["rounds"] || len(o.scaleConns) != 0 ||
+		!slices.Equal(o.openLoop, []int{30, 60, 90}) || o.idle != 500 {
+		t.Errorf("parsed %+v", o)
+	}
+	d, err := parseOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.phases) != 4 || !slices.Equal(d.conns, []int{64}) || !slices.Equal(d.scaleConns, []int{256, 1024}) ||
+		!slices.Equal(d.openLoop, []int{50, 80}) || d.idle != 100000 || d.total != 15*time.Minute {
+		t.Errorf("defaults %+v", d)
+	}
+	for _, args := range [][]string{
+		{"-phases", "rounds,warmup"}, {"-phases", ""}, {"-conns", ""}, {"-conns", "64,64"},
+		{"-scale-conns", "256,x"}, {"-openloop", "0"}, {"-openloop", "120"}, {"-idle", "-1"},
+	} {
+		if _, err := parseOptions(args); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+func TestRoundCases(t *testing.T) {
+	o := options{bodies: []string{"small", "large"}, conns: []int{64, 256}, scaleConns: []int{256, 1024}}
+	got := roundCases(o)
+	want := []Case{{"small", 64}, {"small", 256}, {"large", 64}, {"large", 256}, {"small", 1024}}
+	if !slices.Equal(got, want) {
+		t.Errorf("roundCases = %v, want %v (scale counts on the first body, none twice)", got, want)
+	}
+}
+
+// TestCorrectedLatencies checks the coordinated-omission correction: a
+// request sent late waits from when it was due.
+func TestCorrectedLatencies(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	// 10 requests due every 10 ms; the generator stalled and sent #5..#9
+	// 40 ms late, in a burst. The run started 1 ms before #0 was sent...
+	// no: #0 is sent exactly on time, which defines the start.
+	var ss []sentSample
+	for i := range 10 {
+		sent := t0.Add(time.Duration(i) * 10 * ms)
+		if i >= 5 {
+			sent = sent.Add(40 * ms)
+		}
+		ss = append(ss, sentSample{seq: uint64(i), sent: sent, latency: ms})
+	}
+	// Arrival order differs from seq order: the correction must not care.
+	ss[0], ss[9] = ss[9], ss[0]
+	c := correctedLatencies(ss, 10*ms)
+	if got := c.quantile(0.5); got != ms {
+		t.Errorf("p50 = %s, want 1ms (half the requests were on time)", got)
+	}
+	if got := c.quantile(0.99); got != 41*ms {
+		t.Errorf("p99 = %s, want 41ms (40 ms late + 1 ms)", got)
+	}
+	if got := c.lagQuantile(0.99); got != 40*ms {
+		t.Errorf("send lag p99 = %s, want 40ms", got)
+	}
+	// 10 sends between t0 and t0+130ms.
+	if got := c.sendRate(); got < 69 || got > 70 {
+		t.Errorf("send rate = %v, want 9/0.13 s", got)
+	}
+}
+
+func TestQuantileOf(t *testing.T) {
+	var xs []time.Duration
+	for i := 1; i <= 1000; i++ {
+		xs = append(xs, time.Duration(i))
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0, 1}} {
+		if got := quantileOf(xs, tc.q); got != tc.want {
+			t.Errorf("quantile %v = %d, want %d", tc.q, got, tc.want)
+		}
+	}
+	if quantileOf(nil, 0.5) != 0 {
+		t.Error("quantile of nothing is not 0")
+	}
+}
+
+func TestIdleAndHandshakeAccounting(t *testing.T) {
+	ir := IdleResult{Open: 1000, RSSBeforeKiB: 10000, RSSIdleKiB: 14000}
+	if got := ir.KiBPerConn(); got != 4 {
+		t.Errorf("KiB per conn = %v, want 4", got)
+	}
+	if (IdleResult{}).KiBPerConn() != 0 {
+		t.Error("no connections held gave a per-connection figure")
+	}
+	h := HandshakeResult{Conns: 5000, Duration: 2 * time.Second, CPUSeconds: 1.5}
+	if h.PerSecond() != 2500 || h.CPUPerHandshake() != 0.3 {
+		t.Errorf("%v/s, %v ms CPU each; want 2500/s and 0.3 ms", h.PerSecond(), h.CPUPerHandshake())
+	}
+	// 100,000 idle connections spread over source addresses within the
+	// ephemeral port range.
+	seen := map[string]int{}
+	for i := range 100000 {
+		seen[idleSource(i).IP.String()]++
+	}
+	for ip, n := range seen {
+		if n > 28000 || !strings.HasPrefix(ip, "127.0.0.") || ip == "127.0.0.1" {
+			t.Errorf("%d connections from %s", n, ip)
 		}
 	}
 }

@@ -1,20 +1,31 @@
-// Command compare measures flexgate side by side with nginx, HAProxy and
-// Caddy on this machine, in one run, under the same wrk load, and writes
-// bench/results/latest.md and latest.svg.
+// Command compare measures flexgate side by side with nginx, HAProxy, Caddy
+// and Traefik on this machine, in one run, and writes
+// bench/results/latest.md, latest.svg and latest.json.
 //
-// It installs what is missing (wrk, nginx, haproxy, caddy from Debian's
-// packages), builds flexgate and bench/upstream, starts everything on
-// 127.0.0.1 on ports it picks, runs rounds that visit the targets in turn
-// (A B C … A B C …) so that drift on a shared machine hits all of them
-// alike, reports the median of the rounds, opens 10,000 idle keep-alive
-// connections to measure memory per connection, and stops everything it
-// started by PID, also on Ctrl-C. The whole run is bounded by BENCH_TIME
-// (default 5m).
+// It installs what is missing (wrk, nginx, haproxy from Debian's packages),
+// builds flexgate, bench/upstream, and Caddy and Traefik from their Go
+// modules at pinned versions (cached), starts everything on 127.0.0.1 on
+// ports it picks, and runs these phases (-phases selects them):
+//
+//   - rounds: closed-loop wrk runs that visit the targets in turn
+//     (A B C … A B C …) so that drift on a shared machine hits all of them
+//     alike, reporting the median of the rounds; 64 connections for every
+//     target, 256 and 1,024 for the passthrough ones;
+//   - openloop: a constant request rate at 50 % and 80 % of nginx's measured
+//     maximum (vegeta), latencies from the intended send time;
+//   - tls: TLS handshakes per second with a new connection per request, full
+//     and resumed, flexgate against nginx;
+//   - idle: 100,000 idle keep-alive connections per plain target, memory per
+//     connection and wrk throughput while they are held.
+//
+// It stops everything it started by PID, also on Ctrl-C. The measuring is
+// bounded by BENCH_TIME (default 15m).
 //
 // Usage:
 //
-//	go run ./bench/compare [-time 5m] [-conns 64,256] [-rounds 3]
-//	    [-bodies small,large] [-targets nginx,flexgate] [-idle 10000]
+//	go run ./bench/compare [-time 15m] [-phases rounds,openloop,tls,idle]
+//	    [-conns 64] [-scale-conns 256,1024] [-rounds 3] [-bodies small,large]
+//	    [-targets nginx,flexgate] [-openloop 50,80] [-idle 100000]
 package main
 
 import (
@@ -25,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,8 +45,16 @@ import (
 
 // options are the knobs of one run; flags win over the BENCH_* environment.
 type options struct {
-	total     time.Duration
-	conns     []int
+	total time.Duration
+	// phases are the parts of the run to do: rounds, openloop, tls, idle.
+	phases map[string]bool
+	conns  []int
+	// scaleConns are the extra connection counts of the passthrough
+	// targets, first body only.
+	scaleConns []int
+	// openLoop are the percentages of nginx's maximum the open-loop phase
+	// offers.
+	openLoop  []int
 	rounds    int
 	bodies    []string
 	targets   map[string]bool
@@ -54,12 +74,15 @@ func envOr(name, def string) string {
 
 func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	total := fs.String("time", envOr("BENCH_TIME", "5m"), "whole run's budget, setup aside (env BENCH_TIME)")
-	conns := fs.String("conns", envOr("BENCH_CONNS", "64"), "comma-separated wrk connection counts (env BENCH_CONNS)")
+	total := fs.String("time", envOr("BENCH_TIME", "15m"), "whole run's budget, setup aside (env BENCH_TIME)")
+	phases := fs.String("phases", envOr("BENCH_PHASES", strings.Join(allPhases, ",")), "parts of the run: "+strings.Join(allPhases, ", ")+" (env BENCH_PHASES)")
+	conns := fs.String("conns", envOr("BENCH_CONNS", "64"), "comma-separated wrk connection counts of every target (env BENCH_CONNS)")
+	scale := fs.String("scale-conns", envOr("BENCH_SCALE_CONNS", "256,1024"), "more connection counts for the passthrough targets, first body only; \"\" for none (env BENCH_SCALE_CONNS)")
+	openLoop := fs.String("openloop", envOr("BENCH_OPENLOOP", "50,80"), "open-loop rates in percent of nginx's maximum (env BENCH_OPENLOOP)")
 	rounds := fs.Int("rounds", 3, "rounds per connection count and body; the report shows their median")
 	bodies := fs.String("bodies", envOr("BENCH_BODIES", "small,large"), "upstream bodies: small (~100 B JSON), large (1 KiB JSON)")
 	targets := fs.String("targets", envOr("BENCH_TARGETS", ""), "comma-separated target names to run (default all)")
-	idle := fs.Int("idle", 10000, "idle keep-alive connections for the connection-scale run (0 skips it)")
+	idle := fs.Int("idle", 100000, "idle keep-alive connections for the connection-scale run (0 skips it)")
 	out := fs.String("out", "bench/results", "directory for latest.md, latest.svg and latest.json")
 	noInstall := fs.Bool("no-install", false, "fail instead of installing missing tools with apt-get")
 	flexgate := fs.String("flexgate", "", "flexgate binary to measure (default: go build ./cmd/flexgate)")
@@ -72,12 +95,20 @@ func parseOptions(args []string) (options, error) {
 	if o.total, err = time.ParseDuration(*total); err != nil || o.total < 10*time.Second {
 		return o, fmt.Errorf("-time/BENCH_TIME %q: want a duration of at least 10s, such as 90s or 5m", *total)
 	}
-	for _, s := range strings.Split(*conns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 10000 {
-			return o, fmt.Errorf("-conns/BENCH_CONNS %q: want connection counts 1..10000 separated by commas, such as 64,256", *conns)
-		}
-		o.conns = append(o.conns, n)
+	if o.phases, err = parsePhases(*phases); err != nil {
+		return o, err
+	}
+	if o.conns, err = parseInts(*conns, 1, 10000, false); err != nil {
+		return o, fmt.Errorf("-conns/BENCH_CONNS %q: want connection counts 1..10000 separated by commas, such as 64,256", *conns)
+	}
+	if o.scaleConns, err = parseInts(*scale, 1, 10000, true); err != nil {
+		return o, fmt.Errorf("-scale-conns/BENCH_SCALE_CONNS %q: want connection counts 1..10000 separated by commas, such as 256,1024, or nothing", *scale)
+	}
+	if o.openLoop, err = parseInts(*openLoop, 1, 100, true); err != nil {
+		return o, fmt.Errorf("-openloop/BENCH_OPENLOOP %q: want percentages 1..100 separated by commas, such as 50,80, or nothing", *openLoop)
+	}
+	if o.idle < 0 || o.idle > 1000000 {
+		return o, fmt.Errorf("-idle %d: want 0..1000000 idle connections", o.idle)
 	}
 	for _, s := range strings.Split(*bodies, ",") {
 		s = strings.TrimSpace(s)
@@ -105,6 +136,42 @@ func parseOptions(args []string) (options, error) {
 		o.targets["direct"] = true // every ratio needs the ceiling
 	}
 	return o, nil
+}
+
+// allPhases are the parts of a run, in the order they run.
+var allPhases = []string{"rounds", "openloop", "tls", "idle"}
+
+func parsePhases(s string) (map[string]bool, error) {
+	m := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(allPhases, p) {
+			return nil, fmt.Errorf("-phases/BENCH_PHASES: unknown phase %q (known: %s)", p, strings.Join(allPhases, ", "))
+		}
+		m[p] = true
+	}
+	return m, nil
+}
+
+// parseInts reads a comma-separated list of integers in [lo, hi]; empty is
+// an empty list where allowEmpty, an error otherwise. Duplicates are errors:
+// they would measure the same case twice under two names.
+func parseInts(s string, lo, hi int, allowEmpty bool) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		if allowEmpty {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("empty list")
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi || slices.Contains(out, n) {
+			return nil, fmt.Errorf("bad list %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func targetNames() string {
@@ -158,7 +225,7 @@ func run(ctx context.Context, o options) error {
 	if err := ensureTools(ctx, o.install); err != nil {
 		return err
 	}
-	nofile := raiseFileLimit(max(1<<17, uint64(2*o.idle+4096)))
+	nofile := raiseFileLimit(max(1<<17, uint64(2*o.idle+8192)))
 
 	dir, err := os.MkdirTemp("", "flexgate-bench-")
 	if err != nil {
@@ -174,6 +241,13 @@ func run(ctx context.Context, o options) error {
 	// Ctrl-C cancels ctx; the deferred StopAll then runs before exit.
 
 	rep := &Report{Started: started, Options: o, NoFile: nofile, Versions: versions(ctx), Machine: machine()}
+	if fit := idleThatFits(nofile); o.phases["idle"] && o.idle > fit {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the open-file limit is %d and could not be raised (raising the hard limit needs CAP_SYS_RESOURCE: "+
+			"`ulimit -Hn` as root, or the container's nofile ulimit), so the connection-scale run opens %d idle connections, not %d: "+
+			"every server here is one process (nginx and HAProxy: per worker), and so is the harness holding the client ends", nofile, fit, o.idle))
+		o.idle = fit
+		rep.Options.idle = fit
+	}
 	logf("building bench/upstream and flexgate")
 	binDir := filepath.Join(dir, "bin")
 	if err := os.Mkdir(binDir, 0o755); err != nil {
@@ -183,7 +257,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	e := &env{procs: procs, dir: dir, nofile: int(nofile), notef: func(format string, args ...any) {
+	e := &env{procs: procs, dir: dir, nofile: int(nofile), maxConns: o.idle + 4096, notef: func(format string, args ...any) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(format, args...))
 	}}
 	if o.flexgate != "" {
@@ -202,6 +276,7 @@ func run(ctx context.Context, o options) error {
 			rep.Versions = append([]string{out}, rep.Versions...)
 		}
 	}
+	buildModulePeers(ctx, o, e, rep)
 	if e.certFile, e.keyFile, err = writeSelfSigned(dir); err != nil {
 		return err
 	}
@@ -262,70 +337,216 @@ func run(ctx context.Context, o options) error {
 	rep.Targets = targets
 	logf("%d targets up after %s: %s", len(targets), time.Since(started).Round(time.Second), names(targets))
 
+	p := makePlan(o, shapeOf(o, targets))
+	rep.RunDuration = p.run
+	rep.Plan = p
 	// A safety net under the plan: whatever hangs, the run ends.
-	ctx, cancel := context.WithTimeout(ctx, o.total+o.total/2+time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, p.deadline(o))
 	defer cancel()
-	plan := makePlan(o, len(targets))
-	rep.RunDuration = plan.run
-	logf("%d wrk runs of %s each, %d idle connections for %s per target", plan.runs, plan.run, o.idle, plan.idle)
+	logf("plan: %s", p)
 
 	script := filepath.Join(dir, "report.lua")
 	if err := os.WriteFile(script, []byte(wrkReport), 0o644); err != nil {
 		return err
 	}
-	if err := measure(ctx, rep, targets, script, plan); err != nil {
-		return err
-	}
-	for _, t := range targets {
-		if u, err := treeUsage(t.proc.PID()); err == nil {
-			rep.PeakRSS = setKey(rep.PeakRSS, t.Name, u.PeakRSSKiB)
+	if o.phases["rounds"] {
+		if err := measure(ctx, rep, targets, script, p); err != nil {
+			return err
+		}
+		for _, t := range targets {
+			if u, err := treeUsage(t.proc.PID()); err == nil {
+				rep.PeakRSS = setKey(rep.PeakRSS, t.Name, u.PeakRSSKiB)
+			}
 		}
 	}
-	if o.idle > 0 && ctx.Err() == nil {
+	if o.phases["openloop"] && len(o.openLoop) > 0 && ctx.Err() == nil {
+		openLoopPhase(ctx, rep, targets, script, p)
+	}
+	if o.phases["tls"] && ctx.Err() == nil {
+		handshakePhase(ctx, rep, targets, p)
+	}
+	if o.phases["idle"] && o.idle > 0 && ctx.Err() == nil {
 		for _, t := range targets {
-			if t.TLS || t.Chain || t.LB || ctx.Err() != nil {
+			if !t.plain() || ctx.Err() != nil {
 				continue
 			}
-			ir, err := idleRun(ctx, t, o.idle, script, plan.idle)
+			ir, err := idleRun(ctx, t, o.idle, script, p)
 			if err != nil {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("connection-scale run of %s failed: %s", t.Name, firstLine(err.Error())))
+				rep.Notes = append(rep.Notes, fmt.Sprintf("connection-scale run of %s: %s", t.Name, firstLine(err.Error())))
 				logf("idle %s: %v", t.Name, err)
-				continue
 			}
-			rep.Idle = append(rep.Idle, ir)
+			if ir.Open > 0 {
+				rep.Idle = append(rep.Idle, ir)
+			}
 		}
 	}
 	if ctx.Err() != nil {
-		rep.Notes = append(rep.Notes, "the run was interrupted: figures are from the rounds that finished")
+		rep.Notes = append(rep.Notes, "the run was interrupted or hit its deadline: figures are from the parts that finished")
 	}
 	rep.Finished = time.Now()
 	return rep.Write(o.outDir)
 }
 
-// plan splits the budget between the measured rounds and the
-// connection-scale run.
+// buildModulePeers builds Caddy and Traefik from their Go modules when a
+// target needs them; a peer that does not build is skipped with a note.
+func buildModulePeers(ctx context.Context, o options, e *env, rep *Report) {
+	want := func(prefix string) bool {
+		for _, t := range allTargets() {
+			if strings.HasPrefix(t.Name, prefix) && (o.targets == nil || o.targets[t.Name]) {
+				return true
+			}
+		}
+		return false
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+		return
+	}
+	for _, m := range []struct {
+		peer modulePeer
+		bin  *string
+	}{{caddyModule, &e.caddy}, {traefikModule, &e.traefik}} {
+		if !want(m.peer.name) {
+			continue
+		}
+		// Building Traefik takes about 17 CPU minutes (some 9 minutes on
+		// two quiet cores); bound it all the same.
+		bctx, cancel := context.WithTimeout(ctx, 40*time.Minute)
+		bin, err := m.peer.build(bctx, cache)
+		cancel()
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s did not build from its Go module, so its targets were skipped: %s",
+				m.peer.name, m.peer.version, firstLine(err.Error())))
+			logf("%s: %v", m.peer.name, err)
+			continue
+		}
+		*m.bin = bin
+		// The pinned version, not the binary's word: a module built with
+		// go install reports "unknown" from caddy version.
+		rep.Versions = append(rep.Versions, fmt.Sprintf("%s %s (built from %s/%s@%s)", m.peer.name, m.peer.version, m.peer.module, m.peer.pkg, m.peer.version))
+	}
+}
+
+// shape counts the targets each phase visits, for the plan.
+type shape struct {
+	all, plain, openLoop, tls int
+}
+
+func shapeOf(o options, ts []*Target) shape {
+	var s shape
+	for _, t := range ts {
+		s.all++
+		if t.plain() {
+			s.plain++
+		}
+		if t.openLoop() {
+			s.openLoop++
+		}
+		if t.TLS {
+			s.tls++
+		}
+	}
+	return s
+}
+
+// idleThatFits is how many idle connections a process with nofile open
+// files can hold with room for wrk's connections, the upstream pool,
+// listeners and logs.
+func idleThatFits(nofile uint64) int {
+	const room = 3000
+	if nofile <= room {
+		return 0
+	}
+	return int(nofile - room)
+}
+
+// plan splits the budget between the phases.
 type plan struct {
+	// runs wrk runs of run each in the rounds, after a warmup per target.
 	runs   int
 	run    time.Duration
 	warmup time.Duration
-	idle   time.Duration
+	// openLoop is one vegeta run's length; openLoopRuns how many.
+	openLoop     time.Duration
+	openLoopRuns int
+	// handshake is one TLS handshake run's length; handshakeRuns how many.
+	handshake     time.Duration
+	handshakeRuns int
+	// idle is the wrk run alongside the idle connections; idleOpen bounds
+	// the opening of the idle connections of one target; idleRuns is how
+	// many targets get the run.
+	idle, idleOpen time.Duration
+	idleRuns       int
 }
 
-func makePlan(o options, targets int) plan {
-	p := plan{runs: len(o.conns) * len(o.bodies) * o.rounds * targets, warmup: time.Second}
+func (p plan) String() string {
+	return fmt.Sprintf("%d wrk runs of %s; %d open-loop runs of %s; %d handshake runs of %s; %d idle runs of %s (opening bounded by %s)",
+		p.runs, p.run, p.openLoopRuns, p.openLoop, p.handshakeRuns, p.handshake, p.idleRuns, p.idle, p.idleOpen)
+}
+
+// deadline is when the safety net stops whatever is left: the budget and
+// half again, the opening of the idle connections (not in the budget: it is
+// bounded per target), and a minute.
+func (p plan) deadline(o options) time.Duration {
+	return o.total + o.total/2 + time.Minute + time.Duration(p.idleRuns)*p.idleOpen
+}
+
+// Shares of the budget, in parts: each phase that runs gets its parts of
+// the sum of the running phases' parts, so a phase run alone has the whole
+// budget. The rounds take what the others leave.
+const (
+	roundsParts    = 65
+	openLoopParts  = 15
+	handshakeParts = 10
+	idleParts      = 10
+)
+
+func makePlan(o options, s shape) plan {
+	p := plan{warmup: time.Second}
 	budget := o.total
-	if o.idle > 0 {
-		// Four plain targets, each: open the connections, one wrk run.
-		p.idle = max(2*time.Second, o.total/40)
-		budget -= 4 * (p.idle + 4*time.Second)
+	runOpen := o.phases["openloop"] && len(o.openLoop) > 0 && s.openLoop > 0
+	runTLS := o.phases["tls"] && s.tls > 0
+	runIdle := o.phases["idle"] && o.idle > 0 && s.plain > 0
+	parts := 0
+	for _, ph := range []struct {
+		on bool
+		n  int
+	}{{o.phases["rounds"], roundsParts}, {runOpen, openLoopParts}, {runTLS, handshakeParts}, {runIdle, idleParts}} {
+		if ph.on {
+			parts += ph.n
+		}
 	}
-	budget -= time.Duration(targets) * p.warmup
-	// Each wrk run costs about half a second of start-up and reporting.
-	if p.runs > 0 {
-		p.run = budget/time.Duration(p.runs) - 500*time.Millisecond
+	share := func(n int) time.Duration { return o.total * time.Duration(n) / time.Duration(max(1, parts)) }
+	clamp := func(d, lo, hi time.Duration) time.Duration { return min(hi, max(lo, d.Truncate(time.Second))) }
+	if runOpen {
+		p.openLoopRuns = len(o.openLoop) * s.openLoop
+		p.openLoop = clamp(share(openLoopParts)/time.Duration(p.openLoopRuns)-time.Second, 2*time.Second, 30*time.Second)
+		budget -= time.Duration(p.openLoopRuns) * (p.openLoop + time.Second)
 	}
-	// wrk takes whole seconds; rounding down keeps the run within its budget.
-	p.run = max(time.Second, p.run.Truncate(time.Second))
+	if runTLS {
+		p.handshakeRuns = 2 * s.tls // full and resumed
+		p.handshake = clamp(share(handshakeParts)/time.Duration(p.handshakeRuns), 2*time.Second, 20*time.Second)
+		budget -= time.Duration(p.handshakeRuns) * p.handshake
+	}
+	if runIdle {
+		p.idleRuns = s.plain
+		p.idle = clamp(share(idleParts)/time.Duration(p.idleRuns), 2*time.Second, 20*time.Second)
+		// Opening runs at thousands of connections a second on a quiet
+		// machine; the bound allows 500 a second.
+		p.idleOpen = max(time.Minute, time.Duration(o.idle/500)*time.Second)
+		budget -= time.Duration(p.idleRuns) * p.idle
+	}
+	if o.phases["rounds"] {
+		p.runs = o.rounds * (len(o.bodies)*len(o.conns)*s.all + len(o.scaleConns)*s.plain)
+		budget -= time.Duration(s.all) * p.warmup
+		// Each wrk run costs about half a second of start-up and reporting.
+		if p.runs > 0 {
+			p.run = budget/time.Duration(p.runs) - 500*time.Millisecond
+		}
+		// wrk takes whole seconds; rounding down keeps the run within its budget.
+		p.run = max(time.Second, p.run.Truncate(time.Second))
+	}
 	return p
 }
 
@@ -345,33 +566,51 @@ func measure(ctx context.Context, rep *Report, targets []*Target, script string,
 			logf("warm-up of %s: %v", t.Name, err)
 		}
 	}
-	for _, body := range o.bodies {
-		for _, conns := range o.conns {
-			key := Case{Body: body, Conns: conns}
-			for r := 0; r < o.rounds; r++ {
-				for _, t := range targets {
+	for _, c := range roundCases(o) {
+		for r := 0; r < o.rounds; r++ {
+			for _, t := range targets {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if !slices.Contains(o.conns, c.Conns) && !t.plain() {
+					continue // the higher counts are for the passthrough targets
+				}
+				before, _ := treeUsage(t.proc.PID())
+				res, err := runWrk(ctx, script, Load{URL: t.URL(pathFor(c.Body)), Headers: benchHeaders, Conns: c.Conns, Duration: p.run})
+				if err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
-					before, _ := treeUsage(t.proc.PID())
-					res, err := runWrk(ctx, script, Load{URL: t.URL(pathFor(body)), Headers: benchHeaders, Conns: conns, Duration: p.run})
-					if err != nil {
-						if ctx.Err() != nil {
-							return nil
-						}
-						rep.Notes = append(rep.Notes, fmt.Sprintf("%s, %s: a wrk run failed: %s", t.Name, key, firstLine(err.Error())))
-						logf("%s %s: %v", t.Name, key, err)
-						continue
-					}
-					after, _ := treeUsage(t.proc.PID())
-					s := Sample{Result: res, CPUSeconds: after.CPUSeconds - before.CPUSeconds}
-					rep.add(key, t.Name, s)
-					logf("%s round %d %-15s %9.0f req/s  p99 %6.2f ms  2xx %.3f", key, r+1, t.Name, res.RPS(), float64(res.P99US)/1000, res.OKRatio())
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s, %s: a wrk run failed: %s", t.Name, c, firstLine(err.Error())))
+					logf("%s %s: %v", t.Name, c, err)
+					continue
 				}
+				after, _ := treeUsage(t.proc.PID())
+				s := Sample{Result: res, CPUSeconds: after.CPUSeconds - before.CPUSeconds}
+				rep.add(c, t.Name, s)
+				logf("%s round %d %-15s %9.0f req/s  p99 %6.2f ms  2xx %.3f", c, r+1, t.Name, res.RPS(), float64(res.P99US)/1000, res.OKRatio())
 			}
 		}
 	}
 	return nil
+}
+
+// roundCases are the cases of the rounds: every body at every -conns count
+// for all targets, then the first body at each -scale-conns count for the
+// passthrough targets.
+func roundCases(o options) []Case {
+	var cs []Case
+	for _, body := range o.bodies {
+		for _, n := range o.conns {
+			cs = append(cs, Case{Body: body, Conns: n})
+		}
+	}
+	for _, n := range o.scaleConns {
+		if !slices.Contains(o.conns, n) {
+			cs = append(cs, Case{Body: o.bodies[0], Conns: n})
+		}
+	}
+	return cs
 }
 
 func pathFor(body string) string { return "/api/products/" + body }

@@ -36,6 +36,27 @@ type Report struct {
 	// rounds (before the connection-scale run).
 	PeakRSS map[string]int64
 	Idle    []IdleResult
+	// Plan is how the budget was split.
+	Plan plan
+	// OpenLoopBase is nginx's maximum the open-loop rates are percentages
+	// of; OpenLoop the runs.
+	OpenLoopBase float64
+	OpenLoop     []OpenLoopResult
+	// Handshakes are the TLS handshake runs.
+	Handshakes []HandshakeResult
+}
+
+// row is one target's row in case c, if it was measured there.
+func (r *Report) row(c Case, target string) (Row, bool) {
+	if len(r.Samples[c][target]) == 0 {
+		return Row{}, false
+	}
+	for _, row := range r.Rows(c) {
+		if row.Target == target {
+			return row, true
+		}
+	}
+	return Row{}, false
 }
 
 func (r *Report) add(c Case, target string, s Sample) {
@@ -167,7 +188,7 @@ func ratio(x float64) string {
 func (r *Report) Markdown(svgName string) string {
 	var b strings.Builder
 	o := r.Options
-	fmt.Fprintf(&b, "# flexgate vs nginx, HAProxy and Caddy — latest run\n\n")
+	fmt.Fprintf(&b, "# flexgate vs nginx, HAProxy, Caddy and Traefik — latest run\n\n")
 	fmt.Fprintf(&b, "Written by `go run ./bench/compare` (`make bench-compare`) on %s, in %s.\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
@@ -207,18 +228,21 @@ func (r *Report) Markdown(svgName string) string {
 		}
 		b.WriteString("\n")
 	}
+	r.openLoopMarkdown(&b)
+	r.handshakeMarkdown(&b)
 	if len(r.Idle) > 0 {
 		fmt.Fprintf(&b, "## Connection scale: %d idle keep-alive connections\n\n", o.idle)
-		b.WriteString("Each idle connection made one request and then stayed open; wrk -c64 ran alongside.\n\n")
-		b.WriteString("| target | idle conns | RSS before MiB | RSS with idle MiB | KiB per conn | req/s alongside | p50 ms | p99 ms | p99.9 ms | idle still served |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "Each idle connection made one request and then stayed open (from several 127.0.0.x source addresses, "+
+			"%d per address); wrk -c64 ran alongside for %s. KiB per conn is (RSS with idle − RSS before) / held.\n\n", idleSourcePer, r.Plan.idle)
+		b.WriteString("| target | held | opened in s | RSS before MiB | RSS with idle MiB | KiB per conn | req/s alongside | p50 ms | p99 ms | p99.9 ms | idle still served |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, ir := range r.Idle {
-			per := 0.0
-			if ir.Open > 0 {
-				per = float64(ir.RSSIdleKiB-ir.RSSBeforeKiB) / float64(ir.Open)
+			held := fmt.Sprintf("%d", ir.Open)
+			if ir.Open < ir.Asked {
+				held = fmt.Sprintf("%d of %d", ir.Open, ir.Asked)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %.1f | %.1f | %.1f | %.0f | %s | %s | %s | %d/%d |\n",
-				ir.Target, ir.Open, float64(ir.RSSBeforeKiB)/1024, float64(ir.RSSIdleKiB)/1024, per,
+			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %s | %s | %d/%d |\n",
+				ir.Target, held, ir.OpenSeconds, float64(ir.RSSBeforeKiB)/1024, float64(ir.RSSIdleKiB)/1024, ir.KiBPerConn(),
 				ir.Load.RPS(), ms(time.Duration(ir.Load.P50US)*time.Microsecond),
 				ms(time.Duration(ir.Load.P99US)*time.Microsecond), ms(time.Duration(ir.Load.P999US)*time.Microsecond),
 				ir.AliveAfter, ir.Sampled)
@@ -230,6 +254,94 @@ func (r *Report) Markdown(svgName string) string {
 		fmt.Fprintf(&b, "- `%s`: %s\n", t.Name, t.What)
 	}
 	return b.String()
+}
+
+// KiBPerConn is the server's resident memory per held idle connection.
+func (ir IdleResult) KiBPerConn() float64 {
+	if ir.Open <= 0 {
+		return 0
+	}
+	return float64(ir.RSSIdleKiB-ir.RSSBeforeKiB) / float64(ir.Open)
+}
+
+// openLoopMarkdown renders the open-loop table: one row per target and rate.
+func (r *Report) openLoopMarkdown(b *strings.Builder) {
+	if len(r.OpenLoop) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## Open loop: constant rate at %s of nginx's maximum (%.0f req/s)\n\n", percents(r.Options.openLoop), r.OpenLoopBase)
+	fmt.Fprintf(b, "vegeta (as a library, HTTP/1.1 keep-alive, at most %d connections) sends at a constant rate for %s "+
+		"(%s body). Latencies are from each request's intended send time, so a request the generator sent late counts its wait "+
+		"(coordinated omission corrected); \"sent/s\" below the rate, or a large send lag, means the load generator, "+
+		"not the target, fell behind. × nginx p99 compares p99 at the same rate.\n\n", openLoopMaxConns, r.Plan.openLoop, r.Options.bodies[0])
+	b.WriteString("| target | % of max | rate/s | sent/s | p50 ms | p99 ms | p99.9 ms | max ms | × nginx p99 | send lag p99 ms | 2xx | failed |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	nginxP99 := map[int]time.Duration{}
+	for _, ol := range r.OpenLoop {
+		if ol.Target == "nginx" {
+			nginxP99[ol.Percent] = ol.P99
+		}
+	}
+	for _, ol := range r.OpenLoop {
+		name := ol.Target
+		if r.target(name).Flexgate {
+			name = "**" + name + "**"
+		}
+		vs := 0.0
+		if n := nginxP99[ol.Percent]; n > 0 {
+			vs = float64(ol.P99) / float64(n)
+		}
+		ok := 0.0
+		if ol.Requests > 0 {
+			ok = float64(ol.OK) / float64(ol.Requests) * 100
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %.1f%% | %d |\n",
+			name, ol.Percent, ol.Rate, ol.Achieved, ms(ol.P50), ms(ol.P99), ms(ol.P999), ms(ol.Max), ratio(vs), ms(ol.SendLagP99), ok, ol.Errors)
+	}
+	b.WriteString("\n")
+}
+
+func percents(ps []int) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprintf("%d %%", p))
+	}
+	return strings.Join(s, " and ")
+}
+
+// handshakeMarkdown renders the TLS handshake table.
+func (r *Report) handshakeMarkdown(b *strings.Builder) {
+	if len(r.Handshakes) == 0 {
+		return
+	}
+	b.WriteString("## TLS handshakes: a new connection per request\n\n")
+	fmt.Fprintf(b, "%d clients in a closed loop for %s each: connect, TLS handshake (TLS 1.3, P-256 certificate), one small GET, "+
+		"close. \"resumed\" offers the session ticket of an earlier connection; the resumed column counts those the server accepted. "+
+		"CPU is the target's, per connection.\n\n", handshakeClients, r.Plan.handshake)
+	b.WriteString("| target | session | handshakes/s | × nginx | resumed | p50 ms | p99 ms | CPU ms / handshake | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	nginx := map[bool]float64{}
+	for _, h := range r.Handshakes {
+		if h.Target == "nginx-tls" {
+			nginx[h.Resumed] = h.PerSecond()
+		}
+	}
+	for _, h := range r.Handshakes {
+		name, kind := h.Target, "full"
+		if r.target(name).Flexgate {
+			name = "**" + name + "**"
+		}
+		if h.Resumed {
+			kind = "resumed"
+		}
+		vs := 0.0
+		if n := nginx[h.Resumed]; n > 0 {
+			vs = h.PerSecond() / n
+		}
+		fmt.Fprintf(b, "| %s | %s | %.0f | %s | %d/%d | %s | %s | %.3f | %d |\n",
+			name, kind, h.PerSecond(), ratio(vs), h.Resumes, h.Conns, ms(h.P50), ms(h.P99), h.CPUPerHandshake(), h.Errors)
+	}
+	b.WriteString("\n")
 }
 
 // SVG renders requests per second per target as horizontal bars, one group
@@ -294,7 +406,8 @@ func (r *Report) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	raw := map[string]any{"started": r.Started, "machine": r.Machine, "versions": r.Versions, "notes": r.Notes, "idle": r.Idle, "peak_rss_kib": r.PeakRSS}
+	raw := map[string]any{"started": r.Started, "machine": r.Machine, "versions": r.Versions, "notes": r.Notes, "idle": r.Idle, "peak_rss_kib": r.PeakRSS,
+		"open_loop_base_rps": r.OpenLoopBase, "open_loop": r.OpenLoop, "handshakes": r.Handshakes}
 	var cases []map[string]any
 	for _, c := range r.cases {
 		cases = append(cases, map[string]any{"body": c.Body, "conns": c.Conns, "samples": r.Samples[c]})

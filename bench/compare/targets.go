@@ -64,6 +64,12 @@ type env struct {
 	// jwksFile is the JWK set the upstreams serve at /jwks.
 	jwksFile string
 	flexgate string // built binary; "" when it did not build
+	// caddy and traefik are the peers built from their Go modules; ""
+	// when they did not build (their targets are then skipped).
+	caddy, traefik string
+	// maxConns is the connection limit given to the servers that need one:
+	// the idle connections of the connection-scale run plus room for wrk.
+	maxConns int
 	certFile string
 	keyFile  string
 	nofile   int
@@ -90,6 +96,14 @@ type Target struct {
 	addr string
 }
 
+// plain targets proxy without TLS, policies or balancing (and the upstream
+// itself): the ones measured at every connection count, open loop and with
+// idle connections.
+func (t *Target) plain() bool { return !t.TLS && !t.Chain && !t.LB }
+
+// openLoop targets get the open-loop phase: the plain ones.
+func (t *Target) openLoop() bool { return t.plain() }
+
 // URL is where wrk sends the given path.
 func (t *Target) URL(path string) string {
 	scheme := "http"
@@ -106,10 +120,13 @@ func allTargets() []*Target {
 		{Name: "flexgate", What: "flexgate, one route, no policies", Flexgate: true, start: startFlexgate(flexgatePassthrough)},
 		{Name: "nginx", What: "nginx keep-alive reverse proxy", start: startPeer(peers.Nginx)},
 		{Name: "haproxy", What: "HAProxy keep-alive reverse proxy", start: startPeer(peers.HAProxy)},
-		{Name: "caddy", What: "Caddy reverse_proxy", start: startPeer(peers.Caddy)},
+		{Name: "caddy", What: "Caddy 2 reverse_proxy (built from its Go module)", start: startPeer(peers.Caddy)},
+		{Name: "traefik", What: "Traefik v3, one router (built from its Go module)", start: startTraefik(peers.TraefikDynamic)},
 		{Name: "flexgate-chain", What: "flexgate with the seed's six-step policy chain and jwt-validation", Chain: true, Flexgate: true, start: startFlexgate(flexgateChain)},
 		{Name: "flexgate-chain-flex", What: "flexgate with the seed's chain and jwt-validation-flex written as Flex Gateway resources", Chain: true, Flexgate: true, start: startFlexgate(flexgateChainFlex)},
 		{Name: "nginx-chain", What: "nginx with limit_req and header rules (nearest equivalent)", Chain: true, start: startPeer(peers.NginxChain)},
+		{Name: "caddy-chain", What: "Caddy with query, client and header rules; no rate limit (nearest equivalent)", Chain: true, start: startPeer(peers.CaddyChain)},
+		{Name: "traefik-chain", What: "Traefik with rateLimit, rule checks and headers (nearest equivalent)", Chain: true, start: startTraefik(peers.TraefikChainDynamic)},
 		{Name: "flexgate-tls", What: "flexgate terminating TLS, no policies", TLS: true, Flexgate: true, start: startFlexgate(flexgateTLS)},
 		{Name: "nginx-tls", What: "nginx terminating TLS", TLS: true, start: startPeer(peers.NginxTLS)},
 		{Name: "flexgate-lb3", What: "flexgate balancing three origins (least-request)", LB: true, Flexgate: true, start: startFlexgate(flexgateLB)},
@@ -155,7 +172,7 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 		conf, err := peers.Render(tmpl, peers.Params{
 			Listen: addr, Host: host, Upstream: e.upstream, Upstreams: e.upstreams, Dir: dir,
 			CertFile: e.certFile, KeyFile: e.keyFile, RatePerSecond: benchRatePerSecond, NoFile: e.nofile, WorkerConnections: e.nofile - 100,
-			ClientID: benchClientID, ClientSecret: benchClientSecret,
+			MaxConn: e.maxConns, ClientID: benchClientID, ClientSecret: benchClientSecret,
 		})
 		if err != nil {
 			return nil, "", err
@@ -171,8 +188,11 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 			bin, args = "nginx", []string{"-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath}
 		case tmpl == peers.HAProxy || tmpl == peers.HAProxyLB:
 			bin, args = "haproxy", []string{"-db", "-f", confPath}
-		case tmpl == peers.Caddy:
-			bin, args = "caddy", []string{"run", "--adapter", "caddyfile", "--config", confPath}
+		case tmpl == peers.Caddy || tmpl == peers.CaddyChain:
+			if e.caddy == "" {
+				return nil, "", fmt.Errorf("caddy did not build")
+			}
+			bin, args = e.caddy, []string{"run", "--adapter", "caddyfile", "--config", confPath}
 			environ = []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir}
 		default:
 			return nil, "", fmt.Errorf("no way to start %s", tmpl)
@@ -183,6 +203,56 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 		}
 		tls := tmpl == peers.NginxTLS
 		return p, addr, p.WaitReady(addr, tls, 15*time.Second)
+	}
+}
+
+// startTraefik starts the Traefik built from its module with the static
+// configuration peers.Traefik and the given dynamic one. Traefik opens its
+// port before the file provider has loaded the routers, so readiness is the
+// benchmark request answering 200.
+func startTraefik(dynamic string) func(e *env, name string) (*Proc, string, error) {
+	return func(e *env, name string) (*Proc, string, error) {
+		if e.traefik == "" {
+			return nil, "", fmt.Errorf("traefik did not build")
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		dir := filepath.Join(e.dir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, "", err
+		}
+		params := peers.Params{Listen: addr, Upstream: e.upstream, Dir: dir, RatePerSecond: benchRatePerSecond,
+			ClientID: benchClientID, ClientSecret: benchClientSecret}
+		for _, f := range []struct{ tmpl, file string }{{peers.Traefik, "traefik.yaml"}, {dynamic, "dynamic.yaml"}} {
+			conf, err := peers.Render(f.tmpl, params)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := os.WriteFile(filepath.Join(dir, f.file), conf, 0o644); err != nil {
+				return nil, "", err
+			}
+		}
+		p, err := e.procs.Start(name, dir, e.traefik, []string{"--configFile=" + filepath.Join(dir, "traefik.yaml")}, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := p.WaitReady(addr, false, 15*time.Second); err != nil {
+			return p, addr, err
+		}
+		t := &Target{Name: name, addr: addr}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			err := checkTarget(context.Background(), t)
+			if err == nil {
+				return p, addr, nil
+			}
+			if time.Now().After(deadline) {
+				return p, addr, fmt.Errorf("%s did not route the benchmark request within 15s: %v\n%s", name, err, p.Tail())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 }
 
@@ -198,8 +268,13 @@ type flexgateParams struct {
 }
 
 // flexgatePassthrough is one route to the upstream with no policies.
-// maxConnections is raised above the connection-scale run's 10,000 idle
-// connections plus wrk's.
+// maxConnections is raised above the connection-scale run's idle
+// connections plus wrk's, and the per-client limit (256 by default) is off
+// in every flexgate config here: all the load comes from a few loopback
+// addresses, and the peers have no such limit. Idle client connections live
+// 300 s in every target (Caddy's default; the others are raised to it) so
+// that the connection-scale run's first connections outlive opening the
+// last.
 const flexgatePassthrough = `apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
 metadata:
@@ -207,6 +282,8 @@ metadata:
 spec:
   limits:
     maxConnections: {{.MaxConns}}
+    maxConnectionsPerClient: 0
+    idleTimeout: 300s
   routes:
     - id: passthrough
       path: ["/*"]
@@ -223,6 +300,8 @@ metadata:
 spec:
   limits:
     maxConnections: {{.MaxConns}}
+    maxConnectionsPerClient: 0
+    idleTimeout: 300s
   routes:
     - id: balanced
       path: ["/*"]
@@ -243,6 +322,8 @@ metadata:
 spec:
   limits:
     maxConnections: {{.MaxConns}}
+    maxConnectionsPerClient: 0
+    idleTimeout: 300s
   listeners:
     - name: https-main
       address: 127.0.0.1
@@ -272,6 +353,8 @@ metadata:
 spec:
   limits:
     maxConnections: {{.MaxConns}}
+    maxConnectionsPerClient: 0
+    idleTimeout: 300s
   clients:
     - id: {{.ClientID}}
       secret: {{.ClientSecret}}
@@ -561,7 +644,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		params := flexgateParams{
 			Upstream: e.upstream, Upstreams: e.upstreams, Port: port, Listen: addr, CertFile: e.certFile, KeyFile: e.keyFile,
 			ClientID: benchClientID, ClientSecret: benchClientSecret, Rate: benchRatePerMinute,
-			MaxConns: 20000,
+			MaxConns: e.maxConns,
 		}
 		dir := filepath.Join(e.dir, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

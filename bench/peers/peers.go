@@ -1,5 +1,5 @@
 // Package peers holds the configurations of the proxies flexgate is measured
-// against (nginx, HAProxy, Caddy), as templates the benchmark harness fills
+// against (nginx, HAProxy, Caddy, Traefik), as templates the benchmark harness fills
 // with the addresses and paths of one run. The files are meant to be read:
 // each says which of its product's recommendations it follows.
 package peers
@@ -8,10 +8,12 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"strings"
 	"text/template"
 )
 
-//go:embed nginx.conf nginx-tls.conf nginx-chain.conf nginx-lb.conf haproxy.cfg haproxy-lb.cfg Caddyfile
+//go:embed nginx.conf nginx-tls.conf nginx-chain.conf nginx-lb.conf haproxy.cfg haproxy-lb.cfg Caddyfile Caddyfile-chain
+//go:embed traefik.yaml traefik-dynamic.yaml traefik-chain-dynamic.yaml
 var files embed.FS
 
 // Names of the templates, for Render.
@@ -23,7 +25,16 @@ const (
 	HAProxy    = "haproxy.cfg"
 	HAProxyLB  = "haproxy-lb.cfg"
 	Caddy      = "Caddyfile"
+	CaddyChain = "Caddyfile-chain"
+	// Traefik is the static configuration; TraefikDynamic and
+	// TraefikChainDynamic are the dynamic ones it reads from Dir/dynamic.yaml.
+	Traefik             = "traefik.yaml"
+	TraefikDynamic      = "traefik-dynamic.yaml"
+	TraefikChainDynamic = "traefik-chain-dynamic.yaml"
 )
+
+// Names lists every template, for error messages and tests.
+var Names = []string{Nginx, NginxTLS, NginxChain, NginxLB, HAProxy, HAProxyLB, Caddy, CaddyChain, Traefik, TraefikDynamic, TraefikChainDynamic}
 
 // Params are the values a template is filled with.
 type Params struct {
@@ -45,6 +56,9 @@ type Params struct {
 	// NoFile is the open-file limit the harness runs under, and
 	// WorkerConnections what each nginx worker may hold within it.
 	NoFile, WorkerConnections int
+	// MaxConn is the connection limit where a product needs one (HAProxy):
+	// the connection-scale run's idle connections plus room for wrk's.
+	MaxConn int
 	// ClientID and ClientSecret are the one client the chain variant admits.
 	ClientID, ClientSecret string
 }
@@ -54,8 +68,7 @@ type Params struct {
 func Render(name string, p Params) ([]byte, error) {
 	src, err := files.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("peers: no config template %q (have %s, %s, %s, %s, %s, %s, %s)",
-			name, Nginx, NginxTLS, NginxChain, NginxLB, HAProxy, HAProxyLB, Caddy)
+		return nil, fmt.Errorf("peers: no config template %q (have %s)", name, strings.Join(Names, ", "))
 	}
 	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
 	if err != nil {

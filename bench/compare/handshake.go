@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HandshakeResult is one TLS handshake run: every request on a new
+// connection, closed loop with a fixed number of clients.
+type HandshakeResult struct {
+	Target string
+	// Resumed runs offer the session ticket of an earlier connection.
+	Resumed bool
+	// Conns is how many connections (one request each) completed; Resumes
+	// how many of them resumed a session; Errors how many failed.
+	Conns, Resumes, Errors int64
+	Duration               time.Duration
+	// CPUSeconds is the target's CPU time during the run.
+	CPUSeconds float64
+	// P50 and P99 are connect + handshake + one request.
+	P50, P99 time.Duration
+}
+
+// PerSecond is completed connections (handshakes) a second.
+func (h HandshakeResult) PerSecond() float64 {
+	if h.Duration <= 0 {
+		return 0
+	}
+	return float64(h.Conns) / h.Duration.Seconds()
+}
+
+// CPUPerHandshake is the target's CPU milliseconds per connection.
+func (h HandshakeResult) CPUPerHandshake() float64 {
+	if h.Conns == 0 {
+		return 0
+	}
+	return h.CPUSeconds / float64(h.Conns) * 1000
+}
+
+// handshakeClients is how many connections are being set up at once: enough
+// to keep a proxy's cores busy, few enough that the clients' own
+// handshakes (which cost about what the server's do) leave it CPU.
+const handshakeClients = 8
+
+// handshakePhase measures full and resumed handshakes of every TLS target.
+func handshakePhase(ctx context.Context, rep *Report, targets []*Target, p plan) {
+	for _, resumed := range []bool{false, true} {
+		for _, t := range targets {
+			if !t.TLS || ctx.Err() != nil {
+				continue
+			}
+			r, err := handshakeRun(ctx, t, resumed, p.handshake)
+			if err != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("handshake run of %s (resumed %v): %s", t.Name, resumed, firstLine(err.Error())))
+				logf("handshakes %s: %v", t.Name, err)
+				continue
+			}
+			rep.Handshakes = append(rep.Handshakes, r)
+			logf("handshakes %-13s resumed=%-5v %7.0f/s  resumed %d of %d  p99 %.2f ms  CPU %.3f ms each",
+				t.Name, resumed, r.PerSecond(), r.Resumes, r.Conns, msf(r.P99), r.CPUPerHandshake())
+		}
+	}
+}
+
+// handshakeRun opens a new TLS connection per request for d with
+// handshakeClients clients. Resumed runs share a session cache, primed by
+// one connection before the clock starts, so every measured connection can
+// resume; the result counts how many did. Clients close with RST (linger 0)
+// so that tens of thousands of connections leave no TIME_WAIT behind to
+// exhaust the ephemeral ports.
+func handshakeRun(ctx context.Context, t *Target, resumed bool, d time.Duration) (HandshakeResult, error) {
+	res := HandshakeResult{Target: t.Name, Resumed: resumed}
+	conf := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the benchmark's own certificate
+	if resumed {
+		conf.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+		if _, _, err := oneTLSRequest(t.addr, conf); err != nil {
+			return res, fmt.Errorf("priming connection: %w", err)
+		}
+	}
+	before, err := treeUsage(t.proc.PID())
+	if err != nil {
+		return res, err
+	}
+	var conns, resumes, errs atomic.Int64
+	lat := make([][]time.Duration, handshakeClients)
+	var firstErr atomic.Value
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range handshakeClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				t0 := time.Now()
+				didResume, _, err := oneTLSRequest(t.addr, conf)
+				if err != nil {
+					if runCtx.Err() == nil {
+						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					}
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				conns.Add(1)
+				if didResume {
+					resumes.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Duration = time.Since(start)
+	after, err := treeUsage(t.proc.PID())
+	if err != nil {
+		return res, err
+	}
+	res.CPUSeconds = after.CPUSeconds - before.CPUSeconds
+	res.Conns, res.Resumes, res.Errors = conns.Load(), resumes.Load(), errs.Load()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	res.P50, res.P99 = quantileOf(all, 0.50), quantileOf(all, 0.99)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if res.Conns == 0 {
+		err, _ := firstErr.Load().(error)
+		return res, fmt.Errorf("no connection completed: %v", err)
+	}
+	return res, nil
+}
+
+// oneTLSRequest connects, handshakes, sends the small benchmark GET, reads
+// the answer and closes with RST.
+func oneTLSRequest(addr string, conf *tls.Config) (resumed bool, status int, err error) {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false, 0, err
+	}
+	_ = raw.(*net.TCPConn).SetLinger(0)
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(5 * time.Second))
+	c := tls.Client(raw, conf)
+	if err := c.Handshake(); err != nil {
+		return false, 0, err
+	}
+	req := "GET " + pathFor("small") + benchQuery + " HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+	for _, h := range benchHeaders {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		return false, 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
+	if err != nil {
+		return false, 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	// TLS 1.3 tickets arrive after the handshake: the response has been
+	// read, so the client has stored the ticket by now.
+	return c.ConnectionState().DidResume, resp.StatusCode, err
+}
