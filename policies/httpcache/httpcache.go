@@ -16,7 +16,6 @@ var (
 	headerAuthorization = []byte("Authorization")
 	headerCacheControl  = []byte("Cache-Control")
 	headerSetCookie     = []byte("Set-Cookie")
-	headerVary          = []byte("Vary")
 	headerError         = []byte("X-Flexgate-Error")
 )
 

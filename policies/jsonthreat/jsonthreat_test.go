@@ -275,20 +275,20 @@ func TestLargeBodyStreamsThroughTheCheck(t *testing.T) {
 	}
 	c := set.Chains[0]
 	valid := "[" + strings.Repeat(`"abcdefghij",`, 20000) + "0]"
-	f := func(body string) (passed *chain.Rejection, read string, end error, details string) {
+	f := func(body string) (passed *chain.Rejection, read, details string, end error) {
 		t.Helper()
 		ctx := post(body, true)
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		ex.Prepare(c)
 		if rej := c.RunRequest(ctx, ex); rej != nil {
-			return rej, "", nil, ""
+			return rej, "", "", nil
 		}
 		var b bytes.Buffer
 		_, end = io.Copy(&b, ctx.Request.BodyStream())
-		return nil, b.String(), end, string(ex.Details)
+		return nil, b.String(), string(ex.Details), end
 	}
-	if rej, read, end, _ := f(valid); rej != nil || end != nil || read != valid {
+	if rej, read, _, end := f(valid); rej != nil || end != nil || read != valid {
 		t.Fatalf("a valid body of %d bytes: %v, %v, read %d bytes", len(valid), rej, end, len(read))
 	}
 	for _, tc := range []struct{ body, reason, details string }{
@@ -297,7 +297,7 @@ func TestLargeBodyStreamsThroughTheCheck(t *testing.T) {
 		{valid[:len(valid)-1], "invalid_json", ""},
 		{valid[:len(valid)-2] + "\xff]", "invalid_json", ""},
 	} {
-		rej, read, end, details := f(tc.body)
+		rej, read, details, end := f(tc.body)
 		br, ok := end.(chain.BodyRejection)
 		if rej != nil || !ok || br.Rejection().Reason != tc.reason || br.Rejection().Policy != "json-threat-protection" || details != tc.details {
 			t.Errorf("%s: %v, %v, details %s", tc.reason, rej, end, details)
