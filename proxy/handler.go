@@ -138,12 +138,26 @@ func (b *limitedBody) read(p []byte) (int, error) {
 	if b.left <= 0 {
 		// One byte more tells a body that ends exactly at the limit from
 		// one that goes on.
+		// A policy's refusal or the client's failure at this point is
+		// the body's end as much as EOF is: passing it on keeps a body
+		// cut there from reaching the upstream as a complete request.
 		var one [1]byte
-		if n, _ := b.r.Read(one[:]); n > 0 {
-			b.exceeded = true
-			return 0, errBodyLimit
+		for tries := 0; ; tries++ {
+			n, err := b.r.Read(one[:])
+			switch {
+			case n > 0:
+				b.exceeded = true
+				return 0, errBodyLimit
+			case err == io.EOF:
+				return 0, io.EOF
+			case err != nil:
+				b.noteErr(err)
+				return 0, err
+			case tries == 100:
+				b.noteErr(io.ErrNoProgress)
+				return 0, io.ErrNoProgress
+			}
 		}
-		return 0, io.EOF
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
