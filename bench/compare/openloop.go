@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,7 +99,13 @@ func runOpenLoop(ctx context.Context, t *Target, body string, rate int, d time.D
 		hdr.Set(k, strings.TrimSpace(v))
 	}
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: t.URL(pathFor(body)), Header: hdr})
+	// The transport is ours so that its connections can be closed after
+	// the run: left open, every run's keep-alive connections stay in this
+	// process and the idle phase runs out of files.
+	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext}
+	defer tr.CloseIdleConnections()
 	atk := vegeta.NewAttacker(
+		vegeta.Client(&http.Client{Transport: tr}),
 		vegeta.Timeout(5*time.Second),
 		vegeta.KeepAlive(true),
 		// A target that falls behind makes vegeta open a worker and a
