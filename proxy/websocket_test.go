@@ -725,6 +725,48 @@ func TestWebSocketThroughReloads(t *testing.T) {
 	waitMetric(t, gw, `flexgate_websocket_closes_total\{route="chat",reason="shutdown"\} 1`)
 }
 
+// TestWebSocketClosedWithItsPortAfterRebuilds: a connection that outlived
+// one reload (its listener built anew on its socket) still closes when a
+// later reload removes that port.
+func TestWebSocketClosedWithItsPortAfterRebuilds(t *testing.T) {
+	chat := startChat(t, nil)
+	cfg := func(idle string, both bool) string {
+		ls := "    - {name: a, port: 8081, protocol: HTTP}\n"
+		if both {
+			ls += "    - {name: b, port: 8082, protocol: HTTP}\n"
+		}
+		return preamble + "  listeners:\n" + ls + "  limits: {idleTimeout: " + idle + "}\n" +
+			strings.TrimPrefix(wsRouteYAML("http://"+chat.Addr, ""), preamble)
+	}
+	gw := proxytest.Start(t, cfg("90s", true))
+	b := dialWS(t, strings.Replace(gw.URLs["b"], "http://", "ws://", 1)+"/chat/x", nil)
+	defer b.CloseNow()
+	receive(t, chat.joined, "b's connection")
+	if err := gw.Reload(t, cfg("60s", true)); err != nil {
+		t.Fatal(err)
+	}
+	writeWS(t, b, websocket.MessageText, []byte("kept"))
+	if _, msg := readWS(t, b); string(msg) != "kept" {
+		t.Fatalf("after the rebuild b read %q", msg)
+	}
+	if err := gw.Reload(t, cfg("60s", false)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := b.Read(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("the connection through the removed port stayed open")
+			}
+			if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+				t.Fatalf("closed with %v (status %d), want a close frame 1001", err, code)
+			}
+			break
+		}
+	}
+}
+
 // TestWebSocketHalfClosedIsBounded: once the client has ended its stream
 // (here: closed its socket), an upstream that neither answers nor closes
 // keeps the tunnel for halfClosedIdle (5 s), not the whole idle timeout.
