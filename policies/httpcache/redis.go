@@ -37,9 +37,12 @@ const (
 	// how often a down Redis is asked again.
 	downAfter  = 3
 	probeEvery = 250 * time.Millisecond
-	// maxQueuedWrites bounds the writes waiting for Redis; more are
-	// dropped (the entry stays in this replica's memory).
+	// maxQueuedWrites bounds the writes waiting for Redis, and
+	// maxQueuedBytes the bytes they carry (a cache's own maxBytes bounds
+	// its share when smaller); more are dropped (the entry stays in this
+	// replica's memory).
 	maxQueuedWrites = 4096
+	maxQueuedBytes  = 64 << 20
 )
 
 // redisStore is the store of a distributed cache: entries live in the
@@ -56,10 +59,14 @@ type redisStore struct {
 	prefix string
 	// now is the cache's clock, in ns.
 	now func() int64
+	// queued is the bytes of the cache's writes waiting for Redis, at
+	// most maxQueued.
+	queued    atomic.Int64
+	maxQueued int64
 }
 
-func newRedisStore(local *memStore, conn *redisConn, prefix string, now func() int64) *redisStore {
-	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now}
+func newRedisStore(local *memStore, conn *redisConn, prefix string, maxBytes int64, now func() int64) *redisStore {
+	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now, maxQueued: min(maxBytes, maxQueuedBytes)}
 	conn.track(s)
 	return s
 }
@@ -100,17 +107,17 @@ func (s *redisStore) set(key string, e *entry) {
 	c := *e
 	c.ttl = min(e.ttl, localTTL)
 	s.local.set(key, &c)
-	s.conn.enqueue(redisWrite{key: s.prefix + key, value: encodeEntry(e), ttl: e.ttl})
+	s.conn.enqueue(redisWrite{s: s, key: s.prefix + key, value: encodeEntry(e), ttl: e.ttl})
 }
 
 func (s *redisStore) drop(key []byte) {
 	s.local.drop(key)
-	s.conn.enqueue(redisWrite{key: s.prefix + string(key)})
+	s.conn.enqueue(redisWrite{s: s, key: s.prefix + string(key)})
 }
 
 func (s *redisStore) dropAll() {
 	s.local.dropAll()
-	s.conn.enqueue(redisWrite{key: s.prefix, all: true})
+	s.conn.enqueue(redisWrite{s: s, key: s.prefix, all: true})
 }
 
 func (s *redisStore) len() int { return s.local.len() }
@@ -125,6 +132,7 @@ func (s *redisStore) close() {
 // value PX ttl, DEL key (value nil), or, with all, DEL of every key that
 // starts with key.
 type redisWrite struct {
+	s     *redisStore
 	key   string
 	value []byte
 	ttl   time.Duration
@@ -148,7 +156,10 @@ type redisConn struct {
 	mu     sync.Mutex
 	stores map[*redisStore]struct{}
 
-	writes  chan redisWrite
+	writes chan redisWrite
+	// queued is the bytes of the writes waiting, of every store, at most
+	// maxQueuedBytes.
+	queued  atomic.Int64
 	dropped *metrics.Counter
 	errors  *metrics.Counter
 	wake    chan struct{}
@@ -352,13 +363,32 @@ func (c *redisConn) get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// enqueue hands w to the writer, or drops it when too many wait.
+// enqueue hands w to the writer, or drops it when too many writes, or
+// too many bytes, wait.
 func (c *redisConn) enqueue(w redisWrite) {
+	n := w.size()
+	if w.s.queued.Add(n) > w.s.maxQueued || c.queued.Add(n) > maxQueuedBytes {
+		c.dequeued(w)
+		c.dropped.Inc()
+		return
+	}
 	select {
 	case c.writes <- w:
 	default:
+		c.dequeued(w)
 		c.dropped.Inc()
 	}
+}
+
+// size is what a queued write is counted as: its key and value, and what
+// it costs besides.
+func (w *redisWrite) size() int64 { return int64(len(w.key)+len(w.value)) + 64 }
+
+// dequeued uncounts w's bytes.
+func (c *redisConn) dequeued(w redisWrite) {
+	n := w.size()
+	w.s.queued.Add(-n)
+	c.queued.Add(-n)
 }
 
 // write makes the queued writes, in order, until the connection is
@@ -370,26 +400,33 @@ func (c *redisConn) write() {
 		case <-c.stop:
 			return
 		case w := <-c.writes:
-			cl := c.client.Load()
-			if cl == nil || !c.up.Load() {
-				continue
-			}
-			var err error
-			switch {
-			case w.all:
-				err = c.deleteAll(*cl, w.key)
-			case w.value == nil:
-				err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(w.key).Build())
-			default:
-				err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(w.key).Value(rueidis.BinaryString(w.value)).
-					Px(max(w.ttl, time.Millisecond)).Build())
-			}
-			if err != nil {
-				c.failed(err)
-			} else {
-				c.succeeded()
-			}
+			c.apply(w)
+			// A write counts against the bound until it is made.
+			c.dequeued(w)
 		}
+	}
+}
+
+// apply makes w, unless Redis is down.
+func (c *redisConn) apply(w redisWrite) {
+	cl := c.client.Load()
+	if cl == nil || !c.up.Load() {
+		return
+	}
+	var err error
+	switch {
+	case w.all:
+		err = c.deleteAll(*cl, w.key)
+	case w.value == nil:
+		err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(w.key).Build())
+	default:
+		err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(w.key).Value(rueidis.BinaryString(w.value)).
+			Px(max(w.ttl, time.Millisecond)).Build())
+	}
+	if err != nil {
+		c.failed(err)
+	} else {
+		c.succeeded()
 	}
 }
 
