@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,11 +24,9 @@ const (
 	// redisTimeout bounds a lookup in Redis: a request waits this long at
 	// most before it is treated as a miss.
 	redisTimeout = 100 * time.Millisecond
-	// writeTimeout bounds a write (SET, DEL) and invalidateAllTimeout an
-	// invalidate-all (SCAN and DEL of a cache's keys), made off the
-	// request path.
-	writeTimeout         = time.Second
-	invalidateAllTimeout = 30 * time.Second
+	// writeTimeout bounds a write (SET, DEL, INCR), made off the request
+	// path.
+	writeTimeout = time.Second
 	// localTTL is how long a replica keeps in memory a copy of an entry
 	// it read from Redis or wrote there, so that a hit allocates nothing
 	// and costs Redis nothing: an invalidation on another replica reaches
@@ -46,9 +45,12 @@ const (
 )
 
 // redisStore is the store of a distributed cache: entries live in the
-// gateway's shared Redis, under the cache's namespace, where every
-// replica finds them; a replica keeps a copy of each one it uses for at
-// most localTTL. While Redis does not answer, the replica caches in its
+// gateway's shared Redis, under the cache's namespace and generation,
+// where every replica finds them; a replica keeps a copy of each one it
+// uses, and the generation, for at most localTTL. invalidate-all
+// increments the generation (the old keys expire in Redis by their ttl);
+// an invalidation that cannot reach Redis is kept pending, and made
+// before any write once Redis answers again. While Redis does not answer, the replica caches in its
 // own memory alone, as without distributed (entries then live their full
 // ttl there), and drops those entries when Redis answers again. Safe for
 // concurrent use; a hit on the copy in memory allocates nothing.
@@ -63,10 +65,29 @@ type redisStore struct {
 	// most maxQueued.
 	queued    atomic.Int64
 	maxQueued int64
+	// genKey holds the cache's generation in Redis (INCR, no expiry);
+	// gen is the generation this replica last read, nil: none yet.
+	genKey string
+	gen    atomic.Pointer[generation]
+	// pending counts the invalidate-alls not yet made in Redis (an
+	// invalidation of one key that could not be sent becomes one); while
+	// one is pending, the replica does not read Redis. epoch counts
+	// invalidate-alls: a write queued before one is not made.
+	pending atomic.Int64
+	epoch   atomic.Int64
+}
+
+// generation is a cache's generation in Redis, and when it was read.
+type generation struct {
+	n int64
+	// prefix starts the keys of the generation: the namespace, n, ':'.
+	prefix string
+	read   int64
 }
 
 func newRedisStore(local *memStore, conn *redisConn, prefix string, maxBytes int64, now func() int64) *redisStore {
-	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now, maxQueued: min(maxBytes, maxQueuedBytes)}
+	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now, maxQueued: min(maxBytes, maxQueuedBytes),
+		genKey: prefix + "gen"}
 	conn.track(s)
 	return s
 }
@@ -75,10 +96,14 @@ func (s *redisStore) get(key []byte) *entry {
 	if e := s.local.get(key); e != nil {
 		return e
 	}
-	if !s.conn.up.Load() {
+	if !s.conn.up.Load() || s.pending.Load() != 0 {
 		return nil
 	}
-	b, err := s.conn.get(s.prefix + string(key))
+	g := s.generation()
+	if g == nil {
+		return nil
+	}
+	b, err := s.conn.get(g.prefix + string(key))
 	if err != nil || b == nil {
 		return nil
 	}
@@ -107,17 +132,65 @@ func (s *redisStore) set(key string, e *entry) {
 	c := *e
 	c.ttl = min(e.ttl, localTTL)
 	s.local.set(key, &c)
-	s.conn.enqueue(redisWrite{s: s, key: s.prefix + key, value: encodeEntry(e), ttl: e.ttl})
+	s.conn.enqueue(redisWrite{s: s, key: key, value: encodeEntry(e), ttl: e.ttl, epoch: s.epoch.Load()})
 }
 
 func (s *redisStore) drop(key []byte) {
 	s.local.drop(key)
-	s.conn.enqueue(redisWrite{s: s, key: s.prefix + string(key)})
+	if !s.conn.up.Load() || !s.conn.enqueue(redisWrite{s: s, key: string(key)}) {
+		s.invalidateLater()
+	}
 }
 
 func (s *redisStore) dropAll() {
+	s.invalidateLater()
 	s.local.dropAll()
-	s.conn.enqueue(redisWrite{s: s, key: s.prefix, all: true})
+}
+
+// invalidateLater has the writer make an invalidate-all as soon as Redis
+// answers; until then this replica does not read Redis, and the writes
+// queued before are not made.
+func (s *redisStore) invalidateLater() {
+	s.pending.Add(1)
+	s.epoch.Add(1)
+	s.conn.kick()
+}
+
+// generation returns the cache's generation, read again from Redis when
+// the one known is older than localTTL; nil when Redis does not answer.
+func (s *redisStore) generation() *generation {
+	if g := s.gen.Load(); g != nil && s.now()-g.read < int64(localTTL) {
+		return g
+	}
+	g, _ := s.readGeneration()
+	return g
+}
+
+// readGeneration reads the cache's generation from Redis.
+func (s *redisStore) readGeneration() (*generation, error) {
+	now := s.now()
+	b, err := s.conn.get(s.genKey)
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	if b != nil {
+		if n, err = strconv.ParseInt(string(b), 10, 64); err != nil {
+			s.conn.log.Warn("a cache's generation in Redis is no number; its keys are not read", "key", s.genKey, "error", err.Error())
+			return nil, err
+		}
+	}
+	return s.setGeneration(n, now), nil
+}
+
+// setGeneration notes n as the cache's generation, read at now. A new
+// one drops the copies in memory, read under the old.
+func (s *redisStore) setGeneration(n, now int64) *generation {
+	g := &generation{n: n, prefix: s.prefix + strconv.FormatInt(n, 10) + ":", read: now}
+	if old := s.gen.Swap(g); old != nil && old.n != n {
+		s.local.dropAll()
+	}
+	return g
 }
 
 func (s *redisStore) len() int { return s.local.len() }
@@ -128,15 +201,16 @@ func (s *redisStore) close() {
 	s.local.close()
 }
 
-// redisWrite is a change to Redis, made off the request path: SET key
-// value PX ttl, DEL key (value nil), or, with all, DEL of every key that
-// starts with key.
+// redisWrite is a change to a store's entries in Redis, made off the
+// request path: SET key value PX ttl, or DEL key (value nil), key in the
+// store's generation. A SET queued before an invalidate-all (epoch) is
+// not made.
 type redisWrite struct {
 	s     *redisStore
 	key   string
 	value []byte
 	ttl   time.Duration
-	all   bool
+	epoch int64
 }
 
 // redisConn is a gateway's client of its shared storage for its
@@ -163,8 +237,10 @@ type redisConn struct {
 	dropped *metrics.Counter
 	errors  *metrics.Counter
 	wake    chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// flush asks the writer to make the pending invalidations.
+	flush chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // connKey names a connection: one per gateway (its metrics set) and
@@ -222,7 +298,7 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	}
 	c := &redisConn{key: key, opt: opt, stores: map[*redisStore]struct{}{},
 		log:    slog.Default().With("sharedStorage", "redis", "policy", "http-caching"),
-		writes: make(chan redisWrite, maxQueuedWrites), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		writes: make(chan redisWrite, maxQueuedWrites), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), stop: make(chan struct{}),
 		dropped: key.set.GetOrCreateCounter(`flexgate_cache_redis_writes_dropped_total`),
 		errors:  key.set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`)}
 	key.set.GetOrCreateGauge(`flexgate_cache_redis_up`, func() float64 {
@@ -301,12 +377,14 @@ func (c *redisConn) probe(wait time.Duration) error {
 		}
 		c.up.Store(true)
 		c.mu.Unlock()
+		c.kick()
 		c.log.Info("shared storage answers; distributed caches keep their entries in it")
 	}
 	return nil
 }
 
-// run probes while Redis is down, until the connection is released.
+// run probes while Redis is down, and has the writer retry pending
+// invalidations while it is up, until the connection is released.
 func (c *redisConn) run() {
 	defer c.wg.Done()
 	t := time.NewTicker(probeEvery)
@@ -320,6 +398,9 @@ func (c *redisConn) run() {
 		}
 		if !c.up.Load() {
 			_ = c.probe(probeEvery)
+		} else {
+			// Retry the invalidations still pending, if any.
+			c.kick()
 		}
 	}
 }
@@ -364,19 +445,29 @@ func (c *redisConn) get(key string) ([]byte, error) {
 }
 
 // enqueue hands w to the writer, or drops it when too many writes, or
-// too many bytes, wait.
-func (c *redisConn) enqueue(w redisWrite) {
+// too many bytes, wait; it reports whether w is queued.
+func (c *redisConn) enqueue(w redisWrite) bool {
 	n := w.size()
 	if w.s.queued.Add(n) > w.s.maxQueued || c.queued.Add(n) > maxQueuedBytes {
 		c.dequeued(w)
 		c.dropped.Inc()
-		return
+		return false
 	}
 	select {
 	case c.writes <- w:
+		return true
 	default:
 		c.dequeued(w)
 		c.dropped.Inc()
+		return false
+	}
+}
+
+// kick wakes the writer to make the pending invalidations.
+func (c *redisConn) kick() {
+	select {
+	case c.flush <- struct{}{}:
+	default:
 	}
 }
 
@@ -391,15 +482,18 @@ func (c *redisConn) dequeued(w redisWrite) {
 	c.queued.Add(-n)
 }
 
-// write makes the queued writes, in order, until the connection is
-// released.
+// write makes the pending invalidations, then the queued writes, in
+// order, until the connection is released.
 func (c *redisConn) write() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-c.flush:
+			c.invalidate()
 		case w := <-c.writes:
+			c.invalidate()
 			c.apply(w)
 			// A write counts against the bound until it is made.
 			c.dequeued(w)
@@ -407,74 +501,86 @@ func (c *redisConn) write() {
 	}
 }
 
-// apply makes w, unless Redis is down.
-func (c *redisConn) apply(w redisWrite) {
+// invalidate makes the stores' pending invalidate-alls: INCR of each
+// one's generation. One that fails stays pending.
+func (c *redisConn) invalidate() {
 	cl := c.client.Load()
 	if cl == nil || !c.up.Load() {
 		return
 	}
+	var todo []*redisStore
+	c.mu.Lock()
+	for s := range c.stores {
+		if s.pending.Load() != 0 {
+			todo = append(todo, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range todo {
+		p := s.pending.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		n, err := (*cl).Do(ctx, (*cl).B().Incr().Key(s.genKey).Build()).AsInt64()
+		cancel()
+		if err != nil {
+			c.failed(err)
+			return
+		}
+		c.succeeded()
+		s.setGeneration(n, s.now())
+		// Another invalidate-all came meanwhile: it stays pending (and
+		// has kicked the writer).
+		s.pending.CompareAndSwap(p, 0)
+	}
+}
+
+// apply makes w, unless Redis is down. An invalidation that cannot be
+// made becomes a pending invalidate-all.
+func (c *redisConn) apply(w redisWrite) {
+	s := w.s
+	cl := c.client.Load()
+	del := w.value == nil
+	if cl == nil || !c.up.Load() || s.pending.Load() != 0 {
+		if del {
+			s.invalidateLater()
+		}
+		return
+	}
+	if !del && w.epoch != s.epoch.Load() {
+		return
+	}
+	// An invalidation reads the generation now: another replica may have
+	// changed it.
+	g := s.gen.Load()
+	if del || g == nil || s.now()-g.read >= int64(localTTL) {
+		var err error
+		if g, err = s.readGeneration(); err != nil {
+			if del {
+				s.invalidateLater()
+			}
+			return
+		}
+	}
 	var err error
-	switch {
-	case w.all:
-		err = c.deleteAll(*cl, w.key)
-	case w.value == nil:
-		err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(w.key).Build())
-	default:
-		err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(w.key).Value(rueidis.BinaryString(w.value)).
+	if del {
+		err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(g.prefix+w.key).Build())
+	} else {
+		err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(g.prefix+w.key).Value(rueidis.BinaryString(w.value)).
 			Px(max(w.ttl, time.Millisecond)).Build())
 	}
 	if err != nil {
 		c.failed(err)
-	} else {
-		c.succeeded()
+		if del {
+			s.invalidateLater()
+		}
+		return
 	}
+	c.succeeded()
 }
 
 func (c *redisConn) do(cl rueidis.Client, timeout time.Duration, cmd rueidis.Completed) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return cl.Do(ctx, cmd).Error()
-}
-
-// deleteAll deletes the keys that start with prefix, on every node (a
-// cluster spreads them over its masters).
-func (c *redisConn) deleteAll(cl rueidis.Client, prefix string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), invalidateAllTimeout)
-	defer cancel()
-	pattern := globEscape(prefix) + "*"
-	for _, node := range cl.Nodes() {
-		var cursor uint64
-		for {
-			se, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				return err
-			}
-			for _, k := range se.Elements {
-				// One key per DEL: a cluster refuses keys of several slots
-				// in one command.
-				if err := cl.Do(ctx, cl.B().Del().Key(k).Build()).Error(); err != nil {
-					return err
-				}
-			}
-			if cursor = se.Cursor; cursor == 0 {
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// globEscape escapes the characters SCAN's MATCH gives a meaning.
-func globEscape(s string) string {
-	b := make([]byte, 0, len(s))
-	for i := range len(s) {
-		switch s[i] {
-		case '*', '?', '[', ']', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
 }
 
 // An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl
