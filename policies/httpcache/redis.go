@@ -583,13 +583,13 @@ func (c *redisConn) do(cl rueidis.Client, timeout time.Duration, cmd rueidis.Com
 	return cl.Do(ctx, cmd).Error()
 }
 
-// An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl
-// (8 bytes each), the count of vary names, then of headers (2 bytes
+// An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl,
+// gen (8 bytes each), the count of vary names, then of headers (2 bytes
 // each), each name and value after its length (4 bytes), then the body.
-const entryMagic = "fgc1"
+const entryMagic = "fgc2"
 
 func encodeEntry(e *entry) []byte {
-	n := len(entryMagic) + 1 + 2 + 24 + 4 + len(e.body)
+	n := len(entryMagic) + 1 + 2 + 32 + 4 + len(e.body)
 	for _, v := range e.vary {
 		n += 4 + len(v)
 	}
@@ -603,6 +603,7 @@ func encodeEntry(e *entry) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(e.stored))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.age))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.ttl))
+	b = binary.BigEndian.AppendUint64(b, e.gen)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.vary)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.headers)))
 	for _, v := range e.vary {
@@ -622,7 +623,7 @@ func appendField(b, v []byte) []byte {
 var errBadEntry = errors.New("not an entry of this version")
 
 func decodeEntry(b []byte) (*entry, error) {
-	const head = len(entryMagic) + 1 + 2 + 24 + 4
+	const head = len(entryMagic) + 1 + 2 + 32 + 4
 	if len(b) < head || string(b[:len(entryMagic)]) != entryMagic {
 		return nil, errBadEntry
 	}
@@ -631,8 +632,9 @@ func decodeEntry(b []byte) (*entry, error) {
 	e.stored = int64(binary.BigEndian.Uint64(r[3:]))
 	e.age = int64(binary.BigEndian.Uint64(r[11:]))
 	e.ttl = time.Duration(binary.BigEndian.Uint64(r[19:]))
-	nv, nh := int(binary.BigEndian.Uint16(r[27:])), int(binary.BigEndian.Uint16(r[29:]))
-	r = r[31:]
+	e.gen = binary.BigEndian.Uint64(r[27:])
+	nv, nh := int(binary.BigEndian.Uint16(r[35:])), int(binary.BigEndian.Uint16(r[37:]))
+	r = r[39:]
 	if e.kind > kindPass {
 		return nil, errBadEntry
 	}
