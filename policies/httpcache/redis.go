@@ -32,9 +32,11 @@ const (
 	// and costs Redis nothing: an invalidation on another replica reaches
 	// this one within localTTL.
 	localTTL = time.Second
-	// downAfter consecutive failed calls mark Redis down; probeEvery is
-	// how often a down Redis is asked again.
+	// downAfter consecutive failed calls mark Redis down, and so do half
+	// or more of judgeEvery calls (a slow Redis that answers some calls in
+	// time); probeEvery is how often a down Redis is asked again.
 	downAfter  = 3
+	judgeEvery = 20
 	probeEvery = 250 * time.Millisecond
 	// maxQueuedWrites bounds the writes waiting for Redis, and
 	// maxQueuedBytes the bytes they carry (a cache's own maxBytes bounds
@@ -224,7 +226,10 @@ type redisConn struct {
 	client atomic.Pointer[rueidis.Client]
 	up     atomic.Bool
 	fails  atomic.Int32
-	refs   int // under connsMu
+	// calls and callFails count the calls, and the failed ones, judged
+	// every judgeEvery calls.
+	calls, callFails atomic.Int64
+	refs             int // under connsMu
 	// mu guards stores and orders a store's dropping of its entries with
 	// Redis coming up.
 	mu     sync.Mutex
@@ -236,7 +241,9 @@ type redisConn struct {
 	queued  atomic.Int64
 	dropped *metrics.Counter
 	errors  *metrics.Counter
-	wake    chan struct{}
+	// ready is closed once the first user has probed Redis.
+	ready chan struct{}
+	wake  chan struct{}
 	// flush asks the writer to make the pending invalidations.
 	flush chan struct{}
 	stop  chan struct{}
@@ -274,20 +281,35 @@ func settingsKey(r *config.Redis) string {
 
 // acquireConn returns the gateway's connection for r, made if it is the
 // first user. A Redis that cannot be reached now is no error: the
-// connection starts down and keeps trying.
+// connection starts down and keeps trying. The first probe (up to 2 s)
+// is made outside connsMu, so that other connections, and the up gauge,
+// do not wait for it; the other users of this one do.
 func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
 	key := connKey{set: set, cfg: settingsKey(r)}
 	connsMu.Lock()
-	defer connsMu.Unlock()
 	c := conns[key]
-	if c == nil {
+	made := c == nil
+	if made {
 		var err error
 		if c, err = newRedisConn(key, r); err != nil {
+			connsMu.Unlock()
 			return nil, err
 		}
 		conns[key] = c
 	}
 	c.refs++
+	connsMu.Unlock()
+	if !made {
+		<-c.ready
+		return c, nil
+	}
+	if err := c.probe(2 * time.Second); err != nil {
+		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
+	}
+	c.wg.Add(2)
+	go c.run()
+	go c.write()
+	close(c.ready)
 	return c, nil
 }
 
@@ -298,7 +320,7 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	}
 	c := &redisConn{key: key, opt: opt, stores: map[*redisStore]struct{}{},
 		log:    slog.Default().With("sharedStorage", "redis", "policy", "http-caching"),
-		writes: make(chan redisWrite, maxQueuedWrites), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), stop: make(chan struct{}),
+		writes: make(chan redisWrite, maxQueuedWrites), ready: make(chan struct{}), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), stop: make(chan struct{}),
 		dropped: key.set.GetOrCreateCounter(`flexgate_cache_redis_writes_dropped_total`),
 		errors:  key.set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`)}
 	key.set.GetOrCreateGauge(`flexgate_cache_redis_up`, func() float64 {
@@ -311,12 +333,6 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 		}
 		return 0
 	})
-	if err := c.probe(2 * time.Second); err != nil {
-		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
-	}
-	c.wg.Add(2)
-	go c.run()
-	go c.write()
 	return c, nil
 }
 
@@ -410,12 +426,35 @@ func (c *redisConn) succeeded() {
 	if c.fails.Load() != 0 {
 		c.fails.Store(0)
 	}
+	c.judge(false)
 }
 
 func (c *redisConn) failed(err error) {
 	c.errors.Inc()
-	if c.fails.Add(1) >= downAfter && c.up.CompareAndSwap(true, false) {
-		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", err.Error())
+	if c.fails.Add(1) >= downAfter {
+		c.down(err.Error())
+	}
+	c.judge(true)
+}
+
+// judge marks Redis down when half or more of the last judgeEvery calls
+// failed.
+func (c *redisConn) judge(failed bool) {
+	if failed {
+		c.callFails.Add(1)
+	}
+	if c.calls.Add(1)%judgeEvery != 0 {
+		return
+	}
+	if f := c.callFails.Swap(0); f*2 >= judgeEvery {
+		c.down(fmt.Sprintf("%d of the last %d calls failed", f, judgeEvery))
+	}
+}
+
+// down marks Redis down and wakes the prober.
+func (c *redisConn) down(why string) {
+	if c.up.CompareAndSwap(true, false) {
+		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", why)
 		select {
 		case c.wake <- struct{}{}:
 		default:
