@@ -52,10 +52,11 @@ const (
 // uses, and the generation, for at most localTTL. invalidate-all
 // increments the generation (the old keys expire in Redis by their ttl);
 // an invalidation that cannot reach Redis is kept pending, and made
-// before any write once Redis answers again. While Redis does not answer, the replica caches in its
-// own memory alone, as without distributed (entries then live their full
-// ttl there), and drops those entries when Redis answers again. Safe for
-// concurrent use; a hit on the copy in memory allocates nothing.
+// before any write once Redis answers again. While Redis does not answer,
+// the replica caches in its own memory alone, as without distributed
+// (entries then live their full ttl there), and drops those entries when
+// Redis answers again. Safe for concurrent use; a hit on the copy in
+// memory allocates nothing.
 type redisStore struct {
 	local *memStore
 	conn  *redisConn
