@@ -28,7 +28,7 @@ func TestHitDoesNotAllocate(t *testing.T) {
 				mem := c.st.(*memStore)
 				conn := &redisConn{writes: make(chan redisWrite, 16), dropped: metrics.NewSet().NewCounter("dropped")}
 				conn.up.Store(true)
-				c.st = &redisStore{local: mem, conn: conn, prefix: "p:", now: c.now}
+				c.st = &redisStore{local: mem, conn: conn, prefix: "p:", now: c.now, maxQueued: maxQueuedBytes}
 				defer func() { c.st = mem }()
 				defer func() {
 					if n := len(conn.writes); n != 2 {

@@ -3,6 +3,7 @@ package httpcache
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -159,18 +160,20 @@ func (c *Cache) lookup(ctx *fasthttp.RequestCtx, slot *chain.Slot, keyLen int) *
 	if e == nil || e.kind != kindVary {
 		return e
 	}
-	slot.Buf = appendVariant(slot.Buf[:keyLen], slot.Buf[:keyLen], e.vary, &ctx.Request.Header)
+	slot.Buf = appendVariant(slot.Buf[:keyLen], slot.Buf[:keyLen], e.gen, e.vary, &ctx.Request.Header)
 	return c.st.get(slot.Buf[keyLen:])
 }
 
-// appendVariant appends the key of the variant of key that the request
-// headers an answer varies on select: 'v', then key and each header's
-// value, each after its length, so that no two variants, and no variant
-// and key, are written alike.
-func appendVariant(dst, key []byte, names [][]byte, h *fasthttp.RequestHeader) []byte {
+// appendVariant appends the key of the variant of key, under the Vary
+// marker of generation gen, that the request headers an answer varies on
+// select: 'v', then key after its length, gen, and each header's value
+// after its length, so that no two variants, and no variant and key, are
+// written alike.
+func appendVariant(dst, key []byte, gen uint64, names [][]byte, h *fasthttp.RequestHeader) []byte {
 	dst = append(dst, 'v')
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(key)))
 	dst = append(dst, key...)
+	dst = binary.BigEndian.AppendUint64(dst, gen)
 	for _, n := range names {
 		v := h.PeekBytes(n)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
@@ -266,7 +269,8 @@ func (c *Cache) store(ctx *fasthttp.RequestCtx, ex *chain.Exchange, key []byte, 
 	}
 	w := &write{c: c, key: string(key), id: id, e: e, vary: vary}
 	if len(vary) > 0 {
-		w.variant = string(appendVariant(nil, key, vary, &ctx.Request.Header))
+		w.gen = c.markerGen(key, vary)
+		w.variant = string(appendVariant(nil, key, w.gen, vary, &ctx.Request.Header))
 	}
 	if !ex.BodyStreams {
 		body := resp.Body()
@@ -284,6 +288,24 @@ func (c *Cache) store(ctx *fasthttp.RequestCtx, ex *chain.Exchange, key []byte, 
 	}
 	ex.BodyTap = acquireTap(w)
 	return true
+}
+
+// markerGen returns the generation of key's Vary marker when it names
+// the headers vary names, else a new one: a new marker's variants are
+// apart from those of the one before (an invalidated key's variants are
+// no longer reached), and an answer of another variant under the same
+// marker keeps the others.
+func (c *Cache) markerGen(key []byte, vary [][]byte) uint64 {
+	if m := c.st.get(key); m != nil && m.kind == kindVary && len(m.vary) == len(vary) {
+		same := true
+		for i := range vary {
+			same = same && bytes.Equal(m.vary[i], vary[i])
+		}
+		if same {
+			return m.gen
+		}
+	}
+	return rand.Uint64()
 }
 
 // pass marks key, when it holds nothing, as one whose misses go upstream
@@ -314,6 +336,7 @@ type write struct {
 	c       *Cache
 	key     string
 	variant string // the key of the answer's variant; "": no Vary
+	gen     uint64 // the generation of its Vary marker
 	id      int64  // the flight it ends; 0: none
 	e       *entry
 	vary    [][]byte
@@ -327,8 +350,9 @@ func (w *write) put() {
 		c.st.set(w.key, e)
 	} else {
 		// The marker names the headers the newest answer varies on; an
-		// answer of other variants stays until it expires or is evicted.
-		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, stored: e.stored, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
+		// answer of other variants stays until it expires or is evicted,
+		// reached while the marker is of its generation.
+		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, gen: w.gen, stored: e.stored, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
 		c.st.set(w.variant, e)
 	}
 	c.series.stored.Inc()

@@ -294,6 +294,32 @@ func TestVary(t *testing.T) {
 	}
 }
 
+// TestInvalidateDropsVariants: invalidating a key whose answers vary
+// makes every variant unreachable, also once a new answer is stored.
+func TestInvalidateDropsVariants(t *testing.T) {
+	ch, _, _ := cached(t, "- http-caching: {invalidationHeader: X-Invalidate}\n")
+	o := &origin{status: 200, headers: []string{"Vary", "Accept-Language"}}
+	for _, l := range []string{"fr", "de"} {
+		o.body = l
+		get(ch, o, "/api/a", "Accept-Language", l)
+	}
+	for _, l := range []string{"fr", "de"} {
+		if r := get(ch, o, "/api/a", "Accept-Language", l); !r.fromCache || r.body != l {
+			t.Fatalf("%s before the invalidation: %+v", l, r)
+		}
+	}
+	o.body = "en"
+	if r := get(ch, o, "/api/a", "Accept-Language", "en", "X-Invalidate", "invalidate"); r.fromCache {
+		t.Fatalf("the invalidation was answered from the cache: %+v", r)
+	}
+	for _, l := range []string{"fr", "de"} {
+		o.body = "new " + l
+		if r := get(ch, o, "/api/a", "Accept-Language", l); r.fromCache || r.body != "new "+l {
+			t.Errorf("%s after the invalidation: %+v", l, r)
+		}
+	}
+}
+
 // TestNotStored: what is never stored: partial content, the gateway's own
 // errors, answers to requests with a body, HEAD's answers.
 func TestNotStored(t *testing.T) {
@@ -420,14 +446,14 @@ func TestRoutesKeepTheirEntries(t *testing.T) {
 func TestEntryEncoding(t *testing.T) {
 	e := &entry{kind: kindResponse, status: 203, stored: 1234567890, age: 7, ttl: 90 * time.Second,
 		headers: []field{{[]byte("Content-Type"), []byte("text/plain")}, {[]byte("X-Empty"), nil}}, body: []byte("the body")}
-	v := &entry{kind: kindVary, ttl: time.Minute, vary: [][]byte{[]byte("accept-language"), []byte("accept")}}
+	v := &entry{kind: kindVary, ttl: time.Minute, gen: 1<<63 + 5, vary: [][]byte{[]byte("accept-language"), []byte("accept")}}
 	for _, want := range []*entry{e, v} {
 		b := encodeEntry(want)
 		got, err := decodeEntry(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.kind != want.kind || got.status != want.status || got.stored != want.stored || got.age != want.age || got.ttl != want.ttl ||
+		if got.kind != want.kind || got.status != want.status || got.stored != want.stored || got.age != want.age || got.ttl != want.ttl || got.gen != want.gen ||
 			string(got.body) != string(want.body) || len(got.headers) != len(want.headers) || len(got.vary) != len(want.vary) {
 			t.Errorf("decoded %+v, want %+v", got, want)
 		}
@@ -447,7 +473,7 @@ func TestEntryEncoding(t *testing.T) {
 			}
 		}
 	}
-	if _, err := decodeEntry([]byte("fgc2xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err == nil {
+	if _, err := decodeEntry([]byte("fgc1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err == nil {
 		t.Error("another format was read")
 	}
 }

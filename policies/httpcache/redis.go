@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,32 +24,39 @@ const (
 	// redisTimeout bounds a lookup in Redis: a request waits this long at
 	// most before it is treated as a miss.
 	redisTimeout = 100 * time.Millisecond
-	// writeTimeout bounds a write (SET, DEL) and invalidateAllTimeout an
-	// invalidate-all (SCAN and DEL of a cache's keys), made off the
-	// request path.
-	writeTimeout         = time.Second
-	invalidateAllTimeout = 30 * time.Second
+	// writeTimeout bounds a write (SET, DEL, INCR), made off the request
+	// path.
+	writeTimeout = time.Second
 	// localTTL is how long a replica keeps in memory a copy of an entry
 	// it read from Redis or wrote there, so that a hit allocates nothing
 	// and costs Redis nothing: an invalidation on another replica reaches
 	// this one within localTTL.
 	localTTL = time.Second
-	// downAfter consecutive failed calls mark Redis down; probeEvery is
-	// how often a down Redis is asked again.
+	// downAfter consecutive failed calls mark Redis down, and so do half
+	// or more of judgeEvery calls (a slow Redis that answers some calls in
+	// time); probeEvery is how often a down Redis is asked again.
 	downAfter  = 3
+	judgeEvery = 20
 	probeEvery = 250 * time.Millisecond
-	// maxQueuedWrites bounds the writes waiting for Redis; more are
-	// dropped (the entry stays in this replica's memory).
+	// maxQueuedWrites bounds the writes waiting for Redis, and
+	// maxQueuedBytes the bytes they carry (a cache's own maxBytes bounds
+	// its share when smaller); more are dropped (the entry stays in this
+	// replica's memory).
 	maxQueuedWrites = 4096
+	maxQueuedBytes  = 64 << 20
 )
 
 // redisStore is the store of a distributed cache: entries live in the
-// gateway's shared Redis, under the cache's namespace, where every
-// replica finds them; a replica keeps a copy of each one it uses for at
-// most localTTL. While Redis does not answer, the replica caches in its
-// own memory alone, as without distributed (entries then live their full
-// ttl there), and drops those entries when Redis answers again. Safe for
-// concurrent use; a hit on the copy in memory allocates nothing.
+// gateway's shared Redis, under the cache's namespace and generation,
+// where every replica finds them; a replica keeps a copy of each one it
+// uses, and the generation, for at most localTTL. invalidate-all
+// increments the generation (the old keys expire in Redis by their ttl);
+// an invalidation that cannot reach Redis is kept pending, and made
+// before any write once Redis answers again. While Redis does not answer,
+// the replica caches in its own memory alone, as without distributed
+// (entries then live their full ttl there), and drops those entries when
+// Redis answers again. Safe for concurrent use; a hit on the copy in
+// memory allocates nothing.
 type redisStore struct {
 	local *memStore
 	conn  *redisConn
@@ -56,10 +64,33 @@ type redisStore struct {
 	prefix string
 	// now is the cache's clock, in ns.
 	now func() int64
+	// queued is the bytes of the cache's writes waiting for Redis, at
+	// most maxQueued.
+	queued    atomic.Int64
+	maxQueued int64
+	// genKey holds the cache's generation in Redis (INCR, no expiry);
+	// gen is the generation this replica last read, nil: none yet.
+	genKey string
+	gen    atomic.Pointer[generation]
+	// pending counts the invalidate-alls not yet made in Redis (an
+	// invalidation of one key that could not be sent becomes one); while
+	// one is pending, the replica does not read Redis. epoch counts
+	// invalidate-alls: a write queued before one is not made.
+	pending atomic.Int64
+	epoch   atomic.Int64
 }
 
-func newRedisStore(local *memStore, conn *redisConn, prefix string, now func() int64) *redisStore {
-	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now}
+// generation is a cache's generation in Redis, and when it was read.
+type generation struct {
+	n int64
+	// prefix starts the keys of the generation: the namespace, n, ':'.
+	prefix string
+	read   int64
+}
+
+func newRedisStore(local *memStore, conn *redisConn, prefix string, maxBytes int64, now func() int64) *redisStore {
+	s := &redisStore{local: local, conn: conn, prefix: prefix, now: now, maxQueued: min(maxBytes, maxQueuedBytes),
+		genKey: prefix + "gen"}
 	conn.track(s)
 	return s
 }
@@ -68,10 +99,14 @@ func (s *redisStore) get(key []byte) *entry {
 	if e := s.local.get(key); e != nil {
 		return e
 	}
-	if !s.conn.up.Load() {
+	if !s.conn.up.Load() || s.pending.Load() != 0 {
 		return nil
 	}
-	b, err := s.conn.get(s.prefix + string(key))
+	g := s.generation()
+	if g == nil {
+		return nil
+	}
+	b, err := s.conn.get(g.prefix + string(key))
 	if err != nil || b == nil {
 		return nil
 	}
@@ -100,17 +135,65 @@ func (s *redisStore) set(key string, e *entry) {
 	c := *e
 	c.ttl = min(e.ttl, localTTL)
 	s.local.set(key, &c)
-	s.conn.enqueue(redisWrite{key: s.prefix + key, value: encodeEntry(e), ttl: e.ttl})
+	s.conn.enqueue(redisWrite{s: s, key: key, value: encodeEntry(e), ttl: e.ttl, epoch: s.epoch.Load()})
 }
 
 func (s *redisStore) drop(key []byte) {
 	s.local.drop(key)
-	s.conn.enqueue(redisWrite{key: s.prefix + string(key)})
+	if !s.conn.up.Load() || !s.conn.enqueue(redisWrite{s: s, key: string(key)}) {
+		s.invalidateLater()
+	}
 }
 
 func (s *redisStore) dropAll() {
+	s.invalidateLater()
 	s.local.dropAll()
-	s.conn.enqueue(redisWrite{key: s.prefix, all: true})
+}
+
+// invalidateLater has the writer make an invalidate-all as soon as Redis
+// answers; until then this replica does not read Redis, and the writes
+// queued before are not made.
+func (s *redisStore) invalidateLater() {
+	s.pending.Add(1)
+	s.epoch.Add(1)
+	s.conn.kick()
+}
+
+// generation returns the cache's generation, read again from Redis when
+// the one known is older than localTTL; nil when Redis does not answer.
+func (s *redisStore) generation() *generation {
+	if g := s.gen.Load(); g != nil && s.now()-g.read < int64(localTTL) {
+		return g
+	}
+	g, _ := s.readGeneration()
+	return g
+}
+
+// readGeneration reads the cache's generation from Redis.
+func (s *redisStore) readGeneration() (*generation, error) {
+	now := s.now()
+	b, err := s.conn.get(s.genKey)
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	if b != nil {
+		if n, err = strconv.ParseInt(string(b), 10, 64); err != nil {
+			s.conn.log.Warn("a cache's generation in Redis is no number; its keys are not read", "key", s.genKey, "error", err.Error())
+			return nil, err
+		}
+	}
+	return s.setGeneration(n, now), nil
+}
+
+// setGeneration notes n as the cache's generation, read at now. A new
+// one drops the copies in memory, read under the old.
+func (s *redisStore) setGeneration(n, now int64) *generation {
+	g := &generation{n: n, prefix: s.prefix + strconv.FormatInt(n, 10) + ":", read: now}
+	if old := s.gen.Swap(g); old != nil && old.n != n {
+		s.local.dropAll()
+	}
+	return g
 }
 
 func (s *redisStore) len() int { return s.local.len() }
@@ -121,14 +204,16 @@ func (s *redisStore) close() {
 	s.local.close()
 }
 
-// redisWrite is a change to Redis, made off the request path: SET key
-// value PX ttl, DEL key (value nil), or, with all, DEL of every key that
-// starts with key.
+// redisWrite is a change to a store's entries in Redis, made off the
+// request path: SET key value PX ttl, or DEL key (value nil), key in the
+// store's generation. A SET queued before an invalidate-all (epoch) is
+// not made.
 type redisWrite struct {
+	s     *redisStore
 	key   string
 	value []byte
 	ttl   time.Duration
-	all   bool
+	epoch int64
 }
 
 // redisConn is a gateway's client of its shared storage for its
@@ -142,18 +227,28 @@ type redisConn struct {
 	client atomic.Pointer[rueidis.Client]
 	up     atomic.Bool
 	fails  atomic.Int32
-	refs   int // under connsMu
+	// calls and callFails count the calls, and the failed ones, judged
+	// every judgeEvery calls.
+	calls, callFails atomic.Int64
+	refs             int // under connsMu
 	// mu guards stores and orders a store's dropping of its entries with
 	// Redis coming up.
 	mu     sync.Mutex
 	stores map[*redisStore]struct{}
 
-	writes  chan redisWrite
+	writes chan redisWrite
+	// queued is the bytes of the writes waiting, of every store, at most
+	// maxQueuedBytes.
+	queued  atomic.Int64
 	dropped *metrics.Counter
 	errors  *metrics.Counter
-	wake    chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// ready is closed once the first user has probed Redis.
+	ready chan struct{}
+	wake  chan struct{}
+	// flush asks the writer to make the pending invalidations.
+	flush chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // connKey names a connection: one per gateway (its metrics set) and
@@ -187,20 +282,35 @@ func settingsKey(r *config.Redis) string {
 
 // acquireConn returns the gateway's connection for r, made if it is the
 // first user. A Redis that cannot be reached now is no error: the
-// connection starts down and keeps trying.
+// connection starts down and keeps trying. The first probe (up to 2 s)
+// is made outside connsMu, so that other connections, and the up gauge,
+// do not wait for it; the other users of this one do.
 func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
 	key := connKey{set: set, cfg: settingsKey(r)}
 	connsMu.Lock()
-	defer connsMu.Unlock()
 	c := conns[key]
-	if c == nil {
+	made := c == nil
+	if made {
 		var err error
 		if c, err = newRedisConn(key, r); err != nil {
+			connsMu.Unlock()
 			return nil, err
 		}
 		conns[key] = c
 	}
 	c.refs++
+	connsMu.Unlock()
+	if !made {
+		<-c.ready
+		return c, nil
+	}
+	if err := c.probe(2 * time.Second); err != nil {
+		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
+	}
+	c.wg.Add(2)
+	go c.run()
+	go c.write()
+	close(c.ready)
 	return c, nil
 }
 
@@ -211,7 +321,7 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	}
 	c := &redisConn{key: key, opt: opt, stores: map[*redisStore]struct{}{},
 		log:    slog.Default().With("sharedStorage", "redis", "policy", "http-caching"),
-		writes: make(chan redisWrite, maxQueuedWrites), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		writes: make(chan redisWrite, maxQueuedWrites), ready: make(chan struct{}), wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), stop: make(chan struct{}),
 		dropped: key.set.GetOrCreateCounter(`flexgate_cache_redis_writes_dropped_total`),
 		errors:  key.set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`)}
 	key.set.GetOrCreateGauge(`flexgate_cache_redis_up`, func() float64 {
@@ -224,12 +334,6 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 		}
 		return 0
 	})
-	if err := c.probe(2 * time.Second); err != nil {
-		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
-	}
-	c.wg.Add(2)
-	go c.run()
-	go c.write()
 	return c, nil
 }
 
@@ -290,12 +394,14 @@ func (c *redisConn) probe(wait time.Duration) error {
 		}
 		c.up.Store(true)
 		c.mu.Unlock()
+		c.kick()
 		c.log.Info("shared storage answers; distributed caches keep their entries in it")
 	}
 	return nil
 }
 
-// run probes while Redis is down, until the connection is released.
+// run probes while Redis is down, and has the writer retry pending
+// invalidations while it is up, until the connection is released.
 func (c *redisConn) run() {
 	defer c.wg.Done()
 	t := time.NewTicker(probeEvery)
@@ -309,6 +415,9 @@ func (c *redisConn) run() {
 		}
 		if !c.up.Load() {
 			_ = c.probe(probeEvery)
+		} else {
+			// Retry the invalidations still pending, if any.
+			c.kick()
 		}
 	}
 }
@@ -318,12 +427,35 @@ func (c *redisConn) succeeded() {
 	if c.fails.Load() != 0 {
 		c.fails.Store(0)
 	}
+	c.judge(false)
 }
 
 func (c *redisConn) failed(err error) {
 	c.errors.Inc()
-	if c.fails.Add(1) >= downAfter && c.up.CompareAndSwap(true, false) {
-		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", err.Error())
+	if c.fails.Add(1) >= downAfter {
+		c.down(err.Error())
+	}
+	c.judge(true)
+}
+
+// judge marks Redis down when half or more of the last judgeEvery calls
+// failed.
+func (c *redisConn) judge(failed bool) {
+	if failed {
+		c.callFails.Add(1)
+	}
+	if c.calls.Add(1)%judgeEvery != 0 {
+		return
+	}
+	if f := c.callFails.Swap(0); f*2 >= judgeEvery {
+		c.down(fmt.Sprintf("%d of the last %d calls failed", f, judgeEvery))
+	}
+}
+
+// down marks Redis down and wakes the prober.
+func (c *redisConn) down(why string) {
+	if c.up.CompareAndSwap(true, false) {
+		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", why)
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -352,45 +484,137 @@ func (c *redisConn) get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// enqueue hands w to the writer, or drops it when too many wait.
-func (c *redisConn) enqueue(w redisWrite) {
+// enqueue hands w to the writer, or drops it when too many writes, or
+// too many bytes, wait; it reports whether w is queued.
+func (c *redisConn) enqueue(w redisWrite) bool {
+	n := w.size()
+	if w.s.queued.Add(n) > w.s.maxQueued || c.queued.Add(n) > maxQueuedBytes {
+		c.dequeued(w)
+		c.dropped.Inc()
+		return false
+	}
 	select {
 	case c.writes <- w:
+		return true
 	default:
+		c.dequeued(w)
 		c.dropped.Inc()
+		return false
 	}
 }
 
-// write makes the queued writes, in order, until the connection is
-// released.
+// kick wakes the writer to make the pending invalidations.
+func (c *redisConn) kick() {
+	select {
+	case c.flush <- struct{}{}:
+	default:
+	}
+}
+
+// size is what a queued write is counted as: its key and value, and what
+// it costs besides.
+func (w *redisWrite) size() int64 { return int64(len(w.key)+len(w.value)) + 64 }
+
+// dequeued uncounts w's bytes.
+func (c *redisConn) dequeued(w redisWrite) {
+	n := w.size()
+	w.s.queued.Add(-n)
+	c.queued.Add(-n)
+}
+
+// write makes the pending invalidations, then the queued writes, in
+// order, until the connection is released.
 func (c *redisConn) write() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-c.flush:
+			c.invalidate()
 		case w := <-c.writes:
-			cl := c.client.Load()
-			if cl == nil || !c.up.Load() {
-				continue
-			}
-			var err error
-			switch {
-			case w.all:
-				err = c.deleteAll(*cl, w.key)
-			case w.value == nil:
-				err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(w.key).Build())
-			default:
-				err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(w.key).Value(rueidis.BinaryString(w.value)).
-					Px(max(w.ttl, time.Millisecond)).Build())
-			}
-			if err != nil {
-				c.failed(err)
-			} else {
-				c.succeeded()
-			}
+			c.invalidate()
+			c.apply(w)
+			// A write counts against the bound until it is made.
+			c.dequeued(w)
 		}
 	}
+}
+
+// invalidate makes the stores' pending invalidate-alls: INCR of each
+// one's generation. One that fails stays pending.
+func (c *redisConn) invalidate() {
+	cl := c.client.Load()
+	if cl == nil || !c.up.Load() {
+		return
+	}
+	var todo []*redisStore
+	c.mu.Lock()
+	for s := range c.stores {
+		if s.pending.Load() != 0 {
+			todo = append(todo, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range todo {
+		p := s.pending.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		n, err := (*cl).Do(ctx, (*cl).B().Incr().Key(s.genKey).Build()).AsInt64()
+		cancel()
+		if err != nil {
+			c.failed(err)
+			return
+		}
+		c.succeeded()
+		s.setGeneration(n, s.now())
+		// Another invalidate-all came meanwhile: it stays pending (and
+		// has kicked the writer).
+		s.pending.CompareAndSwap(p, 0)
+	}
+}
+
+// apply makes w, unless Redis is down. An invalidation that cannot be
+// made becomes a pending invalidate-all.
+func (c *redisConn) apply(w redisWrite) {
+	s := w.s
+	cl := c.client.Load()
+	del := w.value == nil
+	if cl == nil || !c.up.Load() || s.pending.Load() != 0 {
+		if del {
+			s.invalidateLater()
+		}
+		return
+	}
+	if !del && w.epoch != s.epoch.Load() {
+		return
+	}
+	// An invalidation reads the generation now: another replica may have
+	// changed it.
+	g := s.gen.Load()
+	if del || g == nil || s.now()-g.read >= int64(localTTL) {
+		var err error
+		if g, err = s.readGeneration(); err != nil {
+			if del {
+				s.invalidateLater()
+			}
+			return
+		}
+	}
+	var err error
+	if del {
+		err = c.do(*cl, writeTimeout, (*cl).B().Del().Key(g.prefix+w.key).Build())
+	} else {
+		err = c.do(*cl, writeTimeout, (*cl).B().Set().Key(g.prefix+w.key).Value(rueidis.BinaryString(w.value)).
+			Px(max(w.ttl, time.Millisecond)).Build())
+	}
+	if err != nil {
+		c.failed(err)
+		if del {
+			s.invalidateLater()
+		}
+		return
+	}
+	c.succeeded()
 }
 
 func (c *redisConn) do(cl rueidis.Client, timeout time.Duration, cmd rueidis.Completed) error {
@@ -399,54 +623,13 @@ func (c *redisConn) do(cl rueidis.Client, timeout time.Duration, cmd rueidis.Com
 	return cl.Do(ctx, cmd).Error()
 }
 
-// deleteAll deletes the keys that start with prefix, on every node (a
-// cluster spreads them over its masters).
-func (c *redisConn) deleteAll(cl rueidis.Client, prefix string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), invalidateAllTimeout)
-	defer cancel()
-	pattern := globEscape(prefix) + "*"
-	for _, node := range cl.Nodes() {
-		var cursor uint64
-		for {
-			se, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				return err
-			}
-			for _, k := range se.Elements {
-				// One key per DEL: a cluster refuses keys of several slots
-				// in one command.
-				if err := cl.Do(ctx, cl.B().Del().Key(k).Build()).Error(); err != nil {
-					return err
-				}
-			}
-			if cursor = se.Cursor; cursor == 0 {
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// globEscape escapes the characters SCAN's MATCH gives a meaning.
-func globEscape(s string) string {
-	b := make([]byte, 0, len(s))
-	for i := range len(s) {
-		switch s[i] {
-		case '*', '?', '[', ']', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
-}
-
-// An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl
-// (8 bytes each), the count of vary names, then of headers (2 bytes
+// An entry in Redis: entryMagic, kind, status (2 bytes), stored, age, ttl,
+// gen (8 bytes each), the count of vary names, then of headers (2 bytes
 // each), each name and value after its length (4 bytes), then the body.
-const entryMagic = "fgc1"
+const entryMagic = "fgc2"
 
 func encodeEntry(e *entry) []byte {
-	n := len(entryMagic) + 1 + 2 + 24 + 4 + len(e.body)
+	n := len(entryMagic) + 1 + 2 + 32 + 4 + len(e.body)
 	for _, v := range e.vary {
 		n += 4 + len(v)
 	}
@@ -460,6 +643,7 @@ func encodeEntry(e *entry) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(e.stored))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.age))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.ttl))
+	b = binary.BigEndian.AppendUint64(b, e.gen)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.vary)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.headers)))
 	for _, v := range e.vary {
@@ -479,7 +663,7 @@ func appendField(b, v []byte) []byte {
 var errBadEntry = errors.New("not an entry of this version")
 
 func decodeEntry(b []byte) (*entry, error) {
-	const head = len(entryMagic) + 1 + 2 + 24 + 4
+	const head = len(entryMagic) + 1 + 2 + 32 + 4
 	if len(b) < head || string(b[:len(entryMagic)]) != entryMagic {
 		return nil, errBadEntry
 	}
@@ -488,8 +672,9 @@ func decodeEntry(b []byte) (*entry, error) {
 	e.stored = int64(binary.BigEndian.Uint64(r[3:]))
 	e.age = int64(binary.BigEndian.Uint64(r[11:]))
 	e.ttl = time.Duration(binary.BigEndian.Uint64(r[19:]))
-	nv, nh := int(binary.BigEndian.Uint16(r[27:])), int(binary.BigEndian.Uint16(r[29:]))
-	r = r[31:]
+	e.gen = binary.BigEndian.Uint64(r[27:])
+	nv, nh := int(binary.BigEndian.Uint16(r[35:])), int(binary.BigEndian.Uint16(r[37:]))
+	r = r[39:]
 	if e.kind > kindPass {
 		return nil, errBadEntry
 	}

@@ -1,7 +1,10 @@
 package httpcache_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -78,8 +81,75 @@ func TestDistributedCacheIsShared(t *testing.T) {
 
 	do(t, "GET", gw1.URL+"/c/b")
 	waitFor(t, "the answer of /c/b is in Redis", func() bool { return keysOf(t, srv, "/c/b") != "" })
-	do(t, "GET", gw1.URL+"/c/a?x=1", "X-Invalidate", "invalidate-all")
-	waitFor(t, "invalidate-all drops /c/b from Redis", func() bool { return keysOf(t, srv, "/c/b") == "" })
+	before := up.Count.Load()
+	if a := do(t, "GET", gw2.URL+"/c/b"); a.status != 200 || up.Count.Load() != before {
+		t.Fatalf("/c/b on the other gateway: %+v; upstream saw %d, before %d", a, up.Count.Load(), before)
+	}
+	do(t, "GET", gw1.URL+"/c/z", "X-Invalidate", "invalidate-all")
+	waitMiss(t, "invalidate-all on one gateway reaches the other", up, gw2.URL+"/c/b")
+}
+
+// waitMiss asks url until the upstream sees the request (the entry is
+// gone), failing the test after 10 s.
+func waitMiss(t *testing.T, what string, up *proxytest.Upstream, url string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		before := up.Count.Load()
+		if a := do(t, "GET", url); a.status != 200 {
+			t.Fatalf("%s: %+v", url, a)
+		}
+		return up.Count.Load() != before
+	})
+}
+
+// TestDistributedInvalidateAllWhileRedisIsDown: an invalidate-all that a
+// gateway receives while Redis does not answer takes effect in Redis when
+// it answers again: the other gateway no longer serves the entry.
+func TestDistributedInvalidateAllWhileRedisIsDown(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	up := proxytest.StartUpstream(t)
+	counting(up)
+	gw1, gw2 := distributedGateway(t, up, srv.Addr), distributedGateway(t, up, srv.Addr)
+	do(t, "GET", gw1.URL+"/c/a")
+	waitFor(t, "the answer is in Redis", func() bool { return keysOf(t, srv, "/c/a") != "" })
+
+	// Redis keeps its keys but answers nothing for 5 s; three misses on
+	// gw1 (each waits 100 ms) mark it down there.
+	go func() { _, _ = srv.Do("DEBUG", "SLEEP", "5") }()
+	waitBlocked(t, srv)
+	for i := range 3 {
+		do(t, "GET", fmt.Sprintf("%s/c/m%d", gw1.URL, i))
+	}
+	do(t, "GET", gw1.URL+"/c/z", "X-Invalidate", "invalidate-all")
+	// redis-cli waits for the sleep to end.
+	srv.MustDo("PING")
+	waitMiss(t, "the invalidate-all is made once Redis is back", up, gw2.URL+"/c/a")
+}
+
+// waitBlocked returns once srv stops answering (DEBUG SLEEP has begun),
+// asking over a socket of its own.
+func waitBlocked(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 64)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = io.WriteString(c, "PING\r\n")
+		if err == nil {
+			_, err = c.Read(buf)
+		}
+		c.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return
+		}
+	}
+	t.Fatal("Redis still answers PING 5 s after DEBUG SLEEP was sent")
 }
 
 // TestDistributedCacheWithoutRedis: when Redis goes away, every request is

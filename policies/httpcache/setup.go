@@ -302,7 +302,7 @@ func (c *Cache) Provision(env *chain.Env) error {
 			mem.close()
 			return err
 		}
-		c.st = newRedisStore(mem, conn, c.p.namespace, c.now)
+		c.st = newRedisStore(mem, conn, c.p.namespace, c.p.maxBytes, c.now)
 	}
 	c.fl = flights{m: map[string]*flight{}, max: maxFlights}
 	c.route = env.Route.ID

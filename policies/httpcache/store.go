@@ -33,8 +33,11 @@ type entry struct {
 	stored int64
 	age    int64
 	ttl    time.Duration
-	// vary names the request headers of a kindVary key, lower case.
+	// vary names the request headers of a kindVary key, lower case; gen
+	// is the marker's generation, part of its variants' keys, so that a
+	// new marker (the key was invalidated) reaches none of the old ones.
 	vary [][]byte
+	gen  uint64
 	// size is what the entry costs in memory, about.
 	size int
 }
