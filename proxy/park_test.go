@@ -163,6 +163,64 @@ func TestParkedConnectionsClose(t *testing.T) {
 	waitClosed(t, atShutdown)
 }
 
+// TestParkedConnectionClosesWhileOthersWake: a parked connection ends at
+// its idle timeout even while another parked connection wakes the set more
+// often than once a second.
+func TestParkedConnectionClosesWhileOthersWake(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, preamble+`  limits: {idleTimeout: 1s}
+  routes:
+    - id: api
+      path: ["/api/*"]
+      upstream: {url: "`+up.URL+`"}
+`, fastPark)
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		getOn(t, c, "/api/x")
+		return c
+	}
+	idle := dial()
+	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 1)
+	busy := dial()
+	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 2)
+
+	// busy parks between its requests, 200 ms apart: each wakes the set.
+	stop, failed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(busy)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				failed <- nil
+				return
+			case <-tick.C:
+			}
+			_ = busy.SetDeadline(time.Now().Add(10 * time.Second))
+			var resp fasthttp.Response
+			_, err := io.WriteString(busy, "GET /api/busy HTTP/1.1\r\nHost: x\r\n\r\n")
+			if err == nil {
+				err = resp.Read(br)
+			}
+			if err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	waitClosed(t, idle)
+	close(stop)
+	if err := <-failed; err != nil {
+		t.Fatalf("the busy connection: %v", err)
+	}
+}
+
 // TestParkedConnectionAcrossReload: a connection parked under one config
 // is served by the next.
 func TestParkedConnectionAcrossReload(t *testing.T) {
