@@ -163,6 +163,12 @@ func (l *listener) drain(ctx context.Context) error {
 			close(l.stop)
 		}
 	}()
+	// From now on a connection of this listener that is closed closes,
+	// even one whose wait for its next request has just timed out: the
+	// Close of fasthttp's shutdown or of closeAll must not park it, for
+	// the serving goroutine closes it again later, when it may already be
+	// served anew.
+	l.in.draining.Store(true)
 	err := l.srv.ShutdownWithContext(ctx)
 	// fasthttp closes the inbox, unless its Serve had not begun yet.
 	l.in.Close()
@@ -426,6 +432,9 @@ type inbox struct {
 	conns  chan *cappedConn
 	closed chan struct{}
 	once   sync.Once
+	// draining is set as the listener drains: its connections no longer
+	// park (park.go).
+	draining atomic.Bool
 
 	mu   sync.Mutex
 	live map[*cappedConn]struct{}

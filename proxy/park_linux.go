@@ -67,9 +67,10 @@ func parkFD(c any) int {
 // cannot, it closes c. It always reports true: c is no longer the
 // caller's.
 func (p *parker) park(c *cappedConn) bool {
-	c.in.forget(c)
+	in := c.in
+	in.forget(c)
 	p.mu.Lock()
-	if p.closed || c.sock.isClosed() {
+	if p.closed || c.sock.isClosed() || in.draining.Load() {
 		p.mu.Unlock()
 		c.closeNow()
 		return true
