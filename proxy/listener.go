@@ -441,26 +441,49 @@ type inbox struct {
 }
 
 func (in *inbox) Accept() (net.Conn, error) {
+	for {
+		c, err := in.next()
+		if c == nil {
+			return nil, err
+		}
+		if c.in != nil && (c.tls != nil) != (in.l.certs != nil) {
+			// Parked under a listener of the other protocol, which a
+			// reload replaced with this one (a TLS session cannot go on
+			// as plain HTTP, nor plain HTTP as TLS).
+			_ = c.closeNow()
+			continue
+		}
+		return in.give(c), nil
+	}
+}
+
+// next waits for the socket's next connection.
+func (in *inbox) next() (*cappedConn, error) {
 	select {
 	case c := <-in.conns:
-		in.mu.Lock()
-		in.live[c] = struct{}{}
-		c.in = in
-		in.mu.Unlock()
-		if c.tls != nil {
-			// Back from parking, with its session.
-			return c.tls, nil
-		}
-		if cs := in.l.certs; cs != nil {
-			// The TLS settings in force when the ClientHello arrives serve
-			// this connection's handshake, which runs on its first read.
-			c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
-			return c.tls, nil
-		}
 		return c, nil
 	case <-in.closed:
 		return nil, net.ErrClosed
 	}
+}
+
+// give records c as this inbox's and returns it as the server serves it.
+func (in *inbox) give(c *cappedConn) net.Conn {
+	in.mu.Lock()
+	in.live[c] = struct{}{}
+	c.in = in
+	in.mu.Unlock()
+	if c.tls != nil {
+		// Back from parking, with its session.
+		return c.tls
+	}
+	if cs := in.l.certs; cs != nil {
+		// The TLS settings in force when the ClientHello arrives serve
+		// this connection's handshake, which runs on its first read.
+		c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
+		return c.tls
+	}
+	return c
 }
 
 // Close stops Accept; the socket is not closed.

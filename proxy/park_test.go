@@ -246,6 +246,45 @@ func TestParkedConnectionAcrossReload(t *testing.T) {
 	}
 }
 
+// TestParkedConnectionAcrossProtocolChange: a reload that makes an HTTPS
+// listener's address plain HTTP closes the TLS connections parked there,
+// rather than serve their sessions on the HTTP listener.
+func TestParkedConnectionAcrossProtocolChange(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "reproto")
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), fastPark)
+	addr := strings.TrimPrefix(gw.URL, "https://")
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := getOn(t, c, "/api/v1/x"); got != 200 {
+		t.Fatalf("status %d", got)
+	}
+	waitGauge(t, gw, `flexgate_parked_connections{listener="https-main"}`, 1)
+	if err := gw.Reload(t, preamble+`  listeners:
+    - name: https-main
+      port: 8443
+      protocol: HTTP
+  routes:
+    - id: api-v1
+      path: ["/api/v1/*"]
+      upstream: {url: "`+up.URL+`"}
+`); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, c)
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if got := getOn(t, plain, "/api/v1/y"); got != 200 {
+		t.Fatalf("plain HTTP after the reload: status %d", got)
+	}
+}
+
 func apiRouteYAML(upstream string) string {
 	return preamble + `  routes:
     - id: api
