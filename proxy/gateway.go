@@ -397,6 +397,10 @@ type listenerChange struct {
 	retire []*listener // listeners that stop serving
 	closed []*socket   // sockets no listener serves any more
 	opened []*socket   // sockets bound for new listeners
+	// reproto are sockets taken over by a listener of the other protocol
+	// (HTTP, HTTPS): their parked connections close, since none can go on
+	// under the new protocol.
+	reproto []*socket
 }
 
 // prepareListeners matches cfg's listeners to those serving, by address as
@@ -440,6 +444,9 @@ func (g *Gateway) prepareListeners(cfg *config.Config) (*listenerChange, error) 
 		if old != nil {
 			taken[old] = true
 			l.attach(old.sock)
+			if old.protocol != spec.Protocol {
+				ch.reproto = append(ch.reproto, old.sock)
+			}
 			ch.retire = append(ch.retire, old)
 		} else {
 			s, err := g.openSocket(&spec)
@@ -471,6 +478,9 @@ func (g *Gateway) commitListeners(ch *listenerChange) {
 	closeSockets(ch.closed)
 	for _, l := range ch.start {
 		l.serve()
+	}
+	for _, s := range ch.reproto {
+		g.parker.closeSocket(s)
 	}
 	for _, s := range ch.opened {
 		s.start()

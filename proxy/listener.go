@@ -163,6 +163,12 @@ func (l *listener) drain(ctx context.Context) error {
 			close(l.stop)
 		}
 	}()
+	// From now on a connection of this listener that is closed closes,
+	// even one whose wait for its next request has just timed out: the
+	// Close of fasthttp's shutdown or of closeAll must not park it, for
+	// the serving goroutine closes it again later, when it may already be
+	// served anew.
+	l.in.draining.Store(true)
 	err := l.srv.ShutdownWithContext(ctx)
 	// fasthttp closes the inbox, unless its Serve had not begun yet.
 	l.in.Close()
@@ -426,32 +432,58 @@ type inbox struct {
 	conns  chan *cappedConn
 	closed chan struct{}
 	once   sync.Once
+	// draining is set as the listener drains: its connections no longer
+	// park (park.go).
+	draining atomic.Bool
 
 	mu   sync.Mutex
 	live map[*cappedConn]struct{}
 }
 
 func (in *inbox) Accept() (net.Conn, error) {
+	for {
+		c, err := in.next()
+		if c == nil {
+			return nil, err
+		}
+		if c.in != nil && (c.tls != nil) != (in.l.certs != nil) {
+			// Parked under a listener of the other protocol, which a
+			// reload replaced with this one (a TLS session cannot go on
+			// as plain HTTP, nor plain HTTP as TLS).
+			_ = c.closeNow()
+			continue
+		}
+		return in.give(c), nil
+	}
+}
+
+// next waits for the socket's next connection.
+func (in *inbox) next() (*cappedConn, error) {
 	select {
 	case c := <-in.conns:
-		in.mu.Lock()
-		in.live[c] = struct{}{}
-		c.in = in
-		in.mu.Unlock()
-		if c.tls != nil {
-			// Back from parking, with its session.
-			return c.tls, nil
-		}
-		if cs := in.l.certs; cs != nil {
-			// The TLS settings in force when the ClientHello arrives serve
-			// this connection's handshake, which runs on its first read.
-			c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
-			return c.tls, nil
-		}
 		return c, nil
 	case <-in.closed:
 		return nil, net.ErrClosed
 	}
+}
+
+// give records c as this inbox's and returns it as the server serves it.
+func (in *inbox) give(c *cappedConn) net.Conn {
+	in.mu.Lock()
+	in.live[c] = struct{}{}
+	c.in = in
+	in.mu.Unlock()
+	if c.tls != nil {
+		// Back from parking, with its session.
+		return c.tls
+	}
+	if cs := in.l.certs; cs != nil {
+		// The TLS settings in force when the ClientHello arrives serve
+		// this connection's handshake, which runs on its first read.
+		c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
+		return c.tls
+	}
+	return c
 }
 
 // Close stops Accept; the socket is not closed.

@@ -38,7 +38,12 @@ const parkAfter = time.Second
 
 // armDeadline is step 2; it returns the deadline to set.
 func (c *cappedConn) armDeadline(t time.Time) time.Time {
-	c.armed = false
+	// Written only when it changes: a WebSocket tunnel sets the client's
+	// read deadline from one goroutine while another reads, and neither
+	// may then write what the other reads.
+	if c.armed {
+		c.armed = false
+	}
 	if !c.served || t.IsZero() {
 		return t
 	}
@@ -73,7 +78,9 @@ func (c *cappedConn) SetReadDeadline(t time.Time) error {
 // SetDeadline is used around hijacks: the connection is no longer
 // fasthttp's to park.
 func (c *cappedConn) SetDeadline(t time.Time) error {
-	c.armed, c.served = false, false
+	if c.armed || c.served { // written only when it changes, as in armDeadline
+		c.armed, c.served = false, false
+	}
 	return c.Conn.SetDeadline(t)
 }
 

@@ -67,9 +67,10 @@ func parkFD(c any) int {
 // cannot, it closes c. It always reports true: c is no longer the
 // caller's.
 func (p *parker) park(c *cappedConn) bool {
-	c.in.forget(c)
+	in := c.in
+	in.forget(c)
 	p.mu.Lock()
-	if p.closed || c.sock.isClosed() {
+	if p.closed || c.sock.isClosed() || in.draining.Load() {
 		p.mu.Unlock()
 		c.closeNow()
 		return true
@@ -134,10 +135,12 @@ func (p *parker) loop(rc syscall.RawConn) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
 	var expired []*cappedConn
+	lastSweep := time.Now()
 	for {
-		// The idle ends are checked once a second: a parked connection
-		// closes at most a second after its idle timeout.
-		_ = p.f.SetReadDeadline(time.Now().Add(time.Second))
+		// The idle ends are checked once a second, whether or not anything
+		// woke the set meanwhile: a parked connection closes at most a
+		// second after its idle timeout, even while others come and go.
+		_ = p.f.SetReadDeadline(lastSweep.Add(time.Second))
 		n := 0
 		err := rc.Read(func(fd uintptr) bool {
 			n, _ = syscall.EpollWait(int(fd), events, 0)
@@ -160,21 +163,23 @@ func (p *parker) loop(rc syscall.RawConn) {
 				c.closeNow()
 			}
 		}
-		if n == 0 {
-			now := time.Now()
-			p.mu.Lock()
-			for _, c := range p.conns {
-				if !now.Before(c.idleEnd) && p.take(c) {
-					expired = append(expired, c)
-				}
-			}
-			p.mu.Unlock()
-			for i, c := range expired {
-				c.closeNow()
-				expired[i] = nil
-			}
-			expired = expired[:0]
+		now := time.Now()
+		if now.Sub(lastSweep) < time.Second {
+			continue
 		}
+		lastSweep = now
+		p.mu.Lock()
+		for _, c := range p.conns {
+			if !now.Before(c.idleEnd) && p.take(c) {
+				expired = append(expired, c)
+			}
+		}
+		p.mu.Unlock()
+		for i, c := range expired {
+			c.closeNow()
+			expired[i] = nil
+		}
+		expired = expired[:0]
 	}
 }
 

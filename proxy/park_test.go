@@ -163,6 +163,64 @@ func TestParkedConnectionsClose(t *testing.T) {
 	waitClosed(t, atShutdown)
 }
 
+// TestParkedConnectionClosesWhileOthersWake: a parked connection ends at
+// its idle timeout even while another parked connection wakes the set more
+// often than once a second.
+func TestParkedConnectionClosesWhileOthersWake(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, preamble+`  limits: {idleTimeout: 1s}
+  routes:
+    - id: api
+      path: ["/api/*"]
+      upstream: {url: "`+up.URL+`"}
+`, fastPark)
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		getOn(t, c, "/api/x")
+		return c
+	}
+	idle := dial()
+	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 1)
+	busy := dial()
+	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 2)
+
+	// busy parks between its requests, 200 ms apart: each wakes the set.
+	stop, failed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(busy)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				failed <- nil
+				return
+			case <-tick.C:
+			}
+			_ = busy.SetDeadline(time.Now().Add(10 * time.Second))
+			var resp fasthttp.Response
+			_, err := io.WriteString(busy, "GET /api/busy HTTP/1.1\r\nHost: x\r\n\r\n")
+			if err == nil {
+				err = resp.Read(br)
+			}
+			if err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	waitClosed(t, idle)
+	close(stop)
+	if err := <-failed; err != nil {
+		t.Fatalf("the busy connection: %v", err)
+	}
+}
+
 // TestParkedConnectionAcrossReload: a connection parked under one config
 // is served by the next.
 func TestParkedConnectionAcrossReload(t *testing.T) {
@@ -185,6 +243,45 @@ func TestParkedConnectionAcrossReload(t *testing.T) {
 	}
 	if got := getOn(t, c, "/moved/y"); got != 200 {
 		t.Fatalf("after the reload: status %d, want the new route's 200", got)
+	}
+}
+
+// TestParkedConnectionAcrossProtocolChange: a reload that makes an HTTPS
+// listener's address plain HTTP closes the TLS connections parked there,
+// rather than serve their sessions on the HTTP listener.
+func TestParkedConnectionAcrossProtocolChange(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	certFile, keyFile := proxytest.WriteCert(t, t.TempDir(), "reproto")
+	gw := proxytest.Start(t, tlsConfigYAML(certFile, keyFile, up.URL), fastPark)
+	addr := strings.TrimPrefix(gw.URL, "https://")
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := getOn(t, c, "/api/v1/x"); got != 200 {
+		t.Fatalf("status %d", got)
+	}
+	waitGauge(t, gw, `flexgate_parked_connections{listener="https-main"}`, 1)
+	if err := gw.Reload(t, preamble+`  listeners:
+    - name: https-main
+      port: 8443
+      protocol: HTTP
+  routes:
+    - id: api-v1
+      path: ["/api/v1/*"]
+      upstream: {url: "`+up.URL+`"}
+`); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, c)
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if got := getOn(t, plain, "/api/v1/y"); got != 200 {
+		t.Fatalf("plain HTTP after the reload: status %d", got)
 	}
 }
 

@@ -415,6 +415,37 @@ func TestWebSocketHalfClose(t *testing.T) {
 	waitMetric(t, gw, `flexgate_websocket_closes_total\{route="chat",reason="client"\} 1`)
 }
 
+// TestWebSocketUpstreamHalfClose: an upstream that closes its sending side
+// has that end passed on to the client, which can still send before it
+// closes. The gateway then sets the client's read deadline while another
+// goroutine reads from it (run with -race).
+func TestWebSocketUpstreamHalfClose(t *testing.T) {
+	got := make(chan string, 1)
+	up := rawWSUpstream(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+		_, _ = io.WriteString(c, switching(req))
+		if c.(*net.TCPConn).CloseWrite() != nil {
+			return
+		}
+		msg, _ := readFrame(br)
+		got <- msg
+	})
+	gw := proxytest.Start(t, wsRouteYAML(up, ""))
+	c, br, resp := openRaw(t, gw, []byte(upgradeRequest("/chat/x")))
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("got %q, %v; want the upstream's end of stream", rest, err)
+	}
+	if _, err := c.Write(frame("after your end", true)); err != nil {
+		t.Fatal(err)
+	}
+	if msg := receive(t, got, "message at the upstream"); msg != "after your end" {
+		t.Fatalf("the upstream got %q", msg)
+	}
+}
+
 // TestWebSocketBadSwitchIs502: an upstream's 101 that does not complete the
 // client's handshake is answered 502, and nothing is tunnelled.
 func TestWebSocketBadSwitchIs502(t *testing.T) {
