@@ -41,6 +41,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flexgate/flexgate/bench/benchtls"
 )
 
 // options are the knobs of one run; flags win over the BENCH_* environment.
@@ -277,7 +279,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	buildModulePeers(ctx, o, e, rep)
-	if e.certFile, e.keyFile, err = writeSelfSigned(dir); err != nil {
+	if e.certFile, e.keyFile, err = benchtls.WriteSelfSigned(dir); err != nil {
 		return err
 	}
 	token, jwksFile, err := makeBenchJWT(dir)

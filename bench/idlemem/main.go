@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/bench/benchtls"
 )
 
 func main() {
@@ -73,7 +75,7 @@ func main() {
 	defer os.RemoveAll(dir)
 	var certFile, keyFile string
 	if *useTLS {
-		if certFile, keyFile, err = writeSelfSigned(dir); err != nil {
+		if certFile, keyFile, err = benchtls.WriteSelfSigned(dir); err != nil {
 			fail(err)
 		}
 	}

@@ -1,4 +1,6 @@
-package main
+// Package benchtls makes the throwaway certificates the benchmark programs
+// serve TLS with.
+package benchtls
 
 import (
 	"crypto/ecdsa"
@@ -14,10 +16,9 @@ import (
 	"time"
 )
 
-// writeSelfSigned writes a fresh P-256 certificate for 127.0.0.1 and its
-// key into dir, for the TLS targets. A new pair per run means nothing secret
-// is ever committed.
-func writeSelfSigned(dir string) (certFile, keyFile string, err error) {
+// WriteSelfSigned writes a fresh P-256 certificate for 127.0.0.1 and its
+// key into dir. A new pair per run means nothing secret is ever committed.
+func WriteSelfSigned(dir string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
