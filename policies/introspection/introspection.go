@@ -43,7 +43,7 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 		return in.twoTokens
 	}
 	k := sha256.Sum256(tok)
-	e := in.cache.get(&k, in.now().UnixNano())
+	e := in.cache.Get(&k, in.now().UnixNano())
 	if e != nil {
 		in.m.hit.Inc()
 	} else {
@@ -83,7 +83,7 @@ func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
 	return in.flight.do(k, func() (*entry, error) {
 		// A request that missed the cache just before the previous call
 		// stored its answer finds it here instead of calling again.
-		if e := in.cache.get(k, in.now().UnixNano()); e != nil {
+		if e := in.cache.Get(k, in.now().UnixNano()); e != nil {
 			return e, nil
 		}
 		e, err := in.introspect(tok)
@@ -120,7 +120,7 @@ func (in *Introspector) lookup(tok []byte, k *key) (*entry, error) {
 		}
 		if expires > now.UnixNano() {
 			e.expires = expires
-			in.cache.put(k, e, now.UnixNano())
+			in.cache.Put(k, e, now.UnixNano())
 		}
 		return e, nil
 	})

@@ -584,7 +584,7 @@ func TestCacheIsBounded(t *testing.T) {
 			t.Fatal(r.rej)
 		}
 	}
-	if n := f.in.cache.len(); n == 0 || n > 8 {
+	if n := f.in.cache.Len(); n == 0 || n > 8 {
 		t.Errorf("cache holds %d entries, want 1..8", n)
 	}
 }

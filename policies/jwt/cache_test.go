@@ -47,7 +47,7 @@ func TestCacheIsBounded(t *testing.T) {
 	for i := range 500 {
 		f.wantOK("distinct", sign(t, "HS256", k.secret, hdr("HS256", ""), claims("n", fmt.Sprint(i))))
 	}
-	if n := f.v.rt.cache.len(); n > 64 {
+	if n := f.v.rt.cache.Len(); n > 64 {
 		t.Errorf("%d cached tokens, want at most 64", n)
 	}
 }

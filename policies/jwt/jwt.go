@@ -131,7 +131,7 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 	}
 	k := sha256.Sum256(tok)
 	now := rt.now()
-	e := rt.cache.get(&k, now.UnixNano())
+	e := rt.cache.Get(&k, now.UnixNano())
 	if e != nil {
 		rt.m.hit.Inc()
 	} else {
@@ -142,7 +142,7 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 		}
 		rt.m.results[failNone].Inc()
 		if e.expires > now.UnixNano() {
-			rt.cache.put(&k, e, now.UnixNano())
+			rt.cache.Put(&k, e, now.UnixNano())
 		}
 	}
 	ex.SetValue(subValue, e.sub)
