@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/flexgate/flexgate/internal/rfc6750"
 )
 
 // FuzzParseToken: whatever a client sends, parsing does not panic, and a
@@ -51,7 +53,7 @@ func FuzzBearer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
 		tok, ok := bearer(v)
-		if tok != nil && (!ok || !isB64Token(tok) || bytes.ContainsAny(tok, " \t\r\n")) {
+		if tok != nil && (!ok || !rfc6750.IsB64Token(tok) || bytes.ContainsAny(tok, " \t\r\n")) {
 			t.Fatalf("bearer(%q) = %q, %v", v, tok, ok)
 		}
 	})

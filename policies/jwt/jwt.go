@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/rfc6750"
 )
 
 // runtime is what Provision builds.
@@ -422,30 +423,8 @@ func bearer(v []byte) (tok []byte, ok bool) {
 		return nil, true
 	}
 	tok = bytes.Trim(v[sp+1:], " ")
-	if !isB64Token(tok) {
+	if !rfc6750.IsB64Token(tok) {
 		return nil, false
 	}
 	return tok, true
-}
-
-// isB64Token reports whether t matches RFC 6750's
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(t []byte) bool {
-	i := 0
-	for ; i < len(t); i++ {
-		c := t[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(t); i++ {
-		if t[i] != '=' {
-			return false
-		}
-	}
-	return true
 }
