@@ -14,9 +14,18 @@ const (
 	pathAccuracy           = "/accuracy/x"
 	pathAccuracyPerReplica = "/accuracy-per-replica/x"
 	pathCluster            = "/cluster/x"
+	pathClusterNoLease     = "/cluster-no-lease/x"
 	pathPerReplica         = "/per-replica/x"
-	// highLimit per 60 s: a million a second.
+	// highLimit per 60 s: a million a second, which the gateways spend in
+	// leases (replicas: FLEXGATE_MAX_REPLICAS).
 	highLimit = 60000000
+	// noLeaseLimit per 60 s, 4,000 a second for each client, is the
+	// highest limit that replicas spend request by request, without
+	// leases (ratelimit.leaseSize: a lease of limit ÷ (200² × replicas)
+	// tokens is none under 2).
+	noLeaseLimit = 2*200*200*replicas - 1
+	// replicas is the gateways' FLEXGATE_MAX_REPLICAS: the three run.
+	replicas = 3
 )
 
 // gatewayParams fill gatewayTemplate.
@@ -34,9 +43,9 @@ type gatewayParams struct {
 }
 
 // gatewayTemplate is the one config all three gateways run, as three pods
-// of one Deployment would: four routes to the same upstream, each with one
+// of one Deployment would: five routes to the same upstream, each with one
 // rate limit by X-Client, identical but for clusterizable and the limit.
-// All four live in the same processes, so the clusterizable and
+// All five live in the same processes, so the clusterizable and
 // per-replica throughputs are measured on the same three gateways.
 var gatewayTemplate = template.Must(template.New("gateway").Option("missingkey=error").Parse(`apiVersion: gateway.mulesoft.com/v1alpha1
 kind: Gateway
@@ -81,6 +90,7 @@ func renderGateway(p gatewayParams) (string, error) {
 		{"accuracy", routePath(pathAccuracy), p.Limit, p.Period, true},
 		{"accuracy-per-replica", routePath(pathAccuracyPerReplica), p.Limit, p.Period, false},
 		{"cluster", routePath(pathCluster), p.HighLimit, "60", true},
+		{"cluster-no-lease", routePath(pathClusterNoLease), noLeaseLimit, "60", true},
 		{"per-replica", routePath(pathPerReplica), p.HighLimit, "60", false},
 	}}
 	var b strings.Builder

@@ -4,7 +4,7 @@
 // It installs what is missing (wrk, redis-server from Debian's packages),
 // builds flexgate and bench/upstream, starts one redis-server (no
 // persistence), one upstream and three gateways on 127.0.0.1 on ports it
-// picks, all three running one config with four routes to the upstream:
+// picks, all three running one config with five routes to the upstream:
 //
 //   - accuracy: a clusterizable limit of -limit per -period for each of
 //     -clients clients (by X-Client). A Go load generator, closed-loop
@@ -16,21 +16,24 @@
 //     a few windows: what the same three gateways admit without shared
 //     storage (about three times the limit).
 //   - cluster and per-replica: the same two with a limit far above the
-//     load, so that the limiter's cost is measured, not its refusals. wrk,
-//     one thread per gateway, alternates between them for -rounds rounds;
-//     the report gives the throughput ratio clusterizable / per-replica
-//     (the goal is at least 0.8), p99, and Redis calls per request (from
-//     the gateways' /metrics, cross-checked with Redis's INFO
-//     commandstats).
+//     load, so that the limiter's cost is measured, not its refusals; the
+//     gateways spend the clusterizable one in leases
+//     (FLEXGATE_MAX_REPLICAS=3). cluster-no-lease: a clusterizable limit
+//     above the load but too low for leases, decided in Redis request by
+//     request. wrk, one thread per gateway, alternates between the three
+//     for -rounds rounds; the report gives the throughput ratios
+//     clusterizable / per-replica (the goal is at least 0.8), p99, and
+//     Redis calls per request (from the gateways' /metrics,
+//     cross-checked with Redis's INFO commandstats).
 //
 // It writes bench/results/scaleout.md and scaleout.json and stops
 // everything it started, by PID, at the end, on error and on Ctrl-C. The
-// run is bounded by -time (default 3m, setup aside) and a hard deadline of
+// run is bounded by -time (default 4m, setup aside) and a hard deadline of
 // 1.5 × that plus a minute.
 //
 // Usage:
 //
-//	go run ./bench/scaleout [-time 3m] [-period 2s] [-windows 12] [-limit 500]
+//	go run ./bench/scaleout [-time 4m] [-period 2s] [-windows 12] [-limit 500]
 //	    [-clients 4] [-workers 48] [-conns 48] [-rounds 3] [-store-timeout 10ms]
 package main
 
@@ -80,7 +83,7 @@ func envOr(name, def string) string {
 
 func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("scaleout", flag.ContinueOnError)
-	total := fs.String("time", envOr("BENCH_TIME", "3m"), "the run's budget, setup aside (env BENCH_TIME)")
+	total := fs.String("time", envOr("BENCH_TIME", "4m"), "the run's budget, setup aside (env BENCH_TIME)")
 	period := fs.Duration("period", 2*time.Second, "the accuracy limit's period, and the length of a window")
 	windows := fs.Int("windows", 12, "windows the accuracy run measures (the issue's figure needs at least 10)")
 	limit := fs.Int("limit", 500, "the accuracy limit: requests per period for each client")
@@ -142,6 +145,9 @@ type plan struct {
 	run, warmup time.Duration
 }
 
+// throughputModes are the routes each throughput round measures.
+const throughputModes = 3
+
 func makePlan(o options) (plan, error) {
 	// A warm-up takes less than a period when the load exceeds the
 	// limit; the hard deadline covers one that takes its longest.
@@ -152,8 +158,8 @@ func makePlan(o options) (plan, error) {
 	}
 	// Each wrk run costs about half a second of start-up and reporting,
 	// and each reads the counters before and after.
-	left := o.total - p.accuracy - p.contrast - 2*p.warmup
-	p.run = (left/time.Duration(2*o.rounds) - time.Second).Round(time.Second)
+	left := o.total - p.accuracy - p.contrast - 3*p.warmup
+	p.run = (left/time.Duration(throughputModes*o.rounds) - time.Second).Round(time.Second)
 	if p.run < 3*time.Second {
 		return p, fmt.Errorf("-time %s leaves %s per throughput run after %s of accuracy windows: raise -time, or lower -windows, -period or -rounds",
 			o.total, max(p.run, 0), p.accuracy+p.contrast)
@@ -339,7 +345,7 @@ func (s *setup) start(ctx context.Context, o options, rep *Report) error {
 		// No drain delay: nothing routes traffic here, and stopping must
 		// be quick.
 		g, err := s.procs.Start(name, s.dir, fgBin, []string{"run", "--config", confPath, "--listen", addr, "--admin-addr", admin,
-			"--log-level", "warn", "--drain-delay", "0s", "--shutdown-timeout", "2s"}, nil)
+			"--log-level", "warn", "--drain-delay", "0s", "--shutdown-timeout", "2s"}, []string{fmt.Sprintf("FLEXGATE_MAX_REPLICAS=%d", replicas)})
 		if err != nil {
 			return err
 		}
@@ -401,9 +407,9 @@ func (s *setup) accuracy(ctx context.Context, o options, path string, windows in
 	return r, nil
 }
 
-// throughput alternates wrk runs between the clusterizable and the
-// per-replica route, A B then B A, so that drift on a shared machine hits
-// both alike.
+// throughput alternates wrk runs between the clusterizable routes and the
+// per-replica one, A B C then C B A, so that drift on a shared machine hits
+// all alike.
 func (s *setup) throughput(ctx context.Context, o options, p plan, rep *Report) error {
 	text, err := renderWrkScript(s.gateways, o.clients)
 	if err != nil {
@@ -413,16 +419,16 @@ func (s *setup) throughput(ctx context.Context, o options, p plan, rep *Report) 
 	if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
 		return err
 	}
-	modes := []struct{ name, path string }{{ModeCluster, pathCluster}, {ModePerReplica, pathPerReplica}}
+	modes := []struct{ name, path string }{{ModeCluster, pathCluster}, {ModeClusterNoLease, pathClusterNoLease}, {ModePerReplica, pathPerReplica}}
 	for _, m := range modes {
 		if _, err := runWrk(ctx, script, s.gateways, m.path, o.conns, p.warmup); err != nil && ctx.Err() == nil {
 			logf("warm-up of %s: %v", m.name, err)
 		}
 	}
 	for r := range o.rounds {
-		order := []int{0, 1}
+		order := []int{0, 1, 2}
 		if r%2 == 1 {
-			order = []int{1, 0}
+			order = []int{2, 1, 0}
 		}
 		for _, i := range order {
 			if ctx.Err() != nil {

@@ -183,8 +183,8 @@ func TestWrkScript(t *testing.T) {
 }
 
 // TestGatewayConfigCompiles: the gateways' config loads and compiles as
-// `flexgate validate` would, with the four routes the run measures, and
-// only the two named for it clusterizable.
+// `flexgate validate` would, with the five routes the run measures, and
+// only the three named for it clusterizable.
 func TestGatewayConfigCompiles(t *testing.T) {
 	conf, err := renderGateway(gatewayParams{Redis: "127.0.0.1:6379", Upstream: "127.0.0.1:8081", Limit: 500,
 		Period: yamlSeconds(2 * time.Second), HighLimit: highLimit, StoreTimeout: "25ms"})
@@ -205,7 +205,7 @@ func TestGatewayConfigCompiles(t *testing.T) {
 	if cfg.SharedStorage == nil || cfg.SharedStorage.Redis.Address != "127.0.0.1:6379" {
 		t.Errorf("shared storage %+v", cfg.SharedStorage)
 	}
-	want := map[string]string{"/accuracy/*": "true", "/accuracy-per-replica/*": "false", "/cluster/*": "true", "/per-replica/*": "false"}
+	want := map[string]string{"/accuracy/*": "true", "/accuracy-per-replica/*": "false", "/cluster/*": "true", "/cluster-no-lease/*": "true", "/per-replica/*": "false"}
 	if len(cfg.Routes) != len(want) {
 		t.Fatalf("%d routes, want %d", len(cfg.Routes), len(want))
 	}
@@ -214,13 +214,13 @@ func TestGatewayConfigCompiles(t *testing.T) {
 			t.Errorf("route %s: paths %v", r.ID, r.Paths)
 		}
 	}
-	for _, p := range []string{pathAccuracy, pathAccuracyPerReplica, pathCluster, pathPerReplica} {
+	for _, p := range []string{pathAccuracy, pathAccuracyPerReplica, pathCluster, pathClusterNoLease, pathPerReplica} {
 		if !strings.Contains(conf, `path: ["`+strings.TrimSuffix(p, "x")+`*"]`) {
 			t.Errorf("no route serves %s", p)
 		}
 	}
-	if strings.Count(conf, "clusterizable: true") != 2 || strings.Count(conf, "storeTimeout: 25ms") != 2 {
-		t.Errorf("want two clusterizable routes, each with the store timeout:\n%s", conf)
+	if strings.Count(conf, "clusterizable: true") != 3 || strings.Count(conf, "storeTimeout: 25ms") != 3 {
+		t.Errorf("want three clusterizable routes, each with the store timeout:\n%s", conf)
 	}
 	if yamlSeconds(1500*time.Millisecond) != "1.5" || yamlSeconds(2*time.Second) != "2" {
 		t.Error("yamlSeconds")
@@ -232,15 +232,15 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if o.windows < 10 || o.total != 3*time.Minute || o.conns%3 != 0 {
-		t.Errorf("defaults %+v: want at least 10 windows, 3m, connections a multiple of 3", o)
+	if o.windows < 10 || o.total != 4*time.Minute || o.conns%3 != 0 {
+		t.Errorf("defaults %+v: want at least 10 windows, 4m, connections a multiple of 3", o)
 	}
 	p, err := makePlan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The budget: the accuracy windows, then 2 × rounds wrk runs.
-	used := p.accuracy + p.contrast + 2*p.warmup + time.Duration(2*o.rounds)*(p.run+time.Second)
+	// The budget: the accuracy windows, then a wrk run per mode and round.
+	used := p.accuracy + p.contrast + throughputModes*p.warmup + time.Duration(throughputModes*o.rounds)*(p.run+time.Second)
 	if used > o.total+5*time.Second || used < o.total-10*time.Second {
 		t.Errorf("the plan %+v uses %s of %s", p, used, o.total)
 	}
@@ -277,7 +277,7 @@ func TestThroughputRatio(t *testing.T) {
 		s(2, ModePerReplica, 1200), s(2, ModeCluster, 960),
 		s(3, ModeCluster, 850), s(3, ModePerReplica, 1100),
 	}
-	of, per := ratios(samples)
+	of, per := ratios(samples, ModeCluster)
 	if math.Abs(of-900.0/1100) > 1e-9 {
 		t.Errorf("ratio of medians %v, want 900/1100", of)
 	}

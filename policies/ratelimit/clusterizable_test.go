@@ -75,9 +75,10 @@ func TestClusterizableAllocations(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("coverage and race instrumentation allocate")
 	}
-	// The key of the client (1), context.WithTimeout's deadline (4) and,
-	// when calls run concurrently, the context's Done channel (1).
-	const redisAllocs = 6
+	// The key of the client (1), the call's batch (1), context.WithTimeout's
+	// deadline (4) and, when calls run concurrently, the context's Done
+	// channel (1).
+	const redisAllocs = 7
 	srv := redistest.Start(t)
 	serve := func(c *chain.Chain) func() {
 		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", "key-1")
@@ -114,6 +115,21 @@ func TestClusterizableAllocations(t *testing.T) {
 		t.Errorf("a request decided in Redis: %v allocations, want at most %d", n, redisAllocs)
 	} else {
 		t.Logf("a request decided in Redis: %v allocations", n)
+	}
+
+	// A lease of 1,500 tokens: the first request takes it, the next
+	// thousand spend it.
+	t.Setenv(MaxReplicasEnv, "1")
+	leased := sharedChain(t, srv.Addr, "        - rate-limiting: {limit: 60000000, period: 60, clusterizable: true, storeTimeout: 1s}\n")
+	store = leased.Policies[0].Policy.(*Limiter).store.(*RedisStore)
+	run = serve(leased)
+	run()
+	calls = store.conn.calls.Load()
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Errorf("a request spending a lease: %v allocations per request, want 0", n)
+	}
+	if n := store.conn.calls.Load() - calls; n != 0 {
+		t.Errorf("requests spending a lease of %d: %d Redis calls", store.lease, n)
 	}
 }
 

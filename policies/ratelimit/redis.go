@@ -39,67 +39,70 @@ const (
 	probeEvery = 250 * time.Millisecond
 )
 
-// gcraScript takes one token from every rule's bucket of KEYS[1], or none,
-// atomically, on Redis's own clock: replicas whose clocks differ agree.
-// The key holds the rules' theoretical arrival times in µs (GCRA), and
-// expires when every bucket is full again.
+// gcraScript takes ARGV[2] tokens from every rule's bucket of KEYS[1], or
+// as many as every bucket holds, atomically, on Redis's own clock: replicas
+// whose clocks differ agree. Taking n at once decides n requests exactly as
+// n calls in a row would. The key holds the rules' theoretical arrival
+// times in µs (GCRA), and expires when every bucket is full again.
 //
 // ARGV[1] is the time in µs, or "" for Redis's TIME (tests pass their
-// clock); then an interval and a burst in µs per rule. The answer is one
-// integer, (t*8 + rule)*2 + allowed: t is, allowed, the time until the
-// bucket of the rule with the fewest tokens left is full, or, refused,
-// the time until the refusing bucket is full (its arrival time), and rule
-// is that rule's index. Lua's numbers are doubles: t < 2^45 µs (a year is
-// 2^45 µs) keeps the integer exact. With no rules it answers 1 without
-// touching anything: the breaker's probe, which a CLIENT PAUSE holds like
-// any call.
+// clock); ARGV[2] the tokens wanted; then an interval and a burst in µs per
+// rule. Either side of the answer is t*8 + rule: allowed, t is the time
+// until the bucket of the rule with the fewest tokens left is full, after
+// the last token taken; refused, the time until the refusing bucket is
+// full (its arrival time); rule is that rule's index. When every token
+// wanted was taken, or none, the answer is one integer, side*2 + 1 or
+// side*2; otherwise {taken, allowed side, refused side}. Lua's numbers are
+// doubles: t < 2^45 µs (a year is 2^45 µs) keeps the integers exact. With
+// no rules it answers 1 without touching anything: the breaker's probe,
+// which a CLIENT PAUSE holds like any call.
 const gcraScript = `
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local n = (#ARGV - 1) / 2
+local want = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 2
 if n < 1 then return 1 end
-local tats = {}
+local tats, ivs, bursts = {}, {}, {}
 local v = redis.call('GET', KEYS[1])
 if v then
   for s in string.gmatch(v, '%d+') do tats[#tats + 1] = tonumber(s) end
 end
-local allowed, rule, t, rem, wait = true, 0, 0, -1, 0
-local nexts = {}
+local taken = want
 for i = 1, n do
-  local iv, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local tat = tats[i]
-  if not tat or tat < now then tat = now end
-  local nx = tat + iv
-  if nx - now > burst then
-    local w = nx - burst - now
-    if allowed or w > wait then
-      allowed, rule, t, wait = false, i - 1, tat - now, w
-    end
-  else
-    nexts[i] = nx
-    if allowed then
-      local r = math.floor((burst - (nx - now)) / iv)
-      if rem < 0 or r < rem then rule, t, rem = i - 1, nx - now, r end
-    end
-  end
+  ivs[i], bursts[i] = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  if not tats[i] or tats[i] < now then tats[i] = now end
+  local k = math.floor((bursts[i] - (tats[i] - now)) / ivs[i])
+  if k < taken then taken = k end
 end
-if not allowed then return (t * 8 + rule) * 2 end
+if taken < 0 then taken = 0 end
+local arule, at, rem, rrule, rt, wait = 0, 0, -1, 0, 0, 0
 local last, parts = 0, {}
 for i = 1, n do
-  parts[i] = string.format('%d', nexts[i])
-  if nexts[i] > last then last = nexts[i] end
+  local tat = tats[i] + taken * ivs[i]
+  local left = math.floor((bursts[i] - (tat - now)) / ivs[i])
+  if rem < 0 or left < rem then arule, at, rem = i - 1, tat - now, left end
+  if left < 1 then
+    local w = tat + ivs[i] - bursts[i] - now
+    if w > wait then rrule, rt, wait = i - 1, tat - now, w end
+  end
+  parts[i] = string.format('%d', tat)
+  if tat > last then last = tat end
 end
-redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil((last - now) / 1000))
-return (t * 8 + rule) * 2 + 1
+if taken > 0 then
+  redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil((last - now) / 1000))
+end
+if taken == want then return (at * 8 + arule) * 2 + 1 end
+if taken == 0 then return (rt * 8 + rrule) * 2 end
+return {taken, at * 8 + arule, rt * 8 + rrule}
 `
 
 var script = rueidis.NewLuaScript(gcraScript)
 
 // probeArgs call the script with no rules.
-var probeArgs = []string{""}
+var probeArgs = []string{"", "0"}
 
 // redisConn is one gateway's client of its shared storage, shared by
 // every clusterizable rate limit of the gateway and kept across reloads
@@ -335,15 +338,15 @@ func (c *redisConn) failed(err error) {
 }
 
 // take runs the script for key within timeout.
-func (c *redisConn) take(key string, args []string, timeout time.Duration) (int64, error) {
+func (c *redisConn) take(key string, args []string, timeout time.Duration) (rueidis.RedisMessage, error) {
 	cl := c.client.Load()
 	if cl == nil {
-		return 0, rueidis.ErrClosing
+		return rueidis.RedisMessage{}, rueidis.ErrClosing
 	}
 	c.calls.Add(1)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v, err := script.Exec(ctx, *cl, []string{key}, args).AsInt64()
+	v, err := script.Exec(ctx, *cl, []string{key}, args).ToMessage()
 	cancel()
 	c.duration.UpdateDuration(start)
 	return v, err

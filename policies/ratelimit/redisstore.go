@@ -1,15 +1,18 @@
 package ratelimit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/rueidis"
 )
 
 // Fallback is what a clusterizable limit does when its shared store
@@ -36,24 +39,41 @@ const (
 )
 
 // RedisStore keeps a policy's buckets in the gateway's shared storage:
-// one atomic script call per request decides on Redis's clock, so every
-// replica spends from the same budget. A client it refused is refused
-// again from memory, with no call, until its Retry-After: a bucket's
-// arrival time only moves forward, so nothing another replica does can
-// make the client pass sooner. When that time comes, one request asks
-// Redis and the client's others wait for its answer. Memory is bounded
-// (refusedShards × refusedPerShard clients). Safe for concurrent use.
+// one atomic script call decides on Redis's clock, so every replica spends
+// from the same budget. A client's requests that come while a call for it
+// is in flight wait together and are decided by one next call, exactly as
+// they would be one after another: under load a busy client costs one
+// call per round trip to Redis, not one per request. A client it refused
+// is refused again from memory, with no call, until its Retry-After: a
+// bucket's arrival time only moves forward, so nothing another replica
+// does can make the client pass sooner.
+//
+// A limit so high that a replica's requests could not be told apart from
+// a stream (see leaseSize) is spent in leases: a call takes a few tokens
+// more than its requests need, and the replica's next requests of the
+// client spend them from memory within leaseWindow. Redis counted them
+// when they were taken, so replicas together never pass more than the
+// limit plus what a lease window lets through early, and lose at most
+// what expired leases held: both within half a percent of the limit.
+//
+// Memory is bounded (refusedShards × refusedPerShard clients). Safe for
+// concurrent use.
 type RedisStore struct {
 	conn *redisConn
 	// prefix is "flexgate:rl:<policy>:{"; the client's digest and "}"
 	// follow, so that Cluster places every key by its client.
 	prefix string
 	sip    sipKey
-	// args are the script's ARGV: the time ("": Redis's), then interval
-	// and burst in µs per rule.
+	// args are the script's ARGV for one token: the time ("": Redis's),
+	// the tokens wanted, then interval and burst in µs per rule.
 	args    []string
 	rules   []redisRule
 	timeout time.Duration
+	clock   func() int64
+	// lease is the tokens a call takes beyond its requests, and window how
+	// long in ns they may be spent; 0 when the limit is spent in Redis
+	// request by request.
+	lease, window int64
 
 	fallback   Fallback
 	local      *MemStore
@@ -73,26 +93,61 @@ type redisRule struct{ limit, interval, burst int64 }
 
 type refusedShard struct {
 	mu sync.Mutex
-	m  map[bucketKey]refusal
-	_  [48]byte // a cache line per shard
+	m  map[bucketKey]memo
+	// calls holds the call in flight for a client; the requests that come
+	// meanwhile join its next batch.
+	calls map[bucketKey]*batch
+	_     [40]byte // a cache line per shard
 }
 
-// refusal is what a store knows of a client without asking Redis: it is
+// memo is what a store knows of a client without asking Redis: tokens of
+// a lease it may spend until expires, and, once they are spent, that it is
 // refused until a time of the local clock (full: when its bucket is full
-// again), or a call for it is in flight.
-type refusal struct {
+// again). Times are on the local clock.
+type memo struct {
 	until, full int64
 	rule        int
-	flight      *flight
+	// tokens are left of the lease taken at at, which the script's allowed
+	// side (see batch) describes as if they were spent.
+	tokens, expires, at, allowed int64
 }
 
-// flight is a call to Redis that other requests of the same client wait
-// for; next and failed are set before done is closed.
-type flight struct {
-	done   chan struct{}
-	next   refusal
-	failed bool
+// leased reports whether m holds a lease to spend at now.
+func (m *memo) leased(now int64) bool { return m.tokens > 0 && now < m.expires }
+
+// batch is one call to Redis for n requests of one client. The first
+// request makes the call; the others wait for done.
+type batch struct {
+	// n grows until the call starts.
+	n int64
+	// start is when the first request came, on the local clock: the call
+	// must be answered within storeTimeout of it, so that no request waits
+	// longer, the wait for the previous call included.
+	start int64
+	// next is the batch that forms while this one's call is in flight.
+	next *batch
+	// done is closed when the outcome below is set; it is made when a
+	// request first waits for it.
+	done chan struct{}
+
+	outcome outcome
+	// want is n and the tokens of a lease, which the call asks for; taken
+	// of them were taken, the requests' first: allowed and refused are the
+	// script's t*8 + rule of either side.
+	want, taken, allowed, refused int64
 }
+
+type outcome uint8
+
+const (
+	// decided: Redis answered.
+	decided outcome = iota
+	// remembered: when the batch's turn came, memory could answer (a lease
+	// or a refusal came with the call before): its requests start again.
+	remembered
+	// unanswered: Redis could not answer in time; onStoreError decides.
+	unanswered
+)
 
 // redisStoreOptions make a RedisStore.
 type redisStoreOptions struct {
@@ -107,14 +162,55 @@ type redisStoreOptions struct {
 	localRules []Rule
 	set        *metrics.Set
 	route      string
+	// clock is the local clock (monoClock when nil).
+	clock func() int64
+	// replicas is FLEXGATE_MAX_REPLICAS, 0 when unset (then no lease).
+	replicas int64
+	// leaseShare replaces leaseShare (tests).
+	leaseShare int64
+}
+
+// leaseShare bounds, as a share of a limit, both what leases can let
+// through early (a lease window is this share of the shortest period) and
+// what expired leases can lose in a period.
+const leaseShare = 200
+
+// leaseSize is the tokens a call may take beyond its requests, and the
+// window to spend them in, for rules on at most replicas replicas. A
+// replica whose lease expired after one token loses at most lease-1
+// tokens per window, replicas of them at once: lease ≤ limit ÷ (share² ×
+// replicas) keeps that under limit ÷ share per period. Tokens are spent at
+// most a window after Redis counted them: at most limit ÷ share early. A
+// lease under 2 tokens is none: the limit is spent request by request.
+func leaseSize(rules []Rule, replicas, share int64) (lease, window int64) {
+	if replicas < 1 {
+		return 0, 0
+	}
+	lease, window = math.MaxInt64, math.MaxInt64
+	for _, r := range rules {
+		lease = min(lease, r.Limit/(share*share*replicas))
+		window = min(window, r.Period/share)
+	}
+	if lease < 2 {
+		return 0, 0
+	}
+	return lease, window
 }
 
 func newRedisStore(o redisStoreOptions) *RedisStore {
 	sum := sha256.Sum256([]byte("flexgate rate-limiting v1\x00" + o.id))
 	s := &RedisStore{conn: o.conn, prefix: "flexgate:rl:" + hex.EncodeToString(sum[:8]) + ":{",
 		sip:     sipKey{binary.LittleEndian.Uint64(sum[16:24]), binary.LittleEndian.Uint64(sum[24:32])},
-		timeout: o.timeout, fallback: o.fallback, local: o.local, localRules: o.localRules}
-	s.args = append(s.args, "")
+		timeout: o.timeout, clock: o.clock, fallback: o.fallback, local: o.local, localRules: o.localRules}
+	if s.clock == nil {
+		s.clock = monoClock
+	}
+	share := o.leaseShare
+	if share == 0 {
+		share = leaseShare
+	}
+	s.lease, s.window = leaseSize(o.rules, o.replicas, share)
+	s.args = append(s.args, "", "1")
 	for _, r := range o.rules {
 		iv := r.Period / 1000 / r.Limit
 		rr := redisRule{limit: r.Limit, interval: iv, burst: iv * r.Limit}
@@ -122,7 +218,8 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 		s.args = append(s.args, strconv.FormatInt(rr.interval, 10), strconv.FormatInt(rr.burst, 10))
 	}
 	for i := range s.refused {
-		s.refused[i].m = make(map[bucketKey]refusal, 16)
+		s.refused[i].m = make(map[bucketKey]memo, 16)
+		s.refused[i].calls = make(map[bucketKey]*batch, 4)
 	}
 	route := strconv.Quote(o.route)
 	s.fallbacks = o.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_ratelimit_store_fallbacks_total{route=%s,mode="%s"}`, route, o.fallback))
@@ -131,101 +228,212 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 }
 
 // Take implements Store. now is the local clock, for the memory of
-// refused clients and the local fallback; Redis decides on its own clock.
+// refused clients, leases and the local fallback; Redis decides on its own
+// clock.
 func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	digest := sip128(s.sip, key)
 	sh := &s.refused[digest.a%refusedShards]
-	sh.mu.Lock()
-	r, known := sh.m[digest]
-	var f *flight
-	switch {
-	case known && now < r.until:
-		sh.mu.Unlock()
-		return s.refuseLocally(r, now)
-	case known && r.flight != nil:
-		// Another request is asking Redis for this client; its answer
-		// comes within storeTimeout, as this request's own would.
-		sh.mu.Unlock()
-		<-r.flight.done
-		if r.flight.failed {
-			return s.fallBack(key, now)
-		}
-		if now < r.flight.next.until {
-			return s.refuseLocally(r.flight.next, now)
-		}
-	case known:
-		// The client's refusal ran out: this request asks Redis, and the
-		// ones that come meanwhile wait for its answer instead of all
-		// racing for the one token that came back.
-		f = &flight{done: make(chan struct{})}
-		sh.m[digest] = refusal{flight: f}
-		sh.mu.Unlock()
-	default:
-		sh.mu.Unlock()
-	}
-	d, decided := s.ask(key, digest, now)
-	var next refusal
-	if decided {
-		next = s.refusalAfter(d, now)
-	}
-	if f == nil && next.until == 0 {
-		return d
-	}
-	sh.mu.Lock()
-	if cur, ok := sh.m[digest]; ok && (cur.flight == f || cur.flight == nil) {
-		if next.until == 0 {
+	for {
+		sh.mu.Lock()
+		if m, ok := sh.m[digest]; ok {
+			switch {
+			case m.leased(now):
+				m.tokens--
+				sh.m[digest] = m
+				sh.mu.Unlock()
+				return s.spend(&m, now)
+			case now < m.until:
+				sh.mu.Unlock()
+				return s.refuseLocally(&m, now)
+			}
 			delete(sh.m, digest)
-		} else {
-			sh.m[digest] = next
 		}
-	} else if !ok && next.until != 0 && s.room(sh, now) {
-		sh.m[digest] = next
+		cur := sh.calls[digest]
+		if cur == nil {
+			b := &batch{n: 1, start: now}
+			sh.calls[digest] = b
+			sh.mu.Unlock()
+			s.call(sh, digest, key, b, now)
+			return s.member(b, 0, key, now)
+		}
+		// A call for this client is in flight: join the batch that Redis
+		// decides next.
+		b := cur.next
+		if b == nil {
+			b = &batch{start: now}
+			cur.next = b
+			if cur.done == nil {
+				cur.done = make(chan struct{})
+			}
+		}
+		pos := b.n
+		b.n++
+		if pos > 0 && b.done == nil {
+			b.done = make(chan struct{})
+		}
+		sh.mu.Unlock()
+		if pos > 0 {
+			<-b.done
+		} else {
+			// The first of the batch makes its call once the one in flight
+			// is answered; the requests that come from now on form the
+			// batch after. If that answer left a lease or a refusal, the
+			// batch needs no call.
+			<-cur.done
+			now = s.clock()
+			sh.mu.Lock()
+			sh.calls[digest] = b
+			m, ok := sh.m[digest]
+			sh.mu.Unlock()
+			if ok && (m.leased(now) || now < m.until) {
+				b.outcome = remembered
+				s.finish(sh, digest, b, memo{}, now)
+			} else {
+				s.call(sh, digest, key, b, now)
+			}
+		}
+		if b.outcome != remembered {
+			return s.member(b, pos, key, now)
+		}
+		now = s.clock()
 	}
-	sh.mu.Unlock()
-	if f != nil {
-		f.next, f.failed = next, !decided
-		close(f.done)
-	}
-	return d
 }
 
-// ask has Redis decide, or the fallback when it cannot; decided is true
-// when Redis did.
-func (s *RedisStore) ask(key []byte, digest bucketKey, now int64) (d Decision, decided bool) {
-	if !s.conn.usable() {
-		return s.fallBack(key, now), false
+// call has Redis decide b, or records that it could not, remembers what
+// the answer tells of the client's next requests, and wakes the waiting.
+func (s *RedisStore) call(sh *refusedShard, digest bucketKey, key []byte, b *batch, now int64) {
+	var next memo
+	if s.ask(b, digest, now) {
+		next = s.refusalAfter(s.decision(b, b.want-1), now)
+		if b.taken > b.n {
+			next.tokens, next.expires, next.at, next.allowed = b.taken-b.n, now+s.window, now, b.allowed
+		}
+	} else {
+		b.outcome = unanswered
 	}
-	v, err := s.conn.take(s.key(digest), s.argv(now), s.timeout)
-	if err == nil && (v < 0 || int(v>>1&7) >= len(s.rules)) {
-		err = fmt.Errorf("the rate-limit script answered %d, which no rule explains", v)
+	s.finish(sh, digest, b, next, now)
+}
+
+// finish remembers next, if it refuses or leases, ends b's turn and wakes
+// the requests waiting for it.
+func (s *RedisStore) finish(sh *refusedShard, digest bucketKey, b *batch, next memo, now int64) {
+	sh.mu.Lock()
+	if next.until != 0 || next.tokens != 0 {
+		if _, ok := sh.m[digest]; ok || s.room(sh, now) {
+			sh.m[digest] = next
+		}
+	}
+	if sh.calls[digest] == b && b.next == nil {
+		delete(sh.calls, digest)
+	}
+	done := b.done
+	sh.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// ask has Redis decide b: true when it did, within storeTimeout of b's
+// first request.
+func (s *RedisStore) ask(b *batch, digest bucketKey, now int64) bool {
+	if !s.conn.usable() {
+		return false
+	}
+	wait := time.Duration(b.start + int64(s.timeout) - now)
+	if wait <= 0 {
+		// The previous call took the time there was.
+		s.conn.failed(context.DeadlineExceeded)
+		return false
+	}
+	b.want = b.n + s.lease
+	m, err := s.conn.take(s.key(digest), s.argv(now, b.want), wait)
+	if err == nil {
+		err = s.read(b, &m)
 	}
 	if err != nil {
 		s.conn.failed(err)
-		return s.fallBack(key, now), false
+		return false
 	}
 	s.conn.succeeded()
-	return s.decode(v), true
+	return true
+}
+
+// read sets b's outcome from the script's answer (see gcraScript).
+func (s *RedisStore) read(b *batch, m *rueidis.RedisMessage) error {
+	if m.IsInt64() {
+		v, _ := m.AsInt64()
+		if v&1 == 1 {
+			b.taken, b.allowed = b.want, v>>1
+		} else {
+			b.refused = v >> 1
+		}
+	} else if a, err := m.ToArray(); err == nil && len(a) == 3 {
+		b.taken, _ = a[0].AsInt64()
+		b.allowed, _ = a[1].AsInt64()
+		b.refused, _ = a[2].AsInt64()
+	} else {
+		return fmt.Errorf("the rate-limit script answered %v, which no rule explains", m)
+	}
+	if b.taken < 0 || b.taken > b.want || b.allowed < 0 || b.refused < 0 ||
+		int(b.allowed&7) >= len(s.rules) || int(b.refused&7) >= len(s.rules) {
+		return fmt.Errorf("the rate-limit script answered %d of %d taken, %d, %d, which no rule explains", b.taken, b.want, b.allowed, b.refused)
+	}
+	return nil
+}
+
+// member is the decision for the request at pos of b.
+func (s *RedisStore) member(b *batch, pos int64, key []byte, now int64) Decision {
+	if b.outcome == unanswered {
+		return s.fallBack(key, now)
+	}
+	return s.decision(b, pos)
+}
+
+// decision is what Redis decided for the request at pos of b (a lease's
+// tokens come after the requests): the first taken are allowed, each
+// seeing the buckets as its token left them, and the others refused.
+func (s *RedisStore) decision(b *batch, pos int64) Decision {
+	if pos < b.taken {
+		i := int(b.allowed & 7)
+		r := &s.rules[i]
+		t := b.allowed>>3 - (b.taken-1-pos)*r.interval
+		return Decision{Allowed: true, Rule: i, Limit: r.limit, Reset: t * 1000, Remaining: (r.burst - t) / r.interval}
+	}
+	i := int(b.refused & 7)
+	r := &s.rules[i]
+	t := b.refused >> 3
+	return Decision{Rule: i, Limit: r.limit, Reset: t * 1000, RetryAfter: (t + r.interval - r.burst) * 1000}
 }
 
 // refusalAfter is what Redis's decision d, asked for at now, tells of the
 // client's next requests: a refusal until its Retry-After, or, when d took
 // the last token of a policy's only limit, until the next token comes back.
 // Arrival times only move forward, so no replica can make it pass sooner.
-func (s *RedisStore) refusalAfter(d Decision, now int64) refusal {
+func (s *RedisStore) refusalAfter(d Decision, now int64) memo {
 	if !d.Allowed {
-		return refusal{until: now + d.RetryAfter, full: now + d.Reset, rule: d.Rule}
+		return memo{until: now + d.RetryAfter, full: now + d.Reset, rule: d.Rule}
 	}
 	if d.Remaining == 0 && len(s.rules) == 1 {
 		r := &s.rules[0]
 		if wait := d.Reset - (r.burst-r.interval)*1000; wait > 0 {
-			return refusal{until: now + wait, full: now + d.Reset}
+			return memo{until: now + wait, full: now + d.Reset}
 		}
 	}
-	return refusal{}
+	return memo{}
+}
+
+// spend answers a request that took a token of the lease in m: the
+// buckets as Redis left them, the lease's tokens still in them, aged by
+// the time since.
+func (s *RedisStore) spend(m *memo, now int64) Decision {
+	i := int(m.allowed & 7)
+	r := &s.rules[i]
+	t := m.allowed>>3 - m.tokens*r.interval
+	return Decision{Allowed: true, Rule: i, Limit: r.limit, Remaining: (r.burst - t) / r.interval, Reset: max(t*1000-(now-m.at), 0)}
 }
 
 // refuseLocally answers a client remembered as refused.
-func (s *RedisStore) refuseLocally(r refusal, now int64) Decision {
+func (s *RedisStore) refuseLocally(r *memo, now int64) Decision {
 	s.localRefusals.Inc()
 	return Decision{Rule: r.rule, Limit: s.rules[r.rule].limit, Reset: r.full - now, RetryAfter: r.until - now}
 }
@@ -242,27 +450,17 @@ func (s *RedisStore) key(d bucketKey) string {
 	return string(b[:n+1])
 }
 
-func (s *RedisStore) argv(now int64) []string {
-	if !s.callerClock {
+// argv is the script's ARGV for n tokens at now.
+func (s *RedisStore) argv(now, n int64) []string {
+	if !s.callerClock && n == 1 {
 		return s.args
 	}
 	args := append([]string(nil), s.args...)
-	args[0] = strconv.FormatInt(now/1000, 10)
-	return args
-}
-
-// decode reads the script's answer (see gcraScript) into a Decision in ns.
-func (s *RedisStore) decode(v int64) Decision {
-	i := int(v >> 1 & 7)
-	r := &s.rules[i]
-	t := v >> 4
-	d := Decision{Allowed: v&1 == 1, Rule: i, Limit: r.limit, Reset: t * 1000}
-	if d.Allowed {
-		d.Remaining = (r.burst - t) / r.interval
-	} else {
-		d.RetryAfter = (t + r.interval - r.burst) * 1000
+	if s.callerClock {
+		args[0] = strconv.FormatInt(now/1000, 10)
 	}
-	return d
+	args[1] = strconv.FormatInt(n, 10)
+	return args
 }
 
 // room reports whether the shard may remember one more client. A full
@@ -274,7 +472,7 @@ func (s *RedisStore) room(sh *refusedShard, now int64) bool {
 		return true
 	}
 	for k, r := range sh.m {
-		if now >= r.until && r.flight == nil {
+		if now >= r.until && !r.leased(now) {
 			delete(sh.m, k)
 		}
 	}

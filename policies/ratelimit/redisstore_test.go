@@ -33,6 +33,8 @@ type storeOpts struct {
 	// localDiv builds the local fallback with limit ÷ localDiv.
 	localDiv int64
 	redis    *config.Redis
+	// replicas and leaseShare set the store's leases.
+	replicas, leaseShare int64
 }
 
 // newTestStore connects a RedisStore for rules to the Redis at addr,
@@ -56,7 +58,8 @@ func newTestStore(t testing.TB, addr string, rules []Rule, o storeOpts) *RedisSt
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := redisStoreOptions{conn: conn, id: o.id, rules: rules, timeout: o.timeout, fallback: o.fallback, set: set, route: "r"}
+	so := redisStoreOptions{conn: conn, id: o.id, rules: rules, timeout: o.timeout, fallback: o.fallback, set: set, route: "r",
+		replicas: o.replicas, leaseShare: o.leaseShare}
 	if o.fallback == FallbackLocal {
 		for _, r := range rules {
 			so.localRules = append(so.localRules, NewRule(r.Limit/o.localDiv, time.Duration(r.Period)))
@@ -87,13 +90,27 @@ func TestRedisStoreMatchesMemStore(t *testing.T) {
 		now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 		keys := [][]byte{[]byte("192.0.2.1"), []byte("api-key-2"), []byte("")}
 		calls := rs.conn.calls.Load()
-		refusedCalls := int64(0)
+		refusedCalls, batches := int64(0), 0
 		for i := range 3000 {
 			// Whole µs, as Redis counts; each of the three clients asks
 			// twice as often as the first rule allows on average, so that
 			// clients run out and refill.
 			now += rng.Int64N(rules[0].Interval/3000) * 1000
 			key := keys[rng.IntN(len(keys))]
+			if i%7 == 0 {
+				// Several requests that came together, decided in one call.
+				b := &batch{n: 1 + rng.Int64N(8), start: now}
+				if !rs.ask(b, sip128(rs.sip, key), now) {
+					t.Fatalf("%d rules, request %d: Redis did not decide a batch of %d", len(rules), i, b.n)
+				}
+				for pos := range b.n {
+					if got, want := rs.decision(b, pos), ms.Take(key, now, rules); got != want {
+						t.Fatalf("%d rules, request %d, %d of a batch of %d: redis %+v, memory %+v", len(rules), i, pos+1, b.n, got, want)
+					}
+				}
+				batches++
+				continue
+			}
 			before := rs.conn.calls.Load()
 			got, want := rs.Take(key, now, rules), ms.Take(key, now, rules)
 			if got != want {
@@ -106,7 +123,170 @@ func TestRedisStoreMatchesMemStore(t *testing.T) {
 		if refusedCalls == 0 {
 			t.Errorf("%d rules: no refusal was answered from memory", len(rules))
 		}
-		t.Logf("%d rules: 3000 requests, %d Redis calls, %d refusals answered without one", len(rules), rs.conn.calls.Load()-calls, refusedCalls)
+		t.Logf("%d rules: 3000 requests (%d of them batches of several), %d Redis calls, %d refusals answered without one",
+			len(rules), batches, rs.conn.calls.Load()-calls, refusedCalls)
+	}
+}
+
+// TestRedisStoreBatches: a client's requests that come together at one
+// gateway are decided in fewer calls than requests, and exactly as one
+// after another: every admitted request sees its own X-RateLimit-Remaining,
+// and the limit holds to the request.
+func TestRedisStoreBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, c := range []struct {
+		limit    int64
+		requests int
+	}{{limit: 10000, requests: 1280}, {limit: 100, requests: 1280}} {
+		// An hour: no token comes back while the test runs.
+		rules := []Rule{NewRule(c.limit, time.Hour)}
+		s := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.FormatInt(c.limit, 10)})
+		const workers = 64
+		var mu sync.Mutex
+		seen := map[int64]int{}
+		var refused int
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range c.requests / workers {
+					d := s.Take([]byte("203.0.113.7"), monoClock(), rules)
+					mu.Lock()
+					switch {
+					case d.Allowed:
+						seen[d.Remaining]++
+					case d.Unavailable || d.RetryAfter <= 0:
+						t.Errorf("a refusal without a time to retry, or no decision: %+v", d)
+					default:
+						refused++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		admitted := min(c.limit, int64(c.requests))
+		if int64(len(seen)) != admitted || refused != c.requests-int(admitted) {
+			t.Errorf("limit %d, %d requests: %d admitted with distinct X-RateLimit-Remaining, %d refused; want %d and %d",
+				c.limit, c.requests, len(seen), refused, admitted, int64(c.requests)-admitted)
+		}
+		for rem, n := range seen {
+			if n != 1 || rem < c.limit-admitted || rem >= c.limit {
+				t.Errorf("limit %d: X-RateLimit-Remaining %d seen %d times", c.limit, rem, n)
+			}
+		}
+		calls := s.conn.calls.Load()
+		t.Logf("limit %d: %d requests from %d goroutines for one client: %d Redis calls, %d refusals from memory",
+			c.limit, c.requests, workers, calls, s.localRefusals.Get())
+		if calls > int64(c.requests)/2 {
+			t.Errorf("limit %d: %d Redis calls for %d concurrent requests of one client: they were not decided together", c.limit, calls, c.requests)
+		}
+	}
+}
+
+func TestLeaseSize(t *testing.T) {
+	for _, c := range []struct {
+		rules    []Rule
+		replicas int64
+		lease    int64
+		window   time.Duration
+		what     string
+	}{
+		{[]Rule{NewRule(60_000_000, time.Minute)}, 3, 500, 300 * time.Millisecond, "a limit no client reaches by itself"},
+		{[]Rule{NewRule(60_000_000, time.Minute)}, 0, 0, 0, "FLEXGATE_MAX_REPLICAS unset"},
+		{[]Rule{NewRule(500, 2*time.Second)}, 3, 0, 0, "the seed's kind of limit"},
+		{[]Rule{NewRule(239_999, time.Minute)}, 3, 0, 0, "a lease of 1 is none"},
+		{[]Rule{NewRule(240_000, time.Minute)}, 3, 2, 300 * time.Millisecond, "the smallest lease"},
+		{[]Rule{NewRule(10_000_000, time.Second), NewRule(100, time.Hour)}, 1, 0, 0, "the tightest rule decides"},
+		{[]Rule{NewRule(10_000_000, time.Second), NewRule(200_000_000, time.Hour)}, 10, 25, 5 * time.Millisecond, "the shortest period sets the window"},
+	} {
+		lease, window := leaseSize(c.rules, c.replicas, leaseShare)
+		if lease != c.lease || time.Duration(window) != c.window {
+			t.Errorf("%s: lease %d, window %s; want %d, %s", c.what, lease, time.Duration(window), c.lease, c.window)
+		}
+	}
+}
+
+// TestRedisStoreLeases: with a limit high enough for leases, a replica asks
+// Redis once per lease, its clients see X-RateLimit-Remaining count down one
+// by one as without leases, and a lease that expires unspent is lost, not
+// spent late.
+func TestRedisStoreLeases(t *testing.T) {
+	srv := redistest.Start(t)
+	// A lease of 10 tokens; a token comes back every 9 s, so none does
+	// while the test runs.
+	rules := []Rule{NewRule(400_000, 1000*time.Hour)}
+	s := newTestStore(t, srv.Addr, rules, storeOpts{replicas: 1})
+	if s.lease != 10 {
+		t.Fatalf("lease %d, want 10", s.lease)
+	}
+	key := []byte("tenant-1")
+	now := monoClock()
+	for i := range int64(200) {
+		d := s.Take(key, now, rules)
+		if !d.Allowed || d.Remaining != rules[0].Limit-1-i {
+			t.Fatalf("request %d: %+v, want allowed with %d remaining", i+1, d, rules[0].Limit-1-i)
+		}
+	}
+	if calls := s.conn.calls.Load(); calls != 200/11+1 {
+		t.Errorf("200 requests: %d Redis calls, want one per lease of 10 and its request: %d", calls, 200/11+1)
+	}
+	// Request 200 took the first token of the lease that request 199 took
+	// with its own: 9 are left. Past the window they are lost.
+	d := s.Take(key, now+s.window, rules)
+	if want := rules[0].Limit - 200 - 9 - 1; !d.Allowed || d.Remaining != want {
+		t.Errorf("after the lease expired: %+v, want allowed with %d remaining (the 9 tokens of the lease lost)", d, want)
+	}
+	// Another replica sees what this one took, leases included.
+	other := newTestStore(t, srv.Addr, rules, storeOpts{replicas: 1})
+	if want := rules[0].Limit - 200 - 9 - 1 - 10 - 1; other.Take(key, monoClock(), rules).Remaining != want {
+		t.Errorf("another replica: want %d remaining, the first replica's lease counted", want)
+	}
+}
+
+// TestRedisStoreLeasesHoldTheLimit: three replicas spending a high limit
+// in leases under concurrent load admit it to within what leases can lose
+// (1/leaseShare of it), and never more than it. The share is 20 here, not
+// 200, so that this machine's load exceeds a limit with leases.
+func TestRedisStoreLeasesHoldTheLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	const (
+		share   = 20
+		period  = 250 * time.Millisecond
+		windows = 12
+	)
+	rules := []Rule{NewRule(4800, period)}
+	var stores []*RedisStore
+	for range 3 {
+		stores = append(stores, newTestStore(t, srv.Addr, rules, storeOpts{replicas: 3, leaseShare: share}))
+	}
+	if stores[0].lease != 4 {
+		t.Fatalf("lease %d, want 4", stores[0].lease)
+	}
+	stop := make(chan struct{})
+	start := time.Now()
+	var end time.Time
+	time.AfterFunc(windows*period, func() { end = time.Now(); close(stop) })
+	allowed, refused := hammer(stores, [][]byte{[]byte("tenant-1")}, 12, rules, stop)
+	elapsed := end.Sub(start)
+	var calls int64
+	for _, s := range stores {
+		calls += s.conn.calls.Load()
+	}
+	want := float64(rules[0].Limit) + float64(elapsed)/float64(rules[0].Interval)
+	dev := (float64(allowed) - want) / want
+	t.Logf("3 replicas, leases of %d, %d windows of %s: admitted %d, expected %.0f (%+.2f %%); refused %d; %d Redis calls, %.3f per request",
+		stores[0].lease, windows, period, allowed, want, 100*dev, refused, calls, float64(calls)/float64(allowed+refused))
+	over, under := tolerance()
+	if dev > over || dev < -under-1.0/share {
+		t.Errorf("admitted %d, want %.0f within +%.0f %% and -%.0f %% (%+.2f %%)", allowed, want, 100*over, 100*(under+1.0/share), 100*dev)
+	}
+	if refused == 0 {
+		t.Error("no request was refused: the load did not exceed the limit")
 	}
 }
 

@@ -310,7 +310,7 @@ func (l *Limiter) Provision(env *chain.Env) error {
 // provisionShared connects to the shared storage and, for onStoreError:
 // local, builds the local buckets of limit ÷ FLEXGATE_MAX_REPLICAS.
 func (l *Limiter) provisionShared(env *chain.Env) error {
-	o := redisStoreOptions{id: l.id, rules: l.rules, timeout: l.timeout, fallback: l.OnStoreError,
+	o := redisStoreOptions{id: l.id, rules: l.rules, timeout: l.timeout, clock: l.clock, fallback: l.OnStoreError,
 		set: env.Metrics, route: l.route}
 	if l.OnStoreError == FallbackLocal {
 		n, err := maxReplicas()
@@ -327,6 +327,15 @@ func (l *Limiter) provisionShared(env *chain.Env) error {
 		}
 		o.local = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
 	}
+	if v, ok := os.LookupEnv(MaxReplicasEnv); ok && v != "" {
+		// It bounds how much of a high limit a replica may take ahead of
+		// its requests (see leaseSize).
+		n, err := maxReplicas()
+		if err != nil {
+			return chain.Errorf(env.Spec.Params, "clusterizable: %v", err)
+		}
+		o.replicas = n
+	}
 	conn, err := acquireConn(env.Metrics, env.Config.SharedStorage, l.timeout)
 	if err != nil {
 		if o.local != nil {
@@ -335,7 +344,12 @@ func (l *Limiter) provisionShared(env *chain.Env) error {
 		return err
 	}
 	o.conn = conn
-	l.store = newRedisStore(o)
+	s := newRedisStore(o)
+	if s.lease > 0 && env.Logger != nil {
+		env.Logger.Info("clusterizable limit spent in leases: each call to the shared storage takes tokens ahead for the client's next requests on this replica",
+			"leaseTokens", s.lease, "leaseWindow", time.Duration(s.window).String(), MaxReplicasEnv, o.replicas)
+	}
+	l.store = s
 	return nil
 }
 
