@@ -117,10 +117,10 @@ func TestClusterizableAllocations(t *testing.T) {
 		t.Logf("a request decided in Redis: %v allocations", n)
 	}
 
-	// A lease of 1,500 tokens: the first request takes it, the next
-	// thousand spend it.
+	// A lease of 75,000 tokens, for 18 s: the first request takes it, the
+	// next thousand spend it.
 	t.Setenv(MaxReplicasEnv, "1")
-	leased := sharedChain(t, srv.Addr, "        - rate-limiting: {limit: 60000000, period: 60, clusterizable: true, storeTimeout: 1s}\n")
+	leased := sharedChain(t, srv.Addr, "        - rate-limiting: {limit: 3000000000, period: 3600, clusterizable: true, storeTimeout: 1s}\n")
 	store = leased.Policies[0].Policy.(*Limiter).store.(*RedisStore)
 	run = serve(leased)
 	run()
@@ -237,7 +237,13 @@ func TestPerReplicaWarnings(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0], "12:11: warning: rate-limiting: this limit is per replica") || !strings.Contains(got[0], "add clusterizable: true") {
 		t.Errorf("shared storage, limit without clusterizable: %q", got)
 	}
+	got = warnings(sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 300000, period: 1, clusterizable: true}\n"))
+	if len(got) != 1 || !strings.Contains(got[0], "the limit of 300000 per 1 s is enforced as 333333 (a token every 3 µs)") {
+		t.Errorf("a limit Redis's microseconds cannot hold: %q", got)
+	}
 	for _, quiet := range []string{
+		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 250000, period: 1, clusterizable: true}\n"),
+		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 7, period: 1, clusterizable: true}\n"),
 		chaintest.Gateway("        - rate-limiting: {limit: 10, period: 60}\n"),
 		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 10, period: 60, clusterizable: false}\n"),
 		sharedGateway("127.0.0.1:1", "        - rate-limiting: {limit: 10, period: 60, clusterizable: true}\n"),

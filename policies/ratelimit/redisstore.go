@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -83,6 +84,7 @@ type RedisStore struct {
 
 	fallbacks     *metrics.Counter
 	localRefusals *metrics.Counter
+	leaseSpends   *metrics.Counter
 	// callerClock sends the caller's now instead of using Redis's TIME
 	// (tests compare with MemStore on one clock).
 	callerClock bool
@@ -131,10 +133,16 @@ type batch struct {
 	done chan struct{}
 
 	outcome outcome
-	// want is n and the tokens of a lease, which the call asks for; taken
-	// of them were taken, the requests' first: allowed and refused are the
-	// script's t*8 + rule of either side.
-	want, taken, allowed, refused int64
+	// memo is what the memory held of the client when b's turn came: its
+	// first fromLease requests spend the lease in it, and the others are
+	// refused by it when b is remembered.
+	memo      memo
+	fromLease int64
+	// asked is the requests the call decides, lease the tokens it takes
+	// ahead, want their sum; taken of them were taken, the requests'
+	// first: allowed and refused are the script's t*8 + rule of either
+	// side.
+	asked, lease, want, taken, allowed, refused int64
 }
 
 type outcome uint8
@@ -142,8 +150,8 @@ type outcome uint8
 const (
 	// decided: Redis answered.
 	decided outcome = iota
-	// remembered: when the batch's turn came, memory could answer (a lease
-	// or a refusal came with the call before): its requests start again.
+	// remembered: when the batch's turn came, the memory refused the
+	// client: no call.
 	remembered
 	// unanswered: Redis could not answer in time; onStoreError decides.
 	unanswered
@@ -176,20 +184,26 @@ type redisStoreOptions struct {
 const leaseShare = 200
 
 // leaseSize is the tokens a call may take beyond its requests, and the
-// window to spend them in, for rules on at most replicas replicas. A
+// window to spend them in, for rules on at most replicas replicas. The
+// window is the shortest period ÷ share: tokens are spent at most a window
+// after Redis counted them, at most a rule's limit ÷ share early. A
 // replica whose lease expired after one token loses at most lease-1
-// tokens per window, replicas of them at once: lease ≤ limit ÷ (share² ×
-// replicas) keeps that under limit ÷ share per period. Tokens are spent at
-// most a window after Redis counted them: at most limit ÷ share early. A
-// lease under 2 tokens is none: the limit is spent request by request.
+// tokens per window, replicas of them at once, and a rule of period P sees
+// P ÷ window windows: lease ≤ limit × window ÷ (P × share × replicas)
+// keeps the loss under limit ÷ share per period for every rule. A lease
+// under 2 tokens is none: the limit is spent request by request.
 func leaseSize(rules []Rule, replicas, share int64) (lease, window int64) {
-	if replicas < 1 {
+	if replicas < 1 || len(rules) == 0 {
 		return 0, 0
 	}
-	lease, window = math.MaxInt64, math.MaxInt64
+	window = math.MaxInt64
 	for _, r := range rules {
-		lease = min(lease, r.Limit/(share*share*replicas))
 		window = min(window, r.Period/share)
+	}
+	lease = math.MaxInt64
+	for _, r := range rules {
+		// limit × window ÷ P in floating point: limit × window overflows.
+		lease = min(lease, int64(float64(r.Limit)*float64(window)/float64(r.Period)/float64(share*replicas)))
 	}
 	if lease < 2 {
 		return 0, 0
@@ -212,7 +226,7 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 	s.lease, s.window = leaseSize(o.rules, o.replicas, share)
 	s.args = append(s.args, "", "1")
 	for _, r := range o.rules {
-		iv := r.Period / 1000 / r.Limit
+		iv := redisInterval(r)
 		rr := redisRule{limit: r.Limit, interval: iv, burst: iv * r.Limit}
 		s.rules = append(s.rules, rr)
 		s.args = append(s.args, strconv.FormatInt(rr.interval, 10), strconv.FormatInt(rr.burst, 10))
@@ -224,8 +238,16 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 	route := strconv.Quote(o.route)
 	s.fallbacks = o.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_ratelimit_store_fallbacks_total{route=%s,mode="%s"}`, route, o.fallback))
 	s.localRefusals = o.set.GetOrCreateCounter(`flexgate_ratelimit_local_refusals_total{route=` + route + `}`)
+	s.leaseSpends = o.set.GetOrCreateCounter(`flexgate_ratelimit_lease_spends_total{route=` + route + `}`)
 	return s
 }
+
+// redisInterval is r's interval in the whole µs Redis counts in: rounded
+// down, in the clients' favour.
+func redisInterval(r Rule) int64 { return r.Period / 1000 / r.Limit }
+
+// redisLimit is the limit per period that r is enforced as in Redis.
+func redisLimit(r Rule) int64 { return r.Period / 1000 / redisInterval(r) }
 
 // Take implements Store. now is the local clock, for the memory of
 // refused clients, leases and the local fallback; Redis decides on its own
@@ -233,69 +255,86 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	digest := sip128(s.sip, key)
 	sh := &s.refused[digest.a%refusedShards]
-	for {
-		sh.mu.Lock()
-		if m, ok := sh.m[digest]; ok {
-			switch {
-			case m.leased(now):
-				m.tokens--
-				sh.m[digest] = m
-				sh.mu.Unlock()
-				return s.spend(&m, now)
-			case now < m.until:
-				sh.mu.Unlock()
-				return s.refuseLocally(&m, now)
-			}
-			delete(sh.m, digest)
-		}
-		cur := sh.calls[digest]
-		if cur == nil {
-			b := &batch{n: 1, start: now}
-			sh.calls[digest] = b
+	sh.mu.Lock()
+	if m, ok := sh.m[digest]; ok {
+		switch {
+		case m.leased(now):
+			m.tokens--
+			sh.m[digest] = m
 			sh.mu.Unlock()
-			s.call(sh, digest, key, b, now)
-			return s.member(b, 0, key, now)
+			return s.spend(&m, now)
+		case now < m.until:
+			sh.mu.Unlock()
+			return s.refuseLocally(&m, now)
 		}
-		// A call for this client is in flight: join the batch that Redis
-		// decides next.
-		b := cur.next
-		if b == nil {
-			b = &batch{start: now}
-			cur.next = b
-			if cur.done == nil {
-				cur.done = make(chan struct{})
-			}
-		}
-		pos := b.n
-		b.n++
-		if pos > 0 && b.done == nil {
-			b.done = make(chan struct{})
-		}
+		delete(sh.m, digest)
+	}
+	cur := sh.calls[digest]
+	if cur == nil {
+		b := &batch{n: 1, start: now}
+		sh.calls[digest] = b
+		s.prepare(sh, digest, b, now)
 		sh.mu.Unlock()
-		if pos > 0 {
-			<-b.done
-		} else {
-			// The first of the batch makes its call once the one in flight
-			// is answered; the requests that come from now on form the
-			// batch after. If that answer left a lease or a refusal, the
-			// batch needs no call.
-			<-cur.done
-			now = s.clock()
-			sh.mu.Lock()
-			sh.calls[digest] = b
-			m, ok := sh.m[digest]
-			sh.mu.Unlock()
-			if ok && (m.leased(now) || now < m.until) {
-				b.outcome = remembered
-				s.finish(sh, digest, b, memo{}, now)
-			} else {
-				s.call(sh, digest, key, b, now)
-			}
+		s.call(sh, digest, key, b, now)
+		return s.member(b, 0, key, now)
+	}
+	// A call for this client is in flight: join the batch that Redis
+	// decides next.
+	b := cur.next
+	if b == nil {
+		b = &batch{start: now}
+		cur.next = b
+		if cur.done == nil {
+			cur.done = make(chan struct{})
 		}
-		if b.outcome != remembered {
-			return s.member(b, pos, key, now)
+	}
+	pos := b.n
+	b.n++
+	if pos > 0 && b.done == nil {
+		b.done = make(chan struct{})
+	}
+	sh.mu.Unlock()
+	if pos > 0 {
+		<-b.done
+		return s.member(b, pos, key, now)
+	}
+	// The first of the batch makes its call once the one in flight is
+	// answered; the requests that come from now on form the batch after.
+	<-cur.done
+	now = s.clock()
+	sh.mu.Lock()
+	sh.calls[digest] = b
+	s.prepare(sh, digest, b, now)
+	sh.mu.Unlock()
+	if b.asked == 0 || b.outcome == remembered {
+		s.finish(sh, digest, b, memo{}, now)
+	} else {
+		s.call(sh, digest, key, b, now)
+	}
+	return s.member(b, 0, key, now)
+}
+
+// prepare decides, under sh.mu, what b asks Redis for: what the memory
+// answers needs no call. b's first requests spend what is left of the
+// client's lease; if the memory refuses the others, b is remembered; the
+// call takes a lease ahead only if the memory has room to keep it.
+func (s *RedisStore) prepare(sh *refusedShard, digest bucketKey, b *batch, now int64) {
+	b.asked = b.n
+	m, ok := sh.m[digest]
+	if ok {
+		b.memo = m
+		if m.leased(now) {
+			b.fromLease = min(m.tokens, b.n)
+			b.asked -= b.fromLease
+			m.tokens -= b.fromLease
+			sh.m[digest] = m
 		}
-		now = s.clock()
+		if b.asked > 0 && now < m.until {
+			b.outcome = remembered
+		}
+	}
+	if b.asked > 0 && b.outcome != remembered && s.lease > 0 && (ok || s.room(sh, now)) {
+		b.lease = s.lease
 	}
 }
 
@@ -305,8 +344,8 @@ func (s *RedisStore) call(sh *refusedShard, digest bucketKey, key []byte, b *bat
 	var next memo
 	if s.ask(b, digest, now) {
 		next = s.refusalAfter(s.decision(b, b.want-1), now)
-		if b.taken > b.n {
-			next.tokens, next.expires, next.at, next.allowed = b.taken-b.n, now+s.window, now, b.allowed
+		if b.taken > b.asked {
+			next.tokens, next.expires, next.at, next.allowed = b.taken-b.asked, now+s.window, now, b.allowed
 		}
 	} else {
 		b.outcome = unanswered
@@ -341,17 +380,20 @@ func (s *RedisStore) ask(b *batch, digest bucketKey, now int64) bool {
 	}
 	wait := time.Duration(b.start + int64(s.timeout) - now)
 	if wait <= 0 {
-		// The previous call took the time there was.
-		s.conn.failed(context.DeadlineExceeded)
+		// The call before took the time there was.
 		return false
 	}
-	b.want = b.n + s.lease
+	b.want = b.asked + b.lease
 	m, err := s.conn.take(s.key(digest), s.argv(now, b.want), wait)
 	if err == nil {
 		err = s.read(b, &m)
 	}
 	if err != nil {
-		s.conn.failed(err)
+		// A call left less than half its time by the call before says
+		// less of Redis than the breaker should hear.
+		if wait >= s.timeout/2 || !errors.Is(err, context.DeadlineExceeded) {
+			s.conn.failed(err)
+		}
 		return false
 	}
 	s.conn.succeeded()
@@ -383,10 +425,18 @@ func (s *RedisStore) read(b *batch, m *rueidis.RedisMessage) error {
 
 // member is the decision for the request at pos of b.
 func (s *RedisStore) member(b *batch, pos int64, key []byte, now int64) Decision {
-	if b.outcome == unanswered {
-		return s.fallBack(key, now)
+	if pos < b.fromLease {
+		m := b.memo
+		m.tokens -= pos + 1
+		return s.spend(&m, now)
 	}
-	return s.decision(b, pos)
+	switch b.outcome {
+	case unanswered:
+		return s.fallBack(key, now)
+	case remembered:
+		return s.refuseLocally(&b.memo, now)
+	}
+	return s.decision(b, pos-b.fromLease)
 }
 
 // decision is what Redis decided for the request at pos of b (a lease's
@@ -426,6 +476,7 @@ func (s *RedisStore) refusalAfter(d Decision, now int64) memo {
 // buckets as Redis left them, the lease's tokens still in them, aged by
 // the time since.
 func (s *RedisStore) spend(m *memo, now int64) Decision {
+	s.leaseSpends.Inc()
 	i := int(m.allowed & 7)
 	r := &s.rules[i]
 	t := m.allowed>>3 - m.tokens*r.interval

@@ -99,7 +99,8 @@ func TestRedisStoreMatchesMemStore(t *testing.T) {
 			key := keys[rng.IntN(len(keys))]
 			if i%7 == 0 {
 				// Several requests that came together, decided in one call.
-				b := &batch{n: 1 + rng.Int64N(8), start: now}
+				n := 1 + rng.Int64N(8)
+				b := &batch{n: n, asked: n, start: now}
 				if !rs.ask(b, sip128(rs.sip, key), now) {
 					t.Fatalf("%d rules, request %d: Redis did not decide a batch of %d", len(rules), i, b.n)
 				}
@@ -137,10 +138,12 @@ func TestRedisStoreBatches(t *testing.T) {
 	for _, c := range []struct {
 		limit    int64
 		requests int
-	}{{limit: 10000, requests: 1280}, {limit: 100, requests: 1280}} {
-		// An hour: no token comes back while the test runs.
-		rules := []Rule{NewRule(c.limit, time.Hour)}
-		s := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.FormatInt(c.limit, 10)})
+		// replicas makes leases: 400,000 on 1 replica, 10 tokens.
+		replicas int64
+	}{{limit: 10000, requests: 1280}, {limit: 100, requests: 1280}, {limit: 400_000, requests: 1280, replicas: 1}} {
+		// A thousand hours: no token comes back while the test runs.
+		rules := []Rule{NewRule(c.limit, 1000*time.Hour)}
+		s := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.FormatInt(c.limit, 10), replicas: c.replicas})
 		const workers = 64
 		var mu sync.Mutex
 		seen := map[int64]int{}
@@ -185,6 +188,9 @@ func TestRedisStoreBatches(t *testing.T) {
 		if calls > int64(c.requests)/2 {
 			t.Errorf("limit %d: %d Redis calls for %d concurrent requests of one client: they were not decided together", c.limit, calls, c.requests)
 		}
+		if s.lease > 0 && calls > int64(c.requests)/int64(s.lease) {
+			t.Errorf("limit %d: %d Redis calls for %d requests with leases of %d", c.limit, calls, c.requests, s.lease)
+		}
 	}
 }
 
@@ -201,8 +207,10 @@ func TestLeaseSize(t *testing.T) {
 		{[]Rule{NewRule(500, 2*time.Second)}, 3, 0, 0, "the seed's kind of limit"},
 		{[]Rule{NewRule(239_999, time.Minute)}, 3, 0, 0, "a lease of 1 is none"},
 		{[]Rule{NewRule(240_000, time.Minute)}, 3, 2, 300 * time.Millisecond, "the smallest lease"},
-		{[]Rule{NewRule(10_000_000, time.Second), NewRule(100, time.Hour)}, 1, 0, 0, "the tightest rule decides"},
-		{[]Rule{NewRule(10_000_000, time.Second), NewRule(200_000_000, time.Hour)}, 10, 25, 5 * time.Millisecond, "the shortest period sets the window"},
+		{[]Rule{NewRule(1_000_000, time.Second), NewRule(100, time.Hour)}, 1, 0, 0, "the tightest rule decides"},
+		{[]Rule{NewRule(1_000_000, time.Second), NewRule(3_600_000_000, time.Hour)}, 1, 25, 5 * time.Millisecond, "the shortest period sets the window"},
+		// The hour sees 720,000 windows: at most 2,500 tokens lost in each.
+		{[]Rule{NewRule(1_000_000, time.Second), NewRule(1_800_000_000, time.Hour)}, 1, 12, 5 * time.Millisecond, "a longer period's rate per window"},
 	} {
 		lease, window := leaseSize(c.rules, c.replicas, leaseShare)
 		if lease != c.lease || time.Duration(window) != c.window {
@@ -273,14 +281,20 @@ func TestRedisStoreLeasesHoldTheLimit(t *testing.T) {
 	time.AfterFunc(windows*period, func() { end = time.Now(); close(stop) })
 	allowed, refused := hammer(stores, [][]byte{[]byte("tenant-1")}, 12, rules, stop)
 	elapsed := end.Sub(start)
-	var calls int64
+	var calls, spends int64
 	for _, s := range stores {
 		calls += s.conn.calls.Load()
+		spends += int64(s.leaseSpends.Get())
 	}
 	want := float64(rules[0].Limit) + float64(elapsed)/float64(rules[0].Interval)
 	dev := (float64(allowed) - want) / want
-	t.Logf("3 replicas, leases of %d, %d windows of %s: admitted %d, expected %.0f (%+.2f %%); refused %d; %d Redis calls, %.3f per request",
-		stores[0].lease, windows, period, allowed, want, 100*dev, refused, calls, float64(calls)/float64(allowed+refused))
+	t.Logf("3 replicas, leases of %d, %d windows of %s: admitted %d (%d from leases), expected %.0f (%+.2f %%); refused %d; %d Redis calls, %.3f per request",
+		stores[0].lease, windows, period, allowed, spends, want, 100*dev, refused, calls, float64(calls)/float64(allowed+refused))
+	// Over the limit a bucket rarely holds a whole lease: most calls take
+	// the one or two tokens that came back. Some must have been leased.
+	if spends == 0 {
+		t.Errorf("no admitted request of %d spent a lease of %d", allowed, stores[0].lease)
+	}
 	over, under := tolerance()
 	if dev > over || dev < -under-1.0/share {
 		t.Errorf("admitted %d, want %.0f within +%.0f %% and -%.0f %% (%+.2f %%)", allowed, want, 100*over, 100*(under+1.0/share), 100*dev)

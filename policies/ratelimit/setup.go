@@ -233,6 +233,15 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 			"although spec.sharedStorage is configured; add clusterizable: true to share it, or clusterizable: false to keep it per replica")
 	}
 	l.shared = l.Clusterizable && shared
+	if l.shared {
+		for _, r := range l.rules {
+			if got := redisLimit(r); got*1000 > r.Limit*1005 {
+				env.Warn(clusterNode, "in the shared storage a token's interval counts in whole microseconds: the limit of %d per %g s "+
+					"is enforced as %d (a token every %d µs); choose a limit that divides the period into whole microseconds, or a longer period",
+					r.Limit, time.Duration(r.Period).Seconds(), got, redisInterval(r))
+			}
+		}
+	}
 	// What names the policy's budget in Redis, so that a restarted or
 	// other replica finds it and a changed policy starts afresh.
 	ordinal := 0
