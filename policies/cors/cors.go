@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // The headers of an answer the policy decides. An upstream's copies are
@@ -236,26 +237,9 @@ func hasToken(v []byte, token string) bool {
 			t, v = v, nil
 		}
 		t = bytes.Trim(t, " \t")
-		if equalLower(t, token) {
+		if ascii.EqualLower(t, token) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalLower reports whether b is lower, which is written in lower case,
-// without regard to the case of b.
-func equalLower(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }

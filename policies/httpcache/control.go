@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // control is what the Cache-Control directives of a request or a
@@ -35,21 +37,21 @@ func parseControl(values ...[]byte) control {
 				name, arg = bytes.TrimSpace(d[:i]), bytes.Trim(bytes.TrimSpace(d[i+1:]), `"`)
 			}
 			switch {
-			case equalFold(name, "no-store"):
+			case ascii.EqualLower(name, "no-store"):
 				c.noStore = true
-			case equalFold(name, "no-cache"):
+			case ascii.EqualLower(name, "no-cache"):
 				c.noCache = true
-			case equalFold(name, "private"):
+			case ascii.EqualLower(name, "private"):
 				c.private = true
-			case equalFold(name, "public"):
+			case ascii.EqualLower(name, "public"):
 				c.public = true
-			case equalFold(name, "only-if-cached"):
+			case ascii.EqualLower(name, "only-if-cached"):
 				c.onlyIfCached = true
-			case equalFold(name, "must-revalidate"), equalFold(name, "proxy-revalidate"):
+			case ascii.EqualLower(name, "must-revalidate"), ascii.EqualLower(name, "proxy-revalidate"):
 				c.mustRevalidate = true
-			case equalFold(name, "max-age"):
+			case ascii.EqualLower(name, "max-age"):
 				c.maxAge = seconds(arg)
-			case equalFold(name, "s-maxage"):
+			case ascii.EqualLower(name, "s-maxage"):
 				c.sMaxAge = seconds(arg)
 			}
 		}
@@ -74,22 +76,6 @@ func seconds(b []byte) int64 {
 		}
 	}
 	return n
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // freshness is how long a response may be served from the cache, from

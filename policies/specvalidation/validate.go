@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/policies/validation"
 )
 
@@ -236,28 +237,11 @@ func (b *body) find(ct []byte) *media {
 	typ, sub := ct[:slash], ct[slash+1:]
 	for i := range b.media {
 		m := &b.media[i]
-		if (m.typ == "*" || equalFold(typ, m.typ)) && (m.sub == "*" || equalFold(sub, m.sub)) {
+		if (m.typ == "*" || ascii.EqualLower(typ, m.typ)) && (m.sub == "*" || ascii.EqualLower(sub, m.sub)) {
 			return m
 		}
 	}
 	return nil
-}
-
-// equalFold compares b with lower, written in lower case, without regard
-// to case.
-func equalFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // s2b converts without copying; the bytes must not be modified.
