@@ -9,15 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
-)
 
-func execCommand(ctx context.Context, bin string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, bin, args...)
-}
+	"github.com/flexgate/flexgate/bench/wrk"
+)
 
 // checkTarget sends the benchmark's request once and checks the answer, so
 // that a misconfigured target is skipped instead of measured answering
@@ -64,7 +61,7 @@ type IdleResult struct {
 	// the connections were opened and with them open.
 	RSSBeforeKiB, RSSIdleKiB int64
 	// Load is wrk's run alongside the idle connections.
-	Load Result
+	Load wrk.Result
 	// AliveAfter counts, out of a sample of the idle connections, those
 	// still answering once wrk was done.
 	AliveAfter, Sampled int
@@ -150,7 +147,7 @@ func idleRun(ctx context.Context, t *Target, n int, script string, p plan) (Idle
 		return ir, err
 	}
 	ir.RSSIdleKiB = idle.RSSKiB
-	ir.Load, err = runWrk(ctx, script, Load{URL: t.URL(pathFor("small")), Headers: benchHeaders, Conns: 64, Duration: p.idle})
+	ir.Load, err = runWrk(ctx, script, wrk.Load{URL: t.URL(pathFor("small")), Headers: benchHeaders, Conns: 64, Duration: p.idle})
 	if err != nil {
 		return ir, err
 	}

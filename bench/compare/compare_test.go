@@ -13,72 +13,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/bench/wrk"
 	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
 	_ "github.com/flexgate/flexgate/config/flex"
 	"github.com/flexgate/flexgate/examples"
 	_ "github.com/flexgate/flexgate/policies/all"
 )
-
-// wrkOutput is what wrk 4.1 prints with --latency and our done() hook.
-const wrkOutput = `Running 5s test @ http://127.0.0.1:40001/api/products/small
-  1 threads and 64 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency     2.10ms    1.02ms  30.11ms   91.00%
-    Req/Sec    30.12k     1.10k   32.00k    80.00%
-  Latency Distribution
-     50%    1.95ms
-     75%    2.40ms
-     90%    3.01ms
-     99%    5.20ms
-  150600 requests in 5.00s, 28.40MB read
-  Non-2xx or 3xx responses: 600
-Requests/sec:  30120.00
-Transfer/sec:      5.68MB
-BENCH {"requests":150600,"duration_us":5000000,"bytes":29779558,"connect_errors":0,"read_errors":1,"write_errors":0,"status_errors":600,"timeouts":2,"p50_us":1950,"p90_us":3010,"p99_us":5200,"p999_us":9100,"max_us":30110}
-`
-
-func TestParseWrk(t *testing.T) {
-	r, err := parseWrk([]byte(wrkOutput))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Requests != 150600 || r.P999US != 9100 || r.StatusErrors != 600 || r.Timeouts != 2 {
-		t.Errorf("parsed %+v", r)
-	}
-	if got := r.RPS(); got != 30120 {
-		t.Errorf("RPS = %v, want 30120", got)
-	}
-	if got := r.OKRatio(); got < 0.9960 || got > 0.9961 {
-		t.Errorf("OKRatio = %v, want 150000/150600", got)
-	}
-}
-
-func TestParseWrkRejectsOutputWithoutHook(t *testing.T) {
-	noHook := strings.Split(wrkOutput, "BENCH ")[0]
-	if _, err := parseWrk([]byte(noHook)); err == nil || !strings.Contains(err.Error(), "done() hook") {
-		t.Errorf("got %v, want an error naming the missing hook", err)
-	}
-	mismatch := strings.Replace(wrkOutput, "150600 requests in", "150601 requests in", 1)
-	if _, err := parseWrk([]byte(mismatch)); err == nil {
-		t.Error("a request count that disagrees with wrk's summary was accepted")
-	}
-}
-
-func TestParseStat(t *testing.T) {
-	// A command name with spaces and a parenthesis, as /proc allows.
-	line := []byte("4242 (nginx: (worker) x) S 4200 4200 4200 0 -1 4194624 120 0 0 0 350 125 0 0 20 0 1 0 100 1000 200")
-	ut, st, ppid, err := parseStat(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ut != 350 || st != 125 || ppid != 4200 {
-		t.Errorf("utime %d stime %d ppid %d, want 350 125 4200", ut, st, ppid)
-	}
-	if _, _, _, err := parseStat([]byte("4242 (x) S 1")); err == nil {
-		t.Error("a short stat line was accepted")
-	}
-}
 
 func TestTreeUsageOfThisProcess(t *testing.T) {
 	u, err := treeUsage(os.Getpid())
@@ -104,7 +45,7 @@ func TestMedian(t *testing.T) {
 }
 
 func sample(rps, p99us int64) Sample {
-	return Sample{Result: Result{Requests: rps, DurationUS: 1e6, P50US: p99us / 4, P99US: p99us, P999US: p99us * 2}, CPUSeconds: float64(rps) / 1e5}
+	return Sample{Result: wrk.Result{Requests: rps, DurationUS: 1e6, P50US: p99us / 4, P99US: p99us, P999US: p99us * 2}, CPUSeconds: float64(rps) / 1e5}
 }
 
 func testReport() *Report {
@@ -136,8 +77,8 @@ func testReport() *Report {
 		}
 	}
 	r.Idle = []IdleResult{
-		{Target: "flexgate", Asked: 10000, Open: 10000, OpenSeconds: 2, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
-		{Target: "nginx", Asked: 10000, Open: 7000, OpenSeconds: 1, RSSBeforeKiB: 2048, RSSIdleKiB: 9048, Load: Result{Requests: 20000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+		{Target: "flexgate", Asked: 10000, Open: 10000, OpenSeconds: 2, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: wrk.Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+		{Target: "nginx", Asked: 10000, Open: 7000, OpenSeconds: 1, RSSBeforeKiB: 2048, RSSIdleKiB: 9048, Load: wrk.Result{Requests: 20000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
 	}
 	ms := time.Millisecond
 	r.OpenLoopBase = 25000

@@ -8,59 +8,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/flexgate/flexgate/bench/apt"
 )
 
 // tools are the programs the comparison needs, with the Debian package
 // that provides each. Caddy and Traefik are built from their Go modules
 // instead (modulePeer): Debian's Caddy is 2.6, and Debian ships no Traefik.
-var tools = []struct{ bin, pkg string }{
-	{"wrk", "wrk"},
-	{"nginx", "nginx"},
-	{"haproxy", "haproxy"},
-}
-
-// ensureTools installs the missing tools from Debian's packages. It runs
-// apt-get only when something is missing, and then `apt-get update` once.
-// Installing nginx or HAProxy can start their system services where an init
-// system runs; the harness never talks to those, only to the copies it
-// starts itself on ports it picked.
-func ensureTools(ctx context.Context, install bool) error {
-	var missing []string
-	for _, t := range tools {
-		if _, err := exec.LookPath(t.bin); err != nil {
-			missing = append(missing, t.pkg)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if !install {
-		return fmt.Errorf("missing %s: install them (apt-get install %s) or run without -no-install",
-			strings.Join(missing, ", "), strings.Join(missing, " "))
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return fmt.Errorf("missing %s and there is no apt-get here: install them with your package manager",
-			strings.Join(missing, ", "))
-	}
-	sudo := []string{}
-	if os.Geteuid() != 0 {
-		sudo = []string{"sudo"}
-	}
-	logf("installing %s from Debian's packages", strings.Join(missing, ", "))
-	run := func(args ...string) error {
-		full := append(append([]string{}, sudo...), args...)
-		cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s: %w", strings.Join(full, " "), err)
-		}
-		return nil
-	}
-	if err := run("apt-get", "update", "-qq"); err != nil {
-		return err
-	}
-	return run(append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, missing...)...)
+var tools = []apt.Tool{
+	{Bin: "wrk", Pkg: "wrk"},
+	{Bin: "nginx", Pkg: "nginx"},
+	{Bin: "haproxy", Pkg: "haproxy"},
 }
 
 // versions returns one line per tool saying which version ran, for the

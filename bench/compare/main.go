@@ -42,7 +42,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flexgate/flexgate/bench/apt"
 	"github.com/flexgate/flexgate/bench/benchtls"
+	"github.com/flexgate/flexgate/bench/procs"
+	"github.com/flexgate/flexgate/bench/wrk"
 )
 
 // options are the knobs of one run; flags win over the BENCH_* environment.
@@ -224,7 +227,7 @@ func raiseFileLimit(want uint64) uint64 {
 
 func run(ctx context.Context, o options) error {
 	started := time.Now()
-	if err := ensureTools(ctx, o.install); err != nil {
+	if err := apt.Ensure(ctx, tools, o.install, logf); err != nil {
 		return err
 	}
 	nofile := raiseFileLimit(max(1<<17, uint64(2*o.idle+8192)))
@@ -238,8 +241,8 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	procs := &Procs{}
-	defer procs.StopAll()
+	servers := &procs.Group{}
+	defer servers.StopAll()
 	// Ctrl-C cancels ctx; the deferred StopAll then runs before exit.
 
 	rep := &Report{Started: started, Options: o, NoFile: nofile, Versions: versions(ctx), Machine: machine()}
@@ -255,23 +258,23 @@ func run(ctx context.Context, o options) error {
 	if err := os.Mkdir(binDir, 0o755); err != nil {
 		return err
 	}
-	upBin, err := goBuild(ctx, binDir, "./bench/upstream", "upstream")
+	upBin, err := procs.GoBuild(ctx, binDir, "./bench/upstream", "upstream")
 	if err != nil {
 		return err
 	}
-	e := &env{procs: procs, dir: dir, nofile: int(nofile), maxConns: o.idle + 4096, notef: func(format string, args ...any) {
+	e := &env{servers: servers, dir: dir, nofile: int(nofile), maxConns: o.idle + 4096, notef: func(format string, args ...any) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(format, args...))
 	}}
 	if o.flexgate != "" {
 		e.flexgate, _ = filepath.Abs(o.flexgate)
-	} else if bin, err := goBuild(ctx, binDir, "./cmd/flexgate", "flexgate"); err != nil {
+	} else if bin, err := procs.GoBuild(ctx, binDir, "./cmd/flexgate", "flexgate"); err != nil {
 		rep.Notes = append(rep.Notes, "flexgate did not build, so its targets were skipped: "+firstLine(err.Error()))
 		logf("%v", err)
 	} else {
 		e.flexgate = bin
 	}
 	if e.flexgate != "" {
-		if out, err := runOut(ctx, e.flexgate, "version"); err == nil {
+		if out, err := procs.FirstLine(ctx, e.flexgate, "version"); err == nil {
 			if !strings.HasPrefix(out, "flexgate") {
 				out = "flexgate " + out
 			}
@@ -348,7 +351,7 @@ func run(ctx context.Context, o options) error {
 	logf("plan: %s", p)
 
 	script := filepath.Join(dir, "report.lua")
-	if err := os.WriteFile(script, []byte(wrkReport), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(wrk.DoneHook), 0o644); err != nil {
 		return err
 	}
 	if o.phases["rounds"] {
@@ -554,8 +557,17 @@ func makePlan(o options, s shape) plan {
 
 // Sample is one wrk run's result with the target's CPU use during it.
 type Sample struct {
-	Result
+	wrk.Result
 	CPUSeconds float64
+}
+
+// runWrk runs one wrk with -t1 (the load generator must not take the cores
+// the proxies need) and script, which holds wrk.DoneHook. Only one wrk ever
+// runs at a time; the callers guarantee that by calling it from one
+// goroutine.
+func runWrk(ctx context.Context, script string, l wrk.Load) (wrk.Result, error) {
+	l.Script, l.Threads = script, 1
+	return wrk.Run(ctx, l)
 }
 
 // measure runs the rounds. Only one wrk runs at a time.
@@ -564,7 +576,7 @@ func measure(ctx context.Context, rep *Report, targets []*Target, script string,
 	// Warm up connection pools, TLS session caches and the introspection
 	// cache, unmeasured.
 	for _, t := range targets {
-		if _, err := runWrk(ctx, script, Load{URL: t.URL(pathFor(o.bodies[0])), Headers: benchHeaders, Conns: o.conns[0], Duration: p.warmup}); err != nil && ctx.Err() == nil {
+		if _, err := runWrk(ctx, script, wrk.Load{URL: t.URL(pathFor(o.bodies[0])), Headers: benchHeaders, Conns: o.conns[0], Duration: p.warmup}); err != nil && ctx.Err() == nil {
 			logf("warm-up of %s: %v", t.Name, err)
 		}
 	}
@@ -578,7 +590,7 @@ func measure(ctx context.Context, rep *Report, targets []*Target, script string,
 					continue // the higher counts are for the passthrough targets
 				}
 				before, _ := treeUsage(t.proc.PID())
-				res, err := runWrk(ctx, script, Load{URL: t.URL(pathFor(c.Body)), Headers: benchHeaders, Conns: c.Conns, Duration: p.run})
+				res, err := runWrk(ctx, script, wrk.Load{URL: t.URL(pathFor(c.Body)), Headers: benchHeaders, Conns: c.Conns, Duration: p.run})
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil
@@ -636,13 +648,6 @@ func setKey(m map[string]int64, k string, v int64) map[string]int64 {
 	}
 	m[k] = v
 	return m
-}
-
-func runOut(ctx context.Context, bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := execCommand(ctx, bin, args...).CombinedOutput()
-	return strings.TrimSpace(firstLine(string(out))), err
 }
 
 // machine describes the host for the report.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/flexgate/flexgate/bench/wrk"
 )
 
 // openLoopMaxConns bounds the load generator's workers and connections.
@@ -57,7 +59,7 @@ func openLoopPhase(ctx context.Context, rep *Report, targets []*Target, script s
 	if row, ok := rep.row(Case{Body: o.bodies[0], Conns: o.conns[0]}, "nginx"); ok {
 		maxRPS = row.RPS
 	} else {
-		res, err := runWrk(ctx, script, Load{URL: nginx.URL(pathFor(o.bodies[0])), Headers: benchHeaders, Conns: o.conns[0], Duration: p.openLoop})
+		res, err := runWrk(ctx, script, wrk.Load{URL: nginx.URL(pathFor(o.bodies[0])), Headers: benchHeaders, Conns: o.conns[0], Duration: p.openLoop})
 		if err != nil {
 			rep.Notes = append(rep.Notes, "open-loop phase: nginx's calibration run failed: "+firstLine(err.Error()))
 			return

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
-// is 100 on every Linux ABI Go supports; reading it would need cgo.
-const clockTicks = 100
+	"github.com/flexgate/flexgate/bench/procs"
+)
 
 // ProcUsage is what /proc says about a process and its children.
 type ProcUsage struct {
@@ -38,11 +35,11 @@ func treeUsage(pid int) (ProcUsage, error) {
 			}
 			continue // a child may exit between listing and reading
 		}
-		ut, st, _, err := parseStat(stat)
+		s, err := procs.ParseStat(stat)
 		if err != nil {
 			return u, err
 		}
-		u.CPUSeconds += float64(ut+st) / clockTicks
+		u.CPUSeconds += s.CPUSeconds
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 		if err != nil {
 			continue
@@ -51,32 +48,6 @@ func treeUsage(pid int) (ProcUsage, error) {
 		u.RSSKiB += statusKiB(status, "VmRSS:")
 	}
 	return u, nil
-}
-
-// parseStat returns utime, stime and ppid from /proc/PID/stat. The command
-// name in parentheses may hold spaces and parentheses, so fields are counted
-// from the last ')'.
-func parseStat(b []byte) (utime, stime int64, ppid int, err error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("malformed /proc stat line %q", b)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// After ")": state(0) ppid(1) ... utime(11) stime(12).
-	if len(f) < 13 {
-		return 0, 0, 0, fmt.Errorf("short /proc stat line %q", b)
-	}
-	ppid, err = strconv.Atoi(f[1])
-	if err == nil {
-		utime, err = strconv.ParseInt(f[11], 10, 64)
-	}
-	if err == nil {
-		stime, err = strconv.ParseInt(f[12], 10, 64)
-	}
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("malformed /proc stat line %q: %w", b, err)
-	}
-	return utime, stime, ppid, nil
 }
 
 // statusKiB reads one "Key:   123 kB" line of /proc/PID/status.
@@ -102,7 +73,7 @@ func children(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if _, _, ppid, err := parseStat(b); err == nil && ppid == pid {
+		if s, err := procs.ParseStat(b); err == nil && s.PPID == pid {
 			if p, err := strconv.Atoi(filepath.Base(filepath.Dir(e))); err == nil {
 				out = append(out, p)
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flexgate/flexgate/bench/peers"
+	"github.com/flexgate/flexgate/bench/procs"
 )
 
 // Benchmark credentials: the one client the chain targets admit. The
@@ -55,7 +56,7 @@ const benchQuery = "?productId=PRD-42&quantity=2"
 
 // env is what every target's start needs.
 type env struct {
-	procs    *Procs
+	servers  *procs.Group
 	dir      string
 	upstream string
 	// upstreams are three origins, upstream first, for the targets that
@@ -90,9 +91,9 @@ type Target struct {
 	LB bool
 	// Flexgate targets are skipped when the gateway did not build.
 	Flexgate bool
-	start    func(e *env, name string) (*Proc, string, error)
+	start    func(e *env, name string) (*procs.Proc, string, error)
 
-	proc *Proc
+	proc *procs.Proc
 	addr string
 }
 
@@ -137,8 +138,8 @@ func allTargets() []*Target {
 
 // startUpstream starts bench/upstream, the origin every target forwards
 // to, as process name.
-func startUpstream(e *env, bin, name string) (*Proc, string, error) {
-	addr, err := freeAddr()
+func startUpstream(e *env, bin, name string) (*procs.Proc, string, error) {
+	addr, err := procs.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -146,7 +147,7 @@ func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 	if e.jwksFile != "" {
 		args = append(args, "-jwks", e.jwksFile)
 	}
-	p, err := e.procs.Start(name, e.dir, bin, args, nil)
+	p, err := e.servers.Start(name, e.dir, bin, args, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -154,13 +155,13 @@ func startUpstream(e *env, bin, name string) (*Proc, string, error) {
 }
 
 // startDirect measures the upstream itself: no new process.
-func startDirect(e *env, _ string) (*Proc, string, error) {
+func startDirect(e *env, _ string) (*procs.Proc, string, error) {
 	return nil, e.upstream, nil
 }
 
-func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
-	return func(e *env, name string) (*Proc, string, error) {
-		addr, err := freeAddr()
+func startPeer(tmpl string) func(e *env, name string) (*procs.Proc, string, error) {
+	return func(e *env, name string) (*procs.Proc, string, error) {
+		addr, err := procs.FreeAddr()
 		if err != nil {
 			return nil, "", err
 		}
@@ -197,7 +198,7 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 		default:
 			return nil, "", fmt.Errorf("no way to start %s", tmpl)
 		}
-		p, err := e.procs.Start(name, dir, bin, args, environ)
+		p, err := e.servers.Start(name, dir, bin, args, environ)
 		if err != nil {
 			return nil, "", err
 		}
@@ -210,12 +211,12 @@ func startPeer(tmpl string) func(e *env, name string) (*Proc, string, error) {
 // configuration peers.Traefik and the given dynamic one. Traefik opens its
 // port before the file provider has loaded the routers, so readiness is the
 // benchmark request answering 200.
-func startTraefik(dynamic string) func(e *env, name string) (*Proc, string, error) {
-	return func(e *env, name string) (*Proc, string, error) {
+func startTraefik(dynamic string) func(e *env, name string) (*procs.Proc, string, error) {
+	return func(e *env, name string) (*procs.Proc, string, error) {
 		if e.traefik == "" {
 			return nil, "", fmt.Errorf("traefik did not build")
 		}
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		if err != nil {
 			return nil, "", err
 		}
@@ -234,7 +235,7 @@ func startTraefik(dynamic string) func(e *env, name string) (*Proc, string, erro
 				return nil, "", err
 			}
 		}
-		p, err := e.procs.Start(name, dir, e.traefik, []string{"--configFile=" + filepath.Join(dir, "traefik.yaml")}, nil)
+		p, err := e.servers.Start(name, dir, e.traefik, []string{"--configFile=" + filepath.Join(dir, "traefik.yaml")}, nil)
 		if err != nil {
 			return nil, "", err
 		}
@@ -631,12 +632,12 @@ func renderFlexgate(src string, p flexgateParams) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) {
-	return func(e *env, name string) (*Proc, string, error) {
+func startFlexgate(src string) func(e *env, name string) (*procs.Proc, string, error) {
+	return func(e *env, name string) (*procs.Proc, string, error) {
 		if e.flexgate == "" {
 			return nil, "", fmt.Errorf("flexgate did not build")
 		}
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		if err != nil {
 			return nil, "", err
 		}
@@ -674,7 +675,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
 			return nil, "", err
 		}
-		admin, err := freeAddr()
+		admin, err := procs.FreeAddr()
 		if err != nil {
 			return nil, "", err
 		}
@@ -695,7 +696,7 @@ func startFlexgate(src string) func(e *env, name string) (*Proc, string, error) 
 		default:
 			args = append(args, "--listen", addr)
 		}
-		p, err := e.procs.Start(name, dir, e.flexgate, args, flexgateEnv)
+		p, err := e.servers.Start(name, dir, e.flexgate, args, flexgateEnv)
 		if err != nil {
 			return nil, "", err
 		}

@@ -49,6 +49,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flexgate/flexgate/bench/apt"
+	"github.com/flexgate/flexgate/bench/procs"
 )
 
 // options are the knobs of one run.
@@ -190,7 +193,7 @@ func main() {
 
 // setup is what run started: the servers and their addresses.
 type setup struct {
-	procs    *Procs
+	servers  *procs.Group
 	dir      string
 	redis    string
 	redisPID int
@@ -206,7 +209,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTools(ctx, o.install); err != nil {
+	if err := apt.Ensure(ctx, tools, o.install, logf); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "flexgate-scaleout-")
@@ -218,8 +221,8 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	s := &setup{procs: &Procs{}, dir: dir}
-	defer s.procs.StopAll()
+	s := &setup{servers: &procs.Group{}, dir: dir}
+	defer s.servers.StopAll()
 	if err := s.start(ctx, o, rep); err != nil {
 		return err
 	}
@@ -276,13 +279,13 @@ func (s *setup) start(ctx context.Context, o options, rep *Report) error {
 		return err
 	}
 	logf("building bench/upstream and flexgate")
-	upBin, err := goBuild(ctx, binDir, "./bench/upstream", "upstream")
+	upBin, err := procs.GoBuild(ctx, binDir, "./bench/upstream", "upstream")
 	if err != nil {
 		return err
 	}
 	fgBin := o.flexgate
 	if fgBin == "" {
-		if fgBin, err = goBuild(ctx, binDir, "./cmd/flexgate", "flexgate"); err != nil {
+		if fgBin, err = procs.GoBuild(ctx, binDir, "./cmd/flexgate", "flexgate"); err != nil {
 			return err
 		}
 	} else if fgBin, err = filepath.Abs(fgBin); err != nil {
@@ -290,32 +293,32 @@ func (s *setup) start(ctx context.Context, o options, rep *Report) error {
 	}
 	for _, v := range [][]string{{fgBin, "version"}, {"redis-server", "--version"}, {"wrk", "-v"}, {"go", "version"}} {
 		// wrk -v prints its version and exits 1.
-		if line, _ := runOut(ctx, v[0], v[1:]...); line != "" {
+		if line, _ := procs.FirstLine(ctx, v[0], v[1:]...); line != "" {
 			rep.Versions = append(rep.Versions, line)
 		}
 	}
 
-	if s.redis, err = freeAddr(); err != nil {
+	if s.redis, err = procs.FreeAddr(); err != nil {
 		return err
 	}
 	_, port, _ := net.SplitHostPort(s.redis)
-	rp, err := s.procs.Start("redis", s.dir, "redis-server", []string{"--port", port, "--bind", "127.0.0.1",
+	rp, err := s.servers.Start("redis", s.dir, "redis-server", []string{"--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no", "--dir", s.dir, "--logfile", ""}, nil)
 	if err != nil {
 		return err
 	}
-	if err := rp.WaitReady(s.redis, 15*time.Second); err != nil {
+	if err := rp.WaitReady(s.redis, false, 15*time.Second); err != nil {
 		return err
 	}
 	s.redisPID = rp.PID()
-	if s.upstream, err = freeAddr(); err != nil {
+	if s.upstream, err = procs.FreeAddr(); err != nil {
 		return err
 	}
-	up, err := s.procs.Start("upstream", s.dir, upBin, []string{"-listen", s.upstream}, nil)
+	up, err := s.servers.Start("upstream", s.dir, upBin, []string{"-listen", s.upstream}, nil)
 	if err != nil {
 		return err
 	}
-	if err := up.WaitReady(s.upstream, 15*time.Second); err != nil {
+	if err := up.WaitReady(s.upstream, false, 15*time.Second); err != nil {
 		return err
 	}
 
@@ -333,23 +336,23 @@ func (s *setup) start(ctx context.Context, o options, rep *Report) error {
 	}
 	rep.Config = conf
 	for i := range 3 {
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		if err != nil {
 			return err
 		}
-		admin, err := freeAddr()
+		admin, err := procs.FreeAddr()
 		if err != nil {
 			return err
 		}
 		name := fmt.Sprintf("gateway-%d", i+1)
 		// No drain delay: nothing routes traffic here, and stopping must
 		// be quick.
-		g, err := s.procs.Start(name, s.dir, fgBin, []string{"run", "--config", confPath, "--listen", addr, "--admin-addr", admin,
+		g, err := s.servers.Start(name, s.dir, fgBin, []string{"run", "--config", confPath, "--listen", addr, "--admin-addr", admin,
 			"--log-level", "warn", "--drain-delay", "0s", "--shutdown-timeout", "2s"}, []string{fmt.Sprintf("FLEXGATE_MAX_REPLICAS=%d", replicas)})
 		if err != nil {
 			return err
 		}
-		if err := g.WaitReady(addr, 15*time.Second); err != nil {
+		if err := g.WaitReady(addr, false, 15*time.Second); err != nil {
 			return err
 		}
 		if err := waitStoreUp(ctx, g, admin, 15*time.Second); err != nil {
@@ -362,7 +365,7 @@ func (s *setup) start(ctx context.Context, o options, rep *Report) error {
 }
 
 // waitStoreUp waits until the gateway says its shared storage answers.
-func waitStoreUp(ctx context.Context, g *Proc, admin string, timeout time.Duration) error {
+func waitStoreUp(ctx context.Context, g *procs.Proc, admin string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		text, err := scrape(ctx, admin)
@@ -452,7 +455,7 @@ func (s *setup) throughput(ctx context.Context, o options, p plan, rep *Report) 
 			if err != nil {
 				return err
 			}
-			smp := Sample{Round: r + 1, Mode: m.name, WrkResult: res, Counters: after.sub(before), Load: loadAverage()}
+			smp := Sample{Round: r + 1, Mode: m.name, Result: res, Counters: after.sub(before), Load: loadAverage()}
 			if res.Requests > 0 {
 				smp.CallsPerRequest = smp.Counters.Calls / float64(res.Requests)
 				smp.GatewayCPUPer100k = (cpu1.gateways - cpu0.gateways) / float64(res.Requests) * 1e5
@@ -472,9 +475,9 @@ type cpuTimes struct{ gateways, redis float64 }
 func (s *setup) cpu() cpuTimes {
 	var c cpuTimes
 	for _, pid := range s.pids {
-		v, _ := cpuSeconds(pid)
+		v, _ := procs.CPUSeconds(pid)
 		c.gateways += v
 	}
-	c.redis, _ = cpuSeconds(s.redisPID)
+	c.redis, _ = procs.CPUSeconds(s.redisPID)
 	return c
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/flexgate/flexgate/bench/wrk"
 )
 
 // The throughput modes: the same three gateways, the same limit far above
@@ -40,6 +42,20 @@ type LoadSample struct {
 	At, Load string
 }
 
+// loadAverage is the first three fields of /proc/loadavg ("1.20 0.90
+// 0.70"), or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // AccuracyResult is one accuracy run.
 type AccuracyResult struct {
 	Accuracy
@@ -68,7 +84,7 @@ type AccuracyResult struct {
 type Sample struct {
 	Round int
 	Mode  string
-	WrkResult
+	wrk.Result
 	Counters          counters
 	CallsPerRequest   float64
 	GatewayCPUPer100k float64
@@ -295,6 +311,12 @@ func warmupText(a *AccuracyResult) string {
 		return "after " + a.Warmup.Round(time.Millisecond).String()
 	}
 	return "which had not happened after " + a.Warmup.String() + ", so the windows began anyway: the load did not exceed the limit everywhere"
+}
+
+// firstLine is the first line of s.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func firstErr(s string) string {

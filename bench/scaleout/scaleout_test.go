@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgate/flexgate/bench/wrk"
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
 	_ "github.com/flexgate/flexgate/policies/all"
@@ -132,37 +133,6 @@ func TestCommandCalls(t *testing.T) {
 	}
 }
 
-// wrkOutput is what wrk 4.1 prints with --latency and the done() hook.
-const wrkOutput = `Running 10s test @ http://127.0.0.1:40001/cluster/x
-  3 threads and 48 connections
-  Latency Distribution
-     50%    1.95ms
-     99%    5.20ms
-  150600 requests in 10.00s, 28.40MB read
-  Non-2xx or 3xx responses: 600
-Requests/sec:  15060.00
-BENCH {"requests":150600,"duration_us":10000000,"connect_errors":0,"read_errors":1,"write_errors":0,"status_errors":600,"timeouts":2,"p50_us":1950,"p99_us":5200,"p999_us":9100,"max_us":30110}
-`
-
-func TestParseWrk(t *testing.T) {
-	r, err := parseWrk([]byte(wrkOutput))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Requests != 150600 || r.P99US != 5200 || r.StatusErrors != 600 || r.Timeouts != 2 {
-		t.Errorf("parsed %+v", r)
-	}
-	if r.RPS() != 15060 || r.OKPS() != 15000 {
-		t.Errorf("RPS %v, OKPS %v; want 15060 and 15000 (the 600 non-2xx do not count)", r.RPS(), r.OKPS())
-	}
-	if _, err := parseWrk([]byte(strings.Split(wrkOutput, "BENCH ")[0])); err == nil || !strings.Contains(err.Error(), "done() hook") {
-		t.Errorf("output without the hook's line: %v, want an error naming the hook", err)
-	}
-	if _, err := parseWrk([]byte(strings.Replace(wrkOutput, "150600 requests in", "150601 requests in", 1))); err == nil {
-		t.Error("a request count that disagrees with wrk's summary was accepted")
-	}
-}
-
 func TestWrkScript(t *testing.T) {
 	s, err := renderWrkScript([]string{"127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"}, 4)
 	if err != nil {
@@ -175,6 +145,9 @@ func TestWrkScript(t *testing.T) {
 	}
 	if strings.Contains(s, "GATEWAYS") || strings.Contains(s, "CLIENTS") {
 		t.Errorf("a placeholder is left:\n%s", s)
+	}
+	if !strings.HasSuffix(s, "end\n\n"+wrk.DoneHook) {
+		t.Errorf("the script does not end with wrk.DoneHook, which prints what wrk.Parse reads:\n%s", s)
 	}
 	// The Go client and wrk name the clients alike.
 	if clientID(0) != "client-1" {
@@ -270,7 +243,7 @@ func TestParseOptions(t *testing.T) {
 // round from the two runs of each round.
 func TestThroughputRatio(t *testing.T) {
 	s := func(round int, mode string, requests int64) Sample {
-		return Sample{Round: round, Mode: mode, WrkResult: WrkResult{Requests: requests, DurationUS: 1e6}}
+		return Sample{Round: round, Mode: mode, Result: wrk.Result{Requests: requests, DurationUS: 1e6}}
 	}
 	samples := []Sample{
 		s(1, ModeCluster, 900), s(1, ModePerReplica, 1000),
@@ -287,16 +260,5 @@ func TestThroughputRatio(t *testing.T) {
 	c := summarizeMode(samples, ModeCluster)
 	if c.Rounds != 3 || c.OKPS != 900 || math.Abs(c.Spread-110.0/900) > 1e-9 {
 		t.Errorf("clusterizable summary %+v", c)
-	}
-}
-
-func TestParseStatCPU(t *testing.T) {
-	stat := "4242 (flex gate) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 130 0 0 20 0 9 0 100 0 0"
-	got, err := parseStatCPU(stat)
-	if err != nil || got != 3.8 {
-		t.Errorf("parseStatCPU = %v, %v; want 3.8 s (250 + 130 ticks)", got, err)
-	}
-	if _, err := parseStatCPU("garbage"); err == nil {
-		t.Error("garbage parsed")
 	}
 }

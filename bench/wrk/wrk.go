@@ -1,4 +1,7 @@
-package main
+// Package wrk runs the wrk load generator and reads what it measured from
+// the line its Lua done() hook prints, in wrk's own units (microseconds), so
+// that nothing is lost to the rounding of wrk's text summary.
+package wrk
 
 import (
 	"bufio"
@@ -13,9 +16,10 @@ import (
 	"time"
 )
 
-// wrkReport is the line our done() hook prints, in wrk's own units
-// (microseconds), so nothing is lost to wrk's rounding of its text summary.
-const wrkReport = `-- Printed by flexgate's bench/compare harness; parsed by parseWrk.
+// DoneHook is wrk's Lua done() function that prints the BENCH line Parse
+// reads. A script passed to Run must define it; one with no other work can
+// be DoneHook alone.
+const DoneHook = `-- Printed by flexgate's bench harness; parsed by wrk.Parse.
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -56,6 +60,15 @@ func (r Result) RPS() float64 {
 	return float64(r.Requests) / (float64(r.DurationUS) / 1e6)
 }
 
+// OKPS is 2xx/3xx responses per second, so that a server answering fast
+// errors does not look faster.
+func (r Result) OKPS() float64 {
+	if r.DurationUS <= 0 {
+		return 0
+	}
+	return float64(r.Requests-r.StatusErrors) / (float64(r.DurationUS) / 1e6)
+}
+
 // OKRatio is the share of responses that were 2xx or 3xx.
 func (r Result) OKRatio() float64 {
 	if r.Requests == 0 {
@@ -64,10 +77,10 @@ func (r Result) OKRatio() float64 {
 	return float64(r.Requests-r.StatusErrors) / float64(r.Requests)
 }
 
-// parseWrk finds the BENCH line in wrk's output. wrk's text summary is
-// parsed too, only to cross-check the request count: a mismatch means the
-// Lua hook did not run and the numbers cannot be trusted.
-func parseWrk(out []byte) (Result, error) {
+// Parse finds the BENCH line in wrk's output. wrk's text summary is parsed
+// too, only to cross-check the request count: a mismatch means the Lua hook
+// did not run and the numbers cannot be trusted.
+func Parse(out []byte) (Result, error) {
 	var r Result
 	found := false
 	var textRequests int64 = -1
@@ -99,27 +112,38 @@ func parseWrk(out []byte) (Result, error) {
 
 // Load is one wrk invocation's shape.
 type Load struct {
-	URL      string
-	Headers  []string
+	// Script is the path of the Lua script; it must define DoneHook.
+	Script string
+	URL    string
+	// Headers are "Name: value" lines sent with every request.
+	Headers []string
+	// Threads is wrk's -t: the cores the load generator may take.
+	Threads  int
 	Conns    int
 	Duration time.Duration
 }
 
-// runWrk runs one wrk with -t1 (the load generator must not take the cores
-// the proxies need) and returns what it measured. Only one wrk ever runs at
-// a time; the caller guarantees that by calling it from one goroutine.
-func runWrk(ctx context.Context, script string, l Load) (Result, error) {
-	secs := int(l.Duration.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	args := []string{"-t1", "-c" + strconv.Itoa(l.Conns), "-d" + strconv.Itoa(secs) + "s",
-		"--timeout", "5s", "--latency", "-s", script}
+// seconds is wrk's -d: the duration in whole seconds, at least one.
+func (l Load) seconds() int {
+	return max(1, int(l.Duration.Round(time.Second)/time.Second))
+}
+
+// Args is wrk's command line for l, without the program's name.
+func (l Load) Args() []string {
+	args := []string{"-t" + strconv.Itoa(l.Threads), "-c" + strconv.Itoa(l.Conns), "-d" + strconv.Itoa(l.seconds()) + "s",
+		"--timeout", "5s", "--latency", "-s", l.Script}
 	for _, h := range l.Headers {
 		args = append(args, "-H", h)
 	}
-	args = append(args, l.URL)
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+15)*time.Second)
+	return append(args, l.URL)
+}
+
+// Run runs wrk for l and returns what it measured; wrk's stderr goes to the
+// harness's. A run that overstays its duration by 15 s is killed. Run is
+// safe for concurrent use, but two wrk runs at once measure each other.
+func Run(ctx context.Context, l Load) (Result, error) {
+	args := l.Args()
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(l.seconds()+15)*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "wrk", args...)
 	cmd.Stderr = os.Stderr
@@ -127,5 +151,5 @@ func runWrk(ctx context.Context, script string, l Load) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	return parseWrk(out)
+	return Parse(out)
 }
