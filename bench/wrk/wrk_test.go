@@ -87,8 +87,8 @@ func TestLoadArgs(t *testing.T) {
 			t.Errorf("Args = %s\nwant   %s", got, want)
 		}
 	}
-	f(Load{Script: "/tmp/b.lua", URL: "http://127.0.0.1:1/x", Headers: []string{"A: 1", "B: 2"}, Threads: 1, Conns: 64, Duration: 4600 * time.Millisecond},
-		"-t1 -c64 -d5s --timeout 5s --latency -s /tmp/b.lua -H A: 1 -H B: 2 http://127.0.0.1:1/x")
+	f(Load{Script: "b.lua", URL: "http://127.0.0.1:1/x", Headers: []string{"A: 1", "B: 2"}, Threads: 1, Conns: 64, Duration: 4600 * time.Millisecond},
+		"-t1 -c64 -d5s --timeout 5s --latency -s b.lua -H A: 1 -H B: 2 http://127.0.0.1:1/x")
 	// Less than half a second still runs for one.
 	f(Load{Script: "s.lua", URL: "http://127.0.0.1:1/", Threads: 3, Conns: 48, Duration: 100 * time.Millisecond},
 		"-t3 -c48 -d1s --timeout 5s --latency -s s.lua http://127.0.0.1:1/")

@@ -431,12 +431,12 @@ func (s *RedisStore) member(b *batch, pos int64, key []byte, now int64) Decision
 		return s.spend(&m, now)
 	}
 	switch b.outcome {
-	case unanswered:
-		return s.fallBack(key, now)
+	case decided:
+		return s.decision(b, pos-b.fromLease)
 	case remembered:
 		return s.refuseLocally(&b.memo, now)
 	}
-	return s.decision(b, pos-b.fromLease)
+	return s.fallBack(key, now)
 }
 
 // decision is what Redis decided for the request at pos of b (a lease's
