@@ -741,11 +741,15 @@ func shut(ctx context.Context, open []*tunnel) {
 	if len(open) == 0 {
 		return
 	}
-	for _, t := range open {
-		t.goAway()
-	}
+	// Each tunnel's close frames go out from a goroutine of its own: a
+	// write to a client that reads nothing waits for its deadline, and
+	// must hold up neither the other tunnels nor the grace period.
 	grace := time.NewTimer(goingAwayGrace)
 	defer grace.Stop()
+	var sending sync.WaitGroup
+	for _, t := range open {
+		sending.Go(t.goAway)
+	}
 wait:
 	for _, t := range open {
 		select {
@@ -759,6 +763,8 @@ wait:
 	for _, t := range open {
 		t.close(closedShutdown)
 	}
+	// Closed, the connections end the writes still waiting.
+	sending.Wait()
 }
 
 // cappedOf returns the capped connection under a client's connection.

@@ -1,8 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"encoding/binary"
+	"net"
+	"os"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // wsFrame builds a frame header for a payload of n bytes, then the payload.
@@ -57,6 +64,68 @@ func TestFrameScanBoundaries(t *testing.T) {
 		}
 		if !f.atBoundary() || !f.closed {
 			t.Fatalf("pieces of %d: at the end boundary %v, closed %v; want both", piece, f.atBoundary(), f.closed)
+		}
+	}
+}
+
+// stuckConn is the connection of an end that reads nothing: a write waits
+// for its deadline or for Close.
+type stuckConn struct {
+	net.Conn
+	mu       sync.Mutex
+	deadline time.Time
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func newStuckConn() *stuckConn { return &stuckConn{closed: make(chan struct{})} }
+
+func (c *stuckConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *stuckConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	wait := time.Until(c.deadline)
+	c.mu.Unlock()
+	select {
+	case <-time.After(wait):
+		return 0, os.ErrDeadlineExceeded
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *stuckConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// TestShutdownDoesNotWaitForEachStuckEnd: tunnels whose ends read nothing
+// hold the gateway's shutdown for one grace period in all, not for a
+// close frame's write timeout after another.
+func TestShutdownDoesNotWaitForEachStuckEnd(t *testing.T) {
+	g := &Gateway{}
+	m := newWSMetrics(metrics.NewSet(), `"r"`)
+	var open []*tunnel
+	for range 4 {
+		tn := &tunnel{g: g, m: m, up: newStuckConn(), closeUp: func() {}, client: newStuckConn(), done: make(chan struct{})}
+		tn.state.Store(tunnelOpen)
+		open = append(open, tn)
+	}
+	start := time.Now()
+	shut(context.Background(), open)
+	if took := time.Since(start); took > goingAwayGrace+time.Second {
+		t.Errorf("shutting 4 tunnels whose ends read nothing took %s, want about %s", took, goingAwayGrace)
+	}
+	for i, tn := range open {
+		select {
+		case <-tn.done:
+		default:
+			t.Errorf("tunnel %d still open", i)
 		}
 	}
 }
