@@ -389,6 +389,7 @@ func run(ctx context.Context, o options) error {
 		rep.Notes = append(rep.Notes, "the run was interrupted or hit its deadline: figures are from the parts that finished")
 	}
 	rep.Finished = time.Now()
+	procs.Redact(rep.Notes, dir)
 	return rep.Write(o.outDir)
 }
 

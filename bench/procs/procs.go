@@ -224,3 +224,13 @@ func ParseStat(b []byte) (Stat, error) {
 	}
 	return Stat{PPID: ppid, CPUSeconds: float64(u+st) / clockTicks}, nil
 }
+
+// Redact replaces dir, a run's temporary directory, with "<run dir>" in
+// notes, so that a report committed with the repository names no path of
+// the machine it ran on (an error that a program under it could not start
+// quotes its path).
+func Redact(notes []string, dir string) {
+	for i, n := range notes {
+		notes[i] = strings.ReplaceAll(n, dir, "<run dir>")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,5 +126,14 @@ func TestReadStatOfThisProcess(t *testing.T) {
 	}
 	if s.PPID != os.Getppid() || s.CPUSeconds < 0 {
 		t.Errorf("ReadStat = %+v, want ppid %d", s, os.Getppid())
+	}
+}
+
+func TestRedact(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flexgate-bench-123")
+	notes := []string{"wrk did not start: fork/exec " + dir + "/bin/wrk: no such file", "the run was interrupted"}
+	Redact(notes, dir)
+	if notes[0] != "wrk did not start: fork/exec <run dir>/bin/wrk: no such file" || notes[1] != "the run was interrupted" {
+		t.Errorf("redacted: %q", notes)
 	}
 }

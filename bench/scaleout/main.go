@@ -257,6 +257,7 @@ func run(ctx context.Context, o options) error {
 	}
 	rep.Finished = time.Now()
 	rep.Options = o
+	procs.Redact(rep.Notes, dir)
 	return rep.Write(o.outDir)
 }
 
