@@ -38,6 +38,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/bench/benchtls"
+	"github.com/flexgate/flexgate/bench/procs"
 )
 
 func main() {
@@ -153,11 +154,11 @@ func median(ss []sample, f func(sample) float64) float64 {
 
 func measure(bin string, config func(addr string) (string, error), n, header int, useTLS bool, wait time.Duration) (sample, error) {
 	var s sample
-	addr, err := freeAddr()
+	addr, err := procs.FreeAddr()
 	if err != nil {
 		return s, err
 	}
-	admin, err := freeAddr()
+	admin, err := procs.FreeAddr()
 	if err != nil {
 		return s, err
 	}
@@ -326,15 +327,6 @@ func waitReady(admin string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("not ready after 15 s")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func raiseFileLimit(want uint64) {

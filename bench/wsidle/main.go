@@ -36,6 +36,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flexgate/flexgate/bench/procs"
 )
 
 func main() {
@@ -83,11 +85,11 @@ func run(n int, bin string, settle time.Duration) error {
 		return err
 	}
 	defer stopOrigin()
-	listen, err := freeAddr()
+	listen, err := procs.FreeAddr()
 	if err != nil {
 		return err
 	}
-	admin, err := freeAddr()
+	admin, err := procs.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -448,15 +450,6 @@ func serveOrigin(c net.Conn) {
 			return
 		}
 	}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func waitReady(url string, timeout time.Duration) error {
