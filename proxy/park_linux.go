@@ -23,10 +23,10 @@ type parker struct {
 	closed bool                  // guarded by mu
 	done   chan struct{}
 
-	// The loop's own, for releaseMemory: when it last released, and how
-	// many connections were parked then.
+	// The loop's own, for releaseMemory: when it last released, and the
+	// most connections parked at a release so far.
 	lastRelease time.Time
-	parkedThen  int
+	highWater   int
 	releasing   atomic.Bool
 }
 
@@ -36,10 +36,12 @@ type parker struct {
 // generation), and the runtime then keeps the free memory for reuse, so a
 // gateway that took many connections in a burst and holds them idle would
 // carry that burst in its RSS long after. When releaseWave more
-// connections than at the last release are parked, the loop has the
+// connections are parked than at any release before, the loop has the
 // runtime collect twice and hand the free memory back to the system, at
 // most every releaseGap (bench/PROFILE.md: 7.1 KiB of RSS per idle
-// connection becomes 2.7).
+// connection becomes 2.5). Only a new high counts: clients that all wake
+// and park again in step (a poll every few seconds) reuse what they
+// freed, and releasing it each time would cost two collections a cycle.
 const (
 	releaseWave = 1024
 	releaseGap  = 5 * time.Second
@@ -209,16 +211,13 @@ func (p *parker) loop(rc syscall.RawConn) {
 }
 
 // releaseMemory returns the heap's free memory to the system after a wave
-// of connections parked (see releaseWave). It forces collections, so it
+// of connections parked to a new high (see releaseWave). It forces collections, so it
 // runs beside the loop, one at a time.
 func (p *parker) releaseMemory(now time.Time, parked int) {
-	if parked < p.parkedThen {
-		p.parkedThen = parked
-	}
-	if parked < p.parkedThen+releaseWave || now.Sub(p.lastRelease) < releaseGap || p.releasing.Load() {
+	if parked < p.highWater+releaseWave || now.Sub(p.lastRelease) < releaseGap || p.releasing.Load() {
 		return
 	}
-	p.lastRelease, p.parkedThen = now, parked
+	p.lastRelease, p.highWater = now, parked
 	p.releasing.Store(true)
 	go func() {
 		defer p.releasing.Store(false)

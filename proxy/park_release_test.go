@@ -9,7 +9,8 @@ import (
 
 // TestParkedWaveReturnsMemory: the parker hands free memory back to the
 // system after a wave of releaseWave parked connections, not for fewer,
-// not twice within releaseGap, and again after a later wave.
+// not twice within releaseGap, not when clients that woke park again, and
+// again when more park than ever before.
 func TestParkedWaveReturnsMemory(t *testing.T) {
 	// The trigger alone, without a loop that would call it too.
 	p := &parker{}
@@ -33,8 +34,9 @@ func TestParkedWaveReturnsMemory(t *testing.T) {
 		{time.Second, releaseWave, true, "a wave parked"},
 		{2 * time.Second, 3 * releaseWave, false, "another wave within releaseGap"},
 		{releaseGap + time.Second, releaseWave + 10, false, "no wave since the last release"},
-		{releaseGap + 2*time.Second, 10, false, "the parked left"},
-		{2*releaseGap + 3*time.Second, releaseWave + 10, true, "a new wave after they left"},
+		{releaseGap + 2*time.Second, 10, false, "the parked woke"},
+		{2*releaseGap + 3*time.Second, releaseWave + 10, false, "the same clients parked again"},
+		{3*releaseGap + 4*time.Second, 2*releaseWave + 10, true, "a new high"},
 	} {
 		if got := released(step.at, step.parked); got != step.want {
 			t.Errorf("%s (%d parked at %s): released %v, want %v", step.what, step.parked, step.at, got, step.want)

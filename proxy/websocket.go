@@ -529,17 +529,26 @@ func (t *tunnel) forward(dst net.Conn, b []byte, timeout time.Duration, from sid
 	}
 	d := &t.dir[from]
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.away {
 		// Its end has the gateway's close frame: nothing may follow it.
+		d.mu.Unlock()
 		return true
 	}
 	d.scan.scan(b)
 	if !t.write(dst, b, timeout, to) {
+		d.mu.Unlock()
 		return false
 	}
-	if d.goAway.Load() && d.scan.atBoundary() {
-		t.sendClose(d, dst, to)
+	d.mu.Unlock()
+	// goAway may have come during the write, found the lock taken and
+	// left the close frame to this relay: it goes out now if at a frame
+	// boundary, else after a later write.
+	if d.goAway.Load() {
+		d.mu.Lock()
+		if !d.away && d.scan.atBoundary() {
+			t.sendClose(d, dst, to)
+		}
+		d.mu.Unlock()
 	}
 	return true
 }
@@ -566,31 +575,31 @@ func (t *tunnel) sendClose(d *direction, dst net.Conn, to side) {
 	_, _ = dst.Write(frame[:n])
 }
 
-// goAway starts closing a serving tunnel: each side gets a close frame
-// 1001 (going away) now, if no frame is under way to it, or else at the
-// end of that frame.
-func (t *tunnel) goAway() {
+// goAway starts closing a serving tunnel: the side that from's bytes go
+// to gets a close frame 1001 (going away) now, if no frame is under way to
+// it, or else at the end of that frame. Each direction is told on its
+// own, so that an end that reads nothing does not hold up the other's
+// frame.
+func (t *tunnel) goAway(from side) {
 	if t.state.Load() != tunnelOpen {
 		return
 	}
 	t.leaving.Store(true)
-	for from := range t.dir {
-		d := &t.dir[from]
-		dst, to := t.up, sideUpstream
-		if side(from) == sideUpstream {
-			dst, to = t.client, sideClient
-		}
-		d.goAway.Store(true)
-		if !d.mu.TryLock() {
-			// A write is under way: the relay sends the close frame after
-			// it, at the end of its frame.
-			continue
-		}
-		if !d.away && d.scan.atBoundary() {
-			t.sendClose(d, dst, to)
-		}
-		d.mu.Unlock()
+	d := &t.dir[from]
+	dst, to := t.up, sideUpstream
+	if from == sideUpstream {
+		dst, to = t.client, sideClient
 	}
+	d.goAway.Store(true)
+	if !d.mu.TryLock() {
+		// A write is under way: the relay sends the close frame after it,
+		// at the end of its frame.
+		return
+	}
+	if !d.away && d.scan.atBoundary() {
+		t.sendClose(d, dst, to)
+	}
+	d.mu.Unlock()
 }
 
 // relay copies src, the tunnel's from side, to dst until src ends, fails,
@@ -741,14 +750,16 @@ func shut(ctx context.Context, open []*tunnel) {
 	if len(open) == 0 {
 		return
 	}
-	// Each tunnel's close frames go out from a goroutine of its own: a
-	// write to a client that reads nothing waits for its deadline, and
-	// must hold up neither the other tunnels nor the grace period.
+	// Each close frame goes out from a goroutine of its own: a write to an
+	// end that reads nothing waits for its deadline, and must hold up
+	// neither the other end, nor the other tunnels, nor the grace period.
 	grace := time.NewTimer(goingAwayGrace)
 	defer grace.Stop()
 	var sending sync.WaitGroup
 	for _, t := range open {
-		sending.Go(t.goAway)
+		for from := range t.dir {
+			sending.Go(func() { t.goAway(side(from)) })
+		}
 	}
 wait:
 	for _, t := range open {
@@ -760,9 +771,13 @@ wait:
 			break wait
 		}
 	}
+	// Closing a TLS connection sends close_notify, which waits up to its
+	// own deadline for an end that reads nothing: together, not in turn.
+	var closing sync.WaitGroup
 	for _, t := range open {
-		t.close(closedShutdown)
+		closing.Go(func() { t.close(closedShutdown) })
 	}
+	closing.Wait()
 	// Closed, the connections end the writes still waiting.
 	sending.Wait()
 }

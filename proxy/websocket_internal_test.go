@@ -69,16 +69,21 @@ func TestFrameScanBoundaries(t *testing.T) {
 }
 
 // stuckConn is the connection of an end that reads nothing: a write waits
-// for its deadline or for Close.
+// for its deadline or for Close, and Close takes closeDelay, as a TLS
+// connection's close_notify to such an end waits for its own deadline.
 type stuckConn struct {
 	net.Conn
-	mu       sync.Mutex
-	deadline time.Time
-	closed   chan struct{}
-	once     sync.Once
+	mu         sync.Mutex
+	deadline   time.Time
+	writes     int
+	closeDelay time.Duration
+	closed     chan struct{}
+	once       sync.Once
 }
 
-func newStuckConn() *stuckConn { return &stuckConn{closed: make(chan struct{})} }
+func newStuckConn(closeDelay time.Duration) *stuckConn {
+	return &stuckConn{closed: make(chan struct{}), closeDelay: closeDelay}
+}
 
 func (c *stuckConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
@@ -89,6 +94,7 @@ func (c *stuckConn) SetWriteDeadline(t time.Time) error {
 
 func (c *stuckConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	c.writes++
 	wait := time.Until(c.deadline)
 	c.mu.Unlock()
 	select {
@@ -100,26 +106,34 @@ func (c *stuckConn) Write(p []byte) (int, error) {
 }
 
 func (c *stuckConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
+	c.once.Do(func() {
+		close(c.closed)
+		time.Sleep(c.closeDelay)
+	})
 	return nil
 }
 
 // TestShutdownDoesNotWaitForEachStuckEnd: tunnels whose ends read nothing
-// hold the gateway's shutdown for one grace period in all, not for a
-// close frame's write timeout after another.
+// each get their close frames, and hold the gateway's shutdown for one
+// grace period and one close in all, not for a close frame's write timeout
+// and a close_notify's after another.
 func TestShutdownDoesNotWaitForEachStuckEnd(t *testing.T) {
 	g := &Gateway{}
 	m := newWSMetrics(metrics.NewSet(), `"r"`)
+	const closeDelay = time.Second
 	var open []*tunnel
+	var ends []*stuckConn
 	for range 4 {
-		tn := &tunnel{g: g, m: m, up: newStuckConn(), closeUp: func() {}, client: newStuckConn(), done: make(chan struct{})}
+		up, client := newStuckConn(0), newStuckConn(closeDelay)
+		tn := &tunnel{g: g, m: m, up: up, closeUp: func() { _ = up.Close() }, client: client, done: make(chan struct{})}
 		tn.state.Store(tunnelOpen)
 		open = append(open, tn)
+		ends = append(ends, up, client)
 	}
 	start := time.Now()
 	shut(context.Background(), open)
-	if took := time.Since(start); took > goingAwayGrace+time.Second {
-		t.Errorf("shutting 4 tunnels whose ends read nothing took %s, want about %s", took, goingAwayGrace)
+	if took, want := time.Since(start), goingAwayGrace+closeDelay; took > want+time.Second {
+		t.Errorf("shutting 4 tunnels whose ends read nothing took %s, want about %s", took, want)
 	}
 	for i, tn := range open {
 		select {
@@ -127,5 +141,12 @@ func TestShutdownDoesNotWaitForEachStuckEnd(t *testing.T) {
 		default:
 			t.Errorf("tunnel %d still open", i)
 		}
+	}
+	for i, c := range ends {
+		c.mu.Lock()
+		if c.writes == 0 {
+			t.Errorf("end %d was sent no close frame", i)
+		}
+		c.mu.Unlock()
 	}
 }
