@@ -128,18 +128,18 @@ func TestParkedTLSConnectionResumes(t *testing.T) {
 	}
 }
 
-// TestParkedConnectionsClose: a parked connection still ends at its idle
-// timeout, and at shutdown.
-func TestParkedConnectionsClose(t *testing.T) {
+// idleTimeoutGateway starts a gateway that parks fast and ends idle
+// connections after 1 s; dial opens a connection that has made one request.
+func idleTimeoutGateway(t *testing.T) (gw *proxytest.Gateway, dial func() net.Conn) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, preamble+`  limits: {idleTimeout: 1s}
+	gw = proxytest.Start(t, preamble+`  limits: {idleTimeout: 1s}
   routes:
     - id: api
       path: ["/api/*"]
       upstream: {url: "`+up.URL+`"}
 `, fastPark)
 	addr := strings.TrimPrefix(gw.URL, "http://")
-	dial := func() net.Conn {
+	return gw, func() net.Conn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -148,6 +148,12 @@ func TestParkedConnectionsClose(t *testing.T) {
 		getOn(t, c, "/api/x")
 		return c
 	}
+}
+
+// TestParkedConnectionsClose: a parked connection still ends at its idle
+// timeout, and at shutdown.
+func TestParkedConnectionsClose(t *testing.T) {
+	gw, dial := idleTimeoutGateway(t)
 	timedOut := dial()
 	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 1)
 	waitClosed(t, timedOut)
@@ -167,23 +173,7 @@ func TestParkedConnectionsClose(t *testing.T) {
 // its idle timeout even while another parked connection wakes the set more
 // often than once a second.
 func TestParkedConnectionClosesWhileOthersWake(t *testing.T) {
-	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, preamble+`  limits: {idleTimeout: 1s}
-  routes:
-    - id: api
-      path: ["/api/*"]
-      upstream: {url: "`+up.URL+`"}
-`, fastPark)
-	addr := strings.TrimPrefix(gw.URL, "http://")
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		getOn(t, c, "/api/x")
-		return c
-	}
+	gw, dial := idleTimeoutGateway(t)
 	idle := dial()
 	waitGauge(t, gw, `flexgate_parked_connections{listener="http"}`, 1)
 	busy := dial()

@@ -706,19 +706,23 @@ func TestWebSocketTLS(t *testing.T) {
 	waitMetric(t, gw, `flexgate_websocket_connections\{route="chat"\} 0`)
 }
 
+// listenersChatYAML is a chat route to chatAddr behind listener a, and b
+// too when both, with the idle timeout idle.
+func listenersChatYAML(chatAddr, idle string, both bool) string {
+	ls := "    - {name: a, port: 8081, protocol: HTTP}\n"
+	if both {
+		ls += "    - {name: b, port: 8082, protocol: HTTP}\n"
+	}
+	return preamble + "  listeners:\n" + ls + "  limits: {idleTimeout: " + idle + "}\n" +
+		strings.TrimPrefix(wsRouteYAML("http://"+chatAddr, ""), preamble)
+}
+
 // TestWebSocketThroughReloads: a reload that builds the listeners anew on
 // their sockets (a server limit changed) keeps the WebSocket connections
 // open; one that removes a listener closes those that came through it.
 func TestWebSocketThroughReloads(t *testing.T) {
 	chat := startChat(t, nil)
-	cfg := func(idle string, both bool) string {
-		ls := "    - {name: a, port: 8081, protocol: HTTP}\n"
-		if both {
-			ls += "    - {name: b, port: 8082, protocol: HTTP}\n"
-		}
-		return preamble + "  listeners:\n" + ls + "  limits: {idleTimeout: " + idle + "}\n" +
-			strings.TrimPrefix(wsRouteYAML("http://"+chat.Addr, ""), preamble)
-	}
+	cfg := func(idle string, both bool) string { return listenersChatYAML(chat.Addr, idle, both) }
 	gw := proxytest.Start(t, cfg("90s", true))
 	a := dialWS(t, strings.Replace(gw.URLs["a"], "http://", "ws://", 1)+"/chat/x", nil)
 	defer a.CloseNow()
@@ -761,14 +765,7 @@ func TestWebSocketThroughReloads(t *testing.T) {
 // later reload removes that port.
 func TestWebSocketClosedWithItsPortAfterRebuilds(t *testing.T) {
 	chat := startChat(t, nil)
-	cfg := func(idle string, both bool) string {
-		ls := "    - {name: a, port: 8081, protocol: HTTP}\n"
-		if both {
-			ls += "    - {name: b, port: 8082, protocol: HTTP}\n"
-		}
-		return preamble + "  listeners:\n" + ls + "  limits: {idleTimeout: " + idle + "}\n" +
-			strings.TrimPrefix(wsRouteYAML("http://"+chat.Addr, ""), preamble)
-	}
+	cfg := func(idle string, both bool) string { return listenersChatYAML(chat.Addr, idle, both) }
 	gw := proxytest.Start(t, cfg("90s", true))
 	b := dialWS(t, strings.Replace(gw.URLs["b"], "http://", "ws://", 1)+"/chat/x", nil)
 	defer b.CloseNow()
