@@ -42,9 +42,9 @@ func slowUpstream(t *testing.T) string {
 				switch path := string(req.URI().Path()); {
 				case strings.HasSuffix(path, "/late-head"):
 					time.Sleep(300 * time.Millisecond) // the slowness under test
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
 				case strings.HasSuffix(path, "/stalling-body"):
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 1000))
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 1000))
 					time.Sleep(300 * time.Millisecond) // the stall under test
 					io.WriteString(c, strings.Repeat("x", 99000))
 				}
