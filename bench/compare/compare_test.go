@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flexgate/flexgate/bench/procs"
 	"github.com/flexgate/flexgate/bench/wrk"
 	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
@@ -87,9 +90,10 @@ func testReport() *Report {
 		{Target: "flexgate", Percent: 50, Rate: 12500, Achieved: 12480, Requests: 1000, OK: 990, Errors: 10, P50: ms, P99: 2 * ms, P999: 3 * ms, Max: 5 * ms, SendLagP99: ms / 2},
 	}
 	r.Handshakes = []HandshakeResult{
-		{Target: "nginx-tls", Conns: 4000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1, P50: 2 * ms, P99: 5 * ms},
-		{Target: "flexgate-tls", Conns: 3000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: 3 * ms, P99: 6 * ms},
-		{Target: "flexgate-tls", Resumed: true, Conns: 6000, Resumes: 5990, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: ms, P99: 3 * ms},
+		{Target: "nginx-tls", Group: "X25519", Conns: 4000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1, P50: 2 * ms, P99: 5 * ms},
+		{Target: "flexgate-tls", Group: "X25519", Conns: 3000, Resumes: 0, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: 3 * ms, P99: 6 * ms},
+		{Target: "flexgate-tls", Group: "X25519", Resumed: true, Conns: 6000, Resumes: 5990, Duration: 2 * time.Second, CPUSeconds: 1.2, P50: ms, P99: 3 * ms},
+		{Target: "flexgate-tls", Group: "X25519MLKEM768", Conns: 2000, Duration: 2 * time.Second, CPUSeconds: 1, P50: 4 * ms, P99: 8 * ms},
 	}
 	return r
 }
@@ -125,8 +129,9 @@ func TestMarkdownAndSVG(t *testing.T) {
 		"| nginx | 7000 of 10000 | 1.0 | 2.0 | 8.8 | 1.0 | 20000 |",
 		"## Open loop: constant rate at 50 % and 80 % of nginx's maximum (25000 req/s)",
 		"| **flexgate** | 50 | 12500 | 12480 | 1.00 | 2.00 | 3.00 | 5.00 | 0.50 | 0.50 | 99.0% | 10 |",
-		"| **flexgate-tls** | full | 1500 | 0.75 | 0/3000 | 3.00 | 6.00 | 0.400 | 0 |",
-		"| **flexgate-tls** | resumed | 3000 | – | 5990/6000 |",
+		"| **flexgate-tls** | full | X25519 | 1500 | 0.75 | 0/3000 | 3.00 | 6.00 | 0.400 | 0 |",
+		"| **flexgate-tls** | resumed | X25519 | 3000 | – | 5990/6000 |",
+		"| **flexgate-tls** | full | X25519MLKEM768 | 1000 | – | 0/2000 | 4.00 | 8.00 | 0.500 | 0 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -179,7 +184,7 @@ func TestParseOptions(t *testing.T) {
 // measuring the plan schedules fits the budget, whichever phases run.
 func TestPlanStaysWithinBudget(t *testing.T) {
 	all := map[string]bool{"rounds": true, "openloop": true, "tls": true, "idle": true}
-	s := shape{all: len(allTargets()), plain: 6, openLoop: 6, tls: 2}
+	s := shape{all: len(allTargets()), plain: 6, openLoop: 6, tls: 2, handshakes: 6}
 	for _, total := range []time.Duration{90 * time.Second, 5 * time.Minute, 15 * time.Minute, 40 * time.Minute} {
 		for _, phases := range []map[string]bool{all, {"rounds": true}, {"openloop": true}, {"idle": true, "tls": true}} {
 			o := options{total: total, phases: phases, conns: []int{64}, scaleConns: []int{256, 1024}, openLoop: []int{50, 80},
@@ -196,7 +201,7 @@ func TestPlanStaysWithinBudget(t *testing.T) {
 			if total >= 15*time.Minute && spent > total+total/10 {
 				t.Errorf("budget %s, phases %v: %s spends about %s", total, phases, p, spent)
 			}
-			if phases["openloop"] != (p.openLoopRuns == 2*6) || phases["tls"] != (p.handshakeRuns == 4) || phases["idle"] != (p.idleRuns == 6) {
+			if phases["openloop"] != (p.openLoopRuns == 2*6) || phases["tls"] != (p.handshakeRuns == 6) || phases["idle"] != (p.idleRuns == 6) {
 				t.Errorf("phases %v planned %s", phases, p)
 			}
 			if d := p.deadline(o); d < total+time.Duration(p.idleRuns)*p.idleOpen {
@@ -506,5 +511,45 @@ func TestChainVerifiesTheBenchToken(t *testing.T) {
 	}
 	if rej := chaintest.Run(c, chaintest.Ctx("/api/products/small", "Authorization", "Bearer bench-token")); rej == nil {
 		t.Fatal("an opaque token passed jwt-validation")
+	}
+}
+
+// TestHandshakeRunReportsTheKeyExchange runs the handshake measurement
+// against a Go TLS server: with X25519 offered alone it settles on X25519,
+// with the hybrid offer on X25519MLKEM768, and resumed runs resume.
+func TestHandshakeRunReportsTheKeyExchange(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	// The server is this process; a sleeping child stands in as the
+	// process whose CPU the run reads.
+	var g procs.Group
+	defer g.StopAll()
+	sleeper, err := g.Start("sleeper", t.TempDir(), "sleep", []string{"30"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := &Target{Name: "go-tls", TLS: true, proc: sleeper, addr: srv.Listener.Addr().String()}
+	for _, c := range []struct {
+		groups  []tls.CurveID
+		resumed bool
+		want    string
+	}{
+		{classicalGroups, false, "X25519"},
+		{classicalGroups, true, "X25519"},
+		{hybridGroups, false, "X25519MLKEM768"},
+		{hybridGroups, true, "X25519MLKEM768"},
+	} {
+		r, err := handshakeRun(context.Background(), target, c.resumed, c.groups, 300*time.Millisecond)
+		if err != nil {
+			t.Fatalf("%s resumed=%v: %v", c.want, c.resumed, err)
+		}
+		if r.Group != c.want || r.Conns == 0 || r.Errors != 0 {
+			t.Errorf("offering %v (resumed %v): %+v, want %s, connections and no errors", c.groups, c.resumed, r, c.want)
+		}
+		if c.resumed && r.Resumes != r.Conns || !c.resumed && r.Resumes != 0 {
+			t.Errorf("resumed=%v: %d of %d connections resumed", c.resumed, r.Resumes, r.Conns)
+		}
 	}
 }

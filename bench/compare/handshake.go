@@ -20,6 +20,9 @@ type HandshakeResult struct {
 	Target string
 	// Resumed runs offer the session ticket of an earlier connection.
 	Resumed bool
+	// Group is the key exchange the target chose (X25519, or the hybrid
+	// post-quantum X25519MLKEM768 when the client offers it).
+	Group string
 	// Conns is how many connections (one request each) completed; Resumes
 	// how many of them resumed a session; Errors how many failed.
 	Conns, Resumes, Errors int64
@@ -51,41 +54,75 @@ func (h HandshakeResult) CPUPerHandshake() float64 {
 // handshakes (which cost about what the server's do) leave it CPU.
 const handshakeClients = 8
 
+// Key exchanges the clients offer. Every target is measured with X25519
+// alone, so that they all do the same work: Debian's nginx (OpenSSL 3.0)
+// knows no post-quantum group, while a Go server picks X25519MLKEM768
+// whenever a client offers it, as Go's clients, current browsers and curl
+// do by default. flexgate's targets are measured a second time with that
+// offer, to show what the hybrid costs.
+var (
+	classicalGroups = []tls.CurveID{tls.X25519}
+	hybridGroups    = []tls.CurveID{tls.X25519MLKEM768, tls.X25519}
+)
+
+// handshakeRunsOf is how many handshake runs the phase makes for targets:
+// full and resumed with X25519 for every TLS target, and with the hybrid
+// offer for flexgate's.
+func handshakeRunsOf(targets []*Target) int {
+	n := 0
+	for _, t := range targets {
+		if t.TLS {
+			n += 2
+			if t.Flexgate {
+				n += 2
+			}
+		}
+	}
+	return n
+}
+
 // handshakePhase measures full and resumed handshakes of every TLS target.
 func handshakePhase(ctx context.Context, rep *Report, targets []*Target, p plan) {
-	for _, resumed := range []bool{false, true} {
-		for _, t := range targets {
-			if !t.TLS || ctx.Err() != nil {
-				continue
+	for _, groups := range [][]tls.CurveID{classicalGroups, hybridGroups} {
+		for _, resumed := range []bool{false, true} {
+			for _, t := range targets {
+				if !t.TLS || ctx.Err() != nil || (len(groups) > 1 && !t.Flexgate) {
+					continue
+				}
+				r, err := handshakeRun(ctx, t, resumed, groups, p.handshake)
+				if err != nil {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("handshake run of %s (resumed %v, %s offered): %s",
+						t.Name, resumed, groups[0], firstLine(err.Error())))
+					logf("handshakes %s: %v", t.Name, err)
+					continue
+				}
+				rep.Handshakes = append(rep.Handshakes, r)
+				logf("handshakes %-13s %-14s resumed=%-5v %7.0f/s  resumed %d of %d  p99 %.2f ms  CPU %.3f ms each",
+					t.Name, r.Group, resumed, r.PerSecond(), r.Resumes, r.Conns, msf(r.P99), r.CPUPerHandshake())
 			}
-			r, err := handshakeRun(ctx, t, resumed, p.handshake)
-			if err != nil {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("handshake run of %s (resumed %v): %s", t.Name, resumed, firstLine(err.Error())))
-				logf("handshakes %s: %v", t.Name, err)
-				continue
-			}
-			rep.Handshakes = append(rep.Handshakes, r)
-			logf("handshakes %-13s resumed=%-5v %7.0f/s  resumed %d of %d  p99 %.2f ms  CPU %.3f ms each",
-				t.Name, resumed, r.PerSecond(), r.Resumes, r.Conns, msf(r.P99), r.CPUPerHandshake())
 		}
 	}
 }
 
 // handshakeRun opens a new TLS connection per request for d with
-// handshakeClients clients. Resumed runs share a session cache, primed by
-// one connection before the clock starts, so every measured connection can
-// resume; the result counts how many did. Clients close with RST (linger 0)
+// handshakeClients clients offering groups. One connection before the clock
+// starts learns the group the target chooses (and primes the session cache
+// the resumed runs share, so that every measured connection can resume; the
+// result counts how many did); a connection that settles on another group
+// is an error. Clients close with RST (linger 0)
 // so that tens of thousands of connections leave no TIME_WAIT behind to
 // exhaust the ephemeral ports.
-func handshakeRun(ctx context.Context, t *Target, resumed bool, d time.Duration) (HandshakeResult, error) {
+func handshakeRun(ctx context.Context, t *Target, resumed bool, groups []tls.CurveID, d time.Duration) (HandshakeResult, error) {
 	res := HandshakeResult{Target: t.Name, Resumed: resumed}
-	conf := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the benchmark's own certificate
+	conf := &tls.Config{InsecureSkipVerify: true, CurvePreferences: groups} //nolint:gosec // the benchmark's own certificate
 	if resumed {
 		conf.ClientSessionCache = tls.NewLRUClientSessionCache(64)
-		if _, _, err := oneTLSRequest(t.addr, conf); err != nil {
-			return res, fmt.Errorf("priming connection: %w", err)
-		}
 	}
+	first, err := oneTLSRequest(t.addr, conf)
+	if err != nil {
+		return res, fmt.Errorf("first connection: %w", err)
+	}
+	res.Group = first.group.String()
 	before, err := treeUsage(t.proc.PID())
 	if err != nil {
 		return res, err
@@ -103,7 +140,10 @@ func handshakeRun(ctx context.Context, t *Target, resumed bool, d time.Duration)
 			defer wg.Done()
 			for runCtx.Err() == nil {
 				t0 := time.Now()
-				didResume, _, err := oneTLSRequest(t.addr, conf)
+				st, err := oneTLSRequest(t.addr, conf)
+				if err == nil && st.group != first.group {
+					err = fmt.Errorf("key exchange %s after %s", st.group, first.group)
+				}
 				if err != nil {
 					if runCtx.Err() == nil {
 						errs.Add(1)
@@ -113,7 +153,7 @@ func handshakeRun(ctx context.Context, t *Target, resumed bool, d time.Duration)
 				}
 				lat[i] = append(lat[i], time.Since(t0))
 				conns.Add(1)
-				if didResume {
+				if st.DidResume {
 					resumes.Add(1)
 				}
 			}
@@ -140,30 +180,36 @@ func handshakeRun(ctx context.Context, t *Target, resumed bool, d time.Duration)
 	return res, nil
 }
 
+// tlsState is what oneTLSRequest learnt of its connection.
+type tlsState struct {
+	DidResume bool
+	group     tls.CurveID
+}
+
 // oneTLSRequest connects, handshakes, sends the small benchmark GET, reads
-// the answer and closes with RST.
-func oneTLSRequest(addr string, conf *tls.Config) (resumed bool, status int, err error) {
+// a 200 answer and closes with RST.
+func oneTLSRequest(addr string, conf *tls.Config) (tlsState, error) {
 	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return false, 0, err
+		return tlsState{}, err
 	}
 	_ = raw.(*net.TCPConn).SetLinger(0)
 	defer raw.Close()
 	_ = raw.SetDeadline(time.Now().Add(5 * time.Second))
 	c := tls.Client(raw, conf)
 	if err := c.Handshake(); err != nil {
-		return false, 0, err
+		return tlsState{}, err
 	}
 	req := "GET " + pathFor("small") + benchQuery + " HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
 	for _, h := range benchHeaders {
 		req += h + "\r\n"
 	}
 	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		return false, 0, err
+		return tlsState{}, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
 	if err != nil {
-		return false, 0, err
+		return tlsState{}, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -172,5 +218,6 @@ func oneTLSRequest(addr string, conf *tls.Config) (resumed bool, status int, err
 	}
 	// TLS 1.3 tickets arrive after the handshake: the response has been
 	// read, so the client has stored the ticket by now.
-	return c.ConnectionState().DidResume, resp.StatusCode, err
+	cs := c.ConnectionState()
+	return tlsState{DidResume: cs.DidResume, group: cs.CurveID}, err
 }

@@ -437,6 +437,8 @@ func buildModulePeers(ctx context.Context, o options, e *env, rep *Report) {
 // shape counts the targets each phase visits, for the plan.
 type shape struct {
 	all, plain, openLoop, tls int
+	// handshakes is how many handshake runs the TLS targets take.
+	handshakes int
 }
 
 func shapeOf(o options, ts []*Target) shape {
@@ -453,6 +455,7 @@ func shapeOf(o options, ts []*Target) shape {
 			s.tls++
 		}
 	}
+	s.handshakes = handshakeRunsOf(ts)
 	return s
 }
 
@@ -531,7 +534,7 @@ func makePlan(o options, s shape) plan {
 		budget -= time.Duration(p.openLoopRuns) * (p.openLoop + time.Second)
 	}
 	if runTLS {
-		p.handshakeRuns = 2 * s.tls // full and resumed
+		p.handshakeRuns = s.handshakes
 		p.handshake = clamp(share(handshakeParts)/time.Duration(p.handshakeRuns), 2*time.Second, 20*time.Second)
 		budget -= time.Duration(p.handshakeRuns) * p.handshake
 	}
