@@ -13,7 +13,7 @@ import (
 )
 
 //go:embed nginx.conf nginx-tls.conf nginx-chain.conf nginx-lb.conf haproxy.cfg haproxy-lb.cfg Caddyfile Caddyfile-chain
-//go:embed traefik.yaml traefik-dynamic.yaml traefik-chain-dynamic.yaml
+//go:embed traefik.yaml traefik-dynamic.yaml traefik-chain-dynamic.yaml forwarding.tmpl
 var files embed.FS
 
 // Names of the templates, for Render.
@@ -32,6 +32,10 @@ const (
 	TraefikDynamic      = "traefik-dynamic.yaml"
 	TraefikChainDynamic = "traefik-chain-dynamic.yaml"
 )
+
+// forwarding defines the forwarding headers every peer sets, as flexgate
+// does, for the templates above to include.
+const forwarding = "forwarding.tmpl"
 
 // Names lists every template, for error messages and tests.
 var Names = []string{Nginx, NginxTLS, NginxChain, NginxLB, HAProxy, HAProxyLB, Caddy, CaddyChain, Traefik, TraefikDynamic, TraefikChainDynamic}
@@ -70,7 +74,10 @@ func Render(name string, p Params) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peers: no config template %q (have %s)", name, strings.Join(Names, ", "))
 	}
-	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
+	t, err := template.New(name).Option("missingkey=error").ParseFS(files, forwarding)
+	if err == nil {
+		t, err = t.New(name).Parse(string(src))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("peers: cannot parse %s: %w", name, err)
 	}

@@ -36,6 +36,14 @@ func TestRenderFillsEveryField(t *testing.T) {
 		if name != Traefik && !strings.Contains(s, p.Upstream) {
 			t.Errorf("%s: upstream address missing from output", name)
 		}
+		// Every proxy that can sets what flexgate sets on each request.
+		if !strings.HasPrefix(name, "traefik") {
+			for _, h := range []string{"X-Real-IP", "X-Forwarded-Port", "Forwarded", "X-Request-ID"} {
+				if !strings.Contains(s, h+" ") {
+					t.Errorf("%s: does not set %s", name, h)
+				}
+			}
+		}
 		if name == NginxLB || name == HAProxyLB {
 			for _, u := range p.Upstreams {
 				if !strings.Contains(s, u) {
