@@ -58,14 +58,23 @@ type IdleResult struct {
 	// OpenSeconds is how long opening took.
 	OpenSeconds float64
 	// RSSBeforeKiB and RSSIdleKiB are the server's resident memory before
-	// the connections were opened and with them open.
-	RSSBeforeKiB, RSSIdleKiB int64
+	// the connections were opened and as soon as the last one was;
+	// RSSSettledKiB once they had been idle for idleSettle.
+	RSSBeforeKiB, RSSIdleKiB, RSSSettledKiB int64
 	// Load is wrk's run alongside the idle connections.
 	Load wrk.Result
 	// AliveAfter counts, out of a sample of the idle connections, those
 	// still answering once wrk was done.
 	AliveAfter, Sampled int
 }
+
+// idleSettle is how long the idle connections wait, all open, before the
+// server's memory is read a second time: the connections opened last are
+// still fresh from their request when the first reading is taken, and a
+// server may free what serving them took only once they have been quiet a
+// while (flexgate parks a connection after 1 s and returns the memory a
+// wave of them used after it, within seconds).
+const idleSettle = 10 * time.Second
 
 // idleRun opens n keep-alive connections to t, makes one request on each
 // so that the server holds a real HTTP connection, measures the server's
@@ -147,6 +156,16 @@ func idleRun(ctx context.Context, t *Target, n int, script string, p plan) (Idle
 		return ir, err
 	}
 	ir.RSSIdleKiB = idle.RSSKiB
+	select {
+	case <-ctx.Done():
+		return ir, ctx.Err()
+	case <-time.After(idleSettle):
+	}
+	settled, err := treeUsage(t.proc.PID())
+	if err != nil {
+		return ir, err
+	}
+	ir.RSSSettledKiB = settled.RSSKiB
 	ir.Load, err = runWrk(ctx, script, wrk.Load{URL: t.URL(pathFor("small")), Headers: benchHeaders, Conns: 64, Duration: p.idle})
 	if err != nil {
 		return ir, err

@@ -80,8 +80,8 @@ func testReport() *Report {
 		}
 	}
 	r.Idle = []IdleResult{
-		{Target: "flexgate", Asked: 10000, Open: 10000, OpenSeconds: 2, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, Load: wrk.Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
-		{Target: "nginx", Asked: 10000, Open: 7000, OpenSeconds: 1, RSSBeforeKiB: 2048, RSSIdleKiB: 9048, Load: wrk.Result{Requests: 20000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+		{Target: "flexgate", Asked: 10000, Open: 10000, OpenSeconds: 2, RSSBeforeKiB: 20000, RSSIdleKiB: 60000, RSSSettledKiB: 40000, Load: wrk.Result{Requests: 15000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
+		{Target: "nginx", Asked: 10000, Open: 7000, OpenSeconds: 1, RSSBeforeKiB: 2048, RSSIdleKiB: 9048, RSSSettledKiB: 9048, Load: wrk.Result{Requests: 20000, DurationUS: 1e6}, AliveAfter: 100, Sampled: 100},
 	}
 	ms := time.Millisecond
 	r.OpenLoopBase = 25000
@@ -125,8 +125,8 @@ func TestMarkdownAndSVG(t *testing.T) {
 		"| **flexgate** | 20000 | 1.00 | 4.00 | 8.00 | 0.50 | 0.80 |",
 		"![requests per second](latest.svg)",
 		"## Connection scale: 10000 idle keep-alive connections",
-		"| flexgate | 10000 | 2.0 | 19.5 | 58.6 | 4.0 | 15000 |",
-		"| nginx | 7000 of 10000 | 1.0 | 2.0 | 8.8 | 1.0 | 20000 |",
+		"| flexgate | 10000 | 2.0 | 19.5 | 58.6 | 4.0 | 39.1 | 2.0 | 15000 |",
+		"| nginx | 7000 of 10000 | 1.0 | 2.0 | 8.8 | 1.0 | 8.8 | 1.0 | 20000 |",
 		"## Open loop: constant rate at 50 % and 80 % of nginx's maximum (25000 req/s)",
 		"| **flexgate** | 50 | 12500 | 12480 | 1.00 | 2.00 | 3.00 | 5.00 | 0.50 | 0.50 | 99.0% | 10 |",
 		"| **flexgate-tls** | full | X25519 | 1500 | 0.75 | 0/3000 | 3.00 | 6.00 | 0.400 | 0 |",
@@ -204,7 +204,7 @@ func TestPlanStaysWithinBudget(t *testing.T) {
 			if phases["openloop"] != (p.openLoopRuns == 2*6) || phases["tls"] != (p.handshakeRuns == 6) || phases["idle"] != (p.idleRuns == 6) {
 				t.Errorf("phases %v planned %s", phases, p)
 			}
-			if d := p.deadline(o); d < total+time.Duration(p.idleRuns)*p.idleOpen {
+			if d := p.deadline(o); d < total+time.Duration(p.idleRuns)*(p.idleOpen+idleSettle) {
 				t.Errorf("deadline %s leaves no room for opening the idle connections", d)
 			}
 		}
@@ -300,11 +300,11 @@ func TestQuantileOf(t *testing.T) {
 }
 
 func TestIdleAndHandshakeAccounting(t *testing.T) {
-	ir := IdleResult{Open: 1000, RSSBeforeKiB: 10000, RSSIdleKiB: 14000}
-	if got := ir.KiBPerConn(); got != 4 {
-		t.Errorf("KiB per conn = %v, want 4", got)
+	ir := IdleResult{Open: 1000, RSSBeforeKiB: 10000, RSSIdleKiB: 14000, RSSSettledKiB: 12000}
+	if got, settled := ir.KiBPerConn(ir.RSSIdleKiB), ir.KiBPerConn(ir.RSSSettledKiB); got != 4 || settled != 2 {
+		t.Errorf("KiB per conn = %v at once and %v settled, want 4 and 2", got, settled)
 	}
-	if (IdleResult{}).KiBPerConn() != 0 {
+	if (IdleResult{}).KiBPerConn(1000) != 0 {
 		t.Error("no connections held gave a per-connection figure")
 	}
 	h := HandshakeResult{Conns: 5000, Duration: 2 * time.Second, CPUSeconds: 1.5}

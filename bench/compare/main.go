@@ -495,10 +495,11 @@ func (p plan) String() string {
 }
 
 // deadline is when the safety net stops whatever is left: the budget and
-// half again, the opening of the idle connections (not in the budget: it is
-// bounded per target), and a minute.
+// half again, the opening of the idle connections and their wait before
+// the second memory reading (not in the budget: they are bounded per
+// target), and a minute.
 func (p plan) deadline(o options) time.Duration {
-	return o.total + o.total/2 + time.Minute + time.Duration(p.idleRuns)*p.idleOpen
+	return o.total + o.total/2 + time.Minute + time.Duration(p.idleRuns)*(p.idleOpen+idleSettle)
 }
 
 // Shares of the budget, in parts: each phase that runs gets its parts of

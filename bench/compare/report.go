@@ -233,16 +233,20 @@ func (r *Report) Markdown(svgName string) string {
 	if len(r.Idle) > 0 {
 		fmt.Fprintf(&b, "## Connection scale: %d idle keep-alive connections\n\n", o.idle)
 		fmt.Fprintf(&b, "Each idle connection made one request and then stayed open (from several 127.0.0.x source addresses, "+
-			"%d per address); wrk -c64 ran alongside for %s. KiB per conn is (RSS with idle − RSS before) / held.\n\n", idleSourcePer, r.Plan.idle)
-		b.WriteString("| target | held | opened in s | RSS before MiB | RSS with idle MiB | KiB per conn | req/s alongside | p50 ms | p99 ms | p99.9 ms | idle still served |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			"%d per address). The server's RSS is read before they are opened, as soon as the last one is, and after they have "+
+			"been idle for %s more; then wrk -c64 runs alongside them for %s. KiB per conn is (RSS with idle − RSS before) / held, "+
+			"at once and after the wait.\n\n", idleSourcePer, idleSettle, r.Plan.idle)
+		b.WriteString("| target | held | opened in s | RSS before MiB | RSS with idle MiB | KiB per conn | after " + idleSettle.String() +
+			": RSS MiB | KiB per conn | req/s alongside | p50 ms | p99 ms | p99.9 ms | idle still served |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, ir := range r.Idle {
 			held := fmt.Sprintf("%d", ir.Open)
 			if ir.Open < ir.Asked {
 				held = fmt.Sprintf("%d of %d", ir.Open, ir.Asked)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %s | %s | %d/%d |\n",
-				ir.Target, held, ir.OpenSeconds, float64(ir.RSSBeforeKiB)/1024, float64(ir.RSSIdleKiB)/1024, ir.KiBPerConn(),
+			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %s | %s | %d/%d |\n",
+				ir.Target, held, ir.OpenSeconds, float64(ir.RSSBeforeKiB)/1024, float64(ir.RSSIdleKiB)/1024, ir.KiBPerConn(ir.RSSIdleKiB),
+				float64(ir.RSSSettledKiB)/1024, ir.KiBPerConn(ir.RSSSettledKiB),
 				ir.Load.RPS(), ms(time.Duration(ir.Load.P50US)*time.Microsecond),
 				ms(time.Duration(ir.Load.P99US)*time.Microsecond), ms(time.Duration(ir.Load.P999US)*time.Microsecond),
 				ir.AliveAfter, ir.Sampled)
@@ -256,12 +260,13 @@ func (r *Report) Markdown(svgName string) string {
 	return b.String()
 }
 
-// KiBPerConn is the server's resident memory per held idle connection.
-func (ir IdleResult) KiBPerConn() float64 {
+// KiBPerConn is the server's resident memory per held idle connection, from
+// a reading of its RSS with them open (RSSIdleKiB or RSSSettledKiB).
+func (ir IdleResult) KiBPerConn(rssKiB int64) float64 {
 	if ir.Open <= 0 {
 		return 0
 	}
-	return float64(ir.RSSIdleKiB-ir.RSSBeforeKiB) / float64(ir.Open)
+	return float64(rssKiB-ir.RSSBeforeKiB) / float64(ir.Open)
 }
 
 // openLoopMarkdown renders the open-loop table: one row per target and rate.
