@@ -10,15 +10,21 @@
 // upstream connections that belong to the loop, so that a request is read,
 // sent on and answered without a goroutine switch or a futex.
 //
-// It forwards requests and answers as they are, framed by Content-Length
-// (a chunked answer closes the connection): it parses no header beyond
-// that and adds none, so the CPU it spends per request is a floor for the
-// I/O model, not a gateway's cost. bench/PROFILE.md compares it with
-// flexgate and nginx.
+// By default it forwards requests and answers as they are, framed by
+// Content-Length (a chunked answer closes the connection): it parses no
+// header beyond that and adds none, so the CPU it spends per request is a
+// floor for the I/O model, not a gateway's cost. With -headers it also
+// does a gateway's header work on each exchange, with fasthttp's parser
+// and writer: it parses the request's head and the answer's, adds the
+// forwarding headers flexgate adds (X-Forwarded-For, Forwarded,
+// X-Real-IP, X-Forwarded-Proto, -Host and -Port, X-Request-Id and a
+// traceparent, from a random id per request) and the answer's
+// X-Request-Id, and writes both heads anew. bench/PROFILE.md compares it
+// with flexgate and nginx.
 //
 // Usage:
 //
-//	go run ./bench/evloop -listen 127.0.0.1:8080 -upstream 127.0.0.1:8081 [-loops N]
+//	go run ./bench/evloop -listen 127.0.0.1:8080 -upstream 127.0.0.1:8081 [-loops N] [-headers]
 package main
 
 import (
@@ -38,8 +44,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to serve")
 	upstream := flag.String("upstream", "127.0.0.1:8081", "upstream address (IPv4 or IPv6 literal and port)")
 	loops := flag.Int("loops", runtime.GOMAXPROCS(0), "event loops, one OS thread each")
+	headers := flag.Bool("headers", false, "parse both heads with fasthttp and add the forwarding headers, as a gateway does")
 	flag.Parse()
-	_, _, errs, err := start(*listen, *upstream, *loops)
+	_, _, errs, err := start(*listen, *upstream, *loops, *headers)
 	if err == nil {
 		err = <-errs
 	}
@@ -50,7 +57,7 @@ func main() {
 // start runs loops event loops on listen, each with a listener of its own
 // on the same port. It returns the address they serve, a stop function
 // that ends them, and where each reports why it ended.
-func start(listen, upstream string, loops int) (addr string, stop func(), errs <-chan error, err error) {
+func start(listen, upstream string, loops int, headers bool) (addr string, stop func(), errs <-chan error, err error) {
 	la, err := netip.ParseAddrPort(listen)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("-listen: %w", err)
@@ -89,6 +96,9 @@ func start(listen, upstream string, loops int) (addr string, stop func(), errs <
 	}
 	ch := make(chan error, loops)
 	for _, l := range all {
+		if headers {
+			l.gw = newGatewayWork(la.Port())
+		}
 		go func() { ch <- l.run() }()
 	}
 	return la.String(), stop, ch, nil
@@ -109,6 +119,10 @@ type conn struct {
 	connecting bool
 	// events are the epoll events registered for fd.
 	events uint32
+	// addr is a client's address (with -headers); id the request id of
+	// the exchange in flight.
+	addr []byte
+	id   [32]byte
 }
 
 type loop struct {
@@ -118,6 +132,8 @@ type loop struct {
 	up    unix.Sockaddr
 	conns map[int]*conn
 	buf   []byte
+	// gw does the gateway's header work (-headers); nil: none.
+	gw *gatewayWork
 }
 
 // errStopped is why a loop that was stopped ended.
@@ -220,12 +236,15 @@ func (l *loop) run() error {
 
 func (l *loop) accept() {
 	for {
-		fd, _, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			return // EAGAIN: none left; other errors: the next event retries
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c := &conn{fd: fd, client: true}
+		if l.gw != nil {
+			c.addr = peerAddr(sa)
+		}
 		if l.add(c, unix.EPOLLIN) != nil {
 			unix.Close(fd)
 		}
@@ -306,7 +325,15 @@ func (l *loop) forward(c *conn) {
 		up.peer, c.peer = c, up
 	}
 	c.waiting = true
-	up.out = append(up.out, c.in[:end]...)
+	if l.gw != nil {
+		var err error
+		if up.out, err = l.gw.request(up.out, c.in[:end], c); err != nil {
+			l.close(c)
+			return
+		}
+	} else {
+		up.out = append(up.out, c.in[:end]...)
+	}
 	c.in = c.in[:copy(c.in, c.in[end:])]
 	if !up.connecting {
 		l.flush(up)
@@ -324,7 +351,15 @@ func (l *loop) answer(up *conn) {
 		l.close(up)
 		return
 	}
-	c.out = append(c.out, up.in[:end]...)
+	if l.gw != nil {
+		var err error
+		if c.out, err = l.gw.response(c.out, up.in[:end], c); err != nil {
+			l.close(up)
+			return
+		}
+	} else {
+		c.out = append(c.out, up.in[:end]...)
+	}
 	up.in = up.in[:copy(up.in, up.in[end:])]
 	c.waiting = false
 	if !l.flush(c) {

@@ -24,7 +24,7 @@ func TestProxiesKeepAlive(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, body)
 	}))
 	defer origin.Close()
-	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), 2)
+	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), 2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +82,48 @@ func TestProxiesKeepAlive(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("pipelined: got %q, want %q", got, want)
 		}
+	}
+}
+
+// TestHeadersAddsWhatAGatewayAdds: with -headers the origin sees the
+// forwarding headers and a request id, the client gets the same id back
+// with the answer, and bodies pass both ways, on kept-alive connections.
+func TestHeadersAddsWhatAGatewayAdds(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := r.Header.Get("X-Request-Id")
+		fmt.Fprintf(w, "%s|%s|%s|%s|%s|%s|%s", id, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"),
+			r.Header.Get("X-Real-Ip"), r.Header.Get("X-Forwarded-Port"), r.Header.Get("Traceparent"), body)
+	}))
+	defer origin.Close()
+	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stop()
+		if err := <-errs; err != errStopped {
+			t.Errorf("the loop ended with %v", err)
+		}
+	}()
+	_, port, _ := net.SplitHostPort(addr)
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	seen := map[string]bool{}
+	for i := range 20 {
+		payload := fmt.Sprintf("body %d", i)
+		resp, err := client.Post("http://"+addr+"/x", "text/plain", strings.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		f := strings.Split(string(got), "|")
+		id := resp.Header.Get("X-Request-Id")
+		want := []string{id, "127.0.0.1", `for=127.0.0.1;proto=http;host="` + addr + `"`, "127.0.0.1", port, "00-" + id + "-" + id[:min(16, len(id))] + "-01", payload}
+		if len(id) != 32 || seen[id] || strings.Join(f, "|") != strings.Join(want, "|") {
+			t.Fatalf("request %d: origin saw %q, want %q (answer's X-Request-Id %q, a new one each time)", i, f, want, id)
+		}
+		seen[id] = true
 	}
 }

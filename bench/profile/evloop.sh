@@ -1,7 +1,8 @@
 #!/bin/sh
 # The I/O model, measured: flexgate passthrough, the bench/evloop prototype
-# (epoll event loops, one per core) and nginx (bench/peers/nginx.conf) in
-# front of bench/upstream, alternated round by round under wrk -t1 -c64;
+# (epoll event loops, one per core) forwarding untouched and with a
+# gateway's header work (-headers), and nginx (bench/peers/nginx.conf, which
+# sets the same forwarding headers) in front of bench/upstream, alternated round by round under wrk -t1 -c64;
 # each line gives req/s and the proxy's CPU seconds per 100k requests
 # (all its processes). Usage (repository root):
 #
@@ -21,9 +22,7 @@ go build -o "$out/evloop" "$here/../evloop"
 up=$!
 trap 'kill $up 2>/dev/null || true; rm -rf "$out"' EXIT
 sed "s/{{UP}}/127.0.0.1:18101/" "$here/passthrough.yaml" >"$out/gw.yaml"
-sed -e "s|{{.NoFile}}|4096|" -e "s|{{.Dir}}|$out|g" -e "s|{{.WorkerConnections}}|4096|" \
-	-e "s|{{.Upstream}}|127.0.0.1:18101|" -e "s|{{.Listen}}|127.0.0.1:18100|" \
-	"$here/../peers/nginx.conf" >"$out/nginx.conf"
+go run "$here/../peers/render" -listen 127.0.0.1:18100 -upstream 127.0.0.1:18101 -dir "$out" nginx.conf >"$out/nginx.conf"
 url=http://127.0.0.1:18100/api/products/small
 
 # cpu sums utime and stime of the process $1 and its children's threads.
@@ -36,11 +35,12 @@ cpu() {
 }
 
 for r in $(seq "$rounds"); do
-	for target in flexgate evloop nginx; do
+	for target in flexgate evloop evloop-headers nginx; do
 		case $target in
 		flexgate) "$bin" run --config "$out/gw.yaml" --listen 127.0.0.1:18100 --admin-addr 127.0.0.1:18102 \
 			--log-level warn --drain-delay 0s & ;;
 		evloop) "$out/evloop" -listen 127.0.0.1:18100 -upstream 127.0.0.1:18101 & ;;
+		evloop-headers) "$out/evloop" -listen 127.0.0.1:18100 -upstream 127.0.0.1:18101 -headers & ;;
 		nginx) nginx -p "$out" -e "$out/error.log" -c "$out/nginx.conf" & ;;
 		esac
 		pid=$!

@@ -1,0 +1,41 @@
+// Command render fills one of bench/peers' config templates, for scripts
+// that run a peer outside the harness (bench/profile/evloop.sh):
+//
+//	go run ./bench/peers/render -listen 127.0.0.1:18100 -upstream 127.0.0.1:18101 -dir DIR nginx.conf >DIR/nginx.conf
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/flexgate/flexgate/bench/peers"
+)
+
+func main() {
+	var p peers.Params
+	flag.StringVar(&p.Listen, "listen", "127.0.0.1:8080", "host:port the proxy binds")
+	flag.StringVar(&p.Upstream, "upstream", "127.0.0.1:8081", "host:port of the origin")
+	flag.StringVar(&p.Dir, "dir", os.TempDir(), "directory for the proxy's pid file, logs and buffers")
+	flag.IntVar(&p.NoFile, "nofile", 4096, "open-file limit")
+	flag.IntVar(&p.WorkerConnections, "worker-connections", 4096, "connections per nginx worker")
+	flag.IntVar(&p.MaxConn, "maxconn", 4096, "HAProxy's connection limit")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintf(os.Stderr, "usage: render [flags] TEMPLATE (one of %v)\n", peers.Names)
+		os.Exit(2)
+	}
+	host, _, err := net.SplitHostPort(p.Listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "render: -listen:", err)
+		os.Exit(2)
+	}
+	p.Host = host
+	out, err := peers.Render(flag.Arg(0), p)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "render:", err)
+		os.Exit(1)
+	}
+	_, _ = os.Stdout.Write(out)
+}
