@@ -15,6 +15,25 @@ import (
 	"time"
 )
 
+// startLoops runs n loops in front of origin until the test ends, and
+// checks that each ended because it was stopped.
+func startLoops(t *testing.T, origin *httptest.Server, n int, headers bool) string {
+	t.Helper()
+	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), n, headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop()
+		for range n {
+			if err := <-errs; err != errStopped {
+				t.Errorf("a loop ended with %v", err)
+			}
+		}
+	})
+	return addr
+}
+
 // TestProxiesKeepAlive: through two loops, concurrent keep-alive clients
 // each get their own answers, bodies both ways, and a request pipelined
 // behind another is answered after it, in order.
@@ -24,18 +43,7 @@ func TestProxiesKeepAlive(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, body)
 	}))
 	defer origin.Close()
-	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), 2, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stop()
-		for range 2 {
-			if err := <-errs; err != errStopped {
-				t.Errorf("a loop ended with %v", err)
-			}
-		}
-	}()
+	addr := startLoops(t, origin, 2, false)
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	defer client.CloseIdleConnections()
@@ -96,16 +104,7 @@ func TestHeadersAddsWhatAGatewayAdds(t *testing.T) {
 			r.Header.Get("X-Real-Ip"), r.Header.Get("X-Forwarded-Port"), r.Header.Get("Traceparent"), body)
 	}))
 	defer origin.Close()
-	addr, stop, errs, err := start("127.0.0.1:0", strings.TrimPrefix(origin.URL, "http://"), 1, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stop()
-		if err := <-errs; err != errStopped {
-			t.Errorf("the loop ended with %v", err)
-		}
-	}()
+	addr := startLoops(t, origin, 1, true)
 	_, port, _ := net.SplitHostPort(addr)
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
