@@ -65,42 +65,47 @@ var (
 	hybridGroups    = []tls.CurveID{tls.X25519MLKEM768, tls.X25519}
 )
 
-// handshakeRunsOf is how many handshake runs the phase makes for targets:
-// full and resumed with X25519 for every TLS target, and with the hybrid
-// offer for flexgate's.
-func handshakeRunsOf(targets []*Target) int {
-	n := 0
-	for _, t := range targets {
-		if t.TLS {
-			n += 2
-			if t.Flexgate {
-				n += 2
+// handshakeCase is one handshake run: its target, whether it resumes, and
+// the key exchanges its clients offer.
+type handshakeCase struct {
+	t       *Target
+	resumed bool
+	groups  []tls.CurveID
+}
+
+// handshakeCases lists the phase's runs in order: full and resumed with
+// X25519 for every TLS target, then with the hybrid offer for flexgate's.
+func handshakeCases(targets []*Target) []handshakeCase {
+	var cs []handshakeCase
+	for _, groups := range [][]tls.CurveID{classicalGroups, hybridGroups} {
+		hybrid := groups[0] == tls.X25519MLKEM768
+		for _, resumed := range []bool{false, true} {
+			for _, t := range targets {
+				if t.TLS && (!hybrid || t.Flexgate) {
+					cs = append(cs, handshakeCase{t: t, resumed: resumed, groups: groups})
+				}
 			}
 		}
 	}
-	return n
+	return cs
 }
 
 // handshakePhase measures full and resumed handshakes of every TLS target.
 func handshakePhase(ctx context.Context, rep *Report, targets []*Target, p plan) {
-	for _, groups := range [][]tls.CurveID{classicalGroups, hybridGroups} {
-		for _, resumed := range []bool{false, true} {
-			for _, t := range targets {
-				if !t.TLS || ctx.Err() != nil || (len(groups) > 1 && !t.Flexgate) {
-					continue
-				}
-				r, err := handshakeRun(ctx, t, resumed, groups, p.handshake)
-				if err != nil {
-					rep.Notes = append(rep.Notes, fmt.Sprintf("handshake run of %s (resumed %v, %s offered): %s",
-						t.Name, resumed, groups[0], firstLine(err.Error())))
-					logf("handshakes %s: %v", t.Name, err)
-					continue
-				}
-				rep.Handshakes = append(rep.Handshakes, r)
-				logf("handshakes %-13s %-14s resumed=%-5v %7.0f/s  resumed %d of %d  p99 %.2f ms  CPU %.3f ms each",
-					t.Name, r.Group, resumed, r.PerSecond(), r.Resumes, r.Conns, msf(r.P99), r.CPUPerHandshake())
-			}
+	for _, c := range handshakeCases(targets) {
+		if ctx.Err() != nil {
+			return
 		}
+		r, err := handshakeRun(ctx, c.t, c.resumed, c.groups, p.handshake)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("handshake run of %s (resumed %v, %s offered): %s",
+				c.t.Name, c.resumed, c.groups[0], firstLine(err.Error())))
+			logf("handshakes %s: %v", c.t.Name, err)
+			continue
+		}
+		rep.Handshakes = append(rep.Handshakes, r)
+		logf("handshakes %-13s %-14s resumed=%-5v %7.0f/s  resumed %d of %d  p99 %.2f ms  CPU %.3f ms each",
+			c.t.Name, r.Group, c.resumed, r.PerSecond(), r.Resumes, r.Conns, msf(r.P99), r.CPUPerHandshake())
 	}
 }
 

@@ -455,7 +455,7 @@ func shapeOf(o options, ts []*Target) shape {
 			s.tls++
 		}
 	}
-	s.handshakes = handshakeRunsOf(ts)
+	s.handshakes = len(handshakeCases(ts))
 	return s
 }
 

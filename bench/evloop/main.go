@@ -328,6 +328,7 @@ func (l *loop) forward(c *conn) {
 	if l.gw != nil {
 		var err error
 		if up.out, err = l.gw.request(up.out, c.in[:end], c); err != nil {
+			l.gw.failed("request", err)
 			l.close(c)
 			return
 		}
@@ -354,6 +355,7 @@ func (l *loop) answer(up *conn) {
 	if l.gw != nil {
 		var err error
 		if c.out, err = l.gw.response(c.out, up.in[:end], c); err != nil {
+			l.gw.failed("answer", err)
 			l.close(up)
 			return
 		}

@@ -100,8 +100,9 @@ func TestHeadersAddsWhatAGatewayAdds(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		id := r.Header.Get("X-Request-Id")
-		fmt.Fprintf(w, "%s|%s|%s|%s|%s|%s|%s", id, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"),
-			r.Header.Get("X-Real-Ip"), r.Header.Get("X-Forwarded-Port"), r.Header.Get("Traceparent"), body)
+		fmt.Fprintf(w, "%s|%s|%s|%s|%s|%s|%s|%s|%s", id, r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"),
+			r.Header.Get("X-Real-Ip"), r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"),
+			r.Header.Get("X-Forwarded-Port"), r.Header.Get("Traceparent"), body)
 	}))
 	defer origin.Close()
 	addr := startLoops(t, origin, 1, true)
@@ -119,7 +120,7 @@ func TestHeadersAddsWhatAGatewayAdds(t *testing.T) {
 		resp.Body.Close()
 		f := strings.Split(string(got), "|")
 		id := resp.Header.Get("X-Request-Id")
-		want := []string{id, "127.0.0.1", `for=127.0.0.1;proto=http;host="` + addr + `"`, "127.0.0.1", port, "00-" + id + "-" + id[:min(16, len(id))] + "-01", payload}
+		want := []string{id, "127.0.0.1", `for=127.0.0.1;proto=http;host="` + addr + `"`, "127.0.0.1", "http", addr, port, "00-" + id + "-" + id[:min(16, len(id))] + "-01", payload}
 		if len(id) != 32 || seen[id] || strings.Join(f, "|") != strings.Join(want, "|") {
 			t.Fatalf("request %d: origin saw %q, want %q (answer's X-Request-Id %q, a new one each time)", i, f, want, id)
 		}

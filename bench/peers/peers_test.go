@@ -36,12 +36,11 @@ func TestRenderFillsEveryField(t *testing.T) {
 		if name != Traefik && !strings.Contains(s, p.Upstream) {
 			t.Errorf("%s: upstream address missing from output", name)
 		}
-		// Every proxy that can sets what flexgate sets on each request.
-		if !strings.HasPrefix(name, "traefik") {
-			for _, h := range []string{"X-Real-IP", "X-Forwarded-Port", "Forwarded", "X-Request-ID"} {
-				if !strings.Contains(s, h+" ") {
-					t.Errorf("%s: does not set %s", name, h)
-				}
+		// Every proxy that can sets what flexgate sets on each request, in
+		// its own directive (comments do not count).
+		for _, h := range forwardingDirectives(name) {
+			if !containsLine(s, h) {
+				t.Errorf("%s: no line starting %q", name, h)
 			}
 		}
 		if name == NginxLB || name == HAProxyLB {
@@ -121,4 +120,42 @@ func TestConfigsPassTheirOwnChecks(t *testing.T) {
 	}
 	check(caddyBin, Caddy, caddy, "XDG_DATA_HOME="+p.Dir, "XDG_CONFIG_HOME="+p.Dir, "HOME="+p.Dir)
 	check(caddyBin, CaddyChain, caddy, "XDG_DATA_HOME="+p.Dir, "XDG_CONFIG_HOME="+p.Dir, "HOME="+p.Dir)
+}
+
+// forwardingDirectives are how each peer's configs start the lines that set
+// flexgate's forwarding headers (forwarding.tmpl). Caddy sets X-Forwarded-*
+// by itself and has no placeholder for a traceparent; stock Traefik can set
+// none of the others.
+func forwardingDirectives(name string) []string {
+	switch {
+	case strings.HasPrefix(name, "nginx"):
+		var d []string
+		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto", "X-Forwarded-Host",
+			"X-Forwarded-Port", "X-Request-ID", "traceparent"} {
+			d = append(d, "proxy_set_header "+h+" ")
+		}
+		return append(d, "add_header X-Request-ID ")
+	case strings.HasPrefix(name, "haproxy"):
+		d := []string{"option forwardfor"}
+		for _, h := range []string{"Forwarded", "X-Real-IP", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
+			"X-Request-ID", "traceparent"} {
+			d = append(d, "http-request set-header "+h+" ")
+		}
+		return append(d, "http-response set-header X-Request-ID ")
+	case strings.HasPrefix(name, "Caddyfile"):
+		return []string{"header_up X-Real-IP ", "header_up X-Forwarded-Port ", "header_up Forwarded ",
+			"header_up X-Request-ID ", "header_down X-Request-ID "}
+	}
+	return nil
+}
+
+// containsLine reports whether a line of s, leading space aside, starts
+// with prefix.
+func containsLine(s, prefix string) bool {
+	for line := range strings.Lines(s) {
+		if strings.HasPrefix(strings.TrimSpace(line), prefix) {
+			return true
+		}
+	}
+	return false
 }

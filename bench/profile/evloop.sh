@@ -44,14 +44,19 @@ for r in $(seq "$rounds"); do
 		nginx) nginx -p "$out" -e "$out/error.log" -c "$out/nginx.conf" & ;;
 		esac
 		pid=$!
-		for _ in $(seq 50); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
+		ready=
+		for _ in $(seq 50); do curl -sf -o /dev/null "$url" && ready=1 && break; sleep 0.1; done
+		[ -n "$ready" ] || { echo "$target did not answer 200 on $url" >&2; kill $pid; exit 1; }
 		wrk -t1 -c64 -d1s "$url" >/dev/null
 		cpu0=$(cpu $pid)
 		wrk -t1 -c64 -d"${secs}s" "$url" >"$out/wrk"
 		cpu1=$(cpu $pid)
 		reqs=$(awk '/requests in/ {print $1}' "$out/wrk")
 		rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk")
-		echo "$r $target rps $rps cpu_s_per_100k $(echo "($cpu1-$cpu0)/100/$reqs*100000" | bc -l | cut -c1-5)"
+		# wrk's error lines, when there are any: a run that failed requests
+		# must not pass for a slow one.
+		errors=$(grep -E 'Socket errors|Non-2xx' "$out/wrk" | tr -s ' \n' ' ' || true)
+		echo "$r $target rps $rps cpu_s_per_100k $(echo "($cpu1-$cpu0)/100/$reqs*100000" | bc -l | cut -c1-5)${errors:+ ERRORS:$errors}"
 		kill $pid
 		wait $pid 2>/dev/null || true
 	done

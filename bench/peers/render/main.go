@@ -9,9 +9,22 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/flexgate/flexgate/bench/peers"
 )
+
+// needs names, for the templates that use more than the addresses and the
+// directory, the flags they need set: a template filled without them
+// would be a broken config.
+var needs = map[string][]string{
+	peers.NginxTLS:            {"cert", "key"},
+	peers.NginxChain:          {"rate", "client-id", "client-secret"},
+	peers.CaddyChain:          {"client-id", "client-secret"},
+	peers.TraefikChainDynamic: {"rate", "client-id", "client-secret"},
+	peers.NginxLB:             {"upstreams"},
+	peers.HAProxyLB:           {"upstreams"},
+}
 
 func main() {
 	var p peers.Params
@@ -21,7 +34,16 @@ func main() {
 	flag.IntVar(&p.NoFile, "nofile", 4096, "open-file limit")
 	flag.IntVar(&p.WorkerConnections, "worker-connections", 4096, "connections per nginx worker")
 	flag.IntVar(&p.MaxConn, "maxconn", 4096, "HAProxy's connection limit")
+	flag.StringVar(&p.CertFile, "cert", "", "PEM certificate (TLS templates)")
+	flag.StringVar(&p.KeyFile, "key", "", "PEM key (TLS templates)")
+	flag.IntVar(&p.RatePerSecond, "rate", 0, "rate limit per second (chain templates)")
+	flag.StringVar(&p.ClientID, "client-id", "", "the one client the chain templates admit")
+	flag.StringVar(&p.ClientSecret, "client-secret", "", "its secret")
+	upstreams := flag.String("upstreams", "", "comma-separated host:port of the origins (balancing templates)")
 	flag.Parse()
+	if *upstreams != "" {
+		p.Upstreams = strings.Split(*upstreams, ",")
+	}
 	if flag.NArg() != 1 {
 		fmt.Fprintf(os.Stderr, "usage: render [flags] TEMPLATE (one of %v)\n", peers.Names)
 		os.Exit(2)
@@ -32,6 +54,14 @@ func main() {
 		os.Exit(2)
 	}
 	p.Host = host
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, n := range needs[flag.Arg(0)] {
+		if !set[n] {
+			fmt.Fprintf(os.Stderr, "render: %s needs -%s\n", flag.Arg(0), n)
+			os.Exit(2)
+		}
+	}
 	out, err := peers.Render(flag.Arg(0), p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
