@@ -3,6 +3,8 @@
 package redisopt
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"time"
@@ -56,4 +58,27 @@ func Options(r *config.Redis) (rueidis.ClientOption, error) {
 		opt.Sentinel.TLSConfig = tc
 	}
 	return opt, nil
+}
+
+// SettingsKey is a digest of everything that makes a connection to r, the
+// password included (it never leaves the digest): features keep one
+// connection per gateway and key, and a reload that changes none of these
+// settings keeps it.
+func SettingsKey(r *config.Redis) string {
+	h := sha256.New()
+	// The pointers' targets are written, not their addresses: a reload
+	// parses equal settings into new values.
+	flat := *r
+	flat.Sentinel, flat.Cluster, flat.TLS = nil, nil, nil
+	fmt.Fprintf(h, "%#v\x00", flat)
+	if r.Sentinel != nil {
+		fmt.Fprintf(h, "sentinel %#v\x00", *r.Sentinel)
+	}
+	if r.Cluster != nil {
+		fmt.Fprintf(h, "cluster %#v\x00", *r.Cluster)
+	}
+	if r.TLS != nil {
+		fmt.Fprintf(h, "tls %#v\x00", *r.TLS)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

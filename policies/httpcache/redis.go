@@ -2,7 +2,6 @@ package httpcache
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -263,30 +262,13 @@ var (
 	conns   = map[connKey]*redisConn{}
 )
 
-// settingsKey is a digest of everything that makes a connection, the
-// password included (it never leaves the digest).
-func settingsKey(r *config.Redis) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%#v\x00", *r)
-	if r.Sentinel != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.Sentinel)
-	}
-	if r.Cluster != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.Cluster)
-	}
-	if r.TLS != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.TLS)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
-
 // acquireConn returns the gateway's connection for r, made if it is the
 // first user. A Redis that cannot be reached now is no error: the
 // connection starts down and keeps trying. The first probe (up to 2 s)
 // is made outside connsMu, so that other connections, and the up gauge,
 // do not wait for it; the other users of this one do.
 func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
-	key := connKey{set: set, cfg: settingsKey(r)}
+	key := connKey{set: set, cfg: redisopt.SettingsKey(r)}
 	connsMu.Lock()
 	c := conns[key]
 	made := c == nil

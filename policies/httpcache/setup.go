@@ -19,6 +19,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
 func init() {
@@ -32,7 +33,7 @@ func storageKey(cfg *config.Config, _ *config.Route) string {
 	if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
 		return ""
 	}
-	return settingsKey(cfg.SharedStorage.Redis)
+	return redisopt.SettingsKey(cfg.SharedStorage.Redis)
 }
 
 // Defaults and bounds.

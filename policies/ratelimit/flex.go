@@ -7,6 +7,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
 func init() {
@@ -15,7 +16,7 @@ func init() {
 			if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
 				return ""
 			}
-			return settingsKey(cfg.SharedStorage.Redis)
+			return redisopt.SettingsKey(cfg.SharedStorage.Redis)
 		}})
 }
 

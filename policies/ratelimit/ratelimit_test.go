@@ -176,6 +176,40 @@ func TestReloadKeepsBudgets(t *testing.T) {
 	}
 }
 
+// TestReloadWithSentinelStorageKeepsBudgets: a gateway whose shared
+// storage is a Sentinel set (or a cluster, or TLS: settings held by
+// pointer) keeps a route's spent budget across a reload that changes
+// something else, as one with a plain address does. Equal settings parsed
+// anew must name the same storage.
+func TestReloadWithSentinelStorageKeepsBudgets(t *testing.T) {
+	doc := func(other string) string {
+		return chaintest.Gateway(seedLimit) + `    - id: other-` + other + `
+      path: ["/other/*"]
+      upstream:
+        url: "http://127.0.0.1:1"
+  sharedStorage:
+    redis:
+      sentinel: {addresses: ["127.0.0.1:1"], masterName: main}
+      tls: {skipValidation: true}
+`
+	}
+	old, _, err := chaintest.CompileWith(t, doc("a"), chaintest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter(t, old.Chains[0], 0, newFakeClock())
+	for i := 0; i < 100; i++ {
+		chaintest.Run(old.Chains[0], chaintest.Ctx("http://gw/api/x"))
+	}
+	next, _, err := chaintest.CompileWith(t, doc("b"), chaintest.Options{Old: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rej := chaintest.Run(next.Chains[0], chaintest.Ctx("http://gw/api/x")); rej == nil || rej.Status != 429 {
+		t.Fatalf("a reload with the same sentinel storage reset the spent budget: rejection %v", rej)
+	}
+}
+
 func TestBucketGauge(t *testing.T) {
 	c := chaintest.MustChain(t, seedLimit)
 	limiter(t, c, 0, newFakeClock())

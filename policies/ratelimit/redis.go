@@ -2,10 +2,7 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -150,28 +147,11 @@ var (
 	current = map[*metrics.Set]*redisConn{}
 )
 
-// settingsKey is a digest of everything that makes a connection, the
-// password included (it never leaves the digest).
-func settingsKey(r *config.Redis) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%#v\x00", *r)
-	if r.Sentinel != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.Sentinel)
-	}
-	if r.Cluster != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.Cluster)
-	}
-	if r.TLS != nil {
-		fmt.Fprintf(h, "%#v\x00", *r.TLS)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // acquireConn returns the gateway's connection for s, made and connected
 // if it is the first user. A Redis that cannot be reached now is no error:
 // the connection starts down, with its breaker open, and keeps trying.
 func acquireConn(set *metrics.Set, s *config.SharedStorage, timeout time.Duration) (*redisConn, error) {
-	key := connKey{set: set, cfg: settingsKey(s.Redis)}
+	key := connKey{set: set, cfg: redisopt.SettingsKey(s.Redis)}
 	connsMu.Lock()
 	defer connsMu.Unlock()
 	c := conns[key]
@@ -397,7 +377,7 @@ type connState struct {
 
 func init() {
 	config.SharedStorageState = func(s *config.SharedStorage) any {
-		key := settingsKey(s.Redis)
+		key := redisopt.SettingsKey(s.Redis)
 		connsMu.Lock()
 		defer connsMu.Unlock()
 		for k, c := range conns {

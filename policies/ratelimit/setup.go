@@ -15,6 +15,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
 func init() {
@@ -26,7 +27,7 @@ func init() {
 			if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
 				return ""
 			}
-			return settingsKey(cfg.SharedStorage.Redis)
+			return redisopt.SettingsKey(cfg.SharedStorage.Redis)
 		}})
 }
 
