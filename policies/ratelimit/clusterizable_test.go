@@ -253,3 +253,24 @@ func TestPerReplicaWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestDecimalPeriodsAtAMillionASecond: a limit of a million a second with a
+// period written in decimals (2.11 s is a hair under 2.11e9 ns in float64)
+// is a whole µs per token, not 0 (which divided by zero at load), for
+// every period in ms up to 100 s; and a gateway with one loads.
+func TestDecimalPeriodsAtAMillionASecond(t *testing.T) {
+	for ms := int64(1); ms <= 100_000; ms++ {
+		w := Window{Limit: ms * 1000, Period: float64(ms) / 1000}
+		r, err := rule(w, nil)
+		if err != nil {
+			t.Fatalf("limit %d per %g s: %v", w.Limit, w.Period, err)
+		}
+		if redisInterval(r) != 1 || redisLimit(r) != w.Limit {
+			t.Fatalf("limit %d per %g s: period %d ns, interval %d µs, enforced as %d", w.Limit, w.Period, r.Period, redisInterval(r), redisLimit(r))
+		}
+	}
+	pol := "        - rate-limiting:\n            limit: 2110000\n            period: 2.11\n            clusterizable: true\n"
+	if _, _, err := chaintest.Compile(t, sharedGateway("127.0.0.1:1", pol)); err != nil {
+		t.Fatal(err)
+	}
+}

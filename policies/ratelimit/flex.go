@@ -90,7 +90,7 @@ func (f *FlexLimiter) Validate(env *chain.Env) error {
 			return chain.Errorf(at("timePeriodInMilliseconds"), "timePeriodInMilliseconds must be above 0, e.g. 60000 for a minute")
 		case period > 366*24*time.Hour:
 			return chain.Errorf(at("timePeriodInMilliseconds"), "timePeriodInMilliseconds %d is longer than a year", w.TimePeriodInMilliseconds)
-		case float64(w.MaximumRequests) > period.Seconds()*1_000_000:
+		case w.MaximumRequests > int64(period/time.Microsecond):
 			return chain.Errorf(at("maximumRequests"), "%d requests per %d ms is more than a million a second; raise the period or lower the limit",
 				w.MaximumRequests, w.TimePeriodInMilliseconds)
 		}

@@ -243,8 +243,8 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 }
 
 // redisInterval is r's interval in the whole µs Redis counts in: rounded
-// down, in the clients' favour.
-func redisInterval(r Rule) int64 { return r.Period / 1000 / r.Limit }
+// down, in the clients' favour (validation keeps it at least 1 µs).
+func redisInterval(r Rule) int64 { return max(1, r.Period/1000/r.Limit) }
 
 // redisLimit is the limit per period that r is enforced as in Redis.
 func redisLimit(r Rule) int64 { return r.Period / 1000 / redisInterval(r) }

@@ -5,6 +5,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -275,10 +276,14 @@ func rule(w Window, node *yaml.Node) (Rule, error) {
 		return Rule{}, chain.Errorf(at("period"), "period must be a number of seconds of at least 0.001, e.g. period: 60")
 	case w.Period > 366*24*3600:
 		return Rule{}, chain.Errorf(at("period"), "period %g s is longer than a year; use at most 31622400", w.Period)
-	case float64(w.Limit) > w.Period*1_000_000:
+	}
+	// Rounded, not truncated: 2.11 s in float64 is a hair under 2.11e9 ns,
+	// and 1.001 × 1e6 a hair under 1,001,000.
+	period := time.Duration(math.Round(w.Period * float64(time.Second)))
+	if w.Limit > int64(period/time.Microsecond) {
 		return Rule{}, chain.Errorf(at("limit"), "limit %d per %g s is more than a million a second; raise the period or lower the limit", w.Limit, w.Period)
 	}
-	return NewRule(w.Limit, time.Duration(w.Period*float64(time.Second))), nil
+	return NewRule(w.Limit, period), nil
 }
 
 // Provision builds the bucket store and the rejections.
