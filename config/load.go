@@ -317,17 +317,46 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 	return roots
 }
 
+// maxGoccyDepth bounds the flow nesting of a file that is handed to the
+// second parser to place a syntax error.
+const maxGoccyDepth = 256
+
+// flowDepthAtMost reports whether the brackets and braces of data never
+// nest deeper than max. Quotes are not skipped: a bracket in a string
+// counts, which can only make a file look deeper than it is.
+func flowDepthAtMost(data []byte, max int) bool {
+	depth := 0
+	for _, b := range data {
+		switch b {
+		case '[', '{':
+			if depth++; depth > max {
+				return false
+			}
+		case ']', '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return true
+}
+
 var syntaxLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (d *decoder) syntaxError(err error, data []byte) {
 	// yaml.v3 reports the line where the enclosing block starts, not where
 	// the problem is (an indentation slip on line 9 is "line 6"); a second
 	// parser, goccy/go-yaml, places it on the token at fault.
+	// goccy's memory grows far faster than the nesting: a file of a few
+	// hundred KB of "[[[[…" takes it gigabytes. yaml.v3 refuses such
+	// nesting at once, and its message is what is said then.
 	var se *goccyyaml.SyntaxError
-	if _, perr := goccyparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
-		pos := se.Token.Position
-		d.errs.add(Pos{File: d.file, Line: pos.Line, Col: pos.Column}, "YAML syntax error: %s", se.Message)
-		return
+	if flowDepthAtMost(data, maxGoccyDepth) {
+		if _, perr := goccyparser.ParseBytes(data, 0); errors.As(perr, &se) && se.Token != nil {
+			pos := se.Token.Position
+			d.errs.add(Pos{File: d.file, Line: pos.Line, Col: pos.Column}, "YAML syntax error: %s", se.Message)
+			return
+		}
 	}
 	msg := err.Error()
 	if m := syntaxLineRe.FindStringSubmatch(msg); m != nil {

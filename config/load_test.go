@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -719,4 +720,27 @@ func TestLoadSkippedProblemsKeepCrossChecks(t *testing.T) {
 		"a.yaml:9:48: tls needs at least one certificate", `a.yaml:9:52: unknown field "bogus" in tls`)
 	f("unknown limits field", head+r1+"  limits: {readTimeout: 5s, bogus: 1}\n---\n"+head+"  limits: {readTimeout: 6s}\n",
 		`a.yaml:8:29: unknown field "bogus" in limits`, "a.yaml:15:3: limits differ from the limits set at ")
+}
+
+// TestDeepNestingIsRefusedCheaply: a file of a few hundred KB nesting
+// flow sequences 60,000 deep (which took the error-placing parser
+// gigabytes, and a reload of it the serving gateway down) is refused with
+// a syntax error, in little memory.
+func TestDeepNestingIsRefusedCheaply(t *testing.T) {
+	const depth = 60_000
+	path := filepath.Join(t.TempDir(), "deep.yaml")
+	data := "x: " + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Load([]string{path})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "deep.yaml") || !strings.Contains(err.Error(), "YAML syntax error") {
+		t.Fatalf("got %v, want a YAML syntax error naming the file", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("refusing it allocated %d MiB", alloc>>20)
+	}
 }
