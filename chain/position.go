@@ -3,11 +3,12 @@ package chain
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 // ValueError is implemented by errors about one place inside a
@@ -50,7 +51,7 @@ func valueOffset(node *yaml.Node, args []any) (int, bool) {
 // the usual escapes. Safe for concurrent use.
 func ValuePos(file string, node *yaml.Node, off int) (line, col int) {
 	if file != "" {
-		if src, err := os.ReadFile(file); err == nil {
+		if src, err := userfile.Read(file); err == nil {
 			if l, c, ok := scalarPos(src, node, off); ok {
 				return l, c
 			}

@@ -2,11 +2,12 @@ package config
 
 import (
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 // LoadClients reads a client registry kept apart from the gateway config,
@@ -16,7 +17,7 @@ import (
 // way, as an *Errors. It is safe for concurrent use.
 func LoadClients(path string) ([]Client, error) {
 	l := newLoader()
-	data, err := os.ReadFile(path)
+	data, err := userfile.Read(path)
 	if err != nil {
 		l.errs.add(Pos{File: path}, "cannot read clients file: %v", unwrapPath(err))
 		return nil, l.errs.err()

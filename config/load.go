@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/internal/match"
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 // Load reads the YAML files and directories in paths, in order, and returns
@@ -40,7 +41,7 @@ func Load(paths []string) (*Config, error) {
 	}
 	h := sha256.New()
 	for _, path := range l.collect(paths) {
-		data, err := os.ReadFile(path)
+		data, err := userfile.Read(path)
 		if err != nil {
 			l.errs.add(Pos{File: path}, "cannot read config file: %v", unwrapPath(err))
 			continue

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/internal/metriclabel"
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 // requestBodyPrefetch is how much of a request body fasthttp reads before
@@ -639,10 +639,10 @@ func loadTLS(spec *config.Listener) (*tlsState, error) {
 		if c.CertFile != "" {
 			st.files = true
 			var err error
-			if certPEM, err = os.ReadFile(c.CertFile); err != nil {
+			if certPEM, err = userfile.Read(c.CertFile); err != nil {
 				return nil, fmt.Errorf("%s: cannot read certificate file %s: %w (mount the TLS secret there, or fix certFile)", c.Pos, c.CertFile, errors.Unwrap(err))
 			}
-			if keyPEM, err = os.ReadFile(c.KeyFile); err != nil {
+			if keyPEM, err = userfile.Read(c.KeyFile); err != nil {
 				return nil, fmt.Errorf("%s: cannot read key file %s: %w (mount the TLS secret there, or fix keyFile)", c.Pos, c.KeyFile, errors.Unwrap(err))
 			}
 		}
@@ -662,7 +662,7 @@ func loadTLS(spec *config.Listener) (*tlsState, error) {
 	if t.ClientCAFile != "" {
 		st.files = true
 		var err error
-		if caPEM, err = os.ReadFile(t.ClientCAFile); err != nil {
+		if caPEM, err = userfile.Read(t.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("%s: listener %q: cannot read clientCAFile %s: %w", spec.Pos, spec.Name, t.ClientCAFile, errors.Unwrap(err))
 		}
 	}

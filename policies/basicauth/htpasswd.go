@@ -7,10 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 // Bounds of bcrypt's cost accepted in a hash: below MinCost bcrypt is not
@@ -105,7 +106,7 @@ type htpasswdEntry struct {
 // readHtpasswd reads an htpasswd file: `user:hash` lines; empty lines and
 // lines starting with # are skipped. Errors name the file and line.
 func readHtpasswd(path string) ([]htpasswdEntry, error) {
-	data, err := os.ReadFile(path)
+	data, err := userfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read htpasswdFile: %w", err)
 	}

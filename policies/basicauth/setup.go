@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 const (
@@ -413,7 +413,7 @@ func htpasswdKey(_ *config.Config, route *config.Route) string {
 		if config.ExpandEnv(&c) != nil {
 			continue
 		}
-		data, err := os.ReadFile(strings.TrimSpace(c.Value))
+		data, err := userfile.Read(strings.TrimSpace(c.Value))
 		fmt.Fprintf(h, "%q %v %d:", c.Value, err == nil, len(data))
 		h.Write(data)
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/internal/metriclabel"
+	"github.com/flexgate/flexgate/internal/userfile"
 	"github.com/flexgate/flexgate/policies/validation"
 )
 
@@ -83,7 +83,7 @@ func specFilesKey(_ *config.Config, route *config.Route) string {
 			continue
 		}
 		if f := chain.Field(p.Params, "specFile"); f != nil {
-			b, _ := os.ReadFile(resolveFile(p.Pos.File, f.Value))
+			b, _ := userfile.Read(resolveFile(p.Pos.File, f.Value))
 			h.Write(b)
 		}
 	}
@@ -108,7 +108,7 @@ func (v *Validator) Validate(env *chain.Env) error {
 	case v.SpecFile != "":
 		src.key, src.val = keyAndValue(params, "specFile")
 		src.file = resolveFile(env.Spec.Pos.File, v.SpecFile)
-		b, err := os.ReadFile(src.file)
+		b, err := userfile.Read(src.file)
 		if err != nil {
 			return chain.Errorf(src.val, "specFile %s cannot be read: %v", v.SpecFile, errors.Unwrap(err))
 		}

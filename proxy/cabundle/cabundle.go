@@ -13,14 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flexgate/flexgate/internal/userfile"
 )
 
 func load(file string) (*x509.CertPool, [sha256.Size]byte, error) {
-	pem, err := os.ReadFile(file)
+	pem, err := userfile.Read(file)
 	if err != nil {
 		return nil, [sha256.Size]byte{}, fmt.Errorf("cannot read caFile %s: %w", file, errors.Unwrap(err))
 	}
