@@ -8,11 +8,19 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "json-threat-protection", New: func() chain.Policy { return new(Protector) }})
-	chain.Register(chain.Registration{Name: "json-threat-protection-flex", New: func() chain.Policy { return new(FlexProtector) }})
+	chain.Register(chain.Registration{Name: "json-threat-protection", New: func() chain.Policy { return new(Protector) }, KeyFrom: bodyLimitKey})
+	chain.Register(chain.Registration{Name: "json-threat-protection-flex", New: func() chain.Policy { return new(FlexProtector) }, KeyFrom: bodyLimitKey})
+}
+
+// bodyLimitKey is the body size limit a protector takes from its route
+// and the gateway (see provision): a reload that changes it builds the
+// policy anew.
+func bodyLimitKey(cfg *config.Config, route *config.Route) string {
+	return fmt.Sprintf("%d/%d", route.MaxRequestBodySize, cfg.Limits.MaxRequestBodySize)
 }
 
 // Content types a Protector checks (ContentTypes).

@@ -83,7 +83,13 @@ func specFilesKey(_ *config.Config, route *config.Route) string {
 			continue
 		}
 		if f := chain.Field(p.Params, "specFile"); f != nil {
-			b, _ := userfile.Read(resolveFile(p.Pos.File, f.Value))
+			// The name as the policy reads it: $env.NAME expanded.
+			c := *f
+			if config.ExpandEnv(&c) != nil {
+				continue
+			}
+			b, err := userfile.Read(resolveFile(p.Pos.File, strings.TrimSpace(c.Value)))
+			fmt.Fprintf(h, "%q %v %d:", c.Value, err == nil, len(b))
 			h.Write(b)
 		}
 	}
