@@ -213,12 +213,28 @@ func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
 		d.errorf(n, "%s must be a duration with a unit like 500ms, 2s or 1m, not %q", what, s)
 		return 0, false
 	}
-	if v <= 0 {
+	switch {
+	case v <= 0:
 		d.errorf(n, "%s must be positive, not %q", what, s)
+		return 0, false
+	case v < MinDuration:
+		// 1ns as a write timeout fails every answer; no network wait is
+		// that short.
+		d.errorf(n, "%s %q is shorter than a millisecond; use at least 1ms", what, s)
+		return 0, false
+	case v > MaxDuration:
+		d.errorf(n, "%s %q is longer than a week; use at most 168h", what, s)
 		return 0, false
 	}
 	return v, true
 }
+
+// MinDuration and MaxDuration bound every duration of a config: the
+// timeouts, intervals and backoffs of the gateway, its routes and upstreams.
+const (
+	MinDuration = time.Millisecond
+	MaxDuration = 7 * 24 * time.Hour
+)
 
 var sizeUnits = []struct {
 	suffix string
