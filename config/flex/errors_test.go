@@ -21,8 +21,6 @@ func TestErrors(t *testing.T) {
 		files []string
 		want  [][]string
 	}{
-		{"port 0", []string{"a.yaml", api("a", "http://0.0.0.0:0/shop")},
-			[][]string{{"a.yaml:6:12", "invalid port", "1-65535"}}},
 		{"unknown field", []string{"a.yaml", api("a", "http://0.0.0.0:8081", "  service: {}\n")},
 			[][]string{{"a.yaml:10:3", `unknown field "service" in ApiInstance spec`, "known fields: address, policies, services"}}},
 		{"Extension", []string{"a.yaml", api("a", "http://0.0.0.0:8081") + "---\n" + doc("Extension", "custom-flex") + "  extends: [{name: proxy-wasm-filter}]\n"},

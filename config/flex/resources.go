@@ -141,7 +141,7 @@ func (l *load) address(d *config.Decoder, n *yaml.Node, in *instance) bool {
 	}
 	if p := u.Port(); p != "" {
 		v, err := strconv.Atoi(p)
-		if err != nil || v < 1 || v > 65535 {
+		if err != nil || v < 0 || v > 65535 {
 			return bad("has an invalid port; use 1-65535")
 		}
 		port = v
