@@ -134,10 +134,17 @@ func (d *decoder) filePath(n *yaml.Node, what string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if !filepath.IsAbs(s) {
-		s = filepath.Join(d.dir, s)
+	return ResolveFile(d.file, s), true
+}
+
+// ResolveFile resolves name, a file named in the config file configFile,
+// against that file's directory, so that a config directory can be moved
+// as a whole; an absolute name, or one from no file, stays as it is.
+func ResolveFile(configFile, name string) string {
+	if filepath.IsAbs(name) || configFile == "" {
+		return name
 	}
-	return s, true
+	return filepath.Join(filepath.Dir(configFile), name)
 }
 
 // str reads a scalar as text; an empty value reads as "".

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
+	"github.com/flexgate/flexgate/config"
 )
 
 func basic(user, pass string) string {
@@ -508,4 +509,33 @@ func FuzzHtpasswd(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHtpasswdFileBesideTheConfig: a relative htpasswdFile names a file
+// beside the config file that names it, wherever the gateway runs from,
+// as certFile and specFile do.
+func TestHtpasswdFileBesideTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	sum := sha256.Sum256([]byte("pw"))
+	if err := os.WriteFile(filepath.Join(dir, "users.htpasswd"), []byte(fmt.Sprintf("alice:sha256:%x\n", sum)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(path, []byte(chaintest.Gateway("        - http-basic-authentication: {htpasswdFile: users.htpasswd}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	cfg, err := config.Load([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = set.Retire(nil) }()
+	f := fixture{c: set.Chains[0]}
+	if o := f.do("Authorization", basic("alice", "pw")); o.rej != nil {
+		t.Errorf("alice from the file beside the config: %v", o.rej)
+	}
 }

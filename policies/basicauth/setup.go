@@ -209,6 +209,9 @@ func (a *Authenticator) Validate(env *chain.Env) error {
 		}
 	}
 	if a.HtpasswdFile != "" {
+		// Against the config file's directory, as every file a config
+		// names.
+		a.HtpasswdFile = config.ResolveFile(env.Spec.Pos.File, strings.TrimSpace(a.HtpasswdFile))
 		at := chain.Field(params, "htpasswdFile")
 		list, err := readHtpasswd(a.HtpasswdFile)
 		switch {
@@ -413,7 +416,7 @@ func htpasswdKey(_ *config.Config, route *config.Route) string {
 		if config.ExpandEnv(&c) != nil {
 			continue
 		}
-		data, err := userfile.Read(strings.TrimSpace(c.Value))
+		data, err := userfile.Read(config.ResolveFile(p.Pos.File, strings.TrimSpace(c.Value)))
 		fmt.Fprintf(h, "%q %v %d:", c.Value, err == nil, len(data))
 		h.Write(data)
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,19 +87,12 @@ func specFilesKey(_ *config.Config, route *config.Route) string {
 			if config.ExpandEnv(&c) != nil {
 				continue
 			}
-			b, err := userfile.Read(resolveFile(p.Pos.File, strings.TrimSpace(c.Value)))
+			b, err := userfile.Read(config.ResolveFile(p.Pos.File, strings.TrimSpace(c.Value)))
 			fmt.Fprintf(h, "%q %v %d:", c.Value, err == nil, len(b))
 			h.Write(b)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func resolveFile(configFile, name string) string {
-	if filepath.IsAbs(name) || configFile == "" {
-		return name
-	}
-	return filepath.Join(filepath.Dir(configFile), name)
 }
 
 // Validate checks the parameters and loads the spec, so that a spec that
@@ -113,7 +105,7 @@ func (v *Validator) Validate(env *chain.Env) error {
 		return chain.Errorf(chain.Field(params, "specFile"), "spec and specFile are both given; keep one")
 	case v.SpecFile != "":
 		src.key, src.val = keyAndValue(params, "specFile")
-		src.file = resolveFile(env.Spec.Pos.File, v.SpecFile)
+		src.file = config.ResolveFile(env.Spec.Pos.File, v.SpecFile)
 		b, err := userfile.Read(src.file)
 		if err != nil {
 			return chain.Errorf(src.val, "specFile %s cannot be read: %v", v.SpecFile, errors.Unwrap(err))
