@@ -126,6 +126,9 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		if reg.KeyFrom != nil {
 			key += "\x00" + reg.KeyFrom(cfg, route)
 		}
+		if n := countOf(before, spec.Name); reg.ByPlace && n > 0 {
+			key += "\x00#" + strconv.Itoa(n)
+		}
 		seen[key]++
 		if n := seen[key]; n > 1 {
 			key += "\x00" + strconv.Itoa(n)
@@ -335,6 +338,17 @@ func findScalar(n *yaml.Node, v string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// countOf is how many of names are name.
+func countOf(names []string, name string) int {
+	n := 0
+	for _, x := range names {
+		if x == name {
+			n++
+		}
+	}
+	return n
 }
 
 func instanceKey(routeID string, spec *config.PolicySpec) string {

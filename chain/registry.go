@@ -18,6 +18,12 @@ type Registration struct {
 	// depends on (the client registry, say): an instance is carried over a
 	// reload only when its parameters and this key are both unchanged.
 	KeyFrom func(cfg *config.Config, route *config.Route) string
+	// ByPlace says the policy names its state by its place among the
+	// route's policies of its name (Env.Before): a rate limit's budget in
+	// Redis, a cache's namespace. An instance is then carried over a
+	// reload only when that place is unchanged too, so that it names what
+	// a replica starting on the new config names.
+	ByPlace bool
 	// Provides declares the values the policy sets on the Exchange for
 	// the steps after it ("client.id"); see ValueSpec. Another policy may
 	// provide the same value. Take the handles with MustValue once

@@ -23,8 +23,8 @@ import (
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "http-caching", New: func() chain.Policy { return new(Cache) }, KeyFrom: storageKey})
-	chain.Register(chain.Registration{Name: "http-caching-flex", New: func() chain.Policy { return new(FlexCache) }, KeyFrom: storageKey})
+	chain.Register(chain.Registration{Name: "http-caching", New: func() chain.Policy { return new(Cache) }, KeyFrom: storageKey, ByPlace: true})
+	chain.Register(chain.Registration{Name: "http-caching-flex", New: func() chain.Policy { return new(FlexCache) }, KeyFrom: storageKey, ByPlace: true})
 }
 
 // storageKey names the shared storage a distributed cache connects to: a

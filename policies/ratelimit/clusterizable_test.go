@@ -274,3 +274,29 @@ func TestDecimalPeriodsAtAMillionASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadRemovingAnEarlierLimitBuildsTheNextAnew: a clusterizable
+// limit's budget in Redis is named by its place among the route's rate
+// limits; when an earlier one is removed, the later one is built anew
+// under its new place (as a replica starting on the new config names it),
+// not carried over under the old name. Unchanged, it is carried over.
+func TestReloadRemovingAnEarlierLimitBuildsTheNextAnew(t *testing.T) {
+	a := "        - rate-limiting:\n            limit: 1000\n            period: 60\n            clusterizable: true\n"
+	b := "        - rate-limiting:\n            limit: 2\n            period: 60\n            clusterizable: true\n"
+	first, _, err := chaintest.CompileWith(t, sharedGateway("127.0.0.1:1", a+b), chaintest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _, err := chaintest.CompileWith(t, sharedGateway("127.0.0.1:1", a+b), chaintest.Options{Old: first})
+	if err != nil || same.Chains[0].Policies[1].Policy != first.Chains[0].Policies[1].Policy {
+		t.Fatalf("an unchanged route: %v, or its second limit was not carried over", err)
+	}
+	limB := same.Chains[0].Policies[1].Policy
+	next, _, err := chaintest.CompileWith(t, sharedGateway("127.0.0.1:1", b), chaintest.Options{Old: same})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Chains[0].Policies[0].Policy == limB {
+		t.Error("the limit that became the route's first was carried over under its old place")
+	}
+}

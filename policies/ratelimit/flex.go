@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "rate-limiting-flex", New: func() chain.Policy { return new(FlexLimiter) },
+	chain.Register(chain.Registration{Name: "rate-limiting-flex", New: func() chain.Policy { return new(FlexLimiter) }, ByPlace: true,
 		KeyFrom: func(cfg *config.Config, _ *config.Route) string {
 			if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
 				return ""

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	chain.Register(chain.Registration{Name: "rate-limiting", New: func() chain.Policy { return new(Limiter) },
+	chain.Register(chain.Registration{Name: "rate-limiting", New: func() chain.Policy { return new(Limiter) }, ByPlace: true,
 		// A clusterizable limit holds a connection made from
 		// spec.sharedStorage: a change there provisions it again (its
 		// budget, in Redis, stays).
