@@ -27,13 +27,21 @@ func init() {
 	chain.Register(chain.Registration{Name: "http-caching-flex", New: func() chain.Policy { return new(FlexCache) }, KeyFrom: storageKey, ByPlace: true})
 }
 
-// storageKey names the shared storage a distributed cache connects to: a
-// change there provisions the cache again (its entries, in Redis, stay).
-func storageKey(cfg *config.Config, _ *config.Route) string {
-	if cfg.SharedStorage == nil || cfg.SharedStorage.Redis == nil {
-		return ""
+// storageKey names what else a cache is built from: the shared storage a
+// distributed cache connects to, and what of the gateway and the route
+// its Redis namespace and its wait for a leader's answer are made of (see
+// Validate and Provision). A change there provisions the cache again (its
+// entries, in Redis, stay).
+func storageKey(cfg *config.Config, route *config.Route) string {
+	var b strings.Builder
+	if cfg.SharedStorage != nil && cfg.SharedStorage.Redis != nil {
+		b.WriteString(redisopt.SettingsKey(cfg.SharedStorage.Redis))
 	}
-	return redisopt.SettingsKey(cfg.SharedStorage.Redis)
+	fmt.Fprintf(&b, "\x00%s\x00%s\x00%d", cfg.Name, route.Upstream.HostHeader, coalesceWait(route))
+	for _, t := range route.Upstream.Targets {
+		fmt.Fprintf(&b, "\x00%s://%s%s", t.Scheme, t.Host, t.BasePath)
+	}
+	return b.String()
 }
 
 // Defaults and bounds.
