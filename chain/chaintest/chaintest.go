@@ -126,6 +126,23 @@ func indent(text string, n int) string {
 	return b.String()
 }
 
+// CompileFile loads the config file at path, as the gateway does (its
+// relative file names against its directory), and provisions its chains,
+// retired when the test ends.
+func CompileFile(t testing.TB, path string) *chain.Set {
+	t.Helper()
+	cfg, err := config.Load([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Retire(nil) })
+	return set
+}
+
 // Load loads text as the file gw.yaml and returns the config and the
 // file's path (for error positions), failing the test if it does not load.
 func Load(t testing.TB, text string) (*config.Config, string) {

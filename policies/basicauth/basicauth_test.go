@@ -16,7 +16,6 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
-	"github.com/flexgate/flexgate/config"
 )
 
 func basic(user, pass string) string {
@@ -525,16 +524,7 @@ func TestHtpasswdFileBesideTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir())
-	cfg, err := config.Load([]string{path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = set.Retire(nil) }()
-	f := fixture{c: set.Chains[0]}
+	f := fixture{c: chaintest.CompileFile(t, path).Chains[0]}
 	if o := f.do("Authorization", basic("alice", "pw")); o.rej != nil {
 		t.Errorf("alice from the file beside the config: %v", o.rej)
 	}

@@ -836,3 +836,26 @@ func TestSeriesLabel(t *testing.T) {
 		t.Errorf("series %q missing from %q", want, set.ListMetricNames())
 	}
 }
+
+// TestCAFileBesideTheConfig: a relative caFile names a bundle beside the
+// config file that names it, wherever the gateway runs from.
+func TestCAFileBesideTheConfig(t *testing.T) {
+	p := newIdP(t, true)
+	p.answers["tok"] = `{"active":true}`
+	dir := t.TempDir()
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(dir, "idp-ca.pem"), pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gw.yaml")
+	doc := chaintest.Gateway(fmt.Sprintf("- token-introspection: {url: %q, clientId: gateway, clientSecret: gw&secret, caFile: idp-ca.pem}", p.srv.URL))
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c := chaintest.CompileFile(t, path).Chains[0]
+	f := &fixture{c: c, in: c.Policies[0].Policy.(*Introspector)}
+	if r := f.do("Bearer tok"); r.rej != nil {
+		t.Errorf("with the bundle beside the config: %v", r.rej)
+	}
+}

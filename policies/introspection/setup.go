@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
@@ -169,6 +170,9 @@ func (in *Introspector) Validate(env *chain.Env) error {
 		}
 	}
 	if in.CAFile != "" {
+		// Against the config file's directory, as every file a config
+		// names.
+		in.CAFile = config.ResolveFile(env.Spec.Pos.File, in.CAFile)
 		if u.Scheme != "https" {
 			return chain.Errorf(chain.Field(p, "caFile"), "caFile is set but url is plain http: use an https url")
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 )
 
@@ -235,6 +236,9 @@ func (v *Validator) Validate(env *chain.Env) error {
 		timeout, err := duration(chain.Field(jn, "timeout"), "timeout", v.JWKS.Timeout, DefaultJWKSTimeout, time.Millisecond, time.Minute)
 		if err != nil {
 			return err
+		}
+		if v.JWKS.CAFile != "" {
+			v.JWKS.CAFile = config.ResolveFile(env.Spec.Pos.File, v.JWKS.CAFile)
 		}
 		urlNode := chain.Field(jn, "url")
 		for i, u := range v.JWKS.URL {

@@ -210,8 +210,7 @@ func TestSpecFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, set := compileFile(t, path)
-	_ = cfg
+	set := chaintest.CompileFile(t, path)
 	if r := send(set.Chains[0], "GET", "/api/pets/0", ""); r.rej == nil || r.rej.Reason != "validation_failed" {
 		t.Errorf("spec from a file: %v", r.rej)
 	}
