@@ -28,7 +28,13 @@ func Dialer() net.Dialer {
 // caching is off (every answer is the server's), and a connection whose
 // writes go unanswered for 5 s is given up, whatever the callers'
 // deadlines: a paused or hung Redis must not hold connections for the
-// kernel's keepalive (minutes). Callers add what is theirs.
+// kernel's keepalive (minutes). Commands are always pipelined: rueidis
+// runs a lone command on the connection synchronously, holds the commands
+// that come meanwhile until it is answered, and closes the connection
+// when its deadline passes: behind a Redis slower than half a caller's
+// deadline the calls held back would miss theirs, and each miss would cost
+// a reconnection.
+// Callers add what is theirs.
 func Options(r *config.Redis) (rueidis.ClientOption, error) {
 	opt := rueidis.ClientOption{
 		InitAddress:      r.Addresses(),
@@ -39,6 +45,7 @@ func Options(r *config.Redis) (rueidis.ClientOption, error) {
 		DisableCache:     true,
 		Dialer:           Dialer(),
 		ConnWriteTimeout: 5 * time.Second,
+		AlwaysPipelining: true,
 	}
 	switch r.Mode() {
 	case "standalone":

@@ -76,9 +76,9 @@ func TestClusterizableAllocations(t *testing.T) {
 		t.Skip("coverage and race instrumentation allocate")
 	}
 	// The key of the client (1), the call's batch (1), context.WithTimeout's
-	// deadline (4) and, when calls run concurrently, the context's Done
-	// channel (1).
-	const redisAllocs = 7
+	// deadline (5) and the context's Done channel, on which the pipelined
+	// call waits (1).
+	const redisAllocs = 8
 	srv := redistest.Start(t)
 	serve := func(c *chain.Chain) func() {
 		ctx := chaintest.Ctx("http://gw/api/x", "X-Api-Key", "key-1")

@@ -118,6 +118,9 @@ type redisConn struct {
 	probeTimeout atomic.Int64
 	// calls counts calls made to Redis, probes excluded.
 	calls atomic.Int64
+	// latency is how long calls take to be answered, in ns: a moving
+	// average, a timed-out call counting as its time.
+	latency atomic.Int64
 	// wasUp is set once Redis has answered a probe.
 	wasUp atomic.Bool
 	refs  int // under connsMu
@@ -329,6 +332,13 @@ func (c *redisConn) take(key string, args []string, timeout time.Duration) (ruei
 	v, err := script.Exec(ctx, *cl, []string{key}, args).ToMessage()
 	cancel()
 	c.duration.UpdateDuration(start)
+	took := int64(time.Since(start))
+	// Concurrent updates may lose one another's sample; an average is
+	// all the callers need.
+	if old := c.latency.Load(); old != 0 {
+		took = old + (took-old)/4
+	}
+	c.latency.Store(took)
 	return v, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/policies/ratelimit/redistest"
 )
 
@@ -201,5 +202,60 @@ func TestRedisStoreStartsWithRedisDown(t *testing.T) {
 			t.Fatal("Redis up, store still unavailable after 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedisStoreSlowRedis: a Redis that answers each call in more than
+// half of storeTimeout, but within it, decides a busy client's concurrent
+// requests: a request must not wait for another's call before its own and
+// run out of time in between.
+func TestRedisStoreSlowRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	const delay, timeout = 120 * time.Millisecond, 200 * time.Millisecond
+	rules := []Rule{NewRule(1_000_000, time.Hour)}
+	s := newTestStore(t, srv.Addr, rules, storeOpts{timeout: timeout, redis: &config.Redis{Address: srv.Slow(t, delay)}})
+	key := []byte("203.0.113.9")
+	// The connection is made through the slow proxy too.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if d := s.Take(key, monoClock(), rules); d.Allowed && !d.Unknown {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis decided no request in 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var mu sync.Mutex
+	var total, unavailable int
+	var slowest time.Duration
+	var wg sync.WaitGroup
+	stop := time.Now().Add(1500 * time.Millisecond)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				start := time.Now()
+				d := s.Take(key, monoClock(), rules)
+				took := time.Since(start)
+				mu.Lock()
+				total++
+				if d.Unavailable {
+					unavailable++
+				}
+				slowest = max(slowest, took)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d requests of one client, Redis answering in %s, storeTimeout %s: %d unavailable, %d Redis calls, slowest %s",
+		total, delay, timeout, unavailable, s.conn.calls.Load(), slowest.Round(time.Millisecond))
+	// A loaded machine may make a call miss its time now and then.
+	if unavailable*20 > total {
+		t.Errorf("%d of %d requests refused as unavailable by a Redis that answers within storeTimeout", unavailable, total)
+	}
+	if slowest > timeout+scheduling {
+		t.Errorf("a request waited %s; storeTimeout is %s", slowest, timeout)
 	}
 }

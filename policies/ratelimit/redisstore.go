@@ -126,6 +126,8 @@ type batch struct {
 	// must be answered within storeTimeout of it, so that no request waits
 	// longer, the wait for the previous call included.
 	start int64
+	// called is when the call was made (set under the shard's lock).
+	called int64
 	// next is the batch that forms while this one's call is in flight.
 	next *batch
 	// done is closed when the outcome below is set; it is made when a
@@ -282,7 +284,19 @@ func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	// decides next.
 	b := cur.next
 	if b == nil {
-		b = &batch{start: now}
+		b = &batch{n: 1, start: now}
+		if s.overtakes(cur, now) {
+			// Waiting for the call in flight would leave this one too
+			// little time: it is made now, beside that one, and the
+			// requests that come meanwhile wait for it.
+			sh.calls[digest] = b
+			s.prepare(sh, digest, b, now)
+			b.lease = 0
+			sh.mu.Unlock()
+			s.call(sh, digest, key, b, now)
+			return s.member(b, 0, key, now)
+		}
+		b.n = 0
 		cur.next = b
 		if cur.done == nil {
 			cur.done = make(chan struct{})
@@ -314,11 +328,22 @@ func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	return s.member(b, 0, key, now)
 }
 
+// overtakes reports whether a batch formed at now behind cur should be
+// decided by a call of its own at once: when Redis answers so slowly that
+// cur's answer and then another call would not come within storeTimeout
+// of now. A Redis that answers in under a quarter of storeTimeout never
+// overtakes, and a client's concurrent requests wait for one next call.
+func (s *RedisStore) overtakes(cur *batch, now int64) bool {
+	lat := s.conn.latency.Load()
+	return max(cur.called+lat, now)+lat > now+int64(s.timeout)*3/4
+}
+
 // prepare decides, under sh.mu, what b asks Redis for: what the memory
 // answers needs no call. b's first requests spend what is left of the
 // client's lease; if the memory refuses the others, b is remembered; the
 // call takes a lease ahead only if the memory has room to keep it.
 func (s *RedisStore) prepare(sh *refusedShard, digest bucketKey, b *batch, now int64) {
+	b.called = now
 	b.asked = b.n
 	m, ok := sh.m[digest]
 	if ok {

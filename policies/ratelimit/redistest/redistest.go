@@ -372,3 +372,100 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	return c
 }
+
+// Slow starts a TCP proxy on loopback in front of s that holds each of
+// Redis's answers for delay before passing it on, as a Redis far away or
+// busy would, and returns its address. Commands pass at once and in order;
+// the proxy stops when the test ends.
+func (s *Server) Slow(t testing.TB, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if conns == nil {
+			return false
+		}
+		conns = append(conns, c)
+		return true
+	}
+	conns = []net.Conn{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			if !track(client) || !track(server) {
+				client.Close()
+				server.Close()
+				return
+			}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(server, client)
+				server.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				delayCopy(client, server, delay)
+				client.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// delayCopy copies from src to dst, each read delay after it arrived.
+func delayCopy(dst io.Writer, src io.Reader, delay time.Duration) {
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			b := make([]byte, 32<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				q <- chunk{time.Now().Add(delay), b[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.b); err != nil {
+			for range q {
+			}
+			return
+		}
+	}
+}
