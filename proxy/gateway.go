@@ -81,6 +81,9 @@ type Gateway struct {
 	started  bool       // guarded by mu
 	plan     atomic.Pointer[plan]
 	retiring chan struct{} // closed when the latest retirement is done; guarded by mu
+	// tickets are the session ticket keys of every listener address
+	// configured so far (ticketConfig); written in New and under mu.
+	tickets map[string]*ticketConfig
 
 	pendingMu sync.Mutex
 	pending   map[*plan]struct{} // replaced plans whose policies are not closed yet

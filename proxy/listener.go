@@ -48,7 +48,8 @@ type serverLimits struct {
 // certificate store. Its settings are fixed: a reload that changes its
 // name, protocol or server limits builds a new listener, which takes over
 // the socket while this one drains. Certificates and TLS settings change
-// in place (certStore).
+// in place (certStore); the session ticket keys belong to the address, not
+// the listener (ticketConfig).
 type listener struct {
 	g        *Gateway
 	spec     config.Listener
@@ -62,6 +63,7 @@ type listener struct {
 	sock     *socket
 	in       *inbox
 	certs    *certStore    // nil for HTTP
+	tickets  *ticketConfig // the address's; nil for HTTP
 	stop     chan struct{} // closed when the listener has drained; ends its certificate watch
 }
 
@@ -78,6 +80,7 @@ func newListener(g *Gateway, spec *config.Listener, lim serverLimits) (*listener
 			return nil, err
 		}
 		l.certs = cs
+		l.tickets = g.ticketConfigFor(spec.Address)
 	}
 	l.srv = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
@@ -134,6 +137,11 @@ func (l *listener) attach(s *socket) {
 // the socket's new connections are this listener's.
 func (l *listener) serve() {
 	g := l.g
+	if l.tickets != nil {
+		// Before the socket hands this listener a connection, whose
+		// handshake must find its settings.
+		l.tickets.certs.Store(l.certs)
+	}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -477,10 +485,10 @@ func (in *inbox) give(c *cappedConn) net.Conn {
 		// Back from parking, with its session.
 		return c.tls
 	}
-	if cs := in.l.certs; cs != nil {
+	if t := in.l.tickets; t != nil {
 		// The TLS settings in force when the ClientHello arrives serve
 		// this connection's handshake, which runs on its first read.
-		c.tls = &tlsConn{Conn: tls.Server(c, cs.base), cc: c}
+		c.tls = &tlsConn{Conn: tls.Server(c, t.base), cc: c}
 		return c.tls
 	}
 	return c
@@ -552,13 +560,41 @@ type certStore struct {
 	log   *slog.Logger
 	mu    sync.Mutex // serialises stores
 	state atomic.Pointer[tlsState]
-	// base is the tls.Config every handshake starts from: it hands the
-	// handshake the settings in force (GetConfigForClient) and holds the
-	// session ticket keys, which crypto/tls makes and rotates per Config
-	// (daily, each valid 7 days). Because base outlives the settings, a
-	// rotated certificate or a reload does not void the tickets clients
-	// hold: they go on resuming instead of paying a full handshake.
+}
+
+// ticketConfig is the tls.Config every handshake on one configured
+// listener address starts from. crypto/tls keeps the session ticket keys
+// on it, and makes and rotates them itself (daily, each valid 7 days). The
+// gateway keeps it for its lifetime, whatever serves the address, so that
+// the tickets clients hold survive a rotated certificate, a reload that
+// builds the listener anew (its name, protocol or the server limits
+// changed), and a reload that removes the address followed by one that
+// restores it: clients go on resuming instead of paying a full handshake.
+// Each address has its own keys: a ticket does not resume on another
+// listener. Safe for concurrent use.
+type ticketConfig struct {
 	base *tls.Config
+	// certs is the store of the HTTPS listener that last served the
+	// address, whose settings base hands each handshake
+	// (GetConfigForClient).
+	certs atomic.Pointer[certStore]
+}
+
+// ticketConfigFor returns the ticketConfig of a configured listener
+// address, made on first use. It is called from New and under mu.
+func (g *Gateway) ticketConfigFor(addr string) *ticketConfig {
+	if t := g.tickets[addr]; t != nil {
+		return t
+	}
+	t := &ticketConfig{}
+	t.base = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return t.certs.Load().config(), nil
+	}}
+	if g.tickets == nil {
+		g.tickets = map[string]*ticketConfig{}
+	}
+	g.tickets[addr] = t
+	return t
 }
 
 // tlsState is what one load of a listener's TLS produced.
@@ -578,9 +614,6 @@ func newCertStore(spec *config.Listener, logger *slog.Logger) (*certStore, error
 	}
 	cs := &certStore{log: logger}
 	cs.state.Store(st)
-	cs.base = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		return cs.config(), nil
-	}}
 	return cs, nil
 }
 

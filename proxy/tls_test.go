@@ -179,3 +179,70 @@ func TestTLSSessionsResume(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSessionsResumeAcrossReloads: a session made before a reload
+// resumes after it, whether the reload keeps the listener (the control),
+// builds it anew on its socket (changed limits, a new name, other
+// certificates, plain HTTP for a while) or removes it and a later one
+// restores it; a new certificate still serves new handshakes, and a
+// session does not resume on another listener.
+func TestTLSSessionsResumeAcrossReloads(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	c1, k1 := proxytest.WriteCert(t, t.TempDir(), "first")
+	c2, k2 := proxytest.WriteCert(t, t.TempDir(), "second")
+	other := tlsListenerYAML("other", "8444", certsYAML(c1, k1))
+	edge := func(name, certFile, keyFile string) string {
+		return tlsListenerYAML(name, "8443", certsYAML(certFile, keyFile)) + other
+	}
+	gw := proxytest.Start(t, listenersYAML(edge("edge", c1, k1), up.URL),
+		func(o *proxy.Options) { o.CertPollInterval = time.Hour })
+	versions := []uint16{tls.VersionTLS13, tls.VersionTLS12}
+	// Go's client keys its cache by server name, here 127.0.0.1 whatever
+	// the port, so that a listener restored on another port is offered the
+	// session too.
+	caches := map[uint16]tls.ClientSessionCache{}
+	for _, v := range versions {
+		caches[v] = tls.NewLRUClientSessionCache(4)
+		if resumes(t, gw.URL, caches[v], v) {
+			t.Fatalf("TLS %x: the first handshake claims to resume", v)
+		}
+	}
+	for _, c := range []struct {
+		what, listeners, limits string
+		name, cn                string // the listener on 8443 and its certificate; none: no TLS there
+	}{
+		{"a reload that keeps the listener", edge("edge", c1, k1), "", "edge", "first"},
+		{"a reload that changes limits", edge("edge", c1, k1), "{readTimeout: 5s}", "edge", "first"},
+		{"a reload that renames the listener", edge("front", c1, k1), "{readTimeout: 5s}", "front", "first"},
+		{"a reload that changes limits and certificates", edge("front", c2, k2), "{readTimeout: 6s}", "front", "second"},
+		{"a reload that makes the listener plain HTTP", "    - {name: front, port: 8443}\n" + other, "", "", ""},
+		{"a reload that makes it HTTPS again", edge("front", c2, k2), "", "front", "second"},
+		{"a reload that removes the listener", other, "", "", ""},
+		{"a reload that restores it", edge("front", c2, k2), "", "front", "second"},
+	} {
+		cfg := listenersYAML(c.listeners, up.URL)
+		if c.limits != "" {
+			cfg += "  limits: " + c.limits + "\n"
+		}
+		if err := gw.Reload(t, cfg); err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if c.cn == "" {
+			continue
+		}
+		url := "https://" + gw.GW.Addrs()[c.name]
+		if cn, _, _ := serverCert(t, url); cn != c.cn {
+			t.Errorf("after %s a new handshake sees certificate %q, want %q", c.what, cn, c.cn)
+		}
+		for _, v := range versions {
+			if !resumes(t, url, caches[v], v) {
+				t.Errorf("TLS %x: after %s, a session from before it did not resume", v, c.what)
+			}
+		}
+	}
+	for _, v := range versions {
+		if resumes(t, "https://"+gw.GW.Addrs()["other"], caches[v], v) {
+			t.Errorf("TLS %x: a session of one listener resumed on another", v)
+		}
+	}
+}
