@@ -20,8 +20,19 @@ import (
 type Env struct {
 	// Config is the whole config being compiled (clients, trusted proxies).
 	Config *config.Config
-	// Route is the route the policy belongs to.
+	// Route is the route the policy belongs to. The routes of a
+	// PolicyScope share one instance of a policy they have alike: Route is
+	// then the first of them compiled, which another config may change.
 	Route *config.Route
+	// Scope names what the instance serves: the route's ID, or the route's
+	// PolicyScope (marked, so that it is not taken for a route of that
+	// name), for every route of the scope.
+	// A policy that names its state outside the gateway (a rate limit's
+	// budget, a cache's namespace, in Redis) names it by Scope, not by
+	// Route: a replica started on a config that adds, removes or reorders
+	// the scope's routes finds the same state, as does one that carried
+	// the instance over a reload.
+	Scope string
 	// Spec is the policy's own entry.
 	Spec *config.PolicySpec
 	// Name is the policy's registered name.
@@ -122,7 +133,8 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 				spec.Pos, route.ID, spec.Name, strings.Join(Names(), ", ")))
 			continue
 		}
-		key := instanceKey(scopeOf(route), spec)
+		scope := scopeOf(route)
+		key := instanceKey(scope, spec)
 		if reg.KeyFrom != nil {
 			key += "\x00" + reg.KeyFrom(cfg, route)
 		}
@@ -133,7 +145,7 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 		if n := seen[key]; n > 1 {
 			key += "\x00" + strconv.Itoa(n)
 		}
-		env := &Env{Config: cfg, Route: route, Spec: spec, Name: spec.Name, Index: i,
+		env := &Env{Config: cfg, Route: route, Scope: scope, Spec: spec, Name: spec.Name, Index: i,
 			Before: append([]string(nil), before...), Metrics: opts.Metrics,
 			Logger: logger.With("route", route.ID, "policy", spec.Name)}
 		before = append(before, spec.Name)
@@ -218,8 +230,10 @@ func RunOrder(policies []config.PolicySpec) []int {
 	return order
 }
 
-// scopeOf names what a route's policy instances belong to: its
-// PolicyScope, shared with other routes, or the route alone.
+// scopeOf names what a route's policy instances belong to (Env.Scope):
+// its PolicyScope, shared with other routes, or the route alone. A scope's
+// name starts with "scope" and a NUL, so that a scope is not taken for a
+// route of the same name (only a route ID holding a NUL could be).
 func scopeOf(r *config.Route) string {
 	if r.PolicyScope != "" {
 		return "scope\x00" + r.PolicyScope

@@ -221,3 +221,61 @@ func TestFirst(t *testing.T) {
 		}
 	}
 }
+
+// scopeProbe records the Scope it was provisioned with.
+type scopeProbe struct {
+	Tag   string `yaml:"tag"`
+	scope string
+}
+
+func (p *scopeProbe) Validate(*Env) error { return nil }
+func (p *scopeProbe) Provision(env *Env) error {
+	p.scope = env.Scope
+	return nil
+}
+func (p *scopeProbe) Close() error { return nil }
+
+func init() {
+	Register(Registration{Name: "test-scope-probe", New: func() Policy { return new(scopeProbe) }})
+}
+
+// TestScopeNamesWhatAnInstanceServes: an instance shared by the routes of
+// a PolicyScope is named by the scope, whichever of its routes comes
+// first, and never like a route that has the scope's name; a route of its
+// own is named by its ID (what names a rate limit's budget in Redis).
+func TestScopeNamesWhatAnInstanceServes(t *testing.T) {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("tag: x"), &n); err != nil {
+		t.Fatal(err)
+	}
+	spec := config.PolicySpec{Name: "test-scope-probe", Params: n.Content[0]}
+	scopes := func(routes ...config.Route) map[string]string {
+		t.Helper()
+		set, err := CompileAll(&config.Config{Routes: routes}, nil, Options{Provision: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, c := range set.Chains {
+			out[c.RouteID] = c.Policies[0].Policy.(*scopeProbe).scope
+		}
+		return out
+	}
+	a1 := config.Route{ID: "a1", PolicyScope: "api", Policies: []config.PolicySpec{spec}}
+	a2 := config.Route{ID: "a2", PolicyScope: "api", Policies: []config.PolicySpec{spec}}
+	a3 := config.Route{ID: "a3", PolicyScope: "api", Policies: []config.PolicySpec{spec}}
+	alone := config.Route{ID: "api", Policies: []config.PolicySpec{spec}}
+	got := scopes(a1, a2, alone)
+	if got["a1"] != got["a2"] || got["a1"] == "" {
+		t.Errorf("the routes of a scope: %q and %q", got["a1"], got["a2"])
+	}
+	if got["api"] != "api" || got["a1"] == got["api"] {
+		t.Errorf("a route of its own: %q; the scope of the same name: %q", got["api"], got["a1"])
+	}
+	// Routes of the scope reordered, added, removed.
+	for _, routes := range [][]config.Route{{a2, a1}, {a3, a2}, {a2}} {
+		if s := scopes(routes...)[routes[0].ID]; s != got["a1"] {
+			t.Errorf("the scope's first route %s: the scope is %q, was %q", routes[0].ID, s, got["a1"])
+		}
+	}
+}

@@ -251,8 +251,11 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 		}
 		// The gateway's name and the upstream keep apart gateways of
 		// other configs that share the Redis and name a route alike.
+		// The scope, not the route: a cache bound to a Flex API serves
+		// its routes to the upstream, whichever of them comes first
+		// (entries are kept apart by route, see appendKey).
 		h := sha256.New()
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%t%t%t\x00%s", env.Config.Name, env.Route.ID, env.Name, ordinal,
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%t%t%t\x00%s", env.Config.Name, env.Scope, env.Name, ordinal,
 			p.key, p.requestExpr, p.responseExpr, p.headers, p.authorized, p.setCookie, env.Route.Upstream.HostHeader)
 		for _, t := range env.Route.Upstream.Targets {
 			fmt.Fprintf(h, "\x00%s://%s%s", t.Scheme, t.Host, t.BasePath)

@@ -245,7 +245,9 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 		}
 	}
 	// What names the policy's budget in Redis, so that a restarted or
-	// other replica finds it and a changed policy starts afresh.
+	// other replica finds it and a changed policy starts afresh. The
+	// scope, not the route: a limit bound to a Flex API is the API's one
+	// budget, whichever of its routes comes first.
 	ordinal := 0
 	for _, n := range env.Before {
 		if n == env.Name {
@@ -253,7 +255,7 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\x00%d\x00%s", env.Route.ID, ordinal, identifier)
+	fmt.Fprintf(&b, "%s\x00%d\x00%s", env.Scope, ordinal, identifier)
 	for _, r := range l.rules {
 		fmt.Fprintf(&b, "\x00%d/%d", r.Limit, r.Period)
 	}
