@@ -300,3 +300,21 @@ func TestReloadRemovingAnEarlierLimitBuildsTheNextAnew(t *testing.T) {
 		t.Error("the limit that became the route's first was carried over under its old place")
 	}
 }
+
+// TestClusterizableFlexAndOwnLimitsCountApart: a rate-limiting and a
+// rate-limiting-flex on one route, of the same limit and identifier, are
+// two budgets in Redis, each spent once by a request, not one spent twice.
+func TestClusterizableFlexAndOwnLimitsCountApart(t *testing.T) {
+	srv := redistest.Start(t)
+	c := sharedChain(t, srv.Addr, `        - rate-limiting: {limit: 2, period: 60, clusterizable: true, identifier: $request.header.X-Key}
+        - rate-limiting-flex:
+            rateLimits: [{maximumRequests: 2, timePeriodInMilliseconds: 60000}]
+            keySelector: $request.header.X-Key
+`)
+	for i := 1; i <= 3; i++ {
+		rej := chaintest.Run(c, chaintest.Ctx("http://gw/api/x", "X-Key", "k"))
+		if pass := rej == nil; pass != (i <= 2) {
+			t.Fatalf("request %d of a limit of 2: %v", i, rej)
+		}
+	}
+}

@@ -255,6 +255,13 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 		}
 	}
 	var b strings.Builder
+	if env.Name != "rate-limiting" {
+		// rate-limiting-flex is named by its name too: one of the same
+		// limits and identifier as a rate-limiting on the route was named
+		// alike, and each request took a token from the one budget
+		// twice. rate-limiting's names, and so its budgets, stay.
+		b.WriteString(env.Name + "\x00")
+	}
 	fmt.Fprintf(&b, "%s\x00%d\x00%s", env.Scope, ordinal, identifier)
 	for _, r := range l.rules {
 		fmt.Fprintf(&b, "\x00%d/%d", r.Limit, r.Period)
