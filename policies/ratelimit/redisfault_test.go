@@ -211,7 +211,7 @@ func TestRedisStoreStartsWithRedisDown(t *testing.T) {
 // run out of time in between.
 func TestRedisStoreSlowRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	const delay, timeout = 120 * time.Millisecond, 200 * time.Millisecond
+	const delay, timeout = 150 * time.Millisecond, 280 * time.Millisecond
 	rules := []Rule{NewRule(1_000_000, time.Hour)}
 	s := newTestStore(t, srv.Addr, rules, storeOpts{timeout: timeout, redis: &config.Redis{Address: srv.Slow(t, delay)}})
 	key := []byte("203.0.113.9")
@@ -251,8 +251,9 @@ func TestRedisStoreSlowRedis(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d requests of one client, Redis answering in %s, storeTimeout %s: %d unavailable, %d Redis calls, slowest %s",
 		total, delay, timeout, unavailable, s.conn.calls.Load(), slowest.Round(time.Millisecond))
-	// A loaded machine may make a call miss its time now and then.
-	if unavailable*20 > total {
+	// A loaded machine may make a call miss its time now and then; the
+	// defect this guards against refused nine in ten.
+	if unavailable*10 > total {
 		t.Errorf("%d of %d requests refused as unavailable by a Redis that answers within storeTimeout", unavailable, total)
 	}
 	if slowest > timeout+scheduling {
