@@ -12,6 +12,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/rediserr"
 	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
@@ -22,7 +23,8 @@ const (
 	// first that fails opens the breaker, the first that succeeds closes it.
 	breakerHalfOpen
 	// breakerOpen: no call is made; the policies answer by their
-	// onStoreError and a background probe asks Redis until it answers.
+	// onStoreError and a background probe asks Redis until it answers
+	// and takes a write.
 	breakerOpen
 )
 
@@ -50,9 +52,14 @@ const (
 // full (its arrival time); rule is that rule's index. When every token
 // wanted was taken, or none, the answer is one integer, side*2 + 1 or
 // side*2; otherwise {taken, allowed side, refused side}. Lua's numbers are
-// doubles: t < 2^45 µs (a year is 2^45 µs) keeps the integers exact. With
-// no rules it answers 1 without touching anything: the breaker's probe,
-// which a CLIENT PAUSE holds like any call.
+// doubles: t < 2^45 µs (a year is 2^45 µs) keeps the integers exact.
+//
+// With no rules it is the breaker's probe: it writes KEYS[1] for a second
+// and answers 1. A probe must write, as a call that takes a token does: a
+// Redis that answers but refuses writes (a read-only replica, out of
+// memory, short of replicas) would otherwise pass the probe, and the
+// breaker would close and open again on every call. A CLIENT PAUSE holds
+// it like any call.
 const gcraScript = `
 local now = tonumber(ARGV[1])
 if not now then
@@ -61,7 +68,10 @@ if not now then
 end
 local want = tonumber(ARGV[2])
 local n = (#ARGV - 2) / 2
-if n < 1 then return 1 end
+if n < 1 then
+  redis.call('SET', KEYS[1], '1', 'PX', 1000)
+  return 1
+end
 local tats, ivs, bursts = {}, {}, {}
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -98,8 +108,13 @@ return {taken, at * 8 + arule, rt * 8 + rrule}
 
 var script = rueidis.NewLuaScript(gcraScript)
 
-// probeArgs call the script with no rules.
-var probeArgs = []string{"", "0"}
+// probeKey and probeArgs call the script as the probe: probeKey is under
+// the prefix of the policies' keys, which the ACL the README documents
+// allows.
+var (
+	probeKey  = []string{"flexgate:rl:probe"}
+	probeArgs = []string{"", "0"}
+)
 
 // redisConn is one gateway's client of its shared storage, shared by
 // every clusterizable rate limit of the gateway and kept across reloads
@@ -219,7 +234,12 @@ func newRedisConn(key connKey, r *config.Redis) (*redisConn, error) {
 	// gateway starting beside a busy Redis should not answer its first
 	// requests by the fallback.
 	if err := c.connect(startProbeTimeout); err != nil {
-		c.log.Warn("shared storage unreachable; clusterizable rate limits answer by their onStoreError until it is back", "error", err.Error())
+		if advice := rediserr.WriteRefused(err); advice != "" {
+			c.log.Warn("shared storage refuses writes; clusterizable rate limits answer by their onStoreError until it takes them",
+				"error", err.Error(), "advice", advice)
+		} else {
+			c.log.Warn("shared storage unreachable; clusterizable rate limits answer by their onStoreError until it is back", "error", err.Error())
+		}
 	}
 	go c.run()
 	return c, nil
@@ -241,13 +261,13 @@ func (c *redisConn) connect(wait time.Duration) error {
 	return c.probe(wait)
 }
 
-// probe runs the script with no rules; on success the breaker lets calls
-// through again.
+// probe runs the script with no rules, which writes as calls do; on
+// success the breaker lets calls through again.
 func (c *redisConn) probe(wait time.Duration) error {
 	timeout := max(time.Duration(c.probeTimeout.Load()), wait)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := script.Exec(ctx, *c.client.Load(), []string{"flexgate:probe"}, probeArgs).Error()
+	err := script.Exec(ctx, *c.client.Load(), probeKey, probeArgs).Error()
 	if err != nil {
 		return err
 	}
@@ -311,8 +331,13 @@ func (c *redisConn) failed(err error) {
 	n := c.fails.Add(1)
 	st := c.state.Load()
 	if (st == breakerHalfOpen || n >= openAfter) && st != breakerOpen && c.state.CompareAndSwap(st, breakerOpen) {
-		c.log.Warn("shared storage failing; breaker open: clusterizable rate limits answer by their onStoreError until a probe succeeds",
-			"reason", reason, "error", err.Error())
+		if advice := rediserr.WriteRefused(err); advice != "" {
+			c.log.Warn("shared storage refuses writes; breaker open: clusterizable rate limits answer by their onStoreError until a probe's write succeeds",
+				"reason", reason, "error", err.Error(), "advice", advice)
+		} else {
+			c.log.Warn("shared storage failing; breaker open: clusterizable rate limits answer by their onStoreError until a probe succeeds",
+				"reason", reason, "error", err.Error())
+		}
 		select {
 		case c.wake <- struct{}{}:
 		default:

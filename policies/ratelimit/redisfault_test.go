@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,5 +259,129 @@ func TestRedisStoreSlowRedis(t *testing.T) {
 	}
 	if slowest > timeout+scheduling {
 		t.Errorf("a request waited %s; storeTimeout is %s", slowest, timeout)
+	}
+}
+
+// countLines counts the lines holding s.
+func countLines(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// refusalAdvice is a word of what the log should tell the operator of
+// each write refusal.
+var refusalAdvice = map[string]string{"READONLY": "master", "OOM": "maxmemory", "NOREPLICAS": "min-replicas-to-write"}
+
+// TestRedisStoreWritesRefused: a Redis that answers but refuses writes (a
+// read-only replica, out of memory, too few replicas) fails every call
+// that takes a token. The breaker opens once, after openAfter calls, and
+// stays open while the probe's write is refused too: it must not close on
+// a probe that does not write and open again on the next call, as fast as
+// requests come, for as long as the refusal lasts. The log says what is
+// wrong and what to do; once writes are taken again, Redis decides again.
+func TestRedisStoreWritesRefused(t *testing.T) {
+	for _, r := range redistest.WriteRefusals {
+		t.Run(r.Name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			logs := recordLogs(t)
+			s := newTestStore(t, srv.Addr, refusalRules, storeOpts{fallback: FallbackAllow})
+			checkWritesRefused(t, s, logs, r.Code, []*redistest.Server{srv}, func() func() { return srv.RefuseWrites(r) })
+		})
+	}
+}
+
+// TestRedisStoreWritesRefusedOnCluster: in a Cluster whose masters are
+// all out of memory, the probe's write is refused as the calls are (and,
+// when they take writes again, taken: its key is declared, as Cluster
+// wants).
+func TestRedisStoreWritesRefusedOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	logs := recordLogs(t)
+	s := newTestStore(t, "", refusalRules, storeOpts{fallback: FallbackAllow, redis: &config.Redis{Cluster: &config.RedisCluster{Addresses: c.Addrs()}}})
+	oom := redistest.WriteRefusal{Name: "out of memory", Code: "OOM"}
+	checkWritesRefused(t, s, logs, oom.Code, c.Nodes, func() func() {
+		var undo []func()
+		for _, n := range c.Nodes {
+			undo = append(undo, n.RefuseWrites(oom))
+		}
+		return func() {
+			for _, u := range undo {
+				u()
+			}
+		}
+	})
+}
+
+var refusalRules = []Rule{NewRule(1000, time.Minute)}
+
+// checkWritesRefused has s decide a request, has servers refuse writes
+// with code (refuse returns what undoes it), and checks that the breaker
+// opens once and stays open while requests come, then closes once writes
+// are taken again.
+func checkWritesRefused(t *testing.T, s *RedisStore, logs func() []string, code string, servers []*redistest.Server, refuse func() func()) {
+	t.Helper()
+	key := []byte("203.0.113.5")
+	if d := s.Take(key, monoClock(), refusalRules); !d.Allowed || d.Unknown {
+		t.Fatalf("before the refusal: %+v", d)
+	}
+	undo := refuse()
+	refused := func() int {
+		n := 0
+		for _, srv := range servers {
+			n += srv.Refused(code)
+		}
+		return n
+	}
+	calls := s.conn.calls.Load()
+	// Requests until Redis has refused the calls that open the breaker
+	// and then four writes more: a second of probing, or, were the probe
+	// not to write, the breaker closing and opening again four times.
+	start := time.Now()
+	requests, fallbacks := 0, 0
+	for refused() < openAfter+4 {
+		for range 10 {
+			if d := s.Take(key, monoClock(), refusalRules); d.Unknown {
+				fallbacks++
+			}
+			requests++
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("Redis refused %d writes in 10 s", refused())
+		}
+	}
+	lines := logs()
+	opened := countLines(lines, "breaker open")
+	made := s.conn.calls.Load() - calls
+	t.Logf("%d requests in %s, %d by onStoreError; %d calls reached Redis, %d writes refused; breaker opened %d times; %d log lines",
+		requests, time.Since(start).Round(time.Millisecond), fallbacks, made, refused(), opened, len(lines))
+	if made != openAfter || opened != 1 {
+		t.Errorf("%d calls reached a Redis refusing writes and the breaker opened %d times; want %d calls and one opening", made, opened, openAfter)
+	}
+	if fallbacks != requests {
+		t.Errorf("%d of %d requests decided by onStoreError", fallbacks, requests)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "breaker open") && (!strings.Contains(l, code) || !strings.Contains(l, refusalAdvice[code])) {
+			t.Errorf("the log says %q; want the error %s and what to do (%s)", l, code, refusalAdvice[code])
+		}
+	}
+
+	undo()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if d := s.Take(key, monoClock(), refusalRules); d.Allowed && !d.Unknown {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes taken again, yet the store still falls back after 10 s; breaker %s", breakerStates[s.conn.state.Load()])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := countLines(logs(), "answers again"); n != 1 {
+		t.Errorf("the log says %d times that Redis answers again, want once", n)
 	}
 }

@@ -469,3 +469,55 @@ func delayCopy(dst io.Writer, src io.Reader, delay time.Duration) {
 		}
 	}
 }
+
+// WriteRefusal is a way a Redis that still answers reads refuses every
+// write: a read-only replica (the old master after a failover), a full
+// Redis that may not evict (maxmemory-policy noeviction), a master short of
+// the replicas min-replicas-to-write asks for.
+type WriteRefusal struct {
+	Name string
+	// Code is the error code Redis answers a write with.
+	Code string
+}
+
+// WriteRefusals are the write refusals RefuseWrites makes.
+var WriteRefusals = []WriteRefusal{
+	{Name: "read-only replica", Code: "READONLY"},
+	{Name: "out of memory", Code: "OOM"},
+	{Name: "too few replicas", Code: "NOREPLICAS"},
+}
+
+// RefuseWrites has s refuse writes as r says, until the returned function
+// undoes it. A read-only replica replicates a master started for it, whose
+// empty data set replaces s's; a Cluster node cannot be one.
+func (s *Server) RefuseWrites(r WriteRefusal) (undo func()) {
+	s.t.Helper()
+	switch r.Code {
+	case "READONLY":
+		master := Start(s.t)
+		s.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(master.Port))
+		return func() { s.MustDo("REPLICAOF", "NO", "ONE") }
+	case "OOM":
+		s.MustDo("CONFIG", "SET", "maxmemory-policy", "noeviction")
+		s.MustDo("CONFIG", "SET", "maxmemory", "1")
+		return func() { s.MustDo("CONFIG", "SET", "maxmemory", "0") }
+	case "NOREPLICAS":
+		s.MustDo("CONFIG", "SET", "min-replicas-to-write", "1")
+		return func() { s.MustDo("CONFIG", "SET", "min-replicas-to-write", "0") }
+	}
+	s.t.Fatalf("no way to refuse writes with %s", r.Code)
+	return nil
+}
+
+// Refused is how many errors with code s has answered since it started,
+// inside scripts or not (INFO errorstats).
+func (s *Server) Refused(code string) int {
+	s.t.Helper()
+	info := s.MustDo("INFO", "errorstats")
+	_, rest, ok := strings.Cut(info, "errorstat_"+code+":count=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
+	return n
+}
