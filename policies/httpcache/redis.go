@@ -15,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/rediserr"
 	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
@@ -217,8 +218,9 @@ type redisWrite struct {
 
 // redisConn is a gateway's client of its shared storage for its
 // distributed caches, shared by them and counted; the last to release it
-// closes it. It marks Redis down after downAfter failed calls in a row and
-// probes it until it answers. Safe for concurrent use.
+// closes it. It marks Redis down after downAfter failed calls in a row, or
+// a write refused, and probes it until it takes a write. Safe for
+// concurrent use.
 type redisConn struct {
 	key    connKey
 	opt    rueidis.ClientOption
@@ -287,7 +289,12 @@ func acquireConn(set *metrics.Set, r *config.Redis) (*redisConn, error) {
 		return c, nil
 	}
 	if err := c.probe(2 * time.Second); err != nil {
-		c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
+		if advice := rediserr.WriteRefused(err); advice != "" {
+			c.log.Warn("shared storage refuses writes; distributed caches cache in each replica's memory until it takes them",
+				"error", err.Error(), "advice", advice)
+		} else {
+			c.log.Warn("shared storage unreachable; distributed caches cache in each replica's memory until it answers", "error", err.Error())
+		}
 	}
 	c.wg.Add(2)
 	go c.run()
@@ -350,10 +357,16 @@ func (c *redisConn) untrack(s *redisStore) {
 	c.mu.Unlock()
 }
 
-// probe makes the client if there is none yet and pings Redis; on an
-// answer Redis is up again, and the entries the stores kept in memory
-// alone while it was down are dropped (Redis may hold newer ones, or have
-// seen them invalidated).
+// probeKey is what the probe writes, beside the caches' namespaces.
+const probeKey = "flexgate:cache:probe"
+
+// probe makes the client if there is none yet and writes a key that
+// expires in a second; when Redis takes it, Redis is up again, and the
+// entries the stores kept in memory alone while it was down are dropped
+// (Redis may hold newer ones, or have seen them invalidated). A probe
+// that only asked would pass a Redis that answers but refuses writes (a
+// read-only replica, out of memory, short of replicas): each pass would
+// drop the stores' entries, and the next write mark Redis down again.
 func (c *redisConn) probe(wait time.Duration) error {
 	if c.client.Load() == nil {
 		cl, err := rueidis.NewClient(c.opt)
@@ -365,7 +378,7 @@ func (c *redisConn) probe(wait time.Duration) error {
 	cl := *c.client.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := cl.Do(ctx, cl.B().Ping().Build()).Error(); err != nil {
+	if err := cl.Do(ctx, cl.B().Set().Key(probeKey).Value("1").Px(time.Second).Build()).Error(); err != nil {
 		return err
 	}
 	c.fails.Store(0)
@@ -412,10 +425,13 @@ func (c *redisConn) succeeded() {
 	c.judge(false)
 }
 
+// A write Redis refused (see rediserr) marks it down at once: the next
+// writes would be refused too, until an operator or a failover acts, and
+// reads that still pass would keep it up.
 func (c *redisConn) failed(err error) {
 	c.errors.Inc()
-	if c.fails.Add(1) >= downAfter {
-		c.down(err.Error())
+	if c.fails.Add(1) >= downAfter || rediserr.WriteRefused(err) != "" {
+		c.down(err)
 	}
 	c.judge(true)
 }
@@ -430,14 +446,19 @@ func (c *redisConn) judge(failed bool) {
 		return
 	}
 	if f := c.callFails.Swap(0); f*2 >= judgeEvery {
-		c.down(fmt.Sprintf("%d of the last %d calls failed", f, judgeEvery))
+		c.down(fmt.Errorf("%d of the last %d calls failed", f, judgeEvery))
 	}
 }
 
-// down marks Redis down and wakes the prober.
-func (c *redisConn) down(why string) {
+// down marks Redis down, failing with err, and wakes the prober.
+func (c *redisConn) down(err error) {
 	if c.up.CompareAndSwap(true, false) {
-		c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", why)
+		if advice := rediserr.WriteRefused(err); advice != "" {
+			c.log.Warn("shared storage refuses writes; distributed caches cache in each replica's memory until a probe's write succeeds",
+				"error", err.Error(), "advice", advice)
+		} else {
+			c.log.Warn("shared storage failing; distributed caches cache in each replica's memory until it answers again", "error", err.Error())
+		}
 		select {
 		case c.wake <- struct{}{}:
 		default:

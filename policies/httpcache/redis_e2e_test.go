@@ -185,6 +185,41 @@ func TestDistributedCacheWithoutRedis(t *testing.T) {
 	})
 }
 
+// TestDistributedCacheWhileRedisRefusesWrites: a Redis that answers reads
+// but refuses writes (a read-only replica, out of memory, too few
+// replicas) fails no request: each is answered, the repeated ones from the
+// gateway's memory.
+func TestDistributedCacheWhileRedisRefusesWrites(t *testing.T) {
+	redistest.Require(t)
+	for _, r := range redistest.WriteRefusals {
+		t.Run(r.Name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			up := proxytest.StartUpstream(t)
+			counting(up)
+			gw := distributedGateway(t, up, srv.Addr)
+			srv.RefuseWrites(r)
+			paths := []string{"/c/a", "/c/b", "/c/c"}
+			round := func() {
+				for _, p := range paths {
+					if a := do(t, "GET", gw.URL+p); a.status != 200 || !strings.HasPrefix(a.body, "answer ") {
+						t.Fatalf("%s while Redis refuses writes: %+v", p, a)
+					}
+				}
+			}
+			round()
+			waitFor(t, "Redis refuses the gateway's writes", func() bool { return srv.Refused(r.Code) > 0 })
+			for range 10 {
+				round()
+			}
+			// Each once, or twice if its first copy, kept for 1 s while
+			// Redis was thought up, ran out.
+			if n := up.Count.Load(); n > int64(2*len(paths)) {
+				t.Errorf("the upstream saw %d of 33 requests for %d paths", n, len(paths))
+			}
+		})
+	}
+}
+
 // TestDistributedVary: an answer with Vary, stored by one gateway, answers
 // a request with the same header values on another; other values go
 // upstream.

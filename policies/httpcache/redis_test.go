@@ -1,10 +1,14 @@
 package httpcache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +22,14 @@ import (
 // Redis srv, and its connection's metrics.
 func redisStoreOn(t *testing.T, srv *redistest.Server, maxBytes int64) (*redisStore, *metrics.Set) {
 	t.Helper()
+	return redisStoreWith(t, &config.Redis{Address: srv.Addr}, maxBytes)
+}
+
+// redisStoreWith is redisStoreOn with the shared storage's settings r.
+func redisStoreWith(t *testing.T, r *config.Redis, maxBytes int64) (*redisStore, *metrics.Set) {
+	t.Helper()
 	set := metrics.NewSet()
-	conn, err := acquireConn(set, &config.Redis{Address: srv.Addr})
+	conn, err := acquireConn(set, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +150,148 @@ func TestSlowRedisIsMarkedDown(t *testing.T) {
 	}
 	if c.up.Load() {
 		t.Error("Redis failing every other call is still up")
+	}
+}
+
+// recordLogs has the connections made from now until the test ends log
+// into the returned function's lines. Not for parallel tests: it swaps
+// the default logger.
+func recordLogs(t testing.TB) func() []string {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Split(strings.TrimSpace(buf.String()), "\n")
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestRedisWritesRefused: a Redis that answers reads but refuses writes (a
+// read-only replica, out of memory, too few replicas) is marked down at
+// the first write it refuses, said once in the log with what to do, and
+// stays down while the probe's write is refused too: the caches keep
+// their entries in memory for their full ttl meanwhile. A probe that only
+// asked would pass it: each pass would drop the entries kept in memory,
+// and the next write mark it down again, as fast as writes come. Once
+// writes are taken again, entries go to Redis again.
+func TestRedisWritesRefused(t *testing.T) {
+	redistest.Require(t)
+	for _, r := range redistest.WriteRefusals {
+		t.Run(r.Name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			logs := recordLogs(t)
+			st, set := redisStoreOn(t, srv, 64<<20)
+			undo := srv.RefuseWrites(r)
+			body := make([]byte, 1000)
+			store := func(k string) {
+				st.set(k, &entry{kind: kindResponse, status: 200, stored: time.Now().UnixNano(), ttl: time.Minute, body: body, size: len(body)})
+			}
+			// Misses and hits of 50 keys until Redis has refused writes
+			// for a second of probing (five writes), or, were the probe
+			// not to write, until it went up and down four times.
+			start := time.Now()
+			hits, misses := 0, 0
+			for i := 0; srv.Refused(r.Code) < 5; i++ {
+				for j := range 100 {
+					k := fmt.Sprintf("k%d", (i*100+j)%50)
+					if st.get([]byte(k)) != nil {
+						hits++
+						continue
+					}
+					misses++
+					store(k)
+				}
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("Redis refused %d writes in 10 s", srv.Refused(r.Code))
+				}
+			}
+			lines := logs()
+			downs, ups := countLines(lines, "refuses writes"), countLines(lines, "shared storage answers")
+			errs := set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`).Get()
+			t.Logf("%d gets of 50 keys in %s: %d hits (%.1f %%); %d writes refused, %d counted as errors; down %d times, up again %d times; %d log lines",
+				hits+misses, time.Since(start).Round(time.Millisecond), hits, 100*float64(hits)/float64(hits+misses), srv.Refused(r.Code), errs, downs, ups-1, len(lines))
+			if st.conn.up.Load() || downs != 1 || ups != 1 || errs != 1 {
+				t.Errorf("Redis refusing writes: up %v, marked down %d times, up again %d times, %d errors; want down once, at the first refused write",
+					st.conn.up.Load(), downs, ups-1, errs)
+			}
+			for _, l := range lines {
+				if strings.Contains(l, "refuses writes") && (!strings.Contains(l, r.Code) || !strings.Contains(l, "advice=")) {
+					t.Errorf("the log says %q; want the error %s and what to do", l, r.Code)
+				}
+			}
+			// Kept in memory for its ttl, not for localTTL.
+			store("kept")
+			if e := st.local.get([]byte("kept")); e == nil || e.ttl != time.Minute {
+				t.Errorf("an entry stored while Redis refuses writes is kept in memory as %+v", e)
+			}
+
+			undo()
+			waitUntil(t, "Redis is up again", st.conn.up.Load)
+			store("after")
+			waitUntil(t, "an entry is written to Redis again", func() bool {
+				return srv.MustDo("KEYS", "flexgate:cache:test:*after") != ""
+			})
+		})
+	}
+}
+
+// countLines counts the lines holding s.
+func countLines(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedisLeastPrivilege: an ACL user limited to the flexgate: keys and
+// the commands the README lists is enough: the probe passes, entries are
+// written and found by another replica, invalidated one by one and all at
+// once.
+func TestRedisLeastPrivilege(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	srv.MustDo("ACL", "SETUSER", "gateway", "on", ">gateway-pw", "~flexgate:*", "+@connection", "+get", "+set", "+del", "+incr")
+	r := &config.Redis{Address: srv.Addr, Username: "gateway", Password: "gateway-pw"}
+	st, set := redisStoreWith(t, r, 1<<20)
+	other, _ := redisStoreWith(t, r, 1<<20)
+	st.set("a", &entry{kind: kindResponse, status: 200, stored: time.Now().UnixNano(), ttl: time.Minute, body: []byte("A"), size: 1})
+	waitUntil(t, "the other replica finds the entry in Redis", func() bool { return other.get([]byte("a")) != nil })
+	st.drop([]byte("a"))
+	waitUntil(t, "the entry is deleted from Redis", func() bool { return srv.MustDo("KEYS", "flexgate:cache:test:*a") == "" })
+	st.dropAll()
+	waitUntil(t, "the generation is incremented", func() bool { return st.pending.Load() == 0 })
+	if g := srv.MustDo("GET", "flexgate:cache:test:gen"); g != "1" {
+		t.Errorf("generation %q after invalidate-all, want 1", g)
+	}
+	if n := set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`).Get(); n != 0 || !st.conn.up.Load() {
+		t.Errorf("%d errors, up %v; ACL LOG: %s", n, st.conn.up.Load(), srv.MustDo("ACL", "LOG"))
 	}
 }
