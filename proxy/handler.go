@@ -737,9 +737,14 @@ func splitRequestURI(uri []byte) (path, query, authority []byte) {
 // fasthttp accepts but an upstream may read differently, the stuff of
 // request smuggling: a line ended by a bare LF; a folded line (obs-fold,
 // which RFC 9112 lets a server refuse); a field name that is not a token,
-// such as "X Foo" (fasthttp takes the space as part of the name); and a
-// chunked body that also has a Content-Length. fasthttp itself refuses a
-// space before the colon, an empty name, and control characters in values.
+// such as "X Foo" (fasthttp takes the space as part of the name); a
+// chunked body that also has a Content-Length; and a Transfer-Encoding
+// other than chunked. fasthttp reads "identity", which RFC 9112 no longer
+// has, as no coding at all: framed by a Content-Length beside it, or empty
+// without one, so that the body is read as the next request; RFC 9112
+// §6.3 calls for a 400, as nginx (501) and HAProxy answer. fasthttp itself
+// refuses any other coding, a second Transfer-Encoding line, a space
+// before the colon, an empty name, and control characters in values.
 // underscore reports a name with '_' in it.
 func headerValid(raw []byte, chunked bool) (valid, underscore bool) {
 	for len(raw) > 0 {
@@ -764,8 +769,9 @@ func headerValid(raw []byte, chunked bool) (valid, underscore bool) {
 			return false, underscore
 		}
 		underscore = underscore || bytes.IndexByte(line[:n], '_') >= 0
-		const cl = "content-length"
-		if chunked && n == len(cl) && asciiEqualFold(line[:n], cl) {
+		const cl, te = "content-length", "transfer-encoding"
+		if chunked && n == len(cl) && asciiEqualFold(line[:n], cl) ||
+			!chunked && n == len(te) && asciiEqualFold(line[:n], te) {
 			return false, underscore
 		}
 	}
