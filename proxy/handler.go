@@ -57,6 +57,8 @@ type state struct {
 	trace  []byte
 	body   limitedBody
 	trip   trip
+	// trailers is a chunked body's stream without its trailer section.
+	trailers trailerDrop
 	// largeHead: the request's head was over keepAliveHeadBytes.
 	largeHead bool
 	// preflight: a CORS preflight routed as the request it announces.
@@ -204,6 +206,7 @@ func releaseState(st *state) {
 	st.host, st.req = st.host[:0], match.Request{}
 	st.routed.Reset()
 	st.body.reset()
+	st.trailers.reset()
 	st.trip = trip{}
 	statePool.Put(st)
 }
@@ -480,6 +483,11 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange,
 // admitted, forwards it and runs the response steps.
 func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 	r, ex := st.r, &st.ex
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() == -1 {
+		// Before any policy reads the body: see trailerDrop.
+		st.trailers.r, st.trailers.h = ctx.RequestBodyStream(), &ctx.Request.Header
+		ctx.Request.SetBodyStream(&st.trailers, -1)
+	}
 	if rej := r.chain.RunRequestTail(ctx, ex); rej != nil {
 		if st.upgrade {
 			r.ws.m.upgrades[upgradeRejected].Inc()

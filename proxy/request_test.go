@@ -232,6 +232,48 @@ func TestConnectionCannotRemovePolicyHeaders(t *testing.T) {
 	}
 }
 
+// TestRequestTrailersAreNotForwarded: the fields of a chunked request's
+// trailer section arrive after the policies have read the headers, and an
+// upstream that reads them as headers (a fasthttp server's Peek does, as
+// Apache's MergeTrailers and older Tomcat did) would take a header the
+// route removes, or sets, from the client. They are not forwarded, whether
+// the body streams through or a policy has read it first; and a header a
+// policy set stays, though the trailer repeats its name.
+func TestRequestTrailersAreNotForwarded(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		body := ctx.Request.Body() // reads the trailer section too
+		ctx.SetBodyString(fmt.Sprintf("body=%s user=%s role=%s trailers=%d", body,
+			ctx.Request.Header.Peek("X-Internal-User"), ctx.Request.Header.Peek("X-Role"),
+			len(ctx.Request.Header.PeekTrailerKeys())))
+	}
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: streamed
+      path: ["/streamed/*"]
+      upstream: {url: "%s"}
+      policies:
+        - request-headers-remove: {headers: [X-Internal-User]}
+        - request-headers-set: {headers: {X-Role: guest}}
+    - id: held
+      path: ["/held/*"]
+      upstream: {url: "%s"}
+      policies:
+        - request-headers-remove: {headers: [X-Internal-User]}
+        - request-headers-set: {headers: {X-Role: guest}}
+        - json-threat-protection: {maxContainerDepth: 5}
+`, up.URL, up.URL))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	for _, path := range []string{"/streamed/x", "/held/x"} {
+		resp, conn, _ := rawRequest(t, addr, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+			"Transfer-Encoding: chunked\r\nX-Internal-User: admin\r\n\r\n2\r\n{}\r\n0\r\n"+
+			"X-Internal-User: admin\r\nX-Role: admin\r\nX-Request-Id: forged\r\n\r\n")
+		conn.Close()
+		if got, want := string(resp.Body()), "body={} user= role=guest trailers=0"; resp.StatusCode() != 200 || got != want {
+			t.Errorf("%s: the upstream answered %d %q, want %q: no trailer field, the policies' headers", path, resp.StatusCode(), got, want)
+		}
+	}
+}
+
 // TestClientConnectionSemantics: removing the client's Connection header
 // early must not change whether its connection stays open.
 func TestClientConnectionSemantics(t *testing.T) {
