@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -479,6 +480,7 @@ var (
 	errUpgradeUnsupported = errors.New("the upstream switched protocols, which the gateway does not proxy")
 	errTooManyInterim     = errors.New("the upstream sent too many 1xx responses")
 	errStatusLine         = errors.New("the upstream's status line is not HTTP/1.x with a status from 100 to 599")
+	errTwoLengths         = errors.New("the upstream's answer has both Content-Length and Transfer-Encoding")
 )
 
 // earlyAnswerGrace is how long the gateway looks for an answer once
@@ -597,6 +599,9 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 	var rerr error
 	for n := 0; ; n++ {
 		if rerr = checkStatusLine(br); rerr != nil {
+			break
+		}
+		if rerr = checkFraming(br); rerr != nil {
 			break
 		}
 		if rerr = resp.Header.Read(br); rerr != nil {
@@ -776,6 +781,78 @@ func checkStatusLine(br *bufio.Reader) error {
 		return errStatusLine
 	}
 	return nil
+}
+
+// checkFraming refuses an answer head with both Content-Length and
+// Transfer-Encoding, which fasthttp reads by its chunks alone. An upstream
+// that sends both may frame its answers by the length (an application that
+// set the header itself on a server that counts the bytes), and a length
+// the gateway ignores leaves bytes on the connection that it would read as
+// the answer to another request. RFC 9112 §6.3 says such a message "ought
+// to be handled as an error"; nginx answers 502, as the gateway does.
+// It peeks, so that Header.Read reads the head as it came, and leaves
+// anything else wrong with the head to Header.Read to report.
+func checkFraming(br *bufio.Reader) error {
+	if br.Buffered() < 12 {
+		// checkStatusLine could not see a status line: Header.Read
+		// reports why, with the error the connection gave.
+		return nil
+	}
+	head := peekHead(br)
+	if head == nil {
+		return nil
+	}
+	const cl, te = "content-length", "transfer-encoding"
+	var length, coding bool
+	// Lines are split as fasthttp splits them, at every LF. The status
+	// line is no field, nor is a line that continues another.
+	_, head, _ = bytes.Cut(head, lf)
+	for len(head) > 0 {
+		var line []byte
+		line, head, _ = bytes.Cut(head, lf)
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		name, _, ok := bytes.Cut(line, headerColon)
+		if !ok {
+			continue
+		}
+		// fasthttp reads "Content-Length :" as Content-Length.
+		name = bytes.TrimRight(name, " \t")
+		length = length || asciiEqualFold(name, cl)
+		coding = coding || asciiEqualFold(name, te)
+	}
+	if length && coding {
+		return errTwoLengths
+	}
+	return nil
+}
+
+var (
+	lf          = []byte{'\n'}
+	headEnd     = []byte("\r\n\r\n")
+	headerColon = []byte{':'}
+)
+
+// peekHead returns the answer head waiting in br, through the empty line
+// that ends it, without consuming it; nil when it cannot be read whole
+// (larger than br, or the connection failed first), which Header.Read
+// then reports.
+func peekHead(br *bufio.Reader) []byte {
+	searched := 0
+	for n := max(br.Buffered(), 1); ; {
+		b, err := br.Peek(n)
+		// Only the bytes new since the last look, and the three before
+		// them, can complete the end of the head.
+		if i := bytes.Index(b[max(searched-3, 0):], headEnd); i >= 0 {
+			return b[:max(searched-3, 0)+i+4]
+		}
+		if err != nil || len(b) >= br.Size() {
+			return nil
+		}
+		searched = len(b)
+		n = len(b) + 1
+	}
 }
 
 func isEventStream(h *fasthttp.ResponseHeader) bool {

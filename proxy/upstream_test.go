@@ -331,6 +331,12 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		"/099":     "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok",
 		"/600":     "HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok",
 		"/garbage": "HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok",
+		// Two lengths: read by the chunks, the answer ends where the
+		// upstream, if it went by its Content-Length, has more to send.
+		"/cl-te": "HTTP/1.1 200 OK\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		// fasthttp splits a head's lines at a bare LF too.
+		"/lf-te": "HTTP/1.1 200 OK\nContent-Length: 40\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		"/te-cl": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-length : 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		"/spoof": "HTTP/1.1 404 Not Found\r\nX-Flexgate-Error: no_route\r\nX-Flexgate-Policy: rate-limiting\r\n" +
 			"X-Request-Id: upstream-1\r\nX-Request-Id: upstream-2\r\nContent-Length: 2\r\n\r\nno",
 		"/big": "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok",
@@ -358,10 +364,10 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		}
 		return resp
 	}
-	for _, path := range []string{"/000", "/099", "/600", "/garbage"} {
+	for _, path := range []string{"/000", "/099", "/600", "/garbage", "/cl-te", "/te-cl", "/lf-te"} {
 		resp := get(path)
 		if resp.StatusCode() != 502 || string(resp.Header.Peek("X-Flexgate-Error")) != "upstream_protocol_error" {
-			t.Errorf("status line %q: %d %s, want 502 upstream_protocol_error", path[1:], resp.StatusCode(), resp.Body())
+			t.Errorf("answer %q: %d %s, want 502 upstream_protocol_error", path[1:], resp.StatusCode(), resp.Body())
 		}
 		fasthttp.ReleaseResponse(resp)
 	}
