@@ -50,7 +50,8 @@ func HeaderSpellings(name string) ([]string, error) {
 // carries one of them more than once is refused: the policy reads one
 // copy, the upstream may read another that nobody checked. Headers count in
 // any of their spellings (see HeaderSpellings); query parameters by their
-// decoded name. A provisioned Credentials is safe for concurrent use.
+// decoded name, in any name an upstream reads as theirs (see
+// SameQueryName). A provisioned Credentials is safe for concurrent use.
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
@@ -126,7 +127,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		cp := &c.query[i]
 		n := 0
 		for k := range args.All() {
-			if string(k) == cp.name {
+			if SameQueryName(k, cp.name) {
 				n++
 			}
 		}
@@ -135,4 +136,75 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		}
 	}
 	return nil
+}
+
+// SameQueryName reports whether an upstream may read the query parameter
+// named name (decoded, as fasthttp's Args gives it) as the parameter param:
+// when they are equal, or when PHP reads them as one name. PHP, and
+// Laravel, Symfony or WordPress on it, drops a name's leading spaces, ends
+// it at a NUL, reads "param[...]" as an array named param and turns ' ',
+// '.' and '[' into '_': "access.token", "access token" and "access[token"
+// are all access_token to it, and the last one sent wins. A policy that
+// looks for one copy of a parameter must count these too. It does not
+// allocate and is safe for concurrent use.
+func SameQueryName(name []byte, param string) bool {
+	if string(name) == param {
+		return true
+	}
+	a, b := phpName(name), phpName(param)
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if phpByte(a[i]) != phpByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasQueryParam reports whether args has a parameter an upstream may read
+// as param (see SameQueryName). It does not allocate.
+func HasQueryParam(args *fasthttp.Args, param string) bool {
+	for k := range args.All() {
+		if SameQueryName(k, param) {
+			return true
+		}
+	}
+	return false
+}
+
+// phpName is the part of a query parameter's name that PHP names a
+// variable with, before it replaces characters (phpByte).
+func phpName[T ~string | ~[]byte](s T) T {
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			s = s[:i]
+			break
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '[' {
+			continue
+		}
+		// With a ']' after it, "name[...]" is an array named name;
+		// without, the '[' is a character of the name.
+		for j := i + 1; j < len(s); j++ {
+			if s[j] == ']' {
+				return s[:i]
+			}
+		}
+		break
+	}
+	return s
+}
+
+func phpByte(c byte) byte {
+	if c == ' ' || c == '.' || c == '[' {
+		return '_'
+	}
+	return c
 }

@@ -81,12 +81,46 @@ func TestCredentialsCheck(t *testing.T) {
 	f("api_key query parameter", "/?api_key=a&api_key=b")
 	f("api_key query parameter", "/?api_key=a&api%5Fkey=a")
 	f("api_key query parameter", "/?api_key&api_key=")
+	// PHP reads each of these names as api_key, and takes the last.
+	for _, other := range []string{"api.key", "api+key", "api%20key", "+api_key", "api[key", "api_key[]", "api_key[0]", "api_key%00x"} {
+		f("api_key query parameter", "/?api_key=a&"+other+"=b")
+	}
+	f("", "/?api_key=a&api_keys=b&api_key]=c&xapi_key=d&api_ke[y]=e")
 
 	if r := c.headers[0].dup; !strings.Contains(r.Message, "client-id counts as the same header") {
 		t.Errorf("message does not explain the other spelling: %s", r.Message)
 	}
 	if r := c.headers[1].dup; strings.Contains(r.Message, "counts as") {
 		t.Errorf("Authorization has no other spelling: %s", r.Message)
+	}
+}
+
+func TestSameQueryName(t *testing.T) {
+	for _, c := range []struct {
+		name, param string
+		want        bool
+	}{
+		{"access_token", "access_token", true},
+		{"access.token", "access_token", true},
+		{"access token", "access_token", true},
+		{"  access_token", "access_token", true},
+		{"access[token", "access_token", true},
+		{"access_token[]", "access_token", true},
+		{"access_token[a][b]", "access_token", true},
+		{"access_token\x00junk", "access_token", true},
+		{"access.token", "access.token", true},
+		{"access_token", "access.token", true},
+		{"access-token", "access_token", false},
+		{"Access_token", "access_token", false},
+		{"access_token]", "access_token", false},
+		{"access_tokens", "access_token", false},
+		{"access_tok[en]", "access_token", false},
+		{"[access_token]", "access_token", false},
+		{"", "access_token", false},
+	} {
+		if got := SameQueryName([]byte(c.name), c.param); got != c.want {
+			t.Errorf("SameQueryName(%q, %q) = %v, want %v", c.name, c.param, got, c.want)
+		}
 	}
 }
 

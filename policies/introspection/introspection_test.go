@@ -330,7 +330,9 @@ func TestTokenInQueryToo(t *testing.T) {
 	p := newIdP(t, false)
 	f := setup(t, p.srv.URL, "")
 	p.answers["good"] = `{"active":true}`
-	for _, uri := range []string{"/orders/1?access_token=forged", "/orders/1?a=1&access_token", "/orders/1?access%5Ftoken=x"} {
+	for _, uri := range []string{"/orders/1?access_token=forged", "/orders/1?a=1&access_token", "/orders/1?access%5Ftoken=x",
+		// PHP reads these names as access_token.
+		"/orders/1?access.token=forged", "/orders/1?access+token=forged", "/orders/1?access[token=forged", "/orders/1?access_token[]=forged"} {
 		r := f.doURI(uri, "Authorization", "Bearer good")
 		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" ||
 			!strings.Contains(r.rej.Message, "access_token query parameter") {
@@ -343,8 +345,10 @@ func TestTokenInQueryToo(t *testing.T) {
 	if n := p.calls.Load(); n != 0 {
 		t.Errorf("%d calls to the server for refused requests", n)
 	}
-	if r := f.doURI("/orders/1?token=x", "Authorization", "Bearer good"); r.rej != nil {
-		t.Errorf("another query parameter: %v", r.rej)
+	for _, uri := range []string{"/orders/1?token=x", "/orders/1?access-token=x"} {
+		if r := f.doURI(uri, "Authorization", "Bearer good"); r.rej != nil {
+			t.Errorf("%s: another query parameter: %v", uri, r.rej)
+		}
 	}
 	// Without Authorization the query token is not a token the policy
 	// takes: the answer says what is missing.

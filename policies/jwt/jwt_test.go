@@ -183,8 +183,11 @@ func TestMissingToken(t *testing.T) {
 		}
 	}
 	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims())
-	if r := f.doURI("/orders/1?access_token=x", "Authorization", "Bearer "+tok); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
-		t.Errorf("token in the query too: %v", r.rej)
+	// PHP reads access.token and access[token as access_token too.
+	for _, uri := range []string{"/orders/1?access_token=x", "/orders/1?access.token=x", "/orders/1?access[token=x"} {
+		if r := f.doURI(uri, "Authorization", "Bearer "+tok); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
+			t.Errorf("%s: token in the query too: %v", uri, r.rej)
+		}
 	}
 	if r := f.do(""); r.challenge != `Bearer realm="flexgate"` {
 		t.Errorf("challenge without a token: %q", r.challenge)
