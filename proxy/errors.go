@@ -46,6 +46,7 @@ var (
 	errBadRequest             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request is malformed"}
 	errHeaderTooLarge         = &chain.Rejection{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Reason: reasonHeaderTooLarge, Message: "the request headers are too large"}
 	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: "the request body ended before its announced length"}
+	errPathNUL                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request path has an encoded NUL (%00), which the gateway refuses"}
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonOverloaded, Message: "the gateway is at its connection limit"}
 	errUpstreamOverloaded     = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonUpstreamBusy, Message: "the upstream is at a threshold of its circuit breaker"}

@@ -330,6 +330,10 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	// be served as /api/admin/secret without /api/admin/*'s policies. They
 	// are refused, or stripped before anything else reads the path; an
 	// encoded one is always refused, as some upstreams decode it first.
+	if router.HasEncodedNUL(rawPath) {
+		g.fail(ctx, st.m, errPathNUL, "", ex)
+		return st
+	}
 	params, encoded := router.HasParams(rawPath)
 	if encoded || params && !p.stripParams {
 		g.fail(ctx, st.m, errPathParameters, "", ex)

@@ -111,6 +111,29 @@ func TestPathParametersStripped(t *testing.T) {
 	}
 }
 
+// TestEncodedNULIsRefused: an upstream that decodes the path into a C
+// string ends it at a NUL, and would serve /api/admin%00/secret, routed
+// under /api/*, as /api/admin without the admin route's policy. nginx
+// refuses such a path too.
+func TestEncodedNULIsRefused(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, adminYAML(up.URL, ""))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	for _, path := range []string{"/api/admin%00/secret", "/api/admin%00", "/api/%00/../admin/secret"} {
+		resp := get(t, addr, path, "")
+		if resp.StatusCode() != 400 || string(resp.Header.Peek("X-Flexgate-Error")) != "bad_request" {
+			t.Errorf("GET %s = %d %s, want 400 bad_request", path, resp.StatusCode(), resp.Body())
+		}
+	}
+	if n := up.Count.Load(); n != 0 {
+		t.Errorf("the upstream received %d requests, want 0", n)
+	}
+	// Elsewhere in the query, a NUL is the upstream's data.
+	if resp := get(t, addr, "/api/x?a=%00", ""); resp.StatusCode() != 200 {
+		t.Errorf("GET /api/x?a=%%00 = %d, want 200", resp.StatusCode())
+	}
+}
+
 // TestMethodDoesNotFallThrough: the most specific pattern decides; a method
 // it does not allow is a 405, never a trip to a broader route without its
 // policies.

@@ -1,5 +1,7 @@
 package router
 
+import "bytes"
+
 // Byte classes for a raw request path.
 const (
 	// classKeep: unreserved, sub-delims, ':' and '@' (RFC 3986 pchar),
@@ -125,6 +127,17 @@ func HasParams(path []byte) (raw, encoded bool) {
 	}
 	return raw, encoded
 }
+
+// HasEncodedNUL reports whether a raw request path has %00, which
+// Normalize keeps: an upstream that decodes the path into a C string ends
+// it there, and would serve "/api/admin%00/x", routed under /api/*, as
+// /api/admin. nginx refuses such a path. It does not allocate and is safe
+// for concurrent use.
+func HasEncodedNUL(path []byte) bool {
+	return bytes.Contains(path, encodedNUL)
+}
+
+var encodedNUL = []byte("%00")
 
 func normalize(dst, path []byte, strip bool) []byte {
 	base := len(dst)
