@@ -481,6 +481,7 @@ var (
 	errTooManyInterim     = errors.New("the upstream sent too many 1xx responses")
 	errStatusLine         = errors.New("the upstream's status line is not HTTP/1.x with a status from 100 to 599")
 	errTwoLengths         = errors.New("the upstream's answer has both Content-Length and Transfer-Encoding")
+	errBareLFHead         = errors.New("the upstream's answer head ends with a bare LF instead of CRLF CRLF")
 )
 
 // earlyAnswerGrace is how long the gateway looks for an answer once
@@ -790,6 +791,8 @@ func checkStatusLine(br *bufio.Reader) error {
 // the gateway ignores leaves bytes on the connection that it would read as
 // the answer to another request. RFC 9112 §6.3 says such a message "ought
 // to be handled as an error"; nginx answers 502, as the gateway does.
+// It also refuses a head whose empty line is not CRLF CRLF: fasthttp reads
+// only that as its end, and would wait for one until the response timeout.
 // It peeks, so that Header.Read reads the head as it came, and leaves
 // anything else wrong with the head to Header.Read to report.
 func checkFraming(br *bufio.Reader) error {
@@ -798,7 +801,10 @@ func checkFraming(br *bufio.Reader) error {
 		// reports why, with the error the connection gave.
 		return nil
 	}
-	head := peekHead(br)
+	head, bare := peekHead(br)
+	if bare {
+		return errBareLFHead
+	}
 	if head == nil {
 		return nil
 	}
@@ -830,28 +836,51 @@ func checkFraming(br *bufio.Reader) error {
 
 var (
 	lf          = []byte{'\n'}
-	headEnd     = []byte("\r\n\r\n")
 	headerColon = []byte{':'}
 )
 
 // peekHead returns the answer head waiting in br, through the empty line
 // that ends it, without consuming it; nil when it cannot be read whole
 // (larger than br, or the connection failed first), which Header.Read
-// then reports.
-func peekHead(br *bufio.Reader) []byte {
-	searched := 0
+// then reports. bare reports an empty line other than CRLF CRLF (lines
+// split at every LF, as fasthttp splits them), which ends the head for
+// the upstream but not for fasthttp.
+func peekHead(br *bufio.Reader) (head []byte, bare bool) {
+	from := 0
 	for n := max(br.Buffered(), 1); ; {
 		b, err := br.Peek(n)
-		// Only the bytes new since the last look, and the three before
-		// them, can complete the end of the head.
-		if i := bytes.Index(b[max(searched-3, 0):], headEnd); i >= 0 {
-			return b[:max(searched-3, 0)+i+4]
+		end, crlf, next := headEnd(b, from)
+		if end > 0 {
+			return b[:end], !crlf
 		}
 		if err != nil || len(b) >= br.Size() {
-			return nil
+			return nil, false
 		}
-		searched = len(b)
+		from = next
 		n = len(b) + 1
+	}
+}
+
+// headEnd finds in b, from from, the empty line that ends a head: the
+// index after it and whether it is CRLF CRLF; end is 0 when b has none
+// yet, and next is where to look again once b has grown.
+func headEnd(b []byte, from int) (end int, crlf bool, next int) {
+	for i := from; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0, false, len(b)
+		}
+		i += j
+		rest := b[i+1:]
+		switch {
+		case len(rest) >= 1 && rest[0] == '\n':
+			return i + 2, false, 0
+		case len(rest) >= 2 && rest[0] == '\r' && rest[1] == '\n':
+			return i + 3, i > 0 && b[i-1] == '\r', 0
+		case len(rest) < 2 && (len(rest) == 0 || rest[0] == '\r'):
+			// The bytes after this LF decide.
+			return 0, false, i
+		}
 	}
 }
 

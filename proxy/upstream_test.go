@@ -337,6 +337,12 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		// fasthttp splits a head's lines at a bare LF too.
 		"/lf-te": "HTTP/1.1 200 OK\nContent-Length: 40\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		"/te-cl": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-length : 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		// Heads that end with a bare LF, which fasthttp does not take for
+		// their end: it would wait for one until the response timeout.
+		"/lf-end":    "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+		"/lf-crlf":   "HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok",
+		"/crlf-lf":   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\nok",
+		"/lf-status": "HTTP/1.1 200 OK\n\n",
 		"/spoof": "HTTP/1.1 404 Not Found\r\nX-Flexgate-Error: no_route\r\nX-Flexgate-Policy: rate-limiting\r\n" +
 			"X-Request-Id: upstream-1\r\nX-Request-Id: upstream-2\r\nContent-Length: 2\r\n\r\nno",
 		"/big": "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 2\r\n\r\nok",
@@ -364,7 +370,7 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		}
 		return resp
 	}
-	for _, path := range []string{"/000", "/099", "/600", "/garbage", "/cl-te", "/te-cl", "/lf-te"} {
+	for _, path := range []string{"/000", "/099", "/600", "/garbage", "/cl-te", "/te-cl", "/lf-te", "/lf-end", "/lf-crlf", "/crlf-lf", "/lf-status"} {
 		resp := get(path)
 		if resp.StatusCode() != 502 || string(resp.Header.Peek("X-Flexgate-Error")) != "upstream_protocol_error" {
 			t.Errorf("answer %q: %d %s, want 502 upstream_protocol_error", path[1:], resp.StatusCode(), resp.Body())
