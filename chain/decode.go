@@ -3,11 +3,13 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -24,10 +26,18 @@ var expressionType = reflect.TypeOf(Expression(""))
 
 // Decode decodes a policy's parameters strictly into dst (a pointer to a
 // struct with yaml tags): an unknown parameter is an error that lists the
-// known ones, a wrong type is an error at the value's own line, an unset
-// environment variable an error at the value that names it. A nil node (the
-// policy written without parameters) leaves dst as it is. The node itself
-// is not changed.
+// known ones, a value of the wrong shape an error at the value that says
+// what the parameter takes, an unset environment variable an error at the
+// value that names it. A nil node (the policy written without parameters)
+// leaves dst as it is. The node itself is not changed.
+//
+// A number parameter declares the values it takes with the tags min and
+// max (`yaml:"limit" min:"1" max:"1000000"`), which Decode checks, so that
+// every number is refused in the same words: "limit must be a whole number
+// from 1 to 1000000, not 0"; a tag note says what a value means, after the
+// range (`note:"-1: no limit"` reads "from -1 to 100 (-1: no limit)"). An
+// integer is written in decimal (1_000 too), a float as a decimal number;
+// a number in quotes, or from a variable, reads as it would without them.
 func Decode(node *yaml.Node, dst any) error {
 	if node == nil {
 		return nil
@@ -51,10 +61,234 @@ func Decode(node *yaml.Node, dst any) error {
 	if err := expandEnv(expanded, reflect.TypeOf(dst)); err != nil {
 		return err
 	}
+	if err := checkShape(expanded, reflect.TypeOf(dst), "parameters", reflect.StructTag("")); err != nil {
+		return err
+	}
 	if err := expanded.Decode(dst); err != nil {
+		// An UnmarshalYAML of a parameter's type says what is wrong
+		// itself.
+		var pe *ParamError
+		if errors.As(err, &pe) {
+			return pe
+		}
 		return yamlError(expanded, err)
 	}
 	return nil
+}
+
+var (
+	yamlNodeType    = reflect.TypeOf(yaml.Node{})
+	durationType    = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// checkShape checks that the value n, which decodes into t, has the shape
+// t takes, so that a mistake is named in the user's words rather than in
+// yaml's and Go's ("cannot unmarshal !!seq into chain.Expression"); what
+// names the value in messages and tag is its field's tags. Numbers are
+// checked against their tags' bounds and written back in the form yaml
+// decodes (see Decode). n is Decode's copy, whose aliases are expanded.
+func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t == yamlNodeType || t.Kind() == reflect.Interface || isNullNode(n) {
+		// A null leaves the zero value, which Validate judges.
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		// The type reads its own shapes: ask it, and name the parameter
+		// in what it says.
+		err := n.Decode(reflect.New(t).Interface())
+		if err == nil {
+			return nil
+		}
+		var pe *ParamError
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: what + " " + err.Error()}
+	}
+	bad := func(takes string) error {
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s, not %s", what, takes, describeNode(n))}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		fields := map[string]reflect.StructField{}
+		collectFields(t, fields)
+		if n.Kind != yaml.MappingNode {
+			return bad("a mapping with parameters " + strings.Join(sortedNames(fields), ", "))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			// checkKnown has refused keys that are not fields.
+			if f, ok := fields[k.Value]; ok {
+				if err := checkShape(n.Content[i+1], f.Type, k.Value, f.Tag); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return bad("a list")
+		}
+		for _, c := range n.Content {
+			if err := checkShape(c, t.Elem(), "each entry of "+what, tag); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return bad("a mapping")
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkShape(n.Content[i+1], t.Elem(), what+" "+n.Content[i].Value, tag); err != nil {
+				return err
+			}
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return bad("a string")
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Decode(new(bool)) != nil {
+			return bad("true or false")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if t == durationType {
+			// yaml reads a time.Duration as Go writes one: "2s".
+			if _, err := time.ParseDuration(n.Value); n.Kind != yaml.ScalarNode || err != nil {
+				return bad("a duration with a unit like 500ms, 2s or 1m")
+			}
+			return nil
+		}
+		return checkNumber(n, t, what, tag)
+	}
+	return nil
+}
+
+// checkNumber checks the number n, which decodes into t (a number kind),
+// against the bounds of its tags, and writes it back as yaml reads it.
+func checkNumber(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag) error {
+	var err error
+	var text, accepts string
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		lo, hi := -math.MaxFloat64, math.MaxFloat64
+		if t.Kind() == reflect.Float32 {
+			lo, hi = -math.MaxFloat32, math.MaxFloat32
+		}
+		lo, hi = floatTag(t, tag, "min", lo), floatTag(t, tag, "max", hi)
+		accepts = "a number from " + fmtFloat(lo) + " to " + fmtFloat(hi)
+		if _, bounded := tag.Lookup("max"); !bounded {
+			accepts = "a number"
+		}
+		if n.Kind == yaml.ScalarNode {
+			var v float64
+			if v, err = config.ParseNumber(n.Value, lo, hi); err == nil {
+				text, n.Tag = strconv.FormatFloat(v, 'g', -1, 64), "!!float"
+			}
+		}
+	default:
+		lo, hi := intBounds(t)
+		lo, hi = intTag(t, tag, "min", lo), intTag(t, tag, "max", hi)
+		accepts = fmt.Sprintf("a whole number from %d to %d", lo, hi)
+		if n.Kind == yaml.ScalarNode {
+			var v int64
+			if v, err = config.ParseWhole(n.Value, lo, hi); err == nil {
+				text, n.Tag = strconv.FormatInt(v, 10), "!!int"
+			}
+		}
+	}
+	if n.Kind != yaml.ScalarNode {
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s%s, not %s", what, accepts, noteOf(tag), describeNode(n))}
+	}
+	if err != nil {
+		var ne *config.NumberError
+		if errors.As(err, &ne) {
+			ne.Accepts, ne.Note = accepts, noteOf(tag)
+		}
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: what + " " + err.Error()}
+	}
+	n.Value, n.Style = text, 0
+	return nil
+}
+
+// intBounds are the values an integer type holds.
+func intBounds(t reflect.Type) (int64, int64) {
+	bits := t.Bits()
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if bits == 64 {
+			// Above MaxInt64 is past anything a parameter means.
+			return 0, math.MaxInt64
+		}
+		return 0, 1<<bits - 1
+	}
+	return -1 << (bits - 1), 1<<(bits-1) - 1
+}
+
+// intTag reads the bound key of an integer field's tag, def when there is
+// none. A tag that is not a number of the type is a programming error.
+func intTag(t reflect.Type, tag reflect.StructTag, key string, def int64) int64 {
+	s, ok := tag.Lookup(key)
+	if !ok {
+		return def
+	}
+	lo, hi := intBounds(t)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		panic(fmt.Sprintf("chain: tag %s:%q of a %s parameter is not a whole number it holds", key, s, t))
+	}
+	return v
+}
+
+// floatTag reads the bound key of a float field's tag, def when there is
+// none.
+func floatTag(t reflect.Type, tag reflect.StructTag, key string, def float64) float64 {
+	s, ok := tag.Lookup(key)
+	if !ok {
+		return def
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		panic(fmt.Sprintf("chain: tag %s:%q of a %s parameter is not a number", key, s, t))
+	}
+	return v
+}
+
+// noteOf is a number field's note tag, as it follows the range.
+func noteOf(tag reflect.StructTag) string {
+	if note := tag.Get("note"); note != "" {
+		return " (" + note + ")"
+	}
+	return ""
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func isNullNode(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// describeNode names what n is, for "must be X, not Y" messages.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+func sortedNames(fields map[string]reflect.StructField) []string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // copyNode deep-copies n, resolving aliases to copies of what they name,
@@ -97,7 +331,7 @@ func expandEnv(n *yaml.Node, t reflect.Type) error {
 			}
 		}
 	case yaml.MappingNode:
-		fields := map[string]reflect.Type{}
+		fields := map[string]reflect.StructField{}
 		var elem reflect.Type
 		switch {
 		case t != nil && t.Kind() == reflect.Struct:
@@ -108,7 +342,7 @@ func expandEnv(n *yaml.Node, t reflect.Type) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			ft := elem
 			if f, ok := fields[n.Content[i].Value]; ok {
-				ft = f
+				ft = f.Type
 			}
 			if err := expandEnv(n.Content[i+1], ft); err != nil {
 				return err
@@ -177,11 +411,11 @@ func checkKnown(node *yaml.Node, t reflect.Type) error {
 	}
 	switch {
 	case node.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
+		fields := map[string]reflect.StructField{}
 		collectFields(t, fields)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, v := node.Content[i], node.Content[i+1]
-			ft, ok := fields[k.Value]
+			f, ok := fields[k.Value]
 			if !ok {
 				known := make([]string, 0, len(fields))
 				for n := range fields {
@@ -191,7 +425,7 @@ func checkKnown(node *yaml.Node, t reflect.Type) error {
 				return &ParamError{Line: k.Line, Col: k.Column,
 					Msg: fmt.Sprintf("unknown parameter %q; known parameters: %s", k.Value, strings.Join(known, ", "))}
 			}
-			if err := checkKnown(v, ft); err != nil {
+			if err := checkKnown(v, f.Type); err != nil {
 				return err
 			}
 		}
@@ -205,7 +439,7 @@ func checkKnown(node *yaml.Node, t reflect.Type) error {
 	return nil
 }
 
-func collectFields(t reflect.Type, into map[string]reflect.Type) {
+func collectFields(t reflect.Type, into map[string]reflect.StructField) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("yaml")
@@ -227,7 +461,7 @@ func collectFields(t reflect.Type, into map[string]reflect.Type) {
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		into[name] = f.Type
+		into[name] = f
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -98,5 +99,81 @@ func TestDecodeChecksParametersBehindAliases(t *testing.T) {
 	err := Decode(doc.Content[0].Content[3], &p)
 	if err == nil || !strings.HasPrefix(err.Error(), `1:22: unknown parameter "perod"; known parameters: limit, period`) {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// TestDecodeSaysWhatAParameterTakes: a value of the wrong shape is refused
+// at its line and column in words a user reads, never yaml's or Go's
+// ("cannot unmarshal !!float `1e30` into int64"); a number is checked
+// against its field's bounds, whatever the value's source.
+func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
+	t.Setenv("FG_DEC_SPACED", " -3")
+	t.Setenv("FG_DEC_SEVEN", "7")
+	type window struct {
+		Limit int64 `yaml:"limit" min:"1" max:"1000"`
+	}
+	type params struct {
+		Limit   int64             `yaml:"limit" min:"1" max:"1000"`
+		Depth   *int              `yaml:"depth" min:"-1" max:"64" note:"-1: no limit"`
+		Period  float64           `yaml:"period" min:"0.001" max:"60"`
+		Name    Expression        `yaml:"name"`
+		On      bool              `yaml:"on"`
+		Headers map[string]string `yaml:"headers"`
+		Windows []window          `yaml:"windows"`
+		Wait    time.Duration     `yaml:"wait"`
+	}
+	f := func(src, want string) {
+		t.Helper()
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var p params
+		err := Decode(doc.Content[0], &p)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: error = %v\nwant %s", src, err, want)
+		}
+	}
+	f("limit: 1e30", `1:8: limit must be a whole number from 1 to 1000, not "1e30"`)
+	f("limit: 99999999999999999999", "1:8: limit must be a whole number from 1 to 1000, not 99999999999999999999")
+	f("limit: 0", "1:8: limit must be a whole number from 1 to 1000, not 0")
+	f("limit: 1.5", `1:8: limit must be a whole number from 1 to 1000, not "1.5"`)
+	f("limit: 0x10", `1:8: limit must be a whole number from 1 to 1000, not "0x10"`)
+	f("limit: [1]", "1:8: limit must be a whole number from 1 to 1000, not a list")
+	f("limit: $env.FG_DEC_SPACED", `1:8: limit must be a whole number from 1 to 1000, not " -3"; remove the spaces around the value`)
+	f("depth: 65", "1:8: depth must be a whole number from -1 to 64 (-1: no limit), not 65")
+	f("period: .nan", `1:9: period must be a number from 0.001 to 60, not ".nan"`)
+	f("period: 1e400", "1:9: period must be a number from 0.001 to 60, not 1e400")
+	f("name: [a]", "1:7: name must be a string, not a list")
+	f("on: maybe", `1:5: on must be true or false, not "maybe"`)
+	f("headers: [a]", "1:10: headers must be a mapping, not a list")
+	f("headers: {a: [1]}", "1:14: headers a must be a string, not a list")
+	f("windows: {limit: 1}", "1:10: windows must be a list, not a mapping")
+	f("windows: [5]", `1:11: each entry of windows must be a mapping with parameters limit, not "5"`)
+	f("windows: [{limit: 2000}]", "1:19: limit must be a whole number from 1 to 1000, not 2000")
+	f("wait: 30", `1:7: wait must be a duration with a unit like 500ms, 2s or 1m, not "30"`)
+
+	// What reads as a number does, quoted or from a variable, and the
+	// node keeps what was written.
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("limit: \"1_000\"\ndepth: $env.FG_DEC_SEVEN\nperiod: 2.5\nwait: 1m30s\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var p params
+	if err := Decode(doc.Content[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Limit != 1000 || p.Depth == nil || *p.Depth != 7 || p.Period != 2.5 || p.Wait != 90*time.Second {
+		t.Errorf("decoded %+v", p)
+	}
+	if v := doc.Content[0].Content[1].Value; v != "1_000" {
+		t.Errorf("Decode changed the node: %q", v)
+	}
+	// Decimal, as in the rest of the config: YAML 1.1 read 017 as 15.
+	if err := yaml.Unmarshal([]byte("limit: 017\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(doc.Content[0], &p); err != nil || p.Limit != 17 {
+		t.Errorf("limit: 017 decoded as %d, %v", p.Limit, err)
 	}
 }

@@ -157,8 +157,11 @@ func (d *Decoder) RequiredStr(n *yaml.Node, what string) (string, bool) {
 	return d.d.requiredStr(n, what)
 }
 
-// Integer reads an integer.
-func (d *Decoder) Integer(n *yaml.Node, what string) (int64, bool) { return d.d.integer(n, what) }
+// WholeNumber reads an integer from min to max; anything else is an error
+// that says so, with note after the range ("0 turns it off"; "" for none).
+func (d *Decoder) WholeNumber(n *yaml.Node, what string, min, max int64, note string) (int64, bool) {
+	return d.d.wholeNumber(n, what, min, max, note)
+}
 
 // Boolean reads true or false.
 func (d *Decoder) Boolean(n *yaml.Node, what string) (bool, bool) { return d.d.boolean(n, what) }

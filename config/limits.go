@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 
 	"go.yaml.in/yaml/v3"
@@ -40,10 +41,7 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.IdleTimeout, _ = d.duration(v, "limits idleTimeout")
 		},
 		"maxConnections": func(_, v *yaml.Node) {
-			c, ok := d.integer(v, "limits maxConnections")
-			if ok && (c < 0 || c > math.MaxInt32) {
-				d.errorf(v, "limits maxConnections must be between 0 (the default, %d) and %d", DefaultLimits.MaxConns, math.MaxInt32)
-			}
+			c, _ := d.wholeNumber(v, "limits maxConnections", 0, math.MaxInt32, fmt.Sprintf(" (0: the default, %d)", DefaultLimits.MaxConns))
 			lim.MaxConns = int(c)
 		},
 		"pathParameters": func(_, v *yaml.Node) {
@@ -55,10 +53,8 @@ func (l *loader) limits(d *decoder, k, n *yaml.Node) {
 			lim.PathParameters = PathParameters(s)
 		},
 		"maxConnectionsPerClient": func(_, v *yaml.Node) {
-			c, ok := d.integer(v, "limits maxConnectionsPerClient")
-			if ok && (c < 0 || c > math.MaxInt32) {
-				d.errorf(v, "limits maxConnectionsPerClient must be between 0 (no per-client limit) and %d; the default is %d", math.MaxInt32, DefaultLimits.MaxConnsPerClient)
-			}
+			c, _ := d.wholeNumber(v, "limits maxConnectionsPerClient", 0, math.MaxInt32,
+				fmt.Sprintf(" (0: no per-client limit; the default is %d)", DefaultLimits.MaxConnsPerClient))
 			lim.MaxConnsPerClient = int(c)
 		},
 	}) || d.failed(m) {

@@ -302,9 +302,19 @@ func TestLoadErrors(t *testing.T) {
 		{"document not a mapping", "- a\n- b\n", "a.yaml:1:1", []string{"document must be a mapping", "not a list"}},
 
 		{"port out of range", head + "  listeners:\n    - name: a\n      port: 70000\n", "a.yaml:8:13",
-			[]string{"listener port", "between 1 and 65535", "70000"}},
+			[]string{"listener port must be a whole number from 1 to 65535, not 70000"}},
 		{"port not a number", head + "  listeners:\n    - name: a\n      port: http\n", "a.yaml:8:13",
-			[]string{"listener port", "integer", `"http"`}},
+			[]string{`listener port must be a whole number from 1 to 65535, not "http"`}},
+		{"port beyond any integer", head + "  listeners:\n    - name: a\n      port: 99999999999999999999\n", "a.yaml:8:13",
+			[]string{"listener port must be a whole number from 1 to 65535, not 99999999999999999999"}},
+		{"port with spaces from a variable", head + "  listeners:\n    - name: a\n      port: $env.FLEXGATE_TEST_SPACED\n", "a.yaml:8:13",
+			[]string{`listener port must be a whole number from 1 to 65535, not " -3"; remove the spaces around the value`}},
+		{"port in hexadecimal", head + "  listeners:\n    - name: a\n      port: 0x1F90\n", "a.yaml:8:13",
+			[]string{`listener port must be a whole number from 1 to 65535, not "0x1F90"`}},
+		{"maxConnections in exponent form", route("        url: http://b\n        maxConnections: 1e30\n"), "a.yaml:11:25",
+			[]string{`upstream maxConnections must be a whole number from 1 to 2147483647, not "1e30"`}},
+		{"limits maxConnections beyond any integer", head + "  limits:\n    maxConnections: 99999999999999999999999\n", "a.yaml:7:21",
+			[]string{"limits maxConnections must be a whole number from 0 to 2147483647 (0: the default, 10000), not 99999999999999999999999"}},
 		{"no listener name", head + "  listeners:\n    - port: 80\n", "a.yaml:7:7", []string{"listener has no name"}},
 		{"bad protocol", head + "  listeners:\n    - name: a\n      port: 80\n      protocol: tcp\n", "a.yaml:9:17",
 			[]string{`protocol "tcp"`, "HTTP or HTTPS"}},
@@ -357,8 +367,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"connectTimeout", "shorter than a millisecond", "1ms"}},
 		{"duration of centuries", route("        url: http://b\n        responseTimeout: 2562047h\n"), "a.yaml:11:26",
 			[]string{"responseTimeout", "longer than a week", "168h"}},
+		{"duration longer than Go holds", route("        url: http://b\n        responseTimeout: 99999999999999h\n"), "a.yaml:11:26",
+			[]string{`upstream responseTimeout "99999999999999h" is longer than a week; use at most 168h`}},
+		{"negative duration longer than Go holds", route("        url: http://b\n        responseTimeout: -99999999999999h\n"), "a.yaml:11:26",
+			[]string{`upstream responseTimeout must be positive, not "-99999999999999h"`}},
 		{"maxConnections zero", route("        url: http://b\n        maxConnections: 0\n"), "a.yaml:11:25",
-			[]string{"maxConnections", "between 1"}},
+			[]string{"upstream maxConnections must be a whole number from 1 to 2147483647, not 0"}},
 		{"insecureSkipVerify not bool", route("        url: https://b\n        insecureSkipVerify: yes\n"), "a.yaml:11:29",
 			[]string{"insecureSkipVerify", "true or false"}},
 		{"caFile on http", route("        url: http://b\n        caFile: ca.pem\n"), "a.yaml:11:17",
@@ -410,7 +424,7 @@ func TestLoadErrors(t *testing.T) {
 		{"path with an encoded parameter", head + "  routes:\n    - id: r\n      path: /a%3bb\n      upstream: {url: http://b}\n",
 			"a.yaml:8:13", []string{`route path "/a%3bb" is invalid`, "must not contain ';' or %3B"}},
 		{"limits negative per-client connections", head + "  limits:\n    maxConnectionsPerClient: -1\n", "a.yaml:7:30",
-			[]string{"maxConnectionsPerClient must be between 0 (no per-client limit) and", "the default is 256"}},
+			[]string{"maxConnectionsPerClient must be a whole number from 0 to 2147483647 (0: no per-client limit; the default is 256), not -1"}},
 
 		{"unset env", route("        url: http://b\n        host: $env.FLEXGATE_TEST_UNSET\n"), "a.yaml:11:15",
 			[]string{"FLEXGATE_TEST_UNSET", "not set", "set it"}},
@@ -420,6 +434,7 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"$env.", "variable name"}},
 	}
 	os.Unsetenv("FLEXGATE_TEST_UNSET")
+	t.Setenv("FLEXGATE_TEST_SPACED", " -3")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			expectOne(t, loadErrors(t, "a.yaml", c.src), c.pos, c.words...)

@@ -308,11 +308,7 @@ func (d *decoder) redis(n *yaml.Node) (*Redis, bool) {
 			return
 		}
 		dbNode = v
-		n, g := d.integer(v, "redis "+k.Value)
-		if g && (n < 0 || n > math.MaxInt32) {
-			d.errorf(v, "redis %s must be a database number of 0 or more, not %d", k.Value, n)
-			g = false
-		}
+		n, g := d.wholeNumber(v, "redis "+k.Value, 0, math.MaxInt32, "")
 		r.DB = int(n)
 		good(g)
 	}

@@ -282,11 +282,7 @@ func (d *decoder) outlier(n *yaml.Node, o *Outlier) {
 	var maxNode *yaml.Node
 	d.mapping(n, "upstream outlierDetection", map[string]field{
 		"consecutiveFailures": func(_, v *yaml.Node) {
-			if c, ok := d.integer(v, "outlierDetection consecutiveFailures"); ok {
-				if c < 0 || c > 1000 {
-					d.errorf(v, "outlierDetection consecutiveFailures must be between 1 and 1000, or 0 to turn ejection off, not %d", c)
-					return
-				}
+			if c, ok := d.wholeNumber(v, "outlierDetection consecutiveFailures", 0, 1000, " (0 turns ejection off)"); ok {
 				o.ConsecutiveFailures = int(c)
 			}
 		},
@@ -337,11 +333,7 @@ func (d *decoder) retries(n *yaml.Node, perTry **yaml.Node) (Retries, bool) {
 	var backoffNode *yaml.Node
 	if !d.mapping(n, "upstream retries", map[string]field{
 		"attempts": func(_, v *yaml.Node) {
-			if a, ok := d.integer(v, "retries attempts"); ok {
-				if a < 2 || a > 10 {
-					d.errorf(v, "retries attempts counts the first try too, so it must be between 2 and 10, not %d", a)
-					return
-				}
+			if a, ok := d.wholeNumber(v, "retries attempts", 2, 10, " (it counts the first try too)"); ok {
 				r.Attempts = int(a)
 			}
 		},

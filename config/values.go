@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,14 +171,19 @@ func (d *decoder) requiredStr(n *yaml.Node, what string) (string, bool) {
 	return s, ok
 }
 
-func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
+// wholeNumber reads an integer from min to max. A value that is not one
+// (a fraction, a word, a number beyond what a computer holds, spaces a
+// variable brought in) is an error that says what the field accepts; note,
+// when not empty, is put after the range to say what a value means
+// ("0: no limit").
+func (d *decoder) wholeNumber(n *yaml.Node, what string, min, max int64, note string) (int64, bool) {
 	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errorf(n, "%s must be an integer, not %s", what, describe(n))
+		d.errorf(n, "%s must be %s%s, not %s", what, wholeRange(min, max), note, describe(n))
 		return 0, false
 	}
-	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 10, 64)
+	v, err := ParseWhole(n.Value, min, max)
 	if err != nil {
-		d.errorf(n, "%s must be an integer, not %q", what, n.Value)
+		d.errorf(n, "%s %s", what, withNote(err, note))
 		return 0, false
 	}
 	return v, true
@@ -184,16 +191,100 @@ func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
 
 // positiveInt reads an integer in [1, max].
 func (d *decoder) positiveInt(n *yaml.Node, what string, max int64) (int, bool) {
-	v, ok := d.integer(n, what)
-	if !ok {
-		return 0, false
-	}
-	if v < 1 || v > max {
-		d.errorf(n, "%s must be between 1 and %d, not %d", what, max, v)
-		return 0, false
-	}
-	return int(v), true
+	v, ok := d.wholeNumber(n, what, 1, max, "")
+	return int(v), ok
 }
+
+// NumberError says why a value is not a number a field takes, as a
+// predicate that follows the field's name: `must be a whole number from 1
+// to 65535, not "http"`. A caller may fill in Note, or change Accepts to
+// its own words, before it reports it; it is not safe for concurrent use
+// while it does.
+type NumberError struct {
+	// Accepts is what the field takes: "a whole number from 1 to 65535".
+	Accepts string
+	// Note follows Accepts, to say what a value means: " (0: no limit)".
+	Note string
+	// Value is the value as written; Parsed reports whether it reads as a
+	// number at all, only out of range (then it is not quoted).
+	Value  string
+	Parsed bool
+}
+
+func (e *NumberError) Error() string {
+	val := strconv.Quote(e.Value)
+	if e.Parsed && strings.TrimSpace(e.Value) == e.Value {
+		val = e.Value
+	}
+	msg := "must be " + e.Accepts + e.Note + ", not " + val
+	if t := strings.TrimSpace(e.Value); t != e.Value && t != "" {
+		// A variable's value often carries a space or a newline its
+		// writer did not see.
+		msg += "; remove the spaces around the value"
+	}
+	return msg
+}
+
+// withNote sets the Note of a *NumberError.
+func withNote(err error, note string) error {
+	var ne *NumberError
+	if errors.As(err, &ne) {
+		ne.Note = note
+	}
+	return err
+}
+
+func wholeRange(min, max int64) string {
+	return fmt.Sprintf("a whole number from %d to %d", min, max)
+}
+
+// ParseWhole reads s as an integer from min to max, written in decimal
+// with an optional sign, `_` allowed between digits (1_000_000). Nothing
+// else is read as one: not 1.5 or 1e3, not 0x10, and not 017 as octal,
+// as YAML 1.1 would. The error is a *NumberError. Safe for concurrent use.
+func ParseWhole(s string, min, max int64) (int64, error) {
+	e := &NumberError{Accepts: wholeRange(min, max), Value: s}
+	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case err == nil:
+		e.Parsed = true
+	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+		// A whole number, larger than any field accepts.
+		e.Parsed = true
+		return 0, e
+	default:
+		return 0, e
+	}
+	if v < min || v > max {
+		return 0, e
+	}
+	return v, nil
+}
+
+// numberSyntax is a decimal number: digits with an optional fraction and
+// exponent. Go's ParseFloat reads more (Inf, NaN, hexadecimal), which no
+// field means.
+var numberSyntax = regexp.MustCompile(`^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$`)
+
+// ParseNumber reads s as a decimal number from min to max; fractions and
+// exponents are allowed, `_` between digits too. The error is a
+// *NumberError. Safe for concurrent use.
+func ParseNumber(s string, min, max float64) (float64, error) {
+	e := &NumberError{Accepts: "a number from " + formatFloat(min) + " to " + formatFloat(max), Value: s}
+	t := strings.ReplaceAll(s, "_", "")
+	if !numberSyntax.MatchString(t) {
+		return 0, e
+	}
+	e.Parsed = true
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < min || v > max {
+		return 0, e
+	}
+	return v, nil
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
 	if n.Kind == yaml.ScalarNode {
@@ -216,6 +307,14 @@ func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
 		return 0, false
 	}
 	v, err := time.ParseDuration(s)
+	if err != nil && durationSyntax.MatchString(s) {
+		// Written as a duration, longer than Go holds (292 years): out
+		// of range like any other too long or negative.
+		v, err = MaxDuration+1, nil
+		if strings.HasPrefix(s, "-") {
+			v = -1
+		}
+	}
 	if err != nil {
 		d.errorf(n, "%s must be a duration with a unit like 500ms, 2s or 1m, not %q", what, s)
 		return 0, false
@@ -235,6 +334,9 @@ func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
 	}
 	return v, true
 }
+
+// durationSyntax is what time.ParseDuration reads, whatever the size.
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // MinDuration and MaxDuration bound every duration of a config: the
 // timeouts, intervals and backoffs of the gateway, its routes and upstreams.

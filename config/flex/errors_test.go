@@ -94,7 +94,7 @@ func TestErrors(t *testing.T) {
 		{"config under policyRef", []string{"a.yaml", api("a", "http://0.0.0.0:8081", "  policies:\n    - policyRef:\n        name: header-injection-flex\n        config: {inboundHeaders: [{key: a, value: b}]}\n")},
 			[][]string{{"a.yaml:13:9", `unknown field "config" in policyRef; known fields: kind, name, namespace`}}},
 		{"route-weighted weight", []string{"a.yaml", doc("ApiInstance", "a") + "  address: http://0.0.0.0:8081\n  policies:\n    - policyRef: {name: route-weighted}\n      config: {routes: [{weight: 0, destinationRef: {name: s}}]}\n", "b.yaml", doc("Service", "s") + "  address: http://x\n"},
-			[][]string{{"a.yaml:9:34", "weight must be between 1 and 100, not 0"}}},
+			[][]string{{"a.yaml:9:34", "weight must be a whole number from 1 to 100, not 0"}}},
 		{"sharedStorage twice, differently", []string{"a.yaml", api("a", "http://0.0.0.0:8081"),
 			"c.yaml", doc("Configuration", "one") + "  sharedStorage: {redis: {address: \"r:6379\"}}\n", "d.yaml", doc("Configuration", "two") + "  sharedStorage: {redis: {address: \"s:6379\"}}\n"},
 			[][]string{{"d.yaml:6:3", "sharedStorage differs from the one set at ", "c.yaml:6:3"}}},

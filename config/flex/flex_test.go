@@ -322,7 +322,7 @@ func TestIdleTimeoutFlex(t *testing.T) {
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{name: a}", "")),
 		[]string{"b.yaml:7:21", "idle-timeout-flex applies to a Service's connections; set targetRef kind: Service"})
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{kind: Service, name: a-up}", "  config: {timeout: 0}\n")),
-		[]string{"b.yaml:8:21", "idle-timeout-flex timeout must be between 1 and 3600 seconds, not 0"})
+		[]string{"b.yaml:8:21", "idle-timeout-flex timeout must be a whole number from 1 to 3600 (seconds), not 0"})
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", bind("i", "{kind: Service, name: a-up}", "  config: {idle: 5}\n")),
 		[]string{"b.yaml:8:12", `unknown field "idle"`})
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081", "  policies:\n    - policyRef: {name: idle-timeout-flex}\n")),

@@ -1,6 +1,7 @@
 package flex
 
 import (
+	"math"
 	"strings"
 	"time"
 
@@ -128,7 +129,7 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 		},
 		"order": func(_, v *yaml.Node) {
 			orderNode = v
-			if i, ok := d.Integer(v, "order"); ok {
+			if i, ok := d.WholeNumber(v, "order", math.MinInt32, math.MaxInt32, " (lower runs first)"); ok {
 				b.order = int(i)
 			}
 		},

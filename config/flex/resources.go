@@ -407,9 +407,8 @@ func (l *load) logLevelOf(d *config.Decoder, n *yaml.Node) {
 func (l *load) timeoutsOf(d *config.Decoder, k, n *yaml.Node) {
 	t := &timeouts{pos: d.Pos(k)}
 	seconds := func(key, v *yaml.Node) int {
-		i, ok := d.Integer(v, "timeouts "+key.Value)
-		if ok && (i < 1 || i > 86400) {
-			d.Errorf(v, "timeouts %s must be between 1 and 86400 seconds, not %d", key.Value, i)
+		i, ok := d.WholeNumber(v, "timeouts "+key.Value, 1, 86400, " (seconds)")
+		if !ok {
 			return 0
 		}
 		t.written += key.Value + "=" + strconv.FormatInt(i, 10) + ";"

@@ -1,6 +1,7 @@
 package flex
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -81,12 +82,7 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 		}
 		d.Mapping(cfg, "idle-timeout-flex config", map[string]func(k, v *yaml.Node){
 			"timeout": func(_, v *yaml.Node) {
-				n, ok := d.Integer(v, "idle-timeout-flex timeout")
-				switch {
-				case !ok:
-				case n < 1 || time.Duration(n)*time.Second > config.MaxIdleTimeout:
-					d.Errorf(v, "idle-timeout-flex timeout must be between 1 and %d seconds, not %d", int(config.MaxIdleTimeout.Seconds()), n)
-				default:
+				if n, ok := d.WholeNumber(v, "idle-timeout-flex timeout", 1, int64(config.MaxIdleTimeout/time.Second), " (seconds)"); ok {
 					b.idle = time.Duration(n) * time.Second
 				}
 			},
@@ -101,12 +97,8 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 				cb := b.breaker
 				threshold := func(dst *int) func(k, v *yaml.Node) {
 					return func(k, v *yaml.Node) {
-						n, ok := d.Integer(v, "thresholds "+k.Value)
-						if ok && (n < 1 || n > 1<<31-1) {
-							d.Errorf(v, "thresholds %s must be a number above 0, not %d", k.Value, n)
-							return
-						}
-						if dst != nil {
+						n, ok := d.WholeNumber(v, "thresholds "+k.Value, 1, math.MaxInt32, "")
+						if ok && dst != nil {
 							*dst = int(n)
 						}
 					}
@@ -279,10 +271,7 @@ func (l *load) destination(d *config.Decoder, n *yaml.Node, ns string, weighted 
 	if weighted {
 		fields["weight"] = func(_, v *yaml.Node) {
 			weightNode = v
-			w, ok := d.Integer(v, "weight")
-			if ok && (w < 1 || w > 100) {
-				d.Errorf(v, "weight must be between 1 and 100, not %d", w)
-			}
+			w, _ := d.WholeNumber(v, "weight", 1, 100, "")
 			dst.weight = int(w)
 		}
 	}

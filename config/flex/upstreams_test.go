@@ -147,5 +147,5 @@ func TestCircuitBreakerThresholds(t *testing.T) {
 	}
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", doc("PolicyBinding", "cb")+
 		"  targetRef: {kind: Service, name: a-up}\n  policyRef: {name: circuit-breaker-flex}\n  config: {thresholds: {maxRequests: 0}}\n"),
-		[]string{"b.yaml:8:38", "thresholds maxRequests must be a number above 0, not 0"})
+		[]string{"b.yaml:8:38", "thresholds maxRequests must be a whole number from 1 to 2147483647, not 0"})
 }

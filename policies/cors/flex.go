@@ -33,7 +33,7 @@ type OriginGroup struct {
 	Origins []string `yaml:"origins"`
 	// AccessControlMaxAge is how long, in seconds, a browser may cache a
 	// preflight's answer. Default 30.
-	AccessControlMaxAge *int `yaml:"accessControlMaxAge"`
+	AccessControlMaxAge *int `yaml:"accessControlMaxAge" min:"0" max:"2147483647"`
 	// AllowedMethods; default every method Flex lists: CONNECT, DELETE,
 	// GET, OPTIONS, PATCH, POST, PUT, TRACE (and HEAD with GET).
 	AllowedMethods []AllowedMethod `yaml:"allowedMethods"`
@@ -75,7 +75,7 @@ func (f *FlexPolicy) Validate(env *chain.Env) error {
 		s := groupSpec{origins: og.Origins, originsNode: chain.Field(gn, "origins"),
 			headers: og.Headers, headersNode: chain.Field(gn, "headers"),
 			exposed: og.ExposedHeaders, exposedNode: chain.Field(gn, "exposedHeaders"),
-			maxAge: DefaultMaxAge, maxAgeNode: chain.Field(gn, "accessControlMaxAge")}
+			maxAge: DefaultMaxAge}
 		if og.AccessControlMaxAge != nil {
 			s.maxAge = *og.AccessControlMaxAge
 		}

@@ -50,7 +50,7 @@ type Policy struct {
 	Credentials bool `yaml:"credentials"`
 	// MaxAge is how long, in seconds, a browser may cache a preflight's
 	// answer. Default 30.
-	MaxAge *int `yaml:"maxAge"`
+	MaxAge *int `yaml:"maxAge" min:"0" max:"2147483647"`
 
 	engine
 }
@@ -65,7 +65,7 @@ func (p *Policy) Validate(env *chain.Env) error {
 	g := groupSpec{origins: p.Origins, originsNode: chain.Field(params, "origins"),
 		headers: p.Headers, headersNode: chain.Field(params, "headers"),
 		exposed: p.ExposedHeaders, exposedNode: chain.Field(params, "exposedHeaders"),
-		maxAge: DefaultMaxAge, maxAgeNode: chain.Field(params, "maxAge")}
+		maxAge: DefaultMaxAge}
 	if p.MaxAge != nil {
 		g.maxAge = *p.MaxAge
 	}
@@ -152,7 +152,6 @@ type groupSpec struct {
 	exposed     []string
 	exposedNode *yaml.Node
 	maxAge      int
-	maxAgeNode  *yaml.Node
 }
 
 type methodSpec struct {
@@ -370,9 +369,6 @@ func (s groupSpec) compile(credentials bool) (*group, error) {
 		exposed = append(exposed, h)
 	}
 	g.expose = []byte(strings.Join(exposed, ", "))
-	if s.maxAge < 0 {
-		return nil, chain.Errorf(s.maxAgeNode, "the max age must be 0 or more seconds, not %d", s.maxAge)
-	}
 	g.maxAge = strconv.AppendInt(nil, int64(s.maxAge), 10)
 	return g, nil
 }

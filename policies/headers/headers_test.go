@@ -213,7 +213,7 @@ func TestConfigErrors(t *testing.T) {
 	f("        - request-headers-set:\n            headers:\n              X-A: \"a\\r\\nB: c\"\n", "14:20", "control character")
 	f("        - request-headers-set:\n            headers:\n              X-A: \"\"\n", "14:20", "is empty")
 	f("        - request-headers-set:\n            headers:\n              X-A: $request.nope\n", "14:20", "unknown expression $request.nope")
-	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "cannot unmarshal !!seq")
+	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "headers must be a mapping, not a list")
 }
 
 // TestHeadersThroughAliases: a headers block reused through an alias works

@@ -12,8 +12,8 @@ import (
 // Once provisioned it is safe for concurrent use.
 type FlexCache struct {
 	HTTPCachingKey      *chain.Expression `yaml:"httpCachingKey"`
-	MaxCacheEntries     *int              `yaml:"maxCacheEntries"`
-	TTL                 *int              `yaml:"ttl"`
+	MaxCacheEntries     *int              `yaml:"maxCacheEntries" min:"1" max:"10000000"`
+	TTL                 *int              `yaml:"ttl" min:"1" max:"31622400" note:"seconds"`
 	UseHTTPCacheHeaders *bool             `yaml:"useHttpCacheHeaders"`
 	InvalidationHeader  string            `yaml:"invalidationHeader"`
 	RequestExpression   *chain.Expression `yaml:"requestExpression"`
@@ -40,10 +40,8 @@ func (f *FlexCache) Validate(env *chain.Env) error {
 	if f.ResponseExpression != nil && *f.ResponseExpression != "" {
 		p.responseExpr, p.responseNode = string(*f.ResponseExpression), chain.Field(params, "responseExpression")
 	}
-	if n := chain.Field(params, "maxCacheEntries"); f.MaxCacheEntries != nil {
-		if *f.MaxCacheEntries < 1 || *f.MaxCacheEntries > maxMaxEntries {
-			return chain.Errorf(n, "maxCacheEntries must be between 1 and %d, not %d", maxMaxEntries, *f.MaxCacheEntries)
-		}
+	if f.MaxCacheEntries != nil {
+		// Within its tags' bounds, 1 to maxMaxEntries.
 		p.maxEntries = *f.MaxCacheEntries
 	}
 	if n := chain.Field(params, "ttl"); f.TTL != nil {

@@ -352,15 +352,19 @@ func TestErrors(t *testing.T) {
 	for _, tc := range []struct{ policy, pos, want string }{
 		{"- http-caching: {key: static}", "12:31", `the key "static" has no expression`},
 		{"- http-caching: {key: \"#[attributes.nope]\"}", "12:45", "key:"},
-		{"- http-caching: {maxEntries: 0}", "12:38", "maxEntries must be between 1 and 10000000, not 0"},
+		{"- http-caching: {maxEntries: 0}", "12:38", fmt.Sprintf("maxEntries must be a whole number from 1 to %d, not 0", maxMaxEntries)},
+		{"- http-caching: {maxEntries: 1e30}", "12:38", fmt.Sprintf(`maxEntries must be a whole number from 1 to %d, not "1e30"`, maxMaxEntries)},
 		{"- http-caching: {maxBytes: 10KiB}", "12:36", `maxBytes must be a size from 1MiB to 64GiB, such as 256MiB, not "10KiB"`},
 		{"- http-caching: {ttl: 600}", "12:31", `ttl must be a duration with a unit like 30s or 10m, not "600"`},
 		{"- http-caching: {ttl: 0s}", "12:31", "ttl must be from 1s to 366 days"},
 		{"- http-caching: {invalidationHeader: \"bad header\"}", "12:46", `invalidationHeader "bad header" is not a header name`},
 		{"- http-caching: {requestExpression: \"#[attributes.method]\"}", "12:48", "a condition must be true or false"},
 		{"- http-caching: {responseExpression: \"#[attributes.statusCode == '200']\"}", "12:71", "responseExpression: == compares a number with text"},
-		{"- http-caching-flex: {maxCacheEntries: -1}", "12:48", "maxCacheEntries must be between 1 and 10000000, not -1"},
-		{"- http-caching-flex: {ttl: 0}", "12:36", "ttl must be from 1s to 366 days, not 0s"},
+		{"- http-caching-flex: {maxCacheEntries: -1}", "12:48", fmt.Sprintf("maxCacheEntries must be a whole number from 1 to %d, not -1", maxMaxEntries)},
+		{"- http-caching-flex: {ttl: 0}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 0"},
+		// 18446744080 s in nanoseconds is 2⁶⁴ + 6.3e9: as a Duration,
+		// 6.3 s, which was taken for the ttl.
+		{"- http-caching-flex: {ttl: 18446744080}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 18446744080"},
 		{"- http-caching-flex: {httpCachingKey: \"#[attributes.statusCode]\"}", "12:61", "httpCachingKey: attributes.statusCode is the upstream's status"},
 	} {
 		_, path, err := chaintest.Compile(t, chaintest.Gateway(tc.policy))

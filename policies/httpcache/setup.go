@@ -81,7 +81,7 @@ type Cache struct {
 	// #[attributes.requestUri] (the path and the query).
 	Key chain.Expression `yaml:"key"`
 	// MaxEntries bounds the entries held; default 10,000.
-	MaxEntries int `yaml:"maxEntries"`
+	MaxEntries int `yaml:"maxEntries" min:"1" max:"10000000"`
 	// MaxBytes bounds the bytes held ("64MiB", the default; KiB, MiB,
 	// GiB, or a number of bytes).
 	MaxBytes string `yaml:"maxBytes"`
@@ -158,11 +158,9 @@ func (c *Cache) Validate(env *chain.Env) error {
 	if n := chain.Field(params, "responseExpression"); n != nil {
 		p.responseExpr, p.responseNode = string(c.ResponseExpression), n
 	}
-	if n := chain.Field(params, "maxEntries"); n != nil {
+	if chain.Field(params, "maxEntries") != nil {
+		// Within its tags' bounds, 1 to maxMaxEntries.
 		p.maxEntries = c.MaxEntries
-		if p.maxEntries < 1 || p.maxEntries > maxMaxEntries {
-			return chain.Errorf(n, "maxEntries must be between 1 and %d, not %d", maxMaxEntries, p.maxEntries)
-		}
 	}
 	if n := chain.Field(params, "maxBytes"); n != nil {
 		b, err := parseSize(c.MaxBytes)

@@ -37,9 +37,9 @@ type FlexIntrospector struct {
 	// to the server ("Basic ..." or "Bearer ...").
 	AuthorizationValue string `yaml:"authorizationValue"`
 	// ValidatedTokenTTL is how many seconds an answer is reused; 600.
-	ValidatedTokenTTL *int `yaml:"validatedTokenTTL"`
+	ValidatedTokenTTL *int `yaml:"validatedTokenTTL" min:"0" max:"31622400"`
 	// AuthenticationTimeout bounds a call, in milliseconds; 10000.
-	AuthenticationTimeout *int `yaml:"authenticationTimeout"`
+	AuthenticationTimeout *int `yaml:"authenticationTimeout" min:"1" max:"60000"`
 	// SkipClientIDValidation: Flex Gateway matches the token's client
 	// against API contracts unless true; local mode has no contracts.
 	SkipClientIDValidation *bool `yaml:"skipClientIdValidation"`
@@ -54,7 +54,7 @@ type FlexIntrospector struct {
 	// (one of them).
 	ScopeValidationCriteria string `yaml:"scopeValidationCriteria"`
 	// MaxCacheEntries bounds the cache; 1000.
-	MaxCacheEntries int `yaml:"maxCacheEntries"`
+	MaxCacheEntries int `yaml:"maxCacheEntries" min:"0" max:"2147483647" note:"0: the default, 1000"`
 
 	Introspector `yaml:"-"`
 }
@@ -85,17 +85,11 @@ func (f *FlexIntrospector) Validate(env *chain.Env) error {
 	ttl := FlexDefaultTokenTTL
 	if f.ValidatedTokenTTL != nil {
 		ttl = *f.ValidatedTokenTTL
-		if ttl < 0 {
-			return chain.Errorf(chain.Field(p, "validatedTokenTTL"), "validatedTokenTTL must be 0 or more seconds, not %d", ttl)
-		}
 	}
 	in.CacheTTL = &ttl
 	ms := FlexDefaultTimeoutMillis
 	if f.AuthenticationTimeout != nil {
 		ms = *f.AuthenticationTimeout
-		if ms < 1 || ms > 60000 {
-			return chain.Errorf(chain.Field(p, "authenticationTimeout"), "authenticationTimeout must be between 1 and 60000 milliseconds, not %d", ms)
-		}
 	}
 	in.Timeout = float64(ms) / 1000
 	if f.SkipClientIDValidation == nil || !*f.SkipClientIDValidation {
@@ -124,9 +118,6 @@ func (f *FlexIntrospector) Validate(env *chain.Env) error {
 		return chain.Errorf(chain.Field(p, "scopeValidationCriteria"), "scopeValidationCriteria %q is unknown; use AND (every scope) or OR (one of them)", f.ScopeValidationCriteria)
 	}
 	in.MaxCacheEntries = f.MaxCacheEntries
-	if in.MaxCacheEntries < 0 {
-		return chain.Errorf(chain.Field(p, "maxCacheEntries"), "maxCacheEntries must be positive, not %d", in.MaxCacheEntries)
-	}
 	if in.MaxCacheEntries == 0 {
 		in.MaxCacheEntries = FlexDefaultMaxCacheEntries
 	}

@@ -676,9 +676,16 @@ func TestValidate(t *testing.T) {
 	f("- token-introspection:\n    url: https://x/introspect\n    clientId: a",
 		"gw.yaml:14:23: token-introspection: clientId and clientSecret are both required")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: -1",
-		"gw.yaml:16:23:", "cacheTtl must be 0 or more")
+		"gw.yaml:16:23:", "cacheTtl must be a whole number from 0 to 31622400, not -1")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: 1m",
-		"gw.yaml:16:23:", "cannot unmarshal")
+		"gw.yaml:16:23:", `cacheTtl must be a whole number from 0 to 31622400, not "1m"`)
+	// 18446744080 s in nanoseconds is 2⁶⁴ + 6.3e9: as a Duration, 6.3 s.
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    cacheTtl: 18446744080",
+		"gw.yaml:16:23:", "cacheTtl must be a whole number from 0 to 31622400, not 18446744080")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    maxCacheEntries: -1",
+		"gw.yaml:16:30:", fmt.Sprintf("maxCacheEntries must be a whole number from 0 to 2147483647 (0: the default, %d), not -1", DefaultMaxCacheEntries))
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    timeout: 61",
+		"gw.yaml:16:22:", fmt.Sprintf("timeout must be a number from 0 to 60 (seconds; 0: the default, %g), not 61", DefaultTimeout.Seconds()))
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    caFile: /nonexistent.pem",
 		"gw.yaml:16:21:", "cannot read caFile")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    scopes: [ok, \"two words\"]",

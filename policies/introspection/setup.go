@@ -41,17 +41,17 @@ type Introspector struct {
 	ClientSecret string `yaml:"clientSecret"`
 	// CacheTTL is how many seconds an active token's answer is reused,
 	// never past the token's exp. 0 asks the server every time. Default 60.
-	CacheTTL *int `yaml:"cacheTtl"`
+	CacheTTL *int `yaml:"cacheTtl" min:"0" max:"31622400"`
 	// InactiveCacheTTL is how many seconds an `active: false` answer is
 	// reused, so that a client retrying a dead token does not hammer the
 	// server. 0 disables it. Default 5.
-	InactiveCacheTTL *int `yaml:"inactiveCacheTtl"`
+	InactiveCacheTTL *int `yaml:"inactiveCacheTtl" min:"0" max:"31622400"`
 	// MaxCacheEntries bounds the cache; when full, arbitrary entries are
 	// dropped. Default 100000.
-	MaxCacheEntries int `yaml:"maxCacheEntries"`
+	MaxCacheEntries int `yaml:"maxCacheEntries" min:"0" max:"2147483647" note:"0: the default, 100000"`
 	// Timeout is the seconds one introspection call may take, connect
 	// included; fractions allowed. Default 3.
-	Timeout float64 `yaml:"timeout"`
+	Timeout float64 `yaml:"timeout" min:"0" max:"60" note:"seconds; 0: the default, 3"`
 	// CAFile is a PEM bundle that verifies an https server instead of the
 	// system roots.
 	CAFile string `yaml:"caFile"`
@@ -145,20 +145,6 @@ func (in *Introspector) Validate(env *chain.Env) error {
 		}
 		return chain.Errorf(node, "clientId and clientSecret are both required: the introspection server "+
 			"authenticates the gateway with them (write them as $env.NAME)")
-	}
-	for _, f := range []struct {
-		name string
-		v    *int
-	}{{"cacheTtl", in.CacheTTL}, {"inactiveCacheTtl", in.InactiveCacheTTL}} {
-		if f.v != nil && *f.v < 0 {
-			return chain.Errorf(chain.Field(p, f.name), "%s must be 0 or more seconds, not %d", f.name, *f.v)
-		}
-	}
-	if in.MaxCacheEntries < 0 {
-		return chain.Errorf(chain.Field(p, "maxCacheEntries"), "maxCacheEntries must be positive, not %d", in.MaxCacheEntries)
-	}
-	if in.Timeout < 0 || in.Timeout > 60 {
-		return chain.Errorf(chain.Field(p, "timeout"), "timeout must be between 0 and 60 seconds, not %g", in.Timeout)
 	}
 	for i, s := range in.Scopes {
 		if s == "" || strings.ContainsAny(s, " \"\\") {

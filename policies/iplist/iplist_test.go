@@ -156,7 +156,7 @@ func TestValidate(t *testing.T) {
 	f("        - ip-allowlist: {ips: []}", "gw.yaml:12:31: ip-allowlist: ips is required")
 	f(`        - ip-blocklist: {ips: ["10.0.0.1", "10.0.0.0/33"]}`, `gw.yaml:12:44: ip-blocklist: ips: "10.0.0.0/33" is not a CIDR: prefix length out of range`)
 	f(`        - ip-blocklist: {ips: ["fe80::1%eth0"]}`, "has an IPv6 zone")
-	f(`        - ip-blocklist: {ips: "10.0.0.1"}`, "gw.yaml:12:31:", "cannot unmarshal")
+	f(`        - ip-blocklist: {ips: "10.0.0.1"}`, "gw.yaml:12:31:", `ips must be a list, not "10.0.0.1"`)
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "#['10.0.0.1']"}`,
 		"gw.yaml:12:64: ip-allowlist-flex: ipExpression", "reads nothing of the request", "#[attributes.headers['name']]")
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "10.0.0.1"}`, "reads nothing of the request")

@@ -2,6 +2,7 @@ package jsonthreat
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -248,13 +249,18 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: %v, want %q", policy, err, want)
 		}
 	}
-	f("        - json-threat-protection: {maxContainerDepth: -2}\n", "gw.yaml:13:55: json-threat-protection: maxContainerDepth must be 0 or more, or -1 for no limit, not -2")
-	f("        - json-threat-protection-flex: {maxStringValueLength: 3000000000}\n", "maxStringValueLength must be at most 2147483647")
-	f("        - json-threat-protection: {maxContainerDepth: 10001}\n", "maxContainerDepth 10001 is deeper than the gateway reads: at most 10000")
+	f("        - json-threat-protection: {maxContainerDepth: -2}\n",
+		"gw.yaml:13:55: json-threat-protection: maxContainerDepth must be a whole number from -1 to 10000 (-1: no limit, but the gateway reads no body nested deeper than 10000), not -2")
+	f("        - json-threat-protection-flex: {maxStringValueLength: 3000000000}\n",
+		"gw.yaml:13:63: json-threat-protection-flex: maxStringValueLength must be a whole number from -1 to 2147483647 (-1: no limit), not 3000000000")
+	// The tag's bound is the scanner's.
+	f(fmt.Sprintf("        - json-threat-protection: {maxContainerDepth: %d}\n", MaxNesting+1),
+		fmt.Sprintf("maxContainerDepth must be a whole number from -1 to %d (-1: no limit, but the gateway reads no body nested deeper than %[1]d), not %d", MaxNesting, MaxNesting+1))
 	f("        - json-threat-protection: {contentTypes: xml}\n", `gw.yaml:13:50: json-threat-protection: contentTypes "xml" is unknown`)
 	f("        - json-threat-protection-flex: {contentTypes: json}\n", `unknown parameter "contentTypes"`)
 	f("        - json-threat-protection-flex: {maxDepth: 3}\n", `unknown parameter "maxDepth"; known parameters: maxArrayElementCount, maxContainerDepth, maxObjectEntryCount, maxObjectEntryNameLength, maxStringValueLength`)
-	f("        - json-threat-protection-flex: {maxContainerDepth: \"3\"}\n", "gw.yaml:13:60:")
+	f("        - json-threat-protection-flex: {maxContainerDepth: three}\n",
+		`gw.yaml:13:60: json-threat-protection-flex: maxContainerDepth must be a whole number from -1 to 10000 (-1: no limit, but the gateway reads no body nested deeper than 10000), not "three"`)
 }
 
 // TestLargeBodyStreamsThroughTheCheck: of a body larger than holdMax the

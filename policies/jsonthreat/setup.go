@@ -2,10 +2,7 @@ package jsonthreat
 
 import (
 	"fmt"
-	"math"
 	"strconv"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
@@ -36,11 +33,11 @@ const (
 // FlexLimits are Flex Gateway's parameters of json-threat-protection-flex,
 // each -1 (the default) for no limit.
 type FlexLimits struct {
-	MaxContainerDepth        *int64 `yaml:"maxContainerDepth"`
-	MaxStringValueLength     *int64 `yaml:"maxStringValueLength"`
-	MaxArrayElementCount     *int64 `yaml:"maxArrayElementCount"`
-	MaxObjectEntryCount      *int64 `yaml:"maxObjectEntryCount"`
-	MaxObjectEntryNameLength *int64 `yaml:"maxObjectEntryNameLength"`
+	MaxContainerDepth        *int64 `yaml:"maxContainerDepth" min:"-1" max:"10000" note:"-1: no limit, but the gateway reads no body nested deeper than 10000"`
+	MaxStringValueLength     *int64 `yaml:"maxStringValueLength" min:"-1" max:"2147483647" note:"-1: no limit"`
+	MaxArrayElementCount     *int64 `yaml:"maxArrayElementCount" min:"-1" max:"2147483647" note:"-1: no limit"`
+	MaxObjectEntryCount      *int64 `yaml:"maxObjectEntryCount" min:"-1" max:"2147483647" note:"-1: no limit"`
+	MaxObjectEntryNameLength *int64 `yaml:"maxObjectEntryNameLength" min:"-1" max:"2147483647" note:"-1: no limit"`
 }
 
 // FlexProtector is json-threat-protection-flex: Flex Gateway's parameters,
@@ -76,17 +73,17 @@ type protector struct {
 	broken   *chain.Rejection
 }
 
-// Validate checks the limits.
-func (f *FlexProtector) Validate(env *chain.Env) error {
-	return f.validate(env, &f.FlexLimits)
-}
+// Validate has nothing to check: the limits' bounds are their tags, which
+// chain.Decode checks.
+func (f *FlexProtector) Validate(*chain.Env) error { return nil }
 
 // Provision builds the rejections.
 func (f *FlexProtector) Provision(env *chain.Env) error {
 	return f.provision(env, &f.FlexLimits, false)
 }
 
-// Validate checks the limits and contentTypes.
+// Validate checks contentTypes; the limits' bounds are their tags, which
+// chain.Decode checks.
 func (p *Protector) Validate(env *chain.Env) error {
 	switch p.ContentTypes {
 	case "", CheckAll, CheckJSON:
@@ -95,7 +92,7 @@ func (p *Protector) Validate(env *chain.Env) error {
 			"contentTypes %q is unknown: use %s (every body, the default) or %s (bodies sent as JSON or without a Content-Type)",
 			p.ContentTypes, CheckAll, CheckJSON)
 	}
-	return p.validate(env, &p.FlexLimits)
+	return nil
 }
 
 // Provision builds the rejections.
@@ -120,23 +117,6 @@ func (fl *FlexLimits) params() []struct {
 		{"maxObjectEntryCount", fl.MaxObjectEntryCount, ObjectTooLong},
 		{"maxObjectEntryNameLength", fl.MaxObjectEntryNameLength, NameTooLong},
 	}
-}
-
-func (p *protector) validate(env *chain.Env, fl *FlexLimits) error {
-	for _, prm := range fl.params() {
-		at := func() *yaml.Node { return chain.Field(env.Spec.Params, prm.name) }
-		switch {
-		case prm.v == nil || *prm.v == -1:
-		case *prm.v < -1:
-			return chain.Errorf(at(), "%s must be 0 or more, or -1 for no limit, not %d", prm.name, *prm.v)
-		case prm.name == "maxContainerDepth" && *prm.v > MaxNesting:
-			return chain.Errorf(at(), "maxContainerDepth %d is deeper than the gateway reads: at most %d (with -1, bodies may nest %d deep)",
-				*prm.v, MaxNesting, MaxNesting)
-		case *prm.v > math.MaxInt32:
-			return chain.Errorf(at(), "%s must be at most %d, or -1 for no limit", prm.name, math.MaxInt32)
-		}
-	}
-	return nil
 }
 
 func value(v *int64) int64 {

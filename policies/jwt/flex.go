@@ -45,7 +45,7 @@ type FlexValidator struct {
 	// refused.
 	SigningMethod string `yaml:"signingMethod"`
 	// SigningKeyLength is 256 (the default), 384 or 512.
-	SigningKeyLength *int `yaml:"signingKeyLength"`
+	SigningKeyLength *int `yaml:"signingKeyLength" min:"256" max:"512" note:"256, 384 or 512"`
 	// JWTKeyOrigin is text (the default: TextKey) or jwks (JWKSURL).
 	JWTKeyOrigin string `yaml:"jwtKeyOrigin"`
 	// TextKey is the HMAC secret, or the public key in PEM (its header
@@ -54,9 +54,9 @@ type FlexValidator struct {
 	// JWKSURL is one JWK set URL or several separated by commas.
 	JWKSURL string `yaml:"jwksUrl"`
 	// JWKSServiceTimeToLive is in minutes; 60.
-	JWKSServiceTimeToLive *int `yaml:"jwksServiceTimeToLive"`
+	JWKSServiceTimeToLive *int `yaml:"jwksServiceTimeToLive" min:"1" max:"10080" note:"minutes"`
 	// JWKSServiceConnectionTimeout is in milliseconds; 10000.
-	JWKSServiceConnectionTimeout *int `yaml:"jwksServiceConnectionTimeout"`
+	JWKSServiceConnectionTimeout *int `yaml:"jwksServiceConnectionTimeout" min:"1" max:"60000" note:"milliseconds"`
 	// SkipClientIDValidation: Flex Gateway matches the token's client
 	// against API contracts unless true; local mode has none.
 	SkipClientIDValidation *bool `yaml:"skipClientIdValidation"`
@@ -179,16 +179,10 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 		ttl := FlexDefaultJWKSTTLMinutes
 		if f.JWKSServiceTimeToLive != nil {
 			ttl = *f.JWKSServiceTimeToLive
-			if ttl < 1 || ttl > 7*24*60 {
-				return chain.Errorf(chain.Field(p, "jwksServiceTimeToLive"), "jwksServiceTimeToLive must be 1 to 10080 minutes, not %d", ttl)
-			}
 		}
 		ms := FlexDefaultJWKSTimeoutMillis
 		if f.JWKSServiceConnectionTimeout != nil {
 			ms = *f.JWKSServiceConnectionTimeout
-			if ms < 1 || ms > 60000 {
-				return chain.Errorf(chain.Field(p, "jwksServiceConnectionTimeout"), "jwksServiceConnectionTimeout must be 1 to 60000 milliseconds, not %d", ms)
-			}
 		}
 		at := chain.Field(p, "jwksUrl")
 		if strings.TrimSpace(f.JWKSURL) == "" {

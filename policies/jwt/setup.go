@@ -64,7 +64,7 @@ type Validator struct {
 	// client_id, else azp.
 	ClientIDClaim string `yaml:"clientIdClaim"`
 	// MaxCacheEntries bounds the cache of verified tokens; default 10000.
-	MaxCacheEntries int `yaml:"maxCacheEntries"`
+	MaxCacheEntries int `yaml:"maxCacheEntries" min:"0" max:"2147483647" note:"0: the default, 10000"`
 
 	s  settings
 	rt runtime
@@ -119,15 +119,30 @@ type Claim struct {
 // Strings is a parameter written as one value or a list of them.
 type Strings []string
 
-// UnmarshalYAML accepts a scalar or a sequence of scalars.
+// UnmarshalYAML accepts a scalar or a sequence of scalars; anything else
+// is an error that chain.Decode puts after the parameter's name.
 func (s *Strings) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		*s = Strings{n.Value}
 		return nil
 	}
-	var list []string
-	if err := n.Decode(&list); err != nil {
-		return err
+	bad := func(what string) error { return fmt.Errorf("must be a value or a list of values, not %s", what) }
+	if n.Kind != yaml.SequenceNode {
+		return bad("a mapping")
+	}
+	list := make([]string, 0, len(n.Content))
+	for _, e := range n.Content {
+		if e.Kind == yaml.AliasNode && e.Alias != nil {
+			e = e.Alias
+		}
+		switch e.Kind {
+		case yaml.ScalarNode:
+			list = append(list, e.Value)
+		case yaml.SequenceNode:
+			return bad("a list of lists")
+		default:
+			return bad("a list of mappings")
+		}
 	}
 	*s = list
 	return nil
@@ -297,10 +312,7 @@ func (v *Validator) Validate(env *chain.Env) error {
 	if v.ClientIDClaim != "" {
 		s.clientClaim = []string{v.ClientIDClaim}
 	}
-	switch {
-	case v.MaxCacheEntries < 0:
-		return chain.Errorf(chain.Field(p, "maxCacheEntries"), "maxCacheEntries must be positive, not %d", v.MaxCacheEntries)
-	case v.MaxCacheEntries > 0:
+	if v.MaxCacheEntries > 0 {
 		s.maxEntries = v.MaxCacheEntries
 	}
 	v.s = s

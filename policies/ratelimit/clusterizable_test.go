@@ -199,7 +199,7 @@ func TestClusterizableConfig(t *testing.T) {
 	f(base+"            clusterizable: true\n            onStoreError: open\n", "16:27", `onStoreError "open" is not supported; use deny`)
 	f(base+"            clusterizable: true\n            storeTimeout: 10\n", "16:27", "storeTimeout must be a duration with a unit")
 	f(base+"            clusterizable: true\n            storeTimeout: 5s\n", "16:27", "storeTimeout 5s is out of range")
-	f(base+"            clusterizable: yes please\n", "15:28", "cannot unmarshal")
+	f(base+"            clusterizable: yes please\n", "15:28", `clusterizable must be true or false, not "yes please"`)
 
 	t.Setenv(MaxReplicasEnv, "")
 	f(base+"            clusterizable: true\n            onStoreError: local\n", "16:27", "onStoreError: local needs FLEXGATE_MAX_REPLICAS")

@@ -48,8 +48,8 @@ type FlexLimiter struct {
 
 // FlexWindow is one item of rateLimits.
 type FlexWindow struct {
-	MaximumRequests          int64 `yaml:"maximumRequests"`
-	TimePeriodInMilliseconds int64 `yaml:"timePeriodInMilliseconds"`
+	MaximumRequests          int64 `yaml:"maximumRequests" min:"1" max:"31622400000000"`
+	TimePeriodInMilliseconds int64 `yaml:"timePeriodInMilliseconds" min:"1" max:"31622400000"`
 	// The knobs some users write per item (see FlexLimiter).
 	KeySelector   *chain.Expression `yaml:"keySelector"`
 	ExposeHeaders *bool             `yaml:"exposeHeaders"`
@@ -83,13 +83,13 @@ func (f *FlexLimiter) Validate(env *chain.Env) error {
 			return item
 		}
 		period := time.Duration(w.TimePeriodInMilliseconds) * time.Millisecond
+		// Left out, either is 0; one written is within its tags'
+		// bounds.
 		switch {
 		case w.MaximumRequests <= 0:
 			return chain.Errorf(at("maximumRequests"), "maximumRequests must be a whole number of requests above 0, e.g. maximumRequests: 100")
 		case w.TimePeriodInMilliseconds <= 0:
 			return chain.Errorf(at("timePeriodInMilliseconds"), "timePeriodInMilliseconds must be above 0, e.g. 60000 for a minute")
-		case period > 366*24*time.Hour:
-			return chain.Errorf(at("timePeriodInMilliseconds"), "timePeriodInMilliseconds %d is longer than a year", w.TimePeriodInMilliseconds)
 		case w.MaximumRequests > int64(period/time.Microsecond):
 			return chain.Errorf(at("maximumRequests"), "%d requests per %d ms is more than a million a second; raise the period or lower the limit",
 				w.MaximumRequests, w.TimePeriodInMilliseconds)

@@ -108,7 +108,11 @@ func TestFlexRateLimitingKnobsPerItem(t *testing.T) {
               - {maximumRequests: 1, timePeriodInMilliseconds: 1000, exposeHeaders: false}
 `, "15:85", "exposeHeaders differs from the exposeHeaders at line 13")
 	f("            rateLimits: []\n", "13:25", "rateLimits is required")
-	f("            rateLimits: [{maximumRequests: 0, timePeriodInMilliseconds: 1000}]\n", "13:44", "maximumRequests must be a whole number")
+	f("            rateLimits: [{maximumRequests: 0, timePeriodInMilliseconds: 1000}]\n", "13:44", "maximumRequests must be a whole number from 1 to 31622400000000, not 0")
+	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 1e30}]\n", "13:73", `timePeriodInMilliseconds must be a whole number from 1 to 31622400000, not "1e30"`)
+	t.Setenv("FLEXGATE_TEST_SPACED", " -3")
+	f("            rateLimits: [{maximumRequests: $env.FLEXGATE_TEST_SPACED, timePeriodInMilliseconds: 1000}]\n", "13:44",
+		`maximumRequests must be a whole number from 1 to 31622400000000, not " -3"; remove the spaces around the value`)
 	f("            rateLimits: [{maximumRequests: 1}]\n", "13:26", "timePeriodInMilliseconds must be above 0")
 	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 1000}]\n            limit: 3\n", "14:13", `unknown parameter "limit"`)
 }

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,24 +233,30 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	// rate-limiting: is on line 12; its parameters start on line 13.
-	f("            limit: 0\n            period: 60\n", "13:20", "limit must be a whole number of requests above 0")
-	f("            limit: -5\n            period: 60\n", "13:20", "limit must be")
-	f("            limit: 10\n            period: 0\n", "14:21", "period must be a number of seconds of at least 0.001")
-	f("            limit: 10\n", "13:13", "period must be")
-	f("            period: 10\n", "13:13", "limit must be")
-	f("            limit: ten\n            period: 60\n", "13:20", "cannot unmarshal !!str `ten`")
-	f("            limit: 10\n            period: soon\n", "14:21", "cannot unmarshal")
-	f("            limit: 10\n            period: 40000000\n", "14:21", "longer than a year")
+	f("            limit: 0\n            period: 60\n", "13:20", "limit must be a whole number from 1 to 31622400000000, not 0")
+	f("            limit: -5\n            period: 60\n", "13:20", "limit must be a whole number from 1 to 31622400000000, not -5")
+	f("            limit: 1e30\n            period: 60\n", "13:20", `limit must be a whole number from 1 to 31622400000000, not "1e30"`)
+	f("            limit: 99999999999999999999\n            period: 60\n", "13:20", "limit must be a whole number from 1 to 31622400000000, not 99999999999999999999")
+	f("            limit: 1.5\n            period: 60\n", "13:20", `limit must be a whole number from 1 to 31622400000000, not "1.5"`)
+	f("            limit: 10\n            period: 0\n", "14:21", "period must be a number from 0.001 to 31622400, not 0")
+	f("            limit: 10\n            period: .nan\n", "14:21", `period must be a number from 0.001 to 31622400, not ".nan"`)
+	f("            limit: 10\n", "13:13", "period must be a number of seconds of at least 0.001")
+	f("            period: 10\n", "13:13", "limit must be a whole number of requests above 0")
+	f("            limit: ten\n            period: 60\n", "13:20", `limit must be a whole number from 1 to 31622400000000, not "ten"`)
+	f("            limit: 10\n            period: soon\n", "14:21", `period must be a number from 0.001 to 31622400, not "soon"`)
+	f("            limit: 10\n            period: 40000000\n", "14:21", "period must be a number from 0.001 to 31622400, not 40000000")
 	f("            limit: 10000000\n            period: 1\n", "13:20", "more than a million a second")
 	f("            limit: 10\n            period: 60\n            limits: [{limit: 1, period: 1}]\n", "15:21", "not both")
 	f("            identifier: $request.remoteAddress\n", "13:13", "a limit is required")
-	f("            limits:\n              - {limit: 1, period: 1}\n              - {limit: 0, period: 60}\n", "15:25", "limit must be")
+	f("            limits:\n              - {limit: 1, period: 1}\n              - {limit: 0, period: 60}\n", "15:25", "limit must be a whole number from 1 to 31622400000000, not 0")
 	f("            limits:\n              - {limit: 1, peroid: 1}\n", "14:28", "unknown parameter \"peroid\"; known parameters: limit, period")
 	f("            limit: 10\n            period: 60\n            identifier: $request.ip\n", "15:25", "unknown expression $request.ip")
 	f("            limit: 10\n            period: 60\n            identifier: everyone\n", "15:25", "every client would share one budget")
 	f("            limit: 10\n            period: 60\n            identifier: $request.header.A-B-C-D-E-F-G-H\n", "15:25", "more than 6 '-' and '_'")
 	f("            limit: 10\n            period: 60\n            maxKeys: 10\n", "15:22", "maxKeys is 10")
-	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", "cannot unmarshal")
+	f("            limit: 10\n            period: 60\n            maxKeys: -1\n", "15:22",
+		fmt.Sprintf("maxKeys must be a whole number from 0 to 2147483647 (0: the default, %d; else at least %d), not -1", DefaultMaxKeys, minMaxKeys))
+	f("            limit: 10\n            period: 60\n            exposeHeaders: maybe\n", "15:28", `exposeHeaders must be true or false, not "maybe"`)
 	f("            limit: 10\n            period: 60\n            burst: 5\n", "15:13",
 		"unknown parameter \"burst\"; known parameters: clusterizable, exposeHeaders, identifier, limit, limits, maxKeys, onStoreError, period, storeTimeout")
 	_, _, err := chaintest.Compile(t, chaintest.Gateway("        - rate-limiting\n"))

@@ -51,10 +51,10 @@ const (
 type Limiter struct {
 	// Limit is the number of requests a client may make per Period; it is
 	// also the burst a client that was idle may send at once.
-	Limit int64 `yaml:"limit"`
+	Limit int64 `yaml:"limit" min:"1" max:"31622400000000"`
 	// Period is the window of Limit in seconds; fractions are allowed
 	// (0.5 is half a second).
-	Period float64 `yaml:"period"`
+	Period float64 `yaml:"period" min:"0.001" max:"31622400"`
 	// Limits are several limits that must all hold ("10 per second and
 	// 1000 per hour"), instead of Limit and Period.
 	Limits []Window `yaml:"limits"`
@@ -65,7 +65,7 @@ type Limiter struct {
 	// response of the route; default true.
 	ExposeHeaders *bool `yaml:"exposeHeaders"`
 	// MaxKeys caps the clients tracked at once (memory); default 1,000,000.
-	MaxKeys int `yaml:"maxKeys"`
+	MaxKeys int `yaml:"maxKeys" min:"0" max:"2147483647" note:"0: the default, 1000000; else at least 1024"`
 	// Clusterizable keeps the buckets in the gateway's shared storage
 	// (spec.sharedStorage), so that the limit holds across all replicas
 	// together; default false: each replica counts on its own.
@@ -109,9 +109,9 @@ type Limiter struct {
 // Window is one limit: Limit requests per Period seconds.
 type Window struct {
 	// Limit is the number of requests per Period.
-	Limit int64 `yaml:"limit"`
+	Limit int64 `yaml:"limit" min:"1" max:"31622400000000"`
 	// Period is the window in seconds; fractions are allowed.
-	Period float64 `yaml:"period"`
+	Period float64 `yaml:"period" min:"0.001" max:"31622400"`
 }
 
 // Validate checks the parameters and compiles the identifier.
@@ -278,13 +278,13 @@ func rule(w Window, node *yaml.Node) (Rule, error) {
 		}
 		return node
 	}
+	// A limit or period left out is 0; one written is within its tags'
+	// bounds.
 	switch {
 	case w.Limit <= 0:
 		return Rule{}, chain.Errorf(at("limit"), "limit must be a whole number of requests above 0, e.g. limit: 100")
 	case !(w.Period >= 0.001):
 		return Rule{}, chain.Errorf(at("period"), "period must be a number of seconds of at least 0.001, e.g. period: 60")
-	case w.Period > 366*24*3600:
-		return Rule{}, chain.Errorf(at("period"), "period %g s is longer than a year; use at most 31622400", w.Period)
 	}
 	// Rounded, not truncated: 2.11 s in float64 is a hair under 2.11e9 ns,
 	// and 1.001 × 1e6 a hair under 1,001,000.

@@ -54,9 +54,9 @@ type Validator struct {
 	Block *bool `yaml:"block"`
 	// MaxBodySize is the largest body read and validated, in bytes; a
 	// larger one is answered 413. Default 1 MiB.
-	MaxBodySize int64 `yaml:"maxBodySize"`
+	MaxBodySize int64 `yaml:"maxBodySize" min:"0" max:"1073741824" note:"bytes; 0: the default, 1 MiB"`
 	// MaxDepth is the deepest nesting a JSON body may have. Default 64.
-	MaxDepth int `yaml:"maxDepth"`
+	MaxDepth int `yaml:"maxDepth" min:"0" max:"10000" note:"0: the default, 64"`
 
 	spec   *spec
 	route  string
@@ -121,12 +121,6 @@ func (v *Validator) Validate(env *chain.Env) error {
 	}
 	if err := checkBasePath(v.BasePath); err != nil {
 		return chain.Errorf(chain.Field(params, v.basePathParam), "%s %v", v.basePathParam, err)
-	}
-	if v.MaxBodySize < 0 {
-		return chain.Errorf(chain.Field(params, "maxBodySize"), "maxBodySize must be a positive number of bytes, not %d", v.MaxBodySize)
-	}
-	if v.MaxDepth < 0 {
-		return chain.Errorf(chain.Field(params, "maxDepth"), "maxDepth must be a positive number of levels, not %d", v.MaxDepth)
 	}
 	sp, err := loadSpec(src)
 	if err != nil {

@@ -14,11 +14,11 @@ const FlexTooManyRequests = "Too Many Requests"
 // parameters (each with Flex's default when left out) and answers,
 // counted by the Spike. Once provisioned it is safe for concurrent use.
 type FlexSpike struct {
-	MaximumRequests          *int  `yaml:"maximumRequests"`
-	TimePeriodInMilliseconds *int  `yaml:"timePeriodInMilliseconds"`
-	DelayTimeInMillis        *int  `yaml:"delayTimeInMillis"`
-	DelayAttempts            *int  `yaml:"delayAttempts"`
-	QueuingLimit             *int  `yaml:"queuingLimit"`
+	MaximumRequests          *int  `yaml:"maximumRequests" min:"1" max:"1000000"`
+	TimePeriodInMilliseconds *int  `yaml:"timePeriodInMilliseconds" min:"1" max:"5000" note:"spike control smooths bursts; for quotas use rate-limiting"`
+	DelayTimeInMillis        *int  `yaml:"delayTimeInMillis" min:"1" max:"60000"`
+	DelayAttempts            *int  `yaml:"delayAttempts" min:"0" max:"60000"`
+	QueuingLimit             *int  `yaml:"queuingLimit" min:"0" max:"10000" note:"each waiting request holds a connection and a worker"`
 	ExposeHeaders            *bool `yaml:"exposeHeaders"`
 
 	Spike `yaml:"-"`

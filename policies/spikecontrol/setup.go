@@ -39,7 +39,7 @@ const (
 // concurrent use.
 type Spike struct {
 	// Limit is the most requests the route forwards in any Period.
-	Limit int `yaml:"limit"`
+	Limit int `yaml:"limit" min:"1" max:"1000000"`
 	// Period is the sliding window, a duration up to 5s; default 1s.
 	Period string `yaml:"period"`
 	// Delay is how long a request over the limit waits before it is tried
@@ -47,10 +47,10 @@ type Spike struct {
 	Delay string `yaml:"delay"`
 	// DelayAttempts is how often a waiting request is tried again before
 	// it is refused; default 1.
-	DelayAttempts *int `yaml:"delayAttempts"`
+	DelayAttempts *int `yaml:"delayAttempts" min:"0" max:"60000"`
 	// QueueLimit is the most requests that wait at once; one over it is
 	// refused at once. Default 0: no request waits.
-	QueueLimit int `yaml:"queueLimit"`
+	QueueLimit int `yaml:"queueLimit" min:"0" max:"10000" note:"each waiting request holds a connection and a worker"`
 	// ExposeHeaders adds X-Ratelimit-Limit, -Remaining and -Reset (ms) to
 	// the route's responses; default false.
 	ExposeHeaders bool `yaml:"exposeHeaders"`
@@ -126,18 +126,16 @@ func (p *params) check(at *yaml.Node) error {
 		}
 		return at
 	}
+	// The numbers' own bounds (limit, attempts, queue) are their tags,
+	// which Decode checks.
 	switch {
-	case p.limit < 1 || p.limit > MaxLimit:
-		return chain.Errorf(node(p.limitNode), "the limit must be between 1 and %d requests, not %d", MaxLimit, p.limit)
 	case p.period < time.Millisecond || p.period > MaxPeriod:
 		return chain.Errorf(node(p.periodNode), "the period must be between 1ms and %s, not %s (spike control smooths bursts; for quotas use rate-limiting)", MaxPeriod, p.period)
 	case p.delay < time.Millisecond:
 		return chain.Errorf(node(p.delayNode), "the delay must be at least 1ms, not %s", p.delay)
-	case p.attempts < 0:
-		return chain.Errorf(node(p.attemptsNode), "delay attempts must be 0 or more, not %d", p.attempts)
-	case p.queue < 0 || p.queue > MaxQueue:
-		return chain.Errorf(node(p.queueNode), "the queuing limit must be between 0 and %d, not %d (each waiting request holds a connection and a worker)", MaxQueue, p.queue)
-	case p.queue > 0 && time.Duration(p.attempts)*p.delay > MaxWait:
+	case p.queue > 0 && p.attempts > 0 && p.delay > MaxWait/time.Duration(p.attempts):
+		// Divided, not multiplied: a delay of years times the attempts
+		// would wrap around to a short wait.
 		return chain.Errorf(node(p.attemptsNode), "a queued request would wait %d × %s, longer than %s; lower the delay or the attempts",
 			p.attempts, p.delay, MaxWait)
 	}

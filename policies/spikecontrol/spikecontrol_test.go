@@ -1,6 +1,7 @@
 package spikecontrol
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -252,16 +253,20 @@ func TestRefusalDoesNotAllocate(t *testing.T) {
 func TestSpikeErrors(t *testing.T) {
 	for _, tc := range []struct{ policy, pos, want string }{
 		{"- spike-control: {period: 1s}", "12:26", "limit is required"},
-		{"- spike-control: {limit: 0}", "12:34", "the limit must be between 1 and 1000000 requests, not 0"},
+		// The tags' bounds are MaxLimit and MaxQueue.
+		{"- spike-control: {limit: 0}", "12:34", fmt.Sprintf("limit must be a whole number from 1 to %d, not 0", MaxLimit)},
+		{"- spike-control: {limit: 1e30}", "12:34", `limit must be a whole number from 1 to 1000000, not "1e30"`},
 		{"- spike-control: {limit: 5, period: 6s}", "12:45", "the period must be between 1ms and 5s, not 6s"},
 		{"- spike-control: {limit: 5, period: 1}", "12:45", `period must be a duration with a unit like 500ms or 1s, not "1"`},
-		{"- spike-control: {limit: 5, queueLimit: -1}", "12:49", "the queuing limit must be between 0 and 10000"},
-		{"- spike-control: {limit: 5, delayAttempts: -1}", "12:52", "delay attempts must be 0 or more"},
+		{"- spike-control: {limit: 5, queueLimit: -1}", "12:49", fmt.Sprintf("queueLimit must be a whole number from 0 to %d (each waiting request holds a connection and a worker), not -1", MaxQueue)},
+		{"- spike-control: {limit: 5, delayAttempts: -1}", "12:52", fmt.Sprintf("delayAttempts must be a whole number from 0 to %d, not -1", MaxWait.Milliseconds())},
 		{"- spike-control: {limit: 5, queueLimit: 1, delay: 10s, delayAttempts: 7}", "12:79", "would wait 7 × 10s, longer than 1m0s"},
+		// 2⁶² ns × 4 is 2⁶⁴ ns, which an int64 holds as 0.
+		{"- spike-control: {limit: 5, queueLimit: 1, delay: 4611686018427387904ns, delayAttempts: 4}", "12:97", "would wait 4 × "},
 		{"- spike-control: {limit: 5, identifier: $request.remoteAddress}", "12:37", `unknown parameter "identifier"`},
-		{"- spike-control-flex: {timePeriodInMilliseconds: 5001}", "12:58", "the period must be between 1ms and 5s, not 5.001s"},
-		{"- spike-control-flex: {maximumRequests: 0}", "12:49", "the limit must be between 1 and 1000000 requests, not 0"},
-		{"- spike-control-flex: {queuingLimit: 20000}", "12:46", "the queuing limit must be between 0 and 10000"},
+		{"- spike-control-flex: {timePeriodInMilliseconds: 5001}", "12:58", fmt.Sprintf("timePeriodInMilliseconds must be a whole number from 1 to %d (spike control smooths bursts; for quotas use rate-limiting), not 5001", MaxPeriod.Milliseconds())},
+		{"- spike-control-flex: {maximumRequests: 0}", "12:49", fmt.Sprintf("maximumRequests must be a whole number from 1 to %d, not 0", MaxLimit)},
+		{"- spike-control-flex: {queuingLimit: 20000}", "12:46", fmt.Sprintf("queuingLimit must be a whole number from 0 to %d (each waiting request holds a connection and a worker), not 20000", MaxQueue)},
 	} {
 		_, path, err := chaintest.Compile(t, chaintest.Gateway(tc.policy))
 		if err == nil {

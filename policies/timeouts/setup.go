@@ -7,9 +7,7 @@
 package timeouts
 
 import (
-	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -107,8 +105,8 @@ func (t *Timeout) HandleRequest(_ *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 // `timeout` in seconds, 15 and 300 when left out (Flex Gateway's
 // defaults). Once provisioned it is safe for concurrent use.
 type FlexTimeout struct {
-	// Seconds is the wait in seconds, a number; fractions are allowed.
-	Seconds yaml.Node `yaml:"timeout"`
+	// Seconds is the wait in seconds; fractions are allowed.
+	Seconds *float64 `yaml:"timeout" min:"0.001" max:"86400" note:"seconds"`
 
 	Timeout `yaml:"-"`
 }
@@ -119,18 +117,11 @@ func (f *FlexTimeout) Validate(env *chain.Env) error {
 	if f.kind == streamIdle {
 		s = DefaultStreamIdleSeconds
 	}
-	node := chain.Field(env.Spec.Params, "timeout")
-	if n := &f.Seconds; n.Kind != 0 {
-		v, err := strconv.ParseFloat(n.Value, 64)
-		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || err != nil {
-			return chain.Errorf(node, "timeout is a number of seconds, e.g. timeout: 15, not %q", n.Value)
-		}
-		s = v
+	if f.Seconds != nil {
+		// Within its tags' bounds, 1ms to MaxTimeout.
+		s = *f.Seconds
 	}
-	if math.IsNaN(s) || s > MaxTimeout.Seconds() {
-		return chain.Errorf(node, "timeout %s is longer than %g seconds", fmt.Sprint(s), MaxTimeout.Seconds())
-	}
-	return f.set(node, time.Duration(s*float64(time.Second)))
+	return f.set(chain.Field(env.Spec.Params, "timeout"), time.Duration(math.Round(s*float64(time.Second))))
 }
 
 var (

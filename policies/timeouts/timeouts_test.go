@@ -1,6 +1,7 @@
 package timeouts
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,10 +60,12 @@ func TestTimeoutErrors(t *testing.T) {
 		{"- response-timeout: {timeout: -1s}", "12:39", "timeout must be above 0"},
 		{"- stream-idle-timeout: {timeout: 25h}", "12:42", "longer than 24h0m0s"},
 		{"- response-timeout: {timeout: 1s, idle: 1s}", "12:43", `unknown parameter "idle"`},
-		{"- response-timeout-flex: {timeout: 0}", "12:44", "timeout must be above 0"},
-		{"- stream-idle-timeout-flex: {timeout: -5}", "12:47", "timeout must be above 0"},
-		{"- response-timeout-flex: {timeout: 100000}", "12:44", "longer than 86400 seconds"},
-		{"- response-timeout-flex: {timeout: 15s}", "12:44", `timeout is a number of seconds, e.g. timeout: 15, not "15s"`},
+		// The tags' bounds are 1ms and MaxTimeout.
+		{"- response-timeout-flex: {timeout: 0}", "12:44", fmt.Sprintf("timeout must be a number from 0.001 to %g (seconds), not 0", MaxTimeout.Seconds())},
+		{"- stream-idle-timeout-flex: {timeout: -5}", "12:47", "timeout must be a number from 0.001 to 86400 (seconds), not -5"},
+		{"- response-timeout-flex: {timeout: 100000}", "12:44", "timeout must be a number from 0.001 to 86400 (seconds), not 100000"},
+		{"- response-timeout-flex: {timeout: 15s}", "12:44", `timeout must be a number from 0.001 to 86400 (seconds), not "15s"`},
+		{"- response-timeout-flex: {timeout: .nan}", "12:44", `timeout must be a number from 0.001 to 86400 (seconds), not ".nan"`},
 	} {
 		_, path, err := chaintest.Compile(t, chaintest.Gateway(tc.policy))
 		if err == nil {

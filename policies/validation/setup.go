@@ -30,10 +30,10 @@ type Validator struct {
 	Schema string `yaml:"schema"`
 	// MaxBodySize is the largest body, in bytes, that is read and parsed;
 	// a larger one is answered 413. Default 1 MiB.
-	MaxBodySize int64 `yaml:"maxBodySize"`
+	MaxBodySize int64 `yaml:"maxBodySize" min:"0" max:"1073741824" note:"bytes; 0: the default, 1 MiB"`
 	// MaxDepth is the deepest nesting of arrays and objects a body may
 	// have; a deeper one is answered 400 before it is parsed. Default 64.
-	MaxDepth int `yaml:"maxDepth"`
+	MaxDepth int `yaml:"maxDepth" min:"0" max:"10000" note:"0: the default, 64"`
 	// In says what the schema validates: "query" (the query parameters;
 	// a request with a body is rejected), "body" (the JSON body; a request
 	// without one is rejected) or "auto", the default: "query" when the
@@ -105,12 +105,6 @@ func (v *Validator) Validate(env *chain.Env) error {
 	params := env.Spec.Params
 	if params == nil || strings.TrimSpace(v.Schema) == "" {
 		return errors.New(`needs a "schema": write the JSON Schema the requests must match under schema: |`)
-	}
-	if v.MaxBodySize < 0 {
-		return chain.Errorf(chain.Field(params, "maxBodySize"), "maxBodySize must be a positive number of bytes, not %d", v.MaxBodySize)
-	}
-	if v.MaxDepth < 0 {
-		return chain.Errorf(chain.Field(params, "maxDepth"), "maxDepth must be a positive number of levels, not %d", v.MaxDepth)
 	}
 	switch v.In {
 	case "", "auto", "query", "body":

@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -55,7 +56,15 @@ func TestConfigErrorsPointAtTheSchemaLine(t *testing.T) {
     schema: |
       {"type": "object"}
     maxDepth: -1
-`, "gw.yaml:15:23", "maxDepth must be a positive")
+`, "gw.yaml:15:23", fmt.Sprintf("maxDepth must be a whole number from 0 to 10000 (0: the default, %d), not -1", DefaultMaxDepth))
+	// A limit this large wrapped the bound of the read of a streamed
+	// body (maxBodySize+1) below zero: the body read as empty, and went
+	// upstream so.
+	f(`- request-validation:
+    schema: |
+      {"type": "object"}
+    maxBodySize: 9223372036854775807
+`, "gw.yaml:15:26", "maxBodySize must be a whole number from 0 to 1073741824 (bytes; 0: the default, 1 MiB), not 9223372036854775807")
 	f(`- request-validation:
     schemas: "{}"
 `, "gw.yaml:13:13", `unknown parameter "schemas"`, "schema")
