@@ -44,6 +44,8 @@ func TestLoadClientsErrors(t *testing.T) {
 		{"empty file", "# nothing yet\n", "c.yaml", []string{"clients file is empty"}},
 		{"not a list", "clients: a\n", "c.yaml:1:10", []string{"clients must be a list"}},
 		{"syntax", "- id: a\n  secret: [\n", "c.yaml:2:11", []string{"YAML syntax error", "]"}},
+		// A Secret's value pasted with its terminal's escape codes.
+		{"control character", "- id: a\n  secret: \x1b[1mb\n", "c.yaml:2:11", []string{"control character U+001B (ESC) is not allowed"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	goccyyaml "github.com/goccy/go-yaml"
 	goccyparser "github.com/goccy/go-yaml/parser"
@@ -345,6 +346,14 @@ func flowDepthAtMost(data []byte, max int) bool {
 var syntaxLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (d *decoder) syntaxError(err error, data []byte) {
+	msg := err.Error()
+	if !syntaxLineRe.MatchString(msg) {
+		// yaml.v3 names no place for a character it cannot read.
+		if line, col, what, ok := BadChar(data); ok {
+			d.errs.add(Pos{File: d.file, Line: line, Col: col}, "%s", what)
+			return
+		}
+	}
 	// yaml.v3 reports the line where the enclosing block starts, not where
 	// the problem is (an indentation slip on line 9 is "line 6"); a second
 	// parser, goccy/go-yaml, places it on the token at fault.
@@ -359,7 +368,6 @@ func (d *decoder) syntaxError(err error, data []byte) {
 			return
 		}
 	}
-	msg := err.Error()
 	if m := syntaxLineRe.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		d.errs.add(Pos{File: d.file, Line: line}, "YAML syntax error: %s", m[2])
@@ -367,3 +375,42 @@ func (d *decoder) syntaxError(err error, data []byte) {
 	}
 	d.errs.add(Pos{File: d.file}, "YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
 }
+
+// BadChar finds the first character of data that YAML does not read: a
+// byte that begins no UTF-8 character, or a control character other than
+// tab and the line breaks (NUL, ESC, DEL, ...). line and col place it as
+// yaml places nodes, from 1, col in characters; what says what it is and
+// how to fix it. ok is false when data holds none, or is UTF-16, which
+// yaml reads by its byte order mark. Safe for concurrent use.
+func BadChar(data []byte) (line, col int, what string, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return 0, 0, "", false
+	}
+	line, col = 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return line, col, fmt.Sprintf("the byte 0x%02X here is not part of a UTF-8 character; save the file as UTF-8", data[i]), true
+		case r == '\n', r == '\r' && (i+1 == len(data) || data[i+1] != '\n'), r == 0x85, r == 0x2028, r == 0x2029:
+			line, col = line+1, 0
+		case r == '\t', r == '\r':
+		case r < 0x20 || r == 0x7F || r >= 0x80 && r <= 0x9F || r == 0xFFFE || r == 0xFFFF:
+			name := ""
+			switch {
+			case r < 0x20:
+				name = " (" + asciiControls[r] + ")"
+			case r == 0x7F:
+				name = " (DEL)"
+			}
+			return line, col, fmt.Sprintf("the control character U+%04X%s is not allowed in YAML; remove it, or write it as \\x%02X in a double-quoted string", r, name, r), true
+		}
+		i += size
+		col++
+	}
+	return 0, 0, "", false
+}
+
+// asciiControls name the control characters below U+0020.
+var asciiControls = [...]string{"NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR", "SO", "SI",
+	"DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "FS", "GS", "RS", "US"}

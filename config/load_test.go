@@ -300,6 +300,13 @@ func TestLoadErrors(t *testing.T) {
 		{"yaml unclosed flow sequence", head + "  routes:\n    - id: a\n      path: [\"/a/*\"\n      upstream: {url: \"http://b\"}\n", "a.yaml:9:7",
 			[]string{"YAML syntax error", "']'"}},
 		{"document not a mapping", "- a\n- b\n", "a.yaml:1:1", []string{"document must be a mapping", "not a list"}},
+		// yaml.v3 names no line for a character it does not read.
+		{"NUL byte", head + "  routes:\n    - id: r\n      path: /x\x00y\n", "a.yaml:8:15",
+			[]string{"the control character U+0000 (NUL) is not allowed in YAML; remove it"}},
+		{"escape character after a CRLF line", strings.ReplaceAll(head, "\n", "\r\n") + "  routes: [] # \x1b[0m\r\n", "a.yaml:6:16",
+			[]string{"the control character U+001B (ESC) is not allowed in YAML"}},
+		{"not UTF-8", head + "  routes: [] # caf\xe9\n", "a.yaml:6:19",
+			[]string{"the byte 0xE9 here is not part of a UTF-8 character; save the file as UTF-8"}},
 
 		{"port out of range", head + "  listeners:\n    - name: a\n      port: 70000\n", "a.yaml:8:13",
 			[]string{"listener port must be a whole number from 1 to 65535, not 70000"}},

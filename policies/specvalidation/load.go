@@ -158,7 +158,10 @@ func loadSpec(src *source) (*spec, error) {
 			line, _ = strconv.Atoi(m[1])
 			return nil, src.errorf(line, 1, "is not JSON or YAML: %s", m[2])
 		}
-		return nil, src.errorf(0, 0, "is not JSON or YAML: %v", err)
+		if line, col, what, ok := config.BadChar(src.text); ok {
+			return nil, src.errorf(line, col, "is not JSON or YAML: %s", what)
+		}
+		return nil, src.errorf(0, 0, "is not JSON or YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var alias *config.AliasError
 	if err := config.CheckAliases(&tree); errors.As(err, &alias) {
