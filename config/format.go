@@ -190,7 +190,8 @@ func (d *Decoder) Upstream(n *yaml.Node, what string) (Upstream, bool) {
 // policies as in sharedStorage.redis.tls: trustedCA, certificate {crt,
 // key, keyPassphrase}, skipValidation, minVersion (or minversion),
 // maxVersion, alpn, ciphers; extra adds fields of the caller's. what names
-// them in messages ("tls policy").
+// them in messages ("tls policy"). With problems, it still returns what it
+// read (unless n is not a mapping), for the caller's own checks.
 func (d *Decoder) TLS(n *yaml.Node, what string, extra map[string]func(key, val *yaml.Node)) (*RedisTLS, bool) {
 	return d.d.tlsSettings(n, what, extra)
 }

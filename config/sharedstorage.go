@@ -549,22 +549,23 @@ func (d *decoder) tlsSettings(n *yaml.Node, what string, extra map[string]func(k
 	if !d.mapping(n, what, fields) {
 		return nil, false
 	}
-	if !ok {
-		return nil, false
-	}
-	if t.MinVersion != "" && t.MaxVersion != "" && tlsVersions[t.MinVersion] > tlsVersions[t.MaxVersion] {
+	// Checks of fields together, each reported: a caller checks its own
+	// fields against t too, usable or not.
+	_, minKnown := tlsVersions[t.MinVersion]
+	_, maxKnown := tlsVersions[t.MaxVersion]
+	if minKnown && maxKnown && tlsVersions[t.MinVersion] > tlsVersions[t.MaxVersion] {
 		d.errorf(maxKey, "%s maxVersion %s is below minVersion %s", what, t.MaxVersion, t.MinVersion)
-		return nil, false
+		ok = false
 	}
 	if len(t.Ciphers) > 0 && t.MinVersion == "1.3" {
 		d.errorf(ciphersNode, "%s ciphers apply to TLS 1.2 only, and minVersion is 1.3; remove ciphers", what)
-		return nil, false
+		ok = false
 	}
 	if t.SkipValidation && caNode != nil {
 		d.errorf(caNode, "%s has trustedCA and skipValidation: true, so trustedCA would be ignored; keep one", what)
-		return nil, false
+		ok = false
 	}
-	return t, true
+	return t, ok
 }
 
 func (d *decoder) tlsCertificate(n *yaml.Node, t *RedisTLS, what string) bool {

@@ -171,7 +171,16 @@ func TestSharedStorageErrors(t *testing.T) {
 		"key is not encrypted; remove keyPassphrase")
 	f("      address: r:1\n      tls: {certificate: {crt: $env.FG_CRT, key: garbage}}\n", "10:26", "key holds no PEM private key")
 
-	got := loadErrors(t, "a.yaml", head+routed+"  sharedStorage:\n    redis: {address: $env.FG_UNSET_ADDR}\n")
+	// Each problem of the tls settings, not the first alone.
+	got := loadErrors(t, "a.yaml", head+routed+"  sharedStorage:\n    redis:\n      address: r:1\n"+
+		"      tls: {minVersion: \"1.3\", maxVersion: \"1.2\", ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256], trustedCA: $env.FG_CA, skipValidation: true}\n")
+	if want := []string{"a.yaml:10:32: redis tls maxVersion 1.2 is below minVersion 1.3", "a.yaml:10:60: redis tls ciphers apply to TLS 1.2 only",
+		"a.yaml:10:112: redis tls has trustedCA and skipValidation"}; len(got) != len(want) ||
+		!strings.HasPrefix(got[0], want[0]) || !strings.HasPrefix(got[1], want[1]) || !strings.HasPrefix(got[2], want[2]) {
+		t.Errorf("tls errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	got = loadErrors(t, "a.yaml", head+routed+"  sharedStorage:\n    redis: {address: $env.FG_UNSET_ADDR}\n")
 	if len(got) == 0 || !strings.HasPrefix(got[0], "a.yaml:8:22: environment variable FG_UNSET_ADDR is not set") {
 		t.Errorf("unset variable: %q", got)
 	}

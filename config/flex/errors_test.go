@@ -75,7 +75,9 @@ func TestErrors(t *testing.T) {
 			doc("PolicyBinding", "t") + "  targetRef: {kind: Service, name: a-up}\n  policyRef: {name: header-removal-flex}\n  config: {inboundHeaders: [x]}\n"},
 			[][]string{{"b.yaml:7:21", "header-removal-flex runs on requests, which a Service does not see; bind it to an ApiInstance"}}},
 		{"rules on tls", []string{"a.yaml", api("a", "https://0.0.0.0:8443", "  policies:\n    - policyRef: {name: tls}\n      rules: [{path: /x}]\n      config: {certificate: {crt: x, key: y}}\n")},
-			[][]string{{"a.yaml:12:14", "tls applies to every request of what it is bound to; remove rules"}}},
+			// Both problems, as the Gateway kind reports every one.
+			[][]string{{"a.yaml:12:14", "tls applies to every request of what it is bound to; remove rules"},
+				{"a.yaml:13:29", "tls certificate: key holds no PEM private key"}}},
 		{"services and a route policy", []string{"a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml",
 			doc("Service", "s") + "  address: http://x\n---\n" + doc("PolicyBinding", "r") + "  targetRef: {name: a}\n  policyRef: {name: route}\n  config: {destinationRef: {name: s}}\n"},
 			[][]string{{"b.yaml:14:21", "ApiInstance default/a has services, which route its requests, so route would never apply"}}},
@@ -84,7 +86,8 @@ func TestErrors(t *testing.T) {
 		{"no name", []string{"a.yaml", "apiVersion: gateway.mulesoft.com/v1alpha1\nkind: Service\nmetadata: {namespace: x}\nspec: {address: http://x}\n"},
 			[][]string{{"a.yaml:1:1", "Service has no metadata.name"}}},
 		{"binding without target", []string{"a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", doc("PolicyBinding", "b") + "  policyRef: {name: route}\n"},
-			[][]string{{"b.yaml:6:3", "PolicyBinding default/b has no targetRef"}}},
+			[][]string{{"b.yaml:6:3", "PolicyBinding default/b has no targetRef"},
+				{"b.yaml:6:21", "route needs config: {destinationRef: {name: <Service>}}"}}},
 		{"capital Kind in targetRef", []string{"a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml",
 			doc("PolicyBinding", "b") + "  targetRef: {Kind: Service, name: a-up}\n  policyRef: {name: circuit-breaker-flex}\n"},
 			// The kind left is the default, ApiInstance, which the policy
@@ -106,4 +109,35 @@ func TestErrors(t *testing.T) {
 			expectErrors(t, loadErrors(t, c.files...), c.want...)
 		})
 	}
+}
+
+// TestEveryErrorIsReported: as for the Gateway kind, one problem of a
+// resource does not hide the next: a binding's envelope, its policy's name
+// and config, a tls policy's settings, and the spec of a resource without
+// a name or with another's are all checked.
+func TestEveryErrorIsReported(t *testing.T) {
+	expectErrors(t, loadErrors(t,
+		"a.yaml", api("a", "https://0.0.0.0:8443"),
+		"b.yaml", doc("PolicyBinding", "nothing")+"  order: 3\n",
+		"c.yaml", doc("PolicyBinding", "c")+"  targetRef: {name: a}\n  policyRef: {name: nonexistent-flex}\n  order: x\n",
+		"d.yaml", doc("PolicyBinding", "d")+"  targetRef: {name: a}\n  policyRef: {name: tls}\n  order: y\n"+
+			"  config:\n    alpn: [h2]\n    skipValidation: true\n    requireClientCertificate: true\n",
+		"e.yaml", doc("PolicyBinding", "e")+"  targetRef: {kind: Selector, name: a}\n  policyRef: {name: header-removal-flex}\n",
+		"f.yaml", "apiVersion: gateway.mulesoft.com/v1alpha1\nkind: Service\nmetadata: {namespace: x}\nspec: {address: ftp://x}\n",
+		"g.yaml", doc("Service", "a-up")+"  address: ftp://y\n"),
+		[]string{"b.yaml:6:3", "PolicyBinding spec has no policyRef"},
+		[]string{"b.yaml:6:3", "PolicyBinding default/nothing has no targetRef"},
+		[]string{"c.yaml:7:21", `unknown policy "nonexistent-flex"`},
+		[]string{"c.yaml:8:10", `order must be a whole number`, `not "x"`},
+		[]string{"d.yaml:8:10", `order must be a whole number`, `not "y"`},
+		[]string{"d.yaml:10:5", "tls needs the port's certificate"},
+		[]string{"d.yaml:10:12", "alpn offers h2 only"},
+		[]string{"d.yaml:11:5", "skipValidation applies to tls-outbound"},
+		[]string{"d.yaml:12:31", "requireClientCertificate needs trustedCA"},
+		[]string{"e.yaml:6:14", "targetRef kind: Selector needs `selector:"},
+		[]string{"e.yaml:6:37", "targetRef of kind Selector selects by labels; remove name"},
+		[]string{"f.yaml:1:1", "Service has no metadata.name"},
+		[]string{"f.yaml:4:17", `Service address "ftp://x" must start with http:// or https://`},
+		[]string{"g.yaml:4:9", "Service default/a-up is already defined at ", "a.yaml:8:5"},
+		[]string{"g.yaml:6:12", `Service address "ftp://y" must start with http:// or https://`})
 }

@@ -101,32 +101,46 @@ func (l *load) Document(d *config.Decoder, doc *config.Document) string {
 	if doc.NameNode != nil {
 		r.pos = d.Pos(doc.NameNode)
 	}
+	// A resource without a name, or with another's, is reported; its spec
+	// is still read, into a load of its own that nothing uses, so that
+	// its problems are reported too.
+	into := l
 	if doc.Name == "" {
 		at := doc.Root
 		if doc.NameNode != nil {
 			at = doc.NameNode
 		}
 		d.Errorf(at, "%s has no metadata.name; name it: other resources refer to it by name", doc.Kind)
-		return ""
-	}
-	if !l.claim(d, r, doc.NameNode) {
-		return ""
+		into = newLoad()
+	} else if !l.claim(d, r, doc.NameNode) {
+		into = newLoad()
 	}
 	if doc.Spec == nil {
 		d.Errorf(doc.Root, "%s %s has no spec", doc.Kind, r.ref)
 		return ""
 	}
+	summary := into.spec(d, r, doc.Spec)
+	if into != l {
+		return ""
+	}
+	return summary
+}
+
+// spec reads the spec of resource r and returns its part of the file's
+// summary; a resource whose spec has a problem that makes it unusable is
+// marked broken, so that references to it are not reported again.
+func (l *load) spec(d *config.Decoder, r resource, spec *yaml.Node) string {
 	m := d.Mark()
 	var summary string
-	switch doc.Kind {
+	switch r.kind {
 	case KindAPIInstance:
-		summary = l.apiInstance(d, r, doc.Spec)
+		summary = l.apiInstance(d, r, spec)
 	case KindService:
-		summary = l.service(d, r, doc.Spec)
+		summary = l.service(d, r, spec)
 	case KindPolicyBinding:
-		summary = l.policyBinding(d, r, doc.Spec)
+		summary = l.policyBinding(d, r, spec)
 	case KindConfiguration:
-		summary = l.configuration(d, r, doc.Spec)
+		summary = l.configuration(d, r, spec)
 	}
 	if d.Failed(m) {
 		l.broken[key(r.kind, r.ref)] = true

@@ -103,6 +103,9 @@ func (t target) String() string {
 func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarget bool) bool {
 	m := d.Mark()
 	var refNode, nameNode, configNode, targetNode, orderNode *yaml.Node
+	// extension: policyRef names a custom policy, which is reported; its
+	// name is no built-in's.
+	extension := false
 	fields := map[string]func(k, v *yaml.Node){
 		"policyRef": func(_, v *yaml.Node) {
 			refNode = v
@@ -114,6 +117,7 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 				"namespace": func(_, v *yaml.Node) { d.Str(v, "policyRef namespace") },
 				"kind": func(_, v *yaml.Node) {
 					if s, ok := d.Str(v, "policyRef kind"); ok && s == KindExtension {
+						extension = true
 						d.Errorf(v, "policyRef kind: Extension names a custom policy built with the PDK as WebAssembly, which flexgate does not run; "+
 							"use one of its built-in policies (see config/flex/README.md)")
 					} else if ok && s != "" {
@@ -145,51 +149,52 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 	if !d.Mapping(n, what, fields) {
 		return false
 	}
-	if refNode == nil {
+	// Every problem is reported, as the Gateway kind does: one does not
+	// hide the next.
+	switch {
+	case refNode == nil:
 		d.Errorf(n, "%s has no policyRef; add `policyRef: {name: <policy>}`", what)
-		return false
-	}
-	if nameNode == nil {
+	case nameNode == nil:
 		d.Errorf(refNode, "policyRef has no name; add `name: <policy>`, e.g. rate-limiting-flex")
-		return false
 	}
 	if withTarget && targetNode == nil {
 		d.Errorf(n, "PolicyBinding %s has no targetRef; add `targetRef: {name: <ApiInstance>}`, or a Selector", b.ref)
-		return false
 	}
-	if d.Failed(m) {
-		return false
-	}
-	b.namePos = d.Pos(nameNode)
 	if configNode != nil && isNull(configNode) {
 		configNode = nil
 	}
 	if configNode != nil && configNode.Kind != yaml.MappingNode {
-		d.Errorf(configNode, "config of %s must be a mapping of its parameters, not %s", b.name, describe(configNode))
+		of := "the policy"
+		if b.name != "" {
+			of = b.name
+		}
+		d.Errorf(configNode, "config of %s must be a mapping of its parameters, not %s", of, describe(configNode))
+		configNode = nil
+	}
+	if b.name == "" || extension {
+		// No built-in policy to check the rest against.
 		return false
 	}
+	b.namePos = d.Pos(nameNode)
 	binds, isStructural := structural[b.name]
 	switch {
 	case isStructural:
-		if configNode != nil && !expandEnv(d, configNode) {
-			return false
-		}
 		if binds == KindService && b.inline != nil {
 			d.Errorf(nameNode, "%s applies to a Service's connections: bind it with a PolicyBinding whose targetRef is {kind: Service, name: <service>}", b.name)
-			return false
 		}
 		if b.rulesNode != nil && b.name != policyRoute && b.name != policyRouteWeighted {
 			d.Errorf(b.rulesNode, "%s applies to every request of what it is bound to; remove rules", b.name)
-			return false
 		}
 		if orderNode != nil && b.name == policyTLS {
 			// Flex Gateway documents that tls ignores order.
 			b.order = DefaultOrder
 		}
-		l.structuralConfig(d, b, nameNode, configNode)
+		if configNode == nil || expandEnv(d, configNode) {
+			l.structuralConfig(d, b, nameNode, configNode)
+		}
 	case registered(b.name):
-		if configNode != nil && !deferEnv(d, configNode) {
-			return false
+		if configNode != nil {
+			deferEnv(d, configNode)
 		}
 		b.params = configNode
 	default:
@@ -200,7 +205,6 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 			d.Errorf(nameNode, "unknown policy %q; Flex Gateway's policies that flexgate runs: %s; flexgate's own: %s",
 				b.name, strings.Join(flexRuns(), ", "), strings.Join(ownPolicies(), ", "))
 		}
-		return false
 	}
 	return !d.Failed(m)
 }
@@ -273,18 +277,23 @@ func (l *load) targetRef(d *config.Decoder, n *yaml.Node, ns string) target {
 			})
 		},
 	})
-	switch {
-	case t.kind == "Selector" && selNode == nil:
-		d.Errorf(n, "targetRef kind: Selector needs `selector: {kind: ApiInstance, labels: {...}}` (labels left out select every ApiInstance)")
-	case t.kind == "Selector" && nameNode != nil:
-		d.Errorf(nameNode, "targetRef of kind Selector selects by labels; remove name")
-	case t.kind != "Selector" && selNode != nil:
+	if t.kind == "Selector" {
+		if selNode == nil {
+			d.Errorf(n, "targetRef kind: Selector needs `selector: {kind: ApiInstance, labels: {...}}` (labels left out select every ApiInstance)")
+		}
+		if nameNode != nil {
+			d.Errorf(nameNode, "targetRef of kind Selector selects by labels; remove name")
+		}
+		return t
+	}
+	if selNode != nil {
 		at := selNode
 		if kindNode != nil {
 			at = kindNode
 		}
 		d.Errorf(at, "targetRef has a selector but is not of kind Selector; add `kind: Selector`")
-	case t.kind != "Selector" && nameNode == nil:
+	}
+	if nameNode == nil {
 		d.Errorf(n, "targetRef has no name; name the %s the policy applies to", t.kind)
 	}
 	return t

@@ -3,6 +3,7 @@ package flex
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +127,7 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 // tlsConfig reads a tls policy's config.
 func (l *load) tlsConfig(d *config.Decoder, cfg *yaml.Node) *tlsPolicy {
 	p := &tlsPolicy{}
-	var requireNode, skipNode *yaml.Node
+	var requireNode, skipNode, certNode, caNode *yaml.Node
 	m := d.Mark()
 	t, ok := d.TLS(cfg, "tls", map[string]func(k, v *yaml.Node){
 		"requireClientCertificate": func(_, v *yaml.Node) {
@@ -134,13 +135,17 @@ func (l *load) tlsConfig(d *config.Decoder, cfg *yaml.Node) *tlsPolicy {
 			p.requireClient, _ = d.Boolean(v, "tls requireClientCertificate")
 		},
 	})
-	if !ok || d.Failed(m) {
+	if t == nil {
 		return nil
 	}
 	for i := 0; i+1 < len(cfg.Content); i += 2 {
 		switch k, v := cfg.Content[i], resolveAlias(cfg.Content[i+1]); k.Value {
 		case "skipValidation":
 			skipNode = k
+		case "certificate":
+			certNode = k
+		case "trustedCA":
+			caNode = k
 		case "alpn":
 			for _, e := range v.Content {
 				if e.Value == "h2" {
@@ -149,28 +154,22 @@ func (l *load) tlsConfig(d *config.Decoder, cfg *yaml.Node) *tlsPolicy {
 			}
 		}
 	}
-	switch {
-	case skipNode != nil:
+	// Each problem is reported: one does not hide the next.
+	if skipNode != nil {
 		d.Errorf(skipNode, "skipValidation applies to tls-outbound (the gateway's connections to a Service), not to tls; remove it")
-		return nil
-	case t.Certificate == "":
-		d.Errorf(cfg, "tls needs the port's certificate: add certificate: {crt: <PEM chain>, key: <PEM key>} (e.g. crt: $TLS_CRT)")
-		return nil
-	case p.requireClient && t.TrustedCA == "":
-		d.Errorf(requireNode, "requireClientCertificate needs trustedCA: the PEM of the CAs that issue client certificates")
-		return nil
 	}
-	if p.h2 != nil {
-		offered := 0
-		for _, a := range t.ALPN {
-			if a != "h2" {
-				offered++
-			}
-		}
-		if offered == 0 {
-			d.Errorf(p.h2, "alpn offers h2 only, and flexgate serves HTTP/1.1; add http/1.1")
-			return nil
-		}
+	// What is written but wrong has been reported.
+	if certNode == nil {
+		d.Errorf(cfg, "tls needs the port's certificate: add certificate: {crt: <PEM chain>, key: <PEM key>} (e.g. crt: $TLS_CRT)")
+	}
+	if p.requireClient && caNode == nil {
+		d.Errorf(requireNode, "requireClientCertificate needs trustedCA: the PEM of the CAs that issue client certificates")
+	}
+	if p.h2 != nil && !slices.ContainsFunc(t.ALPN, func(a string) bool { return a != "h2" }) {
+		d.Errorf(p.h2, "alpn offers h2 only, and flexgate serves HTTP/1.1; add http/1.1")
+	}
+	if !ok || d.Failed(m) {
+		return nil
 	}
 	p.settings = t
 	return p
@@ -287,7 +286,8 @@ func (l *load) destination(d *config.Decoder, n *yaml.Node, ns string, weighted 
 		d.Errorf(n, "%s has no destinationRef; add `destinationRef: {name: <Service>}`", what)
 	case dst.ref.name == "" && !d.Failed(m):
 		d.Errorf(refNode, "destinationRef has no name; name the Service to send requests to")
-	case weighted && weightNode == nil:
+	}
+	if weighted && weightNode == nil {
 		d.Errorf(n, "route-weighted route has no weight; add `weight: <1-100>` (its share is weight ÷ the sum of the weights)")
 	}
 	return dst, !d.Failed(m)
