@@ -113,6 +113,10 @@ type Decoder struct {
 // File is the path of the file being read.
 func (d *Decoder) File() string { return d.d.file }
 
+// EphemeralPorts reports whether the load accepts port 0 in an address
+// (see LoadOptions).
+func (d *Decoder) EphemeralPorts() bool { return d.l.opts.EphemeralPorts }
+
 // Pos is where n is written.
 func (d *Decoder) Pos(n *yaml.Node) Pos { return d.d.pos(n) }
 

@@ -34,8 +34,23 @@ import (
 // List holds one *Error per problem, each placed at file:line:col. Load
 // keeps no state between calls and is safe for concurrent use, as long as
 // nothing changes the environment meanwhile.
-func Load(paths []string) (*Config, error) {
+func Load(paths []string) (*Config, error) { return LoadWith(paths, LoadOptions{}) }
+
+// LoadOptions steer LoadWith. The zero LoadOptions is Load's, and what
+// `flexgate run` and `flexgate validate` use: no config file, flag or
+// environment variable sets them.
+type LoadOptions struct {
+	// EphemeralPorts accepts port 0 in a Flex ApiInstance's address, which
+	// listens on a port the kernel picks: the gateway's end-to-end tests
+	// serve Flex configs so, never on fixed ports. A user's gateway must
+	// not, as its clients could not know the port.
+	EphemeralPorts bool
+}
+
+// LoadWith is Load with opts.
+func LoadWith(paths []string, opts LoadOptions) (*Config, error) {
 	l := newLoader()
+	l.opts = opts
 	if len(paths) == 0 {
 		l.errs.add(Pos{}, "no config files given; pass a YAML file or a directory of them")
 		return nil, l.errs.err()
@@ -85,6 +100,7 @@ type loader struct {
 	clients       map[string]Pos
 	limitsSet     bool
 	limitsPos     Pos
+	opts          LoadOptions
 	// formats are the Formats this load has met, in order.
 	formats []loadedFormat
 }

@@ -228,6 +228,25 @@ func TestFlexConfDirServes(t *testing.T) {
 	}
 }
 
+// TestFlexPortZero: `flexgate validate`, as users build it, refuses an
+// ApiInstance on port 0, at its place; the binary the other tests run is
+// built to accept it (e2e.go). This test runs validate in this process,
+// which go test builds without that tag.
+func TestFlexPortZero(t *testing.T) {
+	if loadOptions.EphemeralPorts {
+		t.Skip("built with the tag flexgate_e2e, which accepts port 0")
+	}
+	dir := t.TempDir()
+	writeIn(t, filepath.Join(dir, "api.yaml"), strings.Replace(flexAPI, "UPSTREAM", "backend:8080", 1))
+	var out, errOut strings.Builder
+	code := cmdValidate([]string{dir}, &out, &errOut)
+	want := filepath.Join(dir, "api.yaml") + `:6:12: ApiInstance address "http://127.0.0.1:0" has port 0: ` +
+		"the gateway would listen on a port the kernel picks, which its clients cannot know; use a port from 1 to 65535\n"
+	if code != 1 || out.String() != want {
+		t.Errorf("exit %d:\n%s%s\nwant exit 1:\n%s", code, out.String(), errOut.String(), want)
+	}
+}
+
 // TestFlexValidate: validate reads a conf.d as run does, prints a summary
 // per resource and the routes they produce with where they come from, and
 // reports each problem at its place.

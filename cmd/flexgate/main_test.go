@@ -21,14 +21,17 @@ import (
 
 var binary string
 
-// TestMain builds the real binary once: these tests run it as users do.
+// TestMain builds the real binary once: these tests run it as users do,
+// but for the tag flexgate_e2e, which lets a Flex ApiInstance listen on
+// port 0 (e2e.go), so that they serve Flex configs on ports the kernel
+// picks.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "flexgate-bin")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "flexgate")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "flexgate_e2e", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building flexgate: %v\n%s", err, out)
 		os.Exit(1)

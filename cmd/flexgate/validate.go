@@ -141,9 +141,14 @@ func ruleString(r config.MatchRule) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
+// loadOptions steer every load of the config: none in the binary users
+// build. The end-to-end tests build theirs with the tag flexgate_e2e
+// (e2e.go), which sets them.
+var loadOptions config.LoadOptions
+
 // loadConfig reads the config files and merges the client registry file.
 func loadConfig(paths []string, clientsFile string) (*config.Config, error) {
-	cfg, err := config.Load(paths)
+	cfg, err := config.LoadWith(paths, loadOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package flex_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/flexgate/flexgate/config"
 )
 
 // api is an ApiInstance with one service; its spec starts on line 6.
@@ -21,6 +23,9 @@ func TestErrors(t *testing.T) {
 		files []string
 		want  [][]string
 	}{
+		{"port 0", []string{"a.yaml", api("a", "http://0.0.0.0:0/shop")},
+			[][]string{{"a.yaml:6:12", `ApiInstance address "http://0.0.0.0:0/shop" has port 0: the gateway would listen on a port the kernel picks, ` +
+				"which its clients cannot know; use a port from 1 to 65535"}}},
 		{"unknown field", []string{"a.yaml", api("a", "http://0.0.0.0:8081", "  service: {}\n")},
 			[][]string{{"a.yaml:10:3", `unknown field "service" in ApiInstance spec`, "known fields: address, policies, services"}}},
 		{"Extension", []string{"a.yaml", api("a", "http://0.0.0.0:8081") + "---\n" + doc("Extension", "custom-flex") + "  extends: [{name: proxy-wasm-filter}]\n"},
@@ -140,4 +145,18 @@ func TestEveryErrorIsReported(t *testing.T) {
 		[]string{"f.yaml:4:17", `Service address "ftp://x" must start with http:// or https://`},
 		[]string{"g.yaml:4:9", "Service default/a-up is already defined at ", "a.yaml:8:5"},
 		[]string{"g.yaml:6:12", `Service address "ftp://y" must start with http:// or https://`})
+}
+
+// TestEphemeralPortsForTests: the loader the end-to-end tests use accepts
+// port 0, which they serve on a port the kernel picks; Load refuses it
+// (TestErrors).
+func TestEphemeralPortsForTests(t *testing.T) {
+	dir := writeDir(t, "a.yaml", api("a", "http://127.0.0.1:0/shop"))
+	cfg, err := config.LoadWith([]string{dir}, config.LoadOptions{EphemeralPorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:0" {
+		t.Errorf("listeners = %+v", cfg.Listeners)
+	}
 }

@@ -141,8 +141,11 @@ func (l *load) address(d *config.Decoder, n *yaml.Node, in *instance) bool {
 	}
 	if p := u.Port(); p != "" {
 		v, err := strconv.Atoi(p)
-		if err != nil || v < 0 || v > 65535 {
+		switch {
+		case err != nil || v < 0 || v > 65535:
 			return bad("has an invalid port; use 1-65535")
+		case v == 0 && !d.EphemeralPorts():
+			return bad("has port 0: the gateway would listen on a port the kernel picks, which its clients cannot know; use a port from 1 to 65535")
 		}
 		port = v
 	}

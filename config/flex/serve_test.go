@@ -23,7 +23,9 @@ import (
 
 // serveFlex writes the files (name, content pairs) into a directory, loads
 // it as `flexgate run --config DIR` does and serves it; it returns the base
-// URL of the instances' port (port 0) and the gateway.
+// URL of the instances' port, 8081 as written, and the gateway. proxytest
+// serves every listener on a port the kernel picks, whatever the config
+// says.
 func serveFlex(t *testing.T, pairs ...string) (string, *proxytest.Gateway) {
 	t.Helper()
 	dir := writeDir(t, pairs...)
@@ -32,7 +34,7 @@ func serveFlex(t *testing.T, pairs ...string) (string, *proxytest.Gateway) {
 		t.Fatalf("load:\n%s", strip(err.Error(), dir))
 	}
 	gw := proxytest.StartConfig(t, cfg, dir)
-	return gw.URLs["flex-0"], gw
+	return gw.URLs["flex-8081"], gw
 }
 
 // named starts an upstream that answers with its name and the path it was
@@ -72,7 +74,7 @@ func metric(t *testing.T, gw *proxytest.Gateway, prefix string) float64 {
 func TestServeRouteWeighted(t *testing.T) {
 	a, b, c := named(t, "a"), named(t, "b"), named(t, "c")
 	base, _ := serveFlex(t,
-		"api.yaml", doc("ApiInstance", "shop")+"  address: http://127.0.0.1:0\n",
+		"api.yaml", doc("ApiInstance", "shop")+"  address: http://127.0.0.1:8081\n",
 		"services.yaml", service("a", a.URL)+"---\n"+service("b", b.URL+"/base")+"---\n"+service("c", c.URL),
 		"split.yaml", doc("PolicyBinding", "split")+`  targetRef: {name: shop}
   policyRef: {name: route-weighted}
@@ -153,7 +155,7 @@ func TestServeServiceBreakerIsShared(t *testing.T) {
 			"  config: {destinationPath: " + path + ", destinationRef: {name: orders}}\n"
 	}
 	base, gw := serveFlex(t,
-		"api.yaml", doc("ApiInstance", "one")+"  address: http://127.0.0.1:0/one\n---\n"+doc("ApiInstance", "two")+"  address: http://127.0.0.1:0/two\n",
+		"api.yaml", doc("ApiInstance", "one")+"  address: http://127.0.0.1:8081/one\n---\n"+doc("ApiInstance", "two")+"  address: http://127.0.0.1:8081/two\n",
 		"service.yaml", service("orders", up.URL),
 		"routes.yaml", route("r1", "one", "/v1")+"---\n"+route("r2", "two", "/v2"),
 		"breaker.yaml", doc("PolicyBinding", "cb")+"  targetRef: {kind: Service, name: orders}\n  policyRef: {name: circuit-breaker-flex}\n"+
@@ -234,7 +236,7 @@ func testTLSOutbound(t *testing.T, version uint16) {
 	address := "https://" + ln.Addr().String()
 	var apis, services, routes []string
 	for _, name := range []string{"secure", "system", "nocert"} {
-		apis = append(apis, doc("ApiInstance", name)+"  address: http://127.0.0.1:0/"+name+"\n")
+		apis = append(apis, doc("ApiInstance", name)+"  address: http://127.0.0.1:8081/"+name+"\n")
 		services = append(services, service(name, address))
 		routes = append(routes, doc("PolicyBinding", name+"-route")+"  targetRef: {name: "+name+"}\n  policyRef: {name: route}\n"+
 			"  config: {destinationRef: {name: "+name+"}}\n")

@@ -44,7 +44,7 @@ spec:
 apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
 metadata: {name: %s}
-spec: {address: "http://127.0.0.1:0/%[1]s"}
+spec: {address: "http://127.0.0.1:8081/%[1]s"}
 `, words[0])
 		for i, r := range words[1:] {
 			fmt.Fprintf(&b, `---

@@ -291,7 +291,7 @@ func TestSecretsFromEnvironment(t *testing.T) {
 kind: ApiInstance
 metadata: {name: orders}
 spec:
-  address: http://127.0.0.1:0
+  address: http://127.0.0.1:8081
   services:
     backend: {address: "%s"}
   policies:
@@ -305,6 +305,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// proxytest serves the instance's port, 8081 as written, on one the
+	// kernel picks.
 	fgw := proxytest.StartConfig(t, cfg, dir)
-	check("Flex", fgw.URLs["flex-0"]+"/orders/1", fgw.AdminURL)
+	check("Flex", fgw.URLs["flex-8081"]+"/orders/1", fgw.AdminURL)
 }

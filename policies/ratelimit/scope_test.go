@@ -42,7 +42,7 @@ apiVersion: gateway.mulesoft.com/v1alpha1
 kind: ApiInstance
 metadata: {name: %s}
 spec:
-  address: http://127.0.0.1:0/%[1]s
+  address: http://127.0.0.1:8081/%[1]s
   services:
 `, words[0])
 		for _, svc := range words[1:] {

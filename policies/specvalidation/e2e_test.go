@@ -89,7 +89,7 @@ kind: ApiInstance
 metadata:
   name: shop
 spec:
-  address: http://0.0.0.0:0/shop
+  address: http://0.0.0.0:8081/shop
   services:
     backend:
       address: %s
