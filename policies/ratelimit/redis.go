@@ -273,6 +273,9 @@ func (c *redisConn) probe(wait time.Duration) error {
 	}
 	if c.state.CompareAndSwap(breakerOpen, breakerHalfOpen) {
 		c.fails.Store(0)
+		// The calls that failed while the breaker opened say nothing of
+		// how fast Redis answers now.
+		c.latency.Store(0)
 		if c.wasUp.Swap(true) {
 			c.log.Info("shared storage answers again; clusterizable rate limits use it")
 		} else {

@@ -284,19 +284,7 @@ func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	// decides next.
 	b := cur.next
 	if b == nil {
-		b = &batch{n: 1, start: now}
-		if s.overtakes(cur, now) {
-			// Waiting for the call in flight would leave this one too
-			// little time: it is made now, beside that one, and the
-			// requests that come meanwhile wait for it.
-			sh.calls[digest] = b
-			s.prepare(sh, digest, b, now)
-			b.lease = 0
-			sh.mu.Unlock()
-			s.call(sh, digest, key, b, now)
-			return s.member(b, 0, key, now)
-		}
-		b.n = 0
+		b = &batch{start: now}
 		cur.next = b
 		if cur.done == nil {
 			cur.done = make(chan struct{})
@@ -313,12 +301,18 @@ func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 		return s.member(b, pos, key, now)
 	}
 	// The first of the batch makes its call once the one in flight is
-	// answered; the requests that come from now on form the batch after.
-	<-cur.done
+	// answered, or sooner if waiting longer would leave its own call too
+	// little time; the requests that come from now on form the batch after.
+	overlaps := s.await(cur, b.start)
 	now = s.clock()
 	sh.mu.Lock()
 	sh.calls[digest] = b
 	s.prepare(sh, digest, b, now)
+	if overlaps {
+		// The call in flight may still take a lease: two would overwrite
+		// each other's in the memory, and tokens would be lost.
+		b.lease = 0
+	}
 	sh.mu.Unlock()
 	if b.asked == 0 || b.outcome == remembered {
 		s.finish(sh, digest, b, memo{}, now)
@@ -328,14 +322,39 @@ func (s *RedisStore) Take(key []byte, now int64, _ []Rule) Decision {
 	return s.member(b, 0, key, now)
 }
 
-// overtakes reports whether a batch formed at now behind cur should be
-// decided by a call of its own at once: when Redis answers so slowly that
-// cur's answer and then another call would not come within storeTimeout
-// of now. A Redis that answers in under a quarter of storeTimeout never
-// overtakes, and a client's concurrent requests wait for one next call.
-func (s *RedisStore) overtakes(cur *batch, now int64) bool {
+// await waits for cur's answer, for the first request of the batch after
+// it, which came at start. A Redis that answers in a fraction of
+// storeTimeout is simply waited for. One slow enough that cur's answer and
+// then another call would not both come within storeTimeout of start is
+// waited for until the batch's own call has just the time it needs (Redis's
+// recent latency and half as much again), and at least an eighth of
+// storeTimeout, so that a client's concurrent requests still go together:
+// calls for one client overlap, at most about eight in flight. It reports
+// whether cur was still in flight when it returned.
+func (s *RedisStore) await(cur *batch, start int64) (overlaps bool) {
 	lat := s.conn.latency.Load()
-	return max(cur.called+lat, now)+lat > now+int64(s.timeout)*3/4
+	timeout := int64(s.timeout)
+	callBy := max(start+timeout-lat-lat/2, start+timeout/8)
+	if cur.called+lat+lat/2 <= callBy {
+		<-cur.done
+		return false
+	}
+	wait := time.Duration(callBy - s.clock())
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-cur.done:
+			return false
+		case <-t.C:
+		}
+	}
+	select {
+	case <-cur.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // prepare decides, under sh.mu, what b asks Redis for: what the memory
