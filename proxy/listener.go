@@ -170,6 +170,11 @@ func (l *listener) drain(ctx context.Context) error {
 		default:
 			close(l.stop)
 		}
+		if l.tickets != nil {
+			// Unless another listener serves the address now, its
+			// certificates and keys are not kept for the tickets' sake.
+			l.tickets.certs.CompareAndSwap(l.certs, nil)
+		}
 	}()
 	// From now on a connection of this listener that is closed closes,
 	// even one whose wait for its next request has just timed out: the
@@ -574,11 +579,15 @@ type certStore struct {
 // listener. Safe for concurrent use.
 type ticketConfig struct {
 	base *tls.Config
-	// certs is the store of the HTTPS listener that last served the
-	// address, whose settings base hands each handshake
-	// (GetConfigForClient).
+	// certs is the store of the HTTPS listener that serves the address,
+	// whose settings base hands each handshake (GetConfigForClient); nil
+	// once that listener has drained and none has taken its place, so that
+	// an address a reload removed keeps only its keys, not a certificate
+	// and its private key.
 	certs atomic.Pointer[certStore]
 }
+
+var errAddressRetired = errors.New("no listener serves this address any more")
 
 // ticketConfigFor returns the ticketConfig of a configured listener
 // address, made on first use. It is called from New and under mu.
@@ -588,7 +597,12 @@ func (g *Gateway) ticketConfigFor(addr string) *ticketConfig {
 	}
 	t := &ticketConfig{}
 	t.base = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		return t.certs.Load().config(), nil
+		cs := t.certs.Load()
+		if cs == nil {
+			// A connection of a listener that has drained since.
+			return nil, errAddressRetired
+		}
+		return cs.config(), nil
 	}}
 	if g.tickets == nil {
 		g.tickets = map[string]*ticketConfig{}
