@@ -492,7 +492,17 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 		st.trailers.r, st.trailers.h = ctx.RequestBodyStream(), &ctx.Request.Header
 		ctx.Request.SetBodyStream(&st.trailers, -1)
 	}
-	if rej := r.chain.RunRequestTail(ctx, ex); rej != nil {
+	rej := r.chain.RunRequestTail(ctx, ex)
+	if st.trailers.refused {
+		// A policy read the body to its end, and the trailer section is
+		// refused: whatever the policy made of the failed read, the answer
+		// is the gateway's. The request is never forwarded, so its trailer
+		// fields, still in the header, go nowhere.
+		g.refuseTrailers(ctx, r, ex)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
+	if rej != nil {
 		if st.upgrade {
 			r.ws.m.upgrades[upgradeRejected].Inc()
 		}
@@ -514,6 +524,9 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 	uerr := r.up.forward(ctx, &st.trip)
 	answered := false
 	switch {
+	case st.trailers.refused:
+		// The upstream has the body without its last chunk: no request.
+		g.refuseTrailers(ctx, r, ex)
 	case st.body.exceeded:
 		// The rest of the body is read and dropped after the answer (see
 		// lingerClose), so that the client reads it instead of a reset.
@@ -647,6 +660,14 @@ func linger(c net.Conn) {
 			return
 		}
 	}
+}
+
+// refuseTrailers answers a request whose trailer section has more than
+// maxTrailerFields fields. The body was read to its end, so the connection
+// closes without a lingering close.
+func (g *Gateway) refuseTrailers(ctx *fasthttp.RequestCtx, r *route, ex *chain.Exchange) {
+	g.fail(ctx, r.m, errTrailerFieldsRejection, r.id, ex)
+	ctx.SetConnectionClose()
 }
 
 // fail answers with one of the gateway's own errors.

@@ -105,7 +105,7 @@ var (
 	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
-		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake}
+		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake, errTrailerFieldsRejection}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {

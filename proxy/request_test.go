@@ -274,6 +274,105 @@ func TestRequestTrailersAreNotForwarded(t *testing.T) {
 	}
 }
 
+// TestManyTrailerFieldsAreRefused: dropping a trailer section costs the
+// gateway a pass over the header per field name, so a trailer of thousands
+// of fields (8,000 empty ones fit in 64 KiB) is refused with a 400 rather
+// than dropped, and the upstream never has the request whole: it streamed
+// without its last chunk, or a policy read it and it went nowhere. The
+// connection closes. 32 fields are still served, without them.
+func TestManyTrailerFieldsAreRefused(t *testing.T) {
+	// The streamed body's upstream keeps everything it receives on each
+	// connection, until the gateway closes it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	received := make(chan string, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				b, _ := io.ReadAll(c)
+				received <- string(b)
+			}(c)
+		}
+	}()
+	held, served := proxytest.StartUpstream(t), proxytest.StartUpstream(t)
+	served.Handler = func(ctx *fasthttp.RequestCtx) {
+		ctx.SetBodyString(fmt.Sprintf("body=%s trailers=%d t1=%s", ctx.Request.Body(),
+			len(ctx.Request.Header.PeekTrailerKeys()), ctx.Request.Header.Peek("T1")))
+	}
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: streamed
+      path: ["/streamed/*"]
+      upstream: {url: "http://%s"}
+    - id: held
+      path: ["/held/*"]
+      upstream: {url: "%s"}
+      policies:
+        - json-threat-protection: {maxContainerDepth: 5}
+    - id: served
+      path: ["/served/*"]
+      upstream: {url: "%s"}
+`, ln.Addr(), held.URL, served.URL))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	chunked := func(path string, fields int) string {
+		var b strings.Builder
+		b.WriteString("POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+			"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+		for i := range fields {
+			fmt.Fprintf(&b, "T%d:\r\n", i)
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+
+	for _, tc := range []struct{ path, route string }{{"/held/x", "held"}, {"/streamed/x", "streamed"}} {
+		for _, fields := range []int{33, 8000} {
+			resp, conn, br := rawRequest(t, addr, chunked(tc.path, fields))
+			_, err := br.ReadByte()
+			conn.Close()
+			if got := string(resp.Header.Peek("X-Flexgate-Error")); resp.StatusCode() != 400 || got != "too_many_trailer_fields" ||
+				!strings.Contains(string(resp.Body()), `"reason":"too_many_trailer_fields"`) {
+				t.Errorf("%s, %d trailer fields: %d, X-Flexgate-Error %q, %s; want 400 too_many_trailer_fields",
+					tc.path, fields, resp.StatusCode(), got, resp.Body())
+			}
+			if !resp.ConnectionClose() || err == nil {
+				t.Errorf("%s, %d trailer fields: the connection stays open (read %v)", tc.path, fields, err)
+			}
+			if tc.route == "held" {
+				if n := held.Count.Load(); n != 0 {
+					t.Errorf("%s: the upstream received %d requests, want none", tc.path, n)
+				}
+				continue
+			}
+			select {
+			case got := <-received:
+				if strings.Contains(got, "\r\n0\r\n") || strings.Contains(got, "T0:") {
+					t.Errorf("%s, %d trailer fields: the upstream received the body's end: %q", tc.path, fields, got)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("%s: the gateway kept the upstream connection of a refused request open", tc.path)
+			}
+		}
+		if got := metricValue(t, gw, fmt.Sprintf(`flexgate_errors_total{route="%s",reason="too_many_trailer_fields"}`, tc.route)); got != 2 {
+			t.Errorf("%s: flexgate_errors_total counts %v refusals, want 2", tc.route, got)
+		}
+	}
+
+	resp, conn, _ := rawRequest(t, addr, chunked("/served/x", 32))
+	conn.Close()
+	if got, want := string(resp.Body()), "body={} trailers=0 t1="; resp.StatusCode() != 200 || got != want {
+		t.Errorf("32 trailer fields: %d %q, want 200 %q: served, the trailer dropped", resp.StatusCode(), got, want)
+	}
+}
+
 // TestClientConnectionSemantics: removing the client's Connection header
 // early must not change whether its connection stays open.
 func TestClientConnectionSemantics(t *testing.T) {
