@@ -51,7 +51,7 @@ func HeaderSpellings(name string) ([]string, error) {
 // copy, the upstream may read another that nobody checked. Headers count in
 // any of their spellings (see HeaderSpellings); query parameters by their
 // decoded name, in any name an upstream reads as theirs (see
-// SameQueryName). A provisioned Credentials is safe for concurrent use.
+// QueryName). A provisioned Credentials is safe for concurrent use.
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
@@ -63,7 +63,7 @@ type credentialHeader struct {
 }
 
 type credentialParam struct {
-	name string
+	name QueryName
 	dup  *Rejection
 }
 
@@ -84,7 +84,7 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		c.headers = append(c.headers, credentialHeader{spellings: sp, dup: e.duplicate(msg)})
 	}
 	for _, name := range query {
-		c.query = append(c.query, credentialParam{name: name,
+		c.query = append(c.query, credentialParam{name: NewQueryName(name),
 			dup: e.duplicate("the request carries the " + name + " query parameter more than once")})
 	}
 	return c, nil
@@ -127,7 +127,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		cp := &c.query[i]
 		n := 0
 		for k := range args.All() {
-			if SameQueryName(k, cp.name) {
+			if cp.name.Matches(k) {
 				n++
 			}
 		}
@@ -138,25 +138,47 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 	return nil
 }
 
-// SameQueryName reports whether an upstream may read the query parameter
-// named name (decoded, as fasthttp's Args gives it) as the parameter param:
-// when they are equal, or when PHP reads them as one name. PHP, and
-// Laravel, Symfony or WordPress on it, drops a name's leading spaces, ends
-// it at a NUL, reads "param[...]" as an array named param and turns ' ',
-// '.' and '[' into '_': "access.token", "access token" and "access[token"
-// are all access_token to it, and the last one sent wins. A policy that
-// looks for one copy of a parameter must count these too. It does not
-// allocate and is safe for concurrent use.
-func SameQueryName(name []byte, param string) bool {
-	if string(name) == param {
+// QueryName is a query parameter's name with every name an upstream may
+// read as it: the name itself; any name PHP reads as it (PHP, and Laravel,
+// Symfony or WordPress on it, drops a name's leading spaces, ends it at a
+// NUL, reads "param[...]" as an array named param and turns ' ', '.' and
+// '[' into '_': "access.token", "access token" and "access[token" are all
+// access_token to it, and the last one sent wins); and any of these in
+// other ASCII case, as ASP.NET and ASP.NET Core read query names
+// ("ACCESS_TOKEN" is access_token to them). A policy that looks for one
+// copy of a parameter must count these too. Build it at load time with
+// NewQueryName; it is immutable and safe for concurrent use.
+type QueryName struct {
+	name string
+	// folded is the name as PHP reads it, lower-cased: what Matches
+	// compares a request's name with once it has folded it the same way.
+	folded string
+}
+
+// NewQueryName returns param as a QueryName.
+func NewQueryName(param string) QueryName {
+	b := []byte(phpName(param))
+	for i, c := range b {
+		b[i] = foldByte(c)
+	}
+	return QueryName{name: param, folded: string(b)}
+}
+
+// String returns the parameter's name as configured.
+func (q *QueryName) String() string { return q.name }
+
+// Matches reports whether an upstream may read the query parameter named
+// name (decoded, as fasthttp's Args gives it) as q. It does not allocate.
+func (q *QueryName) Matches(name []byte) bool {
+	if string(name) == q.name {
 		return true
 	}
-	a, b := phpName(name), phpName(param)
-	if len(a) == 0 || len(a) != len(b) {
+	a := phpName(name)
+	if len(a) == 0 || len(a) != len(q.folded) {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
-		if phpByte(a[i]) != phpByte(b[i]) {
+		if foldByte(a[i]) != q.folded[i] {
 			return false
 		}
 	}
@@ -164,10 +186,10 @@ func SameQueryName(name []byte, param string) bool {
 }
 
 // HasQueryParam reports whether args has a parameter an upstream may read
-// as param (see SameQueryName). It does not allocate.
-func HasQueryParam(args *fasthttp.Args, param string) bool {
+// as q (see QueryName). It does not allocate.
+func HasQueryParam(args *fasthttp.Args, q *QueryName) bool {
 	for k := range args.All() {
-		if SameQueryName(k, param) {
+		if q.Matches(k) {
 			return true
 		}
 	}
@@ -202,9 +224,13 @@ func phpName[T ~string | ~[]byte](s T) T {
 	return s
 }
 
-func phpByte(c byte) byte {
-	if c == ' ' || c == '.' || c == '[' {
+// foldByte is c as PHP replaces it in a name, in ASCII lower case.
+func foldByte(c byte) byte {
+	switch {
+	case c == ' ' || c == '.' || c == '[':
 		return '_'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
 	}
 	return c
 }

@@ -85,6 +85,9 @@ func TestCredentialsCheck(t *testing.T) {
 	for _, other := range []string{"api.key", "api+key", "api%20key", "+api_key", "api[key", "api_key[]", "api_key[0]", "api_key%00x"} {
 		f("api_key query parameter", "/?api_key=a&"+other+"=b")
 	}
+	// ASP.NET reads query names in any case, and takes the first.
+	f("api_key query parameter", "/?API_KEY=b&api_key=a")
+	f("api_key query parameter", "/?api_key=a&Api.Key=b")
 	f("", "/?api_key=a&api_keys=b&api_key]=c&xapi_key=d&api_ke[y]=e")
 
 	if r := c.headers[0].dup; !strings.Contains(r.Message, "client-id counts as the same header") {
@@ -95,7 +98,7 @@ func TestCredentialsCheck(t *testing.T) {
 	}
 }
 
-func TestSameQueryName(t *testing.T) {
+func TestQueryName(t *testing.T) {
 	for _, c := range []struct {
 		name, param string
 		want        bool
@@ -111,15 +114,21 @@ func TestSameQueryName(t *testing.T) {
 		{"access.token", "access.token", true},
 		{"access_token", "access.token", true},
 		{"access-token", "access_token", false},
-		{"Access_token", "access_token", false},
+		// ASP.NET reads query names in any case.
+		{"Access_token", "access_token", true},
+		{"ACCESS_TOKEN", "access_token", true},
+		{"ACCESS.TOKEN[]", "access_token", true},
+		{"access_token", "Access_Token", true},
+		{"access_tokeN]", "access_token", false},
 		{"access_token]", "access_token", false},
 		{"access_tokens", "access_token", false},
 		{"access_tok[en]", "access_token", false},
 		{"[access_token]", "access_token", false},
 		{"", "access_token", false},
 	} {
-		if got := SameQueryName([]byte(c.name), c.param); got != c.want {
-			t.Errorf("SameQueryName(%q, %q) = %v, want %v", c.name, c.param, got, c.want)
+		q := NewQueryName(c.param)
+		if got := q.Matches([]byte(c.name)); got != c.want {
+			t.Errorf("NewQueryName(%q).Matches(%q) = %v, want %v", c.param, c.name, got, c.want)
 		}
 	}
 }

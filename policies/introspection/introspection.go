@@ -36,7 +36,7 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
 		return in.invalidToken
 	}
-	if chain.HasQueryParam(ctx.QueryArgs(), queryToken) {
+	if chain.HasQueryParam(ctx.QueryArgs(), &queryToken) {
 		// RFC 6750 §2.3 lets an upstream take the token from the
 		// query too, where no one checked it (§3.1: more than one
 		// method is an invalid_request).
@@ -76,7 +76,7 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 }
 
 // queryToken is the query parameter RFC 6750 §2.3 carries a token in.
-const queryToken = "access_token"
+var queryToken = chain.NewQueryName("access_token")
 
 // lookup asks the server about tok, sharing the call with concurrent
 // requests for the same token, and caches what the answer allows.

@@ -40,7 +40,7 @@ var timeNow = time.Now
 const maxTries = 4
 
 // queryToken is the query parameter RFC 6750 §2.3 carries a token in.
-const queryToken = "access_token"
+var queryToken = chain.NewQueryName("access_token")
 
 func (v *Validator) provision(env *chain.Env, s *settings) error {
 	rt := &v.rt
@@ -109,7 +109,7 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 	if s.from == nil {
 		var ok bool
 		tok, ok = bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-		if ok && tok != nil && chain.HasQueryParam(ctx.QueryArgs(), queryToken) {
+		if ok && tok != nil && chain.HasQueryParam(ctx.QueryArgs(), &queryToken) {
 			// RFC 6750 §2.3 lets an upstream take the token from the
 			// query too, where no one checked it.
 			ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, rt.challengeRequest)
