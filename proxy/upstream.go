@@ -808,25 +808,29 @@ func checkFraming(br *bufio.Reader) error {
 	if head == nil {
 		return nil
 	}
-	const cl, te = "content-length", "transfer-encoding"
 	var length, coding bool
 	// Lines are split as fasthttp splits them, at every LF. The status
-	// line is no field, nor is a line that continues another.
-	_, head, _ = bytes.Cut(head, lf)
-	for len(head) > 0 {
-		var line []byte
-		line, head, _ = bytes.Cut(head, lf)
-		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+	// line is no field, nor is a line that continues another (it starts
+	// with a space or a tab). Most lines are told from the two names by
+	// their first byte and their length alone: the head of every answer
+	// passes here.
+	head = head[bytes.IndexByte(head, '\n')+1:]
+	for len(head) > 0 && !(length && coding) {
+		line := head
+		if i := bytes.IndexByte(head, '\n'); i >= 0 {
+			line, head = head[:i], head[i+1:]
+		} else {
+			head = nil
+		}
+		if len(line) <= len(fieldCL) {
 			continue
 		}
-		name, _, ok := bytes.Cut(line, headerColon)
-		if !ok {
-			continue
+		switch line[0] | 0x20 {
+		case 'c':
+			length = length || isField(line, fieldCL)
+		case 't':
+			coding = coding || isField(line, fieldTE)
 		}
-		// fasthttp reads "Content-Length :" as Content-Length.
-		name = bytes.TrimRight(name, " \t")
-		length = length || asciiEqualFold(name, cl)
-		coding = coding || asciiEqualFold(name, te)
 	}
 	if length && coding {
 		return errTwoLengths
@@ -834,10 +838,22 @@ func checkFraming(br *bufio.Reader) error {
 	return nil
 }
 
-var (
-	lf          = []byte{'\n'}
-	headerColon = []byte{':'}
-)
+const fieldCL, fieldTE = "content-length", "transfer-encoding"
+
+// isField reports whether line is a field named name, in any case, with
+// spaces or tabs before its colon: fasthttp reads "Content-Length :" as
+// Content-Length.
+func isField(line []byte, name string) bool {
+	if len(line) <= len(name) || !asciiEqualFold(line[:len(name)], name) {
+		return false
+	}
+	for _, c := range line[len(name):] {
+		if c != ' ' && c != '\t' {
+			return c == ':'
+		}
+	}
+	return false
+}
 
 // peekHead returns the answer head waiting in br, through the empty line
 // that ends it, without consuming it; nil when it cannot be read whole
