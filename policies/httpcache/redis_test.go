@@ -1,14 +1,11 @@
 package httpcache
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -153,33 +150,6 @@ func TestSlowRedisIsMarkedDown(t *testing.T) {
 	}
 }
 
-// recordLogs has the connections made from now until the test ends log
-// into the returned function's lines. Not for parallel tests: it swaps
-// the default logger.
-func recordLogs(t testing.TB) func() []string {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil)))
-	t.Cleanup(func() { slog.SetDefault(old) })
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Split(strings.TrimSpace(buf.String()), "\n")
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // TestRedisWritesRefused: a Redis that answers reads but refuses writes (a
 // read-only replica, out of memory, too few replicas) is marked down at
 // the first write it refuses, said once in the log with what to do, and
@@ -193,7 +163,7 @@ func TestRedisWritesRefused(t *testing.T) {
 	for _, r := range redistest.WriteRefusals {
 		t.Run(r.Name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			logs := recordLogs(t)
+			logs := redistest.RecordLogs(t)
 			st, set := redisStoreOn(t, srv, 64<<20)
 			undo := srv.RefuseWrites(r)
 			body := make([]byte, 1000)
@@ -220,7 +190,7 @@ func TestRedisWritesRefused(t *testing.T) {
 				}
 			}
 			lines := logs()
-			downs, ups := countLines(lines, "refuses writes"), countLines(lines, "shared storage answers")
+			downs, ups := redistest.CountLines(lines, "refuses writes"), redistest.CountLines(lines, "shared storage answers")
 			errs := set.GetOrCreateCounter(`flexgate_cache_redis_errors_total`).Get()
 			t.Logf("%d gets of 50 keys in %s: %d hits (%.1f %%); %d writes refused, %d counted as errors; down %d times, up again %d times; %d log lines",
 				hits+misses, time.Since(start).Round(time.Millisecond), hits, 100*float64(hits)/float64(hits+misses), srv.Refused(r.Code), errs, downs, ups-1, len(lines))
@@ -247,17 +217,6 @@ func TestRedisWritesRefused(t *testing.T) {
 			})
 		})
 	}
-}
-
-// countLines counts the lines holding s.
-func countLines(lines []string, s string) int {
-	n := 0
-	for _, l := range lines {
-		if strings.Contains(l, s) {
-			n++
-		}
-	}
-	return n
 }
 
 // waitUntil polls cond until it holds, failing the test after 10 s.

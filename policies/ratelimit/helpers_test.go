@@ -1,13 +1,10 @@
 package ratelimit
 
 import (
-	"bytes"
 	"flag"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,31 +46,4 @@ func TestMain(m *testing.M) {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	os.Exit(m.Run())
-}
-
-// recordLogs has the connections to shared storage made from now until
-// the test ends log into the returned function's lines. Not for parallel
-// tests: it swaps the default logger.
-func recordLogs(t testing.TB) func() []string {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil)))
-	t.Cleanup(func() { slog.SetDefault(old) })
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Split(strings.TrimSpace(buf.String()), "\n")
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -278,17 +278,6 @@ func TestRedisStoreSlowRedis(t *testing.T) {
 	}
 }
 
-// countLines counts the lines holding s.
-func countLines(lines []string, s string) int {
-	n := 0
-	for _, l := range lines {
-		if strings.Contains(l, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // refusalAdvice is a word of what the log should tell the operator of
 // each write refusal.
 var refusalAdvice = map[string]string{"READONLY": "master", "OOM": "maxmemory", "NOREPLICAS": "min-replicas-to-write"}
@@ -304,7 +293,7 @@ func TestRedisStoreWritesRefused(t *testing.T) {
 	for _, r := range redistest.WriteRefusals {
 		t.Run(r.Name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			logs := recordLogs(t)
+			logs := redistest.RecordLogs(t)
 			s := newTestStore(t, srv.Addr, refusalRules, storeOpts{fallback: FallbackAllow})
 			checkWritesRefused(t, s, logs, r.Code, []*redistest.Server{srv}, func() func() { return srv.RefuseWrites(r) })
 		})
@@ -317,7 +306,7 @@ func TestRedisStoreWritesRefused(t *testing.T) {
 // wants).
 func TestRedisStoreWritesRefusedOnCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
-	logs := recordLogs(t)
+	logs := redistest.RecordLogs(t)
 	s := newTestStore(t, "", refusalRules, storeOpts{fallback: FallbackAllow, redis: &config.Redis{Cluster: &config.RedisCluster{Addresses: c.Addrs()}}})
 	oom := redistest.WriteRefusal{Name: "out of memory", Code: "OOM"}
 	checkWritesRefused(t, s, logs, oom.Code, c.Nodes, func() func() {
@@ -371,7 +360,7 @@ func checkWritesRefused(t *testing.T, s *RedisStore, logs func() []string, code 
 		}
 	}
 	lines := logs()
-	opened := countLines(lines, "breaker open")
+	opened := redistest.CountLines(lines, "breaker open")
 	made := s.conn.calls.Load() - calls
 	t.Logf("%d requests in %s, %d by onStoreError; %d calls reached Redis, %d writes refused; breaker opened %d times; %d log lines",
 		requests, time.Since(start).Round(time.Millisecond), fallbacks, made, refused(), opened, len(lines))
@@ -397,7 +386,7 @@ func checkWritesRefused(t *testing.T, s *RedisStore, logs func() []string, code 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := countLines(logs(), "answers again"); n != 1 {
+	if n := redistest.CountLines(logs(), "answers again"); n != 1 {
 		t.Errorf("the log says %d times that Redis answers again, want once", n)
 	}
 }

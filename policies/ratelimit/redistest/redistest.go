@@ -6,13 +6,19 @@
 // A missing redis-server fails the test (CI installs it: the Debian package
 // redis-server, which brings redis-cli), unless FLEXGATE_SKIP_REDIS=1 says
 // skipping is intended.
+//
+// It also has what tests of the features that use shared storage need
+// beside a server: a proxy that holds Redis's answers (Slow), and the log
+// lines those features write (RecordLogs).
 package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -520,4 +526,43 @@ func (s *Server) Refused(code string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
 	return n
+}
+
+// RecordLogs has the default logger, from now until the test ends, write
+// into the lines the returned function gives: what the features' shared
+// storage connections say of Redis. Not for parallel tests: it swaps the
+// default logger.
+func RecordLogs(t testing.TB) func() []string {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Split(strings.TrimSpace(buf.String()), "\n")
+	}
+}
+
+// CountLines counts the lines holding s.
+func CountLines(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
