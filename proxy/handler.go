@@ -523,6 +523,12 @@ func (g *Gateway) serveRoute(ctx *fasthttp.RequestCtx, st *state, l *listener) {
 	upStart := time.Now()
 	uerr := r.up.forward(ctx, &st.trip)
 	answered := false
+	if st.trailers.refused || st.body.exceeded || st.body.rejected != nil || st.body.clientErr {
+		// The upstream may have answered before the body failed (see
+		// earlyAnswerGrace): the gateway's error below replaces that
+		// answer whole, none of its headers or body going to the client.
+		r.up.discard(ctx, &st.trip)
+	}
 	switch {
 	case st.trailers.refused:
 		// The upstream has the body without its last chunk: no request.

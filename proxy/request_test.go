@@ -279,7 +279,7 @@ func TestRequestTrailersAreNotForwarded(t *testing.T) {
 // of fields (8,000 empty ones fit in 64 KiB) is refused with a 400 rather
 // than dropped, and the upstream never has the request whole: it streamed
 // without its last chunk, or a policy read it and it went nowhere. The
-// connection closes. 32 fields are still served, without them.
+// connection closes. 8 fields are still served, without them.
 func TestManyTrailerFieldsAreRefused(t *testing.T) {
 	// The streamed body's upstream keeps everything it receives on each
 	// connection, until the gateway closes it.
@@ -334,7 +334,7 @@ func TestManyTrailerFieldsAreRefused(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ path, route string }{{"/held/x", "held"}, {"/streamed/x", "streamed"}} {
-		for _, fields := range []int{33, 8000} {
+		for _, fields := range []int{9, 8000} {
 			resp, conn, br := rawRequest(t, addr, chunked(tc.path, fields))
 			_, err := br.ReadByte()
 			conn.Close()
@@ -366,10 +366,10 @@ func TestManyTrailerFieldsAreRefused(t *testing.T) {
 		}
 	}
 
-	resp, conn, _ := rawRequest(t, addr, chunked("/served/x", 32))
+	resp, conn, _ := rawRequest(t, addr, chunked("/served/x", 8))
 	conn.Close()
 	if got, want := string(resp.Body()), "body={} trailers=0 t1="; resp.StatusCode() != 200 || got != want {
-		t.Errorf("32 trailer fields: %d %q, want 200 %q: served, the trailer dropped", resp.StatusCode(), got, want)
+		t.Errorf("8 trailer fields: %d %q, want 200 %q: served, the trailer dropped", resp.StatusCode(), got, want)
 	}
 }
 
@@ -718,5 +718,73 @@ func TestExpectContinueBodyNeverSent(t *testing.T) {
 	}
 	if up.Count.Load() != 0 {
 		t.Error("a request without its body reached the upstream")
+	}
+}
+
+// TestBodyRefusalAfterEarlyAnswer: when the upstream answers before the
+// client's body ends and the gateway then refuses the body (too many
+// trailer fields, too large), the client gets either the upstream's answer
+// whole (the gateway stopped reading the body when it came) or the
+// gateway's error alone: none of the upstream's headers (a cookie, an
+// encoding) ride on the error.
+func TestBodyRefusalAfterEarlyAnswer(t *testing.T) {
+	answered := make(chan struct{}, 4)
+	upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		var h fasthttp.RequestHeader
+		if err := h.Read(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nSet-Cookie: session=upstream\r\nContent-Encoding: gzip\r\nX-Up: 1\r\nContent-Length: 2\r\n\r\nok")
+		answered <- struct{}{}
+		_, _ = io.Copy(io.Discard, br)
+	})
+	gw := proxytest.Start(t, routeYAML("r", upstream)+"  limits: {maxRequestBodySize: 1KiB}\n")
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	var trailer strings.Builder
+	for i := range 9 {
+		fmt.Fprintf(&trailer, "T%d:\r\n", i)
+	}
+	for _, tc := range []struct{ name, rest, reason string }{
+		{"too many trailer fields", "0\r\n" + trailer.String() + "\r\n", "too_many_trailer_fields"},
+		{"body too large", "800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", "body_too_large"},
+	} {
+		// Which comes first is the machine's choice: try until the
+		// gateway refuses.
+		refused := false
+		for attempt := 0; attempt < 20 && !refused; attempt++ {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n")
+			select {
+			case <-answered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the upstream did not get the request's head")
+			}
+			io.WriteString(conn, tc.rest)
+			var resp fasthttp.Response
+			if err := resp.Read(bufio.NewReader(conn)); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			conn.Close()
+			got := string(resp.Header.Peek("X-Flexgate-Error"))
+			if got == "" && resp.StatusCode() == 200 && string(resp.Header.Peek("X-Up")) == "1" {
+				continue
+			}
+			refused = true
+			if got != tc.reason {
+				t.Errorf("%s: %d, X-Flexgate-Error %q; want %s", tc.name, resp.StatusCode(), got, tc.reason)
+			}
+			for _, h := range []string{"Set-Cookie", "Content-Encoding", "X-Up"} {
+				if v := resp.Header.Peek(h); len(v) > 0 {
+					t.Errorf("%s: the gateway's error carries the upstream's %s: %s", tc.name, h, v)
+				}
+			}
+		}
+		if !refused {
+			t.Errorf("%s: 20 tries, each answered by the upstream before the gateway refused the body", tc.name)
+		}
 	}
 }
