@@ -92,7 +92,7 @@ func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == nil || t == yamlNodeType || t.Kind() == reflect.Interface || isNullNode(n) {
+	if t == nil || t == yamlNodeType || t.Kind() == reflect.Interface || config.IsNull(n) {
 		// A null leaves the zero value, which Validate judges.
 		return nil
 	}
@@ -110,7 +110,7 @@ func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag
 		return &ParamError{Line: n.Line, Col: n.Column, Msg: what + " " + err.Error()}
 	}
 	bad := func(takes string) error {
-		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s, not %s", what, takes, describeNode(n))}
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s, not %s", what, takes, config.Describe(n))}
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -203,7 +203,7 @@ func checkNumber(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTa
 		}
 	}
 	if n.Kind != yaml.ScalarNode {
-		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s%s, not %s", what, accepts, noteOf(tag), describeNode(n))}
+		return &ParamError{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("%s must be %s%s, not %s", what, accepts, noteOf(tag), config.Describe(n))}
 	}
 	if err != nil {
 		var ne *config.NumberError
@@ -268,19 +268,6 @@ func noteOf(tag reflect.StructTag) string {
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-func isNullNode(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
-
-// describeNode names what n is, for "must be X, not Y" messages.
-func describeNode(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	return strconv.Quote(n.Value)
-}
 
 func sortedNames(fields map[string]reflect.StructField) []string {
 	names := make([]string, 0, len(fields))

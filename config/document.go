@@ -139,11 +139,11 @@ func (d *decoder) metadata(n *yaml.Node) metadata {
 // and annotations are. A value written as a number or boolean
 // (`tier: 1`, `secured: yes`) reads as the text written.
 func (d *decoder) stringMap(n *yaml.Node, what string) map[string]string {
-	if isNull(n) {
+	if IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s must be a mapping of names to strings, not %s", what, describe(n))
+		d.errorf(n, "%s must be a mapping of names to strings, not %s", what, Describe(n))
 		return nil
 	}
 	out := make(map[string]string, len(n.Content)/2)

@@ -327,7 +327,7 @@ func (d *decoder) documents(data []byte) (roots []*yaml.Node) {
 			continue
 		}
 		root := resolve(doc.Content[0])
-		if isNull(root) {
+		if IsNull(root) {
 			continue
 		}
 		roots = append(roots, root)

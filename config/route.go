@@ -129,7 +129,7 @@ func (d *decoder) websocket(n *yaml.Node) *WebSocket {
 	case n.Kind == yaml.ScalarNode && strings.EqualFold(n.Value, "false"):
 		return nil
 	case n.Kind != yaml.MappingNode:
-		d.errorf(n, "websocket must be true, false or a mapping with fields idleTimeout, not %s", describe(n))
+		d.errorf(n, "websocket must be true, false or a mapping with fields idleTimeout, not %s", Describe(n))
 		return nil
 	}
 	d.mapping(n, "websocket", map[string]field{
@@ -208,7 +208,7 @@ func (d *decoder) routeHosts(n *yaml.Node) []string {
 // values the request's headers must equal.
 func (d *decoder) routeHeaders(n *yaml.Node) []HeaderMatch {
 	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
-		d.errorf(n, "headers must be a mapping of header names to the values they must have, such as {x-canary: \"true\"}, not %s", describe(n))
+		d.errorf(n, "headers must be a mapping of header names to the values they must have, such as {x-canary: \"true\"}, not %s", Describe(n))
 		return nil
 	}
 	var hs []HeaderMatch
@@ -224,8 +224,8 @@ func (d *decoder) routeHeaders(n *yaml.Node) []HeaderMatch {
 			continue
 		}
 		seen[strings.ToLower(k.Value)] = k.Line
-		if v.Kind != yaml.ScalarNode || isNull(v) || v.Value == "" {
-			d.errorf(v, "header %q must have a value to match, not %s", k.Value, describe(v))
+		if v.Kind != yaml.ScalarNode || IsNull(v) || v.Value == "" {
+			d.errorf(v, "header %q must have a value to match, not %s", k.Value, Describe(v))
 			continue
 		}
 		hs = append(hs, HeaderMatch{Name: k.Value, Value: v.Value})
@@ -328,15 +328,15 @@ func (d *decoder) policy(n *yaml.Node) (PolicySpec, bool) {
 		}
 		spec := PolicySpec{Name: k.Value, Pos: d.pos(k)}
 		switch {
-		case isNull(v):
+		case IsNull(v):
 		case v.Kind == yaml.MappingNode:
 			spec.Params = v
 		default:
-			d.errorf(n, "policy %q: parameters must be a mapping of names to values, not %s", k.Value, describe(v))
+			d.errorf(n, "policy %q: parameters must be a mapping of names to values, not %s", k.Value, Describe(v))
 			return spec, false
 		}
 		return spec, true
 	}
-	d.errorf(n, "policy entry must not be %s; %s", describe(n), shape)
+	d.errorf(n, "policy entry must not be %s; %s", Describe(n), shape)
 	return PolicySpec{}, false
 }

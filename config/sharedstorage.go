@@ -386,7 +386,7 @@ func (d *decoder) hostPort(n *yaml.Node, what string) (string, bool) {
 
 func (d *decoder) addresses(n *yaml.Node, what string) ([]string, bool) {
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s must be a list of host:port, not %s", what, describe(n))
+		d.errorf(n, "%s must be a list of host:port, not %s", what, Describe(n))
 		return nil, false
 	}
 	if len(n.Content) == 0 {
@@ -471,7 +471,7 @@ func (d *decoder) redisTLS(n *yaml.Node) (*RedisTLS, bool) {
 // messages ("redis tls"), extra adds fields of the caller's.
 func (d *decoder) tlsSettings(n *yaml.Node, what string, extra map[string]func(key, val *yaml.Node)) (*RedisTLS, bool) {
 	t := &RedisTLS{}
-	if isNull(n) {
+	if IsNull(n) {
 		return t, true
 	}
 	ok := true

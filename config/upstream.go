@@ -161,7 +161,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, bool) {
 // each, no url twice.
 func (d *decoder) targets(n *yaml.Node) []Target {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		d.errorf(n, "upstream targets must be a list of `{url: http://host:port, weight: 1}` entries, not %s", describe(n))
+		d.errorf(n, "upstream targets must be a list of `{url: http://host:port, weight: 1}` entries, not %s", Describe(n))
 		return nil
 	}
 	var out []Target

@@ -64,19 +64,22 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func isNull(n *yaml.Node) bool {
+// IsNull reports whether n is YAML's null (empty, ~ or null). Safe for
+// concurrent use.
+func IsNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-// describe names what a node is, for "must be X, not Y" messages.
-func describe(n *yaml.Node) string {
+// Describe names what a node is, for "must be X, not Y" messages. Safe for
+// concurrent use.
+func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		if isNull(n) {
+		if IsNull(n) {
 			return "empty"
 		}
 		return fmt.Sprintf("%q", n.Value)
@@ -94,7 +97,7 @@ type field func(key, val *yaml.Node)
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]field) bool {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s must be a mapping with fields %s, not %s", what, knownList(fields), describe(n))
+		d.errorf(n, "%s must be a mapping with fields %s, not %s", what, knownList(fields), Describe(n))
 		return false
 	}
 	seen := make(map[string]*yaml.Node, len(n.Content)/2)
@@ -152,10 +155,10 @@ func ResolveFile(configFile, name string) string {
 // str reads a scalar as text; an empty value reads as "".
 func (d *decoder) str(n *yaml.Node, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, "%s must be a string, not %s", what, describe(n))
+		d.errorf(n, "%s must be a string, not %s", what, Describe(n))
 		return "", false
 	}
-	if isNull(n) {
+	if IsNull(n) {
 		return "", true
 	}
 	return n.Value, true
@@ -177,8 +180,8 @@ func (d *decoder) requiredStr(n *yaml.Node, what string) (string, bool) {
 // when not empty, is put after the range to say what a value means
 // ("0: no limit").
 func (d *decoder) wholeNumber(n *yaml.Node, what string, min, max int64, note string) (int64, bool) {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errorf(n, "%s must be %s%s, not %s", what, wholeRange(min, max), note, describe(n))
+	if n.Kind != yaml.ScalarNode || IsNull(n) {
+		d.errorf(n, "%s must be %s%s, not %s", what, wholeRange(min, max), note, Describe(n))
 		return 0, false
 	}
 	v, err := ParseWhole(n.Value, min, max)
@@ -295,7 +298,7 @@ func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
 			return false, true
 		}
 	}
-	d.errorf(n, "%s must be true or false, not %s", what, describe(n))
+	d.errorf(n, "%s must be true or false, not %s", what, Describe(n))
 	return false, false
 }
 
@@ -387,11 +390,11 @@ type strEntry struct {
 // reads as a list of one. A list of another shape, and bad entries, are
 // reported and skipped over (see skipf).
 func (d *decoder) strEntries(n *yaml.Node, what string, single bool) []strEntry {
-	if single && n.Kind == yaml.ScalarNode && !isNull(n) {
+	if single && n.Kind == yaml.ScalarNode && !IsNull(n) {
 		return []strEntry{{n.Value, n}}
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.skipf(n, "%s must be a list of strings, not %s", what, describe(n))
+		d.skipf(n, "%s must be a list of strings, not %s", what, Describe(n))
 		return nil
 	}
 	out := make([]strEntry, 0, len(n.Content))
@@ -411,11 +414,11 @@ func (d *decoder) strEntries(n *yaml.Node, what string, single bool) []strEntry 
 // list calls fn for each entry of a sequence. Another shape is reported
 // and skipped over (see skipf).
 func (d *decoder) list(n *yaml.Node, what string, fn func(*yaml.Node)) {
-	if isNull(n) {
+	if IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.skipf(n, "%s must be a list, not %s", what, describe(n))
+		d.skipf(n, "%s must be a list, not %s", what, Describe(n))
 		return
 	}
 	for _, c := range n.Content {

@@ -283,26 +283,11 @@ func TestRequestTrailersAreNotForwarded(t *testing.T) {
 func TestManyTrailerFieldsAreRefused(t *testing.T) {
 	// The streamed body's upstream keeps everything it receives on each
 	// connection, until the gateway closes it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	received := make(chan string, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				b, _ := io.ReadAll(c)
-				received <- string(b)
-			}(c)
-		}
-	}()
+	streamed := rawServer(t, func(_ net.Conn, br *bufio.Reader) {
+		b, _ := io.ReadAll(br)
+		received <- string(b)
+	})
 	held, served := proxytest.StartUpstream(t), proxytest.StartUpstream(t)
 	served.Handler = func(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(fmt.Sprintf("body=%s trailers=%d t1=%s", ctx.Request.Body(),
@@ -311,7 +296,7 @@ func TestManyTrailerFieldsAreRefused(t *testing.T) {
 	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
     - id: streamed
       path: ["/streamed/*"]
-      upstream: {url: "http://%s"}
+      upstream: {url: "%s"}
     - id: held
       path: ["/held/*"]
       upstream: {url: "%s"}
@@ -320,7 +305,7 @@ func TestManyTrailerFieldsAreRefused(t *testing.T) {
     - id: served
       path: ["/served/*"]
       upstream: {url: "%s"}
-`, ln.Addr(), held.URL, served.URL))
+`, streamed, held.URL, served.URL))
 	addr := strings.TrimPrefix(gw.URL, "http://")
 	chunked := func(path string, fields int) string {
 		var b strings.Builder

@@ -160,7 +160,7 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 	if withTarget && targetNode == nil {
 		d.Errorf(n, "PolicyBinding %s has no targetRef; add `targetRef: {name: <ApiInstance>}`, or a Selector", b.ref)
 	}
-	if configNode != nil && isNull(configNode) {
+	if configNode != nil && config.IsNull(configNode) {
 		configNode = nil
 	}
 	if configNode != nil && configNode.Kind != yaml.MappingNode {
@@ -168,7 +168,7 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 		if b.name != "" {
 			of = b.name
 		}
-		d.Errorf(configNode, "config of %s must be a mapping of its parameters, not %s", of, describe(configNode))
+		d.Errorf(configNode, "config of %s must be a mapping of its parameters, not %s", of, config.Describe(configNode))
 		configNode = nil
 	}
 	if b.name == "" || extension {

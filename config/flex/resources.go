@@ -70,7 +70,7 @@ func (l *load) apiInstance(d *config.Decoder, r resource, spec *yaml.Node) strin
 		},
 		"services": func(_, v *yaml.Node) {
 			if v.Kind != yaml.MappingNode {
-				d.Errorf(v, "services must be a mapping of service names to {address, routes}, not %s", describe(v))
+				d.Errorf(v, "services must be a mapping of service names to {address, routes}, not %s", config.Describe(v))
 				return
 			}
 			for i := 0; i+1 < len(v.Content); i += 2 {
@@ -199,7 +199,7 @@ func (l *load) inlineService(d *config.Decoder, in *instance, k, v *yaml.Node) {
 func (l *load) svcRoute(d *config.Decoder, n *yaml.Node) (svcRoute, bool) {
 	r := svcRoute{pos: d.Pos(n)}
 	m := d.Mark()
-	if isNull(n) {
+	if config.IsNull(n) {
 		return r, true
 	}
 	ok := d.Mapping(n, "route", map[string]func(k, v *yaml.Node){

@@ -20,7 +20,7 @@ func rules(d *config.Decoder, n *yaml.Node, what string) []config.MatchRule {
 	d.List(n, what, func(e *yaml.Node) {
 		r := config.MatchRule{Pos: d.Pos(e)}
 		m := d.Mark()
-		if isNull(e) {
+		if config.IsNull(e) {
 			// `- ` alone matches every request, as `{}` does.
 			out = append(out, r)
 			return
@@ -79,7 +79,7 @@ func methods(d *config.Decoder, n *yaml.Node) string {
 // example does) is the text written.
 func headerRules(d *config.Decoder, n *yaml.Node) []config.HeaderMatch {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, "rule headers must be a mapping of header names to regular expressions, not %s", describe(n))
+		d.Errorf(n, "rule headers must be a mapping of header names to regular expressions, not %s", config.Describe(n))
 		return nil
 	}
 	var out []config.HeaderMatch
@@ -89,8 +89,8 @@ func headerRules(d *config.Decoder, n *yaml.Node) []config.HeaderMatch {
 			d.Errorf(k, "rule header %q is not a header name: use letters, digits and -", k.Value)
 			continue
 		}
-		if v.Kind != yaml.ScalarNode || isNull(v) {
-			d.Errorf(v, "rule header %s must be a regular expression its value must match, not %s", k.Value, describe(v))
+		if v.Kind != yaml.ScalarNode || config.IsNull(v) {
+			d.Errorf(v, "rule header %s must be a regular expression its value must match, not %s", k.Value, config.Describe(v))
 			continue
 		}
 		m := d.Mark()
@@ -116,27 +116,9 @@ func isToken(s string) bool {
 	return true
 }
 
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
-
 func resolveAlias(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
 	return n
-}
-
-// describe names what a node is, for "must be X, not Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if isNull(n) {
-			return "empty"
-		}
-		return `"` + n.Value + `"`
-	}
-	return "an alias"
 }
