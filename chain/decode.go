@@ -158,15 +158,83 @@ func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
 		if t == durationType {
-			// yaml reads a time.Duration as Go writes one: "2s".
-			if _, err := time.ParseDuration(n.Value); n.Kind != yaml.ScalarNode || err != nil {
-				return bad("a duration with a unit like 500ms, 2s or 1m")
+			if n.Kind != yaml.ScalarNode {
+				return bad(durationTakes)
 			}
+			lo := durationTag(tag, "min", config.MinDuration)
+			hi := durationTag(tag, "max", config.MaxDuration)
+			if _, err := ParseDuration(n, what, n.Value, lo, hi, tag.Get("note")); err != nil {
+				return err
+			}
+			// yaml reads a time.Duration as Go writes one, "2s", but
+			// a number as nanoseconds: "0" is one.
+			n.Tag = "!!str"
 			return nil
 		}
 		return checkNumber(n, t, what, tag)
 	}
 	return nil
+}
+
+// durationTakes is what a duration parameter takes, in messages.
+const durationTakes = "a duration with a unit like 500ms, 2s or 1m"
+
+// ParseDuration reads s, the duration parameter name written at node,
+// which takes lo to hi: as Go writes a duration, with a unit, since a bare
+// number could mean seconds or milliseconds. note, when not empty, says
+// what the range means and follows it in the error, as a number
+// parameter's note tag does. Every duration of every policy is read here,
+// so that each is refused in the same words:
+//
+//	storeTimeout must be a duration with a unit like 500ms, 2s or 1m, not "10"
+//	storeTimeout "5s" is out of range: use 1ms to 1s (a request waits …)
+//
+// One longer than Go holds, or negative, is out of range too. A duration
+// field of a policy's parameters (time.Duration) is read so by Decode, lo
+// and hi being its tags min and max ("1ms", "1s") or else
+// config.MinDuration and config.MaxDuration. Safe for concurrent use.
+func ParseDuration(node *yaml.Node, name, s string, lo, hi time.Duration, note string) (time.Duration, error) {
+	d, err := config.ParseDuration(s)
+	if err != nil {
+		got := strconv.Quote(s)
+		if node != nil && config.IsNull(node) {
+			got = config.Describe(node)
+		}
+		return 0, Errorf(node, "%s must be %s, not %s", name, durationTakes, got)
+	}
+	if d < lo || d > hi {
+		if note != "" {
+			note = " (" + note + ")"
+		}
+		return 0, Errorf(node, "%s %q is out of range: use %s to %s%s", name, s, fmtDuration(lo), fmtDuration(hi), note)
+	}
+	return d, nil
+}
+
+// fmtDuration writes d as a user would: 168h rather than 168h0m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// durationTag reads the bound key of a duration field's tag, def when
+// there is none. A tag that is not a duration is a programming error.
+func durationTag(tag reflect.StructTag, key string, def time.Duration) time.Duration {
+	s, ok := tag.Lookup(key)
+	if !ok {
+		return def
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		panic(fmt.Sprintf("chain: tag %s:%q of a duration parameter is not a duration", key, s))
+	}
+	return v
 }
 
 // checkNumber checks the number n, which decodes into t (a number kind),

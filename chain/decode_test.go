@@ -121,6 +121,7 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 		Headers map[string]string `yaml:"headers"`
 		Windows []window          `yaml:"windows"`
 		Wait    time.Duration     `yaml:"wait"`
+		Grace   time.Duration     `yaml:"grace" min:"0s" max:"10m" note:"0: none"`
 	}
 	f := func(src, want string) {
 		t.Helper()
@@ -152,6 +153,15 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 	f("windows: [5]", `1:11: each entry of windows must be a mapping with parameters limit, not "5"`)
 	f("windows: [{limit: 2000}]", "1:19: limit must be a whole number from 1 to 1000, not 2000")
 	f("wait: 30", `1:7: wait must be a duration with a unit like 500ms, 2s or 1m, not "30"`)
+	f("wait: [1s]", "1:7: wait must be a duration with a unit like 500ms, 2s or 1m, not a list")
+	// Without tags, a duration is one of the config's, 1ms to 168h.
+	f("wait: 169h", `1:7: wait "169h" is out of range: use 1ms to 168h`)
+	f("wait: -1s", `1:7: wait "-1s" is out of range: use 1ms to 168h`)
+	// Written as a duration but longer than Go holds: out of range, not
+	// written wrong.
+	f("wait: 99999999999h", `1:7: wait "99999999999h" is out of range: use 1ms to 168h`)
+	f("wait: -99999999999h", `1:7: wait "-99999999999h" is out of range: use 1ms to 168h`)
+	f("grace: 1h", `1:8: grace "1h" is out of range: use 0s to 10m (0: none)`)
 
 	// What reads as a number does, quoted or from a variable, and the
 	// node keeps what was written.
@@ -175,5 +185,13 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 	}
 	if err := Decode(doc.Content[0], &p); err != nil || p.Limit != 17 {
 		t.Errorf("limit: 017 decoded as %d, %v", p.Limit, err)
+	}
+	// A tag's min of 0s takes 0s.
+	if err := yaml.Unmarshal([]byte("grace: 0s\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	p.Grace = time.Second
+	if err := Decode(doc.Content[0], &p); err != nil || p.Grace != 0 {
+		t.Errorf("decoded grace %v: %v", p.Grace, err)
 	}
 }

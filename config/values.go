@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -309,15 +310,7 @@ func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil && durationSyntax.MatchString(s) {
-		// Written as a duration, longer than Go holds (292 years): out
-		// of range like any other too long or negative.
-		v, err = MaxDuration+1, nil
-		if strings.HasPrefix(s, "-") {
-			v = -1
-		}
-	}
+	v, err := ParseDuration(s)
 	if err != nil {
 		d.errorf(n, "%s must be a duration with a unit like 500ms, 2s or 1m, not %q", what, s)
 		return 0, false
@@ -336,6 +329,22 @@ func (d *decoder) duration(n *yaml.Node, what string) (time.Duration, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// ParseDuration reads a duration as Go writes one: "500ms", "1m30s". One
+// written so but longer than Go holds (about 292 years) reads as the
+// longest duration, or after a minus sign the most negative, so that a
+// range check refuses it as out of range like any other too long or
+// negative one, rather than as written wrong. Safe for concurrent use.
+func ParseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil && durationSyntax.MatchString(s) {
+		if strings.HasPrefix(s, "-") {
+			return math.MinInt64, nil
+		}
+		return math.MaxInt64, nil
+	}
+	return v, err
 }
 
 // durationSyntax is what time.ParseDuration reads, whatever the size.

@@ -44,10 +44,9 @@ func (f *FlexCache) Validate(env *chain.Env) error {
 		// Within its tags' bounds, 1 to maxMaxEntries.
 		p.maxEntries = *f.MaxCacheEntries
 	}
-	if n := chain.Field(params, "ttl"); f.TTL != nil {
-		if err := p.setTTL(n, time.Duration(*f.TTL)*time.Second); err != nil {
-			return err
-		}
+	if f.TTL != nil {
+		// Within its tags' bounds, 1s to maxTTL.
+		p.ttl = time.Duration(*f.TTL) * time.Second
 	}
 	p.headers = f.UseHTTPCacheHeaders == nil || *f.UseHTTPCacheHeaders
 	p.invalidation = f.InvalidationHeader

@@ -355,8 +355,12 @@ func TestErrors(t *testing.T) {
 		{"- http-caching: {maxEntries: 0}", "12:38", fmt.Sprintf("maxEntries must be a whole number from 1 to %d, not 0", maxMaxEntries)},
 		{"- http-caching: {maxEntries: 1e30}", "12:38", fmt.Sprintf(`maxEntries must be a whole number from 1 to %d, not "1e30"`, maxMaxEntries)},
 		{"- http-caching: {maxBytes: 10KiB}", "12:36", `maxBytes must be a size from 1MiB to 64GiB, such as 256MiB, not "10KiB"`},
-		{"- http-caching: {ttl: 600}", "12:31", `ttl must be a duration with a unit like 30s or 10m, not "600"`},
-		{"- http-caching: {ttl: 0s}", "12:31", "ttl must be from 1s to 366 days"},
+		{"- http-caching: {ttl: 600}", "12:31", `ttl must be a duration with a unit like 500ms, 2s or 1m, not "600"`},
+		{"- http-caching: {ttl: 0s}", "12:31", `ttl "0s" is out of range: use 1s to 8784h (366 days)`},
+		{"- http-caching: {ttl: -10m}", "12:31", `ttl "-10m" is out of range: use 1s to 8784h (366 days)`},
+		{"- http-caching: {ttl: 8785h}", "12:31", `ttl "8785h" is out of range: use 1s to 8784h (366 days)`},
+		// Longer than Go holds, but written as a duration: out of range.
+		{"- http-caching: {ttl: 99999999999h}", "12:31", `ttl "99999999999h" is out of range: use 1s to 8784h (366 days)`},
 		{"- http-caching: {invalidationHeader: \"bad header\"}", "12:46", `invalidationHeader "bad header" is not a header name`},
 		{"- http-caching: {requestExpression: \"#[attributes.method]\"}", "12:48", "a condition must be true or false"},
 		{"- http-caching: {responseExpression: \"#[attributes.statusCode == '200']\"}", "12:71", "responseExpression: == compares a number with text"},
@@ -365,6 +369,8 @@ func TestErrors(t *testing.T) {
 		// 18446744080 s in nanoseconds is 2⁶⁴ + 6.3e9: as a Duration,
 		// 6.3 s, which was taken for the ttl.
 		{"- http-caching-flex: {ttl: 18446744080}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 18446744080"},
+		{"- http-caching-flex: {ttl: -60}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not -60"},
+		{"- http-caching-flex: {ttl: 99999999999999999999}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 99999999999999999999"},
 		{"- http-caching-flex: {httpCachingKey: \"#[attributes.statusCode]\"}", "12:61", "httpCachingKey: attributes.statusCode is the upstream's status"},
 	} {
 		_, path, err := chaintest.Compile(t, chaintest.Gateway(tc.policy))

@@ -170,13 +170,11 @@ func (c *Cache) Validate(env *chain.Env) error {
 		p.maxBytes = b
 	}
 	if n := chain.Field(params, "ttl"); n != nil {
-		d, err := time.ParseDuration(c.TTL)
+		d, err := chain.ParseDuration(n, "ttl", c.TTL, time.Second, maxTTL, "366 days")
 		if err != nil {
-			return chain.Errorf(n, "ttl must be a duration with a unit like 30s or 10m, not %q", c.TTL)
-		}
-		if err := p.setTTL(n, d); err != nil {
 			return err
 		}
+		p.ttl = d
 	}
 	p.headers = c.UseHTTPCacheHeaders == nil || *c.UseHTTPCacheHeaders
 	p.invalidation = c.InvalidationHeader
@@ -188,14 +186,6 @@ func (c *Cache) Validate(env *chain.Env) error {
 func defaultParams(key string) params {
 	return params{key: key, keyParam: "key", requestExpr: DefaultRequestExpression, responseExpr: DefaultResponseExpression,
 		maxEntries: DefaultMaxEntries, maxBytes: DefaultMaxBytes, ttl: DefaultTTL, headers: true}
-}
-
-func (p *params) setTTL(n *yaml.Node, d time.Duration) error {
-	if d < time.Second || d > maxTTL {
-		return chain.Errorf(n, "ttl must be from 1s to 366 days, not %s", d)
-	}
-	p.ttl = d
-	return nil
 }
 
 // compile compiles the expressions and checks the invalidation header,

@@ -112,6 +112,10 @@ func TestFlexIntrospectionErrors(t *testing.T) {
 	f(url+`, authorizationValue: "Basic eA==", scopeValidationCriteria: XOR`, `scopeValidationCriteria "XOR" is unknown`)
 	f(url+`, authorizationValue: "Basic eA==", consumerBy: email`, `consumerBy "email" is unknown`)
 	f(url+`, authorizationValue: "Basic eA==", url: "http://x"`, `unknown parameter "url"`)
+	f(url+`, authorizationValue: "Basic eA==", authenticationTimeout: -1`, "authenticationTimeout must be a whole number from 1 to 60000, not -1")
+	f(url+`, authorizationValue: "Basic eA==", authenticationTimeout: 99999999999999999999`,
+		"authenticationTimeout must be a whole number from 1 to 60000, not 99999999999999999999")
+	f(url+`, authorizationValue: "Basic eA==", validatedTokenTTL: -600`, "validatedTokenTTL must be a whole number from 0 to 31622400, not -600")
 }
 
 func TestHasScopes(t *testing.T) {

@@ -686,6 +686,10 @@ func TestValidate(t *testing.T) {
 		"gw.yaml:16:30:", fmt.Sprintf("maxCacheEntries must be a whole number from 0 to 2147483647 (0: the default, %d), not -1", DefaultMaxCacheEntries))
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    timeout: 61",
 		"gw.yaml:16:22:", fmt.Sprintf("timeout must be a number from 0 to 60 (seconds; 0: the default, %g), not 61", DefaultTimeout.Seconds()))
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    timeout: -1",
+		"gw.yaml:16:22:", "timeout must be a number from 0 to 60 (seconds; 0: the default, 3), not -1")
+	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    timeout: 1e300",
+		"gw.yaml:16:22:", "timeout must be a number from 0 to 60 (seconds; 0: the default, 3), not 1e300")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    caFile: /nonexistent.pem",
 		"gw.yaml:16:21:", "cannot read caFile")
 	f("- token-introspection:\n    url: https://x/i\n    clientId: a\n    clientSecret: b\n    scopes: [ok, \"two words\"]",

@@ -286,13 +286,11 @@ func (v *Validator) Validate(env *chain.Env) error {
 		}
 	}
 	s.audiences, s.requireAud = v.Audiences, len(v.Audiences) > 0
-	if v.Leeway != "" {
-		d, err := duration(chain.Field(p, "leeway"), "leeway", v.Leeway, DefaultLeeway, 0, maxLeeway)
-		if err != nil {
-			return err
-		}
-		s.leeway = d
+	leeway, err := duration(chain.Field(p, "leeway"), "leeway", v.Leeway, DefaultLeeway, 0, maxLeeway)
+	if err != nil {
+		return err
 	}
+	s.leeway = leeway
 	if v.RequireExp != nil {
 		s.requireExp = *v.RequireExp
 	}
@@ -349,19 +347,13 @@ func checkJWKSURL(s string) error {
 	return nil
 }
 
-// duration reads a Go duration between lo and hi; "" is def.
+// duration reads the duration s, the parameter name written at node,
+// between lo and hi; def when the parameter is left out.
 func duration(node *yaml.Node, name, s string, def, lo, hi time.Duration) (time.Duration, error) {
-	if s == "" {
+	if node == nil {
 		return def, nil
 	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		return 0, chain.Errorf(node, "%s must be a duration with a unit like 30s or 5m, not %q", name, s)
-	case d < lo || d > hi:
-		return 0, chain.Errorf(node, "%s %s is out of range: use %s to %s", name, d, lo, hi)
-	}
-	return d, nil
+	return chain.ParseDuration(node, name, s, lo, hi, "")
 }
 
 // load parses one configured key.

@@ -197,8 +197,14 @@ func TestClusterizableConfig(t *testing.T) {
 	f(base+"            onStoreError: allow\n", "15:27", "applies only to a clusterizable limit")
 	f(base+"            clusterizable: false\n            storeTimeout: 5ms\n", "16:27", "applies only to a clusterizable limit")
 	f(base+"            clusterizable: true\n            onStoreError: open\n", "16:27", `onStoreError "open" is not supported; use deny`)
-	f(base+"            clusterizable: true\n            storeTimeout: 10\n", "16:27", "storeTimeout must be a duration with a unit")
-	f(base+"            clusterizable: true\n            storeTimeout: 5s\n", "16:27", "storeTimeout 5s is out of range")
+	f(base+"            clusterizable: true\n            storeTimeout: 10\n", "16:27", `storeTimeout must be a duration with a unit like 500ms, 2s or 1m, not "10"`)
+	f(base+"            clusterizable: true\n            storeTimeout:\n", "16:26", "storeTimeout must be a duration with a unit like 500ms, 2s or 1m, not empty")
+	const storeRange = " is out of range: use 1ms to 1s (a request waits this long at most for the shared storage)"
+	f(base+"            clusterizable: true\n            storeTimeout: 5s\n", "16:27", `storeTimeout "5s"`+storeRange)
+	f(base+"            clusterizable: true\n            storeTimeout: -5ms\n", "16:27", `storeTimeout "-5ms"`+storeRange)
+	f(base+"            clusterizable: true\n            storeTimeout: 0s\n", "16:27", `storeTimeout "0s"`+storeRange)
+	// Longer than Go holds, but written as a duration: out of range.
+	f(base+"            clusterizable: true\n            storeTimeout: 99999999999h\n", "16:27", `storeTimeout "99999999999h"`+storeRange)
 	f(base+"            clusterizable: yes please\n", "15:28", `clusterizable must be true or false, not "yes please"`)
 
 	t.Setenv(MaxReplicasEnv, "")

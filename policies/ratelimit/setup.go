@@ -216,12 +216,10 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 	}
 	l.timeout = DefaultStoreTimeout
 	if timeoutNode != nil {
-		d, err := time.ParseDuration(l.StoreTimeout)
-		switch {
-		case err != nil:
-			return chain.Errorf(timeoutNode, "storeTimeout must be a duration with a unit like 10ms or 50ms, not %q", l.StoreTimeout)
-		case d < time.Millisecond || d > time.Second:
-			return chain.Errorf(timeoutNode, "storeTimeout %s is out of range; use 1ms to 1s (a request waits this long at most for the shared storage)", d)
+		d, err := chain.ParseDuration(timeoutNode, "storeTimeout", l.StoreTimeout, time.Millisecond, time.Second,
+			"a request waits this long at most for the shared storage")
+		if err != nil {
+			return err
 		}
 		l.timeout = d
 	}

@@ -92,18 +92,24 @@ func (s *Spike) Validate(env *chain.Env) error {
 	if s.p.limitNode == nil {
 		return chain.Errorf(params, "limit is required: the most requests the route forwards in any period, e.g. limit: 100, period: 1s")
 	}
+	// The bounds are those of spike-control-flex's tags.
 	for _, d := range []struct {
 		text string
 		node *yaml.Node
 		dst  *time.Duration
 		name string
-	}{{s.Period, s.p.periodNode, &s.p.period, "period"}, {s.Delay, s.p.delayNode, &s.p.delay, "delay"}} {
+		max  time.Duration
+		note string
+	}{
+		{s.Period, s.p.periodNode, &s.p.period, "period", MaxPeriod, "spike control smooths bursts; for quotas use rate-limiting"},
+		{s.Delay, s.p.delayNode, &s.p.delay, "delay", MaxWait, ""},
+	} {
 		if d.node == nil {
 			continue
 		}
-		v, err := time.ParseDuration(d.text)
+		v, err := chain.ParseDuration(d.node, d.name, d.text, time.Millisecond, d.max, d.note)
 		if err != nil {
-			return chain.Errorf(d.node, "%s must be a duration with a unit like 500ms or 1s, not %q", d.name, d.text)
+			return err
 		}
 		*d.dst = v
 	}
@@ -126,13 +132,9 @@ func (p *params) check(at *yaml.Node) error {
 		}
 		return at
 	}
-	// The numbers' own bounds (limit, attempts, queue) are their tags,
-	// which Decode checks.
+	// Each parameter's own bounds are its tags, which Decode checks, or
+	// for period and delay those chain.ParseDuration checked.
 	switch {
-	case p.period < time.Millisecond || p.period > MaxPeriod:
-		return chain.Errorf(node(p.periodNode), "the period must be between 1ms and %s, not %s (spike control smooths bursts; for quotas use rate-limiting)", MaxPeriod, p.period)
-	case p.delay < time.Millisecond:
-		return chain.Errorf(node(p.delayNode), "the delay must be at least 1ms, not %s", p.delay)
 	case p.queue > 0 && p.attempts > 0 && p.delay > MaxWait/time.Duration(p.attempts):
 		// Divided, not multiplied: a delay of years times the attempts
 		// would wrap around to a short wait.

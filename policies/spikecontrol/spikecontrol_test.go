@@ -256,15 +256,30 @@ func TestSpikeErrors(t *testing.T) {
 		// The tags' bounds are MaxLimit and MaxQueue.
 		{"- spike-control: {limit: 0}", "12:34", fmt.Sprintf("limit must be a whole number from 1 to %d, not 0", MaxLimit)},
 		{"- spike-control: {limit: 1e30}", "12:34", `limit must be a whole number from 1 to 1000000, not "1e30"`},
-		{"- spike-control: {limit: 5, period: 6s}", "12:45", "the period must be between 1ms and 5s, not 6s"},
-		{"- spike-control: {limit: 5, period: 1}", "12:45", `period must be a duration with a unit like 500ms or 1s, not "1"`},
+		{"- spike-control: {limit: 5, period: 6s}", "12:45", `period "6s" is out of range: use 1ms to 5s (spike control smooths bursts; for quotas use rate-limiting)`},
+		{"- spike-control: {limit: 5, period: 0s}", "12:45", `period "0s" is out of range: use 1ms to 5s`},
+		{"- spike-control: {limit: 5, period: -1s}", "12:45", `period "-1s" is out of range: use 1ms to 5s`},
+		// Longer than Go holds, but written as a duration: out of range.
+		{"- spike-control: {limit: 5, period: 99999999999h}", "12:45", `period "99999999999h" is out of range: use 1ms to 5s`},
+		{"- spike-control: {limit: 5, period: 1}", "12:45", `period must be a duration with a unit like 500ms, 2s or 1m, not "1"`},
+		{"- spike-control: {limit: 5, delay: 0s}", "12:44", `delay "0s" is out of range: use 1ms to 1m`},
+		{"- spike-control: {limit: 5, delay: -100ms}", "12:44", `delay "-100ms" is out of range: use 1ms to 1m`},
+		{"- spike-control: {limit: 5, delay: 2m}", "12:44", `delay "2m" is out of range: use 1ms to 1m`},
+		{"- spike-control: {limit: 5, delay: 99999999999h}", "12:44", `delay "99999999999h" is out of range: use 1ms to 1m`},
+		{"- spike-control: {limit: 5, delay: soon}", "12:44", `delay must be a duration with a unit like 500ms, 2s or 1m, not "soon"`},
 		{"- spike-control: {limit: 5, queueLimit: -1}", "12:49", fmt.Sprintf("queueLimit must be a whole number from 0 to %d (each waiting request holds a connection and a worker), not -1", MaxQueue)},
 		{"- spike-control: {limit: 5, delayAttempts: -1}", "12:52", fmt.Sprintf("delayAttempts must be a whole number from 0 to %d, not -1", MaxWait.Milliseconds())},
 		{"- spike-control: {limit: 5, queueLimit: 1, delay: 10s, delayAttempts: 7}", "12:79", "would wait 7 × 10s, longer than 1m0s"},
-		// 2⁶² ns × 4 is 2⁶⁴ ns, which an int64 holds as 0.
-		{"- spike-control: {limit: 5, queueLimit: 1, delay: 4611686018427387904ns, delayAttempts: 4}", "12:97", "would wait 4 × "},
+		{"- spike-control: {limit: 5, queueLimit: 1, delay: 1m, delayAttempts: 60000}", "12:78", "would wait 60000 × 1m0s, longer than 1m0s"},
+		// 2⁶² ns × 4 is 2⁶⁴ ns, which an int64 holds as 0: refused
+		// before it is multiplied.
+		{"- spike-control: {limit: 5, queueLimit: 1, delay: 4611686018427387904ns, delayAttempts: 4}", "12:59", `delay "4611686018427387904ns" is out of range: use 1ms to 1m`},
 		{"- spike-control: {limit: 5, identifier: $request.remoteAddress}", "12:37", `unknown parameter "identifier"`},
 		{"- spike-control-flex: {timePeriodInMilliseconds: 5001}", "12:58", fmt.Sprintf("timePeriodInMilliseconds must be a whole number from 1 to %d (spike control smooths bursts; for quotas use rate-limiting), not 5001", MaxPeriod.Milliseconds())},
+		{"- spike-control-flex: {timePeriodInMilliseconds: -1000}", "12:58", "timePeriodInMilliseconds must be a whole number from 1 to 5000 (spike control smooths bursts; for quotas use rate-limiting), not -1000"},
+		{"- spike-control-flex: {timePeriodInMilliseconds: 99999999999999999999}", "12:58", "timePeriodInMilliseconds must be a whole number from 1 to 5000 (spike control smooths bursts; for quotas use rate-limiting), not 99999999999999999999"},
+		{"- spike-control-flex: {delayTimeInMillis: -1}", "12:51", fmt.Sprintf("delayTimeInMillis must be a whole number from 1 to %d, not -1", MaxWait.Milliseconds())},
+		{"- spike-control-flex: {delayTimeInMillis: 99999999999999999999}", "12:51", "delayTimeInMillis must be a whole number from 1 to 60000, not 99999999999999999999"},
 		{"- spike-control-flex: {maximumRequests: 0}", "12:49", fmt.Sprintf("maximumRequests must be a whole number from 1 to %d, not 0", MaxLimit)},
 		{"- spike-control-flex: {queuingLimit: 20000}", "12:46", fmt.Sprintf("queuingLimit must be a whole number from 0 to %d (each waiting request holds a connection and a worker), not 20000", MaxQueue)},
 	} {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
 )
@@ -63,22 +62,10 @@ func (t *Timeout) Validate(env *chain.Env) error {
 	if node == nil {
 		return chain.Errorf(env.Spec.Params, "timeout is required: write the wait with a unit, e.g. timeout: 10s")
 	}
-	d, err := time.ParseDuration(t.Timeout)
+	d, err := chain.ParseDuration(node, "timeout", t.Timeout, time.Millisecond, MaxTimeout,
+		"the gateway always bounds its waits for an upstream; 0 does not turn the timeout off")
 	if err != nil {
-		return chain.Errorf(node, "timeout must be a duration with a unit like 500ms, 10s or 2m, not %q", t.Timeout)
-	}
-	return t.set(node, d)
-}
-
-// set checks d, written at node, and keeps it.
-func (t *Timeout) set(node *yaml.Node, d time.Duration) error {
-	switch {
-	case d <= 0:
-		return chain.Errorf(node, "timeout must be above 0; the gateway always bounds its waits for an upstream")
-	case d < time.Millisecond:
-		return chain.Errorf(node, "timeout %s is shorter than a millisecond", d)
-	case d > MaxTimeout:
-		return chain.Errorf(node, "timeout %s is longer than %s", d, MaxTimeout)
+		return err
 	}
 	t.d = d
 	return nil
@@ -121,7 +108,8 @@ func (f *FlexTimeout) Validate(env *chain.Env) error {
 		// Within its tags' bounds, 1ms to MaxTimeout.
 		s = *f.Seconds
 	}
-	return f.set(chain.Field(env.Spec.Params, "timeout"), time.Duration(math.Round(s*float64(time.Second))))
+	f.d = time.Duration(math.Round(s * float64(time.Second)))
+	return nil
 }
 
 var (

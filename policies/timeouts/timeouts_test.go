@@ -55,15 +55,20 @@ func TestTimeoutErrors(t *testing.T) {
 	}{
 		{"- response-timeout: {}", "12:29", "timeout is required"},
 		{"- response-timeout", "12:11", "timeout is required"},
-		{"- response-timeout: {timeout: 10}", "12:39", `timeout must be a duration with a unit like 500ms, 10s or 2m, not "10"`},
-		{"- response-timeout: {timeout: 0s}", "12:39", "timeout must be above 0"},
-		{"- response-timeout: {timeout: -1s}", "12:39", "timeout must be above 0"},
-		{"- stream-idle-timeout: {timeout: 25h}", "12:42", "longer than 24h0m0s"},
+		{"- response-timeout: {timeout: 10}", "12:39", `timeout must be a duration with a unit like 500ms, 2s or 1m, not "10"`},
+		{"- response-timeout: {timeout: 0s}", "12:39", `timeout "0s" is out of range: use 1ms to 24h (the gateway always bounds its waits for an upstream; 0 does not turn the timeout off)`},
+		{"- response-timeout: {timeout: -1s}", "12:39", `timeout "-1s" is out of range: use 1ms to 24h`},
+		{"- response-timeout: {timeout: 999us}", "12:39", `timeout "999us" is out of range: use 1ms to 24h`},
+		{"- stream-idle-timeout: {timeout: 25h}", "12:42", `timeout "25h" is out of range: use 1ms to 24h`},
+		// Longer than Go holds, but written as a duration: out of range.
+		{"- stream-idle-timeout: {timeout: 99999999999h}", "12:42", `timeout "99999999999h" is out of range: use 1ms to 24h`},
+		{"- response-timeout: {timeout: -99999999999h}", "12:39", `timeout "-99999999999h" is out of range: use 1ms to 24h`},
 		{"- response-timeout: {timeout: 1s, idle: 1s}", "12:43", `unknown parameter "idle"`},
 		// The tags' bounds are 1ms and MaxTimeout.
 		{"- response-timeout-flex: {timeout: 0}", "12:44", fmt.Sprintf("timeout must be a number from 0.001 to %g (seconds), not 0", MaxTimeout.Seconds())},
 		{"- stream-idle-timeout-flex: {timeout: -5}", "12:47", "timeout must be a number from 0.001 to 86400 (seconds), not -5"},
 		{"- response-timeout-flex: {timeout: 100000}", "12:44", "timeout must be a number from 0.001 to 86400 (seconds), not 100000"},
+		{"- response-timeout-flex: {timeout: 1e300}", "12:44", "timeout must be a number from 0.001 to 86400 (seconds), not 1e300"},
 		{"- response-timeout-flex: {timeout: 15s}", "12:44", `timeout must be a number from 0.001 to 86400 (seconds), not "15s"`},
 		{"- response-timeout-flex: {timeout: .nan}", "12:44", `timeout must be a number from 0.001 to 86400 (seconds), not ".nan"`},
 	} {
