@@ -151,9 +151,18 @@ func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag
 			return bad("a string")
 		}
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Decode(new(bool)) != nil {
+		// Only true and false, as in the rest of the config: yaml
+		// would read YAML 1.1's yes, no, on, off, y and n too.
+		v, ok := false, n.Kind == yaml.ScalarNode
+		if ok {
+			v, ok = config.ParseBool(n.Value)
+		}
+		if !ok {
 			return bad("true or false")
 		}
+		// Written back as yaml reads it: "True" and "true" in quotes
+		// read as unquoted true.
+		n.Value, n.Tag, n.Style = strconv.FormatBool(v), "!!bool", 0
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:

@@ -162,6 +162,12 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 	f("wait: 99999999999h", `1:7: wait "99999999999h" is out of range: use 1ms to 168h`)
 	f("wait: -99999999999h", `1:7: wait "-99999999999h" is out of range: use 1ms to 168h`)
 	f("grace: 1h", `1:8: grace "1h" is out of range: use 0s to 10m (0: none)`)
+	// Only true and false, as in the rest of the config: YAML 1.1's
+	// yes, no, on, off, y and n are words.
+	for _, word := range []string{"yes", "no", "on", "off", "y", "n", "Yes", "OFF"} {
+		f("on: "+word, fmt.Sprintf("1:5: on must be true or false, not %q", word))
+	}
+	f("on: [true]", "1:5: on must be true or false, not a list")
 
 	// What reads as a number does, quoted or from a variable, and the
 	// node keeps what was written.
@@ -186,12 +192,23 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 	if err := Decode(doc.Content[0], &p); err != nil || p.Limit != 17 {
 		t.Errorf("limit: 017 decoded as %d, %v", p.Limit, err)
 	}
-	// A tag's min of 0s takes 0s.
-	if err := yaml.Unmarshal([]byte("grace: 0s\n"), &doc); err != nil {
+	// A boolean reads as true or false whatever its case, quoted or from
+	// a variable, as elsewhere in the config.
+	t.Setenv("FG_DEC_TRUE", "true")
+	for _, src := range []string{"on: TRUE", "on: \"true\"", "on: True", "on: $env.FG_DEC_TRUE"} {
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatal(err)
+		}
+		p.On = false
+		if err := Decode(doc.Content[0], &p); err != nil || !p.On {
+			t.Errorf("%s decoded as %v, %v", src, p.On, err)
+		}
+	}
+	if err := yaml.Unmarshal([]byte("on: \"False\"\ngrace: 0s\n"), &doc); err != nil {
 		t.Fatal(err)
 	}
-	p.Grace = time.Second
-	if err := Decode(doc.Content[0], &p); err != nil || p.Grace != 0 {
-		t.Errorf("decoded grace %v: %v", p.Grace, err)
+	p.On, p.Grace = true, time.Second
+	if err := Decode(doc.Content[0], &p); err != nil || p.On || p.Grace != 0 {
+		t.Errorf("decoded on %v, grace %v: %v", p.On, p.Grace, err)
 	}
 }

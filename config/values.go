@@ -292,14 +292,25 @@ func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) 
 
 func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
 	if n.Kind == yaml.ScalarNode {
-		switch strings.ToLower(n.Value) {
-		case "true":
-			return true, true
-		case "false":
-			return false, true
+		if v, ok := ParseBool(n.Value); ok {
+			return v, true
 		}
 	}
 	d.errorf(n, "%s must be true or false, not %s", what, Describe(n))
+	return false, false
+}
+
+// ParseBool reads a boolean as every boolean of a config is written: true
+// or false, in any case. YAML 1.1's yes, no, on, off, y and n are not
+// booleans: `on` and `n` read so would be surprises. Safe for concurrent
+// use.
+func ParseBool(s string) (v, ok bool) {
+	switch strings.ToLower(s) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
 	return false, false
 }
 

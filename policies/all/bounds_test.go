@@ -75,3 +75,69 @@ func TestNumberParametersDeclareBounds(t *testing.T) {
 		walk(name, "", reflect.TypeOf(reg.New()), map[reflect.Type]bool{})
 	}
 }
+
+// TestBooleanParametersTakeOnlyTrueOrFalse: every boolean parameter of
+// every policy, wherever it sits, takes true or false as the rest of the
+// config does; YAML 1.1's yes, which yaml.v3 would read as true into a Go
+// bool, is refused in the same words as anywhere else.
+func TestBooleanParametersTakeOnlyTrueOrFalse(t *testing.T) {
+	unmarshaler := reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	checked := 0
+	check := func(policy, src string) {
+		checked++
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatalf("%s: %s: %v", policy, src, err)
+		}
+		reg, _ := chain.Lookup(policy)
+		err := chain.Decode(doc.Content[0], reg.New())
+		if err == nil || !strings.Contains(err.Error(), `must be true or false, not "yes"`) {
+			t.Errorf("%s: %s: error = %v, want … must be true or false, not \"yes\"", policy, src, err)
+		}
+	}
+	// walk checks each boolean that a value of ty holds; at writes such
+	// a value where it sits in the parameters.
+	var walk func(policy string, ty reflect.Type, at func(string) string, seen map[reflect.Type]bool)
+	walk = func(policy string, ty reflect.Type, at func(string) string, seen map[reflect.Type]bool) {
+		for ty.Kind() == reflect.Pointer {
+			ty = ty.Elem()
+		}
+		if ty == reflect.TypeOf(yaml.Node{}) || reflect.PointerTo(ty).Implements(unmarshaler) {
+			return // reads itself
+		}
+		switch ty.Kind() {
+		case reflect.Bool:
+			check(policy, at("yes"))
+		case reflect.Slice, reflect.Array:
+			walk(policy, ty.Elem(), func(v string) string { return at("[" + v + "]") }, seen)
+		case reflect.Map:
+			walk(policy, ty.Elem(), func(v string) string { return at("{k: " + v + "}") }, seen)
+		case reflect.Struct:
+			if seen[ty] {
+				return
+			}
+			seen[ty] = true
+			for i := 0; i < ty.NumField(); i++ {
+				f := ty.Field(i)
+				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				switch {
+				case name == "-":
+				case strings.Contains(opts, "inline"):
+					walk(policy, f.Type, at, seen)
+				case f.IsExported():
+					if name == "" {
+						name = strings.ToLower(f.Name)
+					}
+					walk(policy, f.Type, func(v string) string { return at("{" + name + ": " + v + "}") }, seen)
+				}
+			}
+		}
+	}
+	for _, name := range chain.Names() {
+		reg, _ := chain.Lookup(name)
+		walk(name, reflect.TypeOf(reg.New()), func(v string) string { return v }, map[reflect.Type]bool{})
+	}
+	if checked < 30 {
+		t.Errorf("checked %d boolean parameters; the policies have more", checked)
+	}
+}

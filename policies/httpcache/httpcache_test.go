@@ -361,6 +361,7 @@ func TestErrors(t *testing.T) {
 		{"- http-caching: {ttl: 8785h}", "12:31", `ttl "8785h" is out of range: use 1s to 8784h (366 days)`},
 		// Longer than Go holds, but written as a duration: out of range.
 		{"- http-caching: {ttl: 99999999999h}", "12:31", `ttl "99999999999h" is out of range: use 1s to 8784h (366 days)`},
+		{"- http-caching: {cacheAuthorized: yes}", "12:43", `cacheAuthorized must be true or false, not "yes"`},
 		{"- http-caching: {invalidationHeader: \"bad header\"}", "12:46", `invalidationHeader "bad header" is not a header name`},
 		{"- http-caching: {requestExpression: \"#[attributes.method]\"}", "12:48", "a condition must be true or false"},
 		{"- http-caching: {responseExpression: \"#[attributes.statusCode == '200']\"}", "12:71", "responseExpression: == compares a number with text"},
@@ -371,6 +372,7 @@ func TestErrors(t *testing.T) {
 		{"- http-caching-flex: {ttl: 18446744080}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 18446744080"},
 		{"- http-caching-flex: {ttl: -60}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not -60"},
 		{"- http-caching-flex: {ttl: 99999999999999999999}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 99999999999999999999"},
+		{"- http-caching-flex: {useHttpCacheHeaders: no}", "12:52", `useHttpCacheHeaders must be true or false, not "no"`},
 		{"- http-caching-flex: {httpCachingKey: \"#[attributes.statusCode]\"}", "12:61", "httpCachingKey: attributes.statusCode is the upstream's status"},
 	} {
 		_, path, err := chaintest.Compile(t, chaintest.Gateway(tc.policy))

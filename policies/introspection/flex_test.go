@@ -116,6 +116,7 @@ func TestFlexIntrospectionErrors(t *testing.T) {
 	f(url+`, authorizationValue: "Basic eA==", authenticationTimeout: 99999999999999999999`,
 		"authenticationTimeout must be a whole number from 1 to 60000, not 99999999999999999999")
 	f(url+`, authorizationValue: "Basic eA==", validatedTokenTTL: -600`, "validatedTokenTTL must be a whole number from 0 to 31622400, not -600")
+	f(url+`, authorizationValue: "Basic eA==", skipClientIdValidation: yes`, `skipClientIdValidation must be true or false, not "yes"`)
 }
 
 func TestHasScopes(t *testing.T) {

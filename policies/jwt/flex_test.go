@@ -211,6 +211,7 @@ func TestFlexConfig(t *testing.T) {
 		{"ttl huge", "jwtKeyOrigin: jwks\njwksUrl: https://a/jwks\njwksServiceTimeToLive: 99999999999999999999", "jwksServiceTimeToLive must be a whole number from 1 to 10080 (minutes), not 99999999999999999999"},
 		{"timeout negative", "jwtKeyOrigin: jwks\njwksUrl: https://a/jwks\njwksServiceConnectionTimeout: -1", "jwksServiceConnectionTimeout must be a whole number from 1 to 60000 (milliseconds), not -1"},
 		{"timeout huge", "jwtKeyOrigin: jwks\njwksUrl: https://a/jwks\njwksServiceConnectionTimeout: 99999999999999999999", "jwksServiceConnectionTimeout must be a whole number from 1 to 60000 (milliseconds), not 99999999999999999999"},
+		{"boolean as on", hm + "mandatoryExpClaim: on", `mandatoryExpClaim must be true or false, not "on"`},
 		{"origin", hm + "jwtOrigin: header", `jwtOrigin "header" is unknown`},
 		{"jwtExpression", hm + "jwtOrigin: customExpression\njwtExpression: \"#[payload.token]\"", "jwtExpression: payload (the message body) is not available"},
 		{"aud without audiences", hm + "validateAudClaim: true", "supportedAudiences is empty"},

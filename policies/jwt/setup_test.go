@@ -44,6 +44,7 @@ func TestConfigErrors(t *testing.T) {
 		{"leeway negative", secret + "leeway: -5s", `leeway "-5s" is out of range: use 0s to 10m`},
 		{"leeway huge", secret + "leeway: 99999999999h", `leeway "99999999999h" is out of range: use 0s to 10m`},
 		{"leeway without a unit", secret + "leeway: 30", `leeway must be a duration with a unit like 500ms, 2s or 1m, not "30"`},
+		{"requireNbf yes", secret + "requireNbf: yes", `gw.yaml:14:25: jwt-validation: requireNbf must be true or false, not "yes"`},
 		{"empty issuer", secret + "issuer: ['']", "issuer must not be empty"},
 		{"empty audience", secret + "audiences: ['']", "an audience must not be empty"},
 		{"claim without name", secret + "claims: [{equals: x}]", "a claim needs a name"},

@@ -206,6 +206,10 @@ func TestClusterizableConfig(t *testing.T) {
 	// Longer than Go holds, but written as a duration: out of range.
 	f(base+"            clusterizable: true\n            storeTimeout: 99999999999h\n", "16:27", `storeTimeout "99999999999h"`+storeRange)
 	f(base+"            clusterizable: yes please\n", "15:28", `clusterizable must be true or false, not "yes please"`)
+	// YAML 1.1's yes, on and y are words here, as in the rest of the
+	// config.
+	f(base+"            clusterizable: yes\n", "15:28", `clusterizable must be true or false, not "yes"`)
+	f(base+"            clusterizable: on\n", "15:28", `clusterizable must be true or false, not "on"`)
 
 	t.Setenv(MaxReplicasEnv, "")
 	f(base+"            clusterizable: true\n            onStoreError: local\n", "16:27", "onStoreError: local needs FLEXGATE_MAX_REPLICAS")

@@ -112,6 +112,7 @@ func TestFlexRateLimitingKnobsPerItem(t *testing.T) {
 	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 1e30}]\n", "13:73", `timePeriodInMilliseconds must be a whole number from 1 to 31622400000, not "1e30"`)
 	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 99999999999999999999}]\n", "13:73", "timePeriodInMilliseconds must be a whole number from 1 to 31622400000, not 99999999999999999999")
 	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: -1000}]\n", "13:73", "timePeriodInMilliseconds must be a whole number from 1 to 31622400000, not -1000")
+	f("            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 1000}]\n            exposeHeaders: off\n", "14:28", `exposeHeaders must be true or false, not "off"`)
 	t.Setenv("FLEXGATE_TEST_SPACED", " -3")
 	f("            rateLimits: [{maximumRequests: $env.FLEXGATE_TEST_SPACED, timePeriodInMilliseconds: 1000}]\n", "13:44",
 		`maximumRequests must be a whole number from 1 to 31622400000000, not " -3"; remove the spaces around the value`)

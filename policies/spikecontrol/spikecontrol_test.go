@@ -267,6 +267,7 @@ func TestSpikeErrors(t *testing.T) {
 		{"- spike-control: {limit: 5, delay: 2m}", "12:44", `delay "2m" is out of range: use 1ms to 1m`},
 		{"- spike-control: {limit: 5, delay: 99999999999h}", "12:44", `delay "99999999999h" is out of range: use 1ms to 1m`},
 		{"- spike-control: {limit: 5, delay: soon}", "12:44", `delay must be a duration with a unit like 500ms, 2s or 1m, not "soon"`},
+		{"- spike-control: {limit: 5, exposeHeaders: y}", "12:52", `exposeHeaders must be true or false, not "y"`},
 		{"- spike-control: {limit: 5, queueLimit: -1}", "12:49", fmt.Sprintf("queueLimit must be a whole number from 0 to %d (each waiting request holds a connection and a worker), not -1", MaxQueue)},
 		{"- spike-control: {limit: 5, delayAttempts: -1}", "12:52", fmt.Sprintf("delayAttempts must be a whole number from 0 to %d, not -1", MaxWait.Milliseconds())},
 		{"- spike-control: {limit: 5, queueLimit: 1, delay: 10s, delayAttempts: 7}", "12:79", "would wait 7 × 10s, longer than 1m0s"},
