@@ -49,6 +49,28 @@ type Env struct {
 	Logger *slog.Logger
 }
 
+// Owner names what the instance serves in its metrics' route label and
+// its logs: the route's ID, or the PolicyScope its routes share (a Flex
+// ApiInstance's, "namespace/name"). A shared instance belongs to every
+// route of the scope, and which of them is compiled first changes with
+// the config: named by it, the instance's series would move to another
+// label when a service is added or reordered.
+func (e *Env) Owner() string {
+	if e.Route.PolicyScope != "" {
+		return e.Route.PolicyScope
+	}
+	return e.Route.ID
+}
+
+// Whose names the owner in messages: `route "id"`, or `API "namespace/name"`
+// for a shared scope (see Owner).
+func (e *Env) Whose() string {
+	if e.Route.PolicyScope != "" {
+		return "API " + strconv.Quote(e.Route.PolicyScope)
+	}
+	return "route " + strconv.Quote(e.Route.ID)
+}
+
 // Reject builds a Rejection attributed to this policy. Call it at provision
 // time and return the result on every request.
 func (e *Env) Reject(status int, reason, message string) *Rejection {

@@ -393,7 +393,7 @@ func (c *core) provision(env *chain.Env) error {
 	c.malformed = env.Reject(401, "malformed_credentials",
 		"the Authorization header is not Basic base64(user:password) with a user name, of at most 1024 bytes decoded")
 	c.invalid = env.Reject(401, "invalid_credentials", "unknown user or wrong password")
-	c.m = newPolicyMetrics(env.Metrics, env.Route.ID)
+	c.m = newPolicyMetrics(env.Metrics, env.Owner())
 	return nil
 }
 

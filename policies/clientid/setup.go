@@ -91,9 +91,9 @@ func registryKey(cfg *config.Config, _ *config.Route) string {
 // Validate checks the header names and that a client registry exists.
 func (e *Enforcer) Validate(env *chain.Env) error {
 	if len(env.Config.Clients) == 0 {
-		return fmt.Errorf("route %q uses client-id-enforcement but no client registry is configured: "+
+		return fmt.Errorf("%s uses client-id-enforcement but no client registry is configured: "+
 			"add spec.clients (- id: ..., secret: $env.NAME or secretHash: sha256:<hex>) or run with --clients FILE",
-			env.Route.ID)
+			env.Whose())
 	}
 	for _, p := range []struct{ name, value string }{
 		{"clientIdHeader", e.ClientIDHeader},
@@ -133,7 +133,7 @@ func (e *Enforcer) Provision(env *chain.Env) error {
 	e.idHeader, e.secretHeader = []byte(id), []byte(secret)
 	e.clients = make(map[string]*client, len(env.Config.Clients))
 	for _, c := range env.Config.Clients {
-		cl := &client{id: []byte(c.ID), requests: env.Metrics.GetOrCreateCounter(requestsName(env.Route.ID, c.ID))}
+		cl := &client{id: []byte(c.ID), requests: env.Metrics.GetOrCreateCounter(requestsName(env.Owner(), c.ID))}
 		if c.Secret != "" {
 			cl.hash = sha256.Sum256([]byte(c.Secret))
 		} else {

@@ -168,7 +168,7 @@ var fetchNormalized = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"
 func (e *engine) compile(env *chain.Env, specs []groupSpec, public, credentials bool, credNode *yaml.Node) error {
 	*e = engine{exact: map[string]*group{}, credentials: credentials}
 	if env.HasBefore("cors") || env.HasBefore("cors-flex") {
-		return fmt.Errorf("route %q already runs a CORS policy: a route runs one, with every origin in it", env.Route.ID)
+		return fmt.Errorf("%s already runs a CORS policy: a route runs one, with every origin in it", env.Whose())
 	}
 	seen := map[string]int{} // canonical origin → line
 	for _, s := range specs {
@@ -395,12 +395,12 @@ func tokenChar(c byte) bool {
 func (e *engine) Provision(env *chain.Env) error {
 	e.answer = env.Answer("cors_preflight")
 	e.refusedOrigin = env.Reject(403, "cors_origin_not_allowed",
-		fmt.Sprintf("the CORS policy of route %q does not allow requests from this origin", env.Route.ID))
+		fmt.Sprintf("the CORS policy of %s does not allow requests from this origin", env.Whose()))
 	e.refusedMethod = env.Reject(403, "cors_method_not_allowed",
-		fmt.Sprintf("the CORS policy of route %q does not allow this origin the method the preflight names", env.Route.ID))
+		fmt.Sprintf("the CORS policy of %s does not allow this origin the method the preflight names", env.Whose()))
 	e.refusedHdr = env.Reject(403, "cors_header_not_allowed",
-		fmt.Sprintf("the CORS policy of route %q does not allow this origin a header the preflight names", env.Route.ID))
-	label := `{route=` + metriclabel.Quote(env.Route.ID)
+		fmt.Sprintf("the CORS policy of %s does not allow this origin a header the preflight names", env.Whose()))
+	label := `{route=` + metriclabel.Quote(env.Owner())
 	e.preflights = env.Metrics.GetOrCreateCounter(`flexgate_cors_preflights_total` + label + `}`)
 	e.allowed = env.Metrics.GetOrCreateCounter(`flexgate_cors_requests_total` + label + `,result="allowed"}`)
 	e.denied = env.Metrics.GetOrCreateCounter(`flexgate_cors_requests_total` + label + `,result="denied"}`)

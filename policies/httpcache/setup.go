@@ -305,7 +305,7 @@ func (c *Cache) Provision(env *chain.Env) error {
 		c.st = newRedisStore(mem, conn, c.p.namespace, c.p.maxBytes, c.now)
 	}
 	c.fl = flights{m: map[string]*flight{}, max: maxFlights}
-	c.route = env.Route.ID
+	c.route = env.Owner()
 	c.wait = coalesceWait(env.Route)
 	c.onlyMiss = env.Reject(504, "not_cached", "the request asks for a cached answer only (Cache-Control: only-if-cached), and none is stored")
 	c.series = newSeries(env, c.route, c.st)

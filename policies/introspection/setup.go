@@ -251,7 +251,7 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	in.insufficient = env.Reject(403, "insufficient_scope", lacks+strings.Join(in.Scopes, " "))
 	in.unavailable = env.Reject(503, "introspection_unavailable",
 		"the token could not be checked because the authorization server did not answer; retry later")
-	in.m = newPolicyMetrics(env.Metrics, env.Route.ID)
+	in.m = newPolicyMetrics(env.Metrics, env.Owner())
 	in.logs.logger = env.Logger
 	return nil
 }

@@ -159,7 +159,7 @@ func (p *protector) provision(env *chain.Env, fl *FlexLimits, all bool) error {
 	p.details[TooNested] = []byte(`{"parameter":"maxContainerDepth","value":-1,"gatewayLimit":` + strconv.Itoa(MaxNesting) + `}`)
 	p.rejects[Invalid] = env.Reject(400, "invalid_json", "the request body is not valid JSON text in UTF-8")
 	p.tooLarge = env.Reject(413, "body_too_large",
-		fmt.Sprintf("the request body is larger than %d bytes, the limit of route %q", p.maxBody, env.Route.ID))
+		fmt.Sprintf("the request body is larger than %d bytes, the limit of %s", p.maxBody, env.Whose()))
 	p.encoded = env.Reject(415, "unsupported_content_encoding",
 		"the JSON body is sent with a Content-Encoding, which the gateway cannot check: send it without one")
 	p.broken = env.Reject(400, "client_body_incomplete", "the request body ended before its announced length")

@@ -45,7 +45,7 @@ var queryToken = chain.NewQueryName("access_token")
 func (v *Validator) provision(env *chain.Env, s *settings) error {
 	rt := &v.rt
 	rt.now = timeNow
-	rt.m = newPolicyMetrics(env.Metrics, env.Route.ID)
+	rt.m = newPolicyMetrics(env.Metrics, env.Owner())
 	rt.cache = newCache(s.maxEntries)
 	var headers, query []string
 	if s.from == nil {

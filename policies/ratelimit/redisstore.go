@@ -14,6 +14,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/rueidis"
+
+	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
 // Fallback is what a clusterizable limit does when its shared store
@@ -237,7 +239,7 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 		s.refused[i].m = make(map[bucketKey]memo, 16)
 		s.refused[i].calls = make(map[bucketKey]*batch, 4)
 	}
-	route := strconv.Quote(o.route)
+	route := metriclabel.Quote(o.route)
 	s.fallbacks = o.set.GetOrCreateCounter(fmt.Sprintf(`flexgate_ratelimit_store_fallbacks_total{route=%s,mode="%s"}`, route, o.fallback))
 	s.localRefusals = o.set.GetOrCreateCounter(`flexgate_ratelimit_local_refusals_total{route=` + route + `}`)
 	s.leaseSpends = o.set.GetOrCreateCounter(`flexgate_ratelimit_lease_spends_total{route=` + route + `}`)

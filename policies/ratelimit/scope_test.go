@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 	_ "github.com/flexgate/flexgate/config/flex"
@@ -161,5 +163,39 @@ func TestFlexAPIsHaveBudgetsOfTheirOwn(t *testing.T) {
 	}
 	if a, b := redisPrefix(t, routeChain(t, set, "default/orders/a/1")), redisPrefix(t, routeChain(t, set, "default/billing/a/1")); a == b {
 		t.Errorf("two APIs count in the same keys %q", a)
+	}
+}
+
+// TestFlexAPIMetricsNamedByTheAPI: the series of a limit bound to an
+// ApiInstance carry the API in their route label, whichever of its
+// services comes first: adding or reordering services does not move them
+// to another label.
+func TestFlexAPIMetricsNamedByTheAPI(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, apis := range []string{"orders a b", "orders b a"} {
+		set := metrics.NewSet()
+		compiled, _, err := chaintest.CompileWith(t, flexAPIs(srv.Addr, apis), chaintest.Options{Metrics: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rej := chaintest.Run(compiled.Chains[0], chaintest.Ctx("http://gw/orders/x")); rej != nil {
+			t.Fatalf("%s: %v", apis, rej)
+		}
+		var ours []string
+		for _, name := range set.ListMetricNames() {
+			// The store's own series (Redis's health) are the gateway's,
+			// without a route.
+			if strings.HasPrefix(name, "flexgate_ratelimit_") && strings.Contains(name, "route=") {
+				ours = append(ours, name)
+			}
+		}
+		if len(ours) == 0 {
+			t.Fatalf("%s: no flexgate_ratelimit_ series of a route", apis)
+		}
+		for _, name := range ours {
+			if !strings.Contains(name, `route="default/orders"`) {
+				t.Errorf("%s: series %s, want the label route=\"default/orders\" (the API)", apis, name)
+			}
+		}
 	}
 }

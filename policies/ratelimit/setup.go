@@ -298,7 +298,7 @@ func (l *Limiter) Provision(env *chain.Env) error {
 	if l.clock == nil {
 		l.clock = monoClock
 	}
-	l.route = env.Route.ID
+	l.route = env.Owner()
 	r := &l.rules[0]
 	msg := fmt.Sprintf("too many requests: the limit of %d per %g s for this client is used up; retry after the seconds in Retry-After", r.Limit, time.Duration(r.Period).Seconds())
 	if len(l.rules) > 1 {

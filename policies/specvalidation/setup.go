@@ -172,23 +172,23 @@ func (v *Validator) Provision(env *chain.Env) error {
 		v.MaxDepth = validation.DefaultMaxDepth
 	}
 	v.BasePath = strings.TrimSuffix(v.BasePath, "/")
-	v.route = env.Route.ID
+	v.route = env.Owner()
 	v.logger = env.Logger
-	r := env.Route.ID
+	r := env.Whose()
 	v.unknown = env.Reject(400, "unknown_operation",
-		fmt.Sprintf("no operation of the OpenAPI spec of route %q matches the request's method and path", r))
-	v.failed = env.Reject(400, "validation_failed", fmt.Sprintf("request does not match the OpenAPI spec of route %q", r))
+		fmt.Sprintf("no operation of the OpenAPI spec of %s matches the request's method and path", r))
+	v.failed = env.Reject(400, "validation_failed", fmt.Sprintf("request does not match the OpenAPI spec of %s", r))
 	v.failed.DetailKey = "violations"
 	v.tooLarge = env.Reject(413, "body_too_large",
-		fmt.Sprintf("request body is larger than %d bytes, the limit of route %q", v.MaxBodySize, r))
+		fmt.Sprintf("request body is larger than %d bytes, the limit of %s", v.MaxBodySize, r))
 	v.tooDeep = env.Reject(400, "json_too_deep",
-		fmt.Sprintf("request body nests arrays and objects deeper than %d levels, the limit of route %q", v.MaxDepth, r))
+		fmt.Sprintf("request body nests arrays and objects deeper than %d levels, the limit of %s", v.MaxDepth, r))
 	v.invalidJSON = env.Reject(400, "invalid_json", "request body is not valid JSON (UTF-8, every object member named once)")
 	v.unsupported = env.Reject(415, "unsupported_media_type",
 		"the request body's Content-Type is not one the operation takes")
 	v.missingBody = env.Reject(400, "missing_body", "the operation requires a request body")
 	v.unexpectedBody = env.Reject(400, "unexpected_body", "the operation takes no request body, and the request has one")
-	label := `{route=` + metriclabel.Quote(r)
+	label := `{route=` + metriclabel.Quote(v.route)
 	v.passed = env.Metrics.GetOrCreateCounter(`flexgate_spec_validation_total` + label + `,result="valid"}`)
 	v.refused = env.Metrics.GetOrCreateCounter(`flexgate_spec_validation_total` + label + `,result="refused"}`)
 	v.logged = env.Metrics.GetOrCreateCounter(`flexgate_spec_validation_total` + label + `,result="logged"}`)

@@ -152,7 +152,7 @@ func (s *Spike) Provision(env *chain.Env) error {
 	if s.sleep == nil {
 		s.sleep = time.Sleep
 	}
-	s.route = env.Route.ID
+	s.route = env.Owner()
 	s.w = newWindow(s.p.limit, int64(s.p.period))
 	msg := fmt.Sprintf("too many requests: the route forwards at most %d in any %s; retry shortly", s.p.limit, s.p.period)
 	if s.flex {

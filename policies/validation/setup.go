@@ -217,7 +217,7 @@ func (v *Validator) Provision(env *chain.Env) error {
 		return err
 	}
 	v.doc = doc
-	v.route = env.Route.ID
+	v.route = env.Owner()
 	v.in = resolveIn(v.In, env.Route.Methods)
 	fast, err := compileFast(doc)
 	var u *errUnsupported
@@ -234,20 +234,20 @@ func (v *Validator) Provision(env *chain.Env) error {
 	}
 	v.qtypes = buildQueryTypes(doc)
 	v.tooLarge = env.Reject(413, "body_too_large",
-		fmt.Sprintf("request body is larger than %d bytes, the limit of route %q", v.MaxBodySize, env.Route.ID))
+		fmt.Sprintf("request body is larger than %d bytes, the limit of %s", v.MaxBodySize, env.Whose()))
 	v.tooDeep = env.Reject(400, "json_too_deep",
-		fmt.Sprintf("request body nests arrays and objects deeper than %d levels, the limit of route %q", v.MaxDepth, env.Route.ID))
+		fmt.Sprintf("request body nests arrays and objects deeper than %d levels, the limit of %s", v.MaxDepth, env.Whose()))
 	v.invalidJSON = env.Reject(400, "invalid_json",
 		"request body is not valid JSON (UTF-8, every object member named once)")
 	v.unsupported = env.Reject(415, "unsupported_media_type",
 		"request body must be JSON: send it with Content-Type: application/json")
 	v.failed = env.Reject(400, "validation_failed",
-		fmt.Sprintf("request does not match the schema of route %q", env.Route.ID))
+		fmt.Sprintf("request does not match the schema of %s", env.Whose()))
 	v.failed.DetailKey = "violations"
 	v.unexpectedBody = env.Reject(400, "unexpected_body",
-		fmt.Sprintf("request has a body, but the schema of route %q validates the query parameters; send them in the query, without a body", env.Route.ID))
+		fmt.Sprintf("request has a body, but the schema of %s validates the query parameters; send them in the query, without a body", env.Whose()))
 	v.missingBody = env.Reject(400, "missing_body",
-		fmt.Sprintf("request has no body, but the schema of route %q validates a JSON body", env.Route.ID))
+		fmt.Sprintf("request has no body, but the schema of %s validates a JSON body", env.Whose()))
 	return nil
 }
 
