@@ -482,6 +482,9 @@ var (
 	errStatusLine         = errors.New("the upstream's status line is not HTTP/1.x with a status from 100 to 599")
 	errTwoLengths         = errors.New("the upstream's answer has both Content-Length and Transfer-Encoding")
 	errBareLFHead         = errors.New("the upstream's answer head ends with a bare LF instead of CRLF CRLF")
+	errFieldName          = errors.New("the upstream's answer has a header line whose field name is not a token " +
+		"(a space, a control or non-ASCII byte, or a separator such as @ in it or before its colon; an empty name; no colon)")
+	errFoldedField = errors.New("the upstream's answer has a header line folded onto the one before it (obs-fold)")
 )
 
 // earlyAnswerGrace is how long the gateway looks for an answer once
@@ -784,17 +787,41 @@ func checkStatusLine(br *bufio.Reader) error {
 	return nil
 }
 
-// checkFraming refuses an answer head with both Content-Length and
-// Transfer-Encoding, which fasthttp reads by its chunks alone. An upstream
-// that sends both may frame its answers by the length (an application that
-// set the header itself on a server that counts the bytes), and a length
-// the gateway ignores leaves bytes on the connection that it would read as
-// the answer to another request. RFC 9112 §6.3 says such a message "ought
-// to be handled as an error"; nginx answers 502, as the gateway does.
-// It also refuses a head whose empty line is not CRLF CRLF: fasthttp reads
-// only that as its end, and would wait for one until the response timeout.
-// It peeks, so that Header.Read reads the head as it came, and leaves
-// anything else wrong with the head to Header.Read to report.
+// checkFraming refuses an answer head that a client, or a proxy in front
+// of the gateway, could read otherwise than the gateway reads it:
+//
+//   - both Content-Length and Transfer-Encoding, which fasthttp reads by its
+//     chunks alone. An upstream that sends both may frame its answers by
+//     the length (an application that set the header itself on a server
+//     that counts the bytes), and a length the gateway ignores leaves bytes
+//     on the connection that it would read as the answer to another
+//     request. RFC 9112 §6.3 says such a message "ought to be handled as an
+//     error"; nginx answers 502, as the gateway does.
+//   - an empty line other than CRLF CRLF: fasthttp reads only that as the
+//     head's end, and would wait for one until the response timeout.
+//   - a field name that is not a token (RFC 9110 §5.1): a space or a tab in
+//     it or before its colon, a control, DEL or non-ASCII byte, a separator
+//     such as @ or (, an empty name, a line without a colon. fasthttp keeps
+//     "Bad Name: x" as it is and reads "Set-Cookie : x" as Set-Cookie, where
+//     a parser in front of the gateway may read another name, or no field;
+//     it refuses the rest, which is checked here all the same so that what
+//     the gateway forwards does not hang on its parser's leniency. nginx
+//     refuses a space, a control byte, DEL or an empty name ("upstream
+//     sent invalid header") and passes other bytes on; HAProxy (unless
+//     told to accept unsafe violations) and Envoy refuse any byte that is
+//     not a token's, and a line without a colon, as the gateway does.
+//   - a line folded onto the one before it (obs-fold, a line that starts
+//     with a space or a tab): RFC 9112 §5.2 lets a proxy refuse it or
+//     replace it with spaces; fasthttp joins the lines, nginx refuses it,
+//     and so does the gateway. The first field line folded onto the status
+//     line is one too.
+//
+// Values are left to Header.Read, which refuses a NUL, a bare CR and any
+// other control byte but the tab in them: looking at them here would cost
+// a pass over the bulk of the head. checkFraming peeks, so that
+// Header.Read reads the head as it came. The head of every answer passes
+// here, interim ones and a WebSocket's 101 included: one pass over the
+// names, no allocation.
 func checkFraming(br *bufio.Reader) error {
 	if br.Buffered() < 12 {
 		// checkStatusLine could not see a status line: Header.Read
@@ -808,28 +835,33 @@ func checkFraming(br *bufio.Reader) error {
 	if head == nil {
 		return nil
 	}
+	// Lines are split as fasthttp splits them, at every LF; the status
+	// line is no field, and the head ends with CRLF CRLF (bare is false),
+	// the last CRLF of which is the empty line.
+	head = head[bytes.IndexByte(head, '\n')+1 : len(head)-2]
 	var length, coding bool
-	// Lines are split as fasthttp splits them, at every LF. The status
-	// line is no field, nor is a line that continues another (it starts
-	// with a space or a tab). Most lines are told from the two names by
-	// their first byte and their length alone: the head of every answer
-	// passes here.
-	head = head[bytes.IndexByte(head, '\n')+1:]
-	for len(head) > 0 && !(length && coding) {
+	for len(head) > 0 {
 		line := head
 		if i := bytes.IndexByte(head, '\n'); i >= 0 {
 			line, head = head[:i], head[i+1:]
 		} else {
 			head = nil
 		}
-		if len(line) <= len(fieldCL) {
-			continue
+		n := 0
+		for n < len(line) && tokenChars[line[n]] {
+			n++
 		}
-		switch line[0] | 0x20 {
-		case 'c':
-			length = length || isField(line, fieldCL)
-		case 't':
-			coding = coding || isField(line, fieldTE)
+		if n == 0 || n == len(line) || line[n] != ':' {
+			if n == 0 && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+				return badLine(errFoldedField, line)
+			}
+			return badLine(errFieldName, line)
+		}
+		switch n {
+		case len(fieldCL):
+			length = length || asciiEqualFold(line[:n], fieldCL)
+		case len(fieldTE):
+			coding = coding || asciiEqualFold(line[:n], fieldTE)
 		}
 	}
 	if length && coding {
@@ -840,19 +872,12 @@ func checkFraming(br *bufio.Reader) error {
 
 const fieldCL, fieldTE = "content-length", "transfer-encoding"
 
-// isField reports whether line is a field named name, in any case, with
-// spaces or tabs before its colon: fasthttp reads "Content-Length :" as
-// Content-Length.
-func isField(line []byte, name string) bool {
-	if len(line) <= len(name) || !asciiEqualFold(line[:len(name)], name) {
-		return false
-	}
-	for _, c := range line[len(name):] {
-		if c != ' ' && c != '\t' {
-			return c == ':'
-		}
-	}
-	return false
+// badLine is err with the start of the line it is about, for the log, as
+// nginx logs "upstream sent invalid header". It allocates, on the way to
+// a 502 only.
+func badLine(err error, line []byte) error {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	return fmt.Errorf("%w: %q", err, line[:min(len(line), 64)])
 }
 
 // peekHead returns the answer head waiting in br, through the empty line

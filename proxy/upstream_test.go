@@ -336,7 +336,7 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		"/cl-te": "HTTP/1.1 200 OK\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		// fasthttp splits a head's lines at a bare LF too.
 		"/lf-te": "HTTP/1.1 200 OK\nContent-Length: 40\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
-		"/te-cl": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-length : 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		"/te-cl": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-LENGTH: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		// Heads that end with a bare LF, which fasthttp does not take for
 		// their end: it would wait for one until the response timeout.
 		"/lf-end":    "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
@@ -399,6 +399,131 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 		t.Errorf("with maxResponseHeaderSize 64KiB, a 40 KiB header block: %d %s", resp.StatusCode(), resp.Body())
 	}
 	fasthttp.ReleaseResponse(resp)
+}
+
+// TestMalformedAnswerFields: a header line a client, or a proxy in front
+// of the gateway, could read otherwise than the gateway does is refused
+// with 502 upstream_protocol_error, as nginx refuses it: the field name
+// must be a token, with nothing between it and its colon, and no line may
+// be folded onto another. fasthttp forwarded "Bad Name: x" as it was,
+// turned "Set-Cookie : a=b" into Set-Cookie and joined folded lines; the
+// rest it refused already. The same holds for a 1xx answer's head. The
+// upstream's connection is closed, the failure logged and counted.
+func TestMalformedAnswerFields(t *testing.T) {
+	lines := []struct{ name, line string }{
+		{"space before the colon", "Set-Cookie : a=b"},
+		{"tab before the colon", "Set-Cookie\t: a=b"},
+		{"space in the name", "Bad Name: x"},
+		{"@ in the name", "X@Y: x"},
+		{"( in the name", "X(Y): x"},
+		{"DEL in the name", "X\x7fY: x"},
+		{"non-ASCII byte in the name", "X\x80Y: x"},
+		{"CR in the name", "X\rY: x"},
+		{"empty name", ": x"},
+		{"no colon", "NoColon"},
+		{"NUL in the value", "X-A: a\x00b"},
+		{"bare CR in the value", "X-A: a\rb"},
+		{"control byte in the value", "X-A: a\x01b"},
+		{"folded with a space", "X-A: a\r\n b"},
+		{"folded with a tab", "X-A: a\r\n\tb"},
+	}
+	closed := make(chan bool, 1)
+	upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			var req fasthttp.Request
+			if err := req.Read(br); err != nil {
+				return
+			}
+			path := string(req.URI().Path())
+			if path == "/good" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Token!#$%&'*+-.^_`|~09: v\r\nX-Value: a\tb caf\xc3\xa9 \x7e\r\n"+
+					"Content-Length: 2\r\n\r\nok")
+				continue
+			}
+			i, _ := strconv.Atoi(path[2:])
+			head := "HTTP/1.1 200 OK\r\nX-Before: 1\r\n" + lines[i].line + "\r\nContent-Length: 2\r\n\r\n"
+			if path[1] == 'i' {
+				head = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n" + lines[i].line + "\r\n\r\n" +
+					"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+			}
+			io.WriteString(c, head+"ok")
+			// The gateway closes the connection rather than take another
+			// request on it.
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := br.ReadByte()
+			closed <- err == io.EOF
+			return
+		}
+	})
+	gw := proxytest.Start(t, routeYAML("r", upstream))
+	client := proxytest.Client()
+	refused := 0
+	for i, tc := range lines {
+		for _, interim := range []bool{false, true} {
+			path := fmt.Sprintf("/f%d", i)
+			what := tc.name
+			if interim {
+				path, what = fmt.Sprintf("/i%d", i), tc.name+", in a 103"
+			}
+			req := fasthttp.AcquireRequest()
+			req.SetRequestURI(gw.URL + path)
+			resp := fasthttp.AcquireResponse()
+			if err := client.Do(req, resp); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if resp.StatusCode() != 502 || string(resp.Header.Peek("X-Flexgate-Error")) != "upstream_protocol_error" {
+				t.Errorf("%s: the client got %d %q\n%s; want 502 upstream_protocol_error", what, resp.StatusCode(), resp.Body(), resp.Header.String())
+			}
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+			if !<-closed {
+				t.Errorf("%s: the upstream's connection was not closed", what)
+			}
+			refused++
+		}
+	}
+	if got := metricValue(t, gw, `flexgate_upstream_errors_total{route="r",reason="protocol"}`); got != float64(refused) {
+		t.Errorf("flexgate_upstream_errors_total{reason=\"protocol\"} is %v, want %d", got, refused)
+	}
+	if logs := gw.Logs.String(); !strings.Contains(logs, `not a token`) || !strings.Contains(logs, `\"Bad Name: x\"`) ||
+		!strings.Contains(logs, `folded`) {
+		t.Errorf("the log does not say which line was refused:\n%s", logs)
+	}
+
+	resp := proxytest.Do(t, "GET", gw.URL+"/good", nil, nil)
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 200 || string(resp.Header.Peek("X-Token!#$%&'*+-.^_`|~09")) != "v" ||
+		string(resp.Header.Peek("X-Value")) != "a\tb caf\xc3\xa9 ~" {
+		t.Errorf("an answer whose names are tokens and whose values have a tab and UTF-8: %d\n%s", resp.StatusCode(), resp.Header.String())
+	}
+}
+
+// TestAnswerTrailersAreNotForwarded: the fields after a chunked answer's
+// last chunk never reach the client, malformed ones included: the client
+// gets the whole body, and no field a parser could read otherwise.
+func TestAnswerTrailersAreNotForwarded(t *testing.T) {
+	upstream := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			var req fasthttp.Request
+			if err := req.Read(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\n"+
+				"X-T: v\r\nBad Name: x\r\nX-Folded: a\r\n b\r\n\r\n")
+		}
+	})
+	gw := proxytest.Start(t, routeYAML("r", upstream))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+	got, _ := io.ReadAll(conn)
+	if !strings.HasSuffix(string(got), "\r\n\r\n2\r\nok\r\n0\r\n\r\n") {
+		t.Errorf("the client got %q; want the body whole, and no trailer field", got)
+	}
 }
 
 // TestHTTP10ClientStreamsWithFlatMemory: an answer of unknown length goes

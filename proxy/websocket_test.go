@@ -447,7 +447,8 @@ func TestWebSocketUpstreamHalfClose(t *testing.T) {
 }
 
 // TestWebSocketBadSwitchIs502: an upstream's 101 that does not complete the
-// client's handshake is answered 502, and nothing is tunnelled.
+// client's handshake, or has a header line other answers may not have, is
+// answered 502, and nothing is tunnelled.
 func TestWebSocketBadSwitchIs502(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -464,6 +465,14 @@ func TestWebSocketBadSwitchIs502(t *testing.T) {
 		}},
 		{"no Connection: Upgrade", func(req *http.Request) string {
 			return strings.Replace(switching(req), "Connection: Upgrade\r\n", "", 1)
+		}},
+		// Header lines a client could read otherwise than the gateway, as
+		// in any other answer.
+		{"a space in a field name", func(req *http.Request) string {
+			return strings.Replace(switching(req), "\r\n\r\n", "\r\nSec-WebSocket Protocol: chat\r\n\r\n", 1)
+		}},
+		{"a folded field", func(req *http.Request) string {
+			return strings.Replace(switching(req), "\r\n\r\n", "\r\nX-Chat: a\r\n b\r\n\r\n", 1)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
