@@ -47,7 +47,7 @@ var (
 	errBadRequest             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request is malformed"}
 	errHeaderTooLarge         = &chain.Rejection{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Reason: reasonHeaderTooLarge, Message: "the request headers are too large"}
 	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: "the request body ended before its announced length"}
-	errTrailerFieldsRejection = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonTrailerFields, Message: "the request's trailer section has more than 32 fields"}
+	errTrailerFieldsRejection = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonTrailerFields, Message: "the request's trailer section has more than " + strconv.Itoa(maxTrailerFields) + " fields"}
 	errPathNUL                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request path has an encoded NUL (%00), which the gateway refuses"}
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonOverloaded, Message: "the gateway is at its connection limit"}

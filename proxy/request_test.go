@@ -324,7 +324,8 @@ func TestManyTrailerFieldsAreRefused(t *testing.T) {
 			_, err := br.ReadByte()
 			conn.Close()
 			if got := string(resp.Header.Peek("X-Flexgate-Error")); resp.StatusCode() != 400 || got != "too_many_trailer_fields" ||
-				!strings.Contains(string(resp.Body()), `"reason":"too_many_trailer_fields"`) {
+				!strings.Contains(string(resp.Body()), `"reason":"too_many_trailer_fields"`) ||
+				!strings.Contains(string(resp.Body()), "more than 8 fields") {
 				t.Errorf("%s, %d trailer fields: %d, X-Flexgate-Error %q, %s; want 400 too_many_trailer_fields",
 					tc.path, fields, resp.StatusCode(), got, resp.Body())
 			}
