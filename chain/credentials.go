@@ -45,53 +45,157 @@ func HeaderSpellings(name string) ([]string, error) {
 	return out, nil
 }
 
+// HeaderName is a request header's name with every spelling an upstream
+// reads as it (see HeaderSpellings). Build it at load time with
+// NewHeaderName; it is immutable and safe for concurrent use.
+type HeaderName struct {
+	name      string
+	spellings []string
+}
+
+// NewHeaderName returns name with its spellings; a name with more than
+// MaxHeaderSeparators '-' and '_' is an error.
+func NewHeaderName(name string) (HeaderName, error) {
+	sp, err := HeaderSpellings(name)
+	if err != nil {
+		return HeaderName{}, err
+	}
+	return HeaderName{name: name, spellings: sp}, nil
+}
+
+// String returns the header's name as configured.
+func (n *HeaderName) String() string { return n.name }
+
+// Peek returns the value of the header in the first of its spellings that
+// the request carries with a value, the name as written first; nil when
+// none. After Credentials.Check has passed the request carries at most one,
+// so Peek reads the copy the check counted. It does not allocate.
+func (n *HeaderName) Peek(h *fasthttp.RequestHeader) []byte {
+	for _, s := range n.spellings {
+		if v := h.Peek(s); len(v) > 0 {
+			return v
+		}
+	}
+	return nil
+}
+
+// Count returns how many copies of the header the request carries, in all
+// its spellings. It does not allocate.
+func (n *HeaderName) Count(h *fasthttp.RequestHeader) int {
+	c := 0
+	for _, s := range n.spellings {
+		// PeekAll fills a buffer the header reuses: no allocation.
+		c += len(h.PeekAll(s))
+	}
+	return c
+}
+
+// Del removes the header in every spelling. It does not allocate.
+func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
+	for _, s := range n.spellings {
+		h.Del(s)
+	}
+}
+
 // Credentials are the request headers and query parameters a policy reads
 // credentials (or an identity) from, declared at provision. A request that
 // carries one of them more than once is refused: the policy reads one
 // copy, the upstream may read another that nobody checked. Headers count in
-// any of their spellings (see HeaderSpellings); query parameters by their
-// decoded name, in any name an upstream reads as theirs (see
-// QueryName). A provisioned Credentials is safe for concurrent use.
+// any of their spellings (see HeaderName); query parameters by their
+// decoded name, in any name an upstream reads as theirs (see QueryName).
+// A request that carries one of them in the other place is refused too: a
+// header's name as a query parameter, a query parameter's name as a header.
+// Many upstreams read a credential from either (a Mule app's
+// attributes.queryParams.client_id beside its client_id header, an API key
+// taken from the header or the query), and would read the copy nobody
+// checked. A query parameter named like a header that nearly every request
+// carries for its own purpose (Host, Accept, …; see everyRequest) is not
+// looked for among the headers. A provisioned Credentials is safe for
+// concurrent use.
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
 }
 
 type credentialHeader struct {
-	spellings []string
-	dup       *Rejection
+	name HeaderName
+	dup  *Rejection
+	// asQuery is the header's name, in each spelling, as query
+	// parameters; inQuery refuses a request that carries one.
+	asQuery []QueryName
+	inQuery *Rejection
 }
 
 type credentialParam struct {
 	name QueryName
 	dup  *Rejection
+	// asHeader is the parameter's name as a header (nil: one that
+	// nearly every request carries); inHeader refuses a request that
+	// carries it.
+	asHeader *HeaderName
+	inHeader *Rejection
 }
+
+// everyRequest are headers that nearly every request carries for their own
+// purpose: a query parameter of their name is not refused beside them, or
+// every request would be.
+var everyRequest = []string{"Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language",
+	"Connection", "Content-Type", "Content-Length"}
 
 // Credentials declares the request headers and query parameters the policy
 // reads credentials from and builds, for each, its 400
-// duplicate_credentials rejection. Call it at provision time.
+// duplicate_credentials rejections. Call it at provision time. A header
+// name with more than MaxHeaderSeparators '-' and '_', and a query
+// parameter name that ParseQueryName refuses, are errors.
 func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 	c := &Credentials{}
 	for _, name := range headers {
-		sp, err := HeaderSpellings(name)
+		hn, err := NewHeaderName(name)
 		if err != nil {
 			return nil, err
 		}
 		msg := "the request carries the " + name + " header more than once"
-		if len(sp) > 1 {
+		if len(hn.spellings) > 1 {
 			msg += " (" + otherSpelling(name) + " counts as the same header: many upstreams read '-' and '_' alike)"
 		}
-		c.headers = append(c.headers, credentialHeader{spellings: sp, dup: e.duplicate(msg)})
+		ch := credentialHeader{name: hn, dup: e.duplicate(msg + "; send it once"),
+			inQuery: e.duplicate("the request carries " + name + " as a query parameter, and " + e.Name + " reads it from the " + name +
+				" header: an upstream that reads the query would get a value nobody checked; send it only in the header")}
+		for _, s := range hn.spellings {
+			q := NewQueryName(s)
+			if !slices.ContainsFunc(ch.asQuery, func(o QueryName) bool { return o.folded == q.folded }) {
+				ch.asQuery = append(ch.asQuery, q)
+			}
+		}
+		c.headers = append(c.headers, ch)
 	}
 	for _, name := range query {
-		c.query = append(c.query, credentialParam{name: NewQueryName(name),
-			dup: e.duplicate("the request carries the " + name + " query parameter more than once")})
+		qn, err := ParseQueryName(name)
+		if err != nil {
+			return nil, err
+		}
+		cp := credentialParam{name: qn, dup: e.duplicate("the request carries the " + name + " query parameter more than once; send it once")}
+		hn, err := NewHeaderName(name)
+		if err != nil {
+			return nil, fmt.Errorf("query parameter %q is read as a credential, so a header of that name is refused beside it "+
+				"(an upstream may read either), and %w", name, err)
+		}
+		if !slices.ContainsFunc(everyRequest, func(h string) bool { return slices.Contains(hn.spellings, h) }) {
+			cp.asHeader = &hn
+			msg := "the request carries a header named " + name
+			if len(hn.spellings) > 1 {
+				msg += " (or " + otherSpelling(name) + ")"
+			}
+			cp.inHeader = e.duplicate(msg + ", and " + e.Name + " reads " + name + " from the query: an upstream that reads the header " +
+				"would get a value nobody checked; send it only as a query parameter")
+		}
+		c.query = append(c.query, cp)
 	}
 	return c, nil
 }
 
 func (e *Env) duplicate(msg string) *Rejection {
-	return e.Reject(fasthttp.StatusBadRequest, "duplicate_credentials", msg+"; send it once")
+	return e.Reject(fasthttp.StatusBadRequest, "duplicate_credentials", msg)
 }
 
 // otherSpelling is name with its '_' written '-', or when it has none, its
@@ -104,25 +208,24 @@ func otherSpelling(name string) string {
 }
 
 // Check returns the rejection of the first declared header or query
-// parameter that the request carries more than once, or nil. It does not
-// allocate.
+// parameter that the request carries more than once, or in the other
+// place, or nil. It does not allocate.
 func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 	h := &ctx.Request.Header
+	args := ctx.QueryArgs()
 	for i := range c.headers {
 		ch := &c.headers[i]
-		n := 0
-		for _, s := range ch.spellings {
-			// PeekAll fills a buffer the header reuses: no allocation.
-			n += len(h.PeekAll(s))
-		}
-		if n > 1 {
+		if ch.name.Count(h) > 1 {
 			return ch.dup
 		}
+		for k := range args.All() {
+			for j := range ch.asQuery {
+				if ch.asQuery[j].Matches(k) {
+					return ch.inQuery
+				}
+			}
+		}
 	}
-	if len(c.query) == 0 {
-		return nil
-	}
-	args := ctx.QueryArgs()
 	for i := range c.query {
 		cp := &c.query[i]
 		n := 0
@@ -133,6 +236,9 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		}
 		if n > 1 {
 			return cp.dup
+		}
+		if cp.asHeader != nil && cp.asHeader.Count(h) > 0 {
+			return cp.inHeader
 		}
 	}
 	return nil
@@ -155,7 +261,8 @@ type QueryName struct {
 	folded string
 }
 
-// NewQueryName returns param as a QueryName.
+// NewQueryName returns param as a QueryName. Use it for names known to be
+// plain; ParseQueryName checks a name written in the config.
 func NewQueryName(param string) QueryName {
 	b := []byte(phpName(param))
 	for i, c := range b {
@@ -164,8 +271,39 @@ func NewQueryName(param string) QueryName {
 	return QueryName{name: param, folded: string(b)}
 }
 
+// ParseQueryName returns param as a QueryName, or an error when PHP reads
+// param as something else than one parameter: an element of an array
+// ("api[key]", "ids[]"), or a name cut at a NUL. A QueryName compares such
+// a name by what PHP keeps of it (the array's name, the part before the
+// NUL), so "api[key]" would match every element of api, and api itself.
+func ParseQueryName(param string) (QueryName, error) {
+	if p := phpName(param); len(strings.TrimLeft(param, " ")) != len(p) {
+		return QueryName{}, fmt.Errorf("query parameter %q: PHP reads this name as %q (an array element, or a name cut at a NUL), "+
+			"and the gateway does not tell such parameters apart: name a plain parameter, without '[...]' or NUL", param, p)
+	}
+	return NewQueryName(param), nil
+}
+
 // String returns the parameter's name as configured.
 func (q *QueryName) String() string { return q.name }
+
+// Peek returns the value of the parameter named q, or else of the first
+// one an upstream may read as q; nil when there is none. After
+// Credentials.Check has passed the request carries at most one, so Peek
+// reads the copy the check counted. It does not allocate.
+func (q *QueryName) Peek(args *fasthttp.Args) []byte {
+	var v []byte
+	found := false
+	for k, val := range args.All() {
+		if string(k) == q.name {
+			return val
+		}
+		if !found && q.Matches(k) {
+			v, found = val, true
+		}
+	}
+	return v
+}
 
 // Matches reports whether an upstream may read the query parameter named
 // name (decoded, as fasthttp's Args gives it) as q. It does not allocate.

@@ -98,6 +98,109 @@ func TestCredentialsCheck(t *testing.T) {
 	}
 }
 
+// TestCredentialsInTheOtherPlace: a header's name in the query, or a query
+// parameter's name as a header, is refused: an upstream may read the
+// credential from either place, and would read the copy nobody checked.
+func TestCredentialsInTheOtherPlace(t *testing.T) {
+	env := &Env{Name: "some-policy"}
+	c, err := env.Credentials([]string{"client_id", "Authorization"}, []string{"api_key", "host", "user_agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(want, uri string, headers ...string) {
+		t.Helper()
+		r := c.Check(request(uri, headers...))
+		switch {
+		case want == "" && r != nil:
+			t.Errorf("%s %q: refused: %v", uri, headers, r)
+		case want == "":
+		case r == nil:
+			t.Errorf("%s %q: passed, want %q", uri, headers, want)
+		case r.Status != 400 || r.Reason != "duplicate_credentials" || !strings.Contains(r.Message, want):
+			t.Errorf("%s %q: got %d %s %q, want duplicate_credentials %q", uri, headers, r.Status, r.Reason, r.Message, want)
+		}
+	}
+	const idInQuery = "the request carries client_id as a query parameter, and some-policy reads it from the client_id header: " +
+		"an upstream that reads the query would get a value nobody checked; send it only in the header"
+	f(idInQuery, "/?client_id=b", "client_id", "a")
+	f(idInQuery, "/?client_id=b")
+	for _, q := range []string{"CLIENT_ID", "client.id", "client-id", "Client-Id", "client_id[]", "client%20id"} {
+		f(idInQuery, "/?x=1&"+q+"=b", "client_id", "a")
+	}
+	f("carries Authorization as a query parameter", "/?authorization=x", "Authorization", "Bearer a")
+	const keyAsHeader = "the request carries a header named api_key (or api-key), and some-policy reads api_key from the query: " +
+		"an upstream that reads the header would get a value nobody checked; send it only as a query parameter"
+	f(keyAsHeader, "/?api_key=a", "Api-Key", "b")
+	f(keyAsHeader, "/", "api_key", "b")
+	// Host and User-Agent come with nearly every request: not refused.
+	f("", "/?api_key=a&host=h&user_agent=u&client_ids=c&clientid=d", "client_id", "a", "Host", "gw", "User-Agent", "curl", "X-Api-Key", "x")
+	if c.query[1].asHeader != nil || c.query[2].asHeader != nil {
+		t.Error("host and user_agent are looked for among the headers")
+	}
+}
+
+// TestReadTheCopyCounted: HeaderName and QueryName read the one copy the
+// check counts, in whatever name it came; the exact name first.
+func TestReadTheCopyCounted(t *testing.T) {
+	h, err := NewHeaderName("X-Api-Key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueryName("api_key")
+	f := func(uri, wantHeader, wantQuery string, headers ...string) {
+		t.Helper()
+		ctx := request(uri, headers...)
+		if got := string(h.Peek(&ctx.Request.Header)); got != wantHeader {
+			t.Errorf("%q: header %q, want %q", headers, got, wantHeader)
+		}
+		if got := string(q.Peek(ctx.QueryArgs())); got != wantQuery {
+			t.Errorf("%s: query %q, want %q", uri, got, wantQuery)
+		}
+	}
+	f("/", "", "")
+	f("/?api_key=a", "h", "a", "X-Api-Key", "h")
+	f("/?API_KEY=a", "h", "a", "x_api_key", "h")
+	f("/?x=1&api.key=a", "h", "a", "X_Api-Key", "h")
+	f("/?API_KEY=b&api_key=a", "h", "a", "X_Api_Key", "o", "X-Api-Key", "h")
+	f("/?api_keys=a&xapi_key=b&api-key=c", "", "", "X-Api-Keys", "h")
+
+	ctx := request("/", "X_Api_Key", "a", "x-api_key", "b", "X-Other", "c")
+	if n := h.Count(&ctx.Request.Header); n != 2 {
+		t.Errorf("Count = %d, want 2", n)
+	}
+	h.Del(&ctx.Request.Header)
+	if n := h.Count(&ctx.Request.Header); n != 0 || len(ctx.Request.Header.Peek("X-Other")) == 0 {
+		t.Errorf("after Del: %d copies left, X-Other %q", n, ctx.Request.Header.Peek("X-Other"))
+	}
+}
+
+// TestParseQueryName: a name PHP reads as an array element, or cuts at a
+// NUL, would be compared by the part PHP keeps ("api[key]" as api): it is
+// refused; the names PHP rewrites but reads as one parameter are fine.
+func TestParseQueryName(t *testing.T) {
+	for _, name := range []string{"api[key]", "ids[]", "a[b][c]", "api\x00key", " api[x]"} {
+		if _, err := ParseQueryName(name); err == nil || !strings.Contains(err.Error(), "name a plain parameter") {
+			t.Errorf("ParseQueryName(%q) = %v, want an error", name, err)
+		}
+	}
+	for _, name := range []string{"api_key", "api.key", "api key", " api_key", "api[key", "api]key", "API-Key"} {
+		q, err := ParseQueryName(name)
+		if err != nil {
+			t.Errorf("ParseQueryName(%q): %v", name, err)
+		} else if !q.Matches([]byte(name)) {
+			t.Errorf("ParseQueryName(%q) does not match itself", name)
+		}
+	}
+	_, err := (&Env{Name: "p"}).Credentials(nil, []string{"api[key]"})
+	if err == nil || !strings.Contains(err.Error(), `query parameter "api[key]": PHP reads this name as "api"`) {
+		t.Errorf("Credentials with api[key]: %v", err)
+	}
+	_, err = (&Env{Name: "p"}).Credentials(nil, []string{"a_b_c_d_e_f_g_h"})
+	if err == nil || !strings.Contains(err.Error(), "a header of that name is refused beside it") {
+		t.Errorf("Credentials with a_b_c_d_e_f_g_h: %v", err)
+	}
+}
+
 func TestQueryName(t *testing.T) {
 	for _, c := range []struct {
 		name, param string
@@ -138,13 +241,21 @@ func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := request("/x?api_key=k&y=1", "client_id", "a", "client_secret", "b", "Authorization", "Basic x", "X-Other", "1")
+	ctx := request("/x?API.KEY=k&y=1", "client_id", "a", "client_secret", "b", "Authorization", "Basic x", "X-Other", "1")
+	h, err := NewHeaderName("client_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueryName("api_key")
 	allocs := testing.AllocsPerRun(100, func() {
 		if c.Check(ctx) != nil {
 			t.Fatal("refused")
 		}
+		if len(h.Peek(&ctx.Request.Header)) == 0 || len(q.Peek(ctx.QueryArgs())) == 0 {
+			t.Fatal("not read")
+		}
 	})
 	if allocs != 0 {
-		t.Errorf("%v allocations per check, want 0", allocs)
+		t.Errorf("%v allocations per check and read, want 0", allocs)
 	}
 }

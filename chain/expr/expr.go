@@ -86,6 +86,24 @@ func Compile(s string, env *chain.Env) (*Template, error) {
 // in s; the caller adds the position in the config (chain.Errorf does when
 // given the error). Safe for concurrent use.
 func CompilePhase(s string, env *chain.Env, phase Phase) (*Template, error) {
+	return compile(s, env, phase, false)
+}
+
+// CompileCredential is Compile for a value that a policy authenticates or
+// identifies the client by: a rate limit's identifier, jwt-validation's
+// token, ip-list's address. Each header it reads by name is read in any of
+// its spellings ('-' and '_' alike, see chain.HeaderName), each query
+// parameter under any name an upstream may read as it (chain.QueryName):
+// the value is then the one copy that chain.Credentials, declared with
+// Reads, lets through, where an exact name would read nothing while the
+// upstream reads X_Api_Key or API_KEY. A header name with more than
+// chain.MaxHeaderSeparators '-' and '_', and a query parameter name that
+// chain.ParseQueryName refuses, are errors. Safe for concurrent use.
+func CompileCredential(s string, env *chain.Env) (*Template, error) {
+	return compile(s, env, Request, true)
+}
+
+func compile(s string, env *chain.Env, phase Phase, credential bool) (*Template, error) {
 	var root *node
 	var err error
 	if IsFlex(s) {
@@ -104,6 +122,9 @@ func CompilePhase(s string, env *chain.Env, phase Phase) (*Template, error) {
 		}
 		root, err = compileTemplate(s, env)
 	}
+	if err == nil && credential {
+		err = readAnyName(s, root)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +138,38 @@ func CompilePhase(s string, env *chain.Env, phase Phase) (*Template, error) {
 		t.parts = []node{*root}
 	}
 	return t, nil
+}
+
+// readAnyName makes the headers and query parameters that n and its kids
+// read by name read under any name an upstream reads as theirs (see
+// CompileCredential).
+func readAnyName(src string, n *node) error {
+	switch n.op {
+	case opHeader:
+		h, err := chain.NewHeaderName(string(n.name))
+		if err != nil {
+			return &Error{Src: src, Offset: n.at, Msg: err.Error()}
+		}
+		n.header = &h
+	case opQuery:
+		q, err := chain.ParseQueryName(string(n.name))
+		if err != nil {
+			return &Error{Src: src, Offset: n.at, Msg: err.Error()}
+		}
+		n.query = &q
+	}
+	for _, k := range n.kids {
+		if err := readAnyName(src, k); err != nil {
+			return err
+		}
+	}
+	// flat holds copies of the kids, for appendText.
+	for i := range n.flat {
+		if err := readAnyName(src, &n.flat[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // IsFlex reports whether s is a Flex expression: a value that begins with
@@ -525,9 +578,12 @@ func appendMember(dst, obj []byte, path []string) []byte {
 }
 
 // Reads returns the names of the request headers and query parameters the
-// template reads by name, in the order written, so that a policy can refuse
-// a request that sends one of them twice (the template reads the first
-// copy; an upstream may read another).
+// template reads by name, in the order written, for chain.Credentials: a
+// policy that reads a credential or identity with the template refuses a
+// request that sends one of them twice (the template reads one copy; an
+// upstream may read another), or in the other place. Compile the template
+// with CompileCredential so that it reads the one copy that check lets
+// through, in whatever name it came.
 func (t *Template) Reads() (headers, query []string) {
 	var walk func(n *node)
 	walk = func(n *node) {

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -164,5 +165,65 @@ func TestEnvBracedName(t *testing.T) {
 		if _, err := Compile(s, nil); err == nil || !strings.Contains(err.Error(), "is not an environment variable name") {
 			t.Errorf("Compile(%q) = %v, want a bad name", s, err)
 		}
+	}
+}
+
+// TestCompileCredential: a value that identifies the client reads its
+// header in the spelling the request sends and its query parameter under
+// any name an upstream reads as it, the exact name first; any other value
+// reads the exact name.
+func TestCompileCredential(t *testing.T) {
+	for _, src := range []string{"$request.header.X-Api-Key/${request.query.api_key}", "#[attributes.headers['x-api-key'] ++ '/' ++ attributes.queryParams.api_key]"} {
+		cred, err := CompileCredential(src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := MustCompile(src)
+		f := func(uri, want, wantPlain string, hdrs ...string) {
+			t.Helper()
+			ctx := newCtx(uri, hdrs...)
+			if got := string(cred.Append(nil, ctx, nil)); got != want {
+				t.Errorf("%s %s %q: %q, want %q", src, uri, hdrs, got, want)
+			}
+			if got := string(plain.Append(nil, ctx, nil)); got != wantPlain {
+				t.Errorf("%s (not a credential) %s %q: %q, want %q", src, uri, hdrs, got, wantPlain)
+			}
+		}
+		f("/?api_key=q", "h/q", "h/q", "X-Api-Key", "h")
+		f("/?API_KEY=q", "h/q", "/", "X_Api_Key", "h")
+		f("/?x=1&api.key=q", "h/q", "/", "x_api-key", "h")
+		f("/?Api%20Key=q", "/q", "/")
+		f("/?API_KEY=other&api_key=q", "h/q", "h/q", "X-Api-Key", "h", "X_Api_Key", "other")
+		f("/?api_keys=q&xapi_key=r", "/", "/")
+	}
+
+	f := func(src string, wantAt int, want string) {
+		t.Helper()
+		_, err := CompileCredential(src, nil)
+		var e *Error
+		if !errors.As(err, &e) || e.Offset != wantAt || !strings.Contains(e.Msg, want) {
+			t.Errorf("CompileCredential(%q) = %v, want %q at %d", src, err, want, wantAt)
+		}
+		if _, err := Compile(src, nil); err != nil {
+			t.Errorf("Compile(%q), not a credential: %v", src, err)
+		}
+	}
+	f("k-$request.header.A-B-C-D-E-F-G-H", 2, "more than 6 '-' and '_'")
+	f("k-${request.query.api[key]}", 2, `PHP reads this name as "api"`)
+	f("#[attributes.queryParams['ids[]']]", 2, `PHP reads this name as "ids"`)
+}
+
+func TestCredentialDoesNotAllocate(t *testing.T) {
+	ctx := newCtx("http://gw/api/x?a=1&b=2&API.KEY=k", "X_Api_Key", "k1")
+	tmpl, err := CompileCredential("$request.header.X-Api-Key $request.query.api_key", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := tmpl.Append(nil, ctx, nil)
+	if string(buf) != "k1 k" {
+		t.Fatalf("Append = %q", buf)
+	}
+	if n := testing.AllocsPerRun(1000, func() { buf = tmpl.Append(buf[:0], ctx, nil) }); n != 0 {
+		t.Fatalf("allocations per Append = %v, want 0", n)
 	}
 }

@@ -168,6 +168,11 @@ type node struct {
 	text []byte
 	// name is a header's or query parameter's name as written.
 	name []byte
+	// header and query, set in a template compiled by CompileCredential,
+	// read the header or query parameter under every name an upstream
+	// reads as it, as chain.Credentials counts them.
+	header *chain.HeaderName
+	query  *chain.QueryName
 	// v is the value a policy provides (opValue, opMember); path the
 	// member's keys, outermost first, "[N]" for element N.
 	v    chain.Value
@@ -261,10 +266,8 @@ func appendText(dst []byte, parts []node, ctx *fasthttp.RequestCtx, ex *chain.Ex
 			}
 		case opVersion:
 			dst = append(dst, ctx.Request.Header.Protocol()...)
-		case opHeader:
-			dst = append(dst, ctx.Request.Header.PeekBytes(n.name)...)
-		case opQuery:
-			dst = append(dst, ctx.QueryArgs().PeekBytes(n.name)...)
+		case opHeader, opQuery:
+			dst = append(dst, n.read(ctx)...)
 		case opRespHeader:
 			dst = append(dst, ctx.Response.Header.PeekBytes(n.name)...)
 		case opStatus:
@@ -288,6 +291,19 @@ func appendText(dst []byte, parts []node, ctx *fasthttp.RequestCtx, ex *chain.Ex
 		}
 	}
 	return dst
+}
+
+// read returns the value of an opHeader or opQuery node.
+func (n *node) read(ctx *fasthttp.RequestCtx) []byte {
+	switch {
+	case n.header != nil:
+		return n.header.Peek(&ctx.Request.Header)
+	case n.query != nil:
+		return n.query.Peek(ctx.QueryArgs())
+	case n.op == opHeader:
+		return ctx.Request.Header.PeekBytes(n.name)
+	}
+	return ctx.QueryArgs().PeekBytes(n.name)
 }
 
 // appendRequestURI appends the path as routed and, after a `?`, the query.
@@ -381,12 +397,10 @@ func (n *node) eval(r *run) val {
 		return val{k: kStr, s: textHTTP}
 	case opVersion:
 		return val{k: kStr, s: ctx.Request.Header.Protocol()}
-	case opHeader:
-		return textOrNull(ctx.Request.Header.PeekBytes(n.name))
+	case opHeader, opQuery:
+		return textOrNull(n.read(ctx))
 	case opHeaders:
 		return val{k: kObj, src: inReqHeaders}
-	case opQuery:
-		return textOrNull(ctx.QueryArgs().PeekBytes(n.name))
 	case opQueryParams:
 		return val{k: kObj, src: inQuery}
 	case opRespHeader:

@@ -73,8 +73,10 @@ type outcome struct {
 	upstream  string // the Authorization header left for the upstream
 }
 
-func (f fixture) do(headers ...string) outcome {
-	ctx := chaintest.Ctx("http://gw/api/x", headers...)
+func (f fixture) do(headers ...string) outcome { return f.doURI("http://gw/api/x", headers...) }
+
+func (f fixture) doURI(uri string, headers ...string) outcome {
+	ctx := chaintest.Ctx(uri, headers...)
 	ex := chain.AcquireExchange()
 	defer chain.ReleaseExchange(ex)
 	ex.Prepare(f.c)
@@ -143,6 +145,15 @@ func TestAttacks(t *testing.T) {
 		}
 		if o.user != "" || strings.Contains(o.rej.Message, "wonderland") {
 			t.Errorf("%s: user %q, message %q", tc.name, o.user, o.rej.Message)
+		}
+	}
+	// An upstream that reads credentials from the query would read these,
+	// which nobody checked.
+	for _, uri := range []string{"http://gw/api/x?authorization=" + basic("mallory", "x"), "http://gw/api/x?AUTHORIZATION=x"} {
+		o := f.doURI(uri, "Authorization", basic("alice", "wonderland"))
+		if o.rej == nil || o.rej.Status != 400 || o.rej.Reason != "duplicate_credentials" || o.user != "" ||
+			!strings.Contains(o.rej.Message, "carries Authorization as a query parameter") {
+			t.Errorf("%s: %+v", uri, o)
 		}
 	}
 	// The scheme in any case, and any number of spaces after it.

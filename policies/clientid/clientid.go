@@ -25,8 +25,8 @@ func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *
 	if r := e.creds.Check(ctx); r != nil {
 		return r
 	}
-	id := h.PeekBytes(e.idHeader)
-	secret := h.PeekBytes(e.secretHeader)
+	id := e.idHeader.Peek(h)
+	secret := e.secretHeader.Peek(h)
 	fromBasic := false
 	var buf [maxBasic]byte
 	if e.BasicAuth {
@@ -58,7 +58,7 @@ func (e *Enforcer) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *
 	if fromBasic {
 		h.DelBytes(authorization)
 	} else {
-		h.DelBytes(e.secretHeader)
+		e.secretHeader.Del(h)
 	}
 	return nil
 }

@@ -221,6 +221,71 @@ func TestDuplicateCredentials(t *testing.T) {
 	}
 }
 
+// TestCredentialsInTheQueryRefused: an upstream that reads the client id
+// from the query (a Mule app's attributes.queryParams.client_id) would
+// credit the call to whoever the query names, while the policy checked the
+// headers; such a request is refused, under every name an upstream reads
+// as the header's, with or without the headers.
+func TestCredentialsInTheQueryRefused(t *testing.T) {
+	plain, _ := mustCompile(t, "- client-id-enforcement")
+	custom, _ := mustCompile(t, "- client-id-enforcement: {clientIdHeader: X-Client-Id, clientSecretHeader: X-Client-Secret}")
+	flex, _ := mustCompile(t, `- client-id-enforcement-flex: {clientIdExpression: "#[attributes.headers['x-app']]"}`)
+	f := func(c *chain.Chain, query, want string, headers ...string) {
+		t.Helper()
+		r := newRequest(c, headers...)
+		r.ctx.Request.SetRequestURI("/orders/1?" + query)
+		rej := c.RunRequest(r.ctx, r.ex)
+		if rej == nil || rej.Status != 400 || rej.Reason != "duplicate_credentials" {
+			t.Fatalf("?%s %v: got %v, want 400 duplicate_credentials", query, headers, rej)
+		}
+		if !strings.Contains(rej.Message, want) {
+			t.Errorf("?%s: message %q does not contain %q", query, rej.Message, want)
+		}
+		if len(r.ex.Value(clientIDValue)) != 0 {
+			t.Errorf("?%s: $client.id = %q after a rejection", query, r.ex.Value(clientIDValue))
+		}
+	}
+	mine := []string{"client_id", "app-1", "client_secret", "s3cret"}
+	const idInQuery = "carries client_id as a query parameter, and client-id-enforcement reads it from the client_id header"
+	f(plain, "client_id=app-2", idInQuery, mine...)
+	f(plain, "client_id=app-2", idInQuery)
+	for _, q := range []string{"CLIENT_ID=app-2", "client.id=app-2", "client-id=app-2", "client_id[]=app-2", "x=1&Client%20Id=app-2"} {
+		f(plain, q, idInQuery, mine...)
+	}
+	f(plain, "client_secret=other", "carries client_secret as a query parameter", mine...)
+	f(custom, "x_client_id=app-2", "carries X-Client-Id as a query parameter", "X-Client-Id", "app-1", "X-Client-Secret", "s3cret")
+	f(flex, "X-App=app-2", "carries x-app as a query parameter", "X-App", "app-1", "client_secret", "s3cret")
+
+	// Other parameters pass.
+	r := newRequest(plain, mine...)
+	r.ctx.Request.SetRequestURI("/orders/1?client=x&id=y&client_ids=z")
+	if rej := plain.RunRequest(r.ctx, r.ex); rej != nil {
+		t.Errorf("other parameters: %v", rej)
+	}
+}
+
+// TestCredentialHeadersInAnySpelling: client-id and client-secret are the
+// client_id and client_secret headers to an upstream that reads '-' and '_'
+// alike, and to the policy: it checks them, and removes the secret in the
+// spelling it came in.
+func TestCredentialHeadersInAnySpelling(t *testing.T) {
+	c, _ := mustCompile(t, "- client-id-enforcement")
+	r := newRequest(c, "Client-Id", "app-1", "client-secret", "s3cret")
+	if rej := c.RunRequest(r.ctx, r.ex); rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	if got := string(r.ex.Value(clientIDValue)); got != "app-1" {
+		t.Errorf("$client.id = %q, want app-1", got)
+	}
+	if v := r.ctx.Request.Header.Peek("client-secret"); v != nil {
+		t.Errorf("the secret would reach the upstream: %q", v)
+	}
+	r = newRequest(c, "client-id", "app-1", "client-secret", "wrong")
+	if rej := c.RunRequest(r.ctx, r.ex); rej == nil || rej.Reason != "invalid_client" {
+		t.Errorf("wrong secret in client-secret: %v", rej)
+	}
+}
+
 func TestCustomHeaderNames(t *testing.T) {
 	c, _ := mustCompile(t, "- client-id-enforcement: {clientIdHeader: X-Client-Id, clientSecretHeader: X-Client-Secret}")
 	r := newRequest(c, "x-client-id", "app-1", "X-CLIENT-SECRET", "s3cret")

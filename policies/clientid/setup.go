@@ -25,8 +25,9 @@ const (
 // Enforcer is the client-id-enforcement policy. Its fields are the
 // policy's parameters; a provisioned Enforcer is safe for concurrent use.
 type Enforcer struct {
-	// ClientIDHeader names the request header that carries the client id.
-	// Default "client_id".
+	// ClientIDHeader names the request header that carries the client id,
+	// read in any spelling ('-' and '_' alike); a query parameter of its
+	// name is refused. Default "client_id".
 	ClientIDHeader string `yaml:"clientIdHeader"`
 	// ClientSecretHeader names the request header that carries the client
 	// secret. Default "client_secret". The gateway removes it before the
@@ -38,14 +39,17 @@ type Enforcer struct {
 	// `Authorization: Bearer`.
 	BasicAuth bool `yaml:"basicAuth"`
 
-	idHeader     []byte
-	secretHeader []byte
+	// idHeader and secretHeader are read, and the secret removed, in
+	// any spelling: the copy the credentials check let through.
+	idHeader     chain.HeaderName
+	secretHeader chain.HeaderName
 	clients      map[string]*client
 	// decoy is compared against when the id is unknown, so that an
 	// unknown id costs the same time as a known id with a wrong secret.
 	decoy [sha256.Size]byte
 
-	// creds refuses a request that sends a credential header twice.
+	// creds refuses a request that sends a credential header twice, or
+	// its name as a query parameter.
 	creds   *chain.Credentials
 	missing *chain.Rejection
 	invalid *chain.Rejection
@@ -130,7 +134,13 @@ func (e *Enforcer) Validate(env *chain.Env) error {
 // per-client counters and builds the rejections.
 func (e *Enforcer) Provision(env *chain.Env) error {
 	id, secret := e.headerNames()
-	e.idHeader, e.secretHeader = []byte(id), []byte(secret)
+	var err error
+	if e.idHeader, err = chain.NewHeaderName(id); err != nil {
+		return err
+	}
+	if e.secretHeader, err = chain.NewHeaderName(secret); err != nil {
+		return err
+	}
 	e.clients = make(map[string]*client, len(env.Config.Clients))
 	for _, c := range env.Config.Clients {
 		cl := &client{id: []byte(c.ID), requests: env.Metrics.GetOrCreateCounter(requestsName(env.Owner(), c.ID))}
@@ -151,7 +161,6 @@ func (e *Enforcer) Provision(env *chain.Env) error {
 	if e.BasicAuth {
 		names = append(names, fasthttp.HeaderAuthorization)
 	}
-	var err error
 	if e.creds, err = env.Credentials(names, nil); err != nil {
 		return err
 	}

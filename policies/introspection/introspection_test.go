@@ -350,6 +350,11 @@ func TestTokenInQueryToo(t *testing.T) {
 			t.Errorf("%s: another query parameter: %v", uri, r.rej)
 		}
 	}
+	// Nor may the query carry the header's own name.
+	if r := f.doURI("/orders/1?Authorization=Bearer+forged", "Authorization", "Bearer good"); r.rej == nil || r.rej.Reason != "duplicate_credentials" ||
+		!strings.Contains(r.rej.Message, "carries Authorization as a query parameter") {
+		t.Errorf("authorization in the query: got %v", r.rej)
+	}
 	// Without Authorization the query token is not a token the policy
 	// takes: the answer says what is missing.
 	if r := f.doURI("/orders/1?access_token=good"); r.rej == nil || r.rej.Reason != "missing_token" {

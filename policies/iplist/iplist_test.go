@@ -142,6 +142,32 @@ func TestTemplateExpression(t *testing.T) {
 	f("ip_unknown", "X-A", "10.0.0.1", "X-B", "unknown")
 }
 
+// TestTemplateReadsEveryName: an expression reads a header in the spelling
+// the request sends it in (X_B for X-B: an upstream reads it as X-B), and a
+// query parameter in any name an upstream reads as it; a header's name in
+// the query, or a query parameter's name as a header, is refused.
+func TestTemplateReadsEveryName(t *testing.T) {
+	block := chaintest.MustChain(t, `- ip-blocklist: {ips: ["192.0.2.0/24"], ipExpression: "$request.header.X-A,$request.header.X-B"}`)
+	allow := chaintest.MustChain(t, `- ip-allowlist-flex: {ips: ["10.0.0.0/8"], ipExpression: "#[attributes.queryParams.client_ip]"}`)
+	f := func(c *chain.Chain, want, uri string, headers ...string) {
+		t.Helper()
+		ctx := from("10.0.0.7", headers...)
+		ctx.Request.SetRequestURI(uri)
+		if got := verdict(c, ctx); got != want {
+			t.Errorf("%s %q: %s, want %s", uri, headers, got, want)
+		}
+	}
+	f(block, "pass", "http://gw/api/x", "X-A", "10.0.0.1", "X-B", "10.0.0.2")
+	f(block, "ip_blocked", "http://gw/api/x", "X-A", "10.0.0.1", "X_B", "192.0.2.1")
+	f(block, "ip_blocked", "http://gw/api/x", "x_a", "192.0.2.1")
+	f(block, "duplicate_credentials", "http://gw/api/x?x-b=192.0.2.1", "X-A", "10.0.0.1", "X-B", "10.0.0.2")
+	f(allow, "pass", "http://gw/api/x?client_ip=10.0.0.1")
+	f(allow, "pass", "http://gw/api/x?CLIENT_IP=10.0.0.1")
+	f(allow, "ip_not_allowed", "http://gw/api/x?client.ip=192.0.2.1")
+	f(allow, "duplicate_credentials", "http://gw/api/x?client_ip=10.0.0.1&Client.Ip=192.0.2.1")
+	f(allow, "duplicate_credentials", "http://gw/api/x?client_ip=10.0.0.1", "Client-Ip", "192.0.2.1")
+}
+
 func TestValidate(t *testing.T) {
 	f := func(policy string, want ...string) {
 		t.Helper()

@@ -175,7 +175,7 @@ func (l *List) compileExpression(env *chain.Env) error {
 		l.src, l.header = fromHeader, strings.ReplaceAll(strings.ToLower(name), "_", "-")
 		return nil
 	}
-	t, err := expr.Compile(s, env)
+	t, err := expr.CompileCredential(s, env)
 	if err != nil {
 		return chain.Errorf(at, "ipExpression: %v", err)
 	}

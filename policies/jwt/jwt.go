@@ -26,6 +26,9 @@ type runtime struct {
 	invalid     [failCount]*chain.Rejection
 	unavailable *chain.Rejection
 	twoTokens   *chain.Rejection
+	// bearerToo, when from reads the access_token query parameter,
+	// refuses a bearer token in Authorization beside it.
+	bearerToo *chain.Rejection
 
 	challengeMissing []byte
 	challengeInvalid []byte
@@ -89,6 +92,14 @@ func (v *Validator) provision(env *chain.Env, s *settings) error {
 		"the keys that verify the token could not be fetched from the identity provider (JWKS); retry later")
 	rt.twoTokens = env.Reject(fasthttp.StatusBadRequest, "duplicate_credentials",
 		"the request carries a token in Authorization and in the access_token query parameter; send it only in Authorization")
+	for _, q := range query {
+		if queryToken.Matches([]byte(q)) {
+			// RFC 6750 §2.1: an upstream may take the token from
+			// Authorization, where no one checked it.
+			rt.bearerToo = env.Reject(fasthttp.StatusBadRequest, "duplicate_credentials",
+				"the request carries a token in the "+q+" query parameter and in Authorization; send it only in "+q)
+		}
+	}
 	return nil
 }
 
@@ -119,6 +130,12 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 			return v.refuse(ctx, failMalformed)
 		}
 	} else {
+		if rt.bearerToo != nil {
+			if t, _ := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)); t != nil {
+				ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, rt.challengeRequest)
+				return rt.bearerToo
+			}
+		}
 		slot := ex.Slot()
 		slot.Buf = s.from.Append(slot.Buf[:0], ctx, ex)
 		tok = bytes.TrimSpace(slot.Buf)

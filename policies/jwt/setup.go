@@ -455,7 +455,7 @@ func placeholder(node *yaml.Node, value string) bool {
 // compileFrom compiles the expression that yields the token. It must read
 // something of the request.
 func compileFrom(s string, env *chain.Env) (*expr.Template, error) {
-	t, err := expr.Compile(s, env)
+	t, err := expr.CompileCredential(s, env)
 	if err != nil {
 		return nil, err
 	}

@@ -147,6 +147,38 @@ func TestFromExpression(t *testing.T) {
 	}
 }
 
+// TestFromReadsEveryName: from reads its header in the spelling the request
+// sends (X_Jwt: an upstream reads it as X-Jwt) and its query parameter in
+// any name an upstream reads as it; a token where an upstream may read
+// another, unchecked, is refused: the header's name in the query, the
+// query parameter's name as a header, and (RFC 6750) Authorization: Bearer
+// beside access_token.
+func TestFromReadsEveryName(t *testing.T) {
+	k := keysOnce()
+	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims())
+	f := setup(t, policy(fmt.Sprintf("keys: [{secret: %q}]\nfrom: $request.header.X-Jwt", k.secret)))
+	if r := f.doHeaders("X_Jwt", tok); r.rej != nil {
+		t.Errorf("token in X_Jwt: %v", r.rej)
+	}
+	if r := f.doURI("/orders/1?x-jwt=other", "X-Jwt", tok); r.rej == nil || r.rej.Reason != "duplicate_credentials" ||
+		!strings.Contains(r.rej.Message, "X-Jwt as a query parameter") {
+		t.Errorf("X-Jwt in the query too: %v", r.rej)
+	}
+	f = setup(t, policy(fmt.Sprintf("keys: [{secret: %q}]\nfrom: \"#[attributes.queryParams.access_token]\"", k.secret)))
+	for _, uri := range []string{"/orders/1?access_token=", "/orders/1?ACCESS_TOKEN=", "/orders/1?access.token="} {
+		if r := f.doURI(uri + tok); r.rej != nil {
+			t.Errorf("%s: %v", uri, r.rej)
+		}
+	}
+	for _, h := range [][]string{{"Authorization", "Bearer other"}, {"Access-Token", "other"}} {
+		if r := f.doURI("/orders/1?access_token="+tok, h...); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
+			t.Errorf("access_token and %s: %v", h[0], r.rej)
+		} else if h[0] == "Authorization" && r.rej.Message != "the request carries a token in the access_token query parameter and in Authorization; send it only in access_token" {
+			t.Errorf("access_token and Authorization: message %q", r.rej.Message)
+		}
+	}
+}
+
 func TestValidateOnlyDoesNotFetch(t *testing.T) {
 	p := newIdP(t, nil)
 	_, _, err := chaintest.CompileWith(t, chaintest.Gateway(jwksPolicy(p.url(), "")), chaintest.Options{ValidateOnly: true})

@@ -8,11 +8,15 @@ import (
 )
 
 func TestLimiterDoesNotAllocate(t *testing.T) {
-	f := func(name, policies string, remoteAddr bool) {
+	// req is the request's URI and headers; none: the usual one.
+	f := func(name, policies string, remoteAddr bool, req ...string) {
 		t.Helper()
 		c := chaintest.MustChain(t, policies)
 		limiter(t, c, 0, newFakeClock())
-		ctx := chaintest.Ctx("http://gw/api/x?tenant=t1", "X-Api-Key", "key-1")
+		if req == nil {
+			req = []string{"http://gw/api/x?tenant=t1", "X-Api-Key", "key-1"}
+		}
+		ctx := chaintest.Ctx(req[0], req[1:]...)
 		ex := chain.AcquireExchange()
 		defer chain.ReleaseExchange(ex)
 		serve := func() {
@@ -44,4 +48,9 @@ func TestLimiterDoesNotAllocate(t *testing.T) {
             period: 60
             identifier: "$request.query.tenant"
 `, false)
+	f("identifier under other names", `        - rate-limiting:
+            limit: 100
+            period: 60
+            identifier: "$request.header.X-Api-Key/$request.query.tenant"
+`, false, "http://gw/api/x?a=1&Tenant=t1", "X_Api_Key", "key-1")
 }

@@ -126,6 +126,11 @@ func TestDuplicateIdentifierRefused(t *testing.T) {
 	f("http://gw/api/x?tenant=t", "the X-Api-Key header more than once", "X-Api-Key", "fresh-1", "X-Api-Key", "real")
 	f("http://gw/api/x?tenant=t", "the X-Api-Key header more than once", "X-Api-Key", "fresh-2", "X_Api_Key", "real")
 	f("http://gw/api/x?tenant=fresh&tenant=t", "the tenant query parameter more than once", "X-Api-Key", "real")
+	// The same name in the other place: an upstream that reads the
+	// key from the query, or the tenant from a header, reads another.
+	f("http://gw/api/x?tenant=t&x-api-key=real", "carries X-Api-Key as a query parameter, and rate-limiting reads it from the X-Api-Key header", "X-Api-Key", "fresh-3")
+	f("http://gw/api/x?tenant=t&X_API_KEY=real", "carries X-Api-Key as a query parameter", "X-Api-Key", "fresh-4")
+	f("http://gw/api/x?tenant=fresh-5", "carries a header named tenant, and rate-limiting reads tenant from the query", "X-Api-Key", "real", "Tenant", "t")
 	if n := l.store.(*MemStore).Len(); n != 0 {
 		t.Errorf("refused requests took from %d budgets", n)
 	}
@@ -281,5 +286,46 @@ func TestSeriesLabel(t *testing.T) {
 	want := "flexgate_ratelimit_buckets{route=\"a\tb\\\"c\u2028\"}"
 	if got := bucketsName("a\tb\"c\u2028"); got != want {
 		t.Errorf("bucketsName = %q, want %q", got, want)
+	}
+}
+
+// TestIdentifierReadInEveryName: a request that sends the identifier's
+// header or query parameter only under another name an upstream reads as it
+// (X_Api_Key for X-Api-Key; API_KEY, api.key for api_key) passes the
+// duplicate check with its one copy, and is counted under the value sent,
+// not under the empty identifier that every such client would share while
+// the upstream reads each one's key.
+func TestIdentifierReadInEveryName(t *testing.T) {
+	for _, policy := range []string{`        - rate-limiting:
+            limit: 1
+            period: 60
+            identifier: "$request.header.X-Api-Key/$request.query.api_key"
+`, `        - rate-limiting-flex:
+            rateLimits: [{maximumRequests: 1, timePeriodInMilliseconds: 60000}]
+            keySelector: "#[attributes.headers['x-api-key'] ++ '/' ++ attributes.queryParams.api_key]"
+`} {
+		c := chaintest.MustChain(t, policy)
+		if strings.Contains(policy, "flex") {
+			flexLimiter(t, c, 0, newFakeClock())
+		} else {
+			limiter(t, c, 0, newFakeClock())
+		}
+		f := func(uri string, wantPass bool, headers ...string) {
+			t.Helper()
+			rej := chaintest.Run(c, chaintest.Ctx(uri, headers...))
+			switch {
+			case wantPass && rej != nil:
+				t.Errorf("%s %s %q: refused: %v", policy, uri, headers, rej)
+			case !wantPass && (rej == nil || rej.Status != 429):
+				t.Errorf("%s %s %q: got %v, want 429: the budget of the same client", policy, uri, headers, rej)
+			}
+		}
+		f("http://gw/api/x?api_key=a", true, "X-Api-Key", "h")
+		f("http://gw/api/x?API_KEY=a", false, "X_Api_Key", "h")
+		f("http://gw/api/x?api.key=a", false, "x-api-key", "h")
+		// Other clients, each with a budget of its own.
+		f("http://gw/api/x?API_KEY=b", true, "X_Api_Key", "h")
+		f("http://gw/api/x?Api.Key=c", true, "X_API_KEY", "h")
+		f("http://gw/api/x?api_key=a", true, "X_Api_Key", "i")
 	}
 }

@@ -95,9 +95,10 @@ type Limiter struct {
 	reject       *chain.Rejection
 	full         *chain.Rejection
 	// idents refuses a request that sends a header or query parameter
-	// of the identifier twice: the identifier reads the first copy, and
-	// an upstream that authenticates by another would let a client pick
-	// a fresh budget for every request.
+	// of the identifier twice, or in the other place: the identifier
+	// (compiled by expr.CompileCredential) reads the one copy, and an
+	// upstream that authenticates by another would let a client pick a
+	// fresh budget for every request.
 	idents *chain.Credentials
 	// message, when set, is the 429's message (rate-limiting-flex's is
 	// Flex Gateway's "Too Many Requests"); resetMillis gives
@@ -173,18 +174,12 @@ func (l *Limiter) Validate(env *chain.Env) error {
 // at node as the parameter param; one without an expression (every client
 // in one budget) is refused unless constant allows it.
 func (l *Limiter) compileKey(env *chain.Env, id string, node *yaml.Node, param string, constant bool) error {
-	tmpl, err := expr.Compile(id, env)
+	tmpl, err := expr.CompileCredential(id, env)
 	if err != nil {
 		return chain.Errorf(node, "%s: %v", param, err)
 	}
 	if tmpl.IsConstant() && !constant {
 		return chain.Errorf(node, "%s %q has no expression, so every client would share one budget; use e.g. $request.remoteAddress or $request.header.X-Api-Key", param, id)
-	}
-	headers, _ := tmpl.Reads()
-	for _, h := range headers {
-		if _, err := chain.HeaderSpellings(h); err != nil {
-			return chain.Errorf(node, "%s: %v", param, err)
-		}
 	}
 	l.key, l.byAddr = tmpl, tmpl.IsRemoteAddress()
 	return nil
