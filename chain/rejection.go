@@ -36,3 +36,13 @@ var Answered = &Rejection{Status: 200, Reason: "answered", Message: "answered by
 
 // Error makes a Rejection usable as an error in logs and tests.
 func (r *Rejection) Error() string { return r.Policy + ": " + r.Reason + ": " + r.Message }
+
+// ClientBodyIncomplete is the reason and message of a request whose body
+// the client did not send whole, as the gateway and a policy reading the
+// body both report it: cut short before its Content-Length, or chunked
+// framing or a trailer section that does not parse.
+const (
+	ClientBodyIncomplete        = "client_body_incomplete"
+	ClientBodyIncompleteMessage = "the request body is incomplete or malformed: it ended before its announced length, " +
+		"or its chunks or trailer section do not parse"
+)

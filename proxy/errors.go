@@ -23,7 +23,7 @@ const (
 	reasonUpstreamReset      = "upstream_reset"
 	reasonUpstreamTLS        = "upstream_tls_error"
 	reasonUpstreamHeader     = "upstream_header_too_large"
-	reasonClientBody         = "client_body_incomplete"
+	reasonClientBody         = chain.ClientBodyIncomplete
 	reasonTrailerFields      = "too_many_trailer_fields"
 	reasonOverloaded         = "overloaded"
 	reasonPathParameters     = "path_parameters"
@@ -46,7 +46,7 @@ var (
 	errBodyTooLarge           = &chain.Rejection{Status: fasthttp.StatusRequestEntityTooLarge, Reason: reasonBodyTooLarge, Message: "the request body is larger than the route allows"}
 	errBadRequest             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request is malformed"}
 	errHeaderTooLarge         = &chain.Rejection{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Reason: reasonHeaderTooLarge, Message: "the request headers are too large"}
-	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: "the request body ended before its announced length"}
+	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: chain.ClientBodyIncompleteMessage}
 	errTrailerFieldsRejection = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonTrailerFields, Message: "the request's trailer section has more than " + strconv.Itoa(maxTrailerFields) + " fields"}
 	errPathNUL                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request path has an encoded NUL (%00), which the gateway refuses"}
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}

@@ -774,3 +774,29 @@ func TestBodyRefusalAfterEarlyAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedChunkedBodyNamesItsCause: a chunked body whose trailer
+// section or chunk size does not parse is refused as incomplete or
+// malformed, in words that name chunks and trailers, not only a length the
+// request never announced.
+func TestMalformedChunkedBodyNamesItsCause(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(preamble+`  routes:
+    - id: r
+      path: ["/*"]
+      upstream: {url: "%s"}
+`, up.URL))
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	head := "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for name, body := range map[string]string{
+		"a trailer field that is no token": "2\r\n{}\r\n0\r\nX@Y: v\r\n\r\n",
+		"a chunk size that is no number":   "zz\r\n{}\r\n0\r\n\r\n",
+	} {
+		resp, conn, _ := rawRequest(t, addr, head+body)
+		conn.Close()
+		if resp.StatusCode() != 400 || string(resp.Header.Peek("X-Flexgate-Error")) != "client_body_incomplete" ||
+			!strings.Contains(string(resp.Body()), "chunks or trailer section do not parse") {
+			t.Errorf("%s: %d %s, want 400 client_body_incomplete naming chunks and trailers", name, resp.StatusCode(), resp.Body())
+		}
+	}
+}

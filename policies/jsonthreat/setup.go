@@ -162,7 +162,7 @@ func (p *protector) provision(env *chain.Env, fl *FlexLimits, all bool) error {
 		fmt.Sprintf("the request body is larger than %d bytes, the limit of %s", p.maxBody, env.Whose()))
 	p.encoded = env.Reject(415, "unsupported_content_encoding",
 		"the JSON body is sent with a Content-Encoding, which the gateway cannot check: send it without one")
-	p.broken = env.Reject(400, "client_body_incomplete", "the request body ended before its announced length")
+	p.broken = env.Reject(400, chain.ClientBodyIncomplete, chain.ClientBodyIncompleteMessage)
 	return nil
 }
 
