@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -150,8 +152,12 @@ func (in *Introspector) introspect(tok []byte) (*entry, error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout):
 		return nil, fmt.Errorf("introspection server %s did not answer within %s", in.hc.Addr, in.timeout)
-	case err != nil:
+	case err != nil && isDial(err):
 		return nil, fmt.Errorf("cannot reach introspection server %s: %w", in.hc.Addr, err)
+	case errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("introspection server %s closed the connection without answering: %w", in.hc.Addr, err)
+	case err != nil:
+		return nil, fmt.Errorf("introspection server %s sent no valid answer: %w", in.hc.Addr, err)
 	case resp.StatusCode() != fasthttp.StatusOK:
 		hint := ""
 		if s := resp.StatusCode(); s == fasthttp.StatusUnauthorized || s == fasthttp.StatusForbidden {
@@ -321,4 +327,11 @@ func (l *logThrottle) failure(err error) {
 		return
 	}
 	l.logger.Error("token introspection failed; requests are refused with 503 until the server answers", "error", err)
+}
+
+// isDial reports whether err is a failure to connect, rather than a
+// connection that broke or carried an answer that does not parse.
+func isDial(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }

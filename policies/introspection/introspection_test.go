@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -398,7 +399,7 @@ func TestServerDownOrSlowFailsClosed(t *testing.T) {
 	if f.counter(`flexgate_introspection_requests_total{route="orders",result="error"}`) != 2 {
 		t.Error("failures not counted")
 	}
-	if !strings.Contains(logs.String(), "cannot reach introspection server") {
+	if l := logs.String(); !strings.Contains(l, "cannot reach introspection server") && !strings.Contains(l, "closed the connection without answering") {
 		t.Errorf("log does not say the server is down: %s", logs.String())
 	}
 	if strings.Contains(logs.String(), secretToken) {
@@ -877,5 +878,49 @@ func TestCAFileBesideTheConfig(t *testing.T) {
 	f := &fixture{c: c, in: c.Policies[0].Policy.(*Introspector)}
 	if r := f.do("Bearer tok"); r.rej != nil {
 		t.Errorf("with the bundle beside the config: %v", r.rej)
+	}
+}
+
+// TestServerLogNamesWhatFailed: the log says whether the introspection
+// server could not be reached or answered with something that is no HTTP
+// answer, so that an operator looks at the network or at the server.
+func TestServerLogNamesWhatFailed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Read(make([]byte, 4096))
+				_, _ = c.Write([]byte("SMTP 220 not http\r\n\r\n"))
+			}()
+		}
+	}()
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneURL := "http://" + gone.Addr().String() + "/introspect"
+	gone.Close()
+	for _, tc := range []struct{ url, want string }{
+		{"http://" + ln.Addr().String() + "/introspect", "sent no valid answer"},
+		{goneURL, "cannot reach introspection server"},
+	} {
+		var logs bytes.Buffer
+		f := setup(t, tc.url, "timeout: 2")
+		f.in.logs.logger = slog.New(slog.NewTextHandler(&logs, nil))
+		if r := f.do("Bearer t"); r.rej == nil || r.rej.Status != 503 {
+			t.Fatalf("%s: got %v, want 503", tc.url, r.rej)
+		}
+		if !strings.Contains(logs.String(), tc.want) {
+			t.Errorf("%s: the log does not say %q: %s", tc.url, tc.want, logs.String())
+		}
 	}
 }
