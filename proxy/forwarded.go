@@ -4,6 +4,8 @@ import (
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // setForwardingHeaders tells the upstream where the request came from.
@@ -144,7 +146,7 @@ func appendForwardedElement(dst []byte, peer netip.Addr, scheme string, host []b
 func appendTokenOrQuoted(dst, v []byte) []byte {
 	token := true
 	for _, c := range v {
-		if !isTokenChar(c) {
+		if !ascii.IsTokenByte(c) {
 			token = false
 			break
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/internal/match"
 	"github.com/flexgate/flexgate/proxy/router"
 	"github.com/flexgate/flexgate/proxy/tracectx"
@@ -801,7 +802,7 @@ func headerValid(raw []byte, chunked bool) (valid, underscore bool) {
 			return true, underscore
 		}
 		n := 0
-		for n < len(line) && isTokenChar(line[n]) {
+		for n < len(line) && ascii.IsTokenByte(line[n]) {
 			n++
 		}
 		if n == 0 || n == len(line) || line[n] != ':' {

@@ -153,23 +153,6 @@ func hasHopHeaderLine(raw []byte) bool {
 	return false
 }
 
-// tokenChars marks the bytes of an RFC 9110 token (tchar), the only bytes a
-// header field name may have.
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isTokenChar(c byte) bool { return tokenChars[c] }
-
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/internal/metriclabel"
 	"github.com/flexgate/flexgate/proxy/cabundle"
 	"github.com/flexgate/flexgate/proxy/router"
@@ -848,7 +849,7 @@ func checkFraming(br *bufio.Reader) error {
 			head = nil
 		}
 		n := 0
-		for n < len(line) && tokenChars[line[n]] {
+		for n < len(line) && ascii.IsTokenByte(line[n]) {
 			n++
 		}
 		if n == 0 || n == len(line) || line[n] != ':' {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // FuzzCheckFraming: whatever head checkFraming lets through and fasthttp
@@ -40,7 +42,7 @@ func FuzzCheckFraming(f *testing.F) {
 				t.Fatalf("an empty field name went through: %q", b)
 			}
 			for _, c := range k {
-				if !isTokenChar(c) {
+				if !ascii.IsTokenByte(c) {
 					t.Fatalf("field name %q went through: %q", k, b)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // This file gives a Flex expression's syntax tree its meaning: it resolves
@@ -352,7 +353,7 @@ func (c *checker) attributes(root *ast, sels []selector) (*node, error) {
 			return c.selectAll(n, rest)
 		}
 		name := rest[0].name
-		if one != opQuery && !ValidHeaderName(name) {
+		if one != opQuery && !ascii.IsToken(name) {
 			return nil, c.errAt(rest[0].at, "%q is not a header name", name)
 		}
 		n := &node{op: one, at: at, t: tStr | tNull, name: []byte(name)}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // fixed are the request's own expressions without an argument, by the name
@@ -322,7 +323,7 @@ func resolve(name string, env *chain.Env) (*node, error) {
 			return nil, fmt.Errorf("expression $%s needs a name after the dot, e.g. $%sX-Api-Key", strings.TrimSuffix(name, "."), pre.prefix)
 		}
 		if rest, ok := strings.CutPrefix(name, pre.prefix); ok {
-			if pre.op == opHeader && !ValidHeaderName(rest) {
+			if pre.op == opHeader && !ascii.IsToken(rest) {
 				return nil, fmt.Errorf("expression $%s: %q is not a valid header name", name, rest)
 			}
 			return &node{op: pre.op, t: tStr | tNull, name: []byte(rest)}, nil
@@ -491,27 +492,6 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 func isNameByte(c byte) bool {
 	return isLetter(c) || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
-}
-
-// ValidHeaderName reports whether s is an HTTP field name (an RFC 9110
-// token). Safe for concurrent use.
-func ValidHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenByte(c byte) bool {
-	if isLetter(c) || c >= '0' && c <= '9' {
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // String returns the value as written.

@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // rules reads a list of Flex rules (a route's, or a policy binding's): each
@@ -61,7 +62,7 @@ func methods(d *config.Decoder, n *yaml.Node) string {
 	var alts []string
 	d.List(n, "rule methods", func(e *yaml.Node) {
 		if s, ok := d.RequiredStr(e, "rule methods entry"); ok {
-			if !isToken(s) {
+			if !ascii.IsToken(s) {
 				d.Errorf(e, "rule methods entry %q is not a method name; write names such as GET, or one regular expression (methods: GET|POST)", s)
 				return
 			}
@@ -85,7 +86,7 @@ func headerRules(d *config.Decoder, n *yaml.Node) []config.HeaderMatch {
 	var out []config.HeaderMatch
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolveAlias(n.Content[i+1])
-		if !isToken(k.Value) {
+		if !ascii.IsToken(k.Value) {
 			d.Errorf(k, "rule header %q is not a header name: use letters, digits and -", k.Value)
 			continue
 		}
@@ -99,21 +100,6 @@ func headerRules(d *config.Decoder, n *yaml.Node) []config.HeaderMatch {
 		}
 	}
 	return out
-}
-
-// isToken reports whether s is an HTTP token (a header or method name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return true
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -25,3 +25,14 @@ func TestEqualLower(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+func TestIsToken(t *testing.T) {
+	for s, want := range map[string]bool{
+		"X-Request-Id": true, "!#$%&'*+-.^_`|~09azAZ": true,
+		"": false, "Bad Name": false, "X:Y": false, "X@Y": false, "X(Y)": false, "X\x7f": false, "Ä": false, "X\tY": false,
+	} {
+		if got := IsToken(s); got != want {
+			t.Errorf("IsToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

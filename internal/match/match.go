@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // Request is what conditions read of a request. The gateway fills it in
@@ -331,15 +333,11 @@ func CheckHeaderName(name string) error {
 		return errors.New("the name is empty")
 	}
 	for i := 0; i < len(name); i++ {
-		if !tokenChar(name[i]) {
+		if !ascii.IsTokenByte(name[i]) {
 			return fmt.Errorf("%q is not allowed in a header name", name[i])
 		}
 	}
 	return nil
-}
-
-func tokenChar(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // matches reads the header's first value: a header that is absent, or
@@ -375,7 +373,7 @@ func compileValue(expr string, fold bool) (value, error) {
 	// Compared as bytes, a literal must mean the same as the expression:
 	// no U+FFFD, which regexp also matches to an invalid byte, and, to
 	// match in any case, ASCII only (hosts are lowered as ASCII).
-	if v, ok := affixValue(tree); ok && !strings.ContainsRune(v.lit, utf8.RuneError) && (!fold || ascii(v.lit)) {
+	if v, ok := affixValue(tree); ok && !strings.ContainsRune(v.lit, utf8.RuneError) && (!fold || isASCII(v.lit)) {
 		if fold {
 			v.lit = strings.ToLower(v.lit)
 		}
@@ -404,7 +402,7 @@ func (v *value) matches(b []byte) bool {
 	return string(b) == v.lit
 }
 
-func ascii(s string) bool {
+func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false

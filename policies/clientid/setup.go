@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // Default header names, as MuleSoft's client-id-enforcement uses them.
@@ -103,7 +104,7 @@ func (e *Enforcer) Validate(env *chain.Env) error {
 		{"clientIdHeader", e.ClientIDHeader},
 		{"clientSecretHeader", e.ClientSecretHeader},
 	} {
-		if p.value != "" && !isToken(p.value) {
+		if p.value != "" && !ascii.IsToken(p.value) {
 			return chain.Errorf(chain.Field(env.Spec.Params, p.name),
 				"%s %q is not a valid header name: use letters, digits, '-' and '_'", p.name, p.value)
 		}
@@ -189,20 +190,6 @@ func (e *Enforcer) headerNames() (id, secret string) {
 // upstream that reads '-' and '_' alike.
 func sameHeader(a, b string) bool {
 	return strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
-}
-
-// isToken reports whether s is an RFC 9110 header field name.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
 }
 
 var (

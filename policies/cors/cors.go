@@ -172,7 +172,7 @@ func (g *group) allowsEach(slot *chain.Slot, base int, list []byte) bool {
 		}
 		lower := slot.Buf[:base]
 		for _, c := range name {
-			if !tokenChar(c) {
+			if !ascii.IsTokenByte(c) {
 				return false
 			}
 			if 'A' <= c && c <= 'Z' {

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/internal/metriclabel"
 )
 
@@ -318,7 +319,7 @@ func (s groupSpec) compile(credentials bool) (*group, error) {
 				name = n
 			}
 		}
-		if !isToken(name) {
+		if !ascii.IsToken(name) {
 			return nil, chain.Errorf(m.node, "method %q is not a method name: use letters, as in GET or PATCH", m.name)
 		}
 		if g.methods[name] {
@@ -339,7 +340,7 @@ func (s groupSpec) compile(credentials bool) (*group, error) {
 			g.anyHeader = true
 			continue
 		}
-		if !isToken(h) {
+		if !ascii.IsToken(h) {
 			return nil, chain.Errorf(at, "header %q is not a header name: use letters, digits and -", h)
 		}
 		lower := strings.ToLower(h)
@@ -360,7 +361,7 @@ func (s groupSpec) compile(credentials bool) (*group, error) {
 		switch {
 		case h == "*" && credentials:
 			return nil, chain.Errorf(at, `exposedHeaders "*" exposes nothing to requests with credentials (browsers read it as a header named *): list the header names`)
-		case h != "*" && !isToken(h):
+		case h != "*" && !ascii.IsToken(h):
 			return nil, chain.Errorf(at, "header %q is not a header name: use letters, digits and -", h)
 		case seen[strings.ToLower(h)]:
 			return nil, chain.Errorf(at, "header %s is listed twice; keep one", h)
@@ -371,24 +372,6 @@ func (s groupSpec) compile(credentials bool) (*group, error) {
 	g.expose = []byte(strings.Join(exposed, ", "))
 	g.maxAge = strconv.AppendInt(nil, int64(s.maxAge), 10)
 	return g, nil
-}
-
-// isToken reports whether s is an RFC 9110 token: a method or header name.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !tokenChar(s[i]) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func tokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // Provision builds the rejections, the preflight answer and the counters.

@@ -16,6 +16,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/proxy/hopbyhop"
 )
 
@@ -68,7 +69,7 @@ func (r *Remove) Validate(env *chain.Env) error {
 		switch {
 		case wildcard && name == "":
 			return chain.Errorf(at, "header %q would remove every header; name a prefix before the *, e.g. \"X-Internal-*\"", h)
-		case !expr.ValidHeaderName(name) || strings.Contains(name, "*"):
+		case !ascii.IsToken(name) || strings.Contains(name, "*"):
 			return chain.Errorf(at, "%q is not a header name: use letters, digits and -, with an optional * at the end only", h)
 		case !wildcard && isOneOf(name, framing):
 			return chain.Errorf(at, "%s cannot be removed: the gateway sets it for the upstream connection", name)
@@ -168,7 +169,7 @@ func (s *Set) compile(env *chain.Env, entries []headerEntry, remover string) err
 		k, v := e.key, e.val
 		name, value := e.name, e.value
 		switch {
-		case !expr.ValidHeaderName(name):
+		case !ascii.IsToken(name):
 			return chain.Errorf(k, "%q is not a header name: use letters, digits and -", name)
 		case isOneOf(name, framing) || hopbyhop.Is(name):
 			// The hop-by-hop headers describe one connection, not the

@@ -19,6 +19,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/internal/redisopt"
 )
 
@@ -210,7 +211,7 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 	if p.respond, err = expr.CompileBool(p.responseExpr, env, expr.Response); err != nil {
 		return chain.Errorf(at(p.responseNode), "responseExpression: %v", err)
 	}
-	if p.invalidation != "" && !expr.ValidHeaderName(p.invalidation) {
+	if p.invalidation != "" && !ascii.IsToken(p.invalidation) {
 		return chain.Errorf(invNode, "invalidationHeader %q is not a header name", p.invalidation)
 	}
 	var after []string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/expr"
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 func init() {
@@ -169,7 +170,7 @@ func (l *List) compileExpression(env *chain.Env) error {
 	}
 	if m := headerRef.FindStringSubmatch(s); m != nil {
 		name := strings.Join(m[1:], "")
-		if !expr.ValidHeaderName(name) {
+		if !ascii.IsToken(name) {
 			return chain.Errorf(at, "ipExpression %q: %q is not a header name", s, name)
 		}
 		l.src, l.header = fromHeader, strings.ReplaceAll(strings.ToLower(name), "_", "-")
