@@ -279,3 +279,38 @@ func testTLSOutbound(t *testing.T, version uint16) {
 type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
+
+// TestServeHeaderInjectionOutbound: header-injection-flex evaluates
+// outboundHeaders on the response, as Flex Gateway does:
+// attributes.headers there are the upstream's response headers and
+// attributes.statusCode its status, while inboundHeaders read the
+// request's.
+func TestServeHeaderInjectionOutbound(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	up.Record = false
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(201)
+		ctx.SetContentType("text/resp")
+		ctx.SetBodyString("in-ct=" + string(ctx.Request.Header.Peek("X-In-Ct")))
+	}
+	base, _ := serveFlex(t, "api.yaml", doc("ApiInstance", "shop")+`  address: http://127.0.0.1:8081
+  services:
+    up:
+      address: `+up.URL+`
+  policies:
+    - policyRef: {name: header-injection-flex}
+      config:
+        inboundHeaders:
+          - {key: x-in-ct, value: "#[attributes.headers['content-type']]"}
+        outboundHeaders:
+          - {key: x-out-ct, value: "#[attributes.headers['content-type']]"}
+          - {key: x-out-status, value: "#[if (attributes.statusCode == 201) 'created' else 'other']"}
+`)
+	resp := proxytest.Do(t, "POST", base+"/x", map[string]string{"Content-Type": "text/req"}, []byte("a"))
+	defer fasthttp.ReleaseResponse(resp)
+	got := fmt.Sprintf("%d %s out-ct=%s out-status=%s", resp.StatusCode(), resp.Body(),
+		resp.Header.Peek("X-Out-Ct"), resp.Header.Peek("X-Out-Status"))
+	if want := "201 in-ct=text/req out-ct=text/resp out-status=created"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

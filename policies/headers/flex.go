@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/expr"
 )
 
 func init() {
@@ -46,7 +47,10 @@ func (in *Injection) Validate(env *chain.Env) error {
 		param string
 		list  []HeaderValue
 		set   *Set
-	}{{"inboundHeaders", in.InboundHeaders, &in.in.Set}, {"outboundHeaders", in.OutboundHeaders, &in.out.Set}} {
+		// phase: outbound values are evaluated on the response, as in
+		// Flex Gateway.
+		phase expr.Phase
+	}{{"inboundHeaders", in.InboundHeaders, &in.in.Set, expr.Request}, {"outboundHeaders", in.OutboundHeaders, &in.out.Set, expr.Response}} {
 		node := chain.Field(params, l.param)
 		var entries []headerEntry
 		seen := map[string]int{}
@@ -68,7 +72,7 @@ func (in *Injection) Validate(env *chain.Env) error {
 			seen[lower] = key.Line
 			entries = append(entries, headerEntry{name: h.Key, value: string(h.Value), key: key, val: val})
 		}
-		if err := l.set.compile(env, entries, "header-removal-flex"); err != nil {
+		if err := l.set.compile(env, entries, l.phase, "header-removal-flex ("+l.param+")"); err != nil {
 			return err
 		}
 	}

@@ -85,6 +85,12 @@ func TestHeaderFlexErrors(t *testing.T) {
 	f("        - header-injection-flex: {outboundHeaders: [{key: \"#[attributes.method]\", value: x}]}\n", "12:59", "header name written as an expression")
 	f("        - header-injection-flex: {inboundHeaders: [{key: x-a, value: 1}, {key: X-A, value: 2}]}\n", "12:80", "header X-A is listed twice")
 	f("        - header-injection-flex: {inboundHeaders: [{key: Host, value: x}]}\n", "12:58", "Host cannot be set")
+	// The request has no status yet; the response has one (see
+	// TestHeaderInjectionFlexOutboundReadsResponse).
+	f("        - header-injection-flex: {inboundHeaders: [{key: x-a, value: \"#[attributes.statusCode]\"}]}\n", "12:84",
+		"attributes.statusCode is the upstream's status, known only on the response")
+	f("        - header-injection-flex: {outboundHeaders: [{key: x-a, value: \" \"}]}\n", "12:71",
+		"the value of x-a is empty; to drop the header use header-removal-flex (outboundHeaders)")
 }
 
 func TestHeaderFlexPoliciesDoNotAllocate(t *testing.T) {
@@ -114,5 +120,33 @@ func TestHeaderFlexPoliciesDoNotAllocate(t *testing.T) {
 	if len(ctx.Request.Header.Peek("X-Internal-Foo")) > 0 || len(ctx.Request.Header.Peek("X-Debug-1")) > 0 ||
 		string(ctx.Request.Header.Peek("X-Caller")) != "10.0.0.7" || len(ctx.Response.Header.Peek("Server")) > 0 {
 		t.Fatalf("chain did not do its work:\n%s\n%s", ctx.Request.Header.String(), ctx.Response.Header.String())
+	}
+}
+
+// TestHeaderInjectionFlexOutboundReadsResponse: outboundHeaders are
+// evaluated on the response, as Flex Gateway evaluates them:
+// attributes.headers are the response's, attributes.statusCode is known.
+func TestHeaderInjectionFlexOutboundReadsResponse(t *testing.T) {
+	c := chaintest.MustChain(t, `        - header-injection-flex:
+            inboundHeaders:
+              - {key: x-in-ct, value: "#[attributes.headers['content-type']]"}
+            outboundHeaders:
+              - {key: x-out-ct, value: "#[attributes.headers['content-type']]"}
+              - {key: x-out-status, value: "#[if (attributes.statusCode == 201) 'created' else 'other']"}
+`)
+	ctx := chaintest.Ctx("http://gw/api/x", "Content-Type", "text/req")
+	ctx.Response.SetStatusCode(201)
+	ctx.Response.Header.SetContentType("text/resp")
+	if rej := chaintest.Run(c, ctx); rej != nil {
+		t.Fatal(rej)
+	}
+	if got := string(ctx.Request.Header.Peek("X-In-Ct")); got != "text/req" {
+		t.Errorf("request x-in-ct = %q, want the request's text/req", got)
+	}
+	if got := string(ctx.Response.Header.Peek("X-Out-Ct")); got != "text/resp" {
+		t.Errorf("response x-out-ct = %q, want the response's text/resp", got)
+	}
+	if got := string(ctx.Response.Header.Peek("X-Out-Status")); got != "created" {
+		t.Errorf("response x-out-status = %q, want created", got)
 	}
 }

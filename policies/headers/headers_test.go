@@ -212,6 +212,8 @@ func TestConfigErrors(t *testing.T) {
 	f("        - response-headers-set:\n            headers:\n              connection: close\n", "14:15", "cannot be set")
 	f("        - request-headers-set:\n            headers:\n              X-A: \"a\\r\\nB: c\"\n", "14:20", "control character")
 	f("        - request-headers-set:\n            headers:\n              X-A: \"\"\n", "14:20", "is empty")
+	// A response header is dropped by a policy that reaches the response.
+	f("        - response-headers-set:\n            headers:\n              X-A: \"\"\n", "14:20", "is empty; to drop the header use header-removal-flex (outboundHeaders)")
 	f("        - request-headers-set:\n            headers:\n              X-A: $request.nope\n", "14:20", "unknown expression $request.nope")
 	f("        - response-headers-set:\n            headers: [a]\n", "13:22", "headers must be a mapping, not a list")
 }

@@ -107,10 +107,10 @@ type ResponseSet struct {
 }
 
 // Validate compiles the values for the response, where a Flex
-// expression's attributes.headers are the response's headers.
+// expression's attributes.headers are the response's headers and
+// attributes.statusCode is known.
 func (s *ResponseSet) Validate(env *chain.Env) error {
-	s.phase = expr.Response
-	return s.Set.Validate(env)
+	return s.validate(env, expr.Response, "header-removal-flex (outboundHeaders)")
 }
 
 // Set holds the parameters and compiled values that request-headers-set
@@ -123,7 +123,6 @@ type Set struct {
 	Headers map[string]chain.Expression `yaml:"headers"`
 
 	fields []field
-	phase  expr.Phase
 }
 
 type field struct {
@@ -140,8 +139,13 @@ type field struct {
 	value []byte
 }
 
-// Validate checks every name and compiles every value.
+// Validate checks every name and compiles every value, for the request.
 func (s *Set) Validate(env *chain.Env) error {
+	return s.validate(env, expr.Request, "request-headers-remove")
+}
+
+// validate reads the headers parameter and compiles it for phase.
+func (s *Set) validate(env *chain.Env, phase expr.Phase, remover string) error {
 	node := chain.Field(env.Spec.Params, "headers")
 	if node == nil || node.Kind != yaml.MappingNode || len(node.Content) == 0 {
 		return chain.Errorf(orParams(node, env), "headers is required: map header names to values, e.g. headers: {X-API-Version: \"v1\"}")
@@ -151,7 +155,7 @@ func (s *Set) Validate(env *chain.Env) error {
 		k, v := node.Content[i], node.Content[i+1]
 		entries = append(entries, headerEntry{name: k.Value, value: string(s.Headers[k.Value]), key: k, val: v})
 	}
-	return s.compile(env, entries, "request-headers-remove")
+	return s.compile(env, entries, phase, remover)
 }
 
 // headerEntry is a header to set, and where its name and value are
@@ -161,9 +165,11 @@ type headerEntry struct {
 	key, val    *yaml.Node
 }
 
-// compile checks every name and compiles every value; remover names the
+// compile checks every name and compiles every value to be evaluated in
+// phase (on the request or on the response: what attributes.headers
+// reads, and whether attributes.statusCode is known); remover names the
 // policy that drops a header, for the message of an empty value.
-func (s *Set) compile(env *chain.Env, entries []headerEntry, remover string) error {
+func (s *Set) compile(env *chain.Env, entries []headerEntry, phase expr.Phase, remover string) error {
 	s.fields = s.fields[:0]
 	for _, e := range entries {
 		k, v := e.key, e.val
@@ -181,7 +187,7 @@ func (s *Set) compile(env *chain.Env, entries []headerEntry, remover string) err
 		if i := strings.IndexFunc(value, isForbiddenRune); i >= 0 {
 			return chain.Errorf(v, "the value of %s contains the control character %q at byte %d; header values cannot hold CR, LF, NUL or other control characters", name, value[i], i)
 		}
-		tmpl, err := expr.CompilePhase(value, env, s.phase)
+		tmpl, err := expr.CompilePhase(value, env, phase)
 		if err != nil {
 			if config.CredentialHeader(name) || config.CredentialValue(value) {
 				// The message quotes the part of the value at fault,
