@@ -314,3 +314,31 @@ func TestServeHeaderInjectionOutbound(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestServeIPListBehindTrustedProxy: ip-blocklist-flex without ipExpression
+// checks the verified client address, which a Flex directory sets up for a
+// load balancer with a kind: Gateway document holding spec.trustedProxies
+// (the warning at the policy says so): from the trusted 127.0.0.1 the
+// client X-Forwarded-For names is blocked; from an untrusted peer what it
+// writes is not believed.
+func TestServeIPListBehindTrustedProxy(t *testing.T) {
+	up := named(t, "up")
+	api := doc("ApiInstance", "shop") + "  address: http://127.0.0.1:8081\n  services:\n    up:\n      address: " + up.URL + "\n" +
+		"  policies:\n    - policyRef: {name: ip-blocklist-flex}\n      config: {ips: [203.0.113.9]}\n"
+	status := func(base, xff string) string {
+		resp := proxytest.Do(t, "GET", base+"/x", map[string]string{"X-Forwarded-For": xff}, nil)
+		defer fasthttp.ReleaseResponse(resp)
+		return fmt.Sprintf("%d %s", resp.StatusCode(), resp.Header.Peek("X-Flexgate-Error"))
+	}
+	trusted, _ := serveFlex(t, "api.yaml", api, "proxies.yaml",
+		"apiVersion: gateway.mulesoft.com/v1alpha1\nkind: Gateway\nmetadata: {name: proxies}\nspec: {trustedProxies: [127.0.0.1/32]}\n")
+	for xff, want := range map[string]string{"203.0.113.9": "403 ip_blocked", "198.51.100.1": "200 "} {
+		if got := status(trusted, xff); got != want {
+			t.Errorf("behind the trusted proxy, X-Forwarded-For %s: %s, want %s", xff, got, want)
+		}
+	}
+	untrusted, _ := serveFlex(t, "api.yaml", api)
+	if got := status(untrusted, "203.0.113.9"); got != "200 " {
+		t.Errorf("from an untrusted peer, X-Forwarded-For 203.0.113.9: %s, want 200 (the header is not believed)", got)
+	}
+}

@@ -2,6 +2,7 @@ package iplist
 
 import (
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -233,6 +234,59 @@ func TestSuccessDoesNotAllocate(t *testing.T) {
 		chain.ReleaseExchange(ex)
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per request, want 0", tc.policy, allocs)
+		}
+	}
+}
+
+// TestFlexDefaultIsWarnedOf: Flex Gateway reads X-Forwarded-For when
+// ipExpression is left out, flexgate the verified client address; a -flex
+// policy without ipExpression says so at its line, with what to write for
+// either behaviour and how to trust a load balancer, so that a user behind
+// one does not find a blocklist that blocks no one with nothing said.
+func TestFlexDefaultIsWarnedOf(t *testing.T) {
+	warnings := func(trusted, policies string) string {
+		t.Helper()
+		text := chaintest.Gateway(policies)
+		if trusted != "" {
+			text = strings.Replace(text, "spec:\n", "spec:\n  trustedProxies: ["+trusted+"]\n", 1)
+		}
+		cfg, path := chaintest.Load(t, text)
+		if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range cfg.Warnings {
+			out = append(out, strings.TrimPrefix(w.String(), filepath.Dir(path)+string(filepath.Separator)))
+		}
+		return strings.Join(out, "\n")
+	}
+	w := warnings("", `        - ip-blocklist-flex: {ips: ["203.0.113.9"]}`)
+	for _, want := range []string{
+		"gw.yaml:12:11: warning: ip-blocklist-flex: ipExpression is not written, so flexgate checks the client address it verified",
+		"It does not read Flex Gateway's default, #[attributes.headers['x-forwarded-for']], which any client can write",
+		"no spec.trustedProxies are configured", "the blocklist blocks no client",
+		"spec: {trustedProxies: [10.0.0.0/8]}",
+		`For Flex Gateway's behaviour write ipExpression: "#[attributes.headers['x-forwarded-for']]"`,
+		`write ipExpression: "#[attributes.remoteAddress]"`,
+	} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	if w := warnings("", `        - ip-allowlist-flex: {ips: ["10.0.0.0/8"]}`); !strings.Contains(w, "the allowlist refuses every client") {
+		t.Errorf("allowlist warning:\n%s", w)
+	}
+	if w := warnings("10.0.0.0/8, 192.168.0.0/16", `        - ip-allowlist-flex: {ips: ["10.0.0.0/8"]}`); !strings.Contains(w,
+		"Here X-Forwarded-For is believed from the 2 entries of spec.trustedProxies only.") || strings.Contains(w, "no spec.trustedProxies") {
+		t.Errorf("with trusted proxies:\n%s", w)
+	}
+	for _, quiet := range []string{
+		`        - ip-allowlist: {ips: ["10.0.0.0/8"]}`,
+		`        - ip-allowlist-flex: {ips: ["10.0.0.0/8"], ipExpression: "#[attributes.remoteAddress]"}`,
+		`        - ip-blocklist-flex: {ips: ["10.0.0.0/8"], ipExpression: "#[attributes.headers['x-forwarded-for']]"}`,
+	} {
+		if w := warnings("", quiet); w != "" {
+			t.Errorf("%s: warnings:\n%s", quiet, w)
 		}
 	}
 }

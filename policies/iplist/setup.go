@@ -19,14 +19,14 @@ import (
 
 func init() {
 	for _, r := range []struct {
-		name  string
-		block bool
+		name        string
+		block, flex bool
 	}{
-		{"ip-allowlist", false}, {"ip-blocklist", true},
-		{"ip-allowlist-flex", false}, {"ip-blocklist-flex", true},
+		{"ip-allowlist", false, false}, {"ip-blocklist", true, false},
+		{"ip-allowlist-flex", false, true}, {"ip-blocklist-flex", true, true},
 	} {
-		block := r.block
-		chain.Register(chain.Registration{Name: r.name, New: func() chain.Policy { return &List{block: block} }})
+		block, flex := r.block, r.flex
+		chain.Register(chain.Registration{Name: r.name, New: func() chain.Policy { return &List{block: block, flex: flex} }})
 	}
 }
 
@@ -59,7 +59,10 @@ type List struct {
 	// every address of which is checked.
 	IPExpression chain.Expression `yaml:"ipExpression"`
 
-	block    bool
+	block bool
+	// flex: the policy is named as in Flex Gateway, whose users expect
+	// its default ipExpression (see warnFlexDefault).
+	flex     bool
 	set      *Set
 	src      source
 	header   string // the header's name, lower case with '-' for '_', with fromHeader
@@ -165,6 +168,9 @@ func (l *List) compileExpression(env *chain.Env) error {
 	s := strings.TrimSpace(string(l.IPExpression))
 	at := chain.Field(env.Spec.Params, "ipExpression")
 	l.src, l.header, l.tmpl = fromRemote, "", nil
+	if s == "" && l.flex {
+		l.warnFlexDefault(env)
+	}
 	if s == "" || s == DefaultExpression || s == "${request.remoteAddress}" || remoteRef.MatchString(s) {
 		return nil
 	}
@@ -189,6 +195,38 @@ func (l *List) compileExpression(env *chain.Env) error {
 	}
 	l.src, l.tmpl = fromTemplate, t
 	return nil
+}
+
+// FlexDefaultExpression is Flex Gateway's ipExpression when config leaves
+// it out.
+const FlexDefaultExpression = "#[attributes.headers['x-forwarded-for']]"
+
+// warnFlexDefault says, for a -flex policy without ipExpression, that
+// flexgate does not read what Flex Gateway would: a user behind a load
+// balancer would otherwise find a blocklist blocking no one and an
+// allowlist refusing everyone, with nothing said.
+func (l *List) warnFlexDefault(env *chain.Env) {
+	here := "no spec.trustedProxies are configured, so that is the connection's address: behind a load balancer the balancer's, " +
+		"and the allowlist refuses every client (or, with the balancer on it, lets every one through). "
+	if l.block {
+		here = "no spec.trustedProxies are configured, so that is the connection's address: behind a load balancer the balancer's, " +
+			"and the blocklist blocks no client. "
+	}
+	here += "To check the clients behind a load balancer without believing what they write, list the balancer's addresses " +
+		"in spec.trustedProxies of a kind: Gateway document in the config directory " +
+		"(apiVersion: gateway.mulesoft.com/v1alpha1, kind: Gateway, metadata: {name: proxies}, spec: {trustedProxies: [10.0.0.0/8]})"
+	if n := len(env.Config.TrustedProxies); n > 0 {
+		here = fmt.Sprintf("X-Forwarded-For is believed from the %d entries of spec.trustedProxies only", n)
+		if n == 1 {
+			here = "X-Forwarded-For is believed from the 1 entry of spec.trustedProxies only"
+		}
+	}
+	env.Warn(nil, "ipExpression is not written, so flexgate checks the client address it verified: the connection's address or, "+
+		"when the connection comes from one of spec.trustedProxies, the right-most address of X-Forwarded-For that is not a trusted proxy. "+
+		"It does not read Flex Gateway's default, %s, which any client can write to pass an allowlist or slip past a blocklist. Here %s. "+
+		"For Flex Gateway's behaviour write ipExpression: \"%s\" (safe only when a proxy in front overwrites that header); "+
+		"to keep flexgate's and silence this warning write ipExpression: \"#[attributes.remoteAddress]\"",
+		FlexDefaultExpression, here, FlexDefaultExpression)
 }
 
 // Provision compiles the set and builds the rejections.
