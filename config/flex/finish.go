@@ -225,14 +225,18 @@ func (l *load) outbound(b *config.Build, s *service) {
 		u.CircuitBreaker = cb.limits
 		at := func(k *yaml.Node) config.Pos { return config.Pos{File: bd.namePos.File, Line: k.Line, Col: k.Column} }
 		if n := cb.limits.MaxConnections; n > 0 {
-			// The breaker answers 503 at once over maxConnections; the
-			// pool's own cap, where requests would wait for a connection
-			// instead, stays above it.
-			u.MaxConns = max(u.MaxConns, n+1)
-			if cb.pending != nil {
-				b.Warn(at(cb.pending), "circuit-breaker-flex thresholds maxPendingRequests has no effect with maxConnections: "+
-					"flexgate queues no request for a connection under maxConnections, it answers 503 at once over it")
-			}
+			// Envoy queues the requests over maxConnections as pending
+			// requests, bounded by maxPendingRequests: the pool's cap does
+			// the same (the proxy counts a request waiting at it against
+			// maxPendingRequests). A Service is one address, so the pool's
+			// cap is the Service's. The breaker's own maxConnections, which
+			// answers 503 at once, is not set beside it: a connection that
+			// closes hands its place to a waiting request before the
+			// breaker counts it closed, which would refuse that request.
+			u.MaxConns, u.CircuitBreaker.MaxConnections = n, 0
+			b.Warn(at(cb.conns), "circuit-breaker-flex thresholds maxConnections: requests over it wait for a connection, as in Flex Gateway "+
+				"(maxPendingRequests bounds how many), but each waits at most %s, the upstream's connect timeout, and is then answered "+
+				"503 upstream_saturated; Flex Gateway keeps it queued until its response timeout", u.ConnectTimeout)
 		}
 		if cb.pools != nil {
 			b.Warn(at(cb.pools), "circuit-breaker-flex thresholds maxConnectionPools is not applied: flexgate keeps one connection pool "+
@@ -599,7 +603,7 @@ func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, b
 		u.CircuitBreaker, u.MaxConns = cbFrom.upstream.CircuitBreaker, cbFrom.upstream.MaxConns
 		var others []string
 		for _, svc := range svcs {
-			if svc.upstream.CircuitBreaker == u.CircuitBreaker || slices.Contains(others, svc.ref.String()) {
+			if svc.upstream.CircuitBreaker == u.CircuitBreaker && svc.upstream.MaxConns == u.MaxConns || slices.Contains(others, svc.ref.String()) {
 				continue
 			}
 			others = append(others, svc.ref.String())

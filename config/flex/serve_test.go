@@ -342,3 +342,60 @@ func TestServeIPListBehindTrustedProxy(t *testing.T) {
 		t.Errorf("from an untrusted peer, X-Forwarded-For 203.0.113.9: %s, want 200 (the header is not believed)", got)
 	}
 }
+
+// TestServeBreakerQueuesOverMaxConnections: circuit-breaker-flex
+// maxConnections queues the requests over it, as Flex Gateway (Envoy)
+// does with pending requests, up to maxPendingRequests: with the one
+// connection busy, one more request waits for it and is served, and the
+// next is answered 503 upstream_overloaded at once.
+func TestServeBreakerQueuesOverMaxConnections(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	up.Record = false
+	release := make(chan struct{})
+	var inside atomic.Int64
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		if strings.HasSuffix(string(ctx.Path()), "/hold") {
+			inside.Add(1)
+			<-release
+		}
+		ctx.SetBodyString(string(ctx.Path()))
+	}
+	base, gw := serveFlex(t,
+		"api.yaml", doc("ApiInstance", "shop")+"  address: http://127.0.0.1:8081\n",
+		"service.yaml", service("orders", up.URL),
+		"route.yaml", doc("PolicyBinding", "r")+"  targetRef: {name: shop}\n  policyRef: {name: route}\n  config: {destinationRef: {name: orders}}\n",
+		"breaker.yaml", doc("PolicyBinding", "cb")+"  targetRef: {kind: Service, name: orders}\n  policyRef: {name: circuit-breaker-flex}\n"+
+			"  config: {thresholds: {maxConnections: 1, maxPendingRequests: 1}}\n")
+	answer := func(path string, into chan<- string) {
+		status, reason, body := get(t, base+path)
+		into <- fmt.Sprintf("%d %s %s", status, reason, body)
+	}
+	held := make(chan string, 1)
+	go answer("/hold", held)
+	deadline := time.Now().Add(10 * time.Second)
+	for inside.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request did not reach the upstream")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Two more while the connection is busy: one waits for it, the other
+	// finds the queue full. Neither can be served before the first is.
+	others := make(chan string, 2)
+	go answer("/a", others)
+	go answer("/b", others)
+	refused := <-others
+	close(release)
+	if !strings.HasPrefix(refused, "503 upstream_overloaded ") {
+		t.Errorf("the request over maxPendingRequests: %s, want 503 upstream_overloaded", refused)
+	}
+	if got := <-held; got != "200  /hold" {
+		t.Errorf("the held request: %s", got)
+	}
+	if got := <-others; got != "200  /a" && got != "200  /b" {
+		t.Errorf("the request that waited for the connection: %s, want 200", got)
+	}
+	if v := metric(t, gw, `flexgate_upstream_overloaded_total{upstream="default/orders",limit="maxPendingRequests"}`); v != 1 {
+		t.Errorf(`flexgate_upstream_overloaded_total{limit="maxPendingRequests"} = %v, want 1`, v)
+	}
+}

@@ -43,8 +43,8 @@ const DefaultIdleTimeoutSeconds = 60
 // circuit breaker, each 0 when not written.
 type breaker struct {
 	limits config.CircuitBreaker
-	// pending is where maxPendingRequests is written.
-	pending *yaml.Node
+	// conns is where maxConnections is written.
+	conns *yaml.Node
 	// pools is where maxConnectionPools is written, which flexgate has no
 	// counterpart for.
 	pools *yaml.Node
@@ -104,16 +104,16 @@ func (l *load) structuralConfig(d *config.Decoder, b *binding, nameNode, cfg *ya
 						}
 					}
 				}
-				pending := threshold(&cb.limits.MaxPendingRequests)
+				conns := threshold(&cb.limits.MaxConnections)
 				pools := threshold(nil)
 				d.Mapping(v, "thresholds", map[string]func(k, v *yaml.Node){
-					"maxConnections": threshold(&cb.limits.MaxConnections),
-					"maxPendingRequests": func(k, v *yaml.Node) {
-						cb.pending = k
-						pending(k, v)
+					"maxConnections": func(k, v *yaml.Node) {
+						cb.conns = k
+						conns(k, v)
 					},
-					"maxRequests": threshold(&cb.limits.MaxRequests),
-					"maxRetries":  threshold(&cb.limits.MaxRetries),
+					"maxPendingRequests": threshold(&cb.limits.MaxPendingRequests),
+					"maxRequests":        threshold(&cb.limits.MaxRequests),
+					"maxRetries":         threshold(&cb.limits.MaxRetries),
 					"maxConnectionPools": func(k, v *yaml.Node) {
 						cb.pools = k
 						pools(k, v)

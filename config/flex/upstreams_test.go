@@ -115,9 +115,11 @@ func TestRouteWeightedSettings(t *testing.T) {
 }
 
 // TestCircuitBreakerThresholds: circuit-breaker-flex's thresholds are the
-// upstream's circuit breaker, one to one; maxConnectionPools, which has no
-// counterpart, and maxPendingRequests beside maxConnections, which then
-// has nothing to bound, are warned of.
+// upstream's circuit breaker, but for maxConnections, which caps the
+// upstream's connections (requests over it wait for one, as Envoy's pending
+// requests do, counted by maxPendingRequests); how long they may wait,
+// which differs from Flex, and maxConnectionPools, which has no
+// counterpart, are warned of.
 func TestCircuitBreakerThresholds(t *testing.T) {
 	cfg := load(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", doc("PolicyBinding", "cb")+`  targetRef: {kind: Service, name: a-up}
   policyRef: {name: circuit-breaker-flex}
@@ -130,12 +132,13 @@ func TestCircuitBreakerThresholds(t *testing.T) {
       maxConnectionPools: 2
 `)
 	u := route(t, cfg, "default/a/up").Upstream
-	want := config.CircuitBreaker{MaxConnections: 600, MaxPendingRequests: 5, MaxRequests: 700, MaxRetries: 3}
-	if u.CircuitBreaker != want || u.MaxConns != 601 {
+	want := config.CircuitBreaker{MaxPendingRequests: 5, MaxRequests: 700, MaxRetries: 3}
+	if u.CircuitBreaker != want || u.MaxConns != 600 {
 		t.Errorf("circuit breaker %+v, maxConns %d", u.CircuitBreaker, u.MaxConns)
 	}
 	got := warnings(cfg)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "b.yaml:11:7: warning: circuit-breaker-flex thresholds maxPendingRequests has no effect with maxConnections") ||
+	if len(got) != 2 || !strings.HasPrefix(got[0], "b.yaml:10:7: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait for a connection, "+
+		"as in Flex Gateway (maxPendingRequests bounds how many), but each waits at most 2s, the upstream's connect timeout, and is then answered 503 upstream_saturated") ||
 		!strings.HasPrefix(got[1], "b.yaml:14:7: warning: circuit-breaker-flex thresholds maxConnectionPools is not applied") {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
