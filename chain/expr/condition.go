@@ -59,6 +59,13 @@ func (c *Condition) Eval(ctx *fasthttp.RequestCtx, ex *chain.Exchange) bool {
 	return ok
 }
 
+// Certain reports whether the condition is true or false on every request:
+// its value can only be a boolean. A condition of a type known only at run
+// time (a claim, which may hold text) is false whenever it turns out to be
+// something else; a caller for which that would refuse every request
+// refuses such a condition at load time.
+func (c *Condition) Certain() bool { return c.isConst || c.root.t&^tBool == 0 }
+
 // String returns the condition as written.
 func (c *Condition) String() string { return c.src }
 

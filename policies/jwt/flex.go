@@ -253,15 +253,37 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 					return chain.Errorf(at, "%s: a claim needs a key, the claim's name", list.name)
 				}
 				r := claimRule{name: c.Key, required: list.required}
+				val := chain.Field(at, "value")
 				switch {
 				case expr.IsFlex(c.Value):
+					if name, ok := flexMatch(flexClaimExpr, c.Value); ok {
+						// The claim itself ({key: scope, value:
+						// "#[vars.claimSet.scope]"}): its value, which passes
+						// when there is one.
+						if name != c.Key {
+							return chain.Errorf(val, "%s: the value of claim %s, %s, is claim %s: write key: %s to require that claim, "+
+								"or compare the two, e.g. \"#[vars.claimSet.%s == vars.claimSet.%s]\"", list.name, c.Key, c.Value, name, name, c.Key, name)
+						}
+						r.present = true
+						break
+					}
 					// A condition on the claims (vars.claimSet) and the
 					// request, decided on every request: compiled without
 					// the check that a policy before provides the claims,
 					// which this policy sets first.
 					cond, err := expr.CompileBool(c.Value, nil, expr.Request)
 					if err != nil {
-						return chain.Errorf(chain.Field(at, "value"), "%s: %v", list.name, err)
+						return chain.Errorf(val, "%s: %v", list.name, err)
+					}
+					if !cond.Certain() {
+						// Not always true or false: a token whose value is
+						// something else would be refused, every token
+						// perhaps, with nothing said.
+						return chain.Errorf(val, "%s: the value of claim %s, %s, is true or false only when what it reads is, "+
+							"and a token is accepted only when it is true: compare it, e.g. \"#[vars.claimSet.%s == 'gold']\", "+
+							"\"#[vars.claimSet.%s contains 'read']\" or \"#[vars.claimSet.%s == true]\"; "+
+							"write \"#[vars.claimSet.%s]\" alone to require the claim to have a value, or text alone for the claim to equal it",
+							list.name, c.Key, c.Value, c.Key, c.Key, c.Key, c.Key)
 					}
 					r.cond = cond
 					s.conds = append(s.conds, r)

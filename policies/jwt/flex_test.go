@@ -184,6 +184,23 @@ nonMandatoryCustomClaims:
 	f.wantRefused("scope without read", tok(`{"scope":"write",`+exp+`}`), 401, "invalid_token")
 	f.wantRefused("no scope", tok(`{`+exp+`}`), 401, "invalid_token")
 
+	// The documented form {key: scope, value: "#[vars.claimSet.scope]"}:
+	// the claim's own value, which passes when there is one.
+	f = setup(t, flexPolicy(base+`validateCustomClaim: true
+mandatoryCustomClaims:
+  - {key: scope, value: "#[vars.claimSet.scope]"}
+nonMandatoryCustomClaims:
+  - {key: tier, value: "#[authentication.properties.claims['tier']]"}`))
+	f.wantOK("scope present", tok(`{"scope":"read",`+exp+`}`))
+	f.wantOK("scope an array, tier present", tok(`{"scope":["read"],"tier":"gold",`+exp+`}`))
+	f.wantOK("scope true", tok(`{"scope":true,`+exp+`}`))
+	for name, claims := range map[string]string{
+		"no scope": `{`, "scope null": `{"scope":null,`, "scope empty": `{"scope":"",`, "scope []": `{"scope":[ ],`,
+		"scope {}": `{"scope":{},`, "scope false": `{"scope":false,`, "tier empty": `{"scope":"read","tier":"",`,
+	} {
+		f.wantRefused(name, tok(claims+exp+`}`), 401, "invalid_token")
+	}
+
 	// validateCustomClaim false: as in Flex Gateway, the claims are not
 	// checked (and the config says so).
 	f = setup(t, flexPolicy(base+"mandatoryCustomClaims: [{key: tier, value: gold}]"))
@@ -217,6 +234,16 @@ func TestFlexConfig(t *testing.T) {
 		{"aud without audiences", hm + "validateAudClaim: true", "supportedAudiences is empty"},
 		{"custom claim not a condition", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{key: a, value: \"#['x']\"}]", "a condition must be true or false"},
 		{"custom claim without key", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{value: x}]", "a claim needs a key"},
+		// Forms that would load and refuse tokens they were not meant to:
+		// refused at load, saying what to write.
+		{"custom claim reads another claim", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{key: scope, value: \"#[vars.claimSet.scp]\"}]",
+			`mandatoryCustomClaims: the value of claim scope, #[vars.claimSet.scp], is claim scp: write key: scp to require that claim, ` +
+				`or compare the two, e.g. "#[vars.claimSet.scope == vars.claimSet.scp]"`},
+		{"custom claim of unknown type", hm + "validateCustomClaim: true\nnonMandatoryCustomClaims: [{key: roles, value: \"#[vars.claimSet.roles[0]]\"}]",
+			`nonMandatoryCustomClaims: the value of claim roles, #[vars.claimSet.roles[0]], is true or false only when what it reads is, ` +
+				`and a token is accepted only when it is true: compare it, e.g. "#[vars.claimSet.roles == 'gold']"`},
+		{"custom claim with text", hm + "validateCustomClaim: true\nmandatoryCustomClaims: [{key: tier, value: \"#[vars.claimSet.tier default 'x']\"}]",
+			`write "#[vars.claimSet.tier]" alone to require the claim to have a value, or text alone for the claim to equal it`},
 		{"clientIdExpression", hm + "clientIdExpression: \"#['fixed']\"", "is the same for every token"},
 		{"claimsToHeaders", hm + "claimsToHeaders: []", `unknown parameter "claimsToHeaders"`},
 	} {

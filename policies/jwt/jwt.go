@@ -349,6 +349,9 @@ func (r *claimRule) check(claims []byte) bool {
 	if err != nil || typ == jsonparser.Null {
 		return !r.required
 	}
+	if r.present && !hasValue(v, typ) {
+		return false
+	}
 	var values []string // the claim's values as text: one, or an array's
 	switch typ {
 	case jsonparser.String:
@@ -397,6 +400,20 @@ func (r *claimRule) check(claims []byte) bool {
 				return false
 			}
 		}
+	}
+	return true
+}
+
+// hasValue reports whether a claim holds something: not false, empty text,
+// an empty array or an empty object (null is taken for absent).
+func hasValue(v []byte, typ jsonparser.ValueType) bool {
+	switch typ {
+	case jsonparser.Boolean:
+		return string(v) == "true"
+	case jsonparser.String:
+		return len(v) > 0
+	case jsonparser.Array, jsonparser.Object:
+		return len(bytes.TrimSpace(v[1:len(v)-1])) > 0
 	}
 	return true
 }

@@ -177,6 +177,10 @@ type claimRule struct {
 	equals   []string
 	contains []string
 	required bool
+	// present: the claim, when the token has it, must have a value: not
+	// null, false, empty text, an empty array or an empty object (a Flex
+	// custom claim whose value is the claim itself, #[vars.claimSet.NAME]).
+	present bool
 	// cond, when set, must hold on every request whose token has the
 	// claim (a Flex custom claim written as an expression, which may read
 	// the request too).
