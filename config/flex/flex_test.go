@@ -269,6 +269,43 @@ func TestConfiguration(t *testing.T) {
 		[]string{"c.yaml:13:3", "timeouts differ from the timeouts set at ", "c.yaml:6:3"})
 }
 
+// TestIgnoredSettingsAreWarnedOf: a policyRef namespace other than
+// default (where Flex Gateway's built-in policies are), and local shared
+// storage turned off, change nothing in flexgate: each is a warning at its
+// line, not dropped silently.
+func TestIgnoredSettingsAreWarnedOf(t *testing.T) {
+	cfg := load(t, "a.yaml", api("a", "http://0.0.0.0:8081", `  policies:
+    - policyRef: {name: header-injection-flex, namespace: default}
+      config: {inboundHeaders: [{key: x-a, value: a}]}
+    - policyRef: {name: header-removal-flex, namespace: e-commerce}
+      config: {inboundHeaders: [x-b]}
+`), "b.yaml", doc("PolicyBinding", "b")+`  targetRef: {name: a}
+  policyRef:
+    name: header-injection-flex
+    namespace: policies
+  config: {outboundHeaders: [{key: x-c, value: c}]}
+`, "c.yaml", doc("Configuration", "storage")+"  sharedStorage: {local: {enabled: false}}\n")
+	want := []string{
+		`a.yaml:13:57: warning: policyRef namespace "e-commerce" is ignored: flexgate's policies have no namespace, so this names ` +
+			`flexgate's built-in policy of that name, as namespace default does in Flex Gateway, not a policy of namespace e-commerce; remove namespace, or write default`,
+		`b.yaml:9:16: warning: policyRef namespace "policies" is ignored`,
+		`c.yaml:6:36: warning: sharedStorage local enabled: false has no effect: without redis, flexgate keeps what its policies share ` +
+			`(rate-limit budgets, cache entries) in each replica's memory, and that cannot be turned off; remove local`,
+	}
+	got := warnings(cfg)
+	if len(got) != len(want) {
+		t.Fatalf("warnings:\n%s", strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("warning %d = %q\nwant %q", i, got[i], want[i])
+		}
+	}
+	if p := policyNames(route(t, cfg, "default/a/up")); p != "header-injection-flex,header-removal-flex,header-injection-flex" {
+		t.Errorf("policies = %s", p)
+	}
+}
+
 // TestServicePolicies: tls-outbound and circuit-breaker-flex, bound to a
 // Service (inline ones are named <instance>-<key>), configure its upstream.
 func TestServicePolicies(t *testing.T) {

@@ -114,7 +114,16 @@ func (l *load) policyEntry(d *config.Decoder, n *yaml.Node, b *binding, withTarg
 					nameNode = v
 					b.name, _ = d.RequiredStr(v, "policyRef name")
 				},
-				"namespace": func(_, v *yaml.Node) { d.Str(v, "policyRef namespace") },
+				"namespace": func(_, v *yaml.Node) {
+					// Flex Gateway's built-in policies live in namespace
+					// default; another names a policy of the user's, which
+					// flexgate does not look for.
+					if s, ok := d.Str(v, "policyRef namespace"); ok && s != "" && s != DefaultNamespace {
+						d.Warn(v, "policyRef namespace %q is ignored: flexgate's policies have no namespace, so this names flexgate's built-in policy "+
+							"of that name, as namespace %s does in Flex Gateway, not a policy of namespace %s; remove namespace, or write %s",
+							s, DefaultNamespace, s, DefaultNamespace)
+					}
+				},
 				"kind": func(_, v *yaml.Node) {
 					if s, ok := d.Str(v, "policyRef kind"); ok && s == KindExtension {
 						extension = true

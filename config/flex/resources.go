@@ -328,7 +328,12 @@ func (l *load) sharedStorage(d *config.Decoder, k, v *yaml.Node) {
 		if v.Content[i].Value == "local" {
 			local = v.Content[i]
 			d.Mapping(v.Content[i+1], "sharedStorage local", map[string]func(k, v *yaml.Node){
-				"enabled": func(_, v *yaml.Node) { d.Boolean(v, "sharedStorage local enabled") },
+				"enabled": func(_, v *yaml.Node) {
+					if on, ok := d.Boolean(v, "sharedStorage local enabled"); ok && !on {
+						d.Warn(v, "sharedStorage local enabled: false has no effect: without redis, flexgate keeps what its policies share "+
+							"(rate-limit budgets, cache entries) in each replica's memory, and that cannot be turned off; remove local")
+					}
+				},
 			})
 			continue
 		}
