@@ -322,6 +322,11 @@ type Upstream struct {
 	// ClientCert, when set, is the certificate the gateway presents to
 	// https targets (CertPEM and KeyPEM; a Flex tls-outbound policy's).
 	ClientCert *Certificate
+	// TLSMinVersion and TLSMaxVersion bound the TLS versions of the
+	// connections to https targets: "1.2" or "1.3", as TLSVersion reads
+	// them; empty: 1.2 and 1.3 (a Flex tls-outbound policy's minversion
+	// and maxversion).
+	TLSMinVersion, TLSMaxVersion string
 	// LoadBalancing picks the target of each request.
 	LoadBalancing LoadBalancing
 	// SlowStart, when positive, ramps the share of a target that joins (or

@@ -162,6 +162,17 @@ func checkUpstream(u *config.Upstream) error {
 			err = fmt.Errorf("client certificate: %w", kerr)
 		}
 	}
+	lo, loOK := config.TLSVersion(u.TLSMinVersion)
+	hi, hiOK := config.TLSVersion(u.TLSMaxVersion)
+	switch {
+	case err != nil:
+	case u.TLSMinVersion != "" && !loOK:
+		err = fmt.Errorf("TLS minimum version %q is not 1.2 or 1.3", u.TLSMinVersion)
+	case u.TLSMaxVersion != "" && !hiOK:
+		err = fmt.Errorf("TLS maximum version %q is not 1.2 or 1.3", u.TLSMaxVersion)
+	case loOK && hiOK && lo > hi:
+		err = fmt.Errorf("TLS maximum version %s is below the minimum %s", u.TLSMaxVersion, u.TLSMinVersion)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)
 	}

@@ -126,12 +126,13 @@ type poolSpec struct {
 
 // key names the connection settings of a pool: targets whose keys are
 // equal share one. Trust and client certificate written in the config are
-// named by digest, so that upstreams that trust other CAs, or present
-// other certificates, never share a connection.
+// named by digest, so that upstreams that trust other CAs, present other
+// certificates, or allow other TLS versions never share a connection.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%d|%s", s.scheme, s.addr, s.host,
-		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), maxHeader, s.private)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%s-%s|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), u.TLSMinVersion, u.TLSMaxVersion,
+		maxHeader, s.private)
 }
 
 // tlsDigest names u's trusted CAs and client certificate written in the
@@ -189,6 +190,13 @@ func upstreamTLS(u *config.Upstream, host string, log *slog.Logger) (*tls.Config
 			return nil, nil, fmt.Errorf("client certificate: %w", err)
 		}
 		c.Certificates = []tls.Certificate{cert}
+	}
+	// checkUpstream has checked the versions.
+	if v, ok := config.TLSVersion(u.TLSMinVersion); ok {
+		c.MinVersion = v
+	}
+	if v, ok := config.TLSVersion(u.TLSMaxVersion); ok {
+		c.MaxVersion = v
 	}
 	c.NextProtos = []string{"http/1.1"}
 	return c, ca, nil

@@ -205,17 +205,18 @@ func (l *load) outbound(b *config.Build, s *service) {
 				}
 				u.ClientCert = &config.Certificate{CertPEM: []byte(t.Certificate), KeyPEM: key, Pos: bd.namePos}
 			}
+			u.TLSMinVersion, u.TLSMaxVersion = t.MinVersion, t.MaxVersion
 			var ignored []string
 			for _, f := range []struct {
 				name string
 				set  bool
-			}{{"minversion", t.MinVersion != ""}, {"maxversion", t.MaxVersion != ""}, {"alpn", len(t.ALPN) > 0}, {"ciphers", len(t.Ciphers) > 0}} {
+			}{{"alpn", len(t.ALPN) > 0}, {"ciphers", len(t.Ciphers) > 0}} {
 				if f.set {
 					ignored = append(ignored, f.name)
 				}
 			}
 			if len(ignored) > 0 {
-				b.Warn(bd.namePos, "tls-outbound %s not applied: flexgate's upstream connections use TLS 1.2 or 1.3 with Go's cipher suites and offer http/1.1",
+				b.Warn(bd.namePos, "tls-outbound %s not applied: flexgate's upstream connections use Go's cipher suites and offer http/1.1",
 					strings.Join(ignored, ", ")+map[bool]string{true: " is", false: " are"}[len(ignored) == 1])
 			}
 		}
@@ -579,6 +580,7 @@ func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, b
 	if tlsFrom != nil {
 		want := tlsFrom.upstream
 		u.InsecureSkipVerify, u.CAPEM, u.ClientCert = want.InsecureSkipVerify, want.CAPEM, want.ClientCert
+		u.TLSMinVersion, u.TLSMaxVersion = want.TLSMinVersion, want.TLSMaxVersion
 		for _, svc := range svcs {
 			got := svc.upstream
 			if got.Targets[0].Scheme != "https" || svc == tlsFrom || sameOutboundTLS(&got, &want) {
@@ -620,7 +622,8 @@ func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, b
 // sameOutboundTLS reports whether two upstreams verify https targets and
 // present themselves alike.
 func sameOutboundTLS(a, c *config.Upstream) bool {
-	if a.InsecureSkipVerify != c.InsecureSkipVerify || a.CAPEM != c.CAPEM || (a.ClientCert == nil) != (c.ClientCert == nil) {
+	if a.InsecureSkipVerify != c.InsecureSkipVerify || a.CAPEM != c.CAPEM || (a.ClientCert == nil) != (c.ClientCert == nil) ||
+		a.TLSMinVersion != c.TLSMinVersion || a.TLSMaxVersion != c.TLSMaxVersion {
 		return false
 	}
 	return a.ClientCert == nil ||

@@ -328,15 +328,14 @@ func TestServicePolicies(t *testing.T) {
 	u := route(t, cfg, "default/a/up").Upstream
 	if u.CAPEM != cert || u.ClientCert == nil || string(u.ClientCert.CertPEM) != cert || string(u.ClientCert.KeyPEM) != key ||
 		u.InsecureSkipVerify || u.URL() != "https://orders:8443/v1" || u.Name != "default/a-up" ||
-		u.CircuitBreaker != (config.CircuitBreaker{MaxRequests: 100}) || u.MaxConns != 20 {
+		u.CircuitBreaker != (config.CircuitBreaker{MaxRequests: 100}) || u.MaxConns != 20 || u.TLSMinVersion != "1.3" || u.TLSMaxVersion != "" {
 		t.Errorf("upstream = %+v", u)
 	}
 	if u.IdleTimeout != config.DefaultIdleTimeout {
 		t.Errorf("without idle-timeout-flex the idle timeout is %s, want flexgate's default", u.IdleTimeout)
 	}
 	got := warnings(cfg)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "b.yaml:7:21: warning: tls-outbound minversion is not applied") ||
-		!strings.HasPrefix(got[1], "b.yaml:20:25: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait") {
+	if len(got) != 1 || !strings.HasPrefix(got[0], "b.yaml:20:25: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait") {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
 }

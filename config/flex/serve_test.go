@@ -399,3 +399,59 @@ func TestServeBreakerQueuesOverMaxConnections(t *testing.T) {
 		t.Errorf(`flexgate_upstream_overloaded_total{limit="maxPendingRequests"} = %v, want 1`, v)
 	}
 }
+
+// TestServeTLSOutboundVersions: tls-outbound minversion and maxversion
+// bound the TLS versions of the connections to the Service: an upstream
+// that speaks only TLS 1.2 is refused, 502 upstream_tls_error, by a
+// Service with minversion 1.3, and served to one without; maxversion 1.2
+// refuses one that speaks only TLS 1.3.
+func TestServeTLSOutboundVersions(t *testing.T) {
+	ca := proxytest.NewCA(t, "private-ca")
+	serverCert, err := tls.X509KeyPair(ca.Issue(t, "upstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := func(version uint16) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &fasthttp.Server{Logger: quiet{}, Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetBodyString(tls.VersionName(ctx.TLSConnectionState().Version))
+		}}
+		go func() {
+			_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: version, MaxVersion: version}))
+		}()
+		t.Cleanup(func() { _ = srv.Shutdown() })
+		return "https://" + ln.Addr().String()
+	}
+	tls12, tls13 := upstream(tls.VersionTLS12), upstream(tls.VersionTLS13)
+	t.Setenv("FLEX_TEST_UPSTREAM_CA", string(ca.PEM))
+	var apis, services, bindings []string
+	for _, s := range []struct{ name, address, versions string }{
+		{"any12", tls12, ""}, {"min13", tls12, "minversion: \"1.3\""}, {"max12", tls13, "maxVersion: \"1.2\""}, {"max13", tls13, "maxversion: \"1.3\""},
+	} {
+		apis = append(apis, doc("ApiInstance", s.name)+"  address: http://127.0.0.1:8081/"+s.name+"\n")
+		services = append(services, service(s.name, s.address))
+		bindings = append(bindings, doc("PolicyBinding", s.name+"-route")+"  targetRef: {name: "+s.name+"}\n  policyRef: {name: route}\n"+
+			"  config: {destinationRef: {name: "+s.name+"}}\n",
+			doc("PolicyBinding", s.name+"-tls")+"  targetRef: {kind: Service, name: "+s.name+"}\n  policyRef: {name: tls-outbound}\n"+
+				"  config: {trustedCA: $FLEX_TEST_UPSTREAM_CA, "+s.versions+"}\n")
+	}
+	base, gw := serveFlex(t, "api.yaml", strings.Join(apis, "---\n"), "services.yaml", strings.Join(services, "---\n"),
+		"bindings.yaml", strings.Join(bindings, "---\n"))
+	// Each Service after one at the same address with other versions: a
+	// connection pooled for one is never used for the other.
+	for _, c := range []struct{ path, want string }{
+		{"/any12/x", "200  TLS 1.2"}, {"/min13/x", "502 upstream_tls_error "}, {"/max13/x", "200  TLS 1.3"}, {"/max12/x", "502 upstream_tls_error "},
+	} {
+		status, reason, body := get(t, base+c.path)
+		if got := fmt.Sprintf("%d %s %s", status, reason, body); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: %s, want %s", c.path, got, c.want)
+		}
+	}
+	_, _, view := get(t, gw.AdminURL+"/config")
+	if !strings.Contains(view, `"tlsMinVersion": "1.3"`) || !strings.Contains(view, `"tlsMaxVersion": "1.2"`) {
+		t.Errorf("/config does not show the versions:\n%s", view)
+	}
+}
