@@ -105,7 +105,13 @@ type Warning struct {
 }
 
 // String renders the warning as file:line:col: warning: message.
-func (w Warning) String() string { return w.Pos.String() + ": warning: " + w.Message }
+func (w Warning) String() string {
+	if p := w.Pos.String(); p != "" {
+		return p + ": warning: " + w.Message
+	}
+	// Not about a file: the environment's, say.
+	return "warning: " + w.Message
+}
 
 // Source is one file read into a Config.
 type Source struct {

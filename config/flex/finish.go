@@ -34,6 +34,7 @@ func (l *load) Finish(b *config.Build) {
 		services[s.ref] = s
 	}
 	l.attach(b, instances, services)
+	l.env = readEnv(b)
 	for _, s := range l.services {
 		l.outbound(b, s)
 	}
@@ -179,6 +180,9 @@ func (l *load) outbound(b *config.Build, s *service) {
 	// Metrics and /config name the upstream after the Service, and two
 	// Services at one address stay two upstreams, each with its breaker.
 	u.Name = s.ref.String()
+	// Flex Gateway's timeouts, not the Gateway kind's: its defaults or its
+	// environment's, under a Configuration's, under idle-timeout-flex.
+	u.ResponseTimeout, u.IdleTimeout = l.env.response, l.env.idle
 	if l.timeouts != nil && l.timeouts.responseSeconds > 0 {
 		u.ResponseTimeout = time.Duration(l.timeouts.responseSeconds) * time.Second
 	}

@@ -71,6 +71,9 @@ type load struct {
 	logLevel    string
 	logLevelPos config.Pos
 	timeouts    *timeouts
+	// env is what Flex Gateway's environment sets (readEnv), read in
+	// Finish.
+	env envTimeouts
 	// broken are the resources (kind/namespace/name) that did not load,
 	// whose errors are reported: a reference to one is not reported again.
 	broken map[string]bool

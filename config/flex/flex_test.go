@@ -12,6 +12,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/config"
+	"github.com/flexgate/flexgate/config/flex"
 )
 
 const gatewayDoc = `apiVersion: gateway.mulesoft.com/v1alpha1
@@ -331,8 +332,8 @@ func TestServicePolicies(t *testing.T) {
 		u.CircuitBreaker != (config.CircuitBreaker{MaxRequests: 100}) || u.MaxConns != 20 || u.TLSMinVersion != "1.3" || u.TLSMaxVersion != "" {
 		t.Errorf("upstream = %+v", u)
 	}
-	if u.IdleTimeout != config.DefaultIdleTimeout {
-		t.Errorf("without idle-timeout-flex the idle timeout is %s, want flexgate's default", u.IdleTimeout)
+	if u.IdleTimeout != flex.DefaultIdleTimeoutSeconds*time.Second {
+		t.Errorf("without idle-timeout-flex the idle timeout is %s, want Flex Gateway's default", u.IdleTimeout)
 	}
 	got := warnings(cfg)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "b.yaml:20:25: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait") {
