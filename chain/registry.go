@@ -3,6 +3,7 @@ package chain
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/flexgate/flexgate/config"
@@ -58,6 +59,13 @@ func Register(r Registration) {
 	addValues(r.Name, r.Provides)
 	registry[r.Name] = r
 }
+
+// IsFlexPolicy reports whether name is one of MuleSoft Flex Gateway's
+// policies (rate-limiting-flex, header-injection-flex: Flex names its
+// policies so), which take Flex's parameters and read their values as Flex
+// does, wherever they are written: text, unless the whole value is one
+// #[...] expression (chain/expr). Safe for concurrent use.
+func IsFlexPolicy(name string) bool { return strings.HasSuffix(name, "-flex") }
 
 // Lookup returns the registration for name.
 func Lookup(name string) (Registration, bool) {

@@ -121,7 +121,7 @@ func compile(s string, env *chain.Env, phase Phase, credential bool) (*Template,
 			env.Warn(nil, "a value holds #[ after other text, so it is literal text, as in Flex; to compute it, "+
 				"make the expression the whole value, e.g. \"#['v1-' ++ attributes.method]\"")
 		}
-		root, err = compileTemplate(s, env)
+		root, err = compileTemplate(s, env, env != nil && chain.IsFlexPolicy(env.Name))
 	}
 	if err == nil && credential {
 		err = readAnyName(s, root)
@@ -195,8 +195,12 @@ func compileFlex(s string, env *chain.Env, phase Phase) (*node, error) {
 	return (&checker{src: s, env: env, phase: phase}).node(a)
 }
 
-// compileTemplate compiles text with $-expressions into a node.
-func compileTemplate(s string, env *chain.Env) (*node, error) {
+// compileTemplate compiles text with $-expressions into a node. A value of
+// one of Flex Gateway's policies is literal text instead (flexOnly), as in
+// Flex: a `$` is itself, and only `$env.NAME` and `${env.NAME}`, which
+// config/flex writes for Flex's whole-value `$NAME`, are replaced by the
+// variable's value. What would have been a $-expression there is warned of.
+func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 	var parts []*node
 	var lit []byte
 	litAt := 0
@@ -209,6 +213,7 @@ func compileTemplate(s string, env *chain.Env) (*node, error) {
 	errAt := func(at int, err error) error {
 		return &Error{Src: s, Offset: at, Msg: err.Error()}
 	}
+	var asText string // the first $-expression read as text (flexOnly)
 	for i := 0; i < len(s); {
 		c := s[i]
 		if len(lit) == 0 {
@@ -219,31 +224,26 @@ func compileTemplate(s string, env *chain.Env) (*node, error) {
 			i++
 			continue
 		}
+		if flexOnly && !strings.HasPrefix(s[i:], "$env.") && !strings.HasPrefix(s[i:], "${env.") {
+			if name, _, err := refName(s, i); asText == "" && err == nil && name != "" {
+				if _, err := resolve(name, nil); err == nil {
+					asText = name
+				}
+			}
+			lit = append(lit, '$')
+			i++
+			continue
+		}
 		if i+1 < len(s) && s[i+1] == '$' {
 			lit = append(lit, '$')
 			i += 2
 			continue
 		}
-		var name string
-		var next int
-		switch {
-		case i+1 < len(s) && s[i+1] == '{':
-			end := strings.IndexByte(s[i+2:], '}')
-			if end < 0 {
-				return nil, errAt(i, fmt.Errorf("expression %q is not closed: add a `}`", s[i:]))
-			}
-			name, next = s[i+2:i+2+end], i+3+end
-		case i+1 < len(s) && isLetter(s[i+1]):
-			j := i + 1
-			for j < len(s) && isNameByte(s[j]) {
-				j++
-			}
-			// A sentence may end right after an expression ("at $datetime.").
-			for j > i+1 && s[j-1] == '.' {
-				j--
-			}
-			name, next = s[i+1:j], j
-		default:
+		name, next, err := refName(s, i)
+		if err != nil {
+			return nil, errAt(i, err)
+		}
+		if name == "" {
 			lit = append(lit, '$')
 			i++
 			continue
@@ -264,6 +264,10 @@ func compileTemplate(s string, env *chain.Env) (*node, error) {
 			if j := strings.IndexFunc(v, isControl); j >= 0 {
 				return nil, errAt(i, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, v[j], j))
 			}
+			if IsFlex(v) && env != nil && env.Spec != nil && env.Config != nil {
+				env.Warn(nil, "environment variable %s holds a Flex expression, #[...], which is read here as text, not evaluated: "+
+					"write the expression in the config itself", varName)
+			}
 			lit = append(lit, v...)
 			i = next
 			continue
@@ -283,6 +287,14 @@ func compileTemplate(s string, env *chain.Env) (*node, error) {
 		i = next
 	}
 	flush()
+	if asText != "" && env != nil && env.Spec != nil && env.Config != nil {
+		hint := ""
+		if f := flexForm(asText); f != "" {
+			hint = "; to read what it reads, write " + f
+		}
+		env.Warn(nil, "$%s in a value is text, not an expression: %s reads its values as Flex Gateway does, as text unless the whole value "+
+			"is one #[...] expression%s", asText, env.Name, hint)
+	}
 	switch len(parts) {
 	case 0:
 		return constNode(0, val{k: kStr, s: []byte{}}), nil
@@ -294,6 +306,64 @@ func compileTemplate(s string, env *chain.Env) (*node, error) {
 		n.flat = append(n.flat, *p)
 	}
 	return n, nil
+}
+
+// refName reads the name of the $-expression at s[i] (a `$`): `${name}`,
+// or `$name` up to the first byte no name holds (a sentence may end right
+// after an expression: "at $datetime." is $datetime). name is "" when the
+// `$` begins none (`$5`); next is where the text after it starts.
+func refName(s string, i int) (name string, next int, err error) {
+	switch {
+	case i+1 < len(s) && s[i+1] == '{':
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", 0, fmt.Errorf("expression %q is not closed: add a `}`", s[i:])
+		}
+		return s[i+2 : i+2+end], i + 3 + end, nil
+	case i+1 < len(s) && isLetter(s[i+1]):
+		j := i + 1
+		for j < len(s) && isNameByte(s[j]) {
+			j++
+		}
+		for j > i+1 && s[j-1] == '.' {
+			j--
+		}
+		return s[i+1 : j], j, nil
+	}
+	return "", i + 1, nil
+}
+
+// flexForm is the Flex expression that reads what the $-expression name
+// reads, for messages; "" when Flex has none ($datetime, $requestId).
+func flexForm(name string) string {
+	n, err := resolve(name, nil)
+	if err == nil {
+		switch n.op {
+		case opHeader:
+			return "#[attributes.headers['" + strings.ToLower(string(n.name)) + "']]"
+		case opQuery:
+			return "#[attributes.queryParams['" + string(n.name) + "']]"
+		}
+	}
+	for _, v := range chain.Values() {
+		for _, own := range append([]string{v.Name}, v.Aliases...) {
+			rest, ok := strings.CutPrefix(name, own)
+			if !ok || rest != "" && rest[0] != '.' && rest[0] != '[' {
+				continue
+			}
+			for _, a := range v.Aliases {
+				if strings.HasPrefix(a, "authentication.") || strings.HasPrefix(a, "vars.") {
+					return "#[" + a + rest + "]"
+				}
+			}
+		}
+	}
+	for flex, leaf := range leafAttributes {
+		if n != nil && n.op == leaf.op {
+			return "#[attributes." + flex + "]"
+		}
+	}
+	return ""
 }
 
 // MustCompile is Compile for values known to be valid; it panics otherwise.

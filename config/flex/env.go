@@ -85,6 +85,14 @@ func expandEnv(d *config.Decoder, n *yaml.Node) bool {
 
 // deferEnv rewrites every whole `$NAME` under a policy's config n as
 // `$env.NAME`, for the policy to expand; an unset variable is reported now.
+//
+// The variable's value is text, wherever it is used. Flex Gateway documents
+// only that `$NAME` is replaced by the value (REFERENCE §9), not that a
+// value then taken as an expression (`keySelector: $KS` with
+// KS='#[attributes.method]') is evaluated; flexgate does not guess that it
+// is: the expression compiler (chain/expr) reads the value as text and
+// warns at load when one that starts with `#[` is used where an expression
+// is taken.
 func deferEnv(d *config.Decoder, n *yaml.Node) bool {
 	ok := true
 	envWalk(n, map[*yaml.Node]bool{}, func(s *yaml.Node) {

@@ -215,7 +215,7 @@ func TestEnv(t *testing.T) {
 	ex.Prepare(set.Chains[0])
 	set.Chains[0].RunRequest(ctx, ex)
 	h := &ctx.Request.Header
-	if string(h.Peek("X-A")) != "from-env" || string(h.Peek("X-B")) != "from-env" || string(h.Peek("X-C")) != "a $FLEX_TEST_VALUE" {
+	if string(h.Peek("X-A")) != "from-env" || string(h.Peek("X-B")) != "from-env" || string(h.Peek("X-C")) != "a $$FLEX_TEST_VALUE" {
 		t.Errorf("headers:\n%s", h.String())
 	}
 }

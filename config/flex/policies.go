@@ -228,7 +228,7 @@ func registered(name string) bool {
 func flexRuns() []string {
 	names := []string{policyRoute, policyRouteWeighted, policyTLS, policyTLSOutbound, policyCircuitBreaker, policyIdleTimeout}
 	for _, n := range chain.Names() {
-		if strings.HasSuffix(n, "-flex") {
+		if chain.IsFlexPolicy(n) {
 			names = append(names, n)
 		}
 	}
@@ -240,7 +240,7 @@ func flexRuns() []string {
 func ownPolicies() []string {
 	var names []string
 	for _, n := range chain.Names() {
-		if !strings.HasSuffix(n, "-flex") {
+		if !chain.IsFlexPolicy(n) {
 			names = append(names, n)
 		}
 	}

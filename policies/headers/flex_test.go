@@ -14,7 +14,7 @@ import (
 func TestHeaderInjectionFlex(t *testing.T) {
 	c := chaintest.MustChain(t, `        - header-injection-flex:
             inboundHeaders:
-              - {key: x-request-path, value: "$request.path"}
+              - {key: x-request-path, value: "#[attributes.requestPath]"}
               - {key: x-source, value: gateway}
             outboundHeaders:
               - {key: x-served-by, value: flexgate}
@@ -98,7 +98,7 @@ func TestHeaderFlexPoliciesDoNotAllocate(t *testing.T) {
             inboundHeaders: ["x-internal-.*", "X-(Debug|Trace)-[0-9]+", "Authorization"]
             outboundHeaders: ["Server"]
         - header-injection-flex:
-            inboundHeaders: [{key: x-caller, value: "$request.remoteAddress"}]
+            inboundHeaders: [{key: x-caller, value: "#[attributes.remoteAddress]"}]
             outboundHeaders: [{key: x-served-by, value: flexgate}]
 `)
 	ctx := chaintest.Ctx("http://gw/api/x", "User-Agent", "test")

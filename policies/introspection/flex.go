@@ -106,7 +106,7 @@ func (f *FlexIntrospector) Validate(env *chain.Env) error {
 	}
 	if f.ExposeHeaders {
 		env.Warn(chain.Field(p, "exposeHeaders"), "exposeHeaders is not supported yet and is ignored: the token's claims are not sent upstream as headers "+
-			"(use header-injection-flex or request-headers-set with $token.claims.NAME)")
+			"(use header-injection-flex with #[authentication.properties.claims.NAME], or request-headers-set with $token.claims.NAME)")
 	}
 	in.Scopes = strings.Fields(f.Scopes)
 	switch strings.ToUpper(f.ScopeValidationCriteria) {

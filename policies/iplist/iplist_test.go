@@ -187,8 +187,10 @@ func TestValidate(t *testing.T) {
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "#['10.0.0.1']"}`,
 		"gw.yaml:12:64: ip-allowlist-flex: ipExpression", "reads nothing of the request", "#[attributes.headers['name']]")
 	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "10.0.0.1"}`, "reads nothing of the request")
-	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$request.nope"}`, "unknown expression $request.nope")
-	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$client.id"}`, "gw.yaml:12:65: ip-allowlist-flex: ipExpression:", "$client.id")
+	f(`        - ip-allowlist: {ips: ["10.0.0.1"], ipExpression: "$request.nope"}`, "unknown expression $request.nope")
+	f(`        - ip-allowlist: {ips: ["10.0.0.1"], ipExpression: "$client.id"}`, "gw.yaml:12:60: ip-allowlist: ipExpression:", "$client.id")
+	// A Flex policy's value is text, unless it is all one #[...].
+	f(`        - ip-allowlist-flex: {ips: ["10.0.0.1"], ipExpression: "$request.nope"}`, "reads nothing of the request")
 	f(`        - ip-allowlist: {ips: ["10.0.0.1"], ipExpression: "#[attributes.headers['a b']]"}`, `"a b" is not a header name`)
 	f(`        - ip-allowlist: {ips: ["10.0.0.1"], address: x}`, `unknown parameter "address"; known parameters: ipExpression, ips`)
 }

@@ -105,7 +105,7 @@ func TestFlexOriginsAndClientID(t *testing.T) {
 		{"default expression: header jwt", "jwtOrigin: customExpression", []string{"jwt", tok}, "", "c1"},
 		{"header in quotes", `jwtOrigin: customExpression` + "\n" + `jwtExpression: "#[attributes.headers['x-token']]"`, []string{"X-Token", tok}, "", "c1"},
 		{"header by dot", `jwtOrigin: customExpression` + "\n" + `jwtExpression: "#[attributes.headers.token]"`, []string{"Token", tok}, "", "c1"},
-		{"query", "jwtOrigin: customExpression\njwtExpression: $request.query.token", nil, "/orders/1?token=" + tok, "c1"},
+		{"query", "jwtOrigin: customExpression\njwtExpression: \"#[attributes.queryParams.token]\"", nil, "/orders/1?token=" + tok, "c1"},
 		{"clientIdExpression azp", `clientIdExpression: "#[vars.claimSet.azp]"`, []string{"Authorization", "Bearer " + tok}, "", "a1"},
 		{"clientIdExpression properties", `clientIdExpression: "#[authentication.properties.claims['cid']]"`, []string{"Authorization", "Bearer " + tok}, "", "x1"},
 		{"clientIdExpression $", `clientIdExpression: "${token.claims.cid}-$request.method"`, []string{"Authorization", "Bearer " + tok}, "", "x1-GET"},

@@ -319,7 +319,7 @@ func TestClusterizableFlexAndOwnLimitsCountApart(t *testing.T) {
 	c := sharedChain(t, srv.Addr, `        - rate-limiting: {limit: 2, period: 60, clusterizable: true, identifier: $request.header.X-Key}
         - rate-limiting-flex:
             rateLimits: [{maximumRequests: 2, timePeriodInMilliseconds: 60000}]
-            keySelector: $request.header.X-Key
+            keySelector: "#[attributes.headers['x-key']]"
 `)
 	for i := 1; i <= 3; i++ {
 		rej := chaintest.Run(c, chaintest.Ctx("http://gw/api/x", "X-Key", "k"))

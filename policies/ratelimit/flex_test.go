@@ -33,7 +33,7 @@ func TestFlexRateLimiting(t *testing.T) {
             rateLimits:
               - maximumRequests: 3
                 timePeriodInMilliseconds: 6000
-            keySelector: "$request.header.X-Key"
+            keySelector: "#[attributes.headers['x-key']]"
             exposeHeaders: true
             clusterizable: false
 `)
@@ -86,14 +86,14 @@ func TestFlexRateLimitingKnobsPerItem(t *testing.T) {
             rateLimits:
               - maximumRequests: 1
                 timePeriodInMilliseconds: 1000
-                keySelector: "$request.header.X-Key"
+                keySelector: "#[attributes.headers['x-key']]"
                 exposeHeaders: true
               - maximumRequests: 10
                 timePeriodInMilliseconds: 60000
-                keySelector: "$request.header.X-Key"
+                keySelector: "#[attributes.headers['x-key']]"
 `)
 	l := flexLimiter(t, c, 0, newFakeClock())
-	if !l.expose || len(l.rules) != 2 || l.key.String() != "$request.header.X-Key" {
+	if !l.expose || len(l.rules) != 2 || l.key.String() != "#[attributes.headers['x-key']]" {
 		t.Fatalf("limiter: expose %v, %d rules, key %q", l.expose, len(l.rules), l.key.String())
 	}
 	f := func(params, wantPos, want string) {
@@ -123,7 +123,7 @@ func TestFlexRateLimitingKnobsPerItem(t *testing.T) {
 func TestFlexLimiterDoesNotAllocate(t *testing.T) {
 	c := chaintest.MustChain(t, `        - rate-limiting-flex:
             rateLimits: [{maximumRequests: 100, timePeriodInMilliseconds: 60000}]
-            keySelector: "$request.header.X-Api-Key"
+            keySelector: "#[attributes.headers['x-api-key']]"
             exposeHeaders: true
 `)
 	flexLimiter(t, c, 0, newFakeClock())
