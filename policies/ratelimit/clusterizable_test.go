@@ -328,3 +328,60 @@ func TestClusterizableFlexAndOwnLimitsCountApart(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterizableFlexAllocations: a rate-limiting-flex client refused
+// from memory until its window ends, or spending a lease of its window,
+// costs no allocation and no Redis call.
+func TestClusterizableFlexAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and race instrumentation allocate")
+	}
+	srv := redistest.Start(t)
+	t.Setenv(MaxReplicasEnv, "1")
+	for _, c := range []struct {
+		name, limit string
+		wantLease   bool
+	}{
+		{"refused from memory", "{maximumRequests: 1, timePeriodInMilliseconds: 60000}", false},
+		// 3,000,000,000 an hour on 1 replica: leases of 15,000,000.
+		{"spending a lease", "{maximumRequests: 3000000000, timePeriodInMilliseconds: 3600000}", true},
+	} {
+		ch := sharedChain(t, srv.Addr, "        - rate-limiting-flex:\n            rateLimits: ["+c.limit+"]\n            exposeHeaders: true\n")
+		store := ch.Policies[0].Policy.(*FlexLimiter).store.(*RedisStore)
+		ctx := chaintest.Ctx("http://gw/api/x")
+		ex := chain.AcquireExchange()
+		var rej *chain.Rejection
+		run := func() {
+			ex.Prepare(ch)
+			rej = ch.RunRequest(ctx, ex)
+			ch.RunResponse(ctx, ex)
+			ex.Reset()
+		}
+		// Until Redis has decided (a loaded machine can make a call miss
+		// the default storeTimeout of 10ms, answered 503).
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			run()
+			if rej == nil || rej.Status == 429 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Redis did not decide in 10 s: %v", c.name, rej)
+			}
+		}
+		run()
+		if refused := rej != nil && rej.Status == 429; refused == c.wantLease || (rej != nil && !refused) {
+			t.Fatalf("%s: %v", c.name, rej)
+		}
+		if store.lease > 0 != c.wantLease {
+			t.Fatalf("%s: lease %d", c.name, store.lease)
+		}
+		calls := store.conn.calls.Load()
+		if n := testing.AllocsPerRun(1000, run); n != 0 {
+			t.Errorf("%s: %v allocations per request, want 0", c.name, n)
+		}
+		if n := store.conn.calls.Load() - calls; n != 0 {
+			t.Errorf("%s: %d Redis calls", c.name, n)
+		}
+		chain.ReleaseExchange(ex)
+	}
+}

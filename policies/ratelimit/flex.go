@@ -25,10 +25,10 @@ func init() {
 const FlexTooManyRequests = "Too Many Requests"
 
 // FlexLimiter is rate-limiting-flex: Flex Gateway's rate limiting, with
-// its parameters and responses, counted by the Limiter. keySelector,
-// exposeHeaders and clusterizable are accepted at the top level, as Flex
-// Gateway documents them, and in each rateLimits item, where some users
-// write them; wherever written they must agree. Once provisioned it is safe
+// its parameters, responses and fixed windows (see NewFixedWindow), counted
+// by the Limiter. keySelector, exposeHeaders and clusterizable are accepted
+// at the top level, as Flex Gateway documents them, and in each rateLimits
+// item, where some users write them; wherever written they must agree. Once provisioned it is safe
 // for concurrent use.
 type FlexLimiter struct {
 	// RateLimits must all have quota left for a request to pass.
@@ -94,7 +94,7 @@ func (f *FlexLimiter) Validate(env *chain.Env) error {
 			return chain.Errorf(at("maximumRequests"), "%d requests per %d ms is more than a million a second; raise the period or lower the limit",
 				w.MaximumRequests, w.TimePeriodInMilliseconds)
 		}
-		f.rules = append(f.rules, NewRule(w.MaximumRequests, period))
+		f.rules = append(f.rules, NewFixedWindow(w.MaximumRequests, period))
 		keys = append(keys, knob[chain.Expression]{w.KeySelector, chain.Field(item, "keySelector")})
 		exposes = append(exposes, knob[bool]{w.ExposeHeaders, chain.Field(item, "exposeHeaders")})
 		clusters = append(clusters, knob[bool]{w.Clusterizable, chain.Field(item, "clusterizable")})

@@ -12,10 +12,27 @@ import (
 
 // BenchmarkStoreHotKey is the worst case for sharding: every goroutine
 // takes from one client's bucket.
-func BenchmarkStoreHotKey(b *testing.B) {
+func BenchmarkStoreHotKey(b *testing.B) { benchHotKey(b, NewRule(1_000_000_000, time.Second)) }
+
+// BenchmarkStoreManyKeys spreads 100,000 clients over the shards.
+func BenchmarkStoreManyKeys(b *testing.B) { benchManyKeys(b, NewRule(1_000_000, time.Second)) }
+
+// BenchmarkStoreWindowHotKey and BenchmarkStoreWindowManyKeys are the two
+// above with rate-limiting-flex's fixed windows instead of buckets: run
+// them alternately with those (-bench 'Store(Window)?HotKey' -count) to
+// compare.
+func BenchmarkStoreWindowHotKey(b *testing.B) {
+	benchHotKey(b, NewFixedWindow(1_000_000_000, time.Second))
+}
+
+func BenchmarkStoreWindowManyKeys(b *testing.B) {
+	benchManyKeys(b, NewFixedWindow(1_000_000, time.Second))
+}
+
+func benchHotKey(b *testing.B, rule Rule) {
 	s := NewMemStore(DefaultMaxKeys, 0, monoClock)
 	defer s.Close()
-	rules := []Rule{NewRule(1_000_000_000, time.Second)}
+	rules := []Rule{rule}
 	key := []byte("203.0.113.9")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -25,11 +42,10 @@ func BenchmarkStoreHotKey(b *testing.B) {
 	})
 }
 
-// BenchmarkStoreManyKeys spreads 100,000 clients over the shards.
-func BenchmarkStoreManyKeys(b *testing.B) {
+func benchManyKeys(b *testing.B, rule Rule) {
 	s := NewMemStore(DefaultMaxKeys, 0, monoClock)
 	defer s.Close()
-	rules := []Rule{NewRule(1_000_000, time.Second)}
+	rules := []Rule{rule}
 	const clients = 100_000
 	keys := make([][]byte, clients)
 	for i := range keys {

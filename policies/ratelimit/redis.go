@@ -106,7 +106,67 @@ if taken == 0 then return (rt * 8 + rrule) * 2 end
 return {taken, at * 8 + arule, rt * 8 + rrule}
 `
 
-var script = rueidis.NewLuaScript(gcraScript)
+// fixedWindowScript is gcraScript for fixed windows: it takes ARGV[2] requests
+// from every rule's window of KEYS[1], or as many as every window has
+// left, atomically, on Redis's clock. A rule's window starts at the first
+// request taken after the last one ended and lasts its period; a call that
+// takes nothing writes nothing, so a refused request starts no window. The
+// key holds each rule's window end and count, in µs, and expires when the
+// last window ends.
+//
+// ARGV[1] is the time in µs, or "" for Redis's TIME; ARGV[2] the requests
+// wanted; then a limit and a period in µs per rule. The answer is {taken,
+// allowed side, refused side, left, first}: the allowed side is t*8 + rule,
+// rule the one with the fewest requests left after the last taken, left
+// of them, and t the µs until its window ends; the refused side is the
+// same for the rule that refuses the request after the last taken, the
+// one whose window ends last of those with none left; first is the µs
+// until the first window of any rule ends (a lease is spent before it).
+const fixedWindowScript = `
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local want = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 2
+local ends, used, limits = {}, {}, {}
+local v = redis.call('GET', KEYS[1])
+if v then
+  local i = 0
+  for s in string.gmatch(v, '%d+') do
+    if i % 2 == 0 then ends[i / 2 + 1] = tonumber(s) else used[(i - 1) / 2 + 1] = tonumber(s) end
+    i = i + 1
+  end
+end
+local taken = want
+for i = 1, n do
+  limits[i] = tonumber(ARGV[2 * i + 1])
+  if not ends[i] or not used[i] or ends[i] <= now then
+    ends[i], used[i] = now + tonumber(ARGV[2 * i + 2]), 0
+  end
+  if limits[i] - used[i] < taken then taken = limits[i] - used[i] end
+end
+if taken < 0 then taken = 0 end
+local arule, at, rem, rrule, rt, first, last, parts = 0, 0, -1, 0, 0, -1, 0, {}
+for i = 1, n do
+  local left, t = limits[i] - used[i] - taken, ends[i] - now
+  if rem < 0 or left < rem then arule, at, rem = i - 1, t, left end
+  if left < 1 and t > rt then rrule, rt = i - 1, t end
+  if first < 0 or t < first then first = t end
+  if t > last then last = t end
+  parts[i] = string.format('%d %d', ends[i], used[i] + taken)
+end
+if taken > 0 then
+  redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil(last / 1000))
+end
+return {taken, at * 8 + arule, rt * 8 + rrule, rem, first}
+`
+
+var (
+	script       = rueidis.NewLuaScript(gcraScript)
+	windowScript = rueidis.NewLuaScript(fixedWindowScript)
+)
 
 // probeKey and probeArgs call the script as the probe: probeKey is under
 // the prefix of the policies' keys, which the ACL the README documents
@@ -348,8 +408,8 @@ func (c *redisConn) failed(err error) {
 	}
 }
 
-// take runs the script for key within timeout.
-func (c *redisConn) take(key string, args []string, timeout time.Duration) (rueidis.RedisMessage, error) {
+// take runs sc (script or windowScript) for key within timeout.
+func (c *redisConn) take(sc *rueidis.Lua, key string, args []string, timeout time.Duration) (rueidis.RedisMessage, error) {
 	cl := c.client.Load()
 	if cl == nil {
 		return rueidis.RedisMessage{}, rueidis.ErrClosing
@@ -357,7 +417,7 @@ func (c *redisConn) take(key string, args []string, timeout time.Duration) (ruei
 	c.calls.Add(1)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v, err := script.Exec(ctx, *cl, []string{key}, args).ToMessage()
+	v, err := sc.Exec(ctx, *cl, []string{key}, args).ToMessage()
 	cancel()
 	c.duration.UpdateDuration(start)
 	took := int64(time.Since(start))

@@ -59,6 +59,11 @@ const (
 // limit plus what a lease window lets through early, and lose at most
 // what expired leases held: both within half a percent of the limit.
 //
+// Fixed windows (rate-limiting-flex) are kept alike by fixedWindowScript: a
+// client refused is refused from memory until the refusing window ends,
+// and so is one that took the last request of a window. Their leases are
+// requests of the current windows, spent before the first of them ends.
+//
 // Memory is bounded (refusedShards × refusedPerShard clients). Safe for
 // concurrent use.
 type RedisStore struct {
@@ -67,15 +72,20 @@ type RedisStore struct {
 	// follow, so that Cluster places every key by its client.
 	prefix string
 	sip    sipKey
+	// fixed is set when the rules are fixed windows: sc is then
+	// windowScript (fixedWindowScript), else script.
+	fixed bool
+	sc    *rueidis.Lua
 	// args are the script's ARGV for one token: the time ("": Redis's),
-	// the tokens wanted, then interval and burst in µs per rule.
+	// the tokens wanted, then interval and burst in µs per rule (for
+	// windows, limit and period).
 	args    []string
 	rules   []redisRule
 	timeout time.Duration
 	clock   func() int64
 	// lease is the tokens a call takes beyond its requests, and window how
-	// long in ns they may be spent; 0 when the limit is spent in Redis
-	// request by request.
+	// long in ns they may be spent (for fixed windows, until the first
+	// window ends); 0 when the limit is spent in Redis request by request.
 	lease, window int64
 
 	fallback   Fallback
@@ -92,7 +102,8 @@ type RedisStore struct {
 	callerClock bool
 }
 
-// redisRule is a Rule in the µs Redis works in.
+// redisRule is a Rule in the µs Redis works in (a window's needs only its
+// limit).
 type redisRule struct{ limit, interval, burst int64 }
 
 type refusedShard struct {
@@ -112,8 +123,9 @@ type memo struct {
 	until, full int64
 	rule        int
 	// tokens are left of the lease taken at at, which the script's allowed
-	// side (see batch) describes as if they were spent.
-	tokens, expires, at, allowed int64
+	// side (see batch) describes as if they were spent; for windows, left
+	// are the requests the allowed side's window then had left.
+	tokens, expires, at, allowed, left int64
 }
 
 // leased reports whether m holds a lease to spend at now.
@@ -145,8 +157,8 @@ type batch struct {
 	// asked is the requests the call decides, lease the tokens it takes
 	// ahead, want their sum; taken of them were taken, the requests'
 	// first: allowed and refused are the script's t*8 + rule of either
-	// side.
-	asked, lease, want, taken, allowed, refused int64
+	// side; for windows, left and first are fixedWindowScript's.
+	asked, lease, want, taken, allowed, refused, left, first int64
 }
 
 type outcome uint8
@@ -215,8 +227,43 @@ func leaseSize(rules []Rule, replicas, share int64) (lease, window int64) {
 	return lease, window
 }
 
+// windowLeaseSize is leaseSize for fixed windows, spent until the first
+// window of any rule ends: every lease lives within the windows it was
+// counted in, so leases never let through more than the limit, and they
+// lose what is unspent when one ends. A window of rule r sees at most
+// expiries(r) such ends, replicas of leases each: a lease of at most
+// limit ÷ (expiries × share × replicas) keeps the loss under limit ÷ share
+// per window for every rule.
+func windowLeaseSize(rules []Rule, replicas, share int64) int64 {
+	if replicas < 1 || len(rules) == 0 {
+		return 0
+	}
+	lease := int64(math.MaxInt64)
+	for i, r := range rules {
+		// Its own end, and of every other rule's windows (each at least
+		// its period long) as many as fit in r's, and one.
+		ends := int64(1)
+		for j, q := range rules {
+			if j != i {
+				ends += r.Period/q.Period + 1
+			}
+		}
+		lease = min(lease, r.Limit/ends/(share*replicas))
+	}
+	if lease < 2 {
+		return 0
+	}
+	return lease
+}
+
 func newRedisStore(o redisStoreOptions) *RedisStore {
-	sum := sha256.Sum256([]byte("flexgate rate-limiting v1\x00" + o.id))
+	version := "flexgate rate-limiting v1\x00"
+	if len(o.rules) > 0 && o.rules[0].Fixed {
+		// Another script keeps other values: a policy that changed kind
+		// starts afresh rather than read the other's.
+		version = "flexgate fixed windows v1\x00"
+	}
+	sum := sha256.Sum256([]byte(version + o.id))
 	s := &RedisStore{conn: o.conn, prefix: "flexgate:rl:" + hex.EncodeToString(sum[:8]) + ":{",
 		sip:     sipKey{binary.LittleEndian.Uint64(sum[16:24]), binary.LittleEndian.Uint64(sum[24:32])},
 		timeout: o.timeout, clock: o.clock, fallback: o.fallback, local: o.local, localRules: o.localRules}
@@ -227,9 +274,21 @@ func newRedisStore(o redisStoreOptions) *RedisStore {
 	if share == 0 {
 		share = leaseShare
 	}
-	s.lease, s.window = leaseSize(o.rules, o.replicas, share)
+	s.fixed = len(o.rules) > 0 && o.rules[0].Fixed
+	s.sc = script
+	if s.fixed {
+		s.sc = windowScript
+		s.lease = windowLeaseSize(o.rules, o.replicas, share)
+	} else {
+		s.lease, s.window = leaseSize(o.rules, o.replicas, share)
+	}
 	s.args = append(s.args, "", "1")
 	for _, r := range o.rules {
+		if s.fixed {
+			s.rules = append(s.rules, redisRule{limit: r.Limit})
+			s.args = append(s.args, strconv.FormatInt(r.Limit, 10), strconv.FormatInt(r.Period/1000, 10))
+			continue
+		}
 		iv := redisInterval(r)
 		rr := redisRule{limit: r.Limit, interval: iv, burst: iv * r.Limit}
 		s.rules = append(s.rules, rr)
@@ -389,9 +448,18 @@ func (s *RedisStore) prepare(sh *refusedShard, digest bucketKey, b *batch, now i
 func (s *RedisStore) call(sh *refusedShard, digest bucketKey, key []byte, b *batch, now int64) {
 	var next memo
 	if s.ask(b, digest, now) {
-		next = s.refusalAfter(s.decision(b, b.want-1), now)
+		last := b.want - 1
+		if s.fixed && b.left == 0 {
+			// A window has none left: the request after the last taken
+			// is refused by the window that ends last of those.
+			last = b.taken
+		}
+		next = s.refusalAfter(s.decision(b, last), now)
 		if b.taken > b.asked {
-			next.tokens, next.expires, next.at, next.allowed = b.taken-b.asked, now+s.window, now, b.allowed
+			next.tokens, next.expires, next.at, next.allowed, next.left = b.taken-b.asked, now+s.window, now, b.allowed, b.left
+			if s.fixed {
+				next.expires = now + b.first*1000
+			}
 		}
 	} else {
 		b.outcome = unanswered
@@ -430,7 +498,7 @@ func (s *RedisStore) ask(b *batch, digest bucketKey, now int64) bool {
 		return false
 	}
 	b.want = b.asked + b.lease
-	m, err := s.conn.take(s.key(digest), s.argv(now, b.want), wait)
+	m, err := s.conn.take(s.sc, s.key(digest), s.argv(now, b.want), wait)
 	if err == nil {
 		err = s.read(b, &m)
 	}
@@ -446,9 +514,21 @@ func (s *RedisStore) ask(b *batch, digest bucketKey, now int64) bool {
 	return true
 }
 
-// read sets b's outcome from the script's answer (see gcraScript).
+// read sets b's outcome from the script's answer (see gcraScript and
+// fixedWindowScript).
 func (s *RedisStore) read(b *batch, m *rueidis.RedisMessage) error {
-	if m.IsInt64() {
+	if s.fixed {
+		a, err := m.ToArray()
+		if err != nil || len(a) != 5 {
+			return fmt.Errorf("the rate-limit script answered %v, which no window explains", m)
+		}
+		for i, v := range []*int64{&b.taken, &b.allowed, &b.refused, &b.left, &b.first} {
+			*v, _ = a[i].AsInt64()
+		}
+		if b.left < 0 || b.first < 0 {
+			return fmt.Errorf("the rate-limit script answered %d left, first window ending in %d µs, which no window explains", b.left, b.first)
+		}
+	} else if m.IsInt64() {
 		v, _ := m.AsInt64()
 		if v&1 == 1 {
 			b.taken, b.allowed = b.want, v>>1
@@ -489,6 +569,16 @@ func (s *RedisStore) member(b *batch, pos int64, key []byte, now int64) Decision
 // tokens come after the requests): the first taken are allowed, each
 // seeing the buckets as its token left them, and the others refused.
 func (s *RedisStore) decision(b *batch, pos int64) Decision {
+	if s.fixed {
+		// Every request taken takes one of every window: the rule with the
+		// fewest left after the last had the fewest before it too.
+		if pos < b.taken {
+			i := int(b.allowed & 7)
+			return Decision{Allowed: true, Rule: i, Limit: s.rules[i].limit, Reset: b.allowed >> 3 * 1000, Remaining: b.left + b.taken - 1 - pos}
+		}
+		i := int(b.refused & 7)
+		return Decision{Rule: i, Limit: s.rules[i].limit, Reset: b.refused >> 3 * 1000, RetryAfter: b.refused >> 3 * 1000}
+	}
 	if pos < b.taken {
 		i := int(b.allowed & 7)
 		r := &s.rules[i]
@@ -504,10 +594,16 @@ func (s *RedisStore) decision(b *batch, pos int64) Decision {
 // refusalAfter is what Redis's decision d, asked for at now, tells of the
 // client's next requests: a refusal until its Retry-After, or, when d took
 // the last token of a policy's only limit, until the next token comes back.
-// Arrival times only move forward, so no replica can make it pass sooner.
+// Arrival times only move forward, so no replica can make it pass sooner;
+// nor, for windows, any before the window ends.
 func (s *RedisStore) refusalAfter(d Decision, now int64) memo {
 	if !d.Allowed {
 		return memo{until: now + d.RetryAfter, full: now + d.Reset, rule: d.Rule}
+	}
+	if s.fixed {
+		// A window used up stays so until it ends (call asks for the
+		// refusal then).
+		return memo{}
 	}
 	if d.Remaining == 0 && len(s.rules) == 1 {
 		r := &s.rules[0]
@@ -525,6 +621,9 @@ func (s *RedisStore) spend(m *memo, now int64) Decision {
 	s.leaseSpends.Inc()
 	i := int(m.allowed & 7)
 	r := &s.rules[i]
+	if s.fixed {
+		return Decision{Allowed: true, Rule: i, Limit: r.limit, Remaining: m.left + m.tokens, Reset: max(m.allowed>>3*1000-(now-m.at), 0)}
+	}
 	t := m.allowed>>3 - m.tokens*r.interval
 	return Decision{Allowed: true, Rule: i, Limit: r.limit, Remaining: (r.burst - t) / r.interval, Reset: max(t*1000-(now-m.at), 0)}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -62,7 +63,7 @@ func newTestStore(t testing.TB, addr string, rules []Rule, o storeOpts) *RedisSt
 		replicas: o.replicas, leaseShare: o.leaseShare}
 	if o.fallback == FallbackLocal {
 		for _, r := range rules {
-			so.localRules = append(so.localRules, NewRule(r.Limit/o.localDiv, time.Duration(r.Period)))
+			so.localRules = append(so.localRules, r.withLimit(r.Limit/o.localDiv))
 		}
 		so.local = NewMemStore(minMaxKeys, 0, monoClock)
 	}
@@ -72,7 +73,8 @@ func newTestStore(t testing.TB, addr string, rules []Rule, o storeOpts) *RedisSt
 }
 
 // TestRedisStoreMatchesMemStore: on one clock, the Redis store decides
-// every request as the in-memory store does, with the same Remaining,
+// every request as the in-memory store does, token buckets and fixed
+// windows alike, with the same Remaining,
 // Reset and Retry-After, so the X-RateLimit-* headers cannot tell them
 // apart.
 func TestRedisStoreMatchesMemStore(t *testing.T) {
@@ -81,8 +83,12 @@ func TestRedisStoreMatchesMemStore(t *testing.T) {
 		{NewRule(100, time.Minute)},
 		{NewRule(5, 500*time.Millisecond)},
 		{NewRule(10, time.Second), NewRule(50, 10*time.Second), NewRule(200, time.Hour)},
+		// rate-limiting-flex's fixed windows.
+		{NewFixedWindow(100, time.Minute)},
+		{NewFixedWindow(5, 500*time.Millisecond)},
+		{NewFixedWindow(10, time.Second), NewFixedWindow(50, 10*time.Second), NewFixedWindow(200, time.Hour)},
 	} {
-		rs := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.Itoa(len(rules)) + strconv.FormatInt(rules[0].Limit, 10)})
+		rs := newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name() + strconv.Itoa(len(rules)) + strconv.FormatInt(rules[0].Limit, 10) + strconv.FormatBool(rules[0].Fixed)})
 		rs.callerClock = true
 		ms := NewMemStore(minMaxKeys, 0, monoClock)
 		defer ms.Close()
@@ -570,4 +576,142 @@ func tolerance() (over, under float64) {
 		return 0.05, 0.25
 	}
 	return 0.01, 0.05
+}
+
+func TestWindowLeaseSize(t *testing.T) {
+	for _, c := range []struct {
+		rules    []Rule
+		replicas int64
+		lease    int64
+		what     string
+	}{
+		{[]Rule{NewFixedWindow(60_000_000, time.Minute)}, 3, 100_000, "a limit no client reaches by itself: its share of 1/200 on each replica"},
+		{[]Rule{NewFixedWindow(60_000_000, time.Minute)}, 0, 0, "FLEXGATE_MAX_REPLICAS unset"},
+		{[]Rule{NewFixedWindow(3, 6*time.Second)}, 2, 0, "the review's limit"},
+		{[]Rule{NewFixedWindow(799, time.Minute)}, 2, 0, "a lease of 1 is none"},
+		{[]Rule{NewFixedWindow(800, time.Minute)}, 2, 2, "the smallest lease"},
+		// The hour's window sees up to 3,601 ends of the second's, each
+		// losing what a lease held.
+		{[]Rule{NewFixedWindow(1_000_000, time.Second), NewFixedWindow(3_600_000_000, time.Hour)}, 1, 2500, "every end of a window loses a lease"},
+		{[]Rule{NewFixedWindow(1_000_000, time.Second), NewFixedWindow(100, time.Hour)}, 1, 0, "the tightest rule decides"},
+	} {
+		if lease := windowLeaseSize(c.rules, c.replicas, leaseShare); lease != c.lease {
+			t.Errorf("%s: lease %d, want %d", c.what, lease, c.lease)
+		}
+	}
+}
+
+// TestRedisStoreFixedWindowsAcrossReplicas is the review's scenario
+// through Redis: two replicas (stores with connections of their own)
+// take turns with one client's requests, one every 0.3 s on one clock,
+// against 3 per 6 s. The window is one, in Redis: 3 pass in it in all,
+// the next only when it ends, with the same X-RateLimit-* and Retry-After
+// as in memory; the client's key expires with its window.
+func TestRedisStoreFixedWindowsAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	rules := []Rule{NewFixedWindow(3, 6*time.Second)}
+	var stores [2]*RedisStore
+	for i := range stores {
+		stores[i] = newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name()})
+		stores[i].callerClock = true
+	}
+	key := []byte("203.0.113.8")
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	ms := int64(time.Millisecond)
+	var passed []int64
+	for at := int64(0); at <= 7200; at += 300 {
+		d := stores[at/300%2].Take(key, start+at*ms, rules)
+		end := int64(6000)
+		if at >= 6000 {
+			end = 12000
+		}
+		want := Decision{Limit: 3, Reset: (end - at) * ms, RetryAfter: (end - at) * ms}
+		if d.Allowed {
+			passed = append(passed, at)
+			n := int64(len(passed))
+			if end == 12000 {
+				n -= 3
+			}
+			want = Decision{Allowed: true, Limit: 3, Remaining: 3 - n, Reset: (end - at) * ms}
+		}
+		if d != want {
+			t.Errorf("request at %d ms on replica %d: %+v, want %+v", at, at/300%2, d, want)
+		}
+	}
+	if got := fmt.Sprint(passed); got != "[0 300 600 6000 6300 6600]" {
+		t.Errorf("requests passed at %s ms, want [0 300 600 6000 6300 6600]", got)
+	}
+	keys := clientKeys(srv)
+	if len(keys) != 1 {
+		t.Fatalf("keys %q, want the client's", keys)
+	}
+	if ttl, _ := strconv.Atoi(srv.MustDo("PTTL", keys[0])); ttl <= 0 || ttl > 6000 {
+		t.Errorf("PTTL %d ms, want until the window ends (at most 6000)", ttl)
+	}
+}
+
+// TestRedisStoreFixedWindowLeases: replicas that take leases of a window
+// (5 requests each of 20 per 6 s, on 2 replicas) spend them from memory,
+// and pass together exactly the window's 20, none more, in each window.
+func TestRedisStoreFixedWindowLeases(t *testing.T) {
+	srv := redistest.Start(t)
+	rules := []Rule{NewFixedWindow(20, 6*time.Second)}
+	var stores [2]*RedisStore
+	for i := range stores {
+		stores[i] = newTestStore(t, srv.Addr, rules, storeOpts{id: t.Name(), replicas: 2, leaseShare: 2})
+		stores[i].callerClock = true
+	}
+	if stores[0].lease != 5 {
+		t.Fatalf("lease %d, want 5", stores[0].lease)
+	}
+	key := []byte("tenant-1")
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	var inWindow [2]int64
+	const requests = 240
+	for i := range int64(requests) {
+		at := i * 50 * int64(time.Millisecond)
+		d := stores[i%2].Take(key, start+at, rules)
+		if d.Unavailable {
+			t.Fatalf("request %d: Redis did not decide: %+v", i, d)
+		}
+		if d.Allowed {
+			inWindow[at/int64(6*time.Second)]++
+			if d.Remaining < 0 || d.Remaining >= 20 || d.Reset <= 0 || d.Reset > int64(6*time.Second) {
+				t.Errorf("request %d: %+v", i, d)
+			}
+		}
+	}
+	if inWindow != [2]int64{20, 20} {
+		t.Errorf("passed %v in two windows of 20", inWindow)
+	}
+	var calls, spends int64
+	for _, s := range stores {
+		calls += s.conn.calls.Load()
+		spends += int64(s.leaseSpends.Get())
+	}
+	t.Logf("%d requests: %d Redis calls, %d spent leases", requests, calls, spends)
+	if spends == 0 || calls >= 40 {
+		t.Errorf("%d Redis calls and %d requests spending a lease for 40 requests admitted: the leases were not spent", calls, spends)
+	}
+}
+
+// TestRedisStoreFixedWindowFallsBackLocally: with Redis gone, onStoreError
+// local counts fixed windows too, of limit ÷ FLEXGATE_MAX_REPLICAS: the
+// third request of 8 ÷ 4 per minute waits for the window's end (a bucket
+// would have a token back in 30 s).
+func TestRedisStoreFixedWindowFallsBackLocally(t *testing.T) {
+	srv := redistest.Start(t)
+	rules := []Rule{NewFixedWindow(8, time.Minute)}
+	s := newTestStore(t, srv.Addr, rules, storeOpts{fallback: FallbackLocal, localDiv: 4, timeout: 200 * time.Millisecond})
+	srv.Kill()
+	key := []byte("203.0.113.9")
+	now := monoClock()
+	for i := range 2 {
+		if d := s.Take(key, now, rules); !d.Allowed || d.Limit != 2 || d.Remaining != int64(1-i) || d.Reset != int64(time.Minute) {
+			t.Fatalf("request %d with Redis down: %+v, want allowed by the local window of 2", i+1, d)
+		}
+	}
+	if d := s.Take(key, now+int64(time.Second), rules); d.Allowed || d.Limit != 2 || d.RetryAfter != int64(59*time.Second) {
+		t.Errorf("third request: %+v, want refused until the window's end, 59 s", d)
+	}
 }

@@ -1,6 +1,7 @@
 // Package ratelimit is the rate-limiting policy: token buckets per client
 // identifier, refilled continuously, with the standard X-RateLimit-* and
-// Retry-After headers.
+// Retry-After headers; and rate-limiting-flex, Flex Gateway's, which counts
+// fixed windows.
 package ratelimit
 
 import (
@@ -230,7 +231,8 @@ func (l *Limiter) validateShared(env *chain.Env, identifier string, clusterNode 
 	l.shared = l.Clusterizable && shared
 	if l.shared {
 		for _, r := range l.rules {
-			if got := redisLimit(r); got*1000 > r.Limit*1005 {
+			// A window counts requests, not a token's interval.
+			if got := redisLimit(r); !r.Fixed && got*1000 > r.Limit*1005 {
 				env.Warn(clusterNode, "in the shared storage a token's interval counts in whole microseconds: the limit of %d per %g s "+
 					"is enforced as %d (a token every %d µs); choose a limit that divides the period into whole microseconds, or a longer period",
 					r.Limit, time.Duration(r.Period).Seconds(), got, redisInterval(r))
@@ -340,7 +342,7 @@ func (l *Limiter) provisionShared(env *chain.Env) error {
 				return chain.Errorf(l.fallbackNode, "onStoreError: local gives each of %s=%d replicas less than one request of the limit of %d per %g s; "+
 					"use onStoreError: deny", MaxReplicasEnv, n, r.Limit, time.Duration(r.Period).Seconds())
 			}
-			o.localRules = append(o.localRules, NewRule(per, time.Duration(r.Period)))
+			o.localRules = append(o.localRules, r.withLimit(per))
 		}
 		o.local = NewMemStore(l.MaxKeys, sweepEvery, l.clock)
 	}
@@ -363,8 +365,12 @@ func (l *Limiter) provisionShared(env *chain.Env) error {
 	o.conn = conn
 	s := newRedisStore(o)
 	if s.lease > 0 && env.Logger != nil {
+		window := time.Duration(s.window).String()
+		if s.fixed {
+			window = "until the first window ends"
+		}
 		env.Logger.Info("clusterizable limit spent in leases: each call to the shared storage takes tokens ahead for the client's next requests on this replica",
-			"leaseTokens", s.lease, "leaseWindow", time.Duration(s.window).String(), MaxReplicasEnv, o.replicas)
+			"leaseTokens", s.lease, "leaseWindow", window, MaxReplicasEnv, o.replicas)
 	}
 	l.store = s
 	return nil

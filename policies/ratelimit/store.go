@@ -8,7 +8,8 @@ import (
 )
 
 // Rule is one limit of a policy, in the form the stores use: a token bucket
-// of capacity Limit refilled continuously, one token every Interval.
+// of capacity Limit refilled continuously, one token every Interval, or,
+// when Fixed, a fixed window (see NewFixedWindow).
 type Rule struct {
 	// Limit is the bucket's capacity and the number of requests per period.
 	Limit int64
@@ -20,12 +21,48 @@ type Rule struct {
 	// arrival time may run. Using it rather than Period keeps the count
 	// exact when Period is not a multiple of Limit.
 	Burst int64
+	// Fixed makes the rule a fixed window, as Flex Gateway counts: a
+	// client's window starts at its first request, lasts Period and admits
+	// Limit requests; the first request after it ends starts the next.
+	// Interval and Burst are then unused. A RedisStore's rules are all of
+	// one kind.
+	Fixed bool
 }
 
-// NewRule returns the rule for limit requests per period.
+// NewRule returns the token bucket of limit requests per period.
 func NewRule(limit int64, period time.Duration) Rule {
 	iv := int64(period) / limit
 	return Rule{Limit: limit, Period: int64(period), Interval: iv, Burst: iv * limit}
+}
+
+// NewFixedWindow returns the fixed window of limit requests per period.
+// limit must be at most period in µs (validation ensures it).
+func NewFixedWindow(limit int64, period time.Duration) Rule {
+	r := NewRule(limit, period)
+	r.Fixed = true
+	return r
+}
+
+// withLimit is r with another limit, of the same kind and period.
+func (r Rule) withLimit(limit int64) Rule {
+	n := NewRule(limit, time.Duration(r.Period))
+	n.Fixed = r.Fixed
+	return n
+}
+
+// slots is the int64s of a client's state that rules take in a MemStore: a
+// bucket's theoretical arrival time; a window's end and its start plus the
+// requests it admitted, which is always before its end (a window admits at
+// most a request per µs), so that the latest of a client's slots is when
+// its state is the same as none.
+func slots(rules []Rule) int {
+	n := len(rules)
+	for i := range rules {
+		if rules[i].Fixed {
+			n++
+		}
+	}
+	return n
 }
 
 // Decision is a store's answer for one request.
@@ -51,20 +88,21 @@ type Decision struct {
 	Limit int64
 	// Remaining is the tokens left in that rule's bucket.
 	Remaining int64
-	// Reset is the time in ns until that bucket is full again.
+	// Reset is the time in ns until that bucket is full again, or that
+	// window ends.
 	Reset int64
 	// RetryAfter is the time in ns until the request would pass; 0 when
 	// allowed.
 	RetryAfter int64
 }
 
-// Store holds the token buckets of one policy. The in-process MemStore is
+// Store holds the token buckets or windows of one policy. The in-process MemStore is
 // the default; RedisStore shares them between replicas. Implementations
 // must be safe for concurrent use.
 type Store interface {
-	// Take takes one token for key from the bucket of every rule at time
-	// now (Unix ns), or none if any bucket is empty: a request refused by
-	// one rule uses up nothing of the others. key is valid only during the
+	// Take takes one token for key from the bucket (or window) of every
+	// rule at time now (Unix ns), or none if any is empty: a request
+	// refused by one rule uses up nothing of the others. key is valid only during the
 	// call. rules are the same slice on every call.
 	Take(key []byte, now int64, rules []Rule) Decision
 	// Close stops background work.
@@ -92,7 +130,8 @@ type bucketKey struct{ a, b uint64 }
 
 // MemStore is the in-process Store: buckets in numShards shards, each a
 // mutex and a map from key to the buckets' theoretical arrival times
-// (GCRA, which is a token bucket kept as one number per rule).
+// (GCRA, which is a token bucket kept as one number per rule), and the
+// windows' ends and counts (see slots).
 //
 // Memory is bounded by maxKeys. A bucket that has refilled completely is
 // indistinguishable from no bucket, so idle buckets are evicted exactly: a
@@ -168,49 +207,70 @@ func (s *MemStore) Take(key []byte, now int64, rules []Rule) Decision {
 			return Decision{Full: true, Reset: wait, RetryAfter: wait}
 		}
 	}
-	var next [maxRules]int64
+	var next [2 * maxRules]int64
 	d := decide(tats, now, rules, &next)
 	if d.Allowed {
+		n := slots(rules)
 		if !ok {
-			tats = make([]int64, len(rules))
+			tats = make([]int64, n)
 			sh.m[k] = tats
 			s.live.Add(1)
 			// The shard's earliest refill may now be this new bucket's.
 			last := next[0]
-			for _, t := range next[1:len(rules)] {
+			for _, t := range next[1:n] {
 				last = max(last, t)
 			}
 			sh.nextFull = min(sh.nextFull, last)
 		}
-		copy(tats, next[:len(rules)])
+		copy(tats, next[:n])
 	}
 	sh.mu.Unlock()
 	return d
 }
 
-// decide works out the decision for buckets at tats (nil: all full) and
-// the arrival times to store if it is allowed.
-func decide(tats []int64, now int64, rules []Rule, next *[maxRules]int64) Decision {
+// decide works out the decision for the state at tats (nil: all buckets
+// full, no window started; see slots) and the state to store if it is
+// allowed.
+func decide(tats []int64, now int64, rules []Rule, next *[2 * maxRules]int64) Decision {
 	d := Decision{Allowed: true, Remaining: -1}
+	j := 0
 	for i := range rules {
 		r := &rules[i]
-		tat := now
-		if tats != nil && tats[i] > now {
-			tat = tats[i]
+		// rem < 0: refused, wait ns until it would pass.
+		var rem, reset, wait int64
+		if r.Fixed {
+			end, used := now+r.Period, int64(0)
+			if tats != nil && tats[j] > now {
+				end, used = tats[j], tats[j+1]-(tats[j]-r.Period)
+			}
+			rem, reset, wait = r.Limit-used-1, end-now, end-now
+			next[j], next[j+1] = end, end-r.Period+used+1
+			j += 2
+		} else {
+			tat := now
+			if tats != nil && tats[j] > now {
+				tat = tats[j]
+			}
+			n := tat + r.Interval
+			if n-now > r.Burst {
+				rem, reset, wait = -1, tat-now, n-r.Burst-now
+			} else {
+				rem, reset = (r.Burst-(n-now))/r.Interval, n-now
+			}
+			next[j] = n
+			j++
 		}
-		n := tat + r.Interval
-		if n-now > r.Burst {
-			if wait := n - r.Burst - now; d.Allowed || wait > d.RetryAfter {
-				d = Decision{Rule: i, Limit: r.Limit, Reset: tat - now, RetryAfter: wait}
+		if rem < 0 {
+			if d.Allowed || wait > d.RetryAfter {
+				d = Decision{Rule: i, Limit: r.Limit, Reset: reset, RetryAfter: wait}
 			}
 			continue
 		}
-		next[i] = n
 		if !d.Allowed {
 			continue
 		}
-		if rem := (r.Burst - (n - now)) / r.Interval; d.Remaining < 0 || rem < d.Remaining {
-			d.Rule, d.Limit, d.Remaining, d.Reset = i, r.Limit, rem, n-now
+		if d.Remaining < 0 || rem < d.Remaining {
+			d.Rule, d.Limit, d.Remaining, d.Reset = i, r.Limit, rem, reset
 		}
 	}
 	return d

@@ -202,3 +202,57 @@ func TestSmallStoreHoldsItsMaxKeys(t *testing.T) {
 		t.Fatalf("the 1025th client: %+v, want refused as full", d)
 	}
 }
+
+// TestFixedWindowsExactAndEvictedWhenEnded: a fixed window admits exactly
+// its limit to concurrent requests; a spent window is kept until it ends,
+// however many new clients come, and a client's state is evicted only
+// when the last of its windows has ended.
+func TestFixedWindowsExactAndEvictedWhenEnded(t *testing.T) {
+	clk := newFakeClock()
+	s := NewMemStore(minMaxKeys, 0, clk.now)
+	defer s.Close()
+	rules := []Rule{NewFixedWindow(7, time.Minute), NewFixedWindow(100, time.Hour)}
+	key := []byte("client")
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if s.Take(key, clk.now(), rules).Allowed {
+					passed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := passed.Load(); got != 7 {
+		t.Fatalf("%d of 800 concurrent requests passed a window of 7", got)
+	}
+	full := 0
+	for i := range 10 * minMaxKeys {
+		if s.Take([]byte(strconv.Itoa(i)), clk.now(), rules).Full {
+			full++
+		}
+	}
+	if full == 0 || s.Len() > minMaxKeys {
+		t.Fatalf("%d new clients refused as Full, %d held; cap %d", full, s.Len(), minMaxKeys)
+	}
+	if d := s.Take(key, clk.now(), rules); d.Allowed {
+		t.Fatal("a flood of new clients let a spent window pass again")
+	}
+	clk.advance(time.Minute)
+	if d := s.Take(key, clk.now(), rules); !d.Allowed || d.Limit != 7 || d.Remaining != 6 {
+		t.Fatalf("when the minute's window ended: %+v, want a new window (6 of 7 left)", d)
+	}
+	s.Sweep()
+	if s.Len() == 0 {
+		t.Fatal("clients evicted while their hour's windows run")
+	}
+	clk.advance(time.Hour)
+	s.Sweep()
+	if s.Len() != 0 {
+		t.Fatalf("%d clients held after all their windows ended", s.Len())
+	}
+}
