@@ -90,6 +90,23 @@ func (n *HeaderName) Count(h *fasthttp.RequestHeader) int {
 	return c
 }
 
+// Unambiguous reports whether the request carries the header at most once,
+// and then in the name as written (in any case): what a reader of that
+// name alone sees (an expression compiled without CompileCredential, a
+// Vary) is then what every upstream reads. A copy in another spelling
+// (X_Lang for X-Lang), which CGI-style upstreams read and others do not,
+// or a second copy, of which upstreams read the first, the last or all,
+// make it ambiguous. It does not allocate.
+func (n *HeaderName) Unambiguous(h *fasthttp.RequestHeader) bool {
+	c := len(h.PeekAll(n.spellings[0]))
+	for _, s := range n.spellings[1:] {
+		if len(h.PeekAll(s)) > 0 {
+			return false
+		}
+	}
+	return c <= 1
+}
+
 // Del removes the header in every spelling. It does not allocate.
 func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
 	for _, s := range n.spellings {
@@ -318,6 +335,25 @@ func (q *QueryName) Matches(name []byte) bool {
 	for i := 0; i < len(a); i++ {
 		if foldByte(a[i]) != q.folded[i] {
 			return false
+		}
+	}
+	return true
+}
+
+// Unambiguous reports whether args carries the parameter at most once,
+// and then under the name as written: what a reader of that name alone
+// sees (an expression compiled without CompileCredential) is then what
+// every upstream reads. A copy under another name an upstream reads as q
+// (API_KEY, api.key), or a second copy, of which upstreams read the
+// first (ASP.NET), the last (PHP) or all, make it ambiguous. It does not
+// allocate.
+func (q *QueryName) Unambiguous(args *fasthttp.Args) bool {
+	n := 0
+	for k := range args.All() {
+		if q.Matches(k) {
+			if n++; n > 1 || string(k) != q.name {
+				return false
+			}
 		}
 	}
 	return true

@@ -174,6 +174,37 @@ func TestReadTheCopyCounted(t *testing.T) {
 	}
 }
 
+// TestUnambiguous: a header or parameter is unambiguous when it is absent,
+// or sent once under the name as written; a copy in another spelling, or
+// a second copy, lets an upstream read what a reader of the name alone
+// does not.
+func TestUnambiguous(t *testing.T) {
+	h, err := NewHeaderName("X-Lang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueryName("ui_lang")
+	f := func(uri string, wantQuery, wantHeader bool, headers ...string) {
+		t.Helper()
+		ctx := request(uri, headers...)
+		if got := q.Unambiguous(ctx.QueryArgs()); got != wantQuery {
+			t.Errorf("%s: query unambiguous %v, want %v", uri, got, wantQuery)
+		}
+		if got := h.Unambiguous(&ctx.Request.Header); got != wantHeader {
+			t.Errorf("%q: header unambiguous %v, want %v", headers, got, wantHeader)
+		}
+	}
+	f("/", true, true)
+	f("/?ui_lang=fr&ui_langs=x&lang=y", true, true, "X-Lang", "fr", "X-Langs", "x")
+	f("/?ui_lang=", true, true, "x-lang", "")
+	f("/?UI_LANG=fr", false, false, "X_Lang", "fr")
+	f("/?ui.lang=fr", false, false, "x_lang", "fr")
+	f("/?ui%20lang=fr&ui_lang=en", false, false, "X-Lang", "en", "X_Lang", "fr")
+	f("/?ui_lang=en&ui_lang=fr", false, false, "X-Lang", "en", "X-Lang", "fr")
+	f("/?ui_lang=en&ui_lang", false, false, "X-Lang", "en", "X-Lang", "")
+	f("/?ui_lang[]=fr", false, true)
+}
+
 // TestParseQueryName: a name PHP reads as an array element, or cuts at a
 // NUL, would be compared by the part PHP keeps ("api[key]" as api): it is
 // refused; the names PHP rewrites but reads as one parameter are fine.
@@ -253,6 +284,9 @@ func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
 		}
 		if len(h.Peek(&ctx.Request.Header)) == 0 || len(q.Peek(ctx.QueryArgs())) == 0 {
 			t.Fatal("not read")
+		}
+		if !h.Unambiguous(&ctx.Request.Header) || q.Unambiguous(ctx.QueryArgs()) {
+			t.Fatal("ambiguity misjudged")
 		}
 	})
 	if allocs != 0 {

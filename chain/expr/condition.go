@@ -69,6 +69,16 @@ func (c *Condition) Certain() bool { return c.isConst || c.root.t&^tBool == 0 }
 // String returns the condition as written.
 func (c *Condition) String() string { return c.src }
 
+// Reads returns the names of the request headers and query parameters the
+// condition reads by name, in the order written (see Template.Reads); a
+// response's headers are not among them.
+func (c *Condition) Reads() (headers, query []string) {
+	if c.root == nil {
+		return nil, nil
+	}
+	return reads(c.root)
+}
+
 // IsConstant reports whether the condition is the same for every request,
 // and Eval then returns its value without looking at it.
 func (c *Condition) IsConstant() bool { return c.isConst }

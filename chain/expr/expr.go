@@ -635,6 +635,12 @@ func appendMember(dst, obj []byte, path []string) []byte {
 // with CompileCredential so that it reads the one copy that check lets
 // through, in whatever name it came.
 func (t *Template) Reads() (headers, query []string) {
+	return reads(t.root)
+}
+
+// reads returns the names of the request headers and query parameters
+// root reads by name, in the order written.
+func reads(root *node) (headers, query []string) {
 	var walk func(n *node)
 	walk = func(n *node) {
 		switch n.op {
@@ -647,7 +653,7 @@ func (t *Template) Reads() (headers, query []string) {
 			walk(k)
 		}
 	}
-	walk(t.root)
+	walk(root)
 	return headers, query
 }
 

@@ -155,6 +155,27 @@ func TestReads(t *testing.T) {
 	if h, q := MustCompile("$request.remoteAddress").Reads(); h != nil || q != nil {
 		t.Errorf("remoteAddress reads %q, %q", h, q)
 	}
+	// A condition on the response reads the request's query, and the
+	// response's headers, which are not the request's.
+	c, err := CompileBool("#[attributes.headers['x-a'] == 'a' and attributes.queryParams.q == 'b']", nil, Response)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, q := c.Reads(); h != nil || len(q) != 1 || q[0] != "q" {
+		t.Errorf("a response condition reads %q, %q", h, q)
+	}
+	if c, err = CompileBool("#[attributes.headers['x-a'] == 'a']", nil, Request); err != nil {
+		t.Fatal(err)
+	}
+	if h, q := c.Reads(); len(h) != 1 || h[0] != "x-a" || q != nil {
+		t.Errorf("a request condition reads %q, %q", h, q)
+	}
+	if c, err = CompileBool("true", nil, Request); err != nil {
+		t.Fatal(err)
+	}
+	if h, q := c.Reads(); h != nil || q != nil {
+		t.Errorf("true reads %q, %q", h, q)
+	}
 }
 
 // TestEnvBracedName: a braced variable name follows the same grammar as an

@@ -16,14 +16,22 @@ func TestHitDoesNotAllocate(t *testing.T) {
 		name        string
 		headers     []string
 		distributed bool
+		// key, when set, is the http-caching key.
+		key string
 	}{
-		{"plain", []string{"Content-Type", "application/json", "Cache-Control", "max-age=60"}, false},
-		{"vary", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, false},
+		{"plain", []string{"Content-Type", "application/json", "Cache-Control", "max-age=60"}, false, ""},
+		{"vary", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, false, ""},
 		// A distributed cache answers from its copy in memory.
-		{"distributed", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, true},
+		{"distributed", []string{"Content-Type", "application/json", "Vary", "Accept-Language"}, true, ""},
+		// The key's parameter and header are looked for in every name.
+		{"key reads a parameter and a header", []string{"Vary", "Accept-Language"}, false, "$request.path|$request.query.a|$request.header.Accept-Language"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ch, c, _ := cached(t, "- http-caching-flex: {httpCachingKey: \"#[attributes.requestUri]\"}\n")
+			policy := "- http-caching-flex: {httpCachingKey: \"#[attributes.requestUri]\"}\n"
+			if tc.key != "" {
+				policy = "- http-caching: {key: \"" + tc.key + "\"}\n"
+			}
+			ch, c, _ := cached(t, policy)
 			if tc.distributed {
 				mem := c.st.(*memStore)
 				conn := &redisConn{writes: make(chan redisWrite, 16), dropped: metrics.NewSet().NewCounter("dropped")}

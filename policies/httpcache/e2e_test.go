@@ -306,3 +306,100 @@ func TestBoundedMemory(t *testing.T) {
 		t.Errorf("the heap grew by %d MiB storing 32 MiB of answers in a cache of 2 MiB", grown>>20)
 	}
 }
+
+// doRaw sends a GET to url with headers (name, value pairs; a name may
+// repeat, and is sent as written) and returns the body.
+func doRaw(t *testing.T, url string, headers ...string) string {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.DisableNormalizing()
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	if err := proxytest.Client().DoTimeout(req, resp, 10*time.Second); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(resp.Body())
+}
+
+// multilingual makes up answer in the language a request asks for, read
+// as ASP.NET and PHP read a query parameter (ui_lang in any case, with '.'
+// or ' ' for '_') and as CGI reads a header (X-Lang or Accept-Language,
+// with '_' for '-'), the last copy winning; "en" when none does.
+func multilingual(up *proxytest.Upstream) {
+	up.Handler = func(ctx *fasthttp.RequestCtx) {
+		lang := "en"
+		for k, v := range ctx.QueryArgs().All() {
+			if strings.NewReplacer(".", "_", " ", "_").Replace(strings.ToLower(string(k))) == "ui_lang" {
+				lang = string(v)
+			}
+		}
+		for k, v := range ctx.Request.Header.All() {
+			if n := strings.ReplaceAll(string(k), "_", "-"); strings.EqualFold(n, "X-Lang") || strings.EqualFold(n, "Accept-Language") {
+				lang = string(v)
+			}
+		}
+		if strings.HasPrefix(string(ctx.Path()), "/c/vary") {
+			ctx.Response.Header.Set("Vary", "Accept-Language")
+		}
+		fmt.Fprintf(ctx, "in %s", lang)
+	}
+}
+
+// TestKeyReadsWhatTheUpstreamReads: a request whose key parameter or
+// header comes in a spelling the key does not read (?UI_LANG=, ?ui.lang=,
+// X_Lang), or more than once, reaches an upstream that reads it, and the
+// answer it gets must not be stored under the key of the plain request: a
+// later visitor would get the attacker's language. Nor is it answered
+// from the cache. The same for the request headers an answer's Vary
+// names.
+func TestKeyReadsWhatTheUpstreamReads(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	multilingual(up)
+	gw := cacheGateway(t, up, "- http-caching: {key: \"$request.path|$request.query.ui_lang|$request.header.X-Lang\"}\n")
+	for i, c := range []struct {
+		// attack is sent first; then the victim's request, which must
+		// get the answer in its own language, and get it again from
+		// the cache.
+		attack, victim []string
+		want           string
+	}{
+		{[]string{"?UI_LANG=fr"}, []string{""}, "in en"},
+		{[]string{"?Ui_Lang=fr"}, []string{""}, "in en"},
+		{[]string{"?ui.lang=fr"}, []string{""}, "in en"},
+		{[]string{"?ui%20lang=fr"}, []string{""}, "in en"},
+		{[]string{"?ui_lang=de&UI.LANG=fr"}, []string{"?ui_lang=de"}, "in de"},
+		{[]string{"?ui_lang=de&ui_lang=fr"}, []string{"?ui_lang=de"}, "in de"},
+		{[]string{"", "X_Lang", "fr"}, []string{""}, "in en"},
+		{[]string{"", "x_lang", "fr"}, []string{""}, "in en"},
+		{[]string{"", "X-Lang", "de", "X_Lang", "fr"}, []string{"", "X-Lang", "de"}, "in de"},
+		{[]string{"", "X-Lang", "de", "X-Lang", "fr"}, []string{"", "X-Lang", "de"}, "in de"},
+		// The answers vary on Accept-Language, which the upstream reads
+		// in either spelling.
+		{[]string{"", "Accept_Language", "fr"}, []string{""}, "in en"},
+		{[]string{"", "Accept-Language", "de", "Accept_Language", "fr"}, []string{"", "Accept-Language", "de"}, "in de"},
+		{[]string{"", "Accept-Language", "de", "Accept-Language", "fr"}, []string{"", "Accept-Language", "de"}, "in de"},
+	} {
+		path := fmt.Sprintf("/c/%d", i)
+		if i >= 10 {
+			path = fmt.Sprintf("/c/vary%d", i)
+		}
+		if got := doRaw(t, gw.URL+path+c.attack[0], c.attack[1:]...); got != "in fr" {
+			t.Fatalf("%s%s %q: the attacker got %q", path, c.attack[0], c.attack[1:], got)
+		}
+		before := up.Count.Load()
+		if got := doRaw(t, gw.URL+path+c.victim[0], c.victim[1:]...); got != c.want {
+			t.Errorf("%s%s %q after %s %q: the victim got %q, want %q", path, c.victim[0], c.victim[1:], c.attack[0], c.attack[1:], got, c.want)
+		}
+		if got := doRaw(t, gw.URL+path+c.victim[0], c.victim[1:]...); got != c.want || up.Count.Load() != before+1 {
+			t.Errorf("%s%s %q again: got %q, the upstream answered %d of 2, want 1", path, c.victim[0], c.victim[1:], got, up.Count.Load()-before)
+		}
+		// Nor is the attacker answered from the victim's entry.
+		if got := doRaw(t, gw.URL+path+c.attack[0], c.attack[1:]...); got != "in fr" {
+			t.Errorf("%s%s %q after the victim: got %q from the cache", path, c.attack[0], c.attack[1:], got)
+		}
+	}
+}

@@ -55,6 +55,10 @@ func (c *Cache) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 		c.series.bypass.Inc()
 		return nil
 	}
+	if !c.p.unambiguous(ctx) {
+		c.series.ambiguous.Inc()
+		return nil
+	}
 	slot := ex.Slot()
 	key := c.appendKey(slot.Buf[:0], ctx, ex)
 	slot.Buf = key
@@ -87,7 +91,11 @@ func (c *Cache) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 	now := c.now()
 	pass := false
 	if lookup {
-		e := c.lookup(ctx, slot, len(key))
+		e, ambiguous := c.lookup(ctx, slot, len(key))
+		if ambiguous {
+			c.series.ambiguous.Inc()
+			return nil
+		}
 		if e != nil && e.kind == kindResponse && (rc.maxAge < 0 || ageOf(e, now) <= rc.maxAge) {
 			c.answer(ctx, e, now, slot, len(key))
 			c.series.hit.Inc()
@@ -121,7 +129,9 @@ func (c *Cache) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *cha
 	case <-t.C:
 	}
 	t.Stop()
-	if e := c.lookup(ctx, slot, len(key)); e != nil && e.kind == kindResponse {
+	// An ambiguous request finds nothing here either, and store does not
+	// store its answer.
+	if e, _ := c.lookup(ctx, slot, len(key)); e != nil && e.kind == kindResponse {
 		c.answer(ctx, e, c.now(), slot, len(key))
 		c.series.coalesced.Inc()
 		return chain.Answered
@@ -153,15 +163,79 @@ func (c *Cache) appendKey(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchan
 	return c.p.keyT.Append(dst, ctx, ex)
 }
 
+// unambiguous reports whether the request carries each header and query
+// parameter that chooses its entry (see params.keyHeaders) at most once,
+// under the name the key reads. A copy under another name an upstream
+// reads as it (?LANG= for lang, as ASP.NET reads it; ?l.ang= for l_ang,
+// as PHP does; X_Lang for X-Lang, as CGI does), or a second copy, may
+// reach the upstream while the key reads nothing, or the other copy: its
+// answer, stored, would be served to every plain request of that key.
+// Keying by what the upstream reads is no way out: upstreams read the
+// first copy, the last or all, under their own set of names. So such a
+// request goes upstream, and its answer is not stored. It does not
+// allocate.
+func (p *params) unambiguous(ctx *fasthttp.RequestCtx) bool {
+	for i := range p.keyHeaders {
+		if !p.keyHeaders[i].Unambiguous(&ctx.Request.Header) {
+			return false
+		}
+	}
+	if len(p.keyQuery) > 0 {
+		args := ctx.QueryArgs()
+		for i := range p.keyQuery {
+			if !p.keyQuery[i].Unambiguous(args) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // lookup finds the request's entry, following a Vary marker to the
 // variant of the request's headers (built in slot.Buf after the key).
-func (c *Cache) lookup(ctx *fasthttp.RequestCtx, slot *chain.Slot, keyLen int) *entry {
-	e := c.st.get(slot.Buf[:keyLen])
+// ambiguous is true, and e nil, when the request carries a header the
+// marker names in another spelling or more than once (see
+// unambiguousVary).
+func (c *Cache) lookup(ctx *fasthttp.RequestCtx, slot *chain.Slot, keyLen int) (e *entry, ambiguous bool) {
+	e = c.st.get(slot.Buf[:keyLen])
 	if e == nil || e.kind != kindVary {
-		return e
+		return e, false
+	}
+	if !unambiguousVary(e.varyNames, &ctx.Request.Header) {
+		return nil, true
 	}
 	slot.Buf = appendVariant(slot.Buf[:keyLen], slot.Buf[:keyLen], e.gen, e.vary, &ctx.Request.Header)
-	return c.st.get(slot.Buf[keyLen:])
+	return c.st.get(slot.Buf[keyLen:]), false
+}
+
+// unambiguousVary reports whether the request carries each header of
+// names at most once, in the spelling Vary names: a variant is chosen by
+// the one copy, which is what the upstream read. X_Lang beside or instead
+// of X-Lang is one header to a CGI-style upstream and none to the
+// variant's key; of two copies the key reads the first, an upstream may
+// read the last. It does not allocate.
+func unambiguousVary(names []chain.HeaderName, h *fasthttp.RequestHeader) bool {
+	for i := range names {
+		if !names[i].Unambiguous(h) {
+			return false
+		}
+	}
+	return true
+}
+
+// varyNames returns the request headers vary names (lower case, as a
+// response's Vary is read), each in every spelling an upstream reads as
+// it; ok is false when one has more '-' and '_' than chain.HeaderName
+// looks for, so that an answer varying on it cannot be told apart.
+func varyNames(vary [][]byte) (names []chain.HeaderName, ok bool) {
+	for _, v := range vary {
+		h, err := chain.NewHeaderName(string(v))
+		if err != nil {
+			return nil, false
+		}
+		names = append(names, h)
+	}
+	return names, true
 }
 
 // appendVariant appends the key of the variant of key, under the Vary
@@ -269,6 +343,17 @@ func (c *Cache) store(ctx *fasthttp.RequestCtx, ex *chain.Exchange, key []byte, 
 	}
 	w := &write{c: c, key: string(key), id: id, e: e, vary: vary}
 	if len(vary) > 0 {
+		var ok bool
+		if w.varyNames, ok = varyNames(vary); !ok {
+			c.pass(key, c.p.ttl)
+			return false
+		}
+		if !unambiguousVary(w.varyNames, &ctx.Request.Header) {
+			// This request's answer is not its variant's; the next
+			// request of the key may store one.
+			c.series.passed.Inc()
+			return false
+		}
 		w.gen = c.markerGen(key, vary)
 		w.variant = string(appendVariant(nil, key, w.gen, vary, &ctx.Request.Header))
 	}
@@ -340,6 +425,8 @@ type write struct {
 	id      int64  // the flight it ends; 0: none
 	e       *entry
 	vary    [][]byte
+	// varyNames are vary in every spelling, for the marker.
+	varyNames []chain.HeaderName
 }
 
 // put stores the entry (and its Vary marker).
@@ -352,7 +439,7 @@ func (w *write) put() {
 		// The marker names the headers the newest answer varies on; an
 		// answer of other variants stays until it expires or is evicted,
 		// reached while the marker is of its generation.
-		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, gen: w.gen, stored: e.stored, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
+		c.st.set(w.key, &entry{kind: kindVary, vary: w.vary, varyNames: w.varyNames, gen: w.gen, stored: e.stored, ttl: max(e.ttl, c.p.ttl), size: len(w.key) + 64})
 		c.st.set(w.variant, e)
 	}
 	c.series.stored.Inc()

@@ -3,6 +3,7 @@ package httpcache
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
+	"github.com/flexgate/flexgate/config"
 )
 
 // TestStoredAnswer: a miss goes to the origin and is stored; the next
@@ -479,11 +481,20 @@ func TestEntryEncoding(t *testing.T) {
 				t.Errorf("vary %d: %q", i, got.vary[i])
 			}
 		}
+		if len(got.varyNames) != len(want.vary) {
+			t.Errorf("%d vary names in every spelling, want %d", len(got.varyNames), len(want.vary))
+		}
 		for n := range len(b) - len(want.body) {
 			if _, err := decodeEntry(b[:n]); err == nil {
 				t.Errorf("a value cut to %d bytes was read", n)
 			}
 		}
+	}
+	// A marker naming a header of more spellings than are looked for
+	// cannot tell requests apart.
+	v.vary = [][]byte{[]byte("a-b-c-d-e-f-g-h")}
+	if _, err := decodeEntry(encodeEntry(v)); err == nil {
+		t.Error("a marker of a header with 7 '-' was read")
 	}
 	if _, err := decodeEntry([]byte("fgc1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err == nil {
 		t.Error("another format was read")
@@ -502,5 +513,72 @@ func TestVaryExplosion(t *testing.T) {
 	c.st.(*memStore).c.CleanUp()
 	if n := c.st.len(); n > 100 {
 		t.Errorf("%d entries after 5000 variants, want at most 100", n)
+	}
+}
+
+// TestAmbiguousRequestsAreNotCached: what decides whether a request uses
+// the cache, or its answer is stored, chooses its entry as much as the key
+// does: a condition that keeps preview answers out (X-Preview), a
+// response condition on a draft parameter, the route's and the policy's
+// header rules. A request that carries one of them in another spelling,
+// or twice, goes upstream, is counted as ambiguous, and its answer is not
+// stored.
+func TestAmbiguousRequestsAreNotCached(t *testing.T) {
+	cfg, _ := chaintest.Load(t, chaintest.Gateway(`        - http-caching:
+            requestExpression: "#[(attributes.headers['x-preview'] default '') == '']"
+            responseExpression: "#[(attributes.queryParams.draft default '') == '']"
+            key: "#[attributes.requestPath]"
+`))
+	r := &cfg.Routes[0]
+	r.Headers = []config.HeaderMatch{{Name: "X-Tenant", Value: "a"}}
+	r.Policies[0].When = []config.MatchRule{{Headers: []config.HeaderMatch{{Name: "X-Env", Value: "live"}}}}
+	set, err := chain.CompileAll(cfg, nil, chain.Options{Provision: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Retire(nil) })
+	ch := set.Chains[0]
+	c := ch.Policies[0].Policy.(*Cache)
+	plain := []string{"X-Tenant", "a", "X-Env", "live"}
+	for i, attack := range []struct {
+		query   string
+		headers []string
+	}{
+		{"", []string{"X_Preview", "1"}},
+		{"", []string{"x_preview", "1"}},
+		{"?DRAFT=1", nil},
+		{"?draft=&draft=1", nil},
+		{"?draft[]=1", nil},
+		{"", []string{"X_Tenant", "b"}},
+		{"", []string{"X-Tenant", "b"}},
+		{"", []string{"X_Env", "test"}},
+	} {
+		uri := fmt.Sprintf("/api/%d", i)
+		o := &origin{status: 200, body: "not for everyone"}
+		before := c.series.ambiguous.Get()
+		if r := get(ch, o, uri+attack.query, append(slices.Clone(plain), attack.headers...)...); r.fromCache || o.calls != 1 {
+			t.Fatalf("%s%s %q: %+v", uri, attack.query, attack.headers, r)
+		}
+		if n := c.series.ambiguous.Get() - before; n != 1 {
+			t.Errorf("%s%s %q: counted %d times as ambiguous", uri, attack.query, attack.headers, n)
+		}
+		o.body = "for everyone"
+		if r := get(ch, o, uri, plain...); r.fromCache || r.body != "for everyone" {
+			t.Errorf("%s%s %q: stored, and given to a plain request: %+v", uri, attack.query, attack.headers, r)
+		}
+		if r := get(ch, o, uri, plain...); !r.fromCache {
+			t.Errorf("%s: a plain request was not stored: %+v", uri, r)
+		}
+	}
+}
+
+// TestAmbiguousKeyErrors: a header the key reads is looked for in every
+// spelling, of which there can be only so many.
+func TestAmbiguousKeyErrors(t *testing.T) {
+	_, path, err := chaintest.Compile(t, chaintest.Gateway("        - http-caching: {key: \"$request.header.A-B-C-D-E-F-G-H\"}\n"))
+	want := path + ":12:31: http-caching: key reads the header A-B-C-D-E-F-G-H, so the cache looks for it in every spelling an upstream reads, and " +
+		`header name "A-B-C-D-E-F-G-H" has more than 6 '-' and '_'`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s…", err, want)
 	}
 }

@@ -13,8 +13,8 @@ import (
 // instance (GetOrCreateGauge keeps its first callback), so it reads the
 // route's live stores from a registry.
 type series struct {
-	route                                        string
-	hit, coalesced, miss, bypass, stored, passed *metrics.Counter
+	route                                                   string
+	hit, coalesced, miss, bypass, ambiguous, stored, passed *metrics.Counter
 }
 
 var (
@@ -45,8 +45,9 @@ func newSeries(env *chain.Env, route string, st store) *series {
 	return &series{route: route,
 		hit: m.GetOrCreateCounter(label("hit")), coalesced: m.GetOrCreateCounter(label("coalesced")),
 		miss: m.GetOrCreateCounter(label("miss")), bypass: m.GetOrCreateCounter(label("bypass")),
-		stored: m.GetOrCreateCounter(`flexgate_cache_stores_total{route=` + metriclabel.Quote(route) + `}`),
-		passed: m.GetOrCreateCounter(`flexgate_cache_not_stored_total{route=` + metriclabel.Quote(route) + `}`)}
+		ambiguous: m.GetOrCreateCounter(label("ambiguous")),
+		stored:    m.GetOrCreateCounter(`flexgate_cache_stores_total{route=` + metriclabel.Quote(route) + `}`),
+		passed:    m.GetOrCreateCounter(`flexgate_cache_not_stored_total{route=` + metriclabel.Quote(route) + `}`)}
 }
 
 func (s *series) untrack(st store) {

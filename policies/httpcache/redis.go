@@ -700,6 +700,12 @@ func decodeEntry(b []byte) (*entry, error) {
 		}
 		e.vary = append(e.vary, v)
 	}
+	if e.kind == kindVary {
+		var ok bool
+		if e.varyNames, ok = varyNames(e.vary); !ok {
+			return nil, errBadEntry
+		}
+	}
 	for range nh {
 		k, ok := next()
 		v, ok2 := next()

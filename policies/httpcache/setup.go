@@ -9,6 +9,7 @@ package httpcache
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -143,6 +144,14 @@ type params struct {
 	keyT    *expr.Template
 	request *expr.Condition
 	respond *expr.Condition
+	// headers and query are what choose a request's entry, or whether
+	// the cache takes it: the request headers and query parameters the
+	// key and the conditions read by name, and the headers the route's
+	// and the policy's rules match. A request that carries one of them
+	// ambiguously is neither answered from the cache nor stored (see
+	// unambiguous).
+	keyHeaders []chain.HeaderName
+	keyQuery   []chain.QueryName
 }
 
 // Validate checks the parameters and compiles the expressions.
@@ -211,6 +220,9 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 	if p.respond, err = expr.CompileBool(p.responseExpr, env, expr.Response); err != nil {
 		return chain.Errorf(at(p.responseNode), "responseExpression: %v", err)
 	}
+	if err := p.collectReads(env, at); err != nil {
+		return err
+	}
 	if p.invalidation != "" && !ascii.IsToken(p.invalidation) {
 		return chain.Errorf(invNode, "invalidationHeader %q is not a header name", p.invalidation)
 	}
@@ -250,6 +262,67 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 			fmt.Fprintf(h, "\x00%s://%s%s", t.Scheme, t.Host, t.BasePath)
 		}
 		p.namespace = fmt.Sprintf("flexgate:cache:%x:", h.Sum(nil)[:16])
+	}
+	return nil
+}
+
+// collectReads collects the headers and query parameters that choose a
+// request's entry (see params.keyHeaders). at gives the node of a
+// parameter, or the policy's when it is not written.
+func (p *params) collectReads(env *chain.Env, at func(*yaml.Node) *yaml.Node) error {
+	p.keyHeaders, p.keyQuery = nil, nil
+	addHeader := func(name string, node *yaml.Node, what string) error {
+		for i := range p.keyHeaders {
+			if strings.EqualFold(p.keyHeaders[i].String(), name) {
+				return nil
+			}
+		}
+		h, err := chain.NewHeaderName(name)
+		if err != nil {
+			return chain.Errorf(node, "%s reads the header %s, so the cache looks for it in every spelling an upstream reads, and %v", what, name, err)
+		}
+		p.keyHeaders = append(p.keyHeaders, h)
+		return nil
+	}
+	for _, x := range []struct {
+		what string
+		node *yaml.Node
+		read func() (headers, query []string)
+	}{{p.keyParam, p.keyNode, p.keyT.Reads}, {"requestExpression", p.requestNode, p.request.Reads}, {"responseExpression", p.responseNode, p.respond.Reads}} {
+		headers, query := x.read()
+		for _, h := range headers {
+			if err := addHeader(h, at(x.node), x.what); err != nil {
+				return err
+			}
+		}
+		for _, q := range query {
+			if !slices.ContainsFunc(p.keyQuery, func(o chain.QueryName) bool { return o.String() == q }) {
+				p.keyQuery = append(p.keyQuery, chain.NewQueryName(q))
+			}
+		}
+	}
+	// The route is part of the key: the headers that choose it choose the
+	// entry. The routes of a Flex API share its cache.
+	var rules []config.HeaderMatch
+	for _, r := range env.Spec.When {
+		rules = append(rules, r.Headers...)
+	}
+	routes := []*config.Route{env.Route}
+	for i := range env.Config.Routes {
+		if r := &env.Config.Routes[i]; r.PolicyScope != "" && r.PolicyScope == env.Route.PolicyScope {
+			routes = append(routes, r)
+		}
+	}
+	for _, r := range routes {
+		rules = append(rules, r.Headers...)
+		for _, rule := range r.Rules {
+			rules = append(rules, rule.Headers...)
+		}
+	}
+	for _, h := range rules {
+		if err := addHeader(h.Name, at(nil), "a rule of the route or of the policy"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

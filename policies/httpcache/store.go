@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/flexgate/flexgate/chain"
 )
 
 // Kinds of entry.
@@ -38,6 +40,10 @@ type entry struct {
 	// new marker (the key was invalidated) reaches none of the old ones.
 	vary [][]byte
 	gen  uint64
+	// varyNames are vary in every spelling an upstream reads as them:
+	// a request carrying one in another spelling, or twice, is not
+	// answered by a variant.
+	varyNames []chain.HeaderName
 	// size is what the entry costs in memory, about.
 	size int
 }
