@@ -212,8 +212,10 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 	} else {
 		// Evaluated on each request once the policy has set the token's
 		// claims, which it may read (vars.claimSet): compiled without the
-		// check that a policy before provides them.
-		t, err := expr.Compile(ce, nil)
+		// check that a policy before provides them. It names the client,
+		// so a header or parameter it reads is read in any name an
+		// upstream reads as it, and checked as a credential (provision).
+		t, err := expr.CompileCredential(ce, nil)
 		switch {
 		case err != nil:
 			return chain.Errorf(chain.Field(p, "clientIdExpression"), "clientIdExpression: %v", err)

@@ -56,8 +56,14 @@ func (v *Validator) provision(env *chain.Env, s *settings) error {
 	} else {
 		headers, query = s.from.Reads()
 	}
+	// The client's name is checked as the token is: the gateway would
+	// name one client, the upstream serve another.
+	var clientHeaders, clientQuery []string
+	if s.clientExpr != nil {
+		clientHeaders, clientQuery = s.clientExpr.Reads()
+	}
 	var err error
-	if rt.creds, err = env.Credentials(headers, query); err != nil {
+	if rt.creds, err = env.Credentials(append(headers, clientHeaders...), append(query, clientQuery...)); err != nil {
 		return err
 	}
 	for _, sp := range s.jwks {

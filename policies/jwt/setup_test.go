@@ -3,6 +3,7 @@ package jwt
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -175,6 +176,50 @@ func TestFromReadsEveryName(t *testing.T) {
 			t.Errorf("access_token and %s: %v", h[0], r.rej)
 		} else if h[0] == "Authorization" && r.rej.Message != "the request carries a token in the access_token query parameter and in Authorization; send it only in access_token" {
 			t.Errorf("access_token and Authorization: message %q", r.rej.Message)
+		}
+	}
+}
+
+// TestClientIDExpressionReadsEveryName: a clientIdExpression that reads a
+// header or a query parameter names the client ($client.id, which a rate
+// limit after may count by) as from does the token: in any name an
+// upstream reads as it, and a request that sends it twice, or in the other
+// place, is refused, lest the gateway name one client and the upstream
+// serve another.
+func TestClientIDExpressionReadsEveryName(t *testing.T) {
+	k := keysOnce()
+	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims())
+	f := setup(t, flexPolicy(fmt.Sprintf("signingMethod: hmac\ntextKey: %q\nclientIdExpression: \"#[attributes.headers['x-client-id'] default attributes.queryParams.app]\"", k.secret)))
+	bearer := []string{"Authorization", "Bearer " + tok}
+	for _, c := range []struct {
+		uri     string
+		headers []string
+		client  string
+	}{
+		{"/orders/1", []string{"X-Client-Id", "app1"}, "app1"},
+		{"/orders/1", []string{"X_Client_Id", "app2"}, "app2"},
+		{"/orders/1?APP=app3", nil, "app3"},
+		{"/orders/1?a.pp=x&app=app4", nil, "app4"},
+	} {
+		r := f.doURI(c.uri, append(slices.Clone(bearer), c.headers...)...)
+		if r.rej != nil {
+			t.Errorf("%s %q: %v", c.uri, c.headers, r.rej)
+		} else if got := r.value("client.id"); got != c.client {
+			t.Errorf("%s %q: client.id %q, want %q", c.uri, c.headers, got, c.client)
+		}
+	}
+	for _, c := range []struct {
+		uri     string
+		headers []string
+	}{
+		{"/orders/1", []string{"X-Client-Id", "app1", "X_Client_Id", "app2"}},
+		{"/orders/1", []string{"X-Client-Id", "app1", "X-Client-Id", "app2"}},
+		{"/orders/1?x-client-id=app2", []string{"X-Client-Id", "app1"}},
+		{"/orders/1?app=app1&APP=app2", nil},
+		{"/orders/1?app=app1", []string{"App", "app2"}},
+	} {
+		if r := f.doURI(c.uri, append(slices.Clone(bearer), c.headers...)...); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
+			t.Errorf("%s %q: %v, want duplicate_credentials", c.uri, c.headers, r.rej)
 		}
 	}
 }
