@@ -25,6 +25,20 @@ type Condition struct {
 // (a claim that is text) is false there. env is as for CompilePhase. Safe
 // for concurrent use.
 func CompileBool(s string, env *chain.Env, phase Phase) (*Condition, error) {
+	return compileBool(s, env, phase, false)
+}
+
+// CompileCredentialBool is CompileBool for a condition on the request that
+// admits it by what it carries (a custom claim of jwt-validation-flex may
+// compare a claim with a header): each header and query parameter it reads
+// by name is read as CompileCredential reads them, in any name an upstream
+// reads as theirs, the one copy that chain.Credentials, declared with
+// Reads, lets through. Safe for concurrent use.
+func CompileCredentialBool(s string, env *chain.Env) (*Condition, error) {
+	return compileBool(s, env, Request, true)
+}
+
+func compileBool(s string, env *chain.Env, phase Phase, credential bool) (*Condition, error) {
 	switch strings.TrimSpace(s) {
 	case "true", "false":
 		return &Condition{src: s, isConst: true, c: strings.TrimSpace(s) == "true"}, nil
@@ -33,6 +47,9 @@ func CompileBool(s string, env *chain.Env, phase Phase) (*Condition, error) {
 		return nil, &Error{Src: s, Msg: "a condition is a Flex expression, e.g. #[attributes.method == 'GET'], or true or false"}
 	}
 	root, err := compileFlex(s, env, phase)
+	if err == nil && credential {
+		err = readAnyName(s, root)
+	}
 	if err != nil {
 		return nil, err
 	}

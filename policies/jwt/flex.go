@@ -273,7 +273,9 @@ func (f *FlexValidator) Validate(env *chain.Env) error {
 					// request, decided on every request: compiled without
 					// the check that a policy before provides the claims,
 					// which this policy sets first.
-					cond, err := expr.CompileBool(c.Value, nil, expr.Request)
+					// What it reads of the request is checked as
+					// a credential (see provision).
+					cond, err := expr.CompileCredentialBool(c.Value, nil)
 					if err != nil {
 						return chain.Errorf(val, "%s: %v", list.name, err)
 					}

@@ -3,6 +3,7 @@ package jwt
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,14 +57,20 @@ func (v *Validator) provision(env *chain.Env, s *settings) error {
 	} else {
 		headers, query = s.from.Reads()
 	}
-	// The client's name is checked as the token is: the gateway would
-	// name one client, the upstream serve another.
-	var clientHeaders, clientQuery []string
+	// The client's name, and what the claims' conditions compare with
+	// the token (a tenant header), are checked as the token is: the
+	// gateway would check one copy, the upstream serve another.
+	checked, checkedQuery := slices.Clone(headers), slices.Clone(query)
 	if s.clientExpr != nil {
-		clientHeaders, clientQuery = s.clientExpr.Reads()
+		h, q := s.clientExpr.Reads()
+		checked, checkedQuery = append(checked, h...), append(checkedQuery, q...)
+	}
+	for i := range s.conds {
+		h, q := s.conds[i].cond.Reads()
+		checked, checkedQuery = append(checked, h...), append(checkedQuery, q...)
 	}
 	var err error
-	if rt.creds, err = env.Credentials(append(headers, clientHeaders...), append(query, clientQuery...)); err != nil {
+	if rt.creds, err = env.Credentials(checked, checkedQuery); err != nil {
 		return err
 	}
 	for _, sp := range s.jwks {

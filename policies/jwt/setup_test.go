@@ -224,6 +224,46 @@ func TestClientIDExpressionReadsEveryName(t *testing.T) {
 	}
 }
 
+// TestClaimConditionReadsEveryName: a custom claim's condition that ties
+// the token to the request (the token's tenant must be the X-Tenant the
+// upstream serves) reads the header and the parameter as the upstream may:
+// in any spelling, and a request sending X_Tenant: t2 beside X-Tenant: t1,
+// or ?tenant=t1&tenant=t2, which the condition read as t1 while a CGI or
+// PHP upstream serves t2, is refused.
+func TestClaimConditionReadsEveryName(t *testing.T) {
+	k := keysOnce()
+	tok := "Bearer " + sign(t, "HS256", k.secret, hdr("HS256", ""), claims("tenant", `"t1"`))
+	f := setup(t, flexPolicy(fmt.Sprintf(`signingMethod: hmac
+textKey: %q
+validateCustomClaim: true
+mandatoryCustomClaims:
+  - {key: tenant, value: "#[vars.claimSet.tenant == (attributes.headers['x-tenant'] default attributes.queryParams.tenant)]"}`, k.secret)))
+	for _, c := range []struct {
+		uri     string
+		headers []string
+		want    string // the rejection's reason; "": passes
+	}{
+		{"/orders/1", []string{"X-Tenant", "t1"}, ""},
+		{"/orders/1", []string{"X_Tenant", "t1"}, ""},
+		{"/orders/1?TENANT=t1", nil, ""},
+		{"/orders/1", []string{"X_Tenant", "t2"}, "invalid_token"},
+		{"/orders/1", []string{"X-Tenant", "t1", "X_Tenant", "t2"}, "duplicate_credentials"},
+		{"/orders/1", []string{"X-Tenant", "t1", "X-Tenant", "t2"}, "duplicate_credentials"},
+		{"/orders/1?x_tenant=t2", []string{"X-Tenant", "t1"}, "duplicate_credentials"},
+		{"/orders/1?tenant=t1&tenant=t2", nil, "duplicate_credentials"},
+		{"/orders/1?tenant=t1&Tenant.=t2", nil, ""},
+		{"/orders/1?tenant=t1&TENANT=t2", nil, "duplicate_credentials"},
+	} {
+		r := f.doURI(c.uri, append([]string{"Authorization", tok}, c.headers...)...)
+		switch {
+		case c.want == "" && r.rej != nil:
+			t.Errorf("%s %q: %v", c.uri, c.headers, r.rej)
+		case c.want != "" && (r.rej == nil || r.rej.Reason != c.want):
+			t.Errorf("%s %q: %v, want %s", c.uri, c.headers, r.rej, c.want)
+		}
+	}
+}
+
 func TestValidateOnlyDoesNotFetch(t *testing.T) {
 	p := newIdP(t, nil)
 	_, _, err := chaintest.CompileWith(t, chaintest.Gateway(jwksPolicy(p.url(), "")), chaintest.Options{ValidateOnly: true})
