@@ -12,6 +12,7 @@ import (
 	"github.com/flexgate/flexgate/chain"
 	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
+	_ "github.com/flexgate/flexgate/policies/jwt"
 )
 
 // TestStoredAnswer: a miss goes to the origin and is stored; the next
@@ -366,6 +367,9 @@ func TestErrors(t *testing.T) {
 		{"- http-caching: {cacheAuthorized: yes}", "12:43", `cacheAuthorized must be true or false, not "yes"`},
 		{"- http-caching: {invalidationHeader: \"bad header\"}", "12:46", `invalidationHeader "bad header" is not a header name`},
 		{"- http-caching: {requestExpression: \"#[attributes.method]\"}", "12:48", "a condition must be true or false"},
+		// A claim may hold anything: true or false only when it is.
+		{"- jwt-validation: {keys: [{secret: abcdefghijabcdefghijabcdefghij12}]}\n- http-caching: {requestExpression: \"#[authentication.properties.claims.tier]\"}",
+			"13:45", `requestExpression "#[authentication.properties.claims.tier]" is true or false only when what it reads is`},
 		{"- http-caching: {responseExpression: \"#[attributes.statusCode == '200']\"}", "12:71", "responseExpression: == compares a number with text"},
 		{"- http-caching-flex: {maxCacheEntries: -1}", "12:48", fmt.Sprintf("maxCacheEntries must be a whole number from 1 to %d, not -1", maxMaxEntries)},
 		{"- http-caching-flex: {ttl: 0}", "12:36", "ttl must be a whole number from 1 to 31622400 (seconds), not 0"},

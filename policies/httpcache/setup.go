@@ -220,6 +220,22 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 	if p.respond, err = expr.CompileBool(p.responseExpr, env, expr.Response); err != nil {
 		return chain.Errorf(at(p.responseNode), "responseExpression: %v", err)
 	}
+	for _, c := range []struct {
+		name string
+		cond *expr.Condition
+		node *yaml.Node
+	}{{"requestExpression", p.request, p.requestNode}, {"responseExpression", p.respond, p.responseNode}} {
+		if !c.cond.Certain() {
+			// Text, a number or a claim is false whenever it is not the
+			// boolean true: such a condition would cache nothing, or
+			// almost nothing, with nothing said.
+			src := c.cond.String()
+			inner := strings.TrimSuffix(strings.TrimPrefix(src, "#["), "]")
+			return chain.Errorf(at(c.node), "%s %q is true or false only when what it reads is, and anything else counts as false, "+
+				"so it could cache nothing with nothing said: compare it, e.g. \"#[%s == true]\" or \"#[%s == 'gold']\"",
+				c.name, src, inner, inner)
+		}
+	}
 	if err := p.collectReads(env, at); err != nil {
 		return err
 	}
