@@ -333,6 +333,10 @@ type Upstream struct {
 	// them; empty: 1.2 and 1.3 (a Flex tls-outbound policy's minversion
 	// and maxversion).
 	TLSMinVersion, TLSMaxVersion string
+	// TLSCiphers limits the TLS 1.2 cipher suites offered to https
+	// targets, by IANA name; empty: Go's (a Flex tls-outbound policy's
+	// ciphers). TLS 1.3 has its own, always all three.
+	TLSCiphers []string
 	// LoadBalancing picks the target of each request.
 	LoadBalancing LoadBalancing
 	// SlowStart, when positive, ramps the share of a target that joins (or

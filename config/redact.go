@@ -147,6 +147,7 @@ type UpstreamView struct {
 	ClientCertificate  *CertificateView    `json:"clientCertificate,omitempty"`
 	TLSMinVersion      string              `json:"tlsMinVersion,omitempty"`
 	TLSMaxVersion      string              `json:"tlsMaxVersion,omitempty"`
+	TLSCiphers         []string            `json:"tlsCiphers,omitempty"`
 	InsecureSkipVerify bool                `json:"insecureSkipVerify,omitempty"`
 	LoadBalancing      string              `json:"loadBalancing"`
 	SlowStart          string              `json:"slowStart,omitempty"`
@@ -204,7 +205,7 @@ func (u Upstream) View() UpstreamView {
 	v := UpstreamView{Name: u.Name, URL: u.URL(), Discovery: string(u.Discovery), Host: u.HostHeader,
 		ConnectTimeout: u.ConnectTimeout.String(), ResponseTimeout: u.ResponseTimeout.String(),
 		IdleTimeout: u.IdleTimeout.String(), MaxConnections: u.MaxConns, CAFile: u.CAFile, InsecureSkipVerify: u.InsecureSkipVerify,
-		TLSMinVersion: u.TLSMinVersion, TLSMaxVersion: u.TLSMaxVersion,
+		TLSMinVersion: u.TLSMinVersion, TLSMaxVersion: u.TLSMaxVersion, TLSCiphers: u.TLSCiphers,
 		LoadBalancing: string(u.LoadBalancing),
 		OutlierDetection: OutlierView{ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
 			BaseEjectionTime: u.Outlier.BaseEjectionTime.String(), MaxEjectionTime: u.Outlier.MaxEjectionTime.String(),

@@ -139,29 +139,41 @@ func (t *RedisTLS) Config() (*tls.Config, error) {
 			return nil, fmt.Errorf("maxVersion %q is not supported", t.MaxVersion)
 		}
 	}
-	for _, name := range t.Ciphers {
-		id, ok := cipherSuites()[name]
-		if !ok {
-			return nil, fmt.Errorf("cipher %q is not supported", name)
-		}
-		c.CipherSuites = append(c.CipherSuites, id)
+	suites, err := TLS12Suites(t.Ciphers)
+	if err != nil {
+		return nil, err
 	}
+	c.CipherSuites = suites
 	return c, nil
+}
+
+// TLS12Suites returns the ids of the TLS 1.2 cipher suites names, by IANA
+// name (nil for none); a name that is none is an error. Safe for
+// concurrent use.
+func TLS12Suites(names []string) ([]uint16, error) {
+	var ids []uint16
+	for _, name := range names {
+		id, tls13, ok := CipherSuite(name)
+		if !ok || tls13 {
+			return nil, fmt.Errorf("cipher %q is not a TLS 1.2 cipher suite flexgate supports", name)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 
-// cipherSuites maps the IANA names of Go's secure TLS 1.2 suites to ids.
-func cipherSuites() map[string]uint16 {
-	m := map[string]uint16{}
-	for _, s := range tls.CipherSuites() {
-		for _, v := range s.SupportedVersions {
-			if v == tls.VersionTLS12 {
-				m[s.Name] = s.ID
-			}
+// TLS12CipherSuiteNames lists the names of the TLS 1.2 suites CipherSuite
+// knows, sorted: the suites an outbound connection may be limited to.
+func TLS12CipherSuiteNames() []string {
+	var names []string
+	for _, n := range CipherSuiteNames() {
+		if _, tls13, _ := CipherSuite(n); !tls13 {
+			names = append(names, n)
 		}
 	}
-	return m
+	return names
 }
 
 // caPool reads PEM certificates into a pool and returns their subjects.
@@ -528,14 +540,9 @@ func (d *decoder) tlsSettings(n *yaml.Node, what string, extra map[string]func(k
 		},
 		"ciphers": func(_, v *yaml.Node) {
 			ciphersNode = v
-			known := cipherSuites()
 			for _, e := range d.strEntries(v, what+" ciphers", false) {
-				if _, ok := known[e.val]; !ok {
-					names := make([]string, 0, len(known))
-					for k := range known {
-						names = append(names, k)
-					}
-					d.errorf(e.node, "%s cipher %q is not supported; use IANA names of TLS 1.2 suites: %s", what, e.val, strings.Join(sortedStrings(names), ", "))
+				if _, tls13, known := CipherSuite(e.val); !known || tls13 {
+					d.errorf(e.node, "%s cipher %q is not supported; use IANA names of TLS 1.2 suites: %s", what, e.val, strings.Join(TLS12CipherSuiteNames(), ", "))
 					ok = false
 					continue
 				}

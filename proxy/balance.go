@@ -172,6 +172,10 @@ func checkUpstream(u *config.Upstream) error {
 		err = fmt.Errorf("TLS maximum version %q is not 1.2 or 1.3", u.TLSMaxVersion)
 	case loOK && hiOK && lo > hi:
 		err = fmt.Errorf("TLS maximum version %s is below the minimum %s", u.TLSMaxVersion, u.TLSMinVersion)
+	case len(u.TLSCiphers) > 0:
+		if _, cerr := config.TLS12Suites(u.TLSCiphers); cerr != nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: upstream %s: %w", u.Pos, u.URL(), err)

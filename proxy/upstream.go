@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -127,12 +128,13 @@ type poolSpec struct {
 // key names the connection settings of a pool: targets whose keys are
 // equal share one. Trust and client certificate written in the config are
 // named by digest, so that upstreams that trust other CAs, present other
-// certificates, or allow other TLS versions never share a connection.
+// certificates, or allow other TLS versions or cipher suites never share a
+// connection.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%s-%s|%d|%s", s.scheme, s.addr, s.host,
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%s-%s|%s|%d|%s", s.scheme, s.addr, s.host,
 		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), u.TLSMinVersion, u.TLSMaxVersion,
-		maxHeader, s.private)
+		strings.Join(u.TLSCiphers, ","), maxHeader, s.private)
 }
 
 // tlsDigest names u's trusted CAs and client certificate written in the
@@ -198,6 +200,8 @@ func upstreamTLS(u *config.Upstream, host string, log *slog.Logger) (*tls.Config
 	if v, ok := config.TLSVersion(u.TLSMaxVersion); ok {
 		c.MaxVersion = v
 	}
+	// checkUpstream has checked the names too.
+	c.CipherSuites, _ = config.TLS12Suites(u.TLSCiphers)
 	c.NextProtos = []string{"http/1.1"}
 	return c, ca, nil
 }

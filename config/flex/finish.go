@@ -209,19 +209,9 @@ func (l *load) outbound(b *config.Build, s *service) {
 				}
 				u.ClientCert = &config.Certificate{CertPEM: []byte(t.Certificate), KeyPEM: key, Pos: bd.namePos}
 			}
-			u.TLSMinVersion, u.TLSMaxVersion = t.MinVersion, t.MaxVersion
-			var ignored []string
-			for _, f := range []struct {
-				name string
-				set  bool
-			}{{"alpn", len(t.ALPN) > 0}, {"ciphers", len(t.Ciphers) > 0}} {
-				if f.set {
-					ignored = append(ignored, f.name)
-				}
-			}
-			if len(ignored) > 0 {
-				b.Warn(bd.namePos, "tls-outbound %s not applied: flexgate's upstream connections use Go's cipher suites and offer http/1.1",
-					strings.Join(ignored, ", ")+map[bool]string{true: " is", false: " are"}[len(ignored) == 1])
+			u.TLSMinVersion, u.TLSMaxVersion, u.TLSCiphers = t.MinVersion, t.MaxVersion, t.Ciphers
+			if len(t.ALPN) > 0 {
+				b.Warn(bd.namePos, "tls-outbound alpn is not applied: flexgate's upstream connections offer http/1.1")
 			}
 		}
 	}
@@ -584,7 +574,7 @@ func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, b
 	if tlsFrom != nil {
 		want := tlsFrom.upstream
 		u.InsecureSkipVerify, u.CAPEM, u.ClientCert = want.InsecureSkipVerify, want.CAPEM, want.ClientCert
-		u.TLSMinVersion, u.TLSMaxVersion = want.TLSMinVersion, want.TLSMaxVersion
+		u.TLSMinVersion, u.TLSMaxVersion, u.TLSCiphers = want.TLSMinVersion, want.TLSMaxVersion, want.TLSCiphers
 		for _, svc := range svcs {
 			got := svc.upstream
 			if got.Targets[0].Scheme != "https" || svc == tlsFrom || sameOutboundTLS(&got, &want) {
@@ -627,7 +617,7 @@ func weighted(b *config.Build, bd *binding, svcs []*service) (config.Upstream, b
 // present themselves alike.
 func sameOutboundTLS(a, c *config.Upstream) bool {
 	if a.InsecureSkipVerify != c.InsecureSkipVerify || a.CAPEM != c.CAPEM || (a.ClientCert == nil) != (c.ClientCert == nil) ||
-		a.TLSMinVersion != c.TLSMinVersion || a.TLSMaxVersion != c.TLSMaxVersion {
+		a.TLSMinVersion != c.TLSMinVersion || a.TLSMaxVersion != c.TLSMaxVersion || !slices.Equal(a.TLSCiphers, c.TLSCiphers) {
 		return false
 	}
 	return a.ClientCert == nil ||

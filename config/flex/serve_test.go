@@ -411,7 +411,7 @@ func TestServeTLSOutboundVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upstream := func(version uint16) string {
+	upstream := func(version uint16, suites ...uint16) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -420,16 +420,21 @@ func TestServeTLSOutboundVersions(t *testing.T) {
 			ctx.SetBodyString(tls.VersionName(ctx.TLSConnectionState().Version))
 		}}
 		go func() {
-			_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: version, MaxVersion: version}))
+			_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: version, MaxVersion: version,
+				CipherSuites: suites}))
 		}()
 		t.Cleanup(func() { _ = srv.Shutdown() })
 		return "https://" + ln.Addr().String()
 	}
 	tls12, tls13 := upstream(tls.VersionTLS12), upstream(tls.VersionTLS13)
+	chacha := upstream(tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)
 	t.Setenv("FLEX_TEST_UPSTREAM_CA", string(ca.PEM))
 	var apis, services, bindings []string
 	for _, s := range []struct{ name, address, versions string }{
 		{"any12", tls12, ""}, {"min13", tls12, "minversion: \"1.3\""}, {"max12", tls13, "maxVersion: \"1.2\""}, {"max13", tls13, "maxversion: \"1.3\""},
+		// Ciphers: the Service's only suite offered, or not.
+		{"chacha", chacha, "ciphers: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]"},
+		{"aes", chacha, "ciphers: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]"},
 	} {
 		apis = append(apis, doc("ApiInstance", s.name)+"  address: http://127.0.0.1:8081/"+s.name+"\n")
 		services = append(services, service(s.name, s.address))
@@ -444,6 +449,7 @@ func TestServeTLSOutboundVersions(t *testing.T) {
 	// connection pooled for one is never used for the other.
 	for _, c := range []struct{ path, want string }{
 		{"/any12/x", "200  TLS 1.2"}, {"/min13/x", "502 upstream_tls_error "}, {"/max13/x", "200  TLS 1.3"}, {"/max12/x", "502 upstream_tls_error "},
+		{"/chacha/x", "200  TLS 1.2"}, {"/aes/x", "502 upstream_tls_error "},
 	} {
 		status, reason, body := get(t, base+c.path)
 		if got := fmt.Sprintf("%d %s %s", status, reason, body); !strings.HasPrefix(got, c.want) {
@@ -451,7 +457,8 @@ func TestServeTLSOutboundVersions(t *testing.T) {
 		}
 	}
 	_, _, view := get(t, gw.AdminURL+"/config")
-	if !strings.Contains(view, `"tlsMinVersion": "1.3"`) || !strings.Contains(view, `"tlsMaxVersion": "1.2"`) {
-		t.Errorf("/config does not show the versions:\n%s", view)
+	if !strings.Contains(view, `"tlsMinVersion": "1.3"`) || !strings.Contains(view, `"tlsMaxVersion": "1.2"`) ||
+		!strings.Contains(view, `"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"`) {
+		t.Errorf("/config does not show the versions and ciphers:\n%s", view)
 	}
 }
