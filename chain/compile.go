@@ -337,6 +337,14 @@ func decodeInto(spec *config.PolicySpec, p Policy) error {
 // other error the policy's own position. Policies quote their parameters,
 // $env values among them, so a URL's password is masked.
 func at(spec *config.PolicySpec, err error) error {
+	if errs := flatten(err); len(errs) > 1 {
+		// Decode reports every parameter that is wrong: each at its place.
+		placed := make([]error, len(errs))
+		for i, e := range errs {
+			placed[i] = at(spec, e)
+		}
+		return errors.Join(placed...)
+	}
 	var pe *ParamError
 	if errors.As(err, &pe) && pe.Line > 0 {
 		line, col := pe.Line, pe.Col

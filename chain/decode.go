@@ -1,11 +1,13 @@
 package chain
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,15 +56,21 @@ func Decode(node *yaml.Node, dst any) error {
 	}
 	expanded := copyNode(node)
 	// Checked on the copy, so that a block reused through an alias is as
-	// strict as one written out.
-	if err := checkKnown(expanded, reflect.TypeOf(dst)); err != nil {
-		return err
-	}
-	if err := expandEnv(expanded, reflect.TypeOf(dst)); err != nil {
-		return err
-	}
-	if err := checkShape(expanded, reflect.TypeOf(dst), "parameters", reflect.StructTag("")); err != nil {
-		return err
+	// strict as one written out. Every problem is reported, not the first:
+	// unknown names, unset variables and values of the wrong shape.
+	known := checkKnown(expanded, reflect.TypeOf(dst))
+	env := expandEnv(expanded, reflect.TypeOf(dst))
+	shape := checkShape(expanded, reflect.TypeOf(dst), "parameters", reflect.StructTag(""))
+	if errs := flatten(errors.Join(known, env, withoutPlaces(shape, env))); errs[0] != nil {
+		// In the order they are written.
+		slices.SortStableFunc(errs, func(a, b error) int {
+			var pa, pb *ParamError
+			if !errors.As(a, &pa) || !errors.As(b, &pb) {
+				return 0
+			}
+			return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Col, pb.Col))
+		})
+		return errors.Join(errs...)
 	}
 	if err := expanded.Decode(dst); err != nil {
 		// An UnmarshalYAML of a parameter's type says what is wrong
@@ -119,33 +127,33 @@ func checkShape(n *yaml.Node, t reflect.Type, what string, tag reflect.StructTag
 		if n.Kind != yaml.MappingNode {
 			return bad("a mapping with parameters " + strings.Join(sortedNames(fields), ", "))
 		}
+		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			// checkKnown has refused keys that are not fields.
 			if f, ok := fields[k.Value]; ok {
-				if err := checkShape(n.Content[i+1], f.Type, k.Value, f.Tag); err != nil {
-					return err
-				}
+				errs = append(errs, checkShape(n.Content[i+1], f.Type, k.Value, f.Tag))
 			}
 		}
+		return errors.Join(errs...)
 	case reflect.Slice, reflect.Array:
 		if n.Kind != yaml.SequenceNode {
 			return bad("a list")
 		}
+		var errs []error
 		for _, c := range n.Content {
-			if err := checkShape(c, t.Elem(), "each entry of "+what, tag); err != nil {
-				return err
-			}
+			errs = append(errs, checkShape(c, t.Elem(), "each entry of "+what, tag))
 		}
+		return errors.Join(errs...)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return bad("a mapping")
 		}
+		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkShape(n.Content[i+1], t.Elem(), what+" "+n.Content[i].Value, tag); err != nil {
-				return err
-			}
+			errs = append(errs, checkShape(n.Content[i+1], t.Elem(), what+" "+n.Content[i].Value, tag))
 		}
+		return errors.Join(errs...)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			return bad("a string")
@@ -389,11 +397,11 @@ func expandEnv(n *yaml.Node, t reflect.Type) error {
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
+		var errs []error
 		for _, c := range n.Content {
-			if err := expandEnv(c, elem); err != nil {
-				return err
-			}
+			errs = append(errs, expandEnv(c, elem))
 		}
+		return errors.Join(errs...)
 	case yaml.MappingNode:
 		fields := map[string]reflect.StructField{}
 		var elem reflect.Type
@@ -403,15 +411,15 @@ func expandEnv(n *yaml.Node, t reflect.Type) error {
 		case t != nil && t.Kind() == reflect.Map:
 			elem = t.Elem()
 		}
+		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			ft := elem
 			if f, ok := fields[n.Content[i].Value]; ok {
 				ft = f.Type
 			}
-			if err := expandEnv(n.Content[i+1], ft); err != nil {
-				return err
-			}
+			errs = append(errs, expandEnv(n.Content[i+1], ft))
 		}
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -473,6 +481,7 @@ func checkKnown(node *yaml.Node, t reflect.Type) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	var errs []error
 	switch {
 	case node.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
 		fields := map[string]reflect.StructField{}
@@ -481,26 +490,56 @@ func checkKnown(node *yaml.Node, t reflect.Type) error {
 			k, v := node.Content[i], node.Content[i+1]
 			f, ok := fields[k.Value]
 			if !ok {
-				known := make([]string, 0, len(fields))
-				for n := range fields {
-					known = append(known, n)
-				}
-				sort.Strings(known)
-				return &ParamError{Line: k.Line, Col: k.Column,
-					Msg: fmt.Sprintf("unknown parameter %q; known parameters: %s", k.Value, strings.Join(known, ", "))}
+				errs = append(errs, &ParamError{Line: k.Line, Col: k.Column,
+					Msg: fmt.Sprintf("unknown parameter %q; known parameters: %s", k.Value, strings.Join(sortedNames(fields), ", "))})
+				continue
 			}
-			if err := checkKnown(v, f.Type); err != nil {
-				return err
-			}
+			errs = append(errs, checkKnown(v, f.Type))
 		}
 	case node.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 		for _, c := range node.Content {
-			if err := checkKnown(c, t.Elem()); err != nil {
-				return err
-			}
+			errs = append(errs, checkKnown(c, t.Elem()))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// withoutPlaces is err less the ParamErrors at a line and column of one in
+// other: a value whose variable is unset is not also of the wrong shape.
+func withoutPlaces(err, other error) error {
+	if err == nil || other == nil {
+		return err
+	}
+	taken := map[[2]int]bool{}
+	for _, e := range flatten(other) {
+		var pe *ParamError
+		if errors.As(e, &pe) {
+			taken[[2]int{pe.Line, pe.Col}] = true
+		}
+	}
+	var keep []error
+	for _, e := range flatten(err) {
+		var pe *ParamError
+		if errors.As(e, &pe) && taken[[2]int{pe.Line, pe.Col}] {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
+}
+
+// flatten lists the errors errors.Join put together in err, however
+// nested, in order; err itself when it is no join.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
 }
 
 func collectFields(t reflect.Type, into map[string]reflect.StructField) {

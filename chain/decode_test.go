@@ -212,3 +212,50 @@ func TestDecodeSaysWhatAParameterTakes(t *testing.T) {
 		t.Errorf("decoded on %v, grace %v: %v", p.On, p.Grace, err)
 	}
 }
+
+// TestDecodeReportsEveryProblem: a policy's parameters with several
+// mistakes get one error for each, at its place, so that a user fixes
+// them in one pass; a value whose variable is unset is not also said to be
+// of the wrong shape.
+func TestDecodeReportsEveryProblem(t *testing.T) {
+	var doc yaml.Node
+	src := `limit: 0
+bogus: 1
+on: yes
+items: [{name: a, extra: 1}, {name: [b]}]
+count: $env.FG_DEC_UNSET_COUNT
+`
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Limit int  `yaml:"limit" min:"1" max:"10"`
+		On    bool `yaml:"on"`
+		Items []struct {
+			Name string `yaml:"name"`
+		} `yaml:"items"`
+		Count int `yaml:"count" min:"1" max:"10"`
+	}
+	err := Decode(doc.Content[0], &p)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		"1:8: limit must be a whole number from 1 to 10, not 0",
+		`2:1: unknown parameter "bogus"`,
+		`3:5: on must be true or false, not "yes"`,
+		`4:19: unknown parameter "extra"`,
+		"4:37: name must be a string, not a list",
+		"5:8: environment variable FG_DEC_UNSET_COUNT is not set",
+	}
+	// In the order written.
+	got := flatten(err)
+	if len(got) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i].Error(), w) {
+			t.Errorf("error %d is %q, want %q…", i+1, got[i], w)
+		}
+	}
+}
