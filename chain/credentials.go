@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -132,14 +133,19 @@ func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
+	// shortest is the length of the shortest name a parameter must have
+	// to be read as one of them: PHP's reading only shortens a name.
+	shortest int
 }
 
 type credentialHeader struct {
 	name HeaderName
 	dup  *Rejection
-	// asQuery is the header's name, in each spelling, as query
+	// asQuery is the header's name as a query parameter: folded as
+	// QueryName folds it, with '-' read as '_' (its spellings differ
+	// there alone), so that one comparison covers every spelling;
 	// parameters; inQuery refuses a request that carries one.
-	asQuery []QueryName
+	asQuery string
 	inQuery *Rejection
 }
 
@@ -178,12 +184,7 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		ch := credentialHeader{name: hn, dup: e.duplicate(msg + "; send it once"),
 			inQuery: e.duplicate("the request carries " + name + " as a query parameter, and " + e.Name + " reads it from the " + name +
 				" header: an upstream that reads the query would get a value nobody checked; send it only in the header")}
-		for _, s := range hn.spellings {
-			q := NewQueryName(s)
-			if !slices.ContainsFunc(ch.asQuery, func(o QueryName) bool { return o.folded == q.folded }) {
-				ch.asQuery = append(ch.asQuery, q)
-			}
-		}
+		ch.asQuery = strings.ReplaceAll(NewQueryName(name).folded, "-", "_")
 		c.headers = append(c.headers, ch)
 	}
 	for _, name := range query {
@@ -208,6 +209,13 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		}
 		c.query = append(c.query, cp)
 	}
+	c.shortest = math.MaxInt
+	for _, ch := range c.headers {
+		c.shortest = min(c.shortest, len(ch.asQuery))
+	}
+	for _, cp := range c.query {
+		c.shortest = min(c.shortest, len(cp.name.folded), len(cp.name.name))
+	}
 	return c, nil
 }
 
@@ -228,37 +236,89 @@ func otherSpelling(name string) string {
 // parameter that the request carries more than once, or in the other
 // place, or nil. It does not allocate.
 func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
+	if len(c.headers) == 0 && len(c.query) == 0 {
+		return nil
+	}
 	h := &ctx.Request.Header
-	args := ctx.QueryArgs()
 	for i := range c.headers {
-		ch := &c.headers[i]
-		if ch.name.Count(h) > 1 {
+		if ch := &c.headers[i]; ch.name.Count(h) > 1 {
 			return ch.dup
-		}
-		for k := range args.All() {
-			for j := range ch.asQuery {
-				if ch.asQuery[j].Matches(k) {
-					return ch.inQuery
-				}
-			}
 		}
 	}
 	for i := range c.query {
-		cp := &c.query[i]
-		n := 0
-		for k := range args.All() {
-			if cp.name.Matches(k) {
-				n++
-			}
-		}
-		if n > 1 {
-			return cp.dup
-		}
-		if cp.asHeader != nil && cp.asHeader.Count(h) > 0 {
+		if cp := &c.query[i]; cp.asHeader != nil && cp.asHeader.Count(h) > 0 {
 			return cp.inHeader
 		}
 	}
+	if len(ctx.URI().QueryString()) == 0 {
+		return nil
+	}
+	// One pass over the parameters, each name read as PHP reads it once:
+	// a request may carry thousands of them.
+	var seen [maxCountedParams]uint8
+	args := ctx.QueryArgs()
+	for k := range args.All() {
+		if len(k) < c.shortest {
+			continue
+		}
+		a := phpName(k)
+		for i := range c.headers {
+			if ch := &c.headers[i]; foldedEqual(a, ch.asQuery, true) {
+				return ch.inQuery
+			}
+		}
+		for i := range c.query {
+			cp := &c.query[i]
+			if string(k) != cp.name.name && !foldedEqual(a, cp.name.folded, false) {
+				continue
+			}
+			if i >= len(seen) {
+				// Beyond the counted ones (no policy declares so many),
+				// a second copy is found by a pass of its own.
+				if countParam(args, &cp.name) > 1 {
+					return cp.dup
+				}
+				continue
+			}
+			if seen[i]++; seen[i] > 1 {
+				return cp.dup
+			}
+		}
+	}
 	return nil
+}
+
+// maxCountedParams is how many query credentials Check counts in its one
+// pass over the parameters.
+const maxCountedParams = 16
+
+func countParam(args *fasthttp.Args, q *QueryName) int {
+	n := 0
+	for k := range args.All() {
+		if q.Matches(k) {
+			n++
+		}
+	}
+	return n
+}
+
+// foldedEqual reports whether a, a parameter's name as phpName gives it,
+// folds (foldByte; with dash, '-' read as '_' too) to folded. It does not
+// allocate.
+func foldedEqual(a []byte, folded string, dash bool) bool {
+	if len(a) == 0 || len(a) != len(folded) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := foldByte(a[i])
+		if dash && c == '-' {
+			c = '_'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // QueryName is a query parameter's name with every name an upstream may
@@ -328,16 +388,7 @@ func (q *QueryName) Matches(name []byte) bool {
 	if string(name) == q.name {
 		return true
 	}
-	a := phpName(name)
-	if len(a) == 0 || len(a) != len(q.folded) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if foldByte(a[i]) != q.folded[i] {
-			return false
-		}
-	}
-	return true
+	return foldedEqual(phpName(name), q.folded, false)
 }
 
 // Unambiguous reports whether args carries the parameter at most once,
