@@ -64,7 +64,17 @@ type Template struct {
 	// constant holds the whole value when it has no expression.
 	constant []byte
 	isConst  bool
+	// asText is the first $-expression a Flex policy's value holds as
+	// text (see compileTemplate).
+	asText string
 }
+
+// TextExpression returns the first flexgate $-expression that the value,
+// one of a Flex Gateway policy's, holds as literal text ("request.method"
+// for "$request.method"), or "" when it holds none. A value that names
+// whose budget or identity a request has cannot mean such text: its
+// policy refuses it.
+func (t *Template) TextExpression() string { return t.asText }
 
 // Compile turns s into a Template evaluated on the request (see
 // CompilePhase). Safe for concurrent use.
@@ -107,6 +117,7 @@ func CompileCredential(s string, env *chain.Env) (*Template, error) {
 func compile(s string, env *chain.Env, phase Phase, credential bool) (*Template, error) {
 	var root *node
 	var err error
+	var asText string
 	if IsFlex(s) {
 		root, err = compileFlex(s, env, phase)
 		if err == nil {
@@ -121,7 +132,7 @@ func compile(s string, env *chain.Env, phase Phase, credential bool) (*Template,
 			env.Warn(nil, "a value holds #[ after other text, so it is literal text, as in Flex; to compute it, "+
 				"make the expression the whole value, e.g. \"#['v1-' ++ attributes.method]\"")
 		}
-		root, err = compileTemplate(s, env, env != nil && chain.IsFlexPolicy(env.Name))
+		root, asText, err = compileTemplate(s, env, env != nil && chain.IsFlexPolicy(env.Name))
 	}
 	if err == nil && credential {
 		err = readAnyName(s, root)
@@ -129,7 +140,7 @@ func compile(s string, env *chain.Env, phase Phase, credential bool) (*Template,
 	if err != nil {
 		return nil, err
 	}
-	t := &Template{src: s, root: root}
+	t := &Template{src: s, root: root, asText: asText}
 	switch {
 	case root.op == opConst:
 		t.isConst, t.constant = true, root.text
@@ -200,7 +211,7 @@ func compileFlex(s string, env *chain.Env, phase Phase) (*node, error) {
 // Flex: a `$` is itself, and only `$env.NAME` and `${env.NAME}`, which
 // config/flex writes for Flex's whole-value `$NAME`, are replaced by the
 // variable's value. What would have been a $-expression there is warned of.
-func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
+func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, string, error) {
 	var parts []*node
 	var lit []byte
 	litAt := 0
@@ -214,6 +225,9 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 		return &Error{Src: s, Offset: at, Msg: err.Error()}
 	}
 	var asText string // the first $-expression read as text (flexOnly)
+	// doubled: the value has "$$", which flexgate's templates read as one
+	// `$` and Flex's values (flexOnly) as two.
+	doubled := false
 	for i := 0; i < len(s); {
 		c := s[i]
 		if len(lit) == 0 {
@@ -225,6 +239,7 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 			continue
 		}
 		if flexOnly && !strings.HasPrefix(s[i:], "$env.") && !strings.HasPrefix(s[i:], "${env.") {
+			doubled = doubled || strings.HasPrefix(s[i:], "$$")
 			if name, _, err := refName(s, i); asText == "" && err == nil && name != "" {
 				if _, err := resolve(name, nil); err == nil {
 					asText = name
@@ -241,7 +256,7 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 		}
 		name, next, err := refName(s, i)
 		if err != nil {
-			return nil, errAt(i, err)
+			return nil, "", errAt(i, err)
 		}
 		if name == "" {
 			lit = append(lit, '$')
@@ -259,10 +274,10 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 			// inside a secret must not be read as an expression.
 			v, err := config.Getenv(varName)
 			if err != nil {
-				return nil, errAt(i, err)
+				return nil, "", errAt(i, err)
 			}
 			if j := strings.IndexFunc(v, isControl); j >= 0 {
-				return nil, errAt(i, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, v[j], j))
+				return nil, "", errAt(i, fmt.Errorf("environment variable %s holds the control character %q at byte %d, which no header or identifier may carry", varName, v[j], j))
 			}
 			if IsFlex(v) && env != nil && env.Spec != nil && env.Config != nil {
 				env.Warn(nil, "environment variable %s holds a Flex expression, #[...], which is read here as text, not evaluated: "+
@@ -274,12 +289,12 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 		}
 		p, err := resolve(name, env)
 		if err != nil {
-			return nil, errAt(i, err)
+			return nil, "", errAt(i, err)
 		}
 		if p.t&tObj != 0 && s[i+1] != '{' && next < len(s) && s[next] == '[' {
 			// Unbraced, `[` is text; whoever writes it after an object
 			// or a member more likely means a member or an element.
-			return nil, errAt(next, fmt.Errorf("$%s is followed by `[`: to read a member or an element write ${%s[...]}, for text write ${%s}[", name, name, name))
+			return nil, "", errAt(next, fmt.Errorf("$%s is followed by `[`: to read a member or an element write ${%s[...]}, for text write ${%s}[", name, name, name))
 		}
 		flush()
 		p.at = i
@@ -295,17 +310,23 @@ func compileTemplate(s string, env *chain.Env, flexOnly bool) (*node, error) {
 		env.Warn(nil, "$%s in a value is text, not an expression: %s reads its values as Flex Gateway does, as text unless the whole value "+
 			"is one #[...] expression%s", asText, env.Name, hint)
 	}
+	if doubled && env != nil && env.Spec != nil && env.Config != nil {
+		// Earlier releases read "$$" as one `$` here, as their README
+		// said; a value written for them now has one `$` more.
+		env.Warn(nil, "$$ in a value of %s is two dollar signs, as in Flex Gateway: its values are text unless the whole value is one #[...] "+
+			"expression (flexgate releases before this one read $$ there as one $); write a single $ if one is meant", env.Name)
+	}
 	switch len(parts) {
 	case 0:
-		return constNode(0, val{k: kStr, s: []byte{}}), nil
+		return constNode(0, val{k: kStr, s: []byte{}}), asText, nil
 	case 1:
-		return parts[0], nil
+		return parts[0], asText, nil
 	}
 	n := &node{op: opConcat, t: tStr, kids: parts}
 	for _, p := range parts {
 		n.flat = append(n.flat, *p)
 	}
-	return n, nil
+	return n, asText, nil
 }
 
 // refName reads the name of the $-expression at s[i] (a `$`): `${name}`,

@@ -170,7 +170,7 @@ func flexSend(c *chain.Chain, key string) (*chain.Rejection, string) {
 func TestFlexFixedWindows(t *testing.T) {
 	c := chaintest.MustChain(t, `        - rate-limiting-flex:
             rateLimits: [{maximumRequests: 3, timePeriodInMilliseconds: 6000}]
-            keySelector: "$request.header.X-Key"
+            keySelector: "#[attributes.headers['x-key']]"
             exposeHeaders: true
 `)
 	clk := newFakeClock()
@@ -230,7 +230,7 @@ func TestFlexFixedWindowsEveryLimit(t *testing.T) {
             rateLimits:
               - {maximumRequests: 2, timePeriodInMilliseconds: 1000}
               - {maximumRequests: 3, timePeriodInMilliseconds: 10000}
-            keySelector: "$request.header.X-Key"
+            keySelector: "#[attributes.headers['x-key']]"
             exposeHeaders: true
 `)
 	clk := newFakeClock()
@@ -274,7 +274,7 @@ func TestFlexReloadKeepsWindows(t *testing.T) {
 	twoRoutes := func(otherLimit string) string {
 		return chaintest.Gateway(`        - rate-limiting-flex:
             rateLimits: [{maximumRequests: 2, timePeriodInMilliseconds: 60000}]
-            keySelector: "$request.header.X-Key"
+            keySelector: "#[attributes.headers['x-key']]"
             exposeHeaders: true
 `) + `    - id: other
       path: ["/other/*"]

@@ -182,6 +182,12 @@ func (l *Limiter) compileKey(env *chain.Env, id string, node *yaml.Node, param s
 	if tmpl.IsConstant() && !constant {
 		return chain.Errorf(node, "%s %q has no expression, so every client would share one budget; use e.g. $request.remoteAddress or $request.header.X-Api-Key", param, id)
 	}
+	if name := tmpl.TextExpression(); name != "" && tmpl.IsConstant() {
+		// A Flex policy's value is text unless it is one #[...]: this one
+		// would put every client in one budget, meant per client.
+		return chain.Errorf(node, "%s %q is text in %s, as in Flex Gateway, not an expression: every client would share one budget; "+
+			"write the whole value as one #[...] expression, e.g. \"#[attributes.remoteAddress]\" or \"#[attributes.headers['x-api-key']]\"", param, id, env.Name)
+	}
 	l.key, l.byAddr = tmpl, tmpl.IsRemoteAddress()
 	return nil
 }
