@@ -175,6 +175,11 @@ func known(refs []string) string {
 
 // outbound names a Service's upstream after it and applies its outbound
 // policies, and the Configuration's timeouts, to it.
+// defaultMaxPending bounds the requests waiting for a connection of a
+// Service whose circuit-breaker-flex sets maxConnections without
+// maxPendingRequests: Envoy's default, which Flex Gateway runs on.
+const defaultMaxPending = 1024
+
 func (l *load) outbound(b *config.Build, s *service) {
 	u := &s.upstream
 	// Metrics and /config name the upstream after the Service, and two
@@ -229,9 +234,14 @@ func (l *load) outbound(b *config.Build, s *service) {
 			// closes hands its place to a waiting request before the
 			// breaker counts it closed, which would refuse that request.
 			u.MaxConns, u.CircuitBreaker.MaxConnections = n, 0
+			if u.CircuitBreaker.MaxPendingRequests == 0 {
+				// Envoy's default: without it, any number of requests
+				// would wait, each holding its client's connection.
+				u.CircuitBreaker.MaxPendingRequests = defaultMaxPending
+			}
 			b.Warn(at(cb.conns), "circuit-breaker-flex thresholds maxConnections: requests over it wait for a connection, as in Flex Gateway "+
-				"(maxPendingRequests bounds how many), but each waits at most %s, the upstream's connect timeout, and is then answered "+
-				"503 upstream_saturated; Flex Gateway keeps it queued until its response timeout", u.ConnectTimeout)
+				"(maxPendingRequests bounds how many, %d unless written), but each waits at most %s, the upstream's connect timeout, and is then answered "+
+				"503 upstream_saturated; Flex Gateway keeps it queued until its response timeout", defaultMaxPending, u.ConnectTimeout)
 		}
 		if cb.pools != nil {
 			b.Warn(at(cb.pools), "circuit-breaker-flex thresholds maxConnectionPools is not applied: flexgate keeps one connection pool "+

@@ -329,7 +329,7 @@ func TestServicePolicies(t *testing.T) {
 	u := route(t, cfg, "default/a/up").Upstream
 	if u.CAPEM != cert || u.ClientCert == nil || string(u.ClientCert.CertPEM) != cert || string(u.ClientCert.KeyPEM) != key ||
 		u.InsecureSkipVerify || u.URL() != "https://orders:8443/v1" || u.Name != "default/a-up" ||
-		u.CircuitBreaker != (config.CircuitBreaker{MaxRequests: 100}) || u.MaxConns != 20 || u.TLSMinVersion != "1.3" || u.TLSMaxVersion != "" {
+		u.CircuitBreaker != (config.CircuitBreaker{MaxPendingRequests: 1024, MaxRequests: 100}) || u.MaxConns != 20 || u.TLSMinVersion != "1.3" || u.TLSMaxVersion != "" {
 		t.Errorf("upstream = %+v", u)
 	}
 	if u.IdleTimeout != flex.DefaultIdleTimeoutSeconds*time.Second {

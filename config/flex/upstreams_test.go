@@ -138,7 +138,7 @@ func TestCircuitBreakerThresholds(t *testing.T) {
 	}
 	got := warnings(cfg)
 	if len(got) != 2 || !strings.HasPrefix(got[0], "b.yaml:10:7: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait for a connection, "+
-		"as in Flex Gateway (maxPendingRequests bounds how many), but each waits at most 2s, the upstream's connect timeout, and is then answered 503 upstream_saturated") ||
+		"as in Flex Gateway (maxPendingRequests bounds how many, 1024 unless written), but each waits at most 2s, the upstream's connect timeout, and is then answered 503 upstream_saturated") ||
 		!strings.HasPrefix(got[1], "b.yaml:14:7: warning: circuit-breaker-flex thresholds maxConnectionPools is not applied") {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
@@ -147,6 +147,13 @@ func TestCircuitBreakerThresholds(t *testing.T) {
 		"  targetRef: {kind: Service, name: a-up}\n  policyRef: {name: circuit-breaker-flex}\n  config: {thresholds: {maxPendingRequests: 5}}\n")
 	if u := route(t, cfg, "default/a/up").Upstream; u.CircuitBreaker != (config.CircuitBreaker{MaxPendingRequests: 5}) || len(cfg.Warnings) != 0 {
 		t.Errorf("circuit breaker %+v, warnings %v", u.CircuitBreaker, cfg.Warnings)
+	}
+	// maxConnections alone: the requests waiting are bounded as Envoy
+	// bounds them.
+	cfg = load(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", doc("PolicyBinding", "cb")+
+		"  targetRef: {kind: Service, name: a-up}\n  policyRef: {name: circuit-breaker-flex}\n  config: {thresholds: {maxConnections: 10}}\n")
+	if u := route(t, cfg, "default/a/up").Upstream; u.CircuitBreaker != (config.CircuitBreaker{MaxPendingRequests: 1024}) || u.MaxConns != 10 {
+		t.Errorf("maxConnections alone: circuit breaker %+v, maxConns %d; want 1024 pending at most", u.CircuitBreaker, u.MaxConns)
 	}
 	expectErrors(t, loadErrors(t, "a.yaml", api("a", "http://0.0.0.0:8081"), "b.yaml", doc("PolicyBinding", "cb")+
 		"  targetRef: {kind: Service, name: a-up}\n  policyRef: {name: circuit-breaker-flex}\n  config: {thresholds: {maxRequests: 0}}\n"),
