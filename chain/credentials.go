@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/internal/ascii"
 )
 
 // MaxHeaderSeparators bounds the '-' and '_' of a header name that
@@ -99,13 +101,19 @@ func (n *HeaderName) Count(h *fasthttp.RequestHeader) int {
 // or a second copy, of which upstreams read the first, the last or all,
 // make it ambiguous. It does not allocate.
 func (n *HeaderName) Unambiguous(h *fasthttp.RequestHeader) bool {
-	c := len(h.PeekAll(n.spellings[0]))
+	return n.Other(h) == "" && len(h.PeekAll(n.spellings[0])) <= 1
+}
+
+// Other returns the first spelling of the header other than its name (in
+// any case) that the request carries, as fasthttp stores it ("X_request_id"
+// for X-Request-Id); "" when it carries none. It does not allocate.
+func (n *HeaderName) Other(h *fasthttp.RequestHeader) string {
 	for _, s := range n.spellings[1:] {
 		if len(h.PeekAll(s)) > 0 {
-			return false
+			return s
 		}
 	}
-	return c <= 1
+	return ""
 }
 
 // Del removes the header in every spelling. It does not allocate.
@@ -261,7 +269,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		if len(k) < c.shortest {
 			continue
 		}
-		a := phpName(k)
+		a, index := phpSplit(k)
 		for i := range c.headers {
 			if ch := &c.headers[i]; foldedEqual(a, ch.asQuery, true) {
 				return ch.inQuery
@@ -269,7 +277,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		}
 		for i := range c.query {
 			cp := &c.query[i]
-			if string(k) != cp.name.name && !foldedEqual(a, cp.name.folded, false) {
+			if string(k) != cp.name.name && !cp.name.matchesSplit(a, index) {
 				continue
 			}
 			if i >= len(seen) {
@@ -302,7 +310,7 @@ func countParam(args *fasthttp.Args, q *QueryName) int {
 	return n
 }
 
-// foldedEqual reports whether a, a parameter's name as phpName gives it,
+// foldedEqual reports whether a, a parameter's name as phpSplit gives its base,
 // folds (foldByte; with dash, '-' read as '_' too) to folded. It does not
 // allocate.
 func foldedEqual(a []byte, folded string, dash bool) bool {
@@ -331,28 +339,48 @@ func foldedEqual(a []byte, folded string, dash bool) bool {
 // ("ACCESS_TOKEN" is access_token to them). A policy that looks for one
 // copy of a parameter must count these too. Build it at load time with
 // NewQueryName; it is immutable and safe for concurrent use.
+//
+// A name PHP reads as an element of an array ("page[size]", JSON:API's
+// style) is matched by the names PHP or ASP.NET read as that element, or
+// as an array in it ("PAGE.X[Size]" for page_x[size], "page[size][]"),
+// not by its array's other elements (page[number]); an element pushed on
+// a list ("ids[]") stands for the whole list, ids.
 type QueryName struct {
 	name string
 	// folded is the name as PHP reads it, lower-cased: what Matches
 	// compares a request's name with once it has folded it the same way.
 	folded string
+	// elem is, for an element of an array, its keys ("[size]"), in lower
+	// case, up to the first "[]": a name PHP reads as the array folded
+	// must have them first.
+	elem string
 }
 
 // NewQueryName returns param as a QueryName. Use it for names known to be
 // plain; ParseQueryName checks a name written in the config.
 func NewQueryName(param string) QueryName {
-	b := []byte(phpName(param))
+	base, index := phpSplit(param)
+	b := []byte(base)
 	for i, c := range b {
 		b[i] = foldByte(c)
 	}
-	return QueryName{name: param, folded: string(b)}
+	// index is whole groups, each ending at its first ']'.
+	for i := 0; i < len(index); {
+		j := i + strings.IndexByte(index[i:], ']')
+		if j == i+1 {
+			index = index[:i]
+			break
+		}
+		i = j + 1
+	}
+	return QueryName{name: param, folded: string(b), elem: strings.ToLower(index)}
 }
 
 // ParseQueryName returns param as a QueryName, or an error when PHP reads
 // param as something else than one parameter: an element of an array
-// ("api[key]", "ids[]"), or a name cut at a NUL. A QueryName compares such
-// a name by what PHP keeps of it (the array's name, the part before the
-// NUL), so "api[key]" would match every element of api, and api itself.
+// ("api[key]", "ids[]"), or a name cut at a NUL. A credential must be one
+// plain parameter: PHP reads an array element by more names than a
+// QueryName counts (?api=x replaces the array api).
 func ParseQueryName(param string) (QueryName, error) {
 	if p := phpName(param); len(strings.TrimLeft(param, " ")) != len(p) {
 		return QueryName{}, fmt.Errorf("query parameter %q: PHP reads this name as %q (an array element, or a name cut at a NUL), "+
@@ -388,7 +416,13 @@ func (q *QueryName) Matches(name []byte) bool {
 	if string(name) == q.name {
 		return true
 	}
-	return foldedEqual(phpName(name), q.folded, false)
+	a, index := phpSplit(name)
+	return q.matchesSplit(a, index)
+}
+
+// matchesSplit is Matches for a name phpSplit has split into a and index.
+func (q *QueryName) matchesSplit(a, index []byte) bool {
+	return foldedEqual(a, q.folded, false) && len(index) >= len(q.elem) && ascii.EqualLower(index[:len(q.elem)], q.elem)
 }
 
 // Unambiguous reports whether args carries the parameter at most once,
@@ -422,8 +456,17 @@ func HasQueryParam(args *fasthttp.Args, q *QueryName) bool {
 }
 
 // phpName is the part of a query parameter's name that PHP names a
-// variable with, before it replaces characters (phpByte).
+// variable with, before it replaces characters (foldByte).
 func phpName[T ~string | ~[]byte](s T) T {
+	base, _ := phpSplit(s)
+	return base
+}
+
+// phpSplit splits a query parameter's name as PHP reads it: base names the
+// variable (before foldByte), index is the "[...]" groups that follow it,
+// the keys of the array base names; PHP drops what follows a group unless
+// it is another ("a[b]c" is a[b]).
+func phpSplit[T ~string | ~[]byte](s T) (base, index T) {
 	for len(s) > 0 && s[0] == ' ' {
 		s = s[1:]
 	}
@@ -441,12 +484,137 @@ func phpName[T ~string | ~[]byte](s T) T {
 		// without, the '[' is a character of the name.
 		for j := i + 1; j < len(s); j++ {
 			if s[j] == ']' {
-				return s[:i]
+				return s[:i], indexPath(s[i:])
 			}
 		}
 		break
 	}
+	return s, s[len(s):]
+}
+
+// indexPath is the leading "[...]" groups of s.
+func indexPath[T ~string | ~[]byte](s T) T {
+	n := 0
+	for n < len(s) && s[n] == '[' {
+		j := n + 1
+		for j < len(s) && s[j] != ']' {
+			j++
+		}
+		if j == len(s) {
+			break
+		}
+		n = j + 1
+	}
+	return s[:n]
+}
+
+// QueryNames is a set of query parameters' names, each with the names an
+// upstream reads as it (see QueryName), indexed so that finding which of
+// them a request's parameter is read as costs the length of its name, not
+// the size of the set. Build it at load time with NewQueryNames; it is
+// immutable and safe for concurrent use.
+type QueryNames struct {
+	names []QueryName
+	// index holds the numbers of the names under their key (queryKeys):
+	// a plain name's plain key, an element's elem key.
+	index map[uint64][]int32
+}
+
+// NewQueryNames returns the set of names, numbered in their order.
+func NewQueryNames(names ...string) *QueryNames {
+	s := &QueryNames{index: map[uint64][]int32{}}
+	for i, n := range names {
+		q := NewQueryName(n)
+		s.names = append(s.names, q)
+		key, elem, _ := queryKeys(n)
+		if q.elem != "" {
+			key = elem
+		}
+		s.index[key] = append(s.index[key], int32(i))
+	}
 	return s
+}
+
+// Len returns the number of names in the set.
+func (s *QueryNames) Len() int { return len(s.names) }
+
+// Name returns the i-th name of the set.
+func (s *QueryNames) Name(i int) *QueryName { return &s.names[i] }
+
+// Find returns the number of the name of the set that an upstream may read
+// the request's parameter name as, and whether name is it exactly: the
+// name itself when the set has it, else the first that matches (see
+// QueryName.Matches); -1 when none does. It does not allocate.
+func (s *QueryNames) Find(name []byte) (i int, exact bool) {
+	i = -1
+	if s == nil {
+		return i, false
+	}
+	plain, elem, indexed := queryKeys(name)
+	for _, key := range [2]uint64{plain, elem} {
+		for _, j := range s.index[key] {
+			q := &s.names[j]
+			if string(name) == q.name {
+				return int(j), true
+			}
+			if (i < 0 || int(j) < i) && q.Matches(name) {
+				i = int(j)
+			}
+		}
+		if !indexed {
+			break
+		}
+	}
+	return i, false
+}
+
+// Overlapping returns the numbers of two names of the set that an upstream
+// may read as one parameter ("limit" and "Limit", "page_size" and
+// "page.size", "ids" and "ids[]"), and ok when there are such.
+func (s *QueryNames) Overlapping() (a, b int, ok bool) {
+	for i := range s.names {
+		plain, elem, indexed := queryKeys(s.names[i].name)
+		for k, key := range [2]uint64{plain, elem} {
+			if k == 1 && !indexed {
+				break
+			}
+			for _, j := range s.index[key] {
+				if int(j) != i && (s.names[i].Matches([]byte(s.names[j].name)) || s.names[j].Matches([]byte(s.names[i].name))) {
+					return min(i, int(j)), max(i, int(j)), true
+				}
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// queryKeys returns the FNV-1a hash of name's base (phpName) folded as
+// QueryName folds it, plain, and when name has an index (indexed), elem:
+// the hash continued over its first "[...]" in lower case. The names a
+// plain QueryName matches have its plain key; those an element's matches
+// have its elem key.
+func queryKeys[T ~string | ~[]byte](name T) (plain, elem uint64, indexed bool) {
+	const prime = 1099511628211
+	base, index := phpSplit(name)
+	plain = 14695981039346656037
+	for i := 0; i < len(base); i++ {
+		plain = (plain ^ uint64(foldByte(base[i]))) * prime
+	}
+	if len(index) == 0 {
+		return plain, 0, false
+	}
+	elem = plain
+	for i := 0; i < len(index); i++ {
+		c := index[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		elem = (elem ^ uint64(c)) * prime
+		if c == ']' {
+			break
+		}
+	}
+	return plain, elem, true
 }
 
 // foldByte is c as PHP replaces it in a name, in ASCII lower case.

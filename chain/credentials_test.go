@@ -259,6 +259,30 @@ func TestQueryName(t *testing.T) {
 		{"access_tok[en]", "access_token", false},
 		{"[access_token]", "access_token", false},
 		{"", "access_token", false},
+		// An element of an array (JSON:API's page[size]) is that element,
+		// and arrays in it, in any case and with its array's name as PHP
+		// reads it; not the array's other elements, nor the array.
+		{"page[size]", "page[size]", true},
+		{"PAGE[SIZE]", "page[size]", true},
+		{"page[size]junk", "page[size]", true},
+		{"page[size][]", "page[size]", true},
+		{"page[size][a]", "page[size]", true},
+		{" page[size]\x00[number]", "page[size]", true},
+		{"page_x[size]", "page.x[size]", true},
+		{"page[number]", "page[size]", false},
+		{"page[sizes]", "page[size]", false},
+		{"page[siz]e]", "page[size]", false},
+		{"page", "page[size]", false},
+		{"page[]", "page[size]", false},
+		{"page[size", "page[size]", false},
+		// Pushed on a list, an element stands for the list.
+		{"ids", "ids[]", true},
+		{"ids[7]", "ids[]", true},
+		{"IDS[]", "ids[]", true},
+		{"page[size][3]", "page[size][]", true},
+		{"page[number]", "page[size][]", false},
+		{"page[a[]x", "page[a[]]", true},
+		{"page[ab]", "page[a[]]", false},
 	} {
 		q := NewQueryName(c.param)
 		if got := q.Matches([]byte(c.name)); got != c.want {
@@ -291,5 +315,105 @@ func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per check and read, want 0", allocs)
+	}
+}
+
+// TestQueryNames: Find names the parameter of the set a request's
+// parameter is read as, exactly or in another name; Overlapping finds two
+// names of the set an upstream reads as one.
+func TestQueryNames(t *testing.T) {
+	s := NewQueryNames("limit", "page_size", "page[size]", "page[number]", "Limit")
+	for _, c := range []struct {
+		name  string
+		want  int
+		exact bool
+	}{
+		{"limit", 0, true},
+		{"Limit", 4, true},
+		{"LIMIT", 0, false},
+		{"limit[]", 0, false},
+		{"page.size", 1, false},
+		{"page size", 1, false},
+		{"page_size", 1, true},
+		{"page[size]", 2, true},
+		{"PAGE[Size]", 2, false},
+		{"page[number]", 3, true},
+		{"page[numbers]", -1, false},
+		{"page", -1, false},
+		{"limits", -1, false},
+		{"lim-it", -1, false},
+		{"", -1, false},
+	} {
+		if got, exact := s.Find([]byte(c.name)); got != c.want || exact != c.exact {
+			t.Errorf("Find(%q) = %d, %v, want %d, %v", c.name, got, exact, c.want, c.exact)
+		}
+	}
+	if a, b, ok := s.Overlapping(); !ok || a != 0 || b != 4 {
+		t.Errorf("Overlapping() = %d, %d, %v, want 0, 4 (limit and Limit)", a, b, ok)
+	}
+	for _, names := range [][]string{{"limit", "page[size]", "page[number]", "page_number"}, {"a", "b"}, nil} {
+		if a, b, ok := NewQueryNames(names...).Overlapping(); ok {
+			t.Errorf("%q: Overlapping() = %d, %d; none overlap", names, a, b)
+		}
+	}
+	for _, pair := range [][2]string{{"page_size", "page.size"}, {"ids", "ids[]"}, {"page[size]", "page[size][x]"}, {"a", "A[b]"}} {
+		if _, _, ok := NewQueryNames(pair[0], pair[1]).Overlapping(); !ok {
+			t.Errorf("%q: not overlapping", pair)
+		}
+	}
+	e := NewQueryNames("ids", "filter[a]", "filter[b]", "filter[b][c]")
+	for name, want := range map[string]int{"ids[3]": 0, "IDS": 0, "FILTER[B]": 2, "filter[b][c][d]": 2, "Filter[A][]": 1, "filter[c]": -1, "filter": -1} {
+		if got, _ := e.Find([]byte(name)); got != want {
+			t.Errorf("Find(%q) = %d, want %d", name, got, want)
+		}
+	}
+	if a, b, ok := e.Overlapping(); !ok || a != 2 || b != 3 {
+		t.Errorf("Overlapping() = %d, %d, %v, want 2, 3 (filter[b] and filter[b][c])", a, b, ok)
+	}
+	if a, b, ok := NewQueryNames("page", "x", "page[size]").Overlapping(); !ok || a != 0 || b != 2 {
+		t.Errorf("Overlapping() = %d, %d, %v, want 0, 2 (page and page[size])", a, b, ok)
+	}
+	var none *QueryNames
+	if i, _ := none.Find([]byte("x")); i != -1 {
+		t.Errorf("nil set: Find = %d", i)
+	}
+
+	ctx := request("/x?" + strings.Repeat("other=1&LIMIT=2&page.size=3&page[size]=4&", 10))
+	args := ctx.QueryArgs()
+	n := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		n = 0
+		for k := range args.All() {
+			if i, exact := s.Find(k); i >= 0 && !exact {
+				n++
+			}
+		}
+	})
+	if n != 20 || allocs != 0 {
+		t.Errorf("%d names found in another name, want 20; %v allocations, want 0", n, allocs)
+	}
+}
+
+// TestHeaderNameOther: Other names the spelling of the header, other than
+// its own in any case, that the request carries.
+func TestHeaderNameOther(t *testing.T) {
+	h, err := NewHeaderName("X-Request-Id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		headers []string
+		want    string
+	}{
+		{nil, ""},
+		{[]string{"x-request-id", "a"}, ""},
+		{[]string{"X-Request-Id", "a", "X-Request-Ids", "b"}, ""},
+		{[]string{"X-Request-Id", "a", "X_Request_Id", "b"}, "X_request_id"},
+		{[]string{"x-request_id", "b"}, "X-Request_id"},
+	} {
+		ctx := request("/", c.headers...)
+		if got := h.Other(&ctx.Request.Header); got != c.want {
+			t.Errorf("%q: Other = %q, want %q", c.headers, got, c.want)
+		}
 	}
 }

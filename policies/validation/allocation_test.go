@@ -50,4 +50,8 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	f(c, "body", "POST", "/api/products/x", "application/json", `{"productId":"PRD-42","quantity":2}`)
 	f(c, "query", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
 	f(getOnly, "query on a GET route", "GET", "/api/products/x?productId=PRD-42&quantity=2", "", "")
+	// Each parameter is looked for among the declared ones in every name
+	// an upstream reads as them.
+	paging := mustRoute(t, []string{"GET"}, schemaPolicy(pagingSchema, ""))
+	f(paging, "query with undeclared parameters", "GET", "/api/products/x?limit=5&page_size=3&other=1&limits=2&page-size=3", "", "")
 }

@@ -171,14 +171,14 @@ func queryVerdicts(n *node, lib *library, qt queryTypes, q string) (fast, decide
 	var args fasthttp.Args
 	args.Parse(q)
 	w := acquireWalk(nil)
-	w.query(n, qt, &args)
+	w.query(n, qt, &args, nil)
 	fast, decided = w.valid, !w.bail
 	releaseWalk(w)
 	if !decided {
 		return false, false, false
 	}
 	var out violations
-	return fast, true, lib.validateValue(queryValue(qt, &args), &out)
+	return fast, true, lib.validateValue(queryValue(qt, &args, nil), &out)
 }
 
 // FuzzQueryFastPathAgreesWithLibrary feeds the fast path and the library

@@ -3,9 +3,13 @@ package validation
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/buger/jsonparser"
 	"github.com/valyala/fasthttp"
+
+	"github.com/flexgate/flexgate/chain"
 )
 
 // maxQueryArgs bounds the arguments the fast path looks at: it finds
@@ -141,9 +145,111 @@ func isJSONNumber(b []byte) bool {
 	return i == len(b)
 }
 
+// declaredNames lists the query parameters a schema names: the keys of
+// its "properties" and "dependentRequired" and the names in "required",
+// at its root and in the schemas that apply to the same object (allOf,
+// anyOf, oneOf, if, then, else, dependentSchemas, a $ref inside the
+// document), in the order met, each once. Names matched only by
+// patternProperties are not known.
+func declaredNames(doc []byte) []string {
+	var root any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if dec.Decode(&root) != nil {
+		return nil
+	}
+	var names []string
+	add := func(n string) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	followed := map[string]bool{}
+	var visit func(v any, depth int)
+	visit = func(v any, depth int) {
+		m, ok := v.(map[string]any)
+		if !ok || depth > 64 {
+			return
+		}
+		for _, k := range []string{"properties", "dependentRequired", "dependentSchemas"} {
+			obj, _ := m[k].(map[string]any)
+			keys := make([]string, 0, len(obj))
+			for name := range obj {
+				keys = append(keys, name)
+			}
+			slices.Sort(keys)
+			for _, name := range keys {
+				add(name)
+				if k == "dependentRequired" {
+					list, _ := obj[name].([]any)
+					for _, e := range list {
+						if s, ok := e.(string); ok {
+							add(s)
+						}
+					}
+				}
+				if k == "dependentSchemas" {
+					visit(obj[name], depth+1)
+				}
+			}
+		}
+		req, _ := m["required"].([]any)
+		for _, e := range req {
+			if s, ok := e.(string); ok {
+				add(s)
+			}
+		}
+		for _, k := range []string{"allOf", "anyOf", "oneOf"} {
+			list, _ := m[k].([]any)
+			for _, e := range list {
+				visit(e, depth+1)
+			}
+		}
+		for _, k := range []string{"if", "then", "else"} {
+			visit(m[k], depth+1)
+		}
+		if ref, ok := m["$ref"].(string); ok && strings.HasPrefix(ref, "#") && !followed[ref] {
+			followed[ref] = true
+			visit(pointer(root, ref[1:]), depth+1)
+		}
+	}
+	visit(root, 0)
+	return names
+}
+
+// pointer resolves a JSON pointer in v; nil when it leads nowhere.
+func pointer(v any, p string) any {
+	if p == "" {
+		return v
+	}
+	if !strings.HasPrefix(p, "/") {
+		return nil
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[seg]
+	}
+	return v
+}
+
+// variant reports whether an upstream reads the query parameter key as a
+// parameter of names that it is not: a declared parameter sent under
+// another name. Such a parameter is not validated as part of the query
+// (checkQuery refuses it instead). It does not allocate.
+func variant(names *chain.QueryNames, key []byte) bool {
+	i, exact := names.Find(key)
+	return i >= 0 && !exact
+}
+
 // query validates the query arguments as an object against the root node n.
 // Repeated keys make an array, as does a key whose property is an array.
-func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
+// A parameter sent under another name of a parameter of names is left
+// out (see variant).
+func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args, names *chain.QueryNames) {
 	if args.Len() > maxQueryArgs || n.enum != nil || n.hasConst {
 		w.bail = true
 		return
@@ -162,7 +268,9 @@ func (w *walk) query(n *node, qt queryTypes, args *fasthttp.Args) {
 		if w.bail {
 			break
 		}
-		w.queryArg(n, qt, args, key, val, i, &seen)
+		if !variant(names, key) {
+			w.queryArg(n, qt, args, key, val, i, &seen)
+		}
 		i++
 	}
 	w.missing(n, seen)
@@ -246,10 +354,14 @@ func (w *walk) repeated(n *node, t qtype, args *fasthttp.Args, key []byte) {
 }
 
 // queryValue builds the query object for the library, converted as the
-// fast path converts it.
-func queryValue(qt queryTypes, args *fasthttp.Args) map[string]any {
+// fast path converts it, without the parameters sent under another name
+// of a parameter of names.
+func queryValue(qt queryTypes, args *fasthttp.Args, names *chain.QueryNames) map[string]any {
 	obj := make(map[string]any, args.Len())
 	for k, v := range args.All() {
+		if variant(names, k) {
+			continue
+		}
 		t := qt[string(k)]
 		key := string(k)
 		prev, repeated := obj[key]

@@ -48,6 +48,11 @@ type Validator struct {
 	lib    *library
 	qtypes queryTypes
 	route  string
+	// names are the query parameters the schema declares
+	// (declaredNames), and otherName the violation of each sent under
+	// another name an upstream reads as it.
+	names     *chain.QueryNames
+	otherName []string
 
 	tooLarge, tooDeep, invalidJSON, unsupported, failed *chain.Rejection
 	unexpectedBody, missingBody                         *chain.Rejection
@@ -111,8 +116,52 @@ func (v *Validator) Validate(env *chain.Env) error {
 	default:
 		return chain.Errorf(chain.Field(params, "in"), `in must be "query", "body" or "auto", not %q`, v.In)
 	}
-	_, err := prepare(params, v.Schema)
-	return err
+	doc, err := prepare(params, v.Schema)
+	if err != nil {
+		return err
+	}
+	return checkNames(env, v.In, v.Schema, doc)
+}
+
+// checkNames refuses a schema that validates the query and declares two
+// parameters that many upstreams read as one (limit and Limit): a request
+// could send one past the other's rules, and the upstream would read it
+// as the other. Where the schema also validates bodies (in: auto on a
+// route that takes them), where such names are distinct members, it is a
+// warning.
+func checkNames(env *chain.Env, in, schema string, doc []byte) error {
+	var methods []string
+	if env.Route != nil {
+		methods = env.Route.Methods
+	}
+	src := resolveIn(in, methods)
+	if src == fromBody {
+		return nil
+	}
+	names := declaredNames(doc)
+	a, b, ok := chain.NewQueryNames(names...).Overlapping()
+	if !ok {
+		return nil
+	}
+	// Named in the order written, placed at the second.
+	offA, offB := keywordOffset(doc, "", names[a]), keywordOffset(doc, "", names[b])
+	if offB < offA {
+		a, b, offB = b, a, offA
+	}
+	msg := fmt.Sprintf("declares the query parameters %q and %q, which many upstreams read as one parameter "+
+		"(ASP.NET reads query names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): "+
+		"a request could send one past the rules of the other", names[a], names[b])
+	key, val := keyAndValue(env.Spec.Params, "schema")
+	if src == fromQuery {
+		return schemaError(key, val, []byte(schema), offB, msg+"; declare one of them")
+	}
+	at := &yaml.Node{}
+	var pe *chain.ParamError
+	if errors.As(schemaError(key, val, []byte(schema), offB, ""), &pe) {
+		at.Line, at.Column = pe.Line, pe.Col
+	}
+	env.Warn(at, "schema %s; when it validates a query (a request without a body), declare one of them, or write in: body", msg)
+	return nil
 }
 
 // prepare strips the schema's comments and compiles it both ways, turning
@@ -233,6 +282,12 @@ func (v *Validator) Provision(env *chain.Env) error {
 		return err
 	}
 	v.qtypes = buildQueryTypes(doc)
+	names := declaredNames(doc)
+	v.names = chain.NewQueryNames(names...)
+	v.otherName = make([]string, len(names))
+	for i, n := range names {
+		v.otherName[i] = fmt.Sprintf("is read by many upstreams as the query parameter %q; send it as %q", n, n)
+	}
 	v.tooLarge = env.Reject(413, "body_too_large",
 		fmt.Sprintf("request body is larger than %d bytes, the limit of %s", v.MaxBodySize, env.Whose()))
 	v.tooDeep = env.Reject(400, "json_too_deep",

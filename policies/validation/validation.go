@@ -112,22 +112,41 @@ func (v *Validator) checkQuery(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *ch
 	args := ctx.QueryArgs()
 	w := acquireWalk(ex.Details)
 	defer releaseWalk(w)
+	valid, decided := false, false
 	if v.fast != nil {
-		w.query(v.fast, v.qtypes, args)
-		if !w.bail {
-			if w.valid {
-				return nil
-			}
-			ex.Details = w.out.finish()
-			return v.failed
+		w.query(v.fast, v.qtypes, args, v.names)
+		if decided = !w.bail; !decided {
+			w.out.reset(ex.Details)
 		}
-		w.out.reset(ex.Details)
+		valid = w.valid
 	}
-	if v.lib.validateValue(queryValue(v.qtypes, args), &w.out) {
+	if !decided {
+		valid = v.lib.validateValue(queryValue(v.qtypes, args, v.names), &w.out)
+	}
+	if v.otherNames(w, args) && valid {
 		return nil
 	}
 	ex.Details = w.out.finish()
 	return v.failed
+}
+
+// otherNames records a violation for each query parameter that many
+// upstreams read as a parameter the schema declares, under another name
+// than the schema's (?LIMIT= for limit, ?page.size= for page_size): the
+// schema never sees it, the upstream reads it. It returns false when there
+// is one.
+func (v *Validator) otherNames(w *walk, args *fasthttp.Args) bool {
+	ok := true
+	w.path = w.path[:0]
+	for k := range args.All() {
+		if i, exact := v.names.Find(k); i >= 0 && !exact {
+			mark := w.push(k)
+			w.fail(v.otherName[i], nil, false)
+			w.pop(mark)
+			ok = false
+		}
+	}
+	return ok
 }
 
 // hasBody reports whether a request carries a non-empty body. Of a
