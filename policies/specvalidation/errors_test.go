@@ -58,6 +58,17 @@ func TestBadSpecs(t *testing.T) {
 		{"two templates for the same paths", head + "paths:\n  /p/{id}:\n    get:\n      parameters:\n        - {name: id, in: path, required: true, schema: {type: string}}\n" + ok +
 			"  /p/{name}:\n    get:\n      parameters:\n        - {name: name, in: path, required: true, schema: {type: string}}\n" + ok,
 			at(9, 3) + `is not valid OpenAPI: invalid paths: conflicting paths`},
+		{"two query parameters an upstream reads as one", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: limit, in: query, schema: {type: integer, maximum: 100}}\n        - {name: Limit, in: query, schema: {type: integer}}\n" + ok,
+			at(8, 12) + `parameters "limit" and "Limit" (query) of operation GET /a are read by many upstreams as one (ASP.NET reads query names in any case; ` +
+				`PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): a request could send one past the other's schema; describe one of them`},
+		{"a query parameter and its PHP array", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: ids, in: query, schema: {type: string}}\n        - {name: 'ids[]', in: query, schema: {type: array, items: {type: string}}}\n" + ok,
+			at(8, 12) + `parameters "ids" and "ids[]" (query) of operation GET /a are read by many upstreams as one`},
+		{"two headers an upstream reads as one", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: X-Limit, in: header, schema: {type: integer, maximum: 100}}\n        - {name: x_limit, in: header, schema: {type: integer}}\n" + ok,
+			at(8, 12) + `parameters "X-Limit" and "x_limit" (header) of operation GET /a are read by many upstreams as one (CGI-style upstreams read '-' and '_' alike)`},
+		{"two cookies an upstream reads as one", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: session_id, in: cookie, schema: {type: string}}\n        - {name: session.id, in: cookie, schema: {type: string}}\n" + ok,
+			at(8, 12) + `parameters "session_id" and "session.id" (cookie) of operation GET /a are read by many upstreams as one (ASP.NET reads cookie names in any case;`},
+		{"a header of too many separators", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: a-b-c-d-e-f-g-h, in: header, schema: {type: string}}\n" + ok,
+			at(7, 12) + `parameter "a-b-c-d-e-f-g-h" (header) of operation GET /a: header name "a-b-c-d-e-f-g-h" has more than 6 '-' and '_'`},
 		{"a billion laughs", head + "paths:\n  /a:\n    get:\n" + ok + laughs, at(13, 10) + "alias *e stands for"},
 		{"no operations", head + "paths: {}\n", ":" + strconv.Itoa(chaintest.PoliciesLine+1) + ":19: spec-validation: spec has no operations"},
 	} {

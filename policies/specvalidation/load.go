@@ -101,8 +101,9 @@ type operation struct {
 	// expressions.
 	path                  []*param
 	query, header, cookie []*param
-	// known are the query parameters' names (strictParamsValidation).
-	known map[string]bool
+	// queryNames and cookieNames are the names of query and cookie, in
+	// their order, with every name an upstream reads as them.
+	queryNames, cookieNames *chain.QueryNames
 	// body is nil when the operation takes no body.
 	body *body
 }
@@ -121,6 +122,10 @@ type param struct {
 	// json: the parameter has content application/json instead of a
 	// schema: its value is JSON text.
 	json bool
+	// other is the violation of the parameter sent under another name
+	// that many upstreams read as it; header is a header's spellings.
+	other  string
+	header chain.HeaderName
 }
 
 // body is an operation's requestBody.
@@ -352,7 +357,7 @@ var ignoredHeaders = []string{"accept", "content-type", "authorization"}
 
 // compileOperation compiles op, of method m on template t.
 func compileOperation(src *source, conv *converter, m, t string, segs []segment, item *openapi3.PathItem, op *openapi3.Operation) (*operation, error) {
-	o := &operation{name: m + " " + t, known: map[string]bool{}}
+	o := &operation{name: m + " " + t}
 	// The path item's parameters, unless the operation has its own of the
 	// same name and location.
 	type keyed struct{ in, name string }
@@ -368,6 +373,8 @@ func compileOperation(src *source, conv *converter, m, t string, segs []segment,
 		}
 	}
 	byVar := map[string]*param{}
+	var queryNames, cookieNames []string
+	var queryLocs, headerLocs, cookieLocs []*openapi3.Location
 	for _, pr := range all {
 		p := pr.Value
 		loc := paramLoc(pr)
@@ -383,11 +390,39 @@ func compileOperation(src *source, conv *converter, m, t string, segs []segment,
 			byVar[p.Name] = cp
 		case openapi3.ParameterInQuery:
 			o.query = append(o.query, cp)
-			o.known[p.Name] = true
+			queryNames, queryLocs = append(queryNames, p.Name), append(queryLocs, loc)
 		case openapi3.ParameterInHeader:
 			o.header = append(o.header, cp)
+			headerLocs = append(headerLocs, loc)
 		case openapi3.ParameterInCookie:
 			o.cookie = append(o.cookie, cp)
+			cookieNames, cookieLocs = append(cookieNames, p.Name), append(cookieLocs, loc)
+		}
+	}
+	// Two parameters an upstream reads as one: a request could send one
+	// past the other's schema.
+	o.queryNames, o.cookieNames = chain.NewQueryNames(queryNames...), chain.NewQueryNames(cookieNames...)
+	for _, x := range []struct {
+		in    string
+		names *chain.QueryNames
+		locs  []*openapi3.Location
+		how   string
+	}{
+		{"query", o.queryNames, queryLocs, "ASP.NET reads query names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a"},
+		{"cookie", o.cookieNames, cookieLocs, "ASP.NET reads cookie names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a"},
+	} {
+		if a, b, ok := x.names.Overlapping(); ok {
+			return nil, src.at(x.locs[b], "parameters %q and %q (%s) of operation %s are read by many upstreams as one (%s): "+
+				"a request could send one past the other's schema; describe one of them", x.names.Name(a).String(), x.names.Name(b).String(), x.in, o.name, x.how)
+		}
+	}
+	for i, a := range o.header {
+		for _, b := range o.header[:i] {
+			if strings.EqualFold(strings.ReplaceAll(a.name, "_", "-"), strings.ReplaceAll(b.name, "_", "-")) {
+				return nil, src.at(headerLocs[i], "parameters %q and %q (header) of operation %s are read by many upstreams as one "+
+					"(CGI-style upstreams read '-' and '_' alike): a request could send one past the other's schema; describe one of them",
+					b.name, a.name, o.name)
+			}
 		}
 	}
 	for _, s := range segs {
@@ -462,6 +497,19 @@ func compileParam(src *source, conv *converter, opName string, loc *openapi3.Loc
 	cp := &param{name: p.Name, at: "/" + p.In + "/" + escapePointer(p.Name), required: p.Required}
 	fail := func(format string, args ...any) error {
 		return src.at(loc, "parameter %q (%s) of operation %s: %s", p.Name, p.In, opName, fmt.Sprintf(format, args...))
+	}
+	switch p.In {
+	case openapi3.ParameterInQuery:
+		cp.other = fmt.Sprintf("is read by many upstreams as the query parameter %q; send it as %q", p.Name, p.Name)
+	case openapi3.ParameterInCookie:
+		cp.other = fmt.Sprintf("is read by many upstreams as the cookie %q; send it as %q", p.Name, p.Name)
+	case openapi3.ParameterInHeader:
+		h, err := chain.NewHeaderName(p.Name)
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		cp.header = h
+		cp.other = fmt.Sprintf("is read by many upstreams as the header %q ('-' and '_' alike); send it as %q", p.Name, p.Name)
 	}
 	schemaRef := p.Schema
 	if schemaRef == nil {

@@ -1,6 +1,8 @@
 package specvalidation_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/flexgate/flexgate/chain"
@@ -26,5 +28,34 @@ func BenchmarkSpecValidation(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkManyParameters: a query of 1000 parameters (the operation's 50,
+// and 950 others, each named like one of them but not read as it), each
+// looked for among the operation's in every name an upstream reads.
+func BenchmarkManyParameters(b *testing.B) {
+	var spec, query strings.Builder
+	spec.WriteString(head + "paths:\n  /items:\n    get:\n      parameters:\n")
+	for i := range 50 {
+		fmt.Fprintf(&spec, "        - {name: param_%d, in: query, schema: {type: integer, maximum: 100}}\n", i)
+		fmt.Fprintf(&query, "param_%d=%d&", i, i)
+	}
+	spec.WriteString(ok)
+	for i := range 950 {
+		fmt.Fprintf(&query, "param-%d=x&", i)
+	}
+	c := chaintest.MustChain(b, "- spec-validation:\n    spec: |\n"+block(spec.String(), 6))
+	ctx := request("GET", "/items?"+strings.TrimSuffix(query.String(), "&"), "", nil)
+	if n := ctx.QueryArgs().Len(); n != 1000 {
+		b.Fatalf("%d parameters", n)
+	}
+	ex := chain.AcquireExchange()
+	defer chain.ReleaseExchange(ex)
+	b.ReportAllocs()
+	for b.Loop() {
+		if rej := run(c, ctx, ex); rej != nil {
+			b.Fatal(rej)
+		}
 	}
 }

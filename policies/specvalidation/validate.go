@@ -72,6 +72,9 @@ func (v *Validator) check(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.R
 	v.query(ctx, rep, op)
 	h := &ctx.Request.Header
 	for _, p := range op.header {
+		if s := p.header.Other(h); s != "" {
+			rep.Fail("/header", s2b(s), p.other)
+		}
 		val := h.Peek(p.name)
 		if val == nil {
 			v.missing(rep, p)
@@ -82,6 +85,13 @@ func (v *Validator) check(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.R
 			continue
 		}
 		v.value(rep, p, val)
+	}
+	if op.cookieNames.Len() > 0 {
+		for k := range h.Cookies() {
+			if i, exact := op.cookieNames.Find(k); i >= 0 && !exact {
+				rep.Fail("/cookie", k, op.cookie[i].other)
+			}
+		}
 	}
 	for _, p := range op.cookie {
 		val := h.Cookie(p.name)
@@ -154,8 +164,9 @@ func (v *Validator) value(rep *validation.Report, p *param, val []byte) {
 	}
 }
 
-// query validates the query parameters, and with strictParams refuses the
-// ones the operation does not describe.
+// query validates the query parameters, refuses the ones sent under
+// another name an upstream reads as one of them, and with strictParams
+// refuses the ones the operation does not describe.
 func (v *Validator) query(ctx *fasthttp.RequestCtx, rep *validation.Report, op *operation) {
 	args := ctx.QueryArgs()
 	for _, p := range op.query {
@@ -174,11 +185,18 @@ func (v *Validator) query(ctx *fasthttp.RequestCtx, rep *validation.Report, op *
 		}
 		v.value(rep, p, val)
 	}
-	if v.StrictParams {
-		for k := range args.All() {
-			if !op.known[string(k)] {
-				rep.Fail("/query", k, "is not a parameter of the operation")
-			}
+	// A parameter sent under another name that many upstreams read as one
+	// of the operation's (?LIMIT= for limit) reaches them unvalidated.
+	if op.queryNames.Len() == 0 && !v.StrictParams {
+		return
+	}
+	for k := range args.All() {
+		i, exact := op.queryNames.Find(k)
+		switch {
+		case i >= 0 && !exact:
+			rep.Fail("/query", k, op.query[i].other)
+		case i < 0 && v.StrictParams:
+			rep.Fail("/query", k, "is not a parameter of the operation")
 		}
 	}
 }
