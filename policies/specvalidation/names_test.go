@@ -112,3 +112,54 @@ func TestElementsOfAnArray(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyMemberInAnotherCase: Go's encoding/json, ASP.NET Core, Json.NET
+// and Jackson (ACCEPT_CASE_INSENSITIVE_PROPERTIES) bind JSON members
+// ignoring case, so a member spelled in another case than a declared
+// property, or two members equal ignoring case, reach the upstream as the
+// property unvalidated. Such a body is refused, on a schema of the fast
+// path (NewPet) and of the library's (Pet, an allOf).
+func TestBodyMemberInAnotherCase(t *testing.T) {
+	c := chaintest.MustChain(t, policy(t, ""))
+	json := []string{"Content-Type", "application/json"}
+	for _, tc := range []struct {
+		name, method, uri, body string
+		// want is the violations: nil passes.
+		want []string
+	}{
+		{"declared, valid", "POST", "/api/pets", `{"name":"rex","age":2,"other":1,"ages":2}`, nil},
+		{"declared, out of bounds", "POST", "/api/pets", `{"name":"rex","age":-5}`, []string{`"path":"/body/age"`}},
+		{"another case", "POST", "/api/pets", `{"name":"rex","AGE":-5}`,
+			[]string{`{"path":"/body/AGE","message":"is read by many upstreams as \"age\"; send it as \"age\""}`}},
+		{"another case beside the name", "POST", "/api/pets", `{"name":"rex","age":2,"Age":-5}`,
+			[]string{`{"path":"/body/Age","message":"is read by many upstreams as \"age\"; send it as \"age\""}`,
+				`{"path":"/body/Age","message":"is read by many upstreams as the same member as \"age\""}`}},
+		{"two undeclared members equal ignoring case, nested", "POST", "/api/pets", `{"name":"rex","x":[{"mode":1,"MODE":2}]}`,
+			[]string{`{"path":"/body/x/0/MODE","message":"is read by many upstreams as the same member as \"mode\""}`}},
+		{"library path, valid", "PUT", "/api/pets/7", `{"id":1,"name":"rex","age":2}`, nil},
+		{"library path, another case", "PUT", "/api/pets/7", `{"id":1,"name":"rex","AGE":-5}`,
+			[]string{`{"path":"/body/AGE","message":"is read by many upstreams as \"age\"; send it as \"age\""}`}},
+		{"library path, another case of a required name", "PUT", "/api/pets/7", `{"ID":1,"name":"rex"}`,
+			[]string{`{"path":"/body/ID","message":"is read by many upstreams as \"id\"; send it as \"id\""}`}},
+	} {
+		r := send(c, tc.method, tc.uri, tc.body, json...)
+		if tc.want == nil {
+			if r.rej != nil {
+				t.Errorf("%s: refused: %v %s", tc.name, r.rej, r.details)
+			}
+			continue
+		}
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "validation_failed" {
+			t.Errorf("%s: %v, want 400 validation_failed", tc.name, r.rej)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.details, w) {
+				t.Errorf("%s: violations %s, want %s", tc.name, r.details, w)
+			}
+		}
+		if n := strings.Count(r.details, `"path"`); n != len(tc.want) {
+			t.Errorf("%s: %d violations, want %d: %s", tc.name, n, len(tc.want), r.details)
+		}
+	}
+}

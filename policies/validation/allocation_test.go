@@ -53,5 +53,10 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	// Each parameter is looked for among the declared ones in every name
 	// an upstream reads as them.
 	paging := mustRoute(t, []string{"GET"}, schemaPolicy(pagingSchema, ""))
+	// Each member name of a body, at every depth, is looked for among
+	// the declared ones ignoring case, and among its object's others.
+	nested := mustCompile(t, schemaPolicy(bodySchema, ""))
+	f(nested, "body with nested members", "POST", "/api/products/x", "application/json",
+		`{"limit":5,"page":{"size":1},"items":[{"qty":1},{"qty":2,"name":"x"}],"Other":1,"other2":2}`)
 	f(paging, "query with undeclared parameters", "GET", "/api/products/x?limit=5&page_size=3&other=1&limits=2&page-size=3", "", "")
 }

@@ -27,6 +27,8 @@ type Schema struct {
 	// types and items are what a text value converts to (see
 	// queryTypes): the types the root declares, and its items'.
 	t qtype
+	// members are the property names the schema declares (see members).
+	members *memberNames
 	// slow says why the fast path does not cover the schema; "" when it
 	// does.
 	slow string
@@ -52,6 +54,7 @@ func CompileSchema(doc []byte) (*Schema, error) {
 	if s.lib, err = compileLibrary(doc, libraryCopies()); err != nil {
 		return nil, err
 	}
+	s.members = declaredMembers(doc)
 	var root map[string]any
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
@@ -98,6 +101,7 @@ func AcquireReport(buf []byte) *Report {
 // caller's.
 func ReleaseReport(r *Report) {
 	r.w.out.buf = nil
+	r.w.trim()
 	clear(r.list)
 	r.list = r.list[:0]
 	clear(r.vals)
@@ -124,13 +128,16 @@ func (r *Report) Fail(at string, name []byte, msg string) {
 // JSON validates doc, a JSON document known to be valid (see CheckJSON),
 // against s, with the violations' paths under at.
 func (r *Report) JSON(s *Schema, at string, doc []byte) {
-	if s.fast != nil {
-		val, t, _, err := jsonparser.Get(doc)
-		if err == nil && r.fastValue(s, at, val, t) {
-			return
-		}
+	if s.fast == nil || !r.fastJSON(s, at, doc) {
+		s.lib.validateJSONAt(doc, &r.w.out, at)
 	}
-	s.lib.validateJSONAt(doc, &r.w.out, at)
+	r.w.path = append(r.w.path[:0], at...)
+	r.w.members(s.members, doc)
+}
+
+func (r *Report) fastJSON(s *Schema, at string, doc []byte) bool {
+	val, t, _, err := jsonparser.Get(doc)
+	return err == nil && r.fastValue(s, at, val, t)
 }
 
 // Text validates one text value (a path, query, header or cookie

@@ -53,6 +53,9 @@ type Validator struct {
 	// another name an upstream reads as it.
 	names     *chain.QueryNames
 	otherName []string
+	// members are the property names the schema declares anywhere, for
+	// the check of a body's member names (see members).
+	members *memberNames
 
 	tooLarge, tooDeep, invalidJSON, unsupported, failed *chain.Rejection
 	unexpectedBody, missingBody                         *chain.Rejection
@@ -120,7 +123,48 @@ func (v *Validator) Validate(env *chain.Env) error {
 	if err != nil {
 		return err
 	}
-	return checkNames(env, v.In, v.Schema, doc)
+	if err := checkNames(env, v.In, v.Schema, doc); err != nil {
+		return err
+	}
+	warnSpellings(env, v.In, v.Schema, doc)
+	return nil
+}
+
+// warnSpellings warns, where the schema validates bodies, of two property
+// names equal ignoring ASCII case ("id" and "ID"): the body check refuses
+// a member spelled unlike any declared name of its kind anywhere in the
+// schema (see members), so a body can send neither.
+func warnSpellings(env *chain.Env, in, schema string, doc []byte) {
+	var methods []string
+	if env.Route != nil {
+		methods = env.Route.Methods
+	}
+	if resolveIn(in, methods) == fromQuery {
+		return
+	}
+	m := declaredMembers(doc)
+	for i, name := range m.names {
+		for _, j := range m.byFold[foldHash(s2b(name))] {
+			if j >= i || !equalFoldASCII(s2b(m.names[j]), s2b(name)) {
+				continue
+			}
+			// Named in the order written, placed at the second.
+			a, b := m.names[j], name
+			offA, offB := keywordOffset(doc, "", a), keywordOffset(doc, "", b)
+			if offB < offA {
+				a, b, offB = b, a, offA
+			}
+			key, val := keyAndValue(env.Spec.Params, "schema")
+			node := &yaml.Node{}
+			var pe *chain.ParamError
+			if errors.As(schemaError(key, val, []byte(schema), offB, ""), &pe) {
+				node.Line, node.Column = pe.Line, pe.Col
+			}
+			env.Warn(node, "schema declares the properties %q and %q, which many upstreams read as one member: "+
+				"a body member named either way is refused as the other spelled in another case; use one spelling", a, b)
+			return
+		}
+	}
 }
 
 // checkNames refuses a schema that validates the query and declares two
@@ -282,6 +326,7 @@ func (v *Validator) Provision(env *chain.Env) error {
 		return err
 	}
 	v.qtypes = buildQueryTypes(doc)
+	v.members = declaredMembers(doc)
 	names := declaredNames(doc)
 	v.names = chain.NewQueryNames(names...)
 	v.otherName = make([]string, len(names))

@@ -87,20 +87,22 @@ var (
 func (v *Validator) checkBody(body []byte, ex *chain.Exchange) bool {
 	w := acquireWalk(ex.Details)
 	defer releaseWalk(w)
+	valid, decided := false, false
 	if v.fast != nil {
 		val, t, _, err := jsonparser.Get(body)
 		if err == nil {
 			w.value(v.fast, val, t)
-			if !w.bail {
-				if !w.valid {
-					ex.Details = w.out.finish()
-				}
-				return w.valid
+			if decided = !w.bail; !decided {
+				w.out.reset(ex.Details)
 			}
+			valid = w.valid
 		}
-		w.out.reset(ex.Details)
 	}
-	if v.lib.validateJSON(body, &w.out) {
+	if !decided {
+		valid = v.lib.validateJSON(body, &w.out)
+	}
+	w.path = w.path[:0]
+	if w.members(v.members, body) && valid {
 		return true
 	}
 	ex.Details = w.out.finish()

@@ -19,6 +19,11 @@ type walk struct {
 	path  []byte
 	bail  bool // the fast path cannot decide this instance; ask the library
 	valid bool
+	// seen, fold and key are scratch space of the member name check
+	// (members), kept with the walk so that they grow once.
+	seen      []member
+	frames    []frame
+	fold, key []byte
 }
 
 var walkPool = sync.Pool{New: func() any { return &walk{path: make([]byte, 0, 128)} }}
@@ -34,7 +39,18 @@ func acquireWalk(out []byte) *walk {
 
 func releaseWalk(w *walk) {
 	w.out.buf = nil
+	w.trim()
 	walkPool.Put(w)
+}
+
+// maxKeptMembers bounds the member names a pooled walk keeps room for: a
+// body of an object with 100,000 members must not keep megabytes alive.
+const maxKeptMembers = 4096
+
+func (w *walk) trim() {
+	if cap(w.seen) > maxKeptMembers {
+		w.seen = nil
+	}
 }
 
 // fail records a violation at the current path.

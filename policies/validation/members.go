@@ -1,0 +1,341 @@
+package validation
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/buger/jsonparser"
+)
+
+// Many upstreams bind JSON members to their fields ignoring case: Go's
+// encoding/json, ASP.NET Core (System.Text.Json with its web defaults),
+// Json.NET, Jackson with ACCEPT_CASE_INSENSITIVE_PROPERTIES. With "limit"
+// at "maximum": 100, the schema lets {"LIMIT": 99999} through (LIMIT is
+// another member, allowed as an additional one) and {"limit": 5, "Limit":
+// 99999} too (it checks limit), while such an upstream acts on 99999.
+//
+// So a body is refused when, at any depth, a member's name equals a
+// property name the schema declares, ignoring ASCII case, without being
+// spelled as declared; or when an object has two members whose names are
+// equal ignoring ASCII case, declared or not (the upstream reads one of
+// them, nobody knows which).
+//
+// "Declared" is the set of property names declared anywhere in the schema,
+// not the ones declared where the member is: which declarations apply to
+// an object is known only by evaluating the schema on the instance ($ref,
+// allOf, anyOf, oneOf, if/then/else, patternProperties, unevaluated*), and
+// one rule for both the fast path and the library keeps their verdicts
+// equal. The set is sound, not exact: a member spelled as declared where
+// it is, but in another case than a property of the same name declared
+// elsewhere ("ID" inside owner, "id" at the root), is refused too.
+
+// memberNames is the set of property names a schema declares. It is
+// immutable after load and safe for concurrent use.
+type memberNames struct {
+	// byFold maps the foldHash of a name to the indexes of its spellings.
+	byFold map[uint64][]int
+	names  []string
+	// other is, per spelling, the violation of a member that is another
+	// spelling of it.
+	other []string
+	// lens has bit n set when a name is n bytes long (n < 63), bit 63
+	// for the longer ones: most members are ruled out without a look-up.
+	lens uint64
+}
+
+// notSchema are keywords whose values are data, not subschemas: a
+// "properties" inside them declares nothing.
+var notSchema = map[string]bool{
+	"const": true, "enum": true, "default": true, "examples": true, "example": true,
+}
+
+// declaredMembers collects the property names a schema document declares
+// anywhere: the keys of every "properties", "dependentRequired" and
+// "dependentSchemas", and the names of every "required" and
+// "dependentRequired" list.
+func declaredMembers(doc []byte) *memberNames {
+	m := &memberNames{byFold: map[uint64][]int{}}
+	var root any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if dec.Decode(&root) != nil {
+		return m
+	}
+	add := func(name string) {
+		h := foldHash([]byte(name))
+		for _, i := range m.byFold[h] {
+			if m.names[i] == name {
+				return
+			}
+		}
+		m.byFold[h] = append(m.byFold[h], len(m.names))
+		m.names = append(m.names, name)
+		m.other = append(m.other, fmt.Sprintf("is read by many upstreams as %q; send it as %q", name, name))
+		m.lens |= lenBit(len(name))
+	}
+	addList := func(v any) {
+		list, _ := v.([]any)
+		for _, e := range list {
+			if s, ok := e.(string); ok {
+				add(s)
+			}
+		}
+	}
+	var visit func(v any, depth int)
+	visit = func(v any, depth int) {
+		if depth > 256 {
+			return
+		}
+		switch s := v.(type) {
+		case []any:
+			for _, e := range s {
+				visit(e, depth+1)
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(s))
+			for k := range s {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				sub := s[k]
+				switch {
+				case notSchema[k]:
+					continue
+				case k == "required":
+					addList(sub)
+					continue
+				case k == "properties" || k == "dependentRequired" || k == "dependentSchemas":
+					obj, _ := sub.(map[string]any)
+					names := make([]string, 0, len(obj))
+					for name := range obj {
+						names = append(names, name)
+					}
+					slices.Sort(names)
+					for _, name := range names {
+						add(name)
+						if k == "dependentRequired" {
+							addList(obj[name])
+						} else {
+							visit(obj[name], depth+1)
+						}
+					}
+					continue
+				}
+				visit(sub, depth+1)
+			}
+		}
+	}
+	visit(root, 0)
+	return m
+}
+
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
+
+// foldHash is the FNV-1a hash of b with ASCII letters lowercased.
+func foldHash(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// member is one member name of an object being scanned: the foldHash of
+// its decoded name, and where it is written (between the quotes).
+type member struct {
+	hash       uint64
+	start, end int
+}
+
+// frame is an array or object the scan is inside. key is the member of
+// an object the scan is at (start, end of its name); idx the element of
+// an array. seen is where the object's members begin in walk.seen.
+type frame struct {
+	obj  bool
+	key  member
+	idx  int
+	seen int
+}
+
+// members checks the member names of every object in doc, a JSON
+// document known to be valid, against the rule above, recording a
+// violation for each member refused under the walker's path. m nil
+// declares nothing. It returns false when a member was refused.
+//
+// One pass over the bytes, without parsing values: a path is built only
+// for a violation, from the frames of the arrays and objects around it.
+func (w *walk) members(m *memberNames, doc []byte) bool {
+	ok := true
+	w.frames = w.frames[:0]
+	w.seen = w.seen[:0]
+	expectKey := false
+	for i := 0; i < len(doc); i++ {
+		switch doc[i] {
+		case '{':
+			w.frames = append(w.frames, frame{obj: true, seen: len(w.seen)})
+			expectKey = true
+		case '[':
+			w.frames = append(w.frames, frame{})
+			expectKey = false
+		case '}':
+			if !w.closeObject(doc) {
+				ok = false
+			}
+			w.frames = w.frames[:len(w.frames)-1]
+			expectKey = false
+		case ']':
+			w.frames = w.frames[:len(w.frames)-1]
+		case ',':
+			f := &w.frames[len(w.frames)-1]
+			expectKey = f.obj
+			f.idx++
+		case '"':
+			end := stringEnd(doc, i+1)
+			if expectKey {
+				expectKey = false
+				f := &w.frames[len(w.frames)-1]
+				name := w.unescape(doc[i+1 : end])
+				f.key = member{foldHash(name), i + 1, end}
+				w.seen = append(w.seen, f.key)
+				if m != nil && m.lens&lenBit(len(name)) != 0 && !m.check(w, f.key, name, doc) {
+					ok = false
+				}
+			}
+			i = end
+		}
+	}
+	return ok
+}
+
+// stringEnd returns the index of the quote that ends the string whose
+// text begins at i.
+func stringEnd(doc []byte, i int) int {
+	for {
+		q := i + bytes.IndexByte(doc[i:], '"')
+		bs := 0
+		for j := q - 1; j >= i && doc[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
+}
+
+// check refuses the member k, name decoded, when it is another spelling
+// of a declared name.
+func (m *memberNames) check(w *walk, k member, name, doc []byte) bool {
+	for _, i := range m.byFold[k.hash] {
+		if d := m.names[i]; d != string(name) && equalFoldASCII(s2b(d), name) {
+			w.failAt(doc, k, m.other[i], nil)
+			return false
+		}
+	}
+	return true
+}
+
+// closeObject refuses the members of the object the scan closes that an
+// earlier member's name equals ignoring ASCII case.
+func (w *walk) closeObject(doc []byte) bool {
+	seen := w.seen[w.frames[len(w.frames)-1].seen:]
+	defer func() { w.seen = w.seen[:len(w.seen)-len(seen)] }()
+	if len(seen) < 2 {
+		return true
+	}
+	ok := true
+	if len(seen) <= 16 {
+		for j := 1; j < len(seen); j++ {
+			for i := 0; i < j; i++ {
+				if seen[i].hash == seen[j].hash && !w.sameMember(doc, seen[i], seen[j]) {
+					ok = false
+					break
+				}
+			}
+		}
+		return ok
+	}
+	slices.SortFunc(seen, func(a, b member) int {
+		switch {
+		case a.hash < b.hash:
+			return -1
+		case a.hash > b.hash:
+			return 1
+		}
+		return a.start - b.start
+	})
+	for j := 1; j < len(seen); j++ {
+		if seen[j].hash == seen[j-1].hash && !w.sameMember(doc, seen[j-1], seen[j]) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// sameMember refuses b, a member after a in one object, when their names
+// are equal ignoring ASCII case.
+func (w *walk) sameMember(doc []byte, a, b member) bool {
+	w.fold = append(w.fold[:0], w.unescape(doc[a.start:a.end])...)
+	if !equalFoldASCII(w.fold, w.unescape(doc[b.start:b.end])) {
+		return true
+	}
+	w.failAt(doc, b, "is read by many upstreams as the same member as ", w.fold)
+	return false
+}
+
+// failAt records a violation at the member k of the innermost object.
+func (w *walk) failAt(doc []byte, k member, msg string, arg []byte) {
+	mark := len(w.path)
+	for i := 1; i < len(w.frames); i++ {
+		if p := &w.frames[i-1]; p.obj {
+			w.push(w.unescape(doc[p.key.start:p.key.end]))
+		} else {
+			w.pushIndex(p.idx)
+		}
+	}
+	w.push(w.unescape(doc[k.start:k.end]))
+	w.fail(msg, arg, arg != nil)
+	w.pop(mark)
+}
+
+func equalFoldASCII(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// unescape returns a member name as it is decoded, in the walker's
+// scratch buffer when it has escapes (valid until the next call).
+func (w *walk) unescape(key []byte) []byte {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return key
+	}
+	if cap(w.key) < len(key) {
+		w.key = make([]byte, len(key))
+	}
+	u, err := jsonparser.Unescape(key, w.key[:len(key)])
+	if err != nil {
+		return key
+	}
+	return u
+}
