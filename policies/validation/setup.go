@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -126,6 +127,7 @@ func (v *Validator) Validate(env *chain.Env) error {
 	if err := checkNames(env, v.In, v.Schema, doc); err != nil {
 		return err
 	}
+	warnTextBounds(env, v.In, v.Schema, doc)
 	warnSpellings(env, v.In, v.Schema, doc)
 	return nil
 }
@@ -163,6 +165,62 @@ func warnSpellings(env *chain.Env, in, schema string, doc []byte) {
 			env.Warn(node, "schema declares the properties %q and %q, which many upstreams read as one member: "+
 				"a body member named either way is refused as the other spelled in another case; use one spelling", a, b)
 			return
+		}
+	}
+}
+
+// numericKeywords apply only to numbers: to a string they say nothing.
+var numericKeywords = []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+
+// warnTextBounds warns, where the schema validates the query, of a
+// property (or its items) with a numeric keyword and no number type: a
+// query value becomes a number only under "type": "integer" or "number"
+// (see convert), so the bound never applies and ?limit=99999 passes
+// "maximum": 100.
+func warnTextBounds(env *chain.Env, in, schema string, doc []byte) {
+	var methods []string
+	if env.Route != nil {
+		methods = env.Route.Methods
+	}
+	if resolveIn(in, methods) == fromBody {
+		return
+	}
+	var root map[string]any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if dec.Decode(&root) != nil {
+		return
+	}
+	props, _ := root["properties"].(map[string]any)
+	names := make([]string, 0, len(props))
+	for name := range props {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	key, val := keyAndValue(env.Spec.Params, "schema")
+	warn := func(m map[string]any, at, what string) {
+		if declared(m)&(tNumber|tInteger) != 0 {
+			return
+		}
+		for _, k := range numericKeywords {
+			if _, ok := m[k]; !ok {
+				continue
+			}
+			node := &yaml.Node{}
+			var pe *chain.ParamError
+			if errors.As(schemaError(key, val, []byte(schema), keywordOffset(doc, at, k), ""), &pe) {
+				node.Line, node.Column = pe.Line, pe.Col
+			}
+			env.Warn(node, "schema: %s has %q, which never applies to a query parameter: its value is text, "+
+				"and is validated as a number only when the schema declares \"type\": \"integer\" or \"number\" for it; add one", what, k)
+			return
+		}
+	}
+	for _, name := range names {
+		m, _ := props[name].(map[string]any)
+		warn(m, "/properties/"+name, fmt.Sprintf("the property %q", name))
+		if items, ok := m["items"].(map[string]any); ok {
+			warn(items, "/properties/"+name+"/items", fmt.Sprintf("the items of the property %q", name))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/flexgate/flexgate/chain"
+	"github.com/flexgate/flexgate/chain/chaintest"
 	"github.com/flexgate/flexgate/config"
 	"github.com/flexgate/flexgate/examples"
 )
@@ -176,5 +177,52 @@ func TestSeedFile(t *testing.T) {
 	r, _ := run(c, "GET", "/api/products/1?productId=42&quantity=0&evil=1", "application/json", `{"productId":"PRD-1","quantity":1}`)
 	if r == nil || r.Reason != "unexpected_body" {
 		t.Errorf("GET with a JSON body and a bad query: got %v, want unexpected_body", r)
+	}
+}
+
+// TestNumericKeywordsOnQueryText: a query value is text, validated as a
+// number only when its property declares "type": "integer" or "number";
+// without one, "maximum": 100 never applies and ?limit=99999 passes. A
+// schema that validates the query warns of it at the keyword's line.
+func TestNumericKeywordsOnQueryText(t *testing.T) {
+	const untyped = `{"properties": {
+  "limit": {"maximum": 100},
+  "ids": {"type": "array", "items": {"minimum": 1}},
+  "page": {"type": "integer", "maximum": 50},
+  "code": {"type": ["string", "number"], "minimum": 1}}}`
+	f := func(methods []string, extra string, want ...string) {
+		t.Helper()
+		cfg, _ := chaintest.Load(t, catalog(methods, schemaPolicy(untyped, extra)).String())
+		if _, err := chain.CompileAll(cfg, nil, chain.Options{}); err != nil {
+			t.Fatalf("%v %q: %v", methods, extra, err)
+		}
+		var got []string
+		for _, w := range cfg.Warnings {
+			got = append(got, w.String())
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%v %q: warnings %q, want %d", methods, extra, got, len(want))
+		}
+		for i, w := range want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%v %q: warning %q, want %q", methods, extra, got[i], w)
+			}
+		}
+	}
+	// Named in order; the schema's line 2, where "maximum" is, is the file's 15.
+	f([]string{"GET"}, "", `gw.yaml:16:52: warning: request-validation: schema: the items of the property "ids" has "minimum", which never applies to a query parameter`,
+		`gw.yaml:15:27: warning: request-validation: schema: the property "limit" has "maximum", which never applies to a query parameter: its value is text, `+
+			`and is validated as a number only when the schema declares "type": "integer" or "number" for it; add one`)
+	f(nil, "    in: query\n", `"ids"`, `"limit"`)
+	f(nil, "", `"ids"`, `"limit"`)
+	f([]string{"GET"}, "    in: body\n")
+
+	// What it warns of: the bound does not apply to the query text.
+	c := mustRoute(t, []string{"GET"}, schemaPolicy(untyped, ""))
+	if r, details := run(c, "GET", "/api/products/x?limit=99999&page=5", "", ""); r != nil {
+		t.Errorf("?limit=99999 refused (%v %s): the warning says it passes", r, details)
+	}
+	if r, _ := run(c, "GET", "/api/products/x?page=51", "", ""); r == nil {
+		t.Error("?page=51 passed a typed maximum of 50")
 	}
 }
