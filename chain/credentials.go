@@ -136,8 +136,9 @@ func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
 // taken from the header or the query), and would read the copy nobody
 // checked. A query parameter named like a header that nearly every request
 // carries for its own purpose (Host, Accept, …; see everyRequest) is not
-// looked for among the headers. A provisioned Credentials is safe for
-// concurrent use.
+// looked for among the headers, nor the query parameter named like a
+// standard header that carries no credential (?origin=, ?date=; see
+// ownPurpose). A provisioned Credentials is safe for concurrent use.
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
@@ -151,8 +152,9 @@ type credentialHeader struct {
 	dup  *Rejection
 	// asQuery is the header's name as a query parameter: folded as
 	// QueryName folds it, with '-' read as '_' (its spellings differ
-	// there alone), so that one comparison covers every spelling;
-	// parameters; inQuery refuses a request that carries one.
+	// there alone), so that one comparison covers every spelling; ""
+	// for a header of its own purpose (see ownPurpose). inQuery refuses
+	// a request that carries one.
 	asQuery string
 	inQuery *Rejection
 }
@@ -173,6 +175,15 @@ type credentialParam struct {
 var everyRequest = []string{"Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language",
 	"Connection", "Content-Type", "Content-Length"}
 
+// ownPurpose are the standard request headers that carry no credential, and
+// whose names APIs use as query parameters of their own (?origin=JFK,
+// ?date=, ?range=, ?from=): a policy reading one of these headers (a
+// condition on Origin) does not refuse the query parameter of its name.
+// Authorization and the X- headers stay checked.
+var ownPurpose = append([]string{"Origin", "Referer", "From", "Date", "Range", "Via", "Forwarded", "Cookie",
+	"Expect", "Te", "Upgrade", "Priority", "Cache-Control", "Pragma", "If-Match", "If-None-Match", "If-Modified-Since",
+	"If-Unmodified-Since", "If-Range", "Max-Forwards", "Dnt", "Accept-Charset", "Warning"}, everyRequest...)
+
 // Credentials declares the request headers and query parameters the policy
 // reads credentials from and builds, for each, its 400
 // duplicate_credentials rejections. Call it at provision time. A header
@@ -192,7 +203,9 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		ch := credentialHeader{name: hn, dup: e.duplicate(msg + "; send it once"),
 			inQuery: e.duplicate("the request carries " + name + " as a query parameter, and " + e.Name + " reads it from the " + name +
 				" header: an upstream that reads the query would get a value nobody checked; send it only in the header")}
-		ch.asQuery = strings.ReplaceAll(NewQueryName(name).folded, "-", "_")
+		if !slices.ContainsFunc(ownPurpose, func(h string) bool { return slices.Contains(hn.spellings, h) }) {
+			ch.asQuery = strings.ReplaceAll(NewQueryName(name).folded, "-", "_")
+		}
 		c.headers = append(c.headers, ch)
 	}
 	for _, name := range query {
@@ -219,7 +232,9 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 	}
 	c.shortest = math.MaxInt
 	for _, ch := range c.headers {
-		c.shortest = min(c.shortest, len(ch.asQuery))
+		if ch.asQuery != "" {
+			c.shortest = min(c.shortest, len(ch.asQuery))
+		}
 	}
 	for _, cp := range c.query {
 		c.shortest = min(c.shortest, len(cp.name.folded), len(cp.name.name))

@@ -417,3 +417,25 @@ func TestHeaderNameOther(t *testing.T) {
 		}
 	}
 }
+
+// TestStandardHeadersKeepTheirQueryNames: a policy reading a standard
+// header that carries no credential (a condition on Origin) leaves the
+// query parameter of that name to the API (?origin=JFK), while a header
+// that may carry one (Authorization, X-Tenant) still refuses its name in
+// the query.
+func TestStandardHeadersKeepTheirQueryNames(t *testing.T) {
+	c, err := (&Env{Name: "p"}).Credentials([]string{"Origin", "Date", "Authorization", "X-Tenant"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uri, refused := range map[string]bool{
+		"/flights?origin=JFK&destination=LAX&date=2026-12-04": false,
+		"/x?authorization=Bearer+forged":                      true,
+		"/x?x_tenant=t2":                                      true,
+	} {
+		ctx := request(uri, "Origin", "https://app.example", "X-Tenant", "t1")
+		if got := c.Check(ctx) != nil; got != refused {
+			t.Errorf("%s: refused %v, want %v", uri, got, refused)
+		}
+	}
+}

@@ -63,12 +63,17 @@ func Decode(node *yaml.Node, dst any) error {
 	shape := checkShape(expanded, reflect.TypeOf(dst), "parameters", reflect.StructTag(""))
 	if errs := flatten(errors.Join(known, env, withoutPlaces(shape, env))); errs[0] != nil {
 		// In the order they are written.
-		slices.SortStableFunc(errs, func(a, b error) int {
-			var pa, pb *ParamError
-			if !errors.As(a, &pa) || !errors.As(b, &pb) {
-				return 0
+		at := func(e error) (int, int) {
+			var pe *ParamError
+			if errors.As(e, &pe) {
+				return pe.Line, pe.Col
 			}
-			return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Col, pb.Col))
+			return math.MaxInt, 0 // after those placed
+		}
+		slices.SortStableFunc(errs, func(a, b error) int {
+			la, ca := at(a)
+			lb, cb := at(b)
+			return cmp.Or(cmp.Compare(la, lb), cmp.Compare(ca, cb))
 		})
 		return errors.Join(errs...)
 	}
