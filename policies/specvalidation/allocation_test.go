@@ -24,6 +24,8 @@ var validRequests = []struct {
 	// each looked for among its own in every name an upstream reads.
 	{"GET", "/api/pets?limit=10&other=1&limits=2&page.size=3", "", []string{"X-Request-Id", "0af7651916cd43dd", "X-Other", "1", "X_Trace_Id", "2"}},
 	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789; theme=dark; sessions=x", "ids", "1,2"}},
+	// A cookie name PHP would decode, naming nothing declared.
+	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789; my%20theme=dark; a+b=c", "ids", "1,2"}},
 }
 
 func request(method, uri, body string, headers []string) *fasthttp.RequestCtx {

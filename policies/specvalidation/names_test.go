@@ -47,6 +47,11 @@ func TestParameterUnderAnotherName(t *testing.T) {
 			[]string{`{"path":"/cookie/SESSION","message":"is read by many upstreams as the cookie \"session\"; send it as \"session\""}`}},
 		{"cookie as a PHP array", "DELETE", "/api/pets/7", [][2]string{{"Cookie", "session=0123456789; session[a]=x"}}, false,
 			[]string{`"path":"/cookie/session[a]"`}},
+		// PHP decodes cookie names: each of these is session to it.
+		{"cookie name percent-encoded", "DELETE", "/api/pets/7", [][2]string{{"Cookie", "sessi%6Fn=x; session=0123456789"}}, false,
+			[]string{`"path":"/cookie/sessi%6Fn"`}},
+		{"cookie name as an encoded PHP array", "DELETE", "/api/pets/7", [][2]string{{"Cookie", "session%5B%5D=x; session=0123456789"}}, false,
+			[]string{`"path":"/cookie/session%5B%5D"`}},
 		{"other cookies pass", "DELETE", "/api/pets/7", [][2]string{{"Cookie", "session=0123456789; sessions=x; theme=dark"}}, false, nil},
 	} {
 		ctx := chaintest.Ctx("http://gw" + tc.uri)

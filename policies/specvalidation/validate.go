@@ -87,8 +87,17 @@ func (v *Validator) check(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.R
 		v.value(rep, p, val)
 	}
 	if op.cookieNames.Len() > 0 {
+		var buf [1024]byte
 		for k := range h.Cookies() {
-			if i, exact := op.cookieNames.Find(k); i >= 0 && !exact {
+			name, encoded := k, false
+			if len(k) <= len(buf) && bytes.ContainsAny(k, "%+") {
+				// PHP decodes a cookie's name as a query parameter's:
+				// sessi%6Fn is session to it. Longer names decode to
+				// more than any declared one.
+				name = fasthttp.AppendUnquotedArg(buf[:0], k)
+				encoded = !bytes.Equal(name, k)
+			}
+			if i, exact := op.cookieNames.Find(name); i >= 0 && (!exact || encoded) {
 				rep.Fail("/cookie", k, op.cookie[i].other)
 			}
 		}
