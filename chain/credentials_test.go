@@ -439,3 +439,36 @@ func TestStandardHeadersKeepTheirQueryNames(t *testing.T) {
 		}
 	}
 }
+
+// TestAlternatives: a value read in turn from a header and a query
+// parameter refuses a request that carries both, in any of their names,
+// and passes one that carries either; values read together (two parts of
+// a condition) are no alternatives. It does not allocate.
+func TestAlternatives(t *testing.T) {
+	a, err := (&Env{Name: "p"}).Alternatives([][]Reads{{{Headers: []string{"X-Tenant"}}, {Query: []string{"tenant"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		uri     string
+		headers []string
+		refused bool
+	}{
+		{"/x?tenant=t1", nil, false},
+		{"/x", []string{"X-Tenant", "t1"}, false},
+		{"/x?other=1", []string{"X_Tenant", "t1"}, false},
+		{"/x?tenant=t2", []string{"X-Tenant", "t1"}, true},
+		{"/x?TENANT=t2", []string{"X_Tenant", "t1"}, true},
+	} {
+		ctx := request(c.uri, c.headers...)
+		if got := a.Check(ctx) != nil; got != c.refused {
+			t.Errorf("%s %q: refused %v, want %v", c.uri, c.headers, got, c.refused)
+		}
+		if n := testing.AllocsPerRun(100, func() { a.Check(ctx) }); n != 0 {
+			t.Errorf("%s: %v allocations", c.uri, n)
+		}
+	}
+	if none, err := (&Env{Name: "p"}).Alternatives(nil); none != nil || err != nil {
+		t.Errorf("no groups: %v, %v; want nil", none, err)
+	}
+}

@@ -96,6 +96,14 @@ func (c *Condition) Reads() (headers, query []string) {
 	return reads(c.root)
 }
 
+// Alternatives is Template.Alternatives for the condition.
+func (c *Condition) Alternatives() [][]chain.Reads {
+	if c.root == nil {
+		return nil
+	}
+	return alternatives(c.root)
+}
+
 // IsConstant reports whether the condition is the same for every request,
 // and Eval then returns its value without looking at it.
 func (c *Condition) IsConstant() bool { return c.isConst }

@@ -659,6 +659,50 @@ func (t *Template) Reads() (headers, query []string) {
 	return reads(t.root)
 }
 
+// Alternatives returns, for each `default` of the value (a chain of them
+// is one), what each of its operands reads by name: the headers and query
+// parameters read in turn, the first present winning (see
+// chain.Alternatives). Safe for concurrent use.
+func (t *Template) Alternatives() [][]chain.Reads { return alternatives(t.root) }
+
+// alternatives collects the `default` chains under root.
+func alternatives(root *node) [][]chain.Reads {
+	var out [][]chain.Reads
+	var operands func(n *node, into *[]*node)
+	operands = func(n *node, into *[]*node) {
+		if n.op == opDefault {
+			operands(n.kids[0], into)
+			operands(n.kids[1], into)
+			return
+		}
+		*into = append(*into, n)
+	}
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n.op != opDefault {
+			for _, k := range n.kids {
+				walk(k)
+			}
+			return
+		}
+		var ops []*node
+		operands(n, &ops)
+		var group []chain.Reads
+		for _, o := range ops {
+			h, q := reads(o)
+			if len(h)+len(q) > 0 {
+				group = append(group, chain.Reads{Headers: h, Query: q})
+			}
+			walk(o)
+		}
+		if len(group) > 1 {
+			out = append(out, group)
+		}
+	}
+	walk(root)
+	return out
+}
+
 // reads returns the names of the request headers and query parameters
 // root reads by name, in the order written.
 func reads(root *node) (headers, query []string) {

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -175,6 +176,26 @@ func TestReads(t *testing.T) {
 	}
 	if h, q := c.Reads(); h != nil || q != nil {
 		t.Errorf("true reads %q, %q", h, q)
+	}
+}
+
+// TestAlternatives: the operands of a `default` chain are alternatives,
+// each with what it reads; parts read together are none.
+func TestAlternatives(t *testing.T) {
+	c, err := CompileBool("#[attributes.method == (attributes.headers['x-t'] default attributes.queryParams.t default 'none') and "+
+		"attributes.headers['x-a'] == 'a']", nil, Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.Alternatives())
+	if want := "[[{[x-t] []} {[] [t]}]]"; got != want {
+		t.Errorf("Alternatives() = %s, want %s", got, want)
+	}
+	if c, err = CompileBool("#[attributes.headers['x-a'] == 'a' and attributes.queryParams.b == 'b']", nil, Request); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Alternatives(); a != nil {
+		t.Errorf("parts read together: Alternatives() = %v, want none", a)
 	}
 }
 

@@ -175,6 +175,11 @@ func (c *Cache) appendKey(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchan
 // request goes upstream, and its answer is not stored. It does not
 // allocate.
 func (p *params) unambiguous(ctx *fasthttp.RequestCtx) bool {
+	if p.keyAlts.Check(ctx) != nil {
+		// Two of what the key reads in turn (`default`): the key reads
+		// the first, an upstream may read another.
+		return false
+	}
 	for i := range p.keyHeaders {
 		if !p.keyHeaders[i].Unambiguous(&ctx.Request.Header) {
 			return false

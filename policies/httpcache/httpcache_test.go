@@ -586,3 +586,24 @@ func TestAmbiguousKeyErrors(t *testing.T) {
 		t.Errorf("got %v\nwant %s…", err, want)
 	}
 }
+
+// TestKeyAlternativesAreAmbiguous: a key that reads a header or else a
+// query parameter keys a request carrying both by the header, while an
+// upstream may answer by the query: such a request is neither stored nor
+// answered from the cache.
+func TestKeyAlternativesAreAmbiguous(t *testing.T) {
+	ch, _, _ := cached(t, "- http-caching: {key: \"#[attributes.requestPath ++ (attributes.headers['x-lang'] default attributes.queryParams.lang)]\"}\n")
+	attacker := &origin{status: 200, body: "fr"}
+	get(ch, attacker, "/page?lang=fr", "X-Lang", "en")
+	get(ch, attacker, "/page?lang=fr", "X-Lang", "en")
+	if attacker.calls != 2 {
+		t.Errorf("a request with the header and the query was answered from the cache (%d calls upstream, want 2)", attacker.calls)
+	}
+	victim := &origin{status: 200, body: "en"}
+	if r := get(ch, victim, "/page", "X-Lang", "en"); r.body != "en" || victim.calls != 1 {
+		t.Errorf("a plain request got %q (%d calls upstream): the ambiguous answer was stored", r.body, victim.calls)
+	}
+	if r := get(ch, victim, "/page", "X-Lang", "en"); !r.fromCache {
+		t.Error("a plain request is not cached")
+	}
+}

@@ -152,6 +152,9 @@ type params struct {
 	// unambiguous).
 	keyHeaders []chain.HeaderName
 	keyQuery   []chain.QueryName
+	// keyAlts are what those read in turn (`default`): a request with
+	// two of them is ambiguous.
+	keyAlts *chain.Alternatives
 }
 
 // Validate checks the parameters and compiles the expressions.
@@ -287,6 +290,11 @@ func (p *params) compile(env *chain.Env, invNode *yaml.Node) error {
 // parameter, or the policy's when it is not written.
 func (p *params) collectReads(env *chain.Env, at func(*yaml.Node) *yaml.Node) error {
 	p.keyHeaders, p.keyQuery = nil, nil
+	alts := append(append(p.keyT.Alternatives(), p.request.Alternatives()...), p.respond.Alternatives()...)
+	var err error
+	if p.keyAlts, err = env.Alternatives(alts); err != nil {
+		return chain.Errorf(at(p.keyNode), "%s: %v", p.keyParam, err)
+	}
 	addHeader := func(name string, node *yaml.Node, what string) error {
 		for i := range p.keyHeaders {
 			if strings.EqualFold(p.keyHeaders[i].String(), name) {

@@ -38,6 +38,9 @@ func (l *List) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chai
 		if r := l.creds.Check(ctx); r != nil {
 			return r
 		}
+		if r := l.alts.Check(ctx); r != nil {
+			return r
+		}
 		slot := ex.Slot()
 		slot.Buf = l.tmpl.Append(slot.Buf[:0], ctx, ex)
 		n, r := l.checkList(slot.Buf)

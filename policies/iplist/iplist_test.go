@@ -167,6 +167,12 @@ func TestTemplateReadsEveryName(t *testing.T) {
 	f(allow, "ip_not_allowed", "http://gw/api/x?client.ip=192.0.2.1")
 	f(allow, "duplicate_credentials", "http://gw/api/x?client_ip=10.0.0.1&Client.Ip=192.0.2.1")
 	f(allow, "duplicate_credentials", "http://gw/api/x?client_ip=10.0.0.1", "Client-Ip", "192.0.2.1")
+	// Read in turn: the list would check the first, an upstream may read
+	// the other.
+	either := chaintest.MustChain(t, `- ip-blocklist-flex: {ips: ["192.0.2.0/24"], ipExpression: "#[attributes.headers['x-real-ip'] default attributes.headers['x-client-ip']]"}`)
+	f(either, "pass", "http://gw/api/x", "X-Client-Ip", "10.0.0.1")
+	f(either, "ip_blocked", "http://gw/api/x", "X-Client-Ip", "192.0.2.1")
+	f(either, "duplicate_credentials", "http://gw/api/x", "X-Real-Ip", "10.0.0.1", "X-Client-Ip", "192.0.2.1")
 }
 
 func TestValidate(t *testing.T) {

@@ -68,6 +68,7 @@ type List struct {
 	header   string // the header's name, lower case with '-' for '_', with fromHeader
 	tmpl     *expr.Template
 	creds    *chain.Credentials
+	alts     *chain.Alternatives // what the expression reads in turn: one at most
 	denied   *chain.Rejection
 	unknown  *chain.Rejection
 	prefixes []netip.Prefix
@@ -247,6 +248,9 @@ func (l *List) Provision(env *chain.Env) error {
 		headers, query := l.tmpl.Reads()
 		var err error
 		if l.creds, err = env.Credentials(headers, query); err != nil {
+			return err
+		}
+		if l.alts, err = env.Alternatives(l.tmpl.Alternatives()); err != nil {
 			return err
 		}
 	}

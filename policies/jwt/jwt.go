@@ -20,8 +20,11 @@ type runtime struct {
 	keys  *keySet
 	cache *cache
 	creds *chain.Credentials
-	now   func() time.Time
-	m     *policyMetrics
+	// alts refuses a request that carries more than one of what a value
+	// reads in turn (`default`).
+	alts *chain.Alternatives
+	now  func() time.Time
+	m    *policyMetrics
 
 	missing     *chain.Rejection
 	invalid     [failCount]*chain.Rejection
@@ -71,6 +74,19 @@ func (v *Validator) provision(env *chain.Env, s *settings) error {
 	}
 	var err error
 	if rt.creds, err = env.Credentials(checked, checkedQuery); err != nil {
+		return err
+	}
+	var alts [][]chain.Reads
+	if s.from != nil {
+		alts = append(alts, s.from.Alternatives()...)
+	}
+	if s.clientExpr != nil {
+		alts = append(alts, s.clientExpr.Alternatives()...)
+	}
+	for i := range s.conds {
+		alts = append(alts, s.conds[i].cond.Alternatives()...)
+	}
+	if rt.alts, err = env.Alternatives(alts); err != nil {
 		return err
 	}
 	for _, sp := range s.jwks {
@@ -126,6 +142,10 @@ func isLocal(u string) bool {
 func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *chain.Rejection {
 	rt, s := &v.rt, &v.s
 	if r := rt.creds.Check(ctx); r != nil {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, rt.challengeRequest)
+		return r
+	}
+	if r := rt.alts.Check(ctx); r != nil {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, rt.challengeRequest)
 		return r
 	}

@@ -253,6 +253,10 @@ mandatoryCustomClaims:
 		{"/orders/1?tenant=t1&tenant=t2", nil, "duplicate_credentials"},
 		{"/orders/1?tenant=t1&Tenant.=t2", nil, ""},
 		{"/orders/1?tenant=t1&TENANT=t2", nil, "duplicate_credentials"},
+		// The header and the query are read in turn: the header checked,
+		// an upstream that reads the query would serve t2.
+		{"/orders/1?tenant=t2", []string{"X-Tenant", "t1"}, "duplicate_credentials"},
+		{"/orders/1?TENANT=t2", []string{"X_Tenant", "t1"}, "duplicate_credentials"},
 	} {
 		r := f.doURI(c.uri, append([]string{"Authorization", tok}, c.headers...)...)
 		switch {

@@ -30,6 +30,9 @@ func (l *Limiter) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *c
 	if r := l.idents.Check(ctx); r != nil {
 		return r
 	}
+	if r := l.alts.Check(ctx); r != nil {
+		return r
+	}
 	slot := ex.Slot()
 	var key []byte
 	if l.byAddr && len(ex.RemoteAddr) > 0 {

@@ -329,3 +329,33 @@ func TestIdentifierReadInEveryName(t *testing.T) {
 		f("http://gw/api/x?api_key=a", true, "X_Api_Key", "i")
 	}
 }
+
+// TestIdentifierAlternatives: an identifier read in turn from a header or
+// a query parameter refuses a request that sends both: the limit would
+// count the header, and an upstream that authenticates by the query would
+// let a client pick a fresh budget for every request.
+func TestIdentifierAlternatives(t *testing.T) {
+	c := chaintest.MustChain(t, `        - rate-limiting-flex:
+            rateLimits: [{maximumRequests: 5, timePeriodInMilliseconds: 60000}]
+            keySelector: "#[attributes.headers['x-api-key'] default attributes.queryParams.api_key]"
+`)
+	flexLimiter(t, c, 0, newFakeClock())
+	for _, tc := range []struct {
+		uri     string
+		headers []string
+		reason  string // "": passes
+	}{
+		{"http://gw/api/x?api_key=a", nil, ""},
+		{"http://gw/api/x", []string{"X-Api-Key", "a"}, ""},
+		{"http://gw/api/x?api_key=victim", []string{"X-Api-Key", "fresh-1"}, "duplicate_credentials"},
+		{"http://gw/api/x?API_KEY=victim", []string{"X_Api_Key", "fresh-2"}, "duplicate_credentials"},
+	} {
+		rej := chaintest.Run(c, chaintest.Ctx(tc.uri, tc.headers...))
+		switch {
+		case tc.reason == "" && rej != nil:
+			t.Errorf("%s %q: refused: %v", tc.uri, tc.headers, rej)
+		case tc.reason != "" && (rej == nil || rej.Reason != tc.reason):
+			t.Errorf("%s %q: %v, want %s", tc.uri, tc.headers, rej, tc.reason)
+		}
+	}
+}

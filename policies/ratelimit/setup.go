@@ -101,6 +101,10 @@ type Limiter struct {
 	// upstream that authenticates by another would let a client pick a
 	// fresh budget for every request.
 	idents *chain.Credentials
+	// alts refuses a request that carries more than one of what the
+	// identifier reads in turn (`default`): the limit would count one, an
+	// upstream read another.
+	alts *chain.Alternatives
 	// message, when set, is the 429's message (rate-limiting-flex's is
 	// Flex Gateway's "Too Many Requests"); resetMillis gives
 	// X-RateLimit-Reset in milliseconds, as Flex Gateway does.
@@ -313,6 +317,9 @@ func (l *Limiter) Provision(env *chain.Env) error {
 	l.reject = env.Reject(429, "rate_limited", msg)
 	var err error
 	if l.idents, err = env.Credentials(l.key.Reads()); err != nil {
+		return err
+	}
+	if l.alts, err = env.Alternatives(l.key.Alternatives()); err != nil {
 		return err
 	}
 	l.unavailable = env.Reject(503, "rate_limit_store_unavailable", "the rate limit cannot be checked: its shared storage does not answer; retry shortly")
