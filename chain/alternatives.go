@@ -104,7 +104,7 @@ func (o *alternative) present(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeade
 	}
 	if hasQuery {
 		for i := range o.query {
-			if HasQueryParam(ctx.QueryArgs(), &o.query[i]) {
+			if HasQueryParam(ctx, &o.query[i]) {
 				return true
 			}
 		}

@@ -128,7 +128,10 @@ func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
 // carries one of them more than once is refused: the policy reads one
 // copy, the upstream may read another that nobody checked. Headers count in
 // any of their spellings (see HeaderName); query parameters by their
-// decoded name, in any name an upstream reads as theirs (see QueryName).
+// decoded name, in any name an upstream reads as theirs (see QueryName),
+// and one sent inside another parameter after a ';', which upstreams that
+// split a query at ';' read and the policy does not, is refused (see
+// QueryParams).
 // A request that carries one of them in the other place is refused too: a
 // header's name as a query parameter, a query parameter's name as a header.
 // Many upstreams read a credential from either (a Mule app's
@@ -162,6 +165,10 @@ type credentialHeader struct {
 type credentialParam struct {
 	name QueryName
 	dup  *Rejection
+	// hidden refuses a request that carries the parameter inside
+	// another after a ';' (see QueryParams): the policy does not read
+	// that copy, an upstream that splits at ';' does.
+	hidden *Rejection
 	// asHeader is the parameter's name as a header (nil: one that
 	// nearly every request carries); inHeader refuses a request that
 	// carries it.
@@ -213,7 +220,9 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		if err != nil {
 			return nil, err
 		}
-		cp := credentialParam{name: qn, dup: e.duplicate("the request carries the " + name + " query parameter more than once; send it once")}
+		cp := credentialParam{name: qn, dup: e.duplicate("the request carries the " + name + " query parameter more than once; send it once"),
+			hidden: e.duplicate("the request carries the " + name + " query parameter after a ';' inside another parameter, where " + e.Name +
+				" does not read it: " + semicolonHint)}
 		hn, err := NewHeaderName(name)
 		if err != nil {
 			return nil, fmt.Errorf("query parameter %q is read as a credential, so a header of that name is refused beside it "+
@@ -257,7 +266,8 @@ func otherSpelling(name string) string {
 
 // Check returns the rejection of the first declared header or query
 // parameter that the request carries more than once, or in the other
-// place, or nil. It does not allocate.
+// place, or inside another query parameter after a ';' (see QueryParams),
+// or nil. It does not allocate.
 func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 	if len(c.headers) == 0 && len(c.query) == 0 {
 		return nil
@@ -280,7 +290,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 	// a request may carry thousands of them.
 	var seen [maxCountedParams]uint8
 	args := ctx.QueryArgs()
-	for k := range args.All() {
+	for k, hidden := range QueryParams(ctx) {
 		if len(k) < c.shortest {
 			continue
 		}
@@ -294,6 +304,9 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 			cp := &c.query[i]
 			if string(k) != cp.name.name && !cp.name.matchesSplit(a, index) {
 				continue
+			}
+			if hidden {
+				return cp.hidden
 			}
 			if i >= len(seen) {
 				// Beyond the counted ones (no policy declares so many),
@@ -440,18 +453,19 @@ func (q *QueryName) matchesSplit(a, index []byte) bool {
 	return foldedEqual(a, q.folded, false) && len(index) >= len(q.elem) && ascii.EqualLower(index[:len(q.elem)], q.elem)
 }
 
-// Unambiguous reports whether args carries the parameter at most once,
-// and then under the name as written: what a reader of that name alone
-// sees (an expression compiled without CompileCredential) is then what
-// every upstream reads. A copy under another name an upstream reads as q
-// (API_KEY, api.key), or a second copy, of which upstreams read the
+// Unambiguous reports whether the request's query carries the parameter
+// at most once, and then under the name as written: what a reader of that
+// name alone sees (an expression compiled without CompileCredential) is
+// then what every upstream reads. A copy under another name an upstream
+// reads as q (API_KEY, api.key), a copy inside another parameter after a
+// ';' (see QueryParams), or a second copy, of which upstreams read the
 // first (ASP.NET), the last (PHP) or all, make it ambiguous. It does not
 // allocate.
-func (q *QueryName) Unambiguous(args *fasthttp.Args) bool {
+func (q *QueryName) Unambiguous(ctx *fasthttp.RequestCtx) bool {
 	n := 0
-	for k := range args.All() {
+	for k, hidden := range QueryParams(ctx) {
 		if q.Matches(k) {
-			if n++; n > 1 || string(k) != q.name {
+			if n++; n > 1 || hidden || string(k) != q.name {
 				return false
 			}
 		}
@@ -459,10 +473,11 @@ func (q *QueryName) Unambiguous(args *fasthttp.Args) bool {
 	return true
 }
 
-// HasQueryParam reports whether args has a parameter an upstream may read
-// as q (see QueryName). It does not allocate.
-func HasQueryParam(args *fasthttp.Args, q *QueryName) bool {
-	for k := range args.All() {
+// HasQueryParam reports whether the request's query has a parameter an
+// upstream may read as q (see QueryName), inside another after a ';' too
+// (see QueryParams). It does not allocate.
+func HasQueryParam(ctx *fasthttp.RequestCtx, q *QueryName) bool {
+	for k := range QueryParams(ctx) {
 		if q.Matches(k) {
 			return true
 		}

@@ -187,7 +187,7 @@ func TestUnambiguous(t *testing.T) {
 	f := func(uri string, wantQuery, wantHeader bool, headers ...string) {
 		t.Helper()
 		ctx := request(uri, headers...)
-		if got := q.Unambiguous(ctx.QueryArgs()); got != wantQuery {
+		if got := q.Unambiguous(ctx); got != wantQuery {
 			t.Errorf("%s: query unambiguous %v, want %v", uri, got, wantQuery)
 		}
 		if got := h.Unambiguous(&ctx.Request.Header); got != wantHeader {
@@ -309,7 +309,7 @@ func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
 		if len(h.Peek(&ctx.Request.Header)) == 0 || len(q.Peek(ctx.QueryArgs())) == 0 {
 			t.Fatal("not read")
 		}
-		if !h.Unambiguous(&ctx.Request.Header) || q.Unambiguous(ctx.QueryArgs()) {
+		if !h.Unambiguous(&ctx.Request.Header) || q.Unambiguous(ctx) {
 			t.Fatal("ambiguity misjudged")
 		}
 	})

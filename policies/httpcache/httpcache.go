@@ -167,7 +167,9 @@ func (c *Cache) appendKey(dst []byte, ctx *fasthttp.RequestCtx, ex *chain.Exchan
 // parameter that chooses its entry (see params.keyHeaders) at most once,
 // under the name the key reads. A copy under another name an upstream
 // reads as it (?LANG= for lang, as ASP.NET reads it; ?l.ang= for l_ang,
-// as PHP does; X_Lang for X-Lang, as CGI does), or a second copy, may
+// as PHP does; X_Lang for X-Lang, as CGI does), a copy inside another
+// parameter after a ';' (?utm=1;lang=fr, as Rack reads it), or a second
+// copy, may
 // reach the upstream while the key reads nothing, or the other copy: its
 // answer, stored, would be served to every plain request of that key.
 // Keying by what the upstream reads is no way out: upstreams read the
@@ -185,12 +187,9 @@ func (p *params) unambiguous(ctx *fasthttp.RequestCtx) bool {
 			return false
 		}
 	}
-	if len(p.keyQuery) > 0 {
-		args := ctx.QueryArgs()
-		for i := range p.keyQuery {
-			if !p.keyQuery[i].Unambiguous(args) {
-				return false
-			}
+	for i := range p.keyQuery {
+		if !p.keyQuery[i].Unambiguous(ctx) {
+			return false
 		}
 	}
 	return true

@@ -38,7 +38,7 @@ func (in *Introspector) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchan
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, in.challengeInvalid)
 		return in.invalidToken
 	}
-	if chain.HasQueryParam(ctx.QueryArgs(), &queryToken) {
+	if chain.HasQueryParam(ctx, &queryToken) {
 		// RFC 6750 §2.3 lets an upstream take the token from the
 		// query too, where no one checked it (§3.1: more than one
 		// method is an invalid_request).

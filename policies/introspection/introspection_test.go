@@ -333,7 +333,9 @@ func TestTokenInQueryToo(t *testing.T) {
 	p.answers["good"] = `{"active":true}`
 	for _, uri := range []string{"/orders/1?access_token=forged", "/orders/1?a=1&access_token", "/orders/1?access%5Ftoken=x",
 		// PHP reads these names as access_token, ASP.NET the last.
-		"/orders/1?access.token=forged", "/orders/1?access+token=forged", "/orders/1?access[token=forged", "/orders/1?access_token[]=forged", "/orders/1?Access_Token=forged"} {
+		"/orders/1?access.token=forged", "/orders/1?access+token=forged", "/orders/1?access[token=forged", "/orders/1?access_token[]=forged", "/orders/1?Access_Token=forged",
+		// Rack 2 splits at ';' too.
+		"/orders/1?a=1;access_token=forged"} {
 		r := f.doURI(uri, "Authorization", "Bearer good")
 		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" ||
 			!strings.Contains(r.rej.Message, "access_token query parameter") {

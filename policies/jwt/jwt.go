@@ -153,7 +153,7 @@ func (v *Validator) HandleRequest(ctx *fasthttp.RequestCtx, ex *chain.Exchange) 
 	if s.from == nil {
 		var ok bool
 		tok, ok = bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-		if ok && tok != nil && chain.HasQueryParam(ctx.QueryArgs(), &queryToken) {
+		if ok && tok != nil && chain.HasQueryParam(ctx, &queryToken) {
 			// RFC 6750 §2.3 lets an upstream take the token from the
 			// query too, where no one checked it.
 			ctx.Response.Header.SetBytesV(fasthttp.HeaderWWWAuthenticate, rt.challengeRequest)

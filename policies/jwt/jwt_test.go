@@ -184,8 +184,9 @@ func TestMissingToken(t *testing.T) {
 	}
 	tok := sign(t, "HS256", k.secret, hdr("HS256", ""), claims())
 	// PHP reads access.token and access[token as access_token too, ASP.NET
-	// ACCESS_TOKEN.
-	for _, uri := range []string{"/orders/1?access_token=x", "/orders/1?access.token=x", "/orders/1?access[token=x", "/orders/1?ACCESS_TOKEN=x"} {
+	// ACCESS_TOKEN, Rack 2 a parameter after a ';'.
+	for _, uri := range []string{"/orders/1?access_token=x", "/orders/1?access.token=x", "/orders/1?access[token=x", "/orders/1?ACCESS_TOKEN=x",
+		"/orders/1?a=1;access_token=x", "/orders/1?a;access_token=x"} {
 		if r := f.doURI(uri, "Authorization", "Bearer "+tok); r.rej == nil || r.rej.Reason != "duplicate_credentials" {
 			t.Errorf("%s: token in the query too: %v", uri, r.rej)
 		}

@@ -228,8 +228,9 @@ func TestClientIDExpressionReadsEveryName(t *testing.T) {
 // the token to the request (the token's tenant must be the X-Tenant the
 // upstream serves) reads the header and the parameter as the upstream may:
 // in any spelling, and a request sending X_Tenant: t2 beside X-Tenant: t1,
-// or ?tenant=t1&tenant=t2, which the condition read as t1 while a CGI or
-// PHP upstream serves t2, is refused.
+// or ?tenant=t1&tenant=t2, or ?tenant=t1&x=1;tenant=t2, which the
+// condition read as t1 while a CGI, PHP or Rack upstream serves t2, is
+// refused.
 func TestClaimConditionReadsEveryName(t *testing.T) {
 	k := keysOnce()
 	tok := "Bearer " + sign(t, "HS256", k.secret, hdr("HS256", ""), claims("tenant", `"t1"`))
@@ -257,6 +258,11 @@ mandatoryCustomClaims:
 		// an upstream that reads the query would serve t2.
 		{"/orders/1?tenant=t2", []string{"X-Tenant", "t1"}, "duplicate_credentials"},
 		{"/orders/1?TENANT=t2", []string{"X_Tenant", "t1"}, "duplicate_credentials"},
+		// Rack 2 and Python before 3.9.2 split the query at ';' too.
+		{"/orders/1?tenant=t1&x=1;tenant=t2", nil, "duplicate_credentials"},
+		{"/orders/1?x=1;tenant=t2", []string{"X-Tenant", "t1"}, "duplicate_credentials"},
+		{"/orders/1?x;x_tenant=t2", []string{"X-Tenant", "t1"}, "duplicate_credentials"},
+		{"/orders/1?tenant=t1&q=a;b&ids=1;2;3", nil, ""},
 	} {
 		r := f.doURI(c.uri, append([]string{"Authorization", tok}, c.headers...)...)
 		switch {

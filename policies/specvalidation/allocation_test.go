@@ -26,6 +26,8 @@ var validRequests = []struct {
 	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789; theme=dark; sessions=x", "ids", "1,2"}},
 	// A cookie name PHP would decode, naming nothing declared.
 	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789; my%20theme=dark; a+b=c", "ids", "1,2"}},
+	// Names after a ';' are looked for too.
+	{"GET", "/api/pets?limit=10&q=a;b&ids=1;2;3&x;y=1", "", []string{"X-Request-Id", "0af7651916cd43dd"}},
 }
 
 func request(method, uri, body string, headers []string) *fasthttp.RequestCtx {

@@ -123,8 +123,11 @@ type param struct {
 	// schema: its value is JSON text.
 	json bool
 	// other is the violation of the parameter sent under another name
-	// that many upstreams read as it; header is a header's spellings.
+	// that many upstreams read as it, hidden of a query parameter sent
+	// inside another after a ';' (see chain.QueryParams); header is a
+	// header's spellings.
 	other  string
+	hidden string
 	header chain.HeaderName
 }
 
@@ -501,6 +504,7 @@ func compileParam(src *source, conv *converter, opName string, loc *openapi3.Loc
 	switch p.In {
 	case openapi3.ParameterInQuery:
 		cp.other = fmt.Sprintf("is read by many upstreams as the query parameter %q; send it as %q", p.Name, p.Name)
+		cp.hidden = chain.HiddenParam(p.Name)
 	case openapi3.ParameterInCookie:
 		cp.other = fmt.Sprintf("is read by many upstreams as the cookie %q; send it as %q", p.Name, p.Name)
 	case openapi3.ParameterInHeader:

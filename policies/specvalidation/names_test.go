@@ -38,6 +38,15 @@ func TestParameterUnderAnotherName(t *testing.T) {
 		{"strict: one violation, not two", "GET", "/api/pets?LIMIT=5", [][2]string{{reqID, id}}, true,
 			[]string{`[{"path":"/query/LIMIT","message":"is read by many upstreams as the query parameter \"limit\"; send it as \"limit\""}]`}},
 		{"other names pass", "GET", "/api/pets?limit=5&limits=1&lim-it=2&tag=x", [][2]string{{reqID, id}}, false, nil},
+		// Rack 2 and Python before 3.9.2 split the query at ';' too.
+		{"query after a ';' in a value", "GET", "/api/pets?x=1;limit=99999", [][2]string{{reqID, id}}, false,
+			[]string{`{"path":"/query/limit","message":"is the query parameter \"limit\" to upstreams for which ';' separates parameters ` +
+				`(Rack 2, Python before 3.9.2), and was not validated: send it with '&'"}`}},
+		{"query after a ';' in a name", "GET", "/api/pets?x;limit=9", [][2]string{{reqID, id}}, false,
+			[]string{`{"path":"/query/limit","message":"is the query parameter \"limit\" to upstreams for which ';' separates parameters`}},
+		{"query after a ';' in the name's value, strict", "GET", "/api/pets?limit=5;LIMIT=99999", [][2]string{{reqID, id}}, true,
+			[]string{`{"path":"/query/limit","message":"must be integer"}`, `{"path":"/query/LIMIT","message":"is the query parameter \"limit\" to upstreams`}},
+		{"';' in values naming no parameter", "GET", "/api/pets?limit=5&q=a;b&ids=1;2;3&x;y=1", [][2]string{{reqID, id}}, false, nil},
 		{"header in another spelling, beside it", "GET", "/api/pets", [][2]string{{reqID, id}, {"X_Request_Id", "nope"}}, false,
 			[]string{`{"path":"/header/X_request_id","message":"is read by many upstreams as the header \"X-Request-Id\" ('-' and '_' alike); send it as \"X-Request-Id\""}`}},
 		{"header in another spelling, alone", "GET", "/api/pets", [][2]string{{"x_request-id", id}}, false,

@@ -195,13 +195,19 @@ func (v *Validator) query(ctx *fasthttp.RequestCtx, rep *validation.Report, op *
 		v.value(rep, p, val)
 	}
 	// A parameter sent under another name that many upstreams read as one
-	// of the operation's (?LIMIT= for limit) reaches them unvalidated.
+	// of the operation's (?LIMIT= for limit), or inside another after a
+	// ';' (?x=1;limit=9), reaches them unvalidated.
 	if op.queryNames.Len() == 0 && !v.StrictParams {
 		return
 	}
-	for k := range args.All() {
+	for k, hidden := range chain.QueryParams(ctx) {
 		i, exact := op.queryNames.Find(k)
 		switch {
+		case i >= 0 && hidden:
+			rep.Fail("/query", k, op.query[i].hidden)
+		case hidden:
+			// ?q=a;b names no parameter of the operation: b is part
+			// of q's value, and strictParams does not refuse it.
 		case i >= 0 && !exact:
 			rep.Fail("/query", k, op.query[i].other)
 		case i < 0 && v.StrictParams:

@@ -59,4 +59,6 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	f(nested, "body with nested members", "POST", "/api/products/x", "application/json",
 		`{"limit":5,"page":{"size":1},"items":[{"qty":1},{"qty":2,"name":"x"}],"Other":1,"other2":2}`)
 	f(paging, "query with undeclared parameters", "GET", "/api/products/x?limit=5&page_size=3&other=1&limits=2&page-size=3", "", "")
+	// Names after a ';' are looked for too.
+	f(paging, "query with ';'", "GET", "/api/products/x?limit=5&q=a;b&ids=1;2;3&x;y=1", "", "")
 }

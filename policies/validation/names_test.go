@@ -62,6 +62,15 @@ func TestDeclaredParameterUnderAnotherName(t *testing.T) {
 		{"a name only required lists", "required", "?LIMIT=1", map[string]string{"/LIMIT": `"limit"`, "/limit": "is required"}},
 		{"the seed: not an unknown parameter but a misspelt one", "seed", "?productId=PRD-42&quantity=2&QUANTITY=0", map[string]string{"/QUANTITY": `"quantity"`}},
 		{"the seed, valid", "seed", "?productId=PRD-42&quantity=2", nil},
+		// Rack 2 and Python before 3.9.2 split the query at ';' too.
+		{"after a ';' in a value", "paging", "?x=1;limit=99999", map[string]string{"/limit": `is the query parameter "limit" to upstreams for which ';' separates parameters ` +
+			`(Rack 2, Python before 3.9.2), and was not validated: send it with '&'`}},
+		{"after a ';' in a name", "paging", "?x;limit=9", map[string]string{"/limit": `"limit" to upstreams for which ';' separates parameters`}},
+		{"after a ';' beside the name", "paging", "?limit=5&x=1;limit=99999", map[string]string{"/limit": `send it with '&'`}},
+		{"after a ';', in another name", "paging", "?x=1;PAGE.SIZE=999", map[string]string{"/PAGE.SIZE": `"page_size" to upstreams for which ';' separates parameters`}},
+		{"after a ';', past the fast path", "paging", "?x=1;limit=99999" + many, map[string]string{"/limit": `send it with '&'`}},
+		{"after a ';', a schema off the fast path", "lib", "?x=1;limit=99999", map[string]string{"/limit": `send it with '&'`}},
+		{"';' in values naming no declared parameter", "paging", "?q=a;b&ids=1;2;3&limit=5&x;y=1", nil},
 	} {
 		r, details := run(chains[tc.c], "GET", "/api/products/x"+tc.query, "", "")
 		if tc.want == nil {

@@ -50,10 +50,12 @@ type Validator struct {
 	qtypes queryTypes
 	route  string
 	// names are the query parameters the schema declares
-	// (declaredNames), and otherName the violation of each sent under
-	// another name an upstream reads as it.
-	names     *chain.QueryNames
-	otherName []string
+	// (declaredNames), otherName the violation of each sent under
+	// another name an upstream reads as it, and hiddenName of each sent
+	// inside another parameter after a ';' (see chain.QueryParams).
+	names      *chain.QueryNames
+	otherName  []string
+	hiddenName []string
 	// members are the property names the schema declares anywhere, for
 	// the check of a body's member names (see members).
 	members *memberNames
@@ -388,8 +390,10 @@ func (v *Validator) Provision(env *chain.Env) error {
 	names := declaredNames(doc)
 	v.names = chain.NewQueryNames(names...)
 	v.otherName = make([]string, len(names))
+	v.hiddenName = make([]string, len(names))
 	for i, n := range names {
 		v.otherName[i] = fmt.Sprintf("is read by many upstreams as the query parameter %q; send it as %q", n, n)
+		v.hiddenName[i] = chain.HiddenParam(n)
 	}
 	v.tooLarge = env.Reject(413, "body_too_large",
 		fmt.Sprintf("request body is larger than %d bytes, the limit of %s", v.MaxBodySize, env.Whose()))

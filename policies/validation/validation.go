@@ -125,7 +125,7 @@ func (v *Validator) checkQuery(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *ch
 	if !decided {
 		valid = v.lib.validateValue(queryValue(v.qtypes, args, v.names), &w.out)
 	}
-	if v.otherNames(w, args) && valid {
+	if v.otherNames(w, ctx) && valid {
 		return nil
 	}
 	ex.Details = w.out.finish()
@@ -134,19 +134,26 @@ func (v *Validator) checkQuery(ctx *fasthttp.RequestCtx, ex *chain.Exchange) *ch
 
 // otherNames records a violation for each query parameter that many
 // upstreams read as a parameter the schema declares, under another name
-// than the schema's (?LIMIT= for limit, ?page.size= for page_size): the
-// schema never sees it, the upstream reads it. It returns false when there
-// is one.
-func (v *Validator) otherNames(w *walk, args *fasthttp.Args) bool {
+// than the schema's (?LIMIT= for limit, ?page.size= for page_size), or
+// inside another parameter after a ';' (?x=1;limit=9, see
+// chain.QueryParams): the schema never sees it, the upstream reads it. It
+// returns false when there is one.
+func (v *Validator) otherNames(w *walk, ctx *fasthttp.RequestCtx) bool {
 	ok := true
 	w.path = w.path[:0]
-	for k := range args.All() {
-		if i, exact := v.names.Find(k); i >= 0 && !exact {
-			mark := w.push(k)
-			w.fail(v.otherName[i], nil, false)
-			w.pop(mark)
-			ok = false
+	for k, hidden := range chain.QueryParams(ctx) {
+		i, exact := v.names.Find(k)
+		if i < 0 || exact && !hidden {
+			continue
 		}
+		mark := w.push(k)
+		if hidden {
+			w.fail(v.hiddenName[i], nil, false)
+		} else {
+			w.fail(v.otherName[i], nil, false)
+		}
+		w.pop(mark)
+		ok = false
 	}
 	return ok
 }

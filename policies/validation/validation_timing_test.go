@@ -134,16 +134,16 @@ func BenchmarkManyParameters(b *testing.B) {
 	}
 	b.Run("policy", func(b *testing.B) { benchGet(b, c, uri) })
 	b.Run("names", func(b *testing.B) {
-		var args fasthttp.Args
-		args.Parse(uri[strings.IndexByte(uri, '?')+1:])
-		if args.Len() != 1000 {
-			b.Fatalf("%d parameters", args.Len())
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(uri)
+		if n := ctx.QueryArgs().Len(); n != 1000 {
+			b.Fatalf("%d parameters", n)
 		}
 		w := acquireWalk(nil)
 		defer releaseWalk(w)
 		b.ReportAllocs()
 		for b.Loop() {
-			if !v.otherNames(w, &args) {
+			if !v.otherNames(w, &ctx) {
 				b.Fatal("a parameter was taken for a declared one")
 			}
 		}
