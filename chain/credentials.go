@@ -302,7 +302,7 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 		}
 		for i := range c.query {
 			cp := &c.query[i]
-			if string(k) != cp.name.name && !cp.name.matchesSplit(a, index) {
+			if string(k) != cp.name.name && !cp.name.matchesSplit(a, index) && !cp.name.matchesRack(k) {
 				continue
 			}
 			if hidden {
@@ -445,7 +445,29 @@ func (q *QueryName) Matches(name []byte) bool {
 		return true
 	}
 	a, index := phpSplit(name)
-	return q.matchesSplit(a, index)
+	return q.matchesSplit(a, index) || q.matchesRack(name)
+}
+
+// matchesRack reports whether Rack 2 (Rails before 7.1) reads name as q:
+// it drops the brackets before a name and reads it up to the next one
+// ("[limit]", "limit]", "]limit" are limit), in the case written.
+func (q *QueryName) matchesRack(name []byte) bool {
+	r := rackName(name)
+	return len(r) < len(name) && string(r) == q.name
+}
+
+// rackName is the name Rack 2 gives the query parameter name: what follows
+// any leading '[' and ']', up to the next of them.
+func rackName(name []byte) []byte {
+	i := 0
+	for i < len(name) && (name[i] == '[' || name[i] == ']') {
+		i++
+	}
+	j := i
+	for j < len(name) && name[j] != '[' && name[j] != ']' {
+		j++
+	}
+	return name[i:j]
 }
 
 // matchesSplit is Matches for a name phpSplit has split into a and index.
@@ -548,12 +570,18 @@ type QueryNames struct {
 	// index holds the numbers of the names under their key (queryKeys):
 	// a plain name's plain key, an element's elem key.
 	index map[uint64][]int32
+	// exact numbers the names as written, for the common request that
+	// sends them so.
+	exact map[string]int32
 }
 
 // NewQueryNames returns the set of names, numbered in their order.
 func NewQueryNames(names ...string) *QueryNames {
-	s := &QueryNames{index: map[uint64][]int32{}}
+	s := &QueryNames{index: map[uint64][]int32{}, exact: map[string]int32{}}
 	for i, n := range names {
+		if _, dup := s.exact[n]; !dup {
+			s.exact[n] = int32(i)
+		}
 		q := NewQueryName(n)
 		s.names = append(s.names, q)
 		key, elem, _ := queryKeys(n)
@@ -580,19 +608,23 @@ func (s *QueryNames) Find(name []byte) (i int, exact bool) {
 	if s == nil {
 		return i, false
 	}
+	if j, ok := s.exact[string(name)]; ok {
+		return int(j), true
+	}
 	plain, elem, indexed := queryKeys(name)
 	for _, key := range [2]uint64{plain, elem} {
 		for _, j := range s.index[key] {
-			q := &s.names[j]
-			if string(name) == q.name {
-				return int(j), true
-			}
-			if (i < 0 || int(j) < i) && q.Matches(name) {
+			if (i < 0 || int(j) < i) && s.names[j].Matches(name) {
 				i = int(j)
 			}
 		}
 		if !indexed {
 			break
+		}
+	}
+	if i < 0 {
+		if j, ok := s.exact[string(rackName(name))]; ok {
+			i = int(j)
 		}
 	}
 	return i, false

@@ -88,7 +88,10 @@ func TestCredentialsCheck(t *testing.T) {
 	// ASP.NET reads query names in any case, and takes the first.
 	f("api_key query parameter", "/?API_KEY=b&api_key=a")
 	f("api_key query parameter", "/?api_key=a&Api.Key=b")
-	f("", "/?api_key=a&api_keys=b&api_key]=c&xapi_key=d&api_ke[y]=e")
+	f("", "/?api_key=a&api_keys=b&xapi_key=d&api_ke[y]=e")
+	// Rack 2 reads these as api_key.
+	f("api_key query parameter", "/?api_key=a&api_key]=c")
+	f("api_key query parameter", "/?api_key=a&[api_key]=c")
 
 	if r := c.headers[0].dup; !strings.Contains(r.Message, "client-id counts as the same header") {
 		t.Errorf("message does not explain the other spelling: %s", r.Message)
@@ -254,10 +257,14 @@ func TestQueryName(t *testing.T) {
 		{"ACCESS.TOKEN[]", "access_token", true},
 		{"access_token", "Access_Token", true},
 		{"access_tokeN]", "access_token", false},
-		{"access_token]", "access_token", false},
+		// Rack 2 (Rails before 7.1) drops brackets around a name, in the
+		// case written.
+		{"access_token]", "access_token", true},
+		{"]access_token", "access_token", true},
 		{"access_tokens", "access_token", false},
 		{"access_tok[en]", "access_token", false},
-		{"[access_token]", "access_token", false},
+		{"[access_token]", "access_token", true},
+		{"[Access_token]", "access_token", false},
 		{"", "access_token", false},
 		// An element of an array (JSON:API's page[size]) is that element,
 		// and arrays in it, in any case and with its array's name as PHP

@@ -45,6 +45,10 @@ func TestDeclaredParameterUnderAnotherName(t *testing.T) {
 		{"declared, valid", "paging", "?limit=99&page_size=50", nil},
 		{"another case (ASP.NET)", "paging", "?LIMIT=99999", map[string]string{"/LIMIT": `is read by many upstreams as the query parameter "limit"; send it as "limit"`}},
 		{"another case beside the name", "paging", "?limit=5&LIMIT=99999", map[string]string{"/LIMIT": `as the query parameter "limit"`}},
+		// Rack 2 drops the brackets around a name.
+		{"in brackets (Rack 2)", "paging", "?[limit]=99999", map[string]string{"/[limit]": `"limit"`}},
+		{"a bracket after (Rack 2)", "paging", "?limit]=99999", map[string]string{"/limit]": `"limit"`}},
+		{"brackets before (Rack 2)", "paging", "?[[limit=99999", map[string]string{"/[[limit": `"limit"`}},
 		{"another case, valid value", "paging", "?Limit=5", map[string]string{"/Limit": `"limit"`}},
 		{"'.' for '_' (PHP)", "paging", "?page.size=999", map[string]string{"/page.size": `as the query parameter "page_size"`}},
 		{"' ' for '_' (PHP)", "paging", "?page%20size=999", map[string]string{"/page size": `"page_size"`}},
