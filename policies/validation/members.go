@@ -75,14 +75,6 @@ func declaredMembers(doc []byte) *memberNames {
 		m.other = append(m.other, fmt.Sprintf("is read by many upstreams as %q; send it as %q", name, name))
 		m.lens |= lenBit(len(name))
 	}
-	addList := func(v any) {
-		list, _ := v.([]any)
-		for _, e := range list {
-			if s, ok := e.(string); ok {
-				add(s)
-			}
-		}
-	}
 	var visit func(v any, depth int)
 	visit = func(v any, depth int) {
 		if depth > 256 {
@@ -94,37 +86,21 @@ func declaredMembers(doc []byte) *memberNames {
 				visit(e, depth+1)
 			}
 		case map[string]any:
+			declares(s, add, func(sub any, _ bool) { visit(sub, depth+1) })
 			keys := make([]string, 0, len(s))
 			for k := range s {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
 			for _, k := range keys {
-				sub := s[k]
-				switch {
-				case notSchema[k]:
-					continue
-				case k == "required":
-					addList(sub)
-					continue
-				case k == "properties" || k == "dependentRequired" || k == "dependentSchemas":
-					obj, _ := sub.(map[string]any)
-					names := make([]string, 0, len(obj))
-					for name := range obj {
-						names = append(names, name)
+				switch k {
+				case "required", "properties", "dependentRequired", "dependentSchemas":
+					// declares has read them.
+				default:
+					if !notSchema[k] {
+						visit(s[k], depth+1)
 					}
-					slices.Sort(names)
-					for _, name := range names {
-						add(name)
-						if k == "dependentRequired" {
-							addList(obj[name])
-						} else {
-							visit(obj[name], depth+1)
-						}
-					}
-					continue
 				}
-				visit(sub, depth+1)
 			}
 		}
 	}

@@ -145,6 +145,39 @@ func isJSONNumber(b []byte) bool {
 	return i == len(b)
 }
 
+// declares calls add for each member name the schema object m declares:
+// the keys of its "properties", "dependentRequired" and "dependentSchemas"
+// (sorted, in that order), the names in each "dependentRequired" list and
+// in "required"; and sub for the schema of each property (property true)
+// and each dependentSchemas entry.
+func declares(m map[string]any, add func(string), sub func(schema any, property bool)) {
+	addList := func(v any) {
+		list, _ := v.([]any)
+		for _, e := range list {
+			if s, ok := e.(string); ok {
+				add(s)
+			}
+		}
+	}
+	for _, k := range []string{"properties", "dependentRequired", "dependentSchemas"} {
+		obj, _ := m[k].(map[string]any)
+		keys := make([]string, 0, len(obj))
+		for name := range obj {
+			keys = append(keys, name)
+		}
+		slices.Sort(keys)
+		for _, name := range keys {
+			add(name)
+			if k == "dependentRequired" {
+				addList(obj[name])
+			} else {
+				sub(obj[name], k == "properties")
+			}
+		}
+	}
+	addList(m["required"])
+}
+
 // declaredNames lists the query parameters a schema names: the keys of
 // its "properties" and "dependentRequired" and the names in "required",
 // at its root and in the schemas that apply to the same object (allOf,
@@ -171,34 +204,13 @@ func declaredNames(doc []byte) []string {
 		if !ok || depth > 64 {
 			return
 		}
-		for _, k := range []string{"properties", "dependentRequired", "dependentSchemas"} {
-			obj, _ := m[k].(map[string]any)
-			keys := make([]string, 0, len(obj))
-			for name := range obj {
-				keys = append(keys, name)
+		declares(m, add, func(sub any, property bool) {
+			// A property's schema is of another object: only
+			// dependentSchemas apply to this one.
+			if !property {
+				visit(sub, depth+1)
 			}
-			slices.Sort(keys)
-			for _, name := range keys {
-				add(name)
-				if k == "dependentRequired" {
-					list, _ := obj[name].([]any)
-					for _, e := range list {
-						if s, ok := e.(string); ok {
-							add(s)
-						}
-					}
-				}
-				if k == "dependentSchemas" {
-					visit(obj[name], depth+1)
-				}
-			}
-		}
-		req, _ := m["required"].([]any)
-		for _, e := range req {
-			if s, ok := e.(string); ok {
-				add(s)
-			}
-		}
+		})
 		for _, k := range []string{"allOf", "anyOf", "oneOf"} {
 			list, _ := m[k].([]any)
 			for _, e := range list {
