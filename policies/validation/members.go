@@ -177,10 +177,10 @@ func (w *walk) members(m *memberNames, doc []byte) bool {
 			if expectKey {
 				expectKey = false
 				f := &w.frames[len(w.frames)-1]
-				name := w.unescape(doc[i+1 : end])
+				name, other := w.memberName(doc[i+1:end], false)
 				f.key = member{foldHash(name), i + 1, end}
 				w.seen = append(w.seen, f.key)
-				if m != nil && m.lens&lenBit(len(name)) != 0 && !m.check(w, f.key, name, doc) {
+				if m != nil && m.lens&lenBit(len(name)) != 0 && !m.check(w, f.key, name, other, doc) {
 					ok = false
 				}
 			}
@@ -206,11 +206,11 @@ func stringEnd(doc []byte, i int) int {
 	}
 }
 
-// check refuses the member k, name decoded, when it is another spelling
-// of a declared name.
-func (m *memberNames) check(w *walk, k member, name, doc []byte) bool {
+// check refuses the member k, name decoded (and folded: other, see
+// memberName), when it is another spelling of a declared name.
+func (m *memberNames) check(w *walk, k member, name []byte, other bool, doc []byte) bool {
 	for _, i := range m.byFold[k.hash] {
-		if d := m.names[i]; d != string(name) && equalFoldASCII(s2b(d), name) {
+		if d := m.names[i]; (other || d != string(name)) && equalFoldASCII(s2b(d), name) {
 			w.failAt(doc, k, m.other[i], nil)
 			return false
 		}
@@ -258,10 +258,12 @@ func (w *walk) closeObject(doc []byte) bool {
 // sameMember refuses b, a member after a in one object, when their names
 // are equal ignoring ASCII case.
 func (w *walk) sameMember(doc []byte, a, b member) bool {
-	w.fold = append(w.fold[:0], w.unescape(doc[a.start:a.end])...)
-	if !equalFoldASCII(w.fold, w.unescape(doc[b.start:b.end])) {
+	an, _ := w.memberName(doc[a.start:a.end], false)
+	w.fold = append(w.fold[:0], an...)
+	if bn, _ := w.memberName(doc[b.start:b.end], true); !equalFoldASCII(w.fold, bn) {
 		return true
 	}
+	w.fold = append(w.fold[:0], w.unescape(doc[a.start:a.end])...)
 	w.failAt(doc, b, "is read by many upstreams as the same member as ", w.fold)
 	return false
 }
@@ -298,6 +300,36 @@ func equalFoldASCII(a, b []byte) bool {
 		}
 	}
 	return true
+}
+
+// memberName returns a member name decoded, with the two letters that
+// Go's encoding/json, and Unicode's simple case folding, read as ASCII
+// ones written so: the Kelvin sign K (U+212A) as k, the long s ſ (U+017F)
+// as s ("ſize" binds to a Go field Size). other reports such a letter.
+// The result is in the walker's scratch space (norm when second, so that
+// two names can be held), valid until the next call.
+func (w *walk) memberName(raw []byte, second bool) (name []byte, other bool) {
+	name = w.unescape(raw)
+	if bytes.IndexByte(name, 0xE2) < 0 && bytes.IndexByte(name, 0xC5) < 0 {
+		return name, false
+	}
+	buf := &w.norm
+	if !second {
+		buf = &w.fold
+	}
+	out := (*buf)[:0]
+	for i := 0; i < len(name); i++ {
+		switch {
+		case i+2 < len(name) && name[i] == 0xE2 && name[i+1] == 0x84 && name[i+2] == 0xAA:
+			out, other, i = append(out, 'k'), true, i+2
+		case i+1 < len(name) && name[i] == 0xC5 && name[i+1] == 0xBF:
+			out, other, i = append(out, 's'), true, i+1
+		default:
+			out = append(out, name[i])
+		}
+	}
+	*buf = out
+	return out, other
 }
 
 // unescape returns a member name as it is decoded, in the walker's

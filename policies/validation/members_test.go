@@ -57,6 +57,11 @@ func TestBodyMemberInAnotherCase(t *testing.T) {
 				`is read by many upstreams as the same member as \"limit\"`}},
 		{"escaped", `{"\u004cIMIT":99999}`, map[string]string{"/LIMIT": `send it as \"limit\"`}},
 		{"nested object", `{"page":{"SIZE":999}}`, map[string]string{"/page/SIZE": `send it as \"size\"`}},
+		// Go's encoding/json reads the long s and the Kelvin sign as s and k.
+		{"a long s (Go)", `{"page":{"ſize":999}}`, map[string]string{"/page/ſize": `send it as \"size\"`}},
+		{"a long s escaped (Go)", `{"page":{"\u017fize":999}}`, map[string]string{"/page/ſize": `send it as \"size\"`}},
+		{"the Kelvin sign beside the name (Go)", `{"kind":1,"Kind":2}`, map[string]string{"/Kind": `as the same member as \"kind\"`}},
+		{"a long s beside the name (Go)", `{"page":{"size":1,"ſize":3}}`, map[string]string{"/page/ſize": `as the same member as \"size\"`}},
 		{"nested, beside the name", `{"page":{"size":1,"Size":999}}`, map[string]string{"/page/Size": `as the same member as \"size\"`}},
 		{"in an array", `{"items":[{"qty":1},{"QTY":99}]}`, map[string]string{"/items/1/QTY": `send it as \"qty\"`}},
 		{"a declared object in another case", `{"PAGE":{"size":999}}`, map[string]string{"/PAGE": `send it as \"page\"`}},

@@ -19,11 +19,11 @@ type walk struct {
 	path  []byte
 	bail  bool // the fast path cannot decide this instance; ask the library
 	valid bool
-	// seen, fold and key are scratch space of the member name check
-	// (members), kept with the walk so that they grow once.
-	seen      []member
-	frames    []frame
-	fold, key []byte
+	// seen, fold, key and norm are scratch space of the member name
+	// check (members), kept with the walk so that they grow once.
+	seen            []member
+	frames          []frame
+	fold, key, norm []byte
 }
 
 var walkPool = sync.Pool{New: func() any { return &walk{path: make([]byte, 0, 128)} }}
