@@ -178,9 +178,10 @@ func TestFlexAPIMetricsNamedByTheAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rej := chaintest.Run(compiled.Chains[0], chaintest.Ctx("http://gw/orders/x")); rej != nil {
-			t.Fatalf("%s: %v", apis, rej)
+		if len(compiled.Chains) == 0 {
+			t.Fatalf("%s: no routes", apis)
 		}
+		// The series are made as the limit is provisioned.
 		var ours []string
 		for _, name := range set.ListMetricNames() {
 			// The store's own series (Redis's health) are the gateway's,
