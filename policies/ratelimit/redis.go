@@ -331,6 +331,12 @@ func (c *redisConn) probe(wait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// The fixed windows' script too (it writes nothing without rules):
+	// so that Redis holds both scripts before a request calls one, and no
+	// first call pays for loading it within storeTimeout.
+	if err := windowScript.Exec(ctx, *c.client.Load(), probeKey, probeArgs).Error(); err != nil {
+		return err
+	}
 	if c.state.CompareAndSwap(breakerOpen, breakerHalfOpen) {
 		c.fails.Store(0)
 		// The calls that failed while the breaker opened say nothing of
