@@ -110,19 +110,7 @@ func TestCredentialsInTheOtherPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := func(want, uri string, headers ...string) {
-		t.Helper()
-		r := c.Check(request(uri, headers...))
-		switch {
-		case want == "" && r != nil:
-			t.Errorf("%s %q: refused: %v", uri, headers, r)
-		case want == "":
-		case r == nil:
-			t.Errorf("%s %q: passed, want %q", uri, headers, want)
-		case r.Status != 400 || r.Reason != "duplicate_credentials" || !strings.Contains(r.Message, want):
-			t.Errorf("%s %q: got %d %s %q, want duplicate_credentials %q", uri, headers, r.Status, r.Reason, r.Message, want)
-		}
-	}
+	f := expectCheck(t, c)
 	const idInQuery = "the request carries client_id as a query parameter, and some-policy reads it from the client_id header: " +
 		"an upstream that reads the query would get a value nobody checked; send it only in the header"
 	f(idInQuery, "/?client_id=b", "client_id", "a")
@@ -477,5 +465,24 @@ func TestAlternatives(t *testing.T) {
 	}
 	if none, err := (&Env{Name: "p"}).Alternatives(nil); none != nil || err != nil {
 		t.Errorf("no groups: %v, %v; want nil", none, err)
+	}
+}
+
+// expectCheck returns a function that sends a request for uri with headers
+// (name, value pairs) through c and fails t unless it passes (want "") or
+// is refused 400 duplicate_credentials with want in the message.
+func expectCheck(t *testing.T, c *Credentials) func(want, uri string, headers ...string) {
+	return func(want, uri string, headers ...string) {
+		t.Helper()
+		r := c.Check(request(uri, headers...))
+		switch {
+		case want == "" && r != nil:
+			t.Errorf("%s %q: refused: %v", uri, headers, r)
+		case want == "":
+		case r == nil:
+			t.Errorf("%s %q: passed, want %q", uri, headers, want)
+		case r.Status != 400 || r.Reason != "duplicate_credentials" || !strings.Contains(r.Message, want):
+			t.Errorf("%s %q: got %d %s %q, want duplicate_credentials %q", uri, headers, r.Status, r.Reason, r.Message, want)
+		}
 	}
 }

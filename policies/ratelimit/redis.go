@@ -38,6 +38,19 @@ const (
 	probeEvery = 250 * time.Millisecond
 )
 
+// scriptArgs begins both scripts: now is ARGV[1], the time in µs, or
+// Redis's TIME when it is "" (tests pass their clock); want is ARGV[2];
+// n is the number of rules, whose two values each follow.
+const scriptArgs = `
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local want = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 2
+`
+
 // gcraScript takes ARGV[2] tokens from every rule's bucket of KEYS[1], or
 // as many as every bucket holds, atomically, on Redis's own clock: replicas
 // whose clocks differ agree. Taking n at once decides n requests exactly as
@@ -60,14 +73,7 @@ const (
 // memory, short of replicas) would otherwise pass the probe, and the
 // breaker would close and open again on every call. A CLIENT PAUSE holds
 // it like any call.
-const gcraScript = `
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local want = tonumber(ARGV[2])
-local n = (#ARGV - 2) / 2
+const gcraScript = scriptArgs + `
 if n < 1 then
   redis.call('SET', KEYS[1], '1', 'PX', 1000)
   return 1
@@ -122,14 +128,7 @@ return {taken, at * 8 + arule, rt * 8 + rrule}
 // same for the rule that refuses the request after the last taken, the
 // one whose window ends last of those with none left; first is the µs
 // until the first window of any rule ends (a lease is spent before it).
-const fixedWindowScript = `
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local want = tonumber(ARGV[2])
-local n = (#ARGV - 2) / 2
+const fixedWindowScript = scriptArgs + `
 local ends, used, limits = {}, {}, {}
 local v = redis.call('GET', KEYS[1])
 if v then
