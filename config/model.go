@@ -316,6 +316,12 @@ type Upstream struct {
 	IdleTimeout time.Duration
 	// MaxConns caps the pooled connections to each target address.
 	MaxConns int
+	// MaxConnWait is how long a request waits for one of MaxConns
+	// connections when every one is busy before it is answered 503
+	// upstream_saturated; zero: ConnectTimeout. Dials stay bounded by
+	// ConnectTimeout. A Flex circuit-breaker-flex maxConnections sets it
+	// to the response timeout, as long as Flex Gateway queues a request.
+	MaxConnWait time.Duration
 	// CAFile, when set, is the PEM bundle that verifies https targets.
 	CAFile string
 	// InsecureSkipVerify disables certificate verification of https

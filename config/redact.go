@@ -142,6 +142,7 @@ type UpstreamView struct {
 	ResponseTimeout    string              `json:"responseTimeout"`
 	IdleTimeout        string              `json:"idleTimeout"`
 	MaxConnections     int                 `json:"maxConnections"`
+	MaxConnectionWait  string              `json:"maxConnectionWait,omitempty"`
 	CAFile             string              `json:"caFile,omitempty"`
 	TrustedCA          []string            `json:"trustedCA,omitempty"`
 	ClientCertificate  *CertificateView    `json:"clientCertificate,omitempty"`
@@ -210,6 +211,9 @@ func (u Upstream) View() UpstreamView {
 		OutlierDetection: OutlierView{ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
 			BaseEjectionTime: u.Outlier.BaseEjectionTime.String(), MaxEjectionTime: u.Outlier.MaxEjectionTime.String(),
 			MaxEjectionPercent: u.Outlier.MaxEjectionPercent}}
+	if u.MaxConnWait > 0 {
+		v.MaxConnectionWait = u.MaxConnWait.String()
+	}
 	if u.CAPEM != "" {
 		_, v.TrustedCA, _ = caPool(u.CAPEM)
 	}

@@ -390,6 +390,53 @@ func TestCircuitBreakerAnswersAtOnce(t *testing.T) {
 	}
 }
 
+// TestRequestWaitsForConnection: at an upstream's maxConnections a request
+// waits for a connection at most MaxConnWait (Flex's queue, until the
+// response timeout), and, without it, the connect timeout, then is
+// answered 503 upstream_saturated.
+func TestRequestWaitsForConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wait   time.Duration
+		status int
+	}{{"connect timeout", 0, 503}, {"max connection wait", 5 * time.Second, 200}} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := startBackend(t, "held")
+			first := make(chan struct{}, 1)
+			be.setHandler(func(ctx *fasthttp.RequestCtx) {
+				if string(ctx.Path()) == "/first" {
+					first <- struct{}{}
+					// Holds the one connection past the connect timeout.
+					time.Sleep(600 * time.Millisecond)
+				}
+				ctx.SetBodyString("held")
+			})
+			cfg, dir := loadConfig(t, lbYAML("        maxConnections: 1\n        connectTimeout: 200ms\n", fmt.Sprintf("{url: %q}", be.url)))
+			cfg.Routes[0].Upstream.MaxConnWait = tc.wait
+			gw := proxytest.StartConfig(t, cfg, dir)
+			done := make(chan int, 1)
+			go func() {
+				resp := proxytest.Do(t, "GET", gw.URL+"/first", nil, nil)
+				done <- resp.StatusCode()
+				fasthttp.ReleaseResponse(resp)
+			}()
+			<-first
+			resp := proxytest.Do(t, "GET", gw.URL+"/second", nil, nil)
+			got, reason := resp.StatusCode(), string(resp.Header.Peek("X-Flexgate-Error"))
+			fasthttp.ReleaseResponse(resp)
+			if got != tc.status {
+				t.Errorf("a request waiting for the one connection: %d %q, want %d", got, reason, tc.status)
+			}
+			if tc.status == 503 && reason != "upstream_saturated" {
+				t.Errorf("reason %q, want upstream_saturated", reason)
+			}
+			if s := <-done; s != 200 {
+				t.Errorf("the request holding the connection got %d", s)
+			}
+		})
+	}
+}
+
 // TestRollingRestartDropsNothing: the targets go away one after another,
 // abruptly, and come back, under load: no GET fails.
 func TestRollingRestartDropsNothing(t *testing.T) {

@@ -56,15 +56,18 @@ type pool struct {
 	// host is the Host header of a request whose client sent none.
 	host           []byte
 	connectTimeout time.Duration
-	maxConns       int
-	ca             *cabundle.Bundle // nil unless a caFile or CAPEM verifies the upstream
-	tlsConfig      *tls.Config      // nil for http
-	dial           fasthttp.DialFuncWithTimeout
-	violations     [numViolations]*metrics.Counter
-	series         []string // the names of the violation counters, released with the pool
-	settler        settler
-	log            *slog.Logger
-	lastWarn       atomic.Int64 // unix nanoseconds of the last violation logged
+	// connWait bounds a request's wait for a connection when all maxConns
+	// are busy (config.Upstream.MaxConnWait; at least the connect timeout).
+	connWait   time.Duration
+	maxConns   int
+	ca         *cabundle.Bundle // nil unless a caFile or CAPEM verifies the upstream
+	tlsConfig  *tls.Config      // nil for http
+	dial       fasthttp.DialFuncWithTimeout
+	violations [numViolations]*metrics.Counter
+	series     []string // the names of the violation counters, released with the pool
+	settler    settler
+	log        *slog.Logger
+	lastWarn   atomic.Int64 // unix nanoseconds of the last violation logged
 	// distrustUntil is when connections to the upstream may be reused
 	// again after it broke HTTP framing (unix nanoseconds).
 	distrustUntil atomic.Int64
@@ -132,8 +135,8 @@ type poolSpec struct {
 // connection.
 func (s poolSpec) key(maxHeader int) string {
 	u := s.u
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%t|%s|%s-%s|%s|%d|%s", s.scheme, s.addr, s.host,
-		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), u.TLSMinVersion, u.TLSMaxVersion,
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%s|%s|%t|%s|%s-%s|%s|%d|%s", s.scheme, s.addr, s.host,
+		u.ConnectTimeout, u.IdleTimeout, u.MaxConns, u.MaxConnWait, u.CAFile, u.InsecureSkipVerify, tlsDigest(u), u.TLSMinVersion, u.TLSMaxVersion,
 		strings.Join(u.TLSCiphers, ","), maxHeader, s.private)
 }
 
@@ -223,6 +226,7 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 		addr:           spec.addr,
 		host:           []byte(spec.host),
 		connectTimeout: u.ConnectTimeout,
+		connWait:       u.MaxConnWait,
 		maxConns:       u.MaxConns,
 		log:            o.log,
 		gate:           gate,
@@ -232,6 +236,9 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 	}
 	if p.maxConns <= 0 {
 		p.maxConns = fasthttp.DefaultMaxConnsPerHost
+	}
+	if p.connWait <= 0 {
+		p.connWait = p.connectTimeout
 	}
 	idle := u.IdleTimeout
 	if idle <= 0 {
@@ -258,9 +265,9 @@ func newPool(spec poolSpec, gate *connGate, o upstreamOptions) (*pool, error) {
 		Addr:                     spec.addr,
 		IsTLS:                    spec.scheme == "https",
 		TLSConfig:                p.tlsConfig,
-		DialTimeout:              dialUpstream(p.dial, gate),
+		DialTimeout:              dialUpstream(p.dial, gate, p.connectTimeout),
 		MaxConns:                 p.maxConns,
-		MaxConnWaitTimeout:       u.ConnectTimeout,
+		MaxConnWaitTimeout:       p.connWait,
 		MaxIdleConnDuration:      idle,
 		ReadBufferSize:           maxHeader,
 		WriteBufferSize:          16 << 10,
@@ -531,7 +538,7 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 			return overloadedError, false
 		}
 	}
-	cc, err := hc.AcquireConn(p.connectTimeout, t.upgrade)
+	cc, err := hc.AcquireConn(p.connWait, t.upgrade)
 	if pending {
 		u.pending.Add(-1)
 	}
@@ -549,7 +556,7 @@ func (p *pool) roundTrip(ctx *fasthttp.RequestCtx, t *trip) (uerr *upstreamError
 			p.violated(idleBytes)
 		}
 		hc.CloseConn(cc)
-		cc, err = hc.AcquireConn(p.connectTimeout, false)
+		cc, err = hc.AcquireConn(p.connWait, false)
 	}
 	if err != nil {
 		ue := classify(err, true)

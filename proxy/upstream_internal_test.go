@@ -3,7 +3,10 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -51,4 +54,22 @@ func FuzzCheckFraming(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDialBoundedByConnectTimeout: fasthttp hands a dial the time a request
+// may wait for a connection, which MaxConnWait may make longer than the
+// connect timeout; the dial itself still gets the connect timeout.
+func TestDialBoundedByConnectTimeout(t *testing.T) {
+	var got time.Duration
+	dial := dialUpstream(func(addr string, timeout time.Duration) (net.Conn, error) {
+		got = timeout
+		return nil, errors.New("refused")
+	}, nil, 2*time.Second)
+	for _, tc := range []struct{ given, want time.Duration }{
+		{15 * time.Second, 2 * time.Second}, {0, 2 * time.Second}, {time.Second, time.Second},
+	} {
+		if _, err := dial("127.0.0.1:1", tc.given); err == nil || got != tc.want {
+			t.Errorf("a dial given %s got %s (err %v), want %s", tc.given, got, err, tc.want)
+		}
+	}
 }

@@ -51,9 +51,15 @@ type connGate struct {
 var errConnLimit = errors.New("the upstream has circuitBreaker.maxConnections connections open")
 
 // dialUpstream wraps a dial function so that every connection it makes
-// can be probed while idle, and counts against gate (nil: no bound).
-func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error), gate *connGate) func(string, time.Duration) (net.Conn, error) {
+// can be probed while idle, counts against gate (nil: no bound), and is
+// given at most connect to connect: fasthttp passes a dial the timeout a
+// request waits for a connection, which may be longer.
+func dialUpstream(dial func(addr string, timeout time.Duration) (net.Conn, error), gate *connGate,
+	connect time.Duration) func(string, time.Duration) (net.Conn, error) {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		if connect > 0 && (timeout <= 0 || timeout > connect) {
+			timeout = connect
+		}
 		if gate != nil {
 			if gate.open.Add(1) > gate.max {
 				gate.open.Add(-1)

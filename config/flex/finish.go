@@ -234,14 +234,14 @@ func (l *load) outbound(b *config.Build, s *service) {
 			// closes hands its place to a waiting request before the
 			// breaker counts it closed, which would refuse that request.
 			u.MaxConns, u.CircuitBreaker.MaxConnections = n, 0
+			// Flex keeps a pending request queued until its response
+			// timeout.
+			u.MaxConnWait = u.ResponseTimeout
 			if u.CircuitBreaker.MaxPendingRequests == 0 {
 				// Envoy's default: without it, any number of requests
 				// would wait, each holding its client's connection.
 				u.CircuitBreaker.MaxPendingRequests = defaultMaxPending
 			}
-			b.Warn(at(cb.conns), "circuit-breaker-flex thresholds maxConnections: requests over it wait for a connection, as in Flex Gateway "+
-				"(maxPendingRequests bounds how many, %d unless written), but each waits at most %s, the upstream's connect timeout, and is then answered "+
-				"503 upstream_saturated; Flex Gateway keeps it queued until its response timeout", defaultMaxPending, u.ConnectTimeout)
 		}
 		if cb.pools != nil {
 			b.Warn(at(cb.pools), "circuit-breaker-flex thresholds maxConnectionPools is not applied: flexgate keeps one connection pool "+

@@ -335,8 +335,7 @@ func TestServicePolicies(t *testing.T) {
 	if u.IdleTimeout != flex.DefaultIdleTimeoutSeconds*time.Second {
 		t.Errorf("without idle-timeout-flex the idle timeout is %s, want Flex Gateway's default", u.IdleTimeout)
 	}
-	got := warnings(cfg)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "b.yaml:20:25: warning: circuit-breaker-flex thresholds maxConnections: requests over it wait") {
+	if got := warnings(cfg); len(got) != 0 {
 		t.Errorf("warnings:\n%s", strings.Join(got, "\n"))
 	}
 }
