@@ -251,8 +251,7 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 	var ok, limited atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	var end time.Time
-	time.AfterFunc(windows*period, func() { end = time.Now(); close(stop) })
+	time.AfterFunc(windows*period, func() { close(stop) })
 	for w := range 12 {
 		wg.Add(1)
 		go func() {
@@ -286,9 +285,10 @@ func TestEndToEndLimitHoldsOverWindows(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// The budget accrues until the load stops, not until its last client
-	// has noticed.
-	elapsed := end.Sub(start)
+	// The budget accrues until the last request was decided: a request in
+	// flight when the load stops may be decided later on a busy machine,
+	// with the tokens accrued meanwhile.
+	elapsed := time.Since(start)
 	want := limit + float64(elapsed)/float64(period/limit)
 	dev := (float64(ok.Load()) - want) / want
 	calls := 0
