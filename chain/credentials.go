@@ -9,44 +9,18 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/internal/ascii"
+	"github.com/flexgate/flexgate/internal/match"
 )
 
 // MaxHeaderSeparators bounds the '-' and '_' of a header name that
 // HeaderSpellings expands: each doubles the spellings a request is searched
 // for.
-const MaxHeaderSeparators = 6
+const MaxHeaderSeparators = match.MaxHeaderSeparators
 
 // HeaderSpellings returns every spelling of a header name with its '-' and
-// '_' exchanged, as fasthttp stores names (the name itself first). CGI-style
-// upstreams (PHP, WSGI, nginx with underscores_in_headers) turn both into
-// '_', so X-User and X_User reach them as one header: a policy that checks,
-// removes or sets a header must treat every spelling as the header. A name
-// with more than MaxHeaderSeparators of them is an error. Safe for
-// concurrent use.
-func HeaderSpellings(name string) ([]string, error) {
-	var seps []int
-	for i := 0; i < len(name); i++ {
-		if name[i] == '-' || name[i] == '_' {
-			seps = append(seps, i)
-		}
-	}
-	if len(seps) > MaxHeaderSeparators {
-		return nil, fmt.Errorf("header name %q has more than %d '-' and '_'; the gateway treats '-' and '_' "+
-			"alike (as CGI-style upstreams do) and looks for every spelling, so it bounds them: use a shorter name", name, MaxHeaderSeparators)
-	}
-	out := []string{string(fasthttp.AppendNormalizedHeaderKey(nil, name))}
-	b := []byte(name)
-	for mask := 0; mask < 1<<len(seps); mask++ {
-		for j, i := range seps {
-			b[i] = "-_"[mask>>j&1]
-		}
-		s := string(fasthttp.AppendNormalizedHeaderKey(nil, string(b)))
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
+// '_' exchanged, as fasthttp stores names (the name itself first): see
+// match.HeaderSpellings. Safe for concurrent use.
+func HeaderSpellings(name string) ([]string, error) { return match.HeaderSpellings(name) }
 
 // HeaderName is a request header's name with every spelling an upstream
 // reads as it (see HeaderSpellings). Build it at load time with
@@ -68,6 +42,10 @@ func NewHeaderName(name string) (HeaderName, error) {
 
 // String returns the header's name as configured.
 func (n *HeaderName) String() string { return n.name }
+
+// Spellings returns every spelling of the header, as fasthttp stores
+// names, the name as written first (see HeaderSpellings).
+func (n *HeaderName) Spellings() []string { return slices.Clone(n.spellings) }
 
 // Peek returns the value of the header in the first of its spellings that
 // the request carries with a value, the name as written first; nil when
@@ -205,7 +183,7 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		}
 		msg := "the request carries the " + name + " header more than once"
 		if len(hn.spellings) > 1 {
-			msg += " (" + otherSpelling(name) + " counts as the same header: many upstreams read '-' and '_' alike)"
+			msg += " (" + OtherSpelling(name) + " counts as the same header: many upstreams read '-' and '_' alike)"
 		}
 		ch := credentialHeader{name: hn, dup: e.duplicate(msg + "; send it once"),
 			inQuery: e.duplicate("the request carries " + name + " as a query parameter, and " + e.Name + " reads it from the " + name +
@@ -232,7 +210,7 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 			cp.asHeader = &hn
 			msg := "the request carries a header named " + name
 			if len(hn.spellings) > 1 {
-				msg += " (or " + otherSpelling(name) + ")"
+				msg += " (or " + OtherSpelling(name) + ")"
 			}
 			cp.inHeader = e.duplicate(msg + ", and " + e.Name + " reads " + name + " from the query: an upstream that reads the header " +
 				"would get a value nobody checked; send it only as a query parameter")
@@ -255,9 +233,9 @@ func (e *Env) duplicate(msg string) *Rejection {
 	return e.Reject(fasthttp.StatusBadRequest, "duplicate_credentials", msg)
 }
 
-// otherSpelling is name with its '_' written '-', or when it has none, its
-// '-' written '_'.
-func otherSpelling(name string) string {
+// OtherSpelling is name with its '_' written '-', or when it has none, its
+// '-' written '_': the spelling a message names beside name.
+func OtherSpelling(name string) string {
 	if s := strings.ReplaceAll(name, "_", "-"); s != name {
 		return s
 	}

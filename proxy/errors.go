@@ -30,6 +30,7 @@ const (
 	reasonClientConnLimit    = "client_connection_limit"
 	reasonUpstreamBusy       = "upstream_overloaded"
 	reasonWebSocketHandshake = "websocket_handshake"
+	reasonAmbiguousHeader    = "ambiguous_header"
 )
 
 // The gateway's own errors are Rejections, as the policies' are, without a
@@ -52,7 +53,11 @@ var (
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
 	errOverloaded             = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonOverloaded, Message: "the gateway is at its connection limit"}
 	errUpstreamOverloaded     = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonUpstreamBusy, Message: "the upstream is at a threshold of its circuit breaker"}
-	errClientConnLimit        = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonClientConnLimit, Message: "the client address is at its connection limit"}
+	// errAmbiguousHeader is the kind of each ruleHeader's rejection, which
+	// names its header.
+	errAmbiguousHeader = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonAmbiguousHeader,
+		Message: "the request carries a header that rules read more than once, or in another spelling"}
+	errClientConnLimit = &chain.Rejection{Status: fasthttp.StatusServiceUnavailable, Reason: reasonClientConnLimit, Message: "the client address is at its connection limit"}
 )
 
 // HeaderError names the header that tells the gateway's own errors from the

@@ -345,6 +345,10 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	} else {
 		st.path = router.Normalize(st.path[:0], rawPath)
 	}
+	if rej := ambiguousHeader(p.ruleHeaders, h); rej != nil {
+		g.fail(ctx, st.m, rej, "", ex)
+		return st
+	}
 	st.host = match.AppendHost(st.host[:0], h.Host())
 	st.req = match.Request{Listener: l.name, Method: ctx.Method(), Path: st.path, Host: st.host, Header: h}
 	res := router.Found
@@ -374,6 +378,11 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, r *route, st *state, query []b
 	ex.RouteID = r.id
 	ex.Prepare(r.chain)
 	r.chain.Select(ex, &st.req)
+	if rej := ambiguousHeader(r.whenHeaders, &ctx.Request.Header); rej != nil {
+		g.fail(ctx, r.m, rej, r.id, ex)
+		r.chain.RunResponse(ctx, ex)
+		return
+	}
 	if !st.preflight && !r.forwards(ctx.Method()) {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, r.allow)
 		g.fail(ctx, r.m, errMethodNotAllowed, r.id, ex)

@@ -32,7 +32,10 @@ type plan struct {
 	// preflight: a route's chain answers CORS preflights, so preflights
 	// are routed as the request they announce (see preflightRoute).
 	preflight bool
-	inflight  atomic.Int64
+	// ruleHeaders are the headers the routes' headers and rules read: a
+	// request that carries one ambiguously is refused before routing.
+	ruleHeaders []ruleHeader
+	inflight    atomic.Int64
 }
 
 // route is a config route compiled for the request path.
@@ -51,6 +54,84 @@ type route struct {
 	trace bool
 	// ws: the route proxies WebSocket upgrades; nil: it does not.
 	ws *wsRoute
+	// whenHeaders are the headers its policies' rules read, beyond the
+	// plan's ruleHeaders: a request that carries one ambiguously is
+	// refused before any policy runs.
+	whenHeaders []ruleHeader
+}
+
+// ruleHeader is a request header that rules read (a route's headers and
+// rules, a policy's when): they read its first value under the name as
+// written. An upstream may read another copy, or another spelling ('_'
+// for '-', as CGI-style upstreams do), so a request carrying either could
+// take a route, or skip a policy, by a value the upstream does not see:
+// a policy applied to X-Api-Version 2 skipped by "X_Api_Version: 2". Such
+// a request is refused (dup).
+type ruleHeader struct {
+	name chain.HeaderName
+	dup  *chain.Rejection
+}
+
+// addRuleHeaders adds to list the headers of hs not in it or in skip; by
+// says what reads them, for the rejection's message.
+func addRuleHeaders(list, skip []ruleHeader, hs []config.HeaderMatch, by string) ([]ruleHeader, error) {
+	for _, h := range hs {
+		name := string(fasthttp.AppendNormalizedHeaderKey(nil, h.Name))
+		has := func(r ruleHeader) bool { return r.name.String() == name }
+		if slices.ContainsFunc(list, has) || slices.ContainsFunc(skip, has) {
+			continue
+		}
+		hn, err := chain.NewHeaderName(name)
+		if err != nil {
+			return nil, err
+		}
+		msg := "the request carries the " + name + " header more than once"
+		if len(hn.Spellings()) > 1 {
+			msg += ", or in another spelling such as " + chain.OtherSpelling(name) + " (many upstreams read '-' and '_' alike)"
+		}
+		dup := *errAmbiguousHeader
+		dup.Message = msg + ", and " + by + " read it: send it once, as " + name
+		list = append(list, ruleHeader{name: hn, dup: &dup})
+	}
+	return list, nil
+}
+
+// readRuleHeaders sets p's ruleHeaders and returns the whenHeaders of each
+// route of cfg, in its order.
+func (p *plan) readRuleHeaders(cfg *config.Config) (whens [][]ruleHeader, err error) {
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if p.ruleHeaders, err = addRuleHeaders(p.ruleHeaders, nil, r.Headers, "the routes' headers"); err != nil {
+			return nil, fmt.Errorf("%s: route %q: %w", r.Pos, r.ID, err)
+		}
+		for _, rule := range r.Rules {
+			if p.ruleHeaders, err = addRuleHeaders(p.ruleHeaders, nil, rule.Headers, "the routes' rules"); err != nil {
+				return nil, fmt.Errorf("%s: route %q: %w", rule.Pos, r.ID, err)
+			}
+		}
+	}
+	whens = make([][]ruleHeader, len(cfg.Routes))
+	for i := range cfg.Routes {
+		for _, ps := range cfg.Routes[i].Policies {
+			for _, rule := range ps.When {
+				if whens[i], err = addRuleHeaders(whens[i], p.ruleHeaders, rule.Headers, "the rules of the route's policy "+ps.Name); err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", rule.Pos, ps.Name, err)
+				}
+			}
+		}
+	}
+	return whens, nil
+}
+
+// ambiguousHeader returns the rejection of the first of hs that h carries
+// more than once or in another spelling, or nil. It does not allocate.
+func ambiguousHeader(hs []ruleHeader, h *fasthttp.RequestHeader) *chain.Rejection {
+	for i := range hs {
+		if !hs[i].name.Unambiguous(h) {
+			return hs[i].dup
+		}
+	}
+	return nil
 }
 
 // forwards reports whether the route forwards a request with method m,
@@ -105,7 +186,7 @@ var (
 	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
-		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake, errTrailerFieldsRejection}
+		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake, errTrailerFieldsRejection, errAmbiguousHeader}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {
@@ -222,6 +303,11 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 		}
 		return inForce[url]
 	}
+	whens, err := p.readRuleHeaders(cfg)
+	if err != nil {
+		_ = chains.Retire(oldChains)
+		return nil, err
+	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		key := upstreamKey(&r.Upstream, opts)
@@ -253,6 +339,7 @@ func (c *compiler) compile(cfg *config.Config, old *plan) (*plan, error) {
 			hostHeader:  []byte(r.Upstream.HostHeader),
 			maxBodySize: limit, m: m,
 			allow: allowValue(r.Methods), trace: slices.Contains(r.Methods, fasthttp.MethodTrace)}
+		rt.whenHeaders = whens[i]
 		if ws := r.WebSocket; ws != nil {
 			if m.ws == nil {
 				m.ws = newWSMetrics(c.metrics, m.label)

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/config"
+	_ "github.com/flexgate/flexgate/config/flex"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
@@ -102,6 +103,13 @@ func TestVirtualHosts(t *testing.T) {
 		{"absolute form", "GET http://a.example.com/api/x HTTP/1.1\r\nHost: www.example.com\r\n\r\n", "a", "a.example.com", 200, ""},
 		{"absolute form with a port", "GET http://www.example.com:81/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n", "wild", "www.example.com:81", 200, ""},
 		{"absolute form with userinfo", "GET http://a.example.com@b.example.org/b/x HTTP/1.1\r\nHost: b.example.org\r\n\r\n", "default", "b.example.org", 200, ""},
+		// A header the routes read, in another spelling that CGI-style
+		// upstreams read as it, or twice (upstreams read the first, the
+		// last or both): refused, not routed by the copy the rule reads.
+		{"canary as X_Canary", "GET /api/x HTTP/1.1\r\nHost: other.org\r\nX_Canary: true\r\n\r\n", "", "", 400, "ambiguous_header"},
+		{"canary beside X_Canary", "GET /api/x HTTP/1.1\r\nHost: other.org\r\nX-Canary: yes\r\nX_Canary: true\r\n\r\n", "", "", 400, "ambiguous_header"},
+		{"canary twice", "GET /api/x HTTP/1.1\r\nHost: other.org\r\nX-Canary: yes\r\nX-Canary: true\r\n\r\n", "", "", 400, "ambiguous_header"},
+		{"canary in other case", "GET /api/x HTTP/1.1\r\nHost: other.org\r\nX-CANARY: true\r\n\r\n", "canary", "", 200, ""},
 	} {
 		resp, up, rec := s.send(c.raw)
 		if resp.StatusCode() != c.status || up != c.upstream || string(resp.Header.Peek("X-Flexgate-Error")) != c.reason {
@@ -117,6 +125,52 @@ func TestVirtualHosts(t *testing.T) {
 		}
 		if c.status == 405 && string(resp.Header.Peek("Allow")) != "GET, HEAD" {
 			t.Errorf("%s: Allow %q", c.name, resp.Header.Peek("Allow"))
+		}
+	}
+}
+
+// TestPolicyRuleHeaders: a Flex policy whose rules read a header applies
+// to the requests that carry it as the rule says; a request carrying it in
+// another spelling (which CGI-style upstreams read as the header) or twice
+// is refused, not passed without the policy.
+func TestPolicyRuleHeaders(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	gw := proxytest.Start(t, fmt.Sprintf(`apiVersion: gateway.mulesoft.com/v1alpha1
+kind: ApiInstance
+metadata:
+  name: shop
+spec:
+  address: http://0.0.0.0:8081/shop
+  services:
+    backend:
+      address: %s
+  policies:
+    - policyRef: {name: header-injection-flex}
+      rules: [{headers: {x-api-version: "2"}}]
+      config:
+        inboundHeaders: [{key: x-v2-checked, value: "yes"}]
+`, up.URL))
+	s := &vhostSetup{t: t, addr: strings.TrimPrefix(gw.URL, "http://"), ups: map[string]*proxytest.Upstream{"up": up}}
+	for _, c := range []struct {
+		name, headers string
+		status        int
+		checked       string
+	}{
+		{"version 2", "X-Api-Version: 2\r\n", 200, "yes"},
+		{"version 1", "X-Api-Version: 1\r\n", 200, ""},
+		{"none", "", 200, ""},
+		{"version 2 as X_Api_Version", "X_Api_Version: 2\r\n", 400, ""},
+		{"version 1 beside X_Api_Version 2", "X-Api-Version: 1\r\nX_Api_Version: 2\r\n", 400, ""},
+		{"version 1 and 2", "X-Api-Version: 1\r\nX-Api-Version: 2\r\n", 400, ""},
+	} {
+		resp, got, rec := s.send("GET /shop/items HTTP/1.1\r\nHost: gw\r\n" + c.headers + "\r\n")
+		if resp.StatusCode() != c.status || rec.Header["X-V2-Checked"] != c.checked {
+			t.Errorf("%s: %d, upstream %q saw X-V2-Checked %q; want %d, %q: %s", c.name, resp.StatusCode(), got,
+				rec.Header["X-V2-Checked"], c.status, c.checked, resp.Body())
+		}
+		if c.status == 400 && (string(resp.Header.Peek("X-Flexgate-Error")) != "ambiguous_header" ||
+			!strings.Contains(string(resp.Body()), "the request carries the X-Api-Version header more than once, or in another spelling such as X_Api_Version")) {
+			t.Errorf("%s: %s %s", c.name, resp.Header.Peek("X-Flexgate-Error"), resp.Body())
 		}
 	}
 }

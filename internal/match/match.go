@@ -327,7 +327,9 @@ func compileHeader(h Header) (header, error) {
 	return hm, nil
 }
 
-// CheckHeaderName reports why name cannot be a header's name, or nil.
+// CheckHeaderName reports why name cannot be a header's name, or nil: one
+// that is empty, not a token, or has more than MaxHeaderSeparators '-' and
+// '_' (see HeaderSpellings).
 func CheckHeaderName(name string) error {
 	if name == "" {
 		return errors.New("the name is empty")
@@ -337,7 +339,45 @@ func CheckHeaderName(name string) error {
 			return fmt.Errorf("%q is not allowed in a header name", name[i])
 		}
 	}
-	return nil
+	_, err := HeaderSpellings(name)
+	return err
+}
+
+// MaxHeaderSeparators bounds the '-' and '_' of a header name that
+// HeaderSpellings expands: each doubles the spellings a request is searched
+// for.
+const MaxHeaderSeparators = 6
+
+// HeaderSpellings returns every spelling of a header name with its '-' and
+// '_' exchanged, as fasthttp stores names (the name itself first). CGI-style
+// upstreams (PHP, WSGI, nginx with underscores_in_headers) turn both into
+// '_', so X-User and X_User reach them as one header: whatever checks,
+// removes, sets or matches a header must treat every spelling as the
+// header. A name with more than MaxHeaderSeparators of them is an error.
+// Safe for concurrent use.
+func HeaderSpellings(name string) ([]string, error) {
+	var seps []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' || name[i] == '_' {
+			seps = append(seps, i)
+		}
+	}
+	if len(seps) > MaxHeaderSeparators {
+		return nil, fmt.Errorf("header name %q has more than %d '-' and '_'; the gateway treats '-' and '_' "+
+			"alike (as CGI-style upstreams do) and looks for every spelling, so it bounds them: use a shorter name", name, MaxHeaderSeparators)
+	}
+	out := []string{string(fasthttp.AppendNormalizedHeaderKey(nil, name))}
+	b := []byte(name)
+	for mask := 0; mask < 1<<len(seps); mask++ {
+		for j, i := range seps {
+			b[i] = "-_"[mask>>j&1]
+		}
+		s := string(fasthttp.AppendNormalizedHeaderKey(nil, string(b)))
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // matches reads the header's first value: a header that is absent, or
