@@ -146,6 +146,7 @@ func TestLoadHostAndHeaderErrors(t *testing.T) {
 		{"      headers: {x-canary: [a]}\n", "a.yaml:10:27", []string{`header "x-canary" must have a value`}},
 		{"      headers: {\"x canary\": a}\n", "a.yaml:10:17", []string{`header name "x canary" is invalid`}},
 		{"      headers: {x-a: a, X-A: b}\n", "a.yaml:10:25", []string{`header "X-A" is given twice`}},
+		{"      headers: {x-a-b-c-d-e-f-g: a}\n", "a.yaml:10:17", []string{`header name "x-a-b-c-d-e-f-g" is invalid`, "more than 6 '-' and '_'"}},
 	} {
 		got := loadErrors(t, "a.yaml", route(c.fields))
 		expectOne(t, got, c.pos, c.words...)
