@@ -170,6 +170,9 @@ func (d *decoder) tls(n *yaml.Node) (*TLS, bool) {
 		"requireClientCertificate": func(_, v *yaml.Node) {
 			t.RequireClientCert, _ = d.boolean(v, "tls requireClientCertificate")
 		},
+		"sessionTicketKeys": func(_, v *yaml.Node) {
+			t.SessionTicketKeys, _ = d.ticketKeys(v)
+		},
 	}) {
 		return nil, false
 	}
@@ -259,6 +262,16 @@ func (t *TLS) Validate() error {
 		return errors.New("tls requires client certificates but names no CA to verify them; " +
 			"add clientCAFile (the PEM bundle of the CAs that sign client certificates)")
 	}
+	seen := make(map[string]Pos, len(t.SessionTicketKeys))
+	for _, k := range t.SessionTicketKeys {
+		if k.Path == "" {
+			return fmt.Errorf("%s: tls sessionTicketKeys has an empty entry; name a key file", k.Pos)
+		}
+		if first, dup := seen[k.Path]; dup {
+			return fmt.Errorf("%s: tls sessionTicketKeys names %s twice (first at %s); name each key file once", k.Pos, k.Path, first)
+		}
+		seen[k.Path] = k.Pos
+	}
 	for _, c := range t.Certificates {
 		files := c.CertFile != "" || c.KeyFile != ""
 		inline := len(c.CertPEM) > 0 || len(c.KeyPEM) > 0
@@ -317,6 +330,28 @@ var listenerCipherSuites = sync.OnceValue(func() map[string]cipherSuite {
 	}
 	return m
 })
+
+// ticketKeys maps tls.sessionTicketKeys: a list of key files, each named
+// once (the files are read when the listener's TLS loads).
+func (d *decoder) ticketKeys(n *yaml.Node) ([]KeyFile, bool) {
+	m := d.mark()
+	entries := d.strEntries(n, "tls sessionTicketKeys", false)
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.errorf(n, "tls sessionTicketKeys is empty; name the key files (the first encrypts new tickets), or remove it to let the gateway make its own keys")
+	}
+	keys := make([]KeyFile, 0, len(entries))
+	seen := make(map[string]Pos, len(entries))
+	for _, e := range entries {
+		k := KeyFile{Path: ResolveFile(d.file, e.val), Pos: d.pos(e.node)}
+		if first, dup := seen[k.Path]; dup {
+			d.errorf(e.node, "tls sessionTicketKeys names %s twice (first at %s); name each key file once", e.val, first)
+			continue
+		}
+		seen[k.Path] = k.Pos
+		keys = append(keys, k)
+	}
+	return keys, !d.failed(m)
+}
 
 // certificate maps one entry of tls.certificates.
 func (d *decoder) certificate(n *yaml.Node) (Certificate, bool) {

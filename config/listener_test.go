@@ -19,6 +19,7 @@ func TestLoadListenerTLSSettings(t *testing.T) {
         ciphers: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]
         clientCAFile: ca.crt
         requireClientCertificate: true
+        sessionTicketKeys: [keys/new.key, /etc/keys/old.key]
   routes:
     - {id: r, path: /x, upstream: {url: http://b}}
 `)
@@ -29,8 +30,13 @@ func TestLoadListenerTLSSettings(t *testing.T) {
 		tl.ClientCAFile != filepath.Join(dir, "ca.crt") || !tl.RequireClientCert {
 		t.Errorf("tls = %+v", tl)
 	}
+	if k := tl.SessionTicketKeys; len(k) != 2 || k[0].Path != filepath.Join(dir, "keys/new.key") || k[1].Path != "/etc/keys/old.key" ||
+		k[0].Pos.String() != cfg.Sources[0].Path+":18:29" {
+		t.Errorf("sessionTicketKeys = %+v, want the files in order, resolved against the config's directory, with their positions", k)
+	}
 	v := cfg.Redacted().Listeners[0].TLS
-	if v.MaxVersion != "1.2" || len(v.Ciphers) != 2 || v.ClientCAFile != tl.ClientCAFile || !v.RequireClientCertificate {
+	if v.MaxVersion != "1.2" || len(v.Ciphers) != 2 || v.ClientCAFile != tl.ClientCAFile || !v.RequireClientCertificate ||
+		strings.Join(v.SessionTicketKeys, ",") != tl.SessionTicketKeys[0].Path+",/etc/keys/old.key" {
 		t.Errorf("admin view of tls = %+v", v)
 	}
 }
@@ -65,6 +71,12 @@ func TestLoadListenerTLSErrors(t *testing.T) {
 			[]string{"requires client certificates", "clientCAFile"}},
 		{"requireClientCertificate not a boolean", listener("        requireClientCertificate: yes please\n"), "a.yaml:11:35",
 			[]string{"requireClientCertificate must be true or false"}},
+		{"session ticket key file named twice", listener("        sessionTicketKeys: [a.key, b.key, ./a.key]\n"), "a.yaml:11:43",
+			[]string{"sessionTicketKeys names ./a.key twice", "a.yaml:11:29); name each key file once", "name each key file once"}},
+		{"no session ticket key file", listener("        sessionTicketKeys: []\n"), "a.yaml:11:28",
+			[]string{"sessionTicketKeys is empty", "name the key files", "remove it"}},
+		{"session ticket keys not a list", listener("        sessionTicketKeys: {file: a.key}\n"), "a.yaml:11:28",
+			[]string{"sessionTicketKeys must be a list of strings"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,6 +103,9 @@ func TestTLSValidate(t *testing.T) {
 		{TLS{Certificates: cert, MaxVersion: "1.0"}, `maxVersion "1.0" is not supported`},
 		{TLS{Certificates: cert, Ciphers: []string{"RC4"}}, `cipher "RC4" is not supported`},
 		{TLS{Certificates: cert, Mode: "PASSTHROUGH"}, "only TERMINATE"},
+		{TLS{Certificates: cert, SessionTicketKeys: []KeyFile{{Path: "a.key"}, {Path: "b.key"}}}, ""},
+		{TLS{Certificates: cert, SessionTicketKeys: []KeyFile{{Path: "a.key"}, {Path: "a.key"}}}, "names a.key twice"},
+		{TLS{Certificates: cert, SessionTicketKeys: []KeyFile{{}}}, "sessionTicketKeys has an empty entry"},
 		{TLS{}, "tls has no certificate"},
 	} {
 		err := c.tls.Validate()

@@ -153,6 +153,18 @@ type TLS struct {
 	// certificates instead of ClientCAPEM; it is re-read when it changes.
 	ClientCAFile      string
 	RequireClientCert bool
+	// SessionTicketKeys are files that each hold one session ticket key,
+	// shared by every replica behind one address so that a client resumes
+	// on whichever replica it reaches: the first encrypts new tickets, all
+	// decrypt (rotation). They are re-read when they change. Empty: the
+	// gateway makes its own keys per listener address.
+	SessionTicketKeys []KeyFile
+}
+
+// KeyFile is a file of secret key material named in the config.
+type KeyFile struct {
+	Path string
+	Pos  Pos
 }
 
 // Certificate is a PEM certificate chain and its private key on disk.

@@ -62,6 +62,8 @@ type TLSView struct {
 	ClientCA                 []string `json:"clientCA,omitempty"`
 	ClientCAFile             string   `json:"clientCAFile,omitempty"`
 	RequireClientCertificate bool     `json:"requireClientCertificate,omitempty"`
+	// SessionTicketKeys lists the key files, never their contents.
+	SessionTicketKeys []string `json:"sessionTicketKeys,omitempty"`
 }
 
 // CertificateView is a certificate in the admin view: its files, or for
@@ -340,6 +342,9 @@ func (c *Config) Redacted() *View {
 					cv.Subject, cv.Key = pemSubject(ct.CertPEM), redacted(string(ct.KeyPEM))
 				}
 				lv.TLS.Certificates = append(lv.TLS.Certificates, cv)
+			}
+			for _, k := range t.SessionTicketKeys {
+				lv.TLS.SessionTicketKeys = append(lv.TLS.SessionTicketKeys, k.Path)
 			}
 		}
 		v.Listeners = append(v.Listeners, lv)

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -576,7 +577,10 @@ type certStore struct {
 // changed), and a reload that removes the address followed by one that
 // restores it: clients go on resuming instead of paying a full handshake.
 // Each address has its own keys: a ticket does not resume on another
-// listener. Safe for concurrent use.
+// listener. A listener that names tls.sessionTicketKeys serves with those
+// instead (loadTLS sets them on the config base hands each handshake), and
+// these keys wait unused for a reload that removes them. Safe for
+// concurrent use.
 type ticketConfig struct {
 	base *tls.Config
 	// certs is the store of the HTTPS listener that serves the address,
@@ -649,8 +653,8 @@ var defaultCiphers = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
 }
 
-// loadTLS reads the certificates and client CAs of an HTTPS listener and
-// builds the tls.Config its handshakes use.
+// loadTLS reads the certificates, client CAs and session ticket keys of an
+// HTTPS listener and builds the tls.Config its handshakes use.
 func loadTLS(spec *config.Listener) (*tlsState, error) {
 	t := spec.TLS
 	if t == nil || len(t.Certificates) == 0 {
@@ -731,9 +735,59 @@ func loadTLS(spec *config.Listener) (*tlsState, error) {
 		}
 		h.Write(caPEM)
 	}
+	if len(t.SessionTicketKeys) > 0 {
+		st.files = true
+		keys, err := loadTicketKeys(spec, h)
+		if err != nil {
+			return nil, err
+		}
+		// crypto/tls prefers the keys of the config GetConfigForClient
+		// returns to the address's own (ticketConfig), and does not rotate
+		// them.
+		conf.SetSessionTicketKeys(keys)
+	}
 	st.conf = conf
 	h.Sum(st.digest[:0])
 	return st, nil
+}
+
+// minTicketKeyFile is the fewest bytes a session ticket key file may hold:
+// as many as the key made from it, so that it can hold as much entropy.
+const minTicketKeyFile = 32
+
+// loadTicketKeys reads a listener's session ticket key files, in order,
+// and writes what they hold to digest. A key is the SHA-256 of its file's
+// every byte, so that nginx's files (48 or 80 random bytes, from
+// `openssl rand 80`) serve as they are, and a file of any other length
+// counts in full. Errors name the file and its place in the config, never
+// what it holds.
+func loadTicketKeys(spec *config.Listener, digest io.Writer) ([][32]byte, error) {
+	const fix = "write a new key with `openssl rand 80 > FILE`, the same file on every replica"
+	keys := make([][32]byte, 0, len(spec.TLS.SessionTicketKeys))
+	for _, k := range spec.TLS.SessionTicketKeys {
+		data, err := userfile.Read(k.Path)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%s: listener %q: cannot read session ticket key file %s: %w (mount the Secret that holds the keys there, or fix tls.sessionTicketKeys)",
+				k.Pos, spec.Name, k.Path, errors.Unwrap(err))
+		case len(data) == 0:
+			return nil, fmt.Errorf("%s: listener %q: session ticket key file %s is empty; %s", k.Pos, spec.Name, k.Path, fix)
+		case len(data) < minTicketKeyFile:
+			return nil, fmt.Errorf("%s: listener %q: session ticket key file %s holds %d bytes, fewer than the %d a key needs; %s",
+				k.Pos, spec.Name, k.Path, len(data), minTicketKeyFile, fix)
+		}
+		key := sha256.Sum256(data)
+		for j, prev := range keys {
+			if prev == key {
+				first := spec.TLS.SessionTicketKeys[j]
+				return nil, fmt.Errorf("%s: listener %q: session ticket key file %s holds the same key as %s (at %s); each file must hold its own key: %s",
+					k.Pos, spec.Name, k.Path, first.Path, first.Pos, fix)
+			}
+		}
+		keys = append(keys, key)
+		_, _ = digest.Write(data)
+	}
+	return keys, nil
 }
 
 // certPool reads PEM certificates; anything else in the bundle is an error.
@@ -777,12 +831,13 @@ func alpnOffer(alpn []string) []string {
 	return out
 }
 
-// watch re-reads the certificate and client CA files every interval until
-// stop or done closes, so that a rotated certificate (cert-manager, a
-// renewed Secret) serves within seconds without a restart. Polling the
-// content, not watching events, also sees the symlink swap of a Kubernetes
-// Secret volume. A pair that fails to load is logged and what is in use
-// keeps serving. TLS written inline changes only with a reload.
+// watch re-reads the certificate, client CA and session ticket key files
+// every interval until stop or done closes, so that a rotated certificate
+// (cert-manager, a renewed Secret) or ticket key serves within seconds
+// without a restart. Polling the content, not watching events, also sees
+// the symlink swap of a Kubernetes Secret volume. Files that fail to load
+// are logged and what is in use keeps serving. TLS written inline changes
+// only with a reload.
 func (cs *certStore) watch(stop, done <-chan struct{}, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -812,14 +867,16 @@ func (cs *certStore) watch(stop, done <-chan struct{}, interval time.Duration) {
 		// A reload may have stored other settings meanwhile.
 		if cs.state.Load() == st && next.digest != st.digest {
 			cs.state.Store(next)
-			cs.log.Info("certificates reloaded", "files", len(st.spec.TLS.Certificates))
+			cs.log.Info("certificates reloaded", "files", len(st.spec.TLS.Certificates),
+				"sessionTicketKeys", len(st.spec.TLS.SessionTicketKeys))
 		}
 		cs.mu.Unlock()
 	}
 }
 
-// CheckCertificates loads every certificate and client CA of cfg's
-// listeners, as run would, and reports each that cannot be used.
+// CheckCertificates loads every certificate, client CA and session ticket
+// key of cfg's listeners, as run would, and reports each that cannot be
+// used.
 func CheckCertificates(cfg *config.Config) error {
 	var errs []error
 	for i := range cfg.Listeners {

@@ -20,7 +20,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "", "`FILE` with the client registry (YAML), as given to run")
-	skipCerts := fs.Bool("skip-cert-files", false, "do not read certificates, keys and CAs, in files or inline PEM (for CI, where the TLS secret is not mounted)")
+	skipCerts := fs.Bool("skip-cert-files", false, "do not read certificates, keys, CAs and session ticket keys, in files or inline PEM (for CI, where the TLS secret is not mounted)")
 	noSecrets := fs.Bool("without-secrets", false, "check what can be checked without the pod's secrets (for CI): unset $env variables read as placeholder text "+
 		"(a variable that must hold a number, a URL or a set form such as \"Basic ...\" still needs a value), a missing client registry as one placeholder client, and certificate files are not read")
 	fs.Usage = func() {
