@@ -231,3 +231,49 @@ Secrets named in the values.
       key: {{ index . 2 | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The session ticket key files the pods share, as a JSON list of their paths
+in the order of gateway.sessionTicketKeys.keys (the first encrypts); "[]"
+without a Secret. Fails on values that would mount no key, or keys in an
+order the gateway cannot tell.
+*/}}
+{{- define "flexgate.sessionTicketKeyFiles" -}}
+{{- $k := .Values.gateway.sessionTicketKeys -}}
+{{- $files := list -}}
+{{- if and $k.keys (not $k.secretName) -}}
+{{- fail "gateway.sessionTicketKeys.keys is set but secretName is empty: name the Secret that holds the keys (kubectl create secret generic flex-gateway-ticket-keys --from-file=current.key)." -}}
+{{- end -}}
+{{- if $k.secretName -}}
+{{- if not $k.keys -}}
+{{- fail (printf "gateway.sessionTicketKeys.secretName is %q but keys is empty: list the Secret's keys to use, the one that encrypts new tickets first, e.g. keys: [current.key, previous.key]." $k.secretName) -}}
+{{- end -}}
+{{- range $k.keys -}}
+{{- if has . $files -}}
+{{- fail (printf "gateway.sessionTicketKeys.keys names %q twice: list each key once, the one that encrypts new tickets first." .) -}}
+{{- end -}}
+{{- $files = append $files . -}}
+{{- end -}}
+{{- $paths := list -}}
+{{- range $files }}{{ $paths = append $paths (printf "%s/%s" (trimSuffix "/" $k.mountPath) .) }}{{ end -}}
+{{- $files = $paths -}}
+{{- end -}}
+{{- toJson $files -}}
+{{- end -}}
+
+{{/*
+The `config` value with gateway.sessionTicketKeys written into every
+listener tls that names no sessionTicketKeys of its own.
+*/}}
+{{- define "flexgate.configWithTicketKeys" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $files := include "flexgate.sessionTicketKeyFiles" . | fromJsonArray -}}
+{{- if $files -}}
+{{- range (dig "spec" "listeners" list $cfg) -}}
+{{- if and (kindIs "map" .) (kindIs "map" .tls) (not (hasKey .tls "sessionTicketKeys")) -}}
+{{- $_ := set .tls "sessionTicketKeys" $files -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
