@@ -49,8 +49,9 @@ type serverLimits struct {
 // certificate store. Its settings are fixed: a reload that changes its
 // name, protocol or server limits builds a new listener, which takes over
 // the socket while this one drains. Certificates and TLS settings change
-// in place (certStore); the session ticket keys belong to the address, not
-// the listener (ticketConfig).
+// in place (certStore), operator-supplied session ticket keys with them;
+// the keys the gateway makes belong to the address, not the listener
+// (ticketConfig).
 type listener struct {
 	g        *Gateway
 	spec     config.Listener

@@ -203,6 +203,44 @@ func TestSessionTicketKeysReload(t *testing.T) {
 	}
 }
 
+// TestSessionTicketKeysReplaceGeneratedKeys: while a listener names key
+// files, the keys the gateway made for its address neither encrypt nor
+// decrypt; a reload that removes the files brings them back, with the
+// sessions they issued.
+func TestSessionTicketKeysReplaceGeneratedKeys(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	dir := t.TempDir()
+	certFile, keyFile := proxytest.WriteCert(t, dir, "edge")
+	shared := writeTicketKey(t, dir, "shared.key", 80)
+	gw := proxytest.Start(t, ticketKeysYAML(certFile, keyFile, up.URL), func(o *proxy.Options) { o.CertPollInterval = time.Hour })
+	peer := proxytest.Start(t, ticketKeysYAML(certFile, keyFile, up.URL, shared))
+	for _, v := range tlsVersions {
+		// Offered again and again: the handshakes that do not resume it
+		// would store their own tickets in its place.
+		generated := frozenCache{ticketFrom(t, gw, v)}
+		if err := gw.Reload(t, ticketKeysYAML(certFile, keyFile, up.URL, shared)); err != nil {
+			t.Fatal(err)
+		}
+		if resumes(t, gw.URL, generated, v) {
+			t.Errorf("TLS %x: with sessionTicketKeys, a ticket under the address's generated key resumed", v)
+		}
+		if !resumes(t, peer.URL, ticketFrom(t, gw, v), v) {
+			t.Errorf("TLS %x: with sessionTicketKeys, a new ticket was not encrypted with the shared key", v)
+		}
+		if err := gw.Reload(t, ticketKeysYAML(certFile, keyFile, up.URL)); err != nil {
+			t.Fatal(err)
+		}
+		if !resumes(t, gw.URL, generated, v) {
+			t.Errorf("TLS %x: after a reload that removes sessionTicketKeys, a ticket under the generated key did not resume", v)
+		}
+	}
+}
+
+// frozenCache offers the sessions its cache holds and stores no more.
+type frozenCache struct{ tls.ClientSessionCache }
+
+func (frozenCache) Put(string, *tls.ClientSessionState) {}
+
 // TestSessionTicketKeyFileErrors: a key file that cannot serve is a
 // config error at its entry in the config that says how to fix it, and
 // never shows what the file holds.
