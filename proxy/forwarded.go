@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -45,7 +46,7 @@ func (st *state) setForwardingHeaders(h *fasthttp.RequestHeader, l *listener) {
 		}
 		h.Set(headerXFProto, l.scheme)
 	}
-	if !trusted || !oneValue(h, headerXFHost, validHost) {
+	if !trusted || !oneValue(h, headerXFHost, validForwardedHost) {
 		replaceHeader(h, headerXFHost, host)
 	}
 	if !trusted || !oneValue(h, headerXFPort, validPort) {
@@ -91,16 +92,10 @@ func oneValue(h *fasthttp.RequestHeader, name string, valid func([]byte) bool) b
 
 func validProto(v []byte) bool { return asciiEqualFold(v, "http") || asciiEqualFold(v, "https") }
 
-func validHost(v []byte) bool {
-	if len(v) == 0 {
-		return false
-	}
-	for _, c := range v {
-		if c <= ' ' || c == ',' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+// validForwardedHost: one host[:port], as validHost reads a Host, not a
+// list.
+func validForwardedHost(v []byte) bool {
+	return len(v) > 0 && bytes.IndexByte(v, ',') < 0 && validHost(v)
 }
 
 func validPort(v []byte) bool {

@@ -300,6 +300,13 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 	// Read before any header is deleted: fasthttp's deletes reorder lines.
 	st.trace = tracectx.AppendTraceparent(st.trace[:0], h.Peek(headerTraceparent))
 
+	if proto := h.Protocol(); proto[5] != '1' {
+		// fasthttp reads any HTTP/d.d; HTTP/2.0 over HTTP/1 framing, or
+		// HTTP/0.9, is not a protocol the gateway or its upstreams speak.
+		g.fail(ctx, st.m, errHTTPVersion, "", ex)
+		ctx.SetConnectionClose()
+		return st
+	}
 	valid, underscore := headerValid(h.RawHeaders(), h.ContentLength() == -1)
 	if !valid {
 		g.fail(ctx, st.m, errBadRequest, "", ex)
@@ -325,6 +332,10 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, l *listener) *state {
 		// ignored and replaced with it (RFC 9112 §3.2.2, §7.2), so that
 		// the route chosen for that host and the upstream see one host.
 		h.SetHostBytes(authority)
+	}
+	if !validHost(h.Host()) {
+		g.fail(ctx, st.m, errBadHost, "", ex)
+		return st
 	}
 	// A ';' starts path parameters, which servlet containers drop before
 	// they resolve the path: routed with them, "/api/admin;x/secret" would
@@ -761,12 +772,9 @@ func splitRequestURI(uri []byte) (path, query, authority []byte) {
 			if end < 0 {
 				end = len(rest)
 			}
-			authority = rest[:end]
-			if j := bytes.IndexByte(rest, '/'); j >= 0 {
-				uri = rest[j:]
-			} else {
-				uri = nil
-			}
+			// The authority ends at the first '/', '?' or '#': in
+			// "http://a?x=1/b" the path is empty and the query x=1/b.
+			authority, uri = rest[:end], rest[end:]
 			if k := bytes.LastIndexByte(authority, '@'); k >= 0 {
 				// userinfo@host: not part of the host.
 				authority = authority[k+1:]
@@ -781,6 +789,71 @@ func splitRequestURI(uri []byte) (path, query, authority []byte) {
 	}
 	return uri, nil, authority
 }
+
+// validHost reports whether host, a Host header or an absolute-form
+// target's authority, is one RFC 9110 §7.2 allows: empty, or uri-host
+// [":" port], where uri-host is an IP literal in brackets or a reg-name
+// of RFC 3986's unreserved, sub-delims and %-encoded bytes. A server must
+// refuse any other with 400 (RFC 9112 §3.2): "x@internal.example.com" or
+// "a/b" would miss a route for their host and reach an upstream that
+// reads a host out of them. An empty label ("a..b"), which no name has,
+// is refused too, as nginx does. It does not allocate.
+func validHost(host []byte) bool {
+	i := 0
+	if len(host) > 0 && host[0] == '[' {
+		end := bytes.IndexByte(host, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range host[1:end] {
+			if c != ':' && c != '.' && !ascii.IsHex(c) {
+				return false
+			}
+		}
+		i = end + 1
+	} else {
+		for ; i < len(host) && host[i] != ':'; i++ {
+			c := host[i]
+			switch {
+			case c == '.' && i > 0 && host[i-1] == '.':
+				return false
+			case c == '%':
+				if i+2 >= len(host) || !ascii.IsHex(host[i+1]) || !ascii.IsHex(host[i+2]) {
+					return false
+				}
+			case !hostByte[c]:
+				return false
+			}
+		}
+	}
+	if i == len(host) {
+		return true
+	}
+	if host[i] != ':' {
+		return false
+	}
+	for _, c := range host[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// hostByte are the bytes of a reg-name but '%': RFC 3986's unreserved and
+// sub-delims.
+var hostByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-._~!$&'()*+,;=" {
+		t[c] = true
+	}
+	return t
+}()
 
 // headerValid checks, in one pass over the raw header block, for what
 // fasthttp accepts but an upstream may read differently, the stuff of

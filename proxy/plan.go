@@ -186,7 +186,7 @@ var (
 	gatewayReasons = []*chain.Rejection{errNoRoute, errMethodNotAllowed, errUnreachable, errTimeout,
 		errUpstreamProtocol, errUpstreamReset, errUpstreamTLS, errUpstreamHeaderTooLarge, errBodyTooLarge,
 		errBadRequest, errHeaderTooLarge, errNoFreeConns, errClientBody, errOverloaded, errPathParameters,
-		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake, errTrailerFieldsRejection, errAmbiguousHeader}
+		errClientConnLimit, errUpstreamOverloaded, errWebSocketHandshake, errTrailerFieldsRejection, errAmbiguousHeader, errHTTPVersion}
 )
 
 func newRouteMetrics(set *metrics.Set, id string) *routeMetrics {

@@ -103,6 +103,23 @@ func TestVirtualHosts(t *testing.T) {
 		{"absolute form", "GET http://a.example.com/api/x HTTP/1.1\r\nHost: www.example.com\r\n\r\n", "a", "a.example.com", 200, ""},
 		{"absolute form with a port", "GET http://www.example.com:81/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n", "wild", "www.example.com:81", 200, ""},
 		{"absolute form with userinfo", "GET http://a.example.com@b.example.org/b/x HTTP/1.1\r\nHost: b.example.org\r\n\r\n", "default", "b.example.org", 200, ""},
+		// The authority of an absolute-form target ends at '?': the path
+		// is empty, "/", and "/api/x" belongs to the query.
+		{"absolute form with a query and no path", "GET http://a.example.com?x=1/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n", "", "", 404, "no_route"},
+		// A Host that is no host[:port] would miss a.example.com's route
+		// and reach another's upstream, which may read a host out of it.
+		{"host with userinfo", "GET /api/x HTTP/1.1\r\nHost: x@a.example.com\r\n\r\n", "", "", 400, "bad_request"},
+		{"host before userinfo", "GET /api/x HTTP/1.1\r\nHost: a.example.com@x\r\n\r\n", "", "", 400, "bad_request"},
+		{"host with an empty label", "GET /api/x HTTP/1.1\r\nHost: a.example.com..\r\n\r\n", "", "", 400, "bad_request"},
+		{"host with a path", "GET /api/x HTTP/1.1\r\nHost: a.example.com/x\r\n\r\n", "", "", 400, "bad_request"},
+		{"host with a bad port", "GET /api/x HTTP/1.1\r\nHost: a.example.com:80x\r\n\r\n", "", "", 400, "bad_request"},
+		{"absolute form with a bad host", "GET http://a.example.com..:80/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n", "", "", 400, "bad_request"},
+		{"IPv6 literal host", "GET /api/x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "default", "[::1]:8080", 200, ""},
+		{"bad IPv6 literal host", "GET /api/x HTTP/1.1\r\nHost: [::1%eth0]\r\n\r\n", "", "", 400, "bad_request"},
+		// HTTP/1.x only: fasthttp reads any HTTP/d.d.
+		{"HTTP/2.0 request line", "GET /api/x HTTP/2.0\r\nHost: a.example.com\r\n\r\n", "", "", 505, "http_version_not_supported"},
+		{"HTTP/0.9 request line", "GET /api/x HTTP/0.9\r\nHost: a.example.com\r\n\r\n", "", "", 505, "http_version_not_supported"},
+		{"HTTP/1.0 request line", "GET /api/x HTTP/1.0\r\nHost: a.example.com\r\n\r\n", "a", "", 200, ""},
 		// A header the routes read, in another spelling that CGI-style
 		// upstreams read as it, or twice (upstreams read the first, the
 		// last or both): refused, not routed by the copy the rule reads.

@@ -50,3 +50,8 @@ func IsToken(s string) bool {
 	}
 	return s != ""
 }
+
+// IsHex reports whether c is a hexadecimal digit, in either case.
+func IsHex(c byte) bool {
+	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f'
+}
