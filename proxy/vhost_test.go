@@ -114,6 +114,7 @@ func TestVirtualHosts(t *testing.T) {
 		{"host with a path", "GET /api/x HTTP/1.1\r\nHost: a.example.com/x\r\n\r\n", "", "", 400, "bad_request"},
 		{"host with a bad port", "GET /api/x HTTP/1.1\r\nHost: a.example.com:80x\r\n\r\n", "", "", 400, "bad_request"},
 		{"absolute form with a bad host", "GET http://a.example.com..:80/api/x HTTP/1.1\r\nHost: a.example.com\r\n\r\n", "", "", 400, "bad_request"},
+		{"two hosts", "GET /api/x HTTP/1.1\r\nHost: b.example.org\r\nHost: a.example.com\r\n\r\n", "", "", 400, "bad_request"},
 		{"IPv6 literal host", "GET /api/x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "default", "[::1]:8080", 200, ""},
 		{"bad IPv6 literal host", "GET /api/x HTTP/1.1\r\nHost: [::1%eth0]\r\n\r\n", "", "", 400, "bad_request"},
 		// HTTP/1.x only: fasthttp reads any HTTP/d.d.
