@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -456,5 +457,70 @@ func TestReloadOntoAPortItGivesUpSaysSo(t *testing.T) {
 	}
 	if r := receive(t, getAsync(fmt.Sprintf("http://127.0.0.1:%d/x", port), proxytest.Client()), "answer"); r.status != 200 {
 		t.Errorf("listener a after the failed reload: %d %v", r.status, r.err)
+	}
+}
+
+// TestMutualTLSResumptionFollowsClientCAs: a session resumes with the
+// client certificate verified when it began; once clientCAFile no longer
+// trusts that certificate's CA, the session does not resume (tickets live
+// for days, and on every replica that shares their keys), while a CA
+// bundle that still trusts it lets it resume. crypto/tls checks a resumed
+// session's chains against the config's current ClientCAs, which a reload
+// replaces.
+func TestMutualTLSResumptionFollowsClientCAs(t *testing.T) {
+	up := proxytest.StartUpstream(t)
+	dir := t.TempDir()
+	ca, other := proxytest.NewCA(t, "clients"), proxytest.NewCA(t, "others")
+	certFile, keyFile := proxytest.WriteCert(t, dir, "gateway")
+	caFile := proxytest.WriteFile(t, dir, "clients-ca.crt", ca.PEM)
+	cfg := func(caFile string) string {
+		return listenersYAML(tlsListenerYAML("edge", "8443", certsYAML(certFile, keyFile)+
+			"        clientCAFile: "+caFile+"\n        requireClientCertificate: true\n"), up.URL)
+	}
+	gw := proxytest.Start(t, cfg(caFile), func(o *proxy.Options) { o.CertPollInterval = time.Hour })
+	cert := ca.ClientCert(t, "client")
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		cache := tls.NewLRUClientSessionCache(4)
+		dial := func() (resumed bool, err error) {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(gw.URLs["edge"], "https://"), &tls.Config{
+				InsecureSkipVerify: true, ClientSessionCache: cache, MaxVersion: v, //nolint:gosec // self-signed test certificate
+				Certificates: []tls.Certificate{cert},
+			})
+			if err != nil {
+				return false, err
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"); err != nil {
+				return false, err
+			}
+			answer, err := io.ReadAll(conn)
+			if err != nil || !strings.HasPrefix(string(answer), "HTTP/1.1 200") {
+				return false, fmt.Errorf("answer %q: %v", answer, err)
+			}
+			return conn.ConnectionState().DidResume, nil
+		}
+		if err := gw.Reload(t, cfg(caFile)); err != nil {
+			t.Fatal(err)
+		}
+		if resumed, err := dial(); err != nil || resumed {
+			t.Fatalf("TLS %x: first handshake: resumed %v, %v", v, resumed, err)
+		}
+		if resumed, err := dial(); err != nil || !resumed {
+			t.Fatalf("TLS %x: second handshake: resumed %v, %v", v, resumed, err)
+		}
+		both := proxytest.WriteFile(t, dir, "both-ca.crt", append(append([]byte{}, ca.PEM...), other.PEM...))
+		if err := gw.Reload(t, cfg(both)); err != nil {
+			t.Fatal(err)
+		}
+		if resumed, err := dial(); err != nil || !resumed {
+			t.Errorf("TLS %x: with the client's CA still trusted: resumed %v, %v", v, resumed, err)
+		}
+		if err := gw.Reload(t, cfg(proxytest.WriteFile(t, dir, "others-ca.crt", other.PEM))); err != nil {
+			t.Fatal(err)
+		}
+		if resumed, err := dial(); err == nil {
+			t.Errorf("TLS %x: with the client's CA no longer trusted, the client was served (resumed %v)", v, resumed)
+		}
 	}
 }
