@@ -102,7 +102,9 @@ type Chain struct {
 	// Request steps in the order written.
 	Request []RequestStep
 	// HeadSteps is how many of the first Request steps read no body (no
-	// BodyReader is among them or before them).
+	// BodyReader is among them or before them). The steps that look in
+	// a form body for the credentials of a policy (see Credentials) come
+	// after them.
 	HeadSteps int
 	// Response steps in the order written, or last to first when the
 	// route says so (config.Route.ReverseResponse).
@@ -157,6 +159,10 @@ type Instance struct {
 	// same key in the next config is carried over with its state.
 	Key    string
 	Policy Policy
+
+	// credentials are what the policy declared with Env.Credentials, kept
+	// with the instance for the chains it is carried over to.
+	credentials []*Credentials
 }
 
 // RunRequest runs the request steps in order and returns the first
@@ -178,7 +184,7 @@ func (c *Chain) RunRequestHead(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejectio
 }
 
 // RunRequestTail runs the request steps after the head, the first of them
-// a BodyReader.
+// a BodyReader or a check of a form body.
 func (c *Chain) RunRequestTail(ctx *fasthttp.RequestCtx, ex *Exchange) *Rejection {
 	return runRequest(ctx, ex, c.Request[c.HeadSteps:])
 }

@@ -47,6 +47,10 @@ type Env struct {
 	Metrics *metrics.Set
 	// Logger for events (never for secrets or tokens).
 	Logger *slog.Logger
+
+	// credentials are what the policy declared with Credentials: the
+	// chain looks for them in a form body too.
+	credentials []*Credentials
 }
 
 // Owner names what the instance serves in its metrics' route label and
@@ -147,6 +151,9 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 	var taken []Instance
 	seen := map[string]int{}
 	conds := map[string]int{}
+	// headForms are the form checks of the policies whose steps read no
+	// body: they run first among the steps that follow those.
+	var headForms []RequestStep
 	for i, pos := range RunOrder(route.Policies) {
 		spec := &route.Policies[pos]
 		reg, ok := Lookup(spec.Name)
@@ -212,10 +219,21 @@ func Compile(cfg *config.Config, route *config.Route, opts Options) (*Chain, err
 				}
 				fresh = append(fresh, p)
 			}
-			inst = Instance{Name: spec.Name, Key: key, Policy: p}
+			inst = Instance{Name: spec.Name, Key: key, Policy: p, credentials: env.credentials}
 		}
 		c.add(inst, cond)
+		if f := newFormCheck(env, inst.credentials, cfg, route); f != nil {
+			// After the policy's own step, which has then passed, and
+			// after every step that reads no body (see formCheck).
+			step := RequestStep{Fn: f.check, Index: len(c.Policies) - 1, Cond: cond}
+			if c.HeadSteps == len(c.Request) {
+				headForms = append(headForms, step)
+			} else {
+				c.Request = append(c.Request, step)
+			}
+		}
 	}
+	c.Request = slices.Insert(c.Request, c.HeadSteps, headForms...)
 	if len(errs) > 0 {
 		for _, p := range fresh {
 			_ = p.Close()

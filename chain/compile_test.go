@@ -1,6 +1,7 @@
 package chain_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,5 +176,66 @@ func TestCompileEnv(t *testing.T) {
 	want := []string{"r probe-env 1 [probe-none] 13:11", "r probe-env 3 [probe-none probe-env probe-request] 15:11"}
 	if !slices.Equal(seen, want) {
 		t.Errorf("policies saw %q, want %q", seen, want)
+	}
+}
+
+// TestCompileFormChecks: a policy that declares credentials has them
+// looked for in a form body by a step of their own, after the steps that
+// read no body (so a client waiting for 100 Continue is answered first)
+// and after the policy's own step; an instance carried over to a reloaded
+// config keeps it.
+func TestCompileFormChecks(t *testing.T) {
+	text := chaintest.Gateway("        - probe-creds: {tag: a}\n        - probe-request: {tag: n}\n" +
+		"        - probe-body: {tag: b}\n        - probe-creds: {tag: c}\n")
+	set := mustCompileAll(t, text, nil)
+	next := mustCompileAll(t, text, set)
+	defer next.Retire(nil)
+	if probeAt(t, next.Chains[0], 0) != probeAt(t, set.Chains[0], 0) {
+		t.Fatal("the instance was not carried over")
+	}
+	for _, s := range []*chain.Set{set, next} {
+		c := s.Chains[0]
+		var idx []int
+		for _, st := range c.Request {
+			idx = append(idx, st.Index)
+		}
+		if !slices.Equal(idx, []int{0, 1, 0, 2, 3, 3}) || c.HeadSteps != 2 {
+			t.Errorf("request steps of policies %v, %d head steps; want [0 1 0 2 3 3], 2", idx, c.HeadSteps)
+		}
+		f := func(body, wantHead, wantTail, wantRefusal string) {
+			t.Helper()
+			ctx := chaintest.Ctx("http://gw/api/x")
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.Header.SetContentType("application/x-www-form-urlencoded")
+			ctx.Request.SetBodyString(body)
+			ex := chain.AcquireExchange()
+			defer chain.ReleaseExchange(ex)
+			ex.Prepare(c)
+			if rej := c.RunRequestHead(ctx, ex); rej != nil {
+				t.Fatalf("%s: head refused: %v", body, rej)
+			}
+			head := string(bytes.Join(ctx.Response.Header.PeekAll("X-Trace"), []byte(" ")))
+			ctx.Response.Header.Del("X-Trace")
+			rej := c.RunRequestTail(ctx, ex)
+			var tail []string
+			for _, s := range ctx.Response.Header.PeekAll("X-Trace") {
+				tail = append(tail, string(s))
+			}
+			if head != wantHead || strings.Join(tail, " ") != wantTail {
+				t.Errorf("%s: head ran %q, tail %q; want %q, %q", body, head, tail, wantHead, wantTail)
+			}
+			switch {
+			case wantRefusal == "" && rej != nil:
+				t.Errorf("%s: refused: %v", body, rej)
+			case wantRefusal == "":
+			case rej == nil || rej.Status != 400 || rej.Policy != "probe-creds" || !strings.Contains(rej.Message, wantRefusal) ||
+				ex.Rejected != rej:
+				t.Errorf("%s: got %v, want probe-creds's 400 %q", body, rej, wantRefusal)
+			}
+		}
+		f("q=1", "a.req n.req", "b.req c.req", "")
+		f("x_a=1", "a.req n.req", "", "carries X-a in the form body")
+		f("A_KEY=1", "a.req n.req", "", "carries a_key in the form body")
+		f("c_key=1", "a.req n.req", "b.req c.req", "carries c_key in the form body")
 	}
 }

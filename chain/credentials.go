@@ -119,13 +119,21 @@ func (n *HeaderName) Del(h *fasthttp.RequestHeader) {
 // carries for its own purpose (Host, Accept, …; see everyRequest) is not
 // looked for among the headers, nor the query parameter named like a
 // standard header that carries no credential (?origin=, ?date=; see
-// ownPurpose). A provisioned Credentials is safe for concurrent use.
+// ownPurpose). The chain looks for them in a form body too (see CheckForm).
+// A provisioned Credentials is safe for concurrent use.
 type Credentials struct {
 	headers []credentialHeader
 	query   []credentialParam
 	// shortest is the length of the shortest name a parameter must have
 	// to be read as one of them: PHP's reading only shortens a name.
 	shortest int
+	// formOnly are parameters the policy does not read that an upstream
+	// reads, in a form body, as a credential the policy checks (see
+	// RefuseInForm).
+	formOnly []formParam
+	// challenge is the WWW-Authenticate value of a refusal of a form body
+	// (see SetChallenge).
+	challenge []byte
 }
 
 type credentialHeader struct {
@@ -138,6 +146,9 @@ type credentialHeader struct {
 	// a request that carries one.
 	asQuery string
 	inQuery *Rejection
+	// inForm refuses a request whose form body carries a parameter of
+	// the asQuery name (see CheckForm).
+	inForm *Rejection
 }
 
 type credentialParam struct {
@@ -152,6 +163,8 @@ type credentialParam struct {
 	// carries it.
 	asHeader *HeaderName
 	inHeader *Rejection
+	// inForm refuses a request whose form body carries the parameter.
+	inForm *Rejection
 }
 
 // everyRequest are headers that nearly every request carries for their own
@@ -171,7 +184,8 @@ var ownPurpose = append([]string{"Origin", "Referer", "From", "Date", "Range", "
 
 // Credentials declares the request headers and query parameters the policy
 // reads credentials from and builds, for each, its 400
-// duplicate_credentials rejections. Call it at provision time. A header
+// duplicate_credentials rejections; the chain adds a step that looks for
+// them in a form body (see CheckForm). Call it at provision time. A header
 // name with more than MaxHeaderSeparators '-' and '_', and a query
 // parameter name that ParseQueryName refuses, are errors.
 func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
@@ -190,6 +204,9 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 				" header: an upstream that reads the query would get a value nobody checked; send it only in the header")}
 		if !slices.ContainsFunc(ownPurpose, func(h string) bool { return slices.Contains(hn.spellings, h) }) {
 			ch.asQuery = strings.ReplaceAll(NewQueryName(name).folded, "-", "_")
+			ch.inForm = e.duplicate("the request carries " + name + " in the form body, and " + e.Name + " reads it from the " + name +
+				" header: an upstream that reads form parameters (Rails params, PHP $_POST or $_REQUEST, Spring's request parameters) " +
+				"would get a value nobody checked; send it only in the header")
 		}
 		c.headers = append(c.headers, ch)
 	}
@@ -200,7 +217,10 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		}
 		cp := credentialParam{name: qn, dup: e.duplicate("the request carries the " + name + " query parameter more than once; send it once"),
 			hidden: e.duplicate("the request carries the " + name + " query parameter after a ';' inside another parameter, where " + e.Name +
-				" does not read it: " + semicolonHint)}
+				" does not read it: " + semicolonHint),
+			inForm: e.duplicate("the request carries " + name + " in the form body, and " + e.Name + " reads it from the query: " +
+				"upstreams that merge form and query parameters (Rails params, PHP $_REQUEST, Spring's request parameters), " +
+				"several letting the body win, would read a value nobody checked; send it only in the query")}
 		hn, err := NewHeaderName(name)
 		if err != nil {
 			return nil, fmt.Errorf("query parameter %q is read as a credential, so a header of that name is refused beside it "+
@@ -217,6 +237,7 @@ func (e *Env) Credentials(headers, query []string) (*Credentials, error) {
 		}
 		c.query = append(c.query, cp)
 	}
+	e.credentials = append(e.credentials, c)
 	c.shortest = math.MaxInt
 	for _, ch := range c.headers {
 		if ch.asQuery != "" {
@@ -261,27 +282,47 @@ func (c *Credentials) Check(ctx *fasthttp.RequestCtx) *Rejection {
 			return cp.inHeader
 		}
 	}
-	if len(ctx.URI().QueryString()) == 0 {
+	qs := ctx.URI().QueryString()
+	if len(qs) == 0 {
 		return nil
 	}
+	return c.checkParams(ctx.QueryArgs(), qs, false)
+}
+
+// checkParams is Check's pass over the parameters of args, parsed from raw:
+// the query's, or with form a form body's, where any credential is
+// refused.
+func (c *Credentials) checkParams(args *fasthttp.Args, raw []byte, form bool) *Rejection {
 	// One pass over the parameters, each name read as PHP reads it once:
 	// a request may carry thousands of them.
 	var seen [maxCountedParams]uint8
-	args := ctx.QueryArgs()
-	for k, hidden := range QueryParams(ctx) {
+	for k, hidden := range params(args, raw) {
 		if len(k) < c.shortest {
 			continue
 		}
 		a, index := phpSplit(k)
 		for i := range c.headers {
 			if ch := &c.headers[i]; foldedEqual(a, ch.asQuery, true) {
+				if form {
+					return ch.inForm
+				}
 				return ch.inQuery
+			}
+		}
+		if form {
+			for i := range c.formOnly {
+				if fp := &c.formOnly[i]; string(k) == fp.name.name || fp.name.matchesSplit(a, index) || fp.name.matchesRack(k) {
+					return fp.refused
+				}
 			}
 		}
 		for i := range c.query {
 			cp := &c.query[i]
 			if string(k) != cp.name.name && !cp.name.matchesSplit(a, index) && !cp.name.matchesRack(k) {
 				continue
+			}
+			if form {
+				return cp.inForm
 			}
 			if hidden {
 				return cp.hidden

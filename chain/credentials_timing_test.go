@@ -3,6 +3,8 @@ package chain
 import (
 	"strings"
 	"testing"
+
+	"github.com/flexgate/flexgate/config"
 )
 
 // BenchmarkCredentialsCheckManyParams: a request with thousands of query
@@ -32,6 +34,28 @@ func BenchmarkCredentialsCheckManyParams(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/param")
+		})
+	}
+}
+
+// BenchmarkFormCheck: what the check of a form body costs a request that
+// is no form (one look at its Content-Type) and one with a form of a
+// hundred parameters in memory.
+func BenchmarkFormCheck(b *testing.B) {
+	env := &Env{Name: "p", Route: &config.Route{ID: "r"}}
+	if _, err := env.Credentials([]string{"client_id", "client_secret"}, []string{"api_key"}); err != nil {
+		b.Fatal(err)
+	}
+	f := newFormCheck(env, env.credentials, nil, env.Route)
+	for _, tc := range []struct{ name, ct string }{{"json", "application/json"}, {"form", "application/x-www-form-urlencoded"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := formRequest("/x?api_key=k", tc.ct, strings.Repeat("amount=3&", 100), false)
+			b.ReportAllocs()
+			for b.Loop() {
+				if f.check(ctx, nil) != nil {
+					b.Fatal("refused")
+				}
+			}
 		})
 	}
 }

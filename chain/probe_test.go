@@ -115,6 +115,20 @@ func (p *rejectProbe) HandleRequest(ctx *fasthttp.RequestCtx, _ *chain.Exchange)
 	return p.reject
 }
 
+// probe-creds is probe-request that declares the header X-<tag> and the
+// query parameter <tag>_key as its credentials.
+type credsProbe struct {
+	requestProbe `yaml:",inline"`
+}
+
+func (p *credsProbe) Provision(env *chain.Env) error {
+	if err := p.probe.Provision(env); err != nil {
+		return err
+	}
+	_, err := env.Credentials([]string{"X-" + p.Tag}, []string{p.Tag + "_key"})
+	return err
+}
+
 var made []*probe
 
 func init() {
@@ -125,6 +139,7 @@ func init() {
 		"probe-both":     func() chain.Policy { return new(bothProbe) },
 		"probe-body":     func() chain.Policy { return new(bodyProbe) },
 		"probe-reject":   func() chain.Policy { return new(rejectProbe) },
+		"probe-creds":    func() chain.Policy { return new(credsProbe) },
 	} {
 		chain.Register(chain.Registration{Name: name, New: recorded(mk)})
 	}

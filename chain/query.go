@@ -25,8 +25,19 @@ import (
 // arguments. Safe for concurrent use on distinct requests.
 func QueryParams(ctx *fasthttp.RequestCtx) iter.Seq2[[]byte, bool] {
 	return func(yield func([]byte, bool) bool) {
-		args := ctx.QueryArgs()
-		split := bytes.IndexByte(ctx.URI().QueryString(), ';') >= 0
+		for k, hidden := range params(ctx.QueryArgs(), ctx.URI().QueryString()) {
+			if !yield(k, hidden) {
+				return
+			}
+		}
+	}
+}
+
+// params is QueryParams for args parsed from raw: a query, or a form body,
+// which Python's parse_qs before 3.9.2 split at ';' too.
+func params(args *fasthttp.Args, raw []byte) iter.Seq2[[]byte, bool] {
+	return func(yield func([]byte, bool) bool) {
+		split := bytes.IndexByte(raw, ';') >= 0
 		for k, v := range args.All() {
 			if !yield(k, false) {
 				return

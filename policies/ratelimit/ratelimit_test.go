@@ -134,6 +134,21 @@ func TestDuplicateIdentifierRefused(t *testing.T) {
 	if n := l.store.(*MemStore).Len(); n != 0 {
 		t.Errorf("refused requests took from %d budgets", n)
 	}
+	// In a form body, which Rails params and PHP's $_REQUEST merge with
+	// the query: refused after the limiter counted the copy it read.
+	form := func(uri, body, want string, headers ...string) {
+		t.Helper()
+		ctx := chaintest.Ctx(uri, headers...)
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.Header.SetContentType("application/x-www-form-urlencoded; charset=UTF-8")
+		ctx.Request.SetBodyString(body)
+		rej := chaintest.Run(c, ctx)
+		if rej == nil || rej.Status != 400 || rej.Reason != "duplicate_credentials" || !strings.Contains(rej.Message, want) {
+			t.Errorf("%s %q: got %v, want 400 duplicate_credentials %q", uri, body, rej, want)
+		}
+	}
+	form("http://gw/api/x?tenant=t", "x_api_key=real", "carries X-Api-Key in the form body, and rate-limiting reads it from the X-Api-Key header", "X-Api-Key", "form-1")
+	form("http://gw/api/x?tenant=t", "a=1&TENANT=other", "carries tenant in the form body, and rate-limiting reads it from the query", "X-Api-Key", "form-2")
 	// One copy of each passes, once.
 	ctx := chaintest.Ctx("http://gw/api/x?tenant=t&other=1&other=2", "X-Api-Key", "real", "X-Other", "1", "X-Other", "2")
 	if rej := chaintest.Run(c, ctx); rej != nil {
