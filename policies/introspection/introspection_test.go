@@ -365,6 +365,46 @@ func TestTokenInQueryToo(t *testing.T) {
 	}
 }
 
+// TestTokenInFormBodyToo: RFC 6750 §2.2 lets an upstream take the token
+// from access_token in a form body, which nobody checked.
+func TestTokenInFormBodyToo(t *testing.T) {
+	p := newIdP(t, false)
+	f := setup(t, p.srv.URL, "")
+	p.answers["good"] = `{"active":true}`
+	post := func(ct, body string) result {
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		ctx.Request.SetRequestURI("/orders/1")
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.Header.Set("Authorization", "Bearer good")
+		ctx.Request.Header.SetContentType(ct)
+		ctx.Request.SetBodyString(body)
+		ex := chain.AcquireExchange()
+		ex.Prepare(f.c)
+		rej := f.c.RunRequest(ctx, ex)
+		return result{rej: rej, challenge: string(ctx.Response.Header.Peek("WWW-Authenticate")), ex: ex}
+	}
+	for _, body := range []string{"access_token=forged", "a=1&ACCESS.TOKEN=forged", "a=1;access_token=forged"} {
+		r := post("application/x-www-form-urlencoded", body)
+		if r.rej == nil || r.rej.Status != 400 || r.rej.Reason != "duplicate_credentials" ||
+			!strings.Contains(r.rej.Message, "an access_token in the form body") {
+			t.Errorf("%s: got %v, want 400 duplicate_credentials naming access_token in the form body", body, r.rej)
+		}
+		if want := `Bearer realm="flexgate", error="invalid_request"`; r.challenge != want {
+			t.Errorf("%s: WWW-Authenticate = %q, want %q", body, r.challenge, want)
+		}
+	}
+	if r := post("application/x-www-form-urlencoded", "authorization=Bearer+forged"); r.rej == nil ||
+		!strings.Contains(r.rej.Message, "carries Authorization in the form body") {
+		t.Errorf("authorization in the form body: got %v", r.rej)
+	}
+	for ct, body := range map[string]string{"application/x-www-form-urlencoded": "token=x&amount=3", "application/json": `{"access_token":"x"}`} {
+		if r := post(ct, body); r.rej != nil {
+			t.Errorf("%s %s: %v", ct, body, r.rej)
+		}
+	}
+}
+
 func TestServerDownOrSlowFailsClosed(t *testing.T) {
 	p := newIdP(t, false)
 	var logs bytes.Buffer

@@ -238,6 +238,11 @@ func (in *Introspector) Provision(env *chain.Env) error {
 	if in.creds, err = env.Credentials([]string{fasthttp.HeaderAuthorization}, nil); err != nil {
 		return err
 	}
+	// RFC 6750 §2.2: an upstream may take the token from a form body,
+	// where no one checked it.
+	in.creds.RefuseInForm(env, queryToken.String(), "the request carries a token in Authorization and an access_token "+
+		"in the form body; send it only in Authorization")
+	in.creds.SetChallenge(in.challengeRequest)
 	in.twoTokens = env.Reject(400, "duplicate_credentials",
 		"the request carries a token in Authorization and in the access_token query parameter; send it only in Authorization")
 	in.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)

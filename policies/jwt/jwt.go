@@ -46,8 +46,12 @@ var timeNow = time.Now
 // several fit its kid and alg.
 const maxTries = 4
 
-// queryToken is the query parameter RFC 6750 §2.3 carries a token in.
+// queryToken is the query parameter RFC 6750 §2.3 carries a token in, and
+// the form body parameter of §2.2.
 var queryToken = chain.NewQueryName("access_token")
+
+// formTokenMessage refuses a form body with a token beside Authorization's.
+const formTokenMessage = "the request carries a token in Authorization and an access_token in the form body; send it only in Authorization"
 
 func (v *Validator) provision(env *chain.Env, s *settings) error {
 	rt := &v.rt
@@ -102,6 +106,12 @@ func (v *Validator) provision(env *chain.Env, s *settings) error {
 	rt.challengeMissing = []byte(`Bearer realm="flexgate"`)
 	rt.challengeInvalid = []byte(`Bearer realm="flexgate", error="invalid_token"`)
 	rt.challengeRequest = []byte(`Bearer realm="flexgate", error="invalid_request"`)
+	rt.creds.SetChallenge(rt.challengeRequest)
+	if s.from == nil {
+		// RFC 6750 §2.2: an upstream may take the token from a form
+		// body, where no one checked it.
+		rt.creds.RefuseInForm(env, queryToken.String(), formTokenMessage)
+	}
 	missing := "a JWT is required: send Authorization: Bearer <token>"
 	if s.from != nil {
 		missing = "a JWT is required in " + s.from.String()
