@@ -968,7 +968,9 @@ func staleConn(err error) bool {
 
 // requestWriter sends a request whose body streams from the client, on a
 // goroutine of its own, so that the upstream's answer can be read while
-// the body is still being sent.
+// the body is still being sent. Its goroutine outlives the request: it
+// waits in idleWriters for the next one, since starting a goroutine
+// allocates.
 type requestWriter struct {
 	req     *fasthttp.Request
 	bw      *bufio.Writer
@@ -976,15 +978,35 @@ type requestWriter struct {
 	timeout time.Duration
 	done    chan error
 	over    atomic.Bool
+	// start wakes the goroutine for the request set; closed, it ends it.
+	start chan struct{}
 }
 
-var requestWriterPool = sync.Pool{New: func() any { return &requestWriter{done: make(chan error, 1)} }}
+// maxIdleWriters bounds the requestWriters whose goroutines wait for a
+// request (each a parked goroutine, a few KiB of stack): as many as
+// streamed request bodies were sent at once, up to this.
+const maxIdleWriters = 256
+
+var idleWriters = make(chan *requestWriter, maxIdleWriters)
 
 func startRequestWriter(req *fasthttp.Request, bw *bufio.Writer, conn net.Conn, timeout time.Duration) *requestWriter {
-	w := requestWriterPool.Get().(*requestWriter)
+	var w *requestWriter
+	select {
+	case w = <-idleWriters:
+	default:
+		w = &requestWriter{done: make(chan error, 1), start: make(chan struct{}, 1)}
+		go w.serve()
+	}
 	w.req, w.bw, w.conn, w.timeout = req, bw, conn, timeout
-	go w.run()
+	w.start <- struct{}{}
 	return w
+}
+
+// serve sends the requests it is started for until start is closed.
+func (w *requestWriter) serve() {
+	for range w.start {
+		w.run()
+	}
 }
 
 func (w *requestWriter) run() {
@@ -1012,7 +1034,11 @@ func (w *requestWriter) wait() error {
 	err := <-w.done
 	w.req, w.bw, w.conn = nil, nil, nil
 	w.over.Store(false)
-	requestWriterPool.Put(w)
+	select {
+	case idleWriters <- w:
+	default:
+		close(w.start)
+	}
 	return err
 }
 
