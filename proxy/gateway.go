@@ -240,7 +240,7 @@ func (g *Gateway) Start() error {
 			closeSockets(opened)
 			return fmt.Errorf("cannot listen on admin address %s: %w", g.opts.AdminAddr, err)
 		}
-		g.adminLn = newPatientListener(ln, g.log)
+		g.adminLn = newAdminListener(g, newPatientListener(ln, g.log), adminMaxConns, adminMaxConnsPerClient)
 		g.admin = g.newAdminServer()
 		g.wg.Add(1)
 		go func() {
