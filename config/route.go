@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -154,11 +155,39 @@ func checkPattern(p string) string {
 // routePath checks the path pattern p, written at n; what names it in the
 // message ("route path").
 func (d *decoder) routePath(n *yaml.Node, what, p string) bool {
-	if why := checkPattern(p); why != "" {
+	why := checkPattern(p)
+	if why == "" {
+		why = templateSegment(p)
+	}
+	if why != "" {
 		d.errorf(n, "%s %q is invalid: %s", what, p, why)
 		return false
 	}
 	return true
+}
+
+// templateSegment reports a segment of the pattern p written as a path
+// template, {id} or :id, as other gateways and frameworks write a
+// parameter. The router would match it as literal text, so a route meant
+// to guard /api/{id}/secret would guard nothing while /api/123/secret went
+// to a broader route.
+func templateSegment(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		open := strings.IndexByte(s, '{')
+		if !strings.HasPrefix(s, ":") && (open < 0 || !strings.Contains(s[open:], "}")) {
+			continue
+		}
+		star := slices.Clone(segs)
+		star[i] = "*"
+		msg := fmt.Sprintf("segment %q is a path template, which routes do not expand: it would match only that literal text; "+
+			"write * for any one segment (%s)", s, strings.Join(star, "/"))
+		if open >= 0 {
+			msg += ", or %7B and %7D to match the braces literally"
+		}
+		return msg
+	}
+	return ""
 }
 
 // routeMethod checks the method m, written at n, for a route that already

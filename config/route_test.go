@@ -100,6 +100,20 @@ func TestLoadRefusesPatternsTheRouterCannotMatch(t *testing.T) {
 	}
 }
 
+// TestLoadAcceptsColonsAndEncodedBraces: a ':' inside a segment (Google's
+// custom methods) and braces written as %7B/%7D are literal text, not
+// templates, and load.
+func TestLoadAcceptsColonsAndEncodedBraces(t *testing.T) {
+	cfg := mustLoad(t, "a.yaml", head+`  routes:
+    - id: r
+      path: ["/v1/orders/*/x:cancel", "/api/%7Bid%7D/secret", "/a/b:"]
+      upstream: {url: http://b}
+`)
+	if got := strings.Join(cfg.Routes[0].Paths, " "); got != "/v1/orders/*/x:cancel /api/%7Bid%7D/secret /a/b:" {
+		t.Errorf("paths = %s", got)
+	}
+}
+
 // TestLoadHostsAndHeaders: a route's hosts and headers load into the
 // model, hosts in lower case, header values as written (a YAML true is the
 // text "true").
