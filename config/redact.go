@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,7 +25,7 @@ var sensitiveKeys = []string{"secret", "password", "token", "authorization", "ap
 // that encode to JSON, with every client secret replaced by "[redacted]",
 // and so every policy parameter or header whose name mentions a secret
 // (secret, password, token, authorization, api key, cookie, credential,
-// private, textKey, or a header name ending in -Key, see CredentialHeader) and every
+// private, textKey, or a header name CredentialHeader recognises) and every
 // Basic or Bearer credential (CredentialValue); the password of any URL
 // shows as xxxxx. Values are shown as written, `$env.NAME` references
 // unexpanded. A View shares nothing mutable with its Config; it is safe
@@ -505,9 +506,11 @@ func onlyReferences(s string) bool {
 }
 
 // CredentialHeader reports whether a header of this name carries a
-// credential: Authorization, Proxy-Authorization, Cookie, Set-Cookie, or a
-// name ending in -Key, -Token, -Secret or -Password, in any case and with _
-// read as -. It is safe for concurrent use.
+// credential: Authorization, Proxy-Authorization, Cookie, Set-Cookie, a
+// name ending in -Key, -Token, -Secret or -Password, or one with a segment
+// in credentialSegments (X-Auth, X-Upstream-Auth, X-Api-Sig, X-Session-Id),
+// in any case and with _ read as -. A segment counts only whole: Author and
+// X-Authority carry no credential. It is safe for concurrent use.
 func CredentialHeader(name string) bool {
 	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
 	switch n {
@@ -519,8 +522,18 @@ func CredentialHeader(name string) bool {
 			return true
 		}
 	}
+	for seg := range strings.SplitSeq(n, "-") {
+		if slices.Contains(credentialSegments, seg) {
+			return true
+		}
+	}
 	return false
 }
+
+// credentialSegments are the words that, as a whole segment of a header
+// name, mark its value as a credential; sensitiveKeys catch the longer
+// words anywhere in a name.
+var credentialSegments = []string{"auth", "sig", "signature", "session", "pass", "passwd", "jwt", "bearer"}
 
 // CredentialValue reports whether v is a Basic or Bearer credential (in any
 // case) with literal text after the scheme. "Bearer $env.TOKEN" is not: it

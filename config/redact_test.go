@@ -89,6 +89,10 @@ func TestCredentialRecognition(t *testing.T) {
 		"Authorization": true, "proxy-authorization": true, "COOKIE": true, "Set-Cookie": true,
 		"X-Api-Key": true, "x_client_key": true, "X-Auth-Token": true, "X-Client-Secret": true, "X_DB_PASSWORD": true,
 		"X-Version": false, "Monkey": false, "X-Key-Id": false, "Keep-Alive": false,
+		"X-Auth": true, "X-Upstream-Auth": true, "x_api_sig": true, "X-Signature": true, "X-Session": true,
+		"X-Session-Id": true, "X-Pass": true, "X-Jwt": true, "X-Bearer-Value": true, "X-Auth-User": true,
+		"Author": false, "X-Author": false, "X-Authority": false, "X-Signal": false, "X-Passage": false,
+		"X-Sessions-Count": false, "X-Jwts-Url": false,
 	} {
 		if got := CredentialHeader(name); got != want {
 			t.Errorf("CredentialHeader(%q) = %v", name, got)

@@ -41,9 +41,13 @@ func TestConfigEndpointRedactsHeaderCredentials(t *testing.T) {
               X-Upstream-Auth: "Basic dXNlcjpzM2NyZXQ="
               X-Other-Auth: "bearer literal-bearer-value"
               X_Client_Key: literal-key-value
-              X-Env-Auth: "Bearer $env.FG_ADMIN_TEST_TOKEN"
+              X-Env-Value: "Bearer $env.FG_ADMIN_TEST_TOKEN"
               X-Callback: "https://cb:url-pass-value@hooks.example/x"
               X-Version: v1
+              X-Auth: literal-auth-value
+              X-Api-Sig: literal-sig-value
+              X-Session: literal-session-value
+              X-Author: Jane Doe
         - response-headers-set:
             headers:
               Set-Cookie: "sid=literal-cookie-value"
@@ -57,8 +61,9 @@ func TestConfigEndpointRedactsHeaderCredentials(t *testing.T) {
 	}
 	for _, want := range []string{`"X-Upstream-Auth": "[redacted]"`, `"X-Other-Auth": "[redacted]"`, `"X_Client_Key": "[redacted]"`,
 		`"Set-Cookie": "[redacted]"`, `"X-Service-Password": "[redacted]"`,
-		`"X-Env-Auth": "Bearer $env.FG_ADMIN_TEST_TOKEN"`,
-		`"X-Callback": "https://cb:xxxxx@hooks.example/x"`, `"X-Version": "v1"`} {
+		`"X-Env-Value": "Bearer $env.FG_ADMIN_TEST_TOKEN"`,
+		`"X-Callback": "https://cb:xxxxx@hooks.example/x"`, `"X-Version": "v1"`,
+		`"X-Auth": "[redacted]"`, `"X-Api-Sig": "[redacted]"`, `"X-Session": "[redacted]"`, `"X-Author": "Jane Doe"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/config lacks %s", want)
 		}
