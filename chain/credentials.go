@@ -5,11 +5,13 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/flexgate/flexgate/internal/ascii"
 	"github.com/flexgate/flexgate/internal/match"
+	"github.com/flexgate/flexgate/internal/namefold"
 )
 
 // MaxHeaderSeparators bounds the '-' and '_' of a header name that
@@ -301,13 +303,11 @@ func (c *Credentials) checkParams(args *fasthttp.Args, raw []byte, form bool) *R
 			continue
 		}
 		a, index := phpSplit(k)
-		for i := range c.headers {
-			if ch := &c.headers[i]; foldedEqual(a, ch.asQuery, true) {
-				if form {
-					return ch.inForm
-				}
-				return ch.inQuery
+		if ch := c.headerNamed(a); ch != nil {
+			if form {
+				return ch.inForm
 			}
+			return ch.inQuery
 		}
 		if form {
 			for i := range c.formOnly {
@@ -343,6 +343,22 @@ func (c *Credentials) checkParams(args *fasthttp.Args, raw []byte, form bool) *R
 	return nil
 }
 
+// headerNamed returns the declared header whose name a parameter's name
+// is, as phpSplit gives its base (a), or nil. Apart from checkParams, so
+// that the loop over the parameters stays small enough to be inlined in
+// their iterator.
+func (c *Credentials) headerNamed(a []byte) *credentialHeader {
+	for i := range c.headers {
+		// Told apart by length, or by mayFoldLonger, inlined: most names
+		// without a call.
+		if ch := &c.headers[i]; len(a) == len(ch.asQuery) && foldedEqual(a, ch.asQuery, true) ||
+			mayFoldLonger(a, ch.asQuery) && foldedLonger(a, ch.asQuery, true) {
+			return ch
+		}
+	}
+	return nil
+}
+
 // maxCountedParams is how many query credentials Check counts in its one
 // pass over the parameters.
 const maxCountedParams = 16
@@ -357,23 +373,70 @@ func countParam(args *fasthttp.Args, q *QueryName) int {
 	return n
 }
 
-// foldedEqual reports whether a, a parameter's name as phpSplit gives its base,
-// folds (foldByte; with dash, '-' read as '_' too) to folded. It does not
+// foldedEqual reports whether a, a parameter's name as phpSplit gives its
+// base, folds (foldByte; with dash, '-' read as '_' too) byte for byte to
+// folded. folded holds none of the letters namefold reads (they were
+// folded), and a name that holds one folds shorter than it is: such a
+// name is foldedLonger's to compare. Kept apart, foldedEqual calls
+// nothing, and tells most names by their length alone. It does not
 // allocate.
 func foldedEqual(a []byte, folded string, dash bool) bool {
 	if len(a) == 0 || len(a) != len(folded) {
 		return false
 	}
+	t := &foldTables[0]
+	if dash {
+		t = &foldTables[1]
+	}
 	for i := 0; i < len(a); i++ {
-		c := foldByte(a[i])
-		if dash && c == '-' {
-			c = '_'
-		}
-		if c != folded[i] {
+		if t[a[i]] != folded[i] {
 			return false
 		}
 	}
 	return true
+}
+
+// mayFoldLonger reports whether a, a name as phpSplit gives its base, is
+// longer than folded and, by its first and last bytes, may fold to it
+// (foldedLonger): a first byte that begins no letter namefold reads, and
+// an ASCII last byte, fold to folded's, with dash or without (then they
+// fold with dash to one byte).
+// Inlined, it tells most names apart without a call, and without a look at
+// their other bytes.
+func mayFoldLonger(a []byte, folded string) bool {
+	if len(a) <= len(folded) || len(folded) == 0 {
+		return false
+	}
+	f, l := a[0], a[len(a)-1]
+	return (namefold.Lead(f) || foldTables[1][f] == foldTables[1][folded[0]]) &&
+		(l >= utf8.RuneSelf || foldTables[1][l] == foldTables[1][folded[len(folded)-1]])
+}
+
+// foldedLonger reports whether a, longer than folded, folds to it (foldAt;
+// with dash, '-' read as '_' too) with letters namefold reads. It does not
+// allocate.
+func foldedLonger(a []byte, folded string, dash bool) bool {
+	j := 0
+	for i := 0; i < len(a); j++ {
+		c, n := foldAt(a, i)
+		if dash && c == '-' {
+			c = '_'
+		}
+		if j == len(folded) || c != folded[j] {
+			return false
+		}
+		i += n
+	}
+	return j == len(folded)
+}
+
+// foldDash is foldByte(c), with dash '-' read as '_' too.
+func foldDash(c byte, dash bool) byte {
+	c = foldByte(c)
+	if dash && c == '-' {
+		c = '_'
+	}
+	return c
 }
 
 // QueryName is a query parameter's name with every name an upstream may
@@ -383,7 +446,11 @@ func foldedEqual(a []byte, folded string, dash bool) bool {
 // '[' into '_': "access.token", "access token" and "access[token" are all
 // access_token to it, and the last one sent wins); and any of these in
 // other ASCII case, as ASP.NET and ASP.NET Core read query names
-// ("ACCESS_TOKEN" is access_token to them). A policy that looks for one
+// ("ACCESS_TOKEN" is access_token to them); and any of these with the
+// non-ASCII letters that other case-insensitive readers take for ASCII
+// ones (see namefold: Go's strings.EqualFold, in Echo's Bind and
+// gorilla/schema, reads "ſize" as size; Java's equalsIgnoreCase
+// "client_ıd" as client_id). A policy that looks for one
 // copy of a parameter must count these too. Build it at load time with
 // NewQueryName; it is immutable and safe for concurrent use.
 //
@@ -394,8 +461,9 @@ func foldedEqual(a []byte, folded string, dash bool) bool {
 // a list ("ids[]") stands for the whole list, ids.
 type QueryName struct {
 	name string
-	// folded is the name as PHP reads it, lower-cased: what Matches
-	// compares a request's name with once it has folded it the same way.
+	// folded is the name as PHP reads it, lower-cased, with the letters
+	// namefold reads written as theirs (foldAt): what Matches compares a
+	// request's name with once it has folded it the same way.
 	folded string
 	// elem is, for an element of an array, its keys ("[size]"), in lower
 	// case, up to the first "[]": a name PHP reads as the array folded
@@ -407,9 +475,11 @@ type QueryName struct {
 // plain; ParseQueryName checks a name written in the config.
 func NewQueryName(param string) QueryName {
 	base, index := phpSplit(param)
-	b := []byte(base)
-	for i, c := range b {
-		b[i] = foldByte(c)
+	b := make([]byte, 0, len(base))
+	for i := 0; i < len(base); {
+		c, n := foldAt([]byte(base), i)
+		b = append(b, c)
+		i += n
 	}
 	// index is whole groups, each ending at its first ']'.
 	for i := 0; i < len(index); {
@@ -491,7 +561,7 @@ func rackName(name []byte) []byte {
 
 // matchesSplit is Matches for a name phpSplit has split into a and index.
 func (q *QueryName) matchesSplit(a, index []byte) bool {
-	return foldedEqual(a, q.folded, false) && len(index) >= len(q.elem) && ascii.EqualLower(index[:len(q.elem)], q.elem)
+	return (len(a) == len(q.folded) && foldedEqual(a, q.folded, false) || mayFoldLonger(a, q.folded) && foldedLonger(a, q.folded, false)) && len(index) >= len(q.elem) && ascii.EqualLower(index[:len(q.elem)], q.elem)
 }
 
 // Unambiguous reports whether the request's query carries the parameter
@@ -679,7 +749,16 @@ func queryKeys[T ~string | ~[]byte](name T) (plain, elem uint64, indexed bool) {
 	base, index := phpSplit(name)
 	plain = 14695981039346656037
 	for i := 0; i < len(base); i++ {
-		plain = (plain ^ uint64(foldByte(base[i]))) * prime
+		// foldAt, written out for T.
+		c := base[i]
+		if namefold.Lead(c) {
+			var n int
+			c, n = foldLead([]byte(base[i:]))
+			i += n - 1
+		} else {
+			c = foldTables[0][c]
+		}
+		plain = (plain ^ uint64(c)) * prime
 	}
 	if len(index) == 0 {
 		return plain, 0, false
@@ -697,6 +776,41 @@ func queryKeys[T ~string | ~[]byte](name T) (plain, elem uint64, indexed bool) {
 	}
 	return plain, elem, true
 }
+
+// foldAt returns the byte that the name s has at i as QueryName folds it
+// (foldByte), or the ASCII letter that a non-ASCII one at i is read as
+// (namefold), and how many bytes of s it takes. PHP replaces ' ', '.' and
+// '[' and folds no case; ASP.NET folds ASCII case only; Go's and Java's
+// case-insensitive comparisons fold the non-ASCII letters too: a name is
+// folded as all of them read it at once, so that one comparison covers
+// every reader.
+func foldAt(s []byte, i int) (byte, int) {
+	if c := s[i]; !namefold.Lead(c) {
+		return foldByte(c), 1
+	}
+	return foldLead(s[i:])
+}
+
+// foldLead is foldAt for a name whose first byte may begin a letter
+// namefold reads: apart, and not inlined, so that foldAt, and the loops
+// that fold ASCII bytes, inline the rest.
+//
+//go:noinline
+func foldLead(s []byte) (byte, int) {
+	if l, n := namefold.Letter(s); n > 0 {
+		return l, n
+	}
+	return s[0], 1
+}
+
+// foldTables are foldByte, and foldDash with dash, as tables: the loops
+// over a name's bytes look them up.
+var foldTables = func() (t [2][256]byte) {
+	for i := range 256 {
+		t[0][i], t[1][i] = foldDash(byte(i), false), foldDash(byte(i), true)
+	}
+	return t
+}()
 
 // foldByte is c as PHP replaces it in a name, in ASCII lower case.
 func foldByte(c byte) byte {

@@ -92,6 +92,25 @@ func TestCredentialsCheck(t *testing.T) {
 	// Rack 2 reads these as api_key.
 	f("api_key query parameter", "/?api_key=a&api_key]=c")
 	f("api_key query parameter", "/?api_key=a&[api_key]=c")
+	// Java's equalsIgnoreCase reads the dotless ı and the dotted İ as i,
+	// Go's strings.EqualFold (Echo's Bind, gorilla/schema) and Java's the
+	// long s ſ as s and the Kelvin sign K as k; UTF-8, percent-encoded or
+	// not, and with PHP's spellings too.
+	f("api_key query parameter", "/?api_key=mine&ap%C4%B1_key=victim")
+	f("api_key query parameter", "/?api_key=mine&APİ_KEY=victim")
+	f("api_key query parameter", "/?api_key=mine&api_Key=victim")
+	f("api_key query parameter", "/?api_key=mine&api.%E2%84%AAey=victim")
+	f("", "/?api_key=mine&api_Keys=x&apıkey=y&api_k%C4%80y=z&ap%C4%B1_ke=w")
+	// The letters that do not fold to ASCII ones stay theirs.
+	f("", "/?api_key=mine&ápi_key=x&ap%C4%B2_key=y&api_k%E2%84%ABy=z")
+
+	// The victim's client_id beside the caller's own: a reader that folds
+	// ı to i (Java's equalsIgnoreCase) may take the one nobody checked.
+	q, err := env.Credentials(nil, []string{"client_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectCheck(t, q)("the client_id query parameter more than once", "/?client_id=mine&client_%C4%B1d=victim")
 
 	if r := c.headers[0].dup; !strings.Contains(r.Message, "client-id counts as the same header") {
 		t.Errorf("message does not explain the other spelling: %s", r.Message)
@@ -115,7 +134,8 @@ func TestCredentialsInTheOtherPlace(t *testing.T) {
 		"an upstream that reads the query would get a value nobody checked; send it only in the header"
 	f(idInQuery, "/?client_id=b", "client_id", "a")
 	f(idInQuery, "/?client_id=b")
-	for _, q := range []string{"CLIENT_ID", "client.id", "client-id", "Client-Id", "client_id[]", "client%20id"} {
+	for _, q := range []string{"CLIENT_ID", "client.id", "client-id", "Client-Id", "client_id[]", "client%20id", "client_\u0131d",
+		"CL\u0130ENT-ID"} {
 		f(idInQuery, "/?x=1&"+q+"=b", "client_id", "a")
 	}
 	f("carries Authorization as a query parameter", "/?authorization=x", "Authorization", "Bearer a")
@@ -245,6 +265,20 @@ func TestQueryName(t *testing.T) {
 		{"ACCESS.TOKEN[]", "access_token", true},
 		{"access_token", "Access_Token", true},
 		{"access_tokeN]", "access_token", false},
+		// Go's strings.EqualFold and Java's equalsIgnoreCase read the
+		// long s and the Kelvin sign as s and k; Java's also the dotless
+		// and the dotted i as i.
+		{"\u0130ds", "ids", true},
+		{"\u0131ds", "ids", true},
+		{"\u017fize", "size", true},
+		{"\u212aey", "key", true},
+		{"ACCE\u017f\u017f.to\u212aen[]", "access_token", true},
+		{"page[\u017fize]", "page[size]", false},
+		{"\u0131\u0131ds", "ids", false},
+		{"\u0131d", "ids", false},
+		{"ids", "\u0131ds", true},
+		{"\u00edds", "ids", false},
+		{"\xc4ds", "ids", false},
 		// Rack 2 (Rails before 7.1) drops brackets around a name, in the
 		// case written.
 		{"access_token]", "access_token", true},
@@ -291,7 +325,8 @@ func TestCredentialsCheckDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := request("/x?API.KEY=k&y=1", "client_id", "a", "client_secret", "b", "Authorization", "Basic x", "X-Other", "1")
+	ctx := request("/x?API.KEY=k&y=1&client_\u0131ds=1&client_secre%E2%84%AAt=2", "client_id", "a", "client_secret", "b",
+		"Authorization", "Basic x", "X-Other", "1")
 	h, err := NewHeaderName("client_id")
 	if err != nil {
 		t.Fatal(err)
@@ -337,6 +372,9 @@ func TestQueryNames(t *testing.T) {
 		{"page", -1, false},
 		{"limits", -1, false},
 		{"lim-it", -1, false},
+		{"l\u0131mit", 0, false},
+		{"page.\u017fize", 1, false},
+		{"l\u0131mits", -1, false},
 		{"", -1, false},
 	} {
 		if got, exact := s.Find([]byte(c.name)); got != c.want || exact != c.exact {
@@ -351,7 +389,8 @@ func TestQueryNames(t *testing.T) {
 			t.Errorf("%q: Overlapping() = %d, %d; none overlap", names, a, b)
 		}
 	}
-	for _, pair := range [][2]string{{"page_size", "page.size"}, {"ids", "ids[]"}, {"page[size]", "page[size][x]"}, {"a", "A[b]"}} {
+	for _, pair := range [][2]string{{"page_size", "page.size"}, {"ids", "ids[]"}, {"page[size]", "page[size][x]"}, {"a", "A[b]"},
+		{"size", "\u017fize"}} {
 		if _, _, ok := NewQueryNames(pair[0], pair[1]).Overlapping(); !ok {
 			t.Errorf("%q: not overlapping", pair)
 		}

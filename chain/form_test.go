@@ -102,6 +102,11 @@ func TestFormCheck(t *testing.T) {
 		check(idInForm, "Application/X-WWW-Form-Urlencoded", "a=1&"+name+"=victim")
 	}
 	check(idInForm, form, "a=1;client_id=victim")
+	// Go's form binders (Echo's Bind, gorilla/schema) read ſ and K as s
+	// and k, Java's equalsIgnoreCase ı as i too.
+	check(idInForm, form, "a=1&client_%C4%B1d=victim")
+	check(keyInForm, form, "api_%E2%84%AAey=other")
+	check("", form, "a=1&client_%C4%B1ds=x&%C3%A1pi_key=y")
 	check(keyInForm, form, "api_key=other")
 	check(keyInForm, form, "API.KEY=other")
 	check(keyInForm, form, "[api_key]=other")
@@ -187,6 +192,7 @@ func TestFormCheckDoesNotAllocate(t *testing.T) {
 		formRequest("/x?api_key=k", "application/json", `{"a":1}`, false),
 		request("/x?api_key=k"),
 		formRequest("/x?api_key=k", form, "a=1&b=2;c=3&"+strings.Repeat("name=value&", 50), false),
+		formRequest("/x?api_key=k", form, "client_%C4%B1ds=1&api_%E2%84%AAeys=2&%C3%A1pi_key=3", false),
 	} {
 		if n := testing.AllocsPerRun(100, func() {
 			if f.check(ctx, nil) != nil {
