@@ -28,6 +28,10 @@ var validRequests = []struct {
 	{"DELETE", "/api/pets/7", "", []string{"Cookie", "session=0123456789; my%20theme=dark; a+b=c", "ids", "1,2"}},
 	// Names after a ';' are looked for too.
 	{"GET", "/api/pets?limit=10&q=a;b&ids=1;2;3&x;y=1", "", []string{"X-Request-Id", "0af7651916cd43dd"}},
+	// Names with letters that fold to ASCII ones (namefold), naming
+	// nothing declared.
+	{"GET", "/api/pets?limit=10&l%C4%B1mits=1&%C5%BFize=2", "", []string{"X-Request-Id", "0af7651916cd43dd"}},
+	{"POST", "/api/pets", `{"name":"rex","tag":null,"age":2,"nıck":"x","Kind":1}`, []string{"Content-Type", "application/json"}},
 }
 
 func request(method, uri, body string, headers []string) *fasthttp.RequestCtx {

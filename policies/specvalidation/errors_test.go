@@ -59,8 +59,8 @@ func TestBadSpecs(t *testing.T) {
 			"  /p/{name}:\n    get:\n      parameters:\n        - {name: name, in: path, required: true, schema: {type: string}}\n" + ok,
 			at(9, 3) + `is not valid OpenAPI: invalid paths: conflicting paths`},
 		{"two query parameters an upstream reads as one", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: limit, in: query, schema: {type: integer, maximum: 100}}\n        - {name: Limit, in: query, schema: {type: integer}}\n" + ok,
-			at(8, 12) + `parameters "limit" and "Limit" (query) of operation GET /a are read by many upstreams as one (ASP.NET reads query names in any case; ` +
-				`PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): a request could send one past the other's schema; describe one of them`},
+			at(8, 12) + `parameters "limit" and "Limit" (query) of operation GET /a are read by many upstreams as one (ASP.NET reads query names in any case, ` +
+				`Go's and Java's binders ſ as s and K as k, Java's ı and İ as i; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): a request could send one past the other's schema; describe one of them`},
 		{"a query parameter and its PHP array", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: ids, in: query, schema: {type: string}}\n        - {name: 'ids[]', in: query, schema: {type: array, items: {type: string}}}\n" + ok,
 			at(8, 12) + `parameters "ids" and "ids[]" (query) of operation GET /a are read by many upstreams as one`},
 		{"two headers an upstream reads as one", head + "paths:\n  /a:\n    get:\n      parameters:\n        - {name: X-Limit, in: header, schema: {type: integer, maximum: 100}}\n        - {name: x_limit, in: header, schema: {type: integer}}\n" + ok,

@@ -403,7 +403,11 @@ func compileOperation(src *source, conv *converter, m, t string, segs []segment,
 		}
 	}
 	// Two parameters an upstream reads as one: a request could send one
-	// past the other's schema.
+	// past the other's schema. Cookie names are folded as query names
+	// are, the non-ASCII letters too (namefold), though no reader is
+	// known to fold those in cookie names (ASP.NET folds ASCII case
+	// only; net/http and servlets none): a cookie name is a token, ASCII
+	// only, so refusing one that has them costs no valid request.
 	o.queryNames, o.cookieNames = chain.NewQueryNames(queryNames...), chain.NewQueryNames(cookieNames...)
 	for _, x := range []struct {
 		in    string
@@ -411,7 +415,7 @@ func compileOperation(src *source, conv *converter, m, t string, segs []segment,
 		locs  []*openapi3.Location
 		how   string
 	}{
-		{"query", o.queryNames, queryLocs, "ASP.NET reads query names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a"},
+		{"query", o.queryNames, queryLocs, "ASP.NET reads query names in any case, Go's and Java's binders ſ as s and K as k, Java's ı and İ as i; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a"},
 		{"cookie", o.cookieNames, cookieLocs, "ASP.NET reads cookie names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a"},
 	} {
 		if a, b, ok := x.names.Overlapping(); ok {

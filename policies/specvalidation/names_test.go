@@ -38,6 +38,12 @@ func TestParameterUnderAnotherName(t *testing.T) {
 		{"strict: one violation, not two", "GET", "/api/pets?LIMIT=5", [][2]string{{reqID, id}}, true,
 			[]string{`[{"path":"/query/LIMIT","message":"is read by many upstreams as the query parameter \"limit\"; send it as \"limit\""}]`}},
 		{"other names pass", "GET", "/api/pets?limit=5&limits=1&lim-it=2&tag=x", [][2]string{{reqID, id}}, false, nil},
+		// Java's equalsIgnoreCase reads ı and İ as i.
+		{"query with a dotless i", "GET", "/api/pets?l%C4%B1mit=99999", [][2]string{{reqID, id}}, false,
+			[]string{`{"path":"/query/lımit","message":"is read by many upstreams as the query parameter \"limit\"; send it as \"limit\""}`}},
+		{"query with a dotted I beside the name", "GET", "/api/pets?limit=5&L%C4%B0MIT=99999", [][2]string{{reqID, id}}, false,
+			[]string{`{"path":"/query/LİMIT","message":"is read by many upstreams as the query parameter \"limit\"`}},
+		{"query with a letter that folds to no ASCII one", "GET", "/api/pets?l%C3%ADmit=99999", [][2]string{{reqID, id}}, false, nil},
 		// Rack 2 and Python before 3.9.2 split the query at ';' too.
 		{"query after a ';' in a value", "GET", "/api/pets?x=1;limit=99999", [][2]string{{reqID, id}}, false,
 			[]string{`{"path":"/query/limit","message":"is the query parameter \"limit\" to upstreams for which ';' separates parameters ` +

@@ -104,6 +104,9 @@ func TestPetstore(t *testing.T) {
 		{"allOf still validates", "PUT", "/api/pets/7", `{"name":5}`, json, "validation_failed", `"path":"/body/name"`},
 		{"recursive schema", "POST", "/api/categories", `{"name":"a","children":[{"name":"b","children":[{"name":"c"}]}]}`, json, "", ""},
 		{"recursive schema, deep violation", "POST", "/api/categories", `{"name":"a","children":[{"children":[]}]}`, json, "validation_failed", `"path":"/body/children/0`},
+		// Java's equalsIgnoreCase reads the dotless ı as i: chıldren is children to it.
+		{"a member with a dotless i", "POST", "/api/categories", `{"name":"a","ch\u0131ldren":[{"children":[]}]}`, json, "validation_failed",
+			`{"path":"/body/chıldren","message":"is read by many upstreams as \"children\"; send it as \"children\""}`},
 		{"a body not validated: text", "POST", "/api/categories", `anything`, []string{"Content-Type", "text/plain"}, "", ""},
 		{"optional body left out", "POST", "/api/categories", "", nil, "", ""},
 		{"a body where none is described", "GET", "/api/pets/7", `{}`, json, "unexpected_body", ""},

@@ -61,4 +61,9 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	f(paging, "query with undeclared parameters", "GET", "/api/products/x?limit=5&page_size=3&other=1&limits=2&page-size=3", "", "")
 	// Names after a ';' are looked for too.
 	f(paging, "query with ';'", "GET", "/api/products/x?limit=5&q=a;b&ids=1;2;3&x;y=1", "", "")
+	// Names with non-ASCII letters, some of which fold to ASCII ones
+	// (namefold), naming nothing declared.
+	f(paging, "query with non-ASCII letters", "GET", "/api/products/x?limit=5&l%C4%B1mits=1&page_%C5%BFizes=2&l%C3%ADmit=3", "", "")
+	f(nested, "body with non-ASCII letters", "POST", "/api/products/x", "application/json",
+		`{"limit":5,"lımits":1,"page":{"size":1,"ſizes":2,"śize":3},"items":[{"qty":1,"Kind":2}]}`)
 }

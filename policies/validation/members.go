@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/buger/jsonparser"
+
+	"github.com/flexgate/flexgate/internal/namefold"
 )
 
 // Many upstreams bind JSON members to their fields ignoring case: Go's
@@ -20,7 +22,13 @@ import (
 // property name the schema declares, ignoring ASCII case, without being
 // spelled as declared; or when an object has two members whose names are
 // equal ignoring ASCII case, declared or not (the upstream reads one of
-// them, nobody knows which).
+// them, nobody knows which). Some of these readers take a few non-ASCII
+// letters for ASCII ones (namefold): Go's encoding/json reads the long s
+// ſ (U+017F) as s and the Kelvin sign K (U+212A) as k ("ſize" binds to a
+// field Size), Java's equalsIgnoreCase those and the dotless ı (U+0131)
+// and dotted İ (U+0130) as i; System.Text.Json and Json.NET, comparing
+// with OrdinalIgnoreCase, none. Names are compared with all four read as
+// the ASCII letters ("lımit" is another spelling of limit).
 //
 // "Declared" is the set of property names declared anywhere in the schema,
 // not the ones declared where the member is: which declarations apply to
@@ -34,9 +42,13 @@ import (
 // memberNames is the set of property names a schema declares. It is
 // immutable after load and safe for concurrent use.
 type memberNames struct {
-	// byFold maps the foldHash of a name to the indexes of its spellings.
+	// byFold maps the foldHash of a name (folded) to the indexes of its
+	// spellings.
 	byFold map[uint64][]int
 	names  []string
+	// folded is, per spelling, the name with the letters namefold reads
+	// written as theirs.
+	folded []string
 	// other is, per spelling, the violation of a member that is another
 	// spelling of it.
 	other []string
@@ -64,7 +76,8 @@ func declaredMembers(doc []byte) *memberNames {
 		return m
 	}
 	add := func(name string) {
-		h := foldHash([]byte(name))
+		folded := string(appendFolded(nil, []byte(name)))
+		h := foldHash([]byte(folded))
 		for _, i := range m.byFold[h] {
 			if m.names[i] == name {
 				return
@@ -72,8 +85,9 @@ func declaredMembers(doc []byte) *memberNames {
 		}
 		m.byFold[h] = append(m.byFold[h], len(m.names))
 		m.names = append(m.names, name)
+		m.folded = append(m.folded, folded)
 		m.other = append(m.other, fmt.Sprintf("is read by many upstreams as %q; send it as %q", name, name))
-		m.lens |= lenBit(len(name))
+		m.lens |= lenBit(len(folded))
 	}
 	var visit func(v any, depth int)
 	visit = func(v any, depth int) {
@@ -124,7 +138,8 @@ func foldHash(b []byte) uint64 {
 }
 
 // member is one member name of an object being scanned: the foldHash of
-// its decoded name, and where it is written (between the quotes).
+// its decoded name folded (memberName), and where it is written (between
+// the quotes).
 type member struct {
 	hash       uint64
 	start, end int
@@ -177,10 +192,10 @@ func (w *walk) members(m *memberNames, doc []byte) bool {
 			if expectKey {
 				expectKey = false
 				f := &w.frames[len(w.frames)-1]
-				name, other := w.memberName(doc[i+1:end], false)
-				f.key = member{foldHash(name), i + 1, end}
+				plain, folded := w.memberName(doc[i+1:end], false)
+				f.key = member{foldHash(folded), i + 1, end}
 				w.seen = append(w.seen, f.key)
-				if m != nil && m.lens&lenBit(len(name)) != 0 && !m.check(w, f.key, name, other, doc) {
+				if m != nil && m.lens&lenBit(len(folded)) != 0 && !m.check(w, f.key, plain, folded, doc) {
 					ok = false
 				}
 			}
@@ -206,11 +221,11 @@ func stringEnd(doc []byte, i int) int {
 	}
 }
 
-// check refuses the member k, name decoded (and folded: other, see
-// memberName), when it is another spelling of a declared name.
-func (m *memberNames) check(w *walk, k member, name []byte, other bool, doc []byte) bool {
+// check refuses the member k, plain and folded as memberName gives its
+// name, when it is another spelling of a declared name.
+func (m *memberNames) check(w *walk, k member, plain, folded, doc []byte) bool {
 	for _, i := range m.byFold[k.hash] {
-		if d := m.names[i]; (other || d != string(name)) && equalFoldASCII(s2b(d), name) {
+		if d := m.names[i]; d != string(plain) && equalFoldASCII(s2b(m.folded[i]), folded) {
 			w.failAt(doc, k, m.other[i], nil)
 			return false
 		}
@@ -256,11 +271,11 @@ func (w *walk) closeObject(doc []byte) bool {
 }
 
 // sameMember refuses b, a member after a in one object, when their names
-// are equal ignoring ASCII case.
+// folded (memberName) are equal ignoring ASCII case.
 func (w *walk) sameMember(doc []byte, a, b member) bool {
-	an, _ := w.memberName(doc[a.start:a.end], false)
+	_, an := w.memberName(doc[a.start:a.end], false)
 	w.fold = append(w.fold[:0], an...)
-	if bn, _ := w.memberName(doc[b.start:b.end], true); !equalFoldASCII(w.fold, bn) {
+	if _, bn := w.memberName(doc[b.start:b.end], true); !equalFoldASCII(w.fold, bn) {
 		return true
 	}
 	w.fold = append(w.fold[:0], w.unescape(doc[a.start:a.end])...)
@@ -302,34 +317,35 @@ func equalFoldASCII(a, b []byte) bool {
 	return true
 }
 
-// memberName returns a member name decoded, with the two letters that
-// Go's encoding/json, and Unicode's simple case folding, read as ASCII
-// ones written so: the Kelvin sign K (U+212A) as k, the long s ſ (U+017F)
-// as s ("ſize" binds to a Go field Size). other reports such a letter.
-// The result is in the walker's scratch space (norm when second, so that
-// two names can be held), valid until the next call.
-func (w *walk) memberName(raw []byte, second bool) (name []byte, other bool) {
-	name = w.unescape(raw)
-	if bytes.IndexByte(name, 0xE2) < 0 && bytes.IndexByte(name, 0xC5) < 0 {
-		return name, false
+// memberName returns a member name decoded, plain, and folded: with the
+// letters that namefold reads as ASCII ones written so ("ſize" is
+// size). folded is plain when it has none of them, else in the walker's
+// scratch space (norm when second, so that two names can be held), valid
+// until the next call.
+func (w *walk) memberName(raw []byte, second bool) (plain, folded []byte) {
+	plain = w.unescape(raw)
+	if !namefold.Has(plain) {
+		return plain, plain
 	}
 	buf := &w.norm
 	if !second {
 		buf = &w.fold
 	}
-	out := (*buf)[:0]
-	for i := 0; i < len(name); i++ {
-		switch {
-		case i+2 < len(name) && name[i] == 0xE2 && name[i+1] == 0x84 && name[i+2] == 0xAA:
-			out, other, i = append(out, 'k'), true, i+2
-		case i+1 < len(name) && name[i] == 0xC5 && name[i+1] == 0xBF:
-			out, other, i = append(out, 's'), true, i+1
-		default:
-			out = append(out, name[i])
+	*buf = appendFolded((*buf)[:0], plain)
+	return plain, *buf
+}
+
+// appendFolded appends name to dst with the letters namefold reads written
+// as theirs.
+func appendFolded(dst, name []byte) []byte {
+	for i := 0; i < len(name); {
+		if c, n := namefold.Letter(name[i:]); n > 0 {
+			dst, i = append(dst, c), i+n
+			continue
 		}
+		dst, i = append(dst, name[i]), i+1
 	}
-	*buf = out
-	return out, other
+	return dst
 }
 
 // unescape returns a member name as it is decoded, in the walker's

@@ -62,6 +62,14 @@ func TestBodyMemberInAnotherCase(t *testing.T) {
 		{"a long s escaped (Go)", `{"page":{"\u017fize":999}}`, map[string]string{"/page/ſize": `send it as \"size\"`}},
 		{"the Kelvin sign beside the name (Go)", `{"kind":1,"Kind":2}`, map[string]string{"/Kind": `as the same member as \"kind\"`}},
 		{"a long s beside the name (Go)", `{"page":{"size":1,"ſize":3}}`, map[string]string{"/page/ſize": `as the same member as \"size\"`}},
+		// Java's equalsIgnoreCase reads the dotless ı and the dotted İ as i.
+		{"a dotless i (Java)", `{"lımit":99999}`, map[string]string{"/lımit": `is read by many upstreams as \"limit\"; send it as \"limit\"`}},
+		{"a dotless i escaped (Java)", `{"l\u0131mit":99999}`, map[string]string{"/lımit": `send it as \"limit\"`}},
+		{"a dotted I (Java)", `{"LİMİT":99999}`, map[string]string{"/LİMİT": `send it as \"limit\"`}},
+		{"a dotless i beside the name (Java)", `{"limit":5,"lımit":99999}`, map[string]string{
+			"/lımit": `send it as \"limit\"` + `is read by many upstreams as the same member as \"limit\"`}},
+		{"undeclared names with a dotless i", `{"ıd":1,"Id":2}`, map[string]string{"/Id": `as the same member as \"ıd\"`}},
+		{"letters that fold to no ASCII one", `{"límit":99999,"lımits":1,"page":{"śize":999}}`, nil},
 		{"nested, beside the name", `{"page":{"size":1,"Size":999}}`, map[string]string{"/page/Size": `as the same member as \"size\"`}},
 		{"in an array", `{"items":[{"qty":1},{"QTY":99}]}`, map[string]string{"/items/1/QTY": `send it as \"qty\"`}},
 		{"a declared object in another case", `{"PAGE":{"size":999}}`, map[string]string{"/PAGE": `send it as \"page\"`}},

@@ -50,6 +50,14 @@ func TestDeclaredParameterUnderAnotherName(t *testing.T) {
 		{"a bracket after (Rack 2)", "paging", "?limit]=99999", map[string]string{"/limit]": `"limit"`}},
 		{"brackets before (Rack 2)", "paging", "?[[limit=99999", map[string]string{"/[[limit": `"limit"`}},
 		{"another case, valid value", "paging", "?Limit=5", map[string]string{"/Limit": `"limit"`}},
+		// Java's equalsIgnoreCase reads ı and İ as i; it and Go's
+		// strings.EqualFold (Echo's Bind, gorilla/schema) ſ as s.
+		{"a dotless i (Java)", "paging", "?l%C4%B1mit=99999", map[string]string{"/lımit": `is read by many upstreams as the query parameter "limit"; send it as "limit"`}},
+		{"a dotted I beside the name (Java)", "paging", "?limit=5&L%C4%B0MIT=99999", map[string]string{"/LİMIT": `as the query parameter "limit"`}},
+		{"a long s (Go)", "paging", "?page_%C5%BFize=999", map[string]string{"/page_ſize": `as the query parameter "page_size"`}},
+		{"a long s, past the fast path (Go)", "paging", "?page.%C5%BFize=999" + many, map[string]string{"/page.ſize": `"page_size"`}},
+		{"a dotless i, a schema off the fast path (Java)", "lib", "?l%C4%B1mit=99999", map[string]string{"/lımit": `"limit"`}},
+		{"letters that fold to no ASCII one", "paging", "?l%C3%ADmit=99999&page_%C5%9Bize=999", nil},
 		{"'.' for '_' (PHP)", "paging", "?page.size=999", map[string]string{"/page.size": `as the query parameter "page_size"`}},
 		{"' ' for '_' (PHP)", "paging", "?page%20size=999", map[string]string{"/page size": `"page_size"`}},
 		{"'[' for '_' (PHP)", "paging", "?page[size=999", map[string]string{"/page[size": `"page_size"`}},
@@ -136,9 +144,11 @@ func TestDeclaredNamesOneUpstreamReadsAsOne(t *testing.T) {
 	}
 	// The schema's line 3, where "Limit" is, is the file's 16.
 	f([]string{"GET"}, "", overlapping, `gw.yaml:16:17: request-validation: schema (its line 3) declares the query parameters "limit" and "Limit", `+
-		`which many upstreams read as one parameter (ASP.NET reads query names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): `+
+		`which many upstreams read as one parameter (ASP.NET reads query names in any case, Go's and Java's binders ſ as s and K as k, Java's ı and İ as i; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): `+
 		`a request could send one past the rules of the other; declare one of them`, "")
 	f(nil, "    in: query\n", `{"properties": {"page_size": {}, "page.size": {}}}`, `"page_size" and "page.size"`, "")
+	f(nil, "    in: query\n", `{"properties": {"limit": {}, "lımit": {}}}`, `"limit" and "lımit"`, "")
+	f([]string{"GET"}, "    in: body\n", `{"properties": {"size": {}, "ſize": {}}}`, "", `declares the properties "size" and "ſize", which many upstreams read as one member`)
 	f(nil, "", overlapping, "", `gw.yaml:16:17: warning: request-validation: schema declares the query parameters "limit" and "Limit"`)
 	// Where it validates bodies, a member named either way is refused.
 	f([]string{"GET"}, "    in: body\n", overlapping, "", `gw.yaml:16:17: warning: request-validation: schema declares the properties "limit" and "Limit", which many upstreams read as one member`)

@@ -148,8 +148,8 @@ func warnSpellings(env *chain.Env, in, schema string, doc []byte) {
 	}
 	m := declaredMembers(doc)
 	for i, name := range m.names {
-		for _, j := range m.byFold[foldHash(s2b(name))] {
-			if j >= i || !equalFoldASCII(s2b(m.names[j]), s2b(name)) {
+		for _, j := range m.byFold[foldHash(s2b(m.folded[i]))] {
+			if j >= i || !equalFoldASCII(s2b(m.folded[j]), s2b(m.folded[i])) {
 				continue
 			}
 			// Named in the order written, placed at the second.
@@ -253,7 +253,7 @@ func checkNames(env *chain.Env, in, schema string, doc []byte) error {
 		a, b, offB = b, a, offA
 	}
 	msg := fmt.Sprintf("declares the query parameters %q and %q, which many upstreams read as one parameter "+
-		"(ASP.NET reads query names in any case; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): "+
+		"(ASP.NET reads query names in any case, Go's and Java's binders ſ as s and K as k, Java's ı and İ as i; PHP reads '.', ' ' and '[' as '_', and a[b] as an element of a): "+
 		"a request could send one past the rules of the other", names[a], names[b])
 	key, val := keyAndValue(env.Spec.Params, "schema")
 	if src == fromQuery {
