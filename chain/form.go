@@ -3,6 +3,7 @@ package chain
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -171,14 +172,23 @@ func (f *formCheck) check(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
 func (f *formCheck) read(req *fasthttp.Request) *Rejection {
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
-	lr := io.LimitedReader{R: req.BodyStream(), N: f.limit + 1}
-	_, err := buf.ReadFrom(&lr)
-	if br, ok := err.(BodyRejection); ok {
-		// A policy before this one refused what it passed on.
-		return br.Rejection()
-	}
-	if err != nil {
-		return f.broken
+	// Read into the pooled buffer's spare room, not through an
+	// io.LimitedReader, which would escape to the heap.
+	r := req.BodyStream()
+	for int64(len(buf.B)) <= f.limit {
+		buf.B = slices.Grow(buf.B, 4<<10)
+		n, err := r.Read(buf.B[len(buf.B):min(cap(buf.B), len(buf.B)+int(f.limit+1-int64(len(buf.B))))])
+		buf.B = buf.B[:len(buf.B)+n]
+		if err == io.EOF {
+			break
+		}
+		if br, ok := err.(BodyRejection); ok {
+			// A policy before this one refused what it passed on.
+			return br.Rejection()
+		}
+		if err != nil {
+			return f.broken
+		}
 	}
 	if int64(len(buf.B)) > f.limit {
 		return f.tooLarge
