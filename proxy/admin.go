@@ -20,15 +20,18 @@ import (
 // Prometheus scrape holds one keep-alive connection, the kubelet's probes
 // open one each and close it, an operator runs curl. The caps keep anyone
 // who reaches the port from holding memory or file descriptors that the
-// listeners need: the admin server holds at most adminMaxConns descriptors,
-// on top of limits.maxConnections, and is not counted against it, so that a
-// flood on either side never refuses the other.
+// listeners need: the admin server holds at most adminMaxConns descriptors
+// (a few tens of KiB each), on top of limits.maxConnections, and is not
+// counted against it, so that a flood on either side never refuses the
+// other. They are high enough that filling them takes adminMaxConns /
+// adminMaxConnsPerClient addresses, which would otherwise fail the
+// kubelet's probes.
 const (
 	// adminMaxConns is the most connections the admin server holds open.
-	adminMaxConns = 64
+	adminMaxConns = 1024
 	// adminMaxConnsPerClient is the most one client address (an IPv6
 	// address by its /64) holds open.
-	adminMaxConnsPerClient = 16
+	adminMaxConnsPerClient = 64
 	// adminMaxHeaderBytes is the largest request head (request line and
 	// header fields); a larger one is answered 431. A bearer token for
 	// /metrics fits.

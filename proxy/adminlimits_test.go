@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/flexgate/flexgate/proxy"
 	"github.com/flexgate/flexgate/proxy/proxytest"
 )
 
@@ -118,12 +119,12 @@ func adminMetric(t *testing.T, gw *proxytest.Gateway, name string) string {
 	return ""
 }
 
-// TestAdminCapsConnectionsPerClient: one client holds at most 16 admin
-// connections; the next is answered 503, counted and logged, and a place
+// TestAdminCapsConnectionsPerClient: one client holds at most its cap of
+// admin connections (here 16); the next is answered 503, counted and logged, and a place
 // freed is taken again.
 func TestAdminCapsConnectionsPerClient(t *testing.T) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, routeYAML("r", up.URL))
+	gw := proxytest.Start(t, routeYAML("r", up.URL), proxy.AdminCaps(64, 16))
 	conns := holdAdmin(t, gw, "127.0.0.1", 16)
 	if !refusedAdmin(t, gw, "127.0.0.1") {
 		t.Fatal("the 17th connection of one client was not refused")
@@ -148,12 +149,12 @@ func TestAdminCapsConnectionsPerClient(t *testing.T) {
 	}
 }
 
-// TestAdminCapsConnectionsInAll: the admin server holds at most 64
-// connections whoever opens them, and a full admin server leaves the
+// TestAdminCapsConnectionsInAll: the admin server holds at most its cap of
+// connections (here 64) whoever opens them, and a full admin server leaves the
 // listeners serving.
 func TestAdminCapsConnectionsInAll(t *testing.T) {
 	up := proxytest.StartUpstream(t)
-	gw := proxytest.Start(t, routeYAML("r", up.URL))
+	gw := proxytest.Start(t, routeYAML("r", up.URL), proxy.AdminCaps(64, 16))
 	for i := 1; i <= 4; i++ {
 		holdAdmin(t, gw, fmt.Sprintf("127.0.0.%d", i), 16)
 	}

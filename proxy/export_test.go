@@ -22,3 +22,9 @@ func WithNetwork(o *Options, resolve func(ctx context.Context, host string) ([]n
 func ParkAfter(d time.Duration) func(*Options) {
 	return func(o *Options) { o.parkAfter = d }
 }
+
+// AdminCaps makes the admin server hold at most max connections, perClient
+// of one client, so that tests need not open a thousand.
+func AdminCaps(max, perClient int) func(*Options) {
+	return func(o *Options) { o.adminConns, o.adminConnsPerClient = max, perClient }
+}

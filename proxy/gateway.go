@@ -68,6 +68,9 @@ type Options struct {
 	resolve resolveFunc
 	// parkAfter replaces parkAfter in tests; negative turns parking off.
 	parkAfter time.Duration
+	// adminConns and adminConnsPerClient replace adminMaxConns and
+	// adminMaxConnsPerClient in tests, when positive.
+	adminConns, adminConnsPerClient int
 }
 
 // Gateway is a running flexgate. Its methods are safe for concurrent use.
@@ -240,7 +243,11 @@ func (g *Gateway) Start() error {
 			closeSockets(opened)
 			return fmt.Errorf("cannot listen on admin address %s: %w", g.opts.AdminAddr, err)
 		}
-		g.adminLn = newAdminListener(g, newPatientListener(ln, g.log), adminMaxConns, adminMaxConnsPerClient)
+		maxConns, perClient := adminMaxConns, adminMaxConnsPerClient
+		if g.opts.adminConns > 0 {
+			maxConns, perClient = g.opts.adminConns, g.opts.adminConnsPerClient
+		}
+		g.adminLn = newAdminListener(g, newPatientListener(ln, g.log), maxConns, perClient)
 		g.admin = g.newAdminServer()
 		g.wg.Add(1)
 		go func() {
