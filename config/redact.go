@@ -118,8 +118,8 @@ func ruleViews(rules []MatchRule) []RuleView {
 			if rv.Headers == nil {
 				rv.Headers = map[string]string{}
 			}
-			rv.Headers[h.Name] = h.Value
-			if CredentialHeader(h.Name) {
+			rv.Headers[h.Name] = viewString(h.Value)
+			if isSensitive(h.Name) || CredentialHeader(h.Name) {
 				rv.Headers[h.Name] = RedactedValue
 			}
 		}

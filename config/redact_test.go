@@ -146,3 +146,26 @@ func TestRedactedRouteHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedRuleHeaders: a route's rules and a policy's when rules (Flex
+// rules) show their header values, except those of headers that carry a
+// credential, as a route's headers do.
+func TestRedactedRuleHeaders(t *testing.T) {
+	rule := MatchRule{Path: "/x", Headers: []HeaderMatch{{Name: "x-canary", Value: "true"}, {Name: "apikey", Value: "rule-secret"},
+		{Name: "X-Authorization", Value: "Bearer rule-token"}}}
+	cfg := &Config{Routes: []Route{{ID: "r", Paths: []string{"/*"}, Rules: []MatchRule{rule},
+		Policies: []PolicySpec{{Name: "cors", When: []MatchRule{rule}}}}}}
+	b, err := json.Marshal(cfg.Redacted().Routes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	if strings.Count(out, `"x-canary":"true"`) != 2 || strings.Count(out, `"apikey":"[redacted]"`) != 2 {
+		t.Errorf("rule headers in view: %s", out)
+	}
+	for _, secret := range []string{"rule-secret", "rule-token"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("view shows %s: %s", secret, out)
+		}
+	}
+}
