@@ -129,13 +129,17 @@ func newFormCheck(env *Env, creds []*Credentials, cfg *config.Config, route *con
 }
 
 // check refuses a request whose form body carries a declared credential.
-// A request that is not a form pays one look at its Content-Type. A
+// A POST without a Content-Type is a form too: Rack (and so Rails params
+// and Sinatra) reads its body as one. A request that is not a form pays
+// one look at its Content-Type. A
 // streamed body is read once, up to the limit, and set back as the
 // request's body, which the gateway then forwards as it is; the other
 // checks of the request find it so. It does not allocate.
 func (f *formCheck) check(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
 	req := &ctx.Request
-	if !IsFormType(req.Header.ContentType()) {
+	ct := req.Header.ContentType()
+	untyped := len(ct) == 0 && req.Header.IsPost()
+	if !untyped && !IsFormType(ct) {
 		return nil
 	}
 	if cl := req.Header.ContentLength(); cl > 0 && int64(cl) > f.limit {
@@ -154,8 +158,15 @@ func (f *formCheck) check(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
 		return nil
 	}
 	// Parsed once per request, whatever the number of checks: fasthttp
-	// keeps the arguments with the request.
+	// keeps the arguments with the request. It parses only a body typed
+	// as a form: an untyped one is parsed here, each time.
 	args := req.PostArgs()
+	if untyped {
+		a := fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(a)
+		a.ParseBytes(body)
+		args = a
+	}
 	for _, c := range f.creds {
 		if r := c.CheckForm(args, body); r != nil {
 			if c.challenge != nil {

@@ -117,7 +117,15 @@ func TestFormCheck(t *testing.T) {
 	check("", "application/json", `{"client_id":"victim"}`)
 	check("", "text/plain", "client_id=victim")
 	check("", "application/x-www-form-urlencodedx", "client_id=victim")
-	check("", "", "client_id=victim")
+	// A POST without a Content-Type is a form to Rack (Rails params,
+	// Sinatra).
+	check(idInForm, "", "client_id=victim")
+	check("", "", "name=a&amount=3")
+	put := formRequest("/x", "", "client_id=victim", false)
+	put.Request.Header.SetMethod("PUT")
+	if r := f.check(put, nil); r != nil {
+		t.Errorf("a PUT without a Content-Type, which no upstream reads as a form, is refused: %v", r)
+	}
 }
 
 // TestFormCheckBounds: a form body larger than what the check reads (the
@@ -193,6 +201,7 @@ func TestFormCheckDoesNotAllocate(t *testing.T) {
 		request("/x?api_key=k"),
 		formRequest("/x?api_key=k", form, "a=1&b=2;c=3&"+strings.Repeat("name=value&", 50), false),
 		formRequest("/x?api_key=k", form, "client_%C4%B1ds=1&api_%E2%84%AAeys=2&%C3%A1pi_key=3", false),
+		formRequest("/x?api_key=k", "", "a=1&b=2&"+strings.Repeat("name=value&", 50), false),
 	} {
 		if n := testing.AllocsPerRun(100, func() {
 			if f.check(ctx, nil) != nil {
