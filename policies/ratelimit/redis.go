@@ -326,14 +326,19 @@ func (c *redisConn) probe(wait time.Duration) error {
 	timeout := max(time.Duration(c.probeTimeout.Load()), wait)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := script.Exec(ctx, *c.client.Load(), probeKey, probeArgs).Error()
-	if err != nil {
-		return err
-	}
 	// The fixed windows' script too (it writes nothing without rules):
 	// so that Redis holds both scripts before a request calls one, and no
-	// first call pays for loading it within storeTimeout.
-	if err := windowScript.Exec(ctx, *c.client.Load(), probeKey, probeArgs).Error(); err != nil {
+	// first call pays for loading it within storeTimeout. At once, on one
+	// pipeline: one after the other, a slow Redis's round trips (a
+	// NOSCRIPT and a load for each) could outlast the timeout.
+	cl := *c.client.Load()
+	windows := make(chan error, 1)
+	go func() { windows <- windowScript.Exec(ctx, cl, probeKey, probeArgs).Error() }()
+	err := script.Exec(ctx, cl, probeKey, probeArgs).Error()
+	if werr := <-windows; err == nil {
+		err = werr
+	}
+	if err != nil {
 		return err
 	}
 	if c.state.CompareAndSwap(breakerOpen, breakerHalfOpen) {
