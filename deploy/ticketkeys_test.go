@@ -166,6 +166,14 @@ func TestChartSessionTicketKeysRefusals(t *testing.T) {
 	f(`keys names "a.key" twice`, "gateway.sessionTicketKeys.secretName=s", "gateway.sessionTicketKeys.keys={a.key,b.key,a.key}")
 	f("sessionTicketKeys/keys/0", "gateway.sessionTicketKeys.secretName=s", "gateway.sessionTicketKeys.keys={../a.key}")
 	f("sessionTicketKeys/mountPath", "gateway.sessionTicketKeys.mountPath=keys")
+	// A config the chart writes whose listeners have no tls (a Flex
+	// ApiInstance's): the keys would be mounted and never used.
+	vals := valuesFrom(t, nil, "gateway.sessionTicketKeys.secretName=s", "gateway.sessionTicketKeys.keys={a.key}")
+	vals["config"] = map[string]any{"apiVersion": "gateway.mulesoft.com/v1alpha1", "kind": "ApiInstance",
+		"metadata": map[string]any{"name": "orders"}, "spec": map[string]any{"address": "http://0.0.0.0:8081"}}
+	if _, _, err := renderChart(t, vals); err == nil || !strings.Contains(err.Error(), "has no listener with tls") {
+		t.Errorf("keys for a config without HTTPS listeners: %v", err)
+	}
 }
 
 func writeRandom(t *testing.T, path string, n int) {

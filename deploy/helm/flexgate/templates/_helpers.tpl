@@ -269,10 +269,17 @@ listener tls that names no sessionTicketKeys of its own.
 {{- $cfg := deepCopy .Values.config -}}
 {{- $files := include "flexgate.sessionTicketKeyFiles" . | fromJsonArray -}}
 {{- if $files -}}
+{{- $tls := 0 -}}
 {{- range (dig "spec" "listeners" list $cfg) -}}
-{{- if and (kindIs "map" .) (kindIs "map" .tls) (not (hasKey .tls "sessionTicketKeys")) -}}
+{{- if and (kindIs "map" .) (kindIs "map" .tls) -}}
+{{- $tls = add1 $tls -}}
+{{- if not (hasKey .tls "sessionTicketKeys") -}}
 {{- $_ := set .tls "sessionTicketKeys" $files -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $tls 0 -}}
+{{- fail "gateway.sessionTicketKeys is set, but `config` has no listener with tls (spec.listeners[].tls) to use them: a Flex ApiInstance config, or one without HTTPS listeners, cannot take them; remove gateway.sessionTicketKeys, or add an HTTPS listener" -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $cfg -}}
