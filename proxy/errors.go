@@ -50,7 +50,7 @@ var (
 	errHeaderTooLarge         = &chain.Rejection{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Reason: reasonHeaderTooLarge, Message: "the request headers are too large"}
 	errClientBody             = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonClientBody, Message: chain.ClientBodyIncompleteMessage}
 	errTrailerFieldsRejection = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonTrailerFields, Message: "the request's trailer section has more than " + strconv.Itoa(maxTrailerFields) + " fields"}
-	errBadHost                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request's Host is not a valid host[:port] (RFC 9110 §7.2)"}
+	errBadHost                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request's Host, or the host of its absolute-form target, is not host[:port] as RFC 9110 §7.2 allows: it has userinfo (@), a path, an empty label (..), a byte no host has, or a port that is not digits"}
 	errHTTPVersion            = &chain.Rejection{Status: fasthttp.StatusHTTPVersionNotSupported, Reason: reasonHTTPVersion, Message: "the gateway speaks HTTP/1.0 and HTTP/1.1 on this connection"}
 	errPathNUL                = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonBadRequest, Message: "the request path has an encoded NUL (%00), which the gateway refuses"}
 	errPathParameters         = &chain.Rejection{Status: fasthttp.StatusBadRequest, Reason: reasonPathParameters, Message: "the request path has ';' path parameters (raw or as %3B), which the gateway refuses"}
