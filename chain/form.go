@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -38,6 +39,40 @@ func IsFormType(ct []byte) bool {
 	}
 	return ascii.EqualLower(ct[:len(formType)], formType)
 }
+
+// asciiCharset reports whether ct, a form's Content-Type, names no charset
+// or one that writes ASCII as ASCII, as the check reads the body. ASP.NET
+// decodes a form by its charset: names in ibm037 or utf-16 would be read
+// there and missed here. It does not allocate.
+func asciiCharset(ct []byte) bool {
+	for len(ct) > 0 {
+		i := bytes.IndexByte(ct, ';')
+		if i < 0 {
+			return true
+		}
+		ct = ct[i+1:]
+		p := bytes.TrimLeft(ct, " \t")
+		if len(p) < 8 || !ascii.EqualLower(p[:8], "charset=") {
+			continue
+		}
+		v := p[8:]
+		if j := bytes.IndexAny(v, "; \t"); j >= 0 {
+			v = v[:j]
+		}
+		v = bytes.Trim(v, `"`)
+		for _, ok := range asciiCharsets {
+			if len(v) == len(ok) && ascii.EqualLower(v, ok) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// asciiCharsets are the charsets a form may name: those that write ASCII
+// as ASCII.
+var asciiCharsets = []string{"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "windows-1252", "iso-8859-15"}
 
 // formParam is a parameter refused in a form body that the policy does not
 // read itself.
@@ -100,6 +135,9 @@ type formCheck struct {
 	// maxRequestBodySize when smaller.
 	limit            int64
 	tooLarge, broken *Rejection
+	// charset refuses a form in a charset that does not write ASCII as
+	// ASCII (see asciiCharset).
+	charset *Rejection
 }
 
 // newFormCheck returns the form check of a policy that declared creds, on
@@ -125,6 +163,9 @@ func newFormCheck(env *Env, creds []*Credentials, cfg *config.Config, route *con
 		"the request's form body is larger than %d bytes, the most the gateway reads on %s to look in it for the credentials "+
 			"%s checks (an upstream may read them from it); send a smaller body", f.limit, env.Whose(), env.Name))
 	f.broken = env.Reject(fasthttp.StatusBadRequest, ClientBodyIncomplete, ClientBodyIncompleteMessage)
+	f.charset = env.Reject(fasthttp.StatusUnsupportedMediaType, "unsupported_charset",
+		"the request's form body is in a charset that does not write parameter names as ASCII (such as ibm037 or utf-16), "+
+			"where an upstream that decodes it (ASP.NET) would read names "+env.Name+" cannot check; send it in UTF-8")
 	return f
 }
 
@@ -141,6 +182,9 @@ func (f *formCheck) check(ctx *fasthttp.RequestCtx, _ *Exchange) *Rejection {
 	untyped := len(ct) == 0 && req.Header.IsPost()
 	if !untyped && !IsFormType(ct) {
 		return nil
+	}
+	if !asciiCharset(ct) {
+		return f.charset
 	}
 	if cl := req.Header.ContentLength(); cl > 0 && int64(cl) > f.limit {
 		return f.tooLarge

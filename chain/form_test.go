@@ -117,6 +117,15 @@ func TestFormCheck(t *testing.T) {
 	check("", "application/json", `{"client_id":"victim"}`)
 	check("", "text/plain", "client_id=victim")
 	check("", "application/x-www-form-urlencodedx", "client_id=victim")
+	// A charset that does not write ASCII as ASCII: ASP.NET decodes the
+	// names, the check could not read them.
+	for _, ct := range []string{form + "; charset=ibm037", form + ";charset=UTF-16", form + `; charset="utf-32"`} {
+		if r := f.check(formRequest("/x", ct, "a=1", false), nil); r == nil || r.Status != 415 || r.Reason != "unsupported_charset" {
+			t.Errorf("%s: %v, want 415 unsupported_charset", ct, r)
+		}
+	}
+	check("", form+"; charset=UTF-8", "a=1")
+	check("", form+`; charset="iso-8859-1"`, "a=1")
 	// A POST without a Content-Type is a form to Rack (Rails params,
 	// Sinatra).
 	check(idInForm, "", "client_id=victim")
@@ -202,6 +211,7 @@ func TestFormCheckDoesNotAllocate(t *testing.T) {
 		formRequest("/x?api_key=k", form, "a=1&b=2;c=3&"+strings.Repeat("name=value&", 50), false),
 		formRequest("/x?api_key=k", form, "client_%C4%B1ds=1&api_%E2%84%AAeys=2&%C3%A1pi_key=3", false),
 		formRequest("/x?api_key=k", "", "a=1&b=2&"+strings.Repeat("name=value&", 50), false),
+		formRequest("/x?api_key=k", form+"; charset=UTF-8", "a=1", false),
 	} {
 		if n := testing.AllocsPerRun(100, func() {
 			if f.check(ctx, nil) != nil {
