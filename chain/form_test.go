@@ -205,14 +205,19 @@ func (b bodyRejection) Rejection() *Rejection { return b.r }
 // allocation, nor does a form body in memory.
 func TestFormCheckDoesNotAllocate(t *testing.T) {
 	f := testFormCheck(t, 0)
-	for _, ctx := range []*fasthttp.RequestCtx{
+	ctxs := []*fasthttp.RequestCtx{
 		formRequest("/x?api_key=k", "application/json", `{"a":1}`, false),
 		request("/x?api_key=k"),
 		formRequest("/x?api_key=k", form, "a=1&b=2;c=3&"+strings.Repeat("name=value&", 50), false),
 		formRequest("/x?api_key=k", form, "client_%C4%B1ds=1&api_%E2%84%AAeys=2&%C3%A1pi_key=3", false),
-		formRequest("/x?api_key=k", "", "a=1&b=2&"+strings.Repeat("name=value&", 50), false),
 		formRequest("/x?api_key=k", form+"; charset=UTF-8", "a=1", false),
-	} {
+	}
+	if !raceOn {
+		// An untyped POST's arguments come from fasthttp's pool, from
+		// which the race detector drops items at random.
+		ctxs = append(ctxs, formRequest("/x?api_key=k", "", "a=1&b=2&"+strings.Repeat("name=value&", 50), false))
+	}
+	for _, ctx := range ctxs {
 		if n := testing.AllocsPerRun(100, func() {
 			if f.check(ctx, nil) != nil {
 				t.Fatal("refused")
